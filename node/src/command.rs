@@ -1,0 +1,177 @@
+//! Dispatch of the command line: run the node or one of the subcommands.
+
+use crate::{
+    chain_spec,
+    cli::{Cli, Subcommand},
+    service,
+};
+use bsmr_runtime::opaque::Block;
+use sc_cli::SubstrateCli;
+use sc_service::PartialComponents;
+
+impl SubstrateCli for Cli {
+    fn impl_name() -> String {
+        "bsmr node".into()
+    }
+
+    fn impl_version() -> String {
+        env!("SUBSTRATE_CLI_IMPL_VERSION").into()
+    }
+
+    fn description() -> String {
+        env!("CARGO_PKG_DESCRIPTION").into()
+    }
+
+    fn author() -> String {
+        env!("CARGO_PKG_AUTHORS").into()
+    }
+
+    fn support_url() -> String {
+        "the project's issue tracker".into()
+    }
+
+    fn copyright_start_year() -> i32 {
+        2026
+    }
+
+    fn load_spec(&self, id: &str) -> Result<Box<dyn sc_service::ChainSpec>, String> {
+        Ok(match id {
+            "dev" => Box::new(chain_spec::development_chain_spec()?),
+            "" | "local" => Box::new(chain_spec::local_chain_spec()?),
+            path => Box::new(chain_spec::from_json_file(path)?),
+        })
+    }
+}
+
+/// Parse the command line and run it.
+pub fn run() -> sc_cli::Result<()> {
+    let cli = Cli::from_args();
+
+    match &cli.subcommand {
+        Some(Subcommand::Key(cmd)) => cmd.run(&cli),
+        Some(Subcommand::BuildSpec(cmd)) => {
+            let runner = cli.create_runner(cmd)?;
+            runner.sync_run(|config| cmd.run(config.chain_spec, config.network))
+        }
+        Some(Subcommand::ExportChainSpec(cmd)) => {
+            let chain_spec = cli.load_spec(&cmd.chain)?;
+            cmd.run(chain_spec)
+        }
+        Some(Subcommand::CheckBlock(cmd)) => {
+            let runner = cli.create_runner(cmd)?;
+            runner.async_run(|config| {
+                let PartialComponents {
+                    client,
+                    task_manager,
+                    import_queue,
+                    ..
+                } = service::new_partial(&config)?;
+                Ok((cmd.run(client, import_queue), task_manager))
+            })
+        }
+        Some(Subcommand::ExportBlocks(cmd)) => {
+            let runner = cli.create_runner(cmd)?;
+            runner.async_run(|config| {
+                let PartialComponents {
+                    client,
+                    task_manager,
+                    ..
+                } = service::new_partial(&config)?;
+                Ok((cmd.run(client, config.database), task_manager))
+            })
+        }
+        Some(Subcommand::ExportState(cmd)) => {
+            let runner = cli.create_runner(cmd)?;
+            runner.async_run(|config| {
+                let PartialComponents {
+                    client,
+                    task_manager,
+                    ..
+                } = service::new_partial(&config)?;
+                Ok((cmd.run(client, config.chain_spec), task_manager))
+            })
+        }
+        Some(Subcommand::ImportBlocks(cmd)) => {
+            let runner = cli.create_runner(cmd)?;
+            runner.async_run(|config| {
+                let PartialComponents {
+                    client,
+                    task_manager,
+                    import_queue,
+                    ..
+                } = service::new_partial(&config)?;
+                Ok((cmd.run(client, import_queue), task_manager))
+            })
+        }
+        Some(Subcommand::PurgeChain(cmd)) => {
+            let runner = cli.create_runner(cmd)?;
+            runner.sync_run(|config| cmd.run(config.database))
+        }
+        Some(Subcommand::Revert(cmd)) => {
+            let runner = cli.create_runner(cmd)?;
+            runner.async_run(|config| {
+                let PartialComponents {
+                    client,
+                    task_manager,
+                    backend,
+                    ..
+                } = service::new_partial(&config)?;
+                Ok((cmd.run(client, backend, None), task_manager))
+            })
+        }
+        #[cfg(feature = "runtime-benchmarks")]
+        Some(Subcommand::Benchmark(cmd)) => {
+            use frame_benchmarking_cli::{BenchmarkCmd, SUBSTRATE_REFERENCE_HARDWARE};
+            let runner = cli.create_runner(cmd)?;
+            runner.sync_run(|config| match cmd {
+                BenchmarkCmd::Pallet(cmd) => cmd
+                    .run_with_spec::<sp_runtime::traits::HashingFor<Block>, ()>(Some(
+                        config.chain_spec,
+                    )),
+                BenchmarkCmd::Block(cmd) => {
+                    let PartialComponents { client, .. } = service::new_partial(&config)?;
+                    cmd.run(client)
+                }
+                BenchmarkCmd::Storage(cmd) => {
+                    let PartialComponents {
+                        client, backend, ..
+                    } = service::new_partial(&config)?;
+                    let db = backend.expose_db();
+                    let storage = backend.expose_storage();
+                    let shared_cache = backend.expose_shared_trie_cache();
+                    cmd.run(config, client, db, storage, shared_cache)
+                }
+                BenchmarkCmd::Machine(cmd) => {
+                    cmd.run(&config, SUBSTRATE_REFERENCE_HARDWARE.clone())
+                }
+                BenchmarkCmd::Overhead(_) | BenchmarkCmd::Extrinsic(_) => Err(
+                    "`benchmark overhead` and `benchmark extrinsic` are not supported by bsmr-node \
+                     yet; use `benchmark pallet`, `block`, `storage` or `machine`"
+                        .into(),
+                ),
+            })
+        }
+        Some(Subcommand::ChainInfo(cmd)) => {
+            let runner = cli.create_runner(cmd)?;
+            runner.sync_run(|config| cmd.run::<Block>(&config))
+        }
+        None => {
+            let runner = cli.create_runner(&cli.run)?;
+            runner.run_node_until_exit(|config| async move {
+                match config.network.network_backend {
+                    sc_network::config::NetworkBackendType::Libp2p => service::new_full::<
+                        sc_network::NetworkWorker<
+                            Block,
+                            <Block as sp_runtime::traits::Block>::Hash,
+                        >,
+                    >(config)
+                    .map_err(sc_cli::Error::Service),
+                    sc_network::config::NetworkBackendType::Litep2p => {
+                        service::new_full::<sc_network::Litep2pNetworkBackend>(config)
+                            .map_err(sc_cli::Error::Service)
+                    }
+                }
+            })
+        }
+    }
+}

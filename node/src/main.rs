@@ -1,0 +1,15 @@
+//! `bsmr-node`: a Substrate node whose blocks are ordered and finalized by Byzantine leaderless
+//! state-machine replication.
+
+#![warn(missing_docs)]
+
+mod chain_spec;
+mod cli;
+mod command;
+mod interim_seal;
+mod rpc;
+mod service;
+
+fn main() -> sc_cli::Result<()> {
+    command::run()
+}

@@ -1,0 +1,205 @@
+//! The node service: client, database (ParityDb), transaction pool, network, RPC and block
+//! production.
+//!
+//! Consensus is confined to two seams, so the leaderless engine replaces the interim sealer
+//! without touching the rest: [`new_partial`] takes the import queue from the consensus module,
+//! and [`new_full`] starts the consensus task after the network and RPC are up.
+
+use std::sync::Arc;
+
+use bsmr_runtime::{apis::RuntimeApi, opaque::Block};
+use futures::FutureExt;
+use sc_client_api::Backend;
+use sc_service::{error::Error as ServiceError, Configuration, TaskManager};
+use sc_telemetry::{Telemetry, TelemetryWorker};
+
+use crate::interim_seal;
+
+/// The client with the WASM executor.
+pub type FullClient =
+    sc_service::TFullClient<Block, RuntimeApi, sc_executor::WasmExecutor<sp_io::SubstrateHostFunctions>>;
+/// The database backend.
+pub type FullBackend = sc_service::TFullBackend<Block>;
+/// Chain selection: the longest chain (with instant finality there is only one).
+pub type FullSelectChain = sc_consensus::LongestChain<FullBackend, Block>;
+/// The transaction pool.
+pub type TransactionPool = sc_transaction_pool::TransactionPoolHandle<Block, FullClient>;
+
+/// The parts shared by the node and the chain-maintenance subcommands.
+pub type Service = sc_service::PartialComponents<
+    FullClient,
+    FullBackend,
+    FullSelectChain,
+    sc_consensus::DefaultImportQueue<Block>,
+    TransactionPool,
+    Option<Telemetry>,
+>;
+
+/// Build the client, backend, pool and import queue.
+pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
+    let telemetry = config
+        .telemetry_endpoints
+        .clone()
+        .filter(|x| !x.is_empty())
+        .map(|endpoints| -> Result<_, sc_telemetry::Error> {
+            let worker = TelemetryWorker::new(16)?;
+            let telemetry = worker.handle().new_telemetry(endpoints);
+            Ok((worker, telemetry))
+        })
+        .transpose()?;
+
+    let executor = sc_service::new_wasm_executor::<sp_io::SubstrateHostFunctions>(&config.executor);
+    let (client, backend, keystore_container, task_manager) =
+        sc_service::new_full_parts::<Block, RuntimeApi, _>(
+            config,
+            telemetry.as_ref().map(|(_, telemetry)| telemetry.handle()),
+            executor,
+            Vec::new(),
+        )?;
+    let client = Arc::new(client);
+
+    let telemetry = telemetry.map(|(worker, telemetry)| {
+        task_manager.spawn_handle().spawn("telemetry", None, worker.run());
+        telemetry
+    });
+
+    let select_chain = sc_consensus::LongestChain::new(backend.clone());
+
+    let transaction_pool = Arc::from(
+        sc_transaction_pool::Builder::new(
+            task_manager.spawn_essential_handle(),
+            client.clone(),
+            config.role.is_authority().into(),
+        )
+        .with_options(config.transaction_pool.clone())
+        .with_prometheus(config.prometheus_registry())
+        .build(),
+    );
+
+    let import_queue = interim_seal::import_queue(client.clone(), &task_manager, config);
+
+    Ok(sc_service::PartialComponents {
+        client,
+        backend,
+        task_manager,
+        import_queue,
+        keystore_container,
+        select_chain,
+        transaction_pool,
+        other: telemetry,
+    })
+}
+
+/// Build and start a full node (a validator when the keystore holds a member key).
+pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as sp_runtime::traits::Block>::Hash>>(
+    config: Configuration,
+) -> Result<TaskManager, ServiceError> {
+    let sc_service::PartialComponents {
+        client,
+        backend,
+        mut task_manager,
+        import_queue,
+        keystore_container,
+        select_chain,
+        transaction_pool,
+        other: mut telemetry,
+    } = new_partial(&config)?;
+
+    let net_config = sc_network::config::FullNetworkConfiguration::<
+        Block,
+        <Block as sp_runtime::traits::Block>::Hash,
+        N,
+    >::new(&config.network, config.prometheus_registry().cloned());
+    let metrics = N::register_notification_metrics(config.prometheus_registry());
+
+    let (network, system_rpc_tx, tx_handler_controller, sync_service, _bitswap) =
+        sc_service::build_network(sc_service::BuildNetworkParams {
+            config: &config,
+            net_config,
+            client: client.clone(),
+            transaction_pool: transaction_pool.clone(),
+            spawn_handle: task_manager.spawn_handle(),
+            spawn_essential_handle: task_manager.spawn_essential_handle(),
+            import_queue,
+            block_announce_validator_builder: None,
+            warp_sync_config: None,
+            block_relay: None,
+            metrics,
+            gap_sync_body_policy: None,
+        })?;
+
+    if config.offchain_worker.enabled {
+        let offchain_workers =
+            sc_offchain::OffchainWorkers::new(sc_offchain::OffchainWorkerOptions {
+                runtime_api_provider: client.clone(),
+                is_validator: config.role.is_authority(),
+                keystore: Some(keystore_container.keystore()),
+                offchain_db: backend.offchain_storage(),
+                transaction_pool: Some(
+                    sc_transaction_pool_api::OffchainTransactionPoolFactory::new(
+                        transaction_pool.clone(),
+                    ),
+                ),
+                network_provider: Arc::new(network.clone()),
+                enable_http_requests: false,
+                custom_extensions: |_| vec![],
+            })?;
+        task_manager.spawn_handle().spawn(
+            "offchain-workers-runner",
+            "offchain-worker",
+            offchain_workers
+                .run(client.clone(), task_manager.spawn_handle())
+                .boxed(),
+        );
+    }
+
+    let rpc_builder = {
+        let client = client.clone();
+        let pool = transaction_pool.clone();
+        Box::new(move |_| {
+            let deps = crate::rpc::FullDeps {
+                client: client.clone(),
+                pool: pool.clone(),
+            };
+            crate::rpc::create_full(deps).map_err(Into::into)
+        })
+    };
+
+    let role = config.role;
+    let keystore = keystore_container.keystore();
+    let prometheus_registry = config.prometheus_registry().cloned();
+
+    sc_service::spawn_tasks(sc_service::SpawnTasksParams {
+        network,
+        client: client.clone(),
+        keystore: keystore.clone(),
+        task_manager: &mut task_manager,
+        transaction_pool: transaction_pool.clone(),
+        rpc_builder,
+        backend,
+        system_rpc_tx,
+        tx_handler_controller,
+        sync_service,
+        config,
+        telemetry: telemetry.as_mut(),
+        tracing_execute_block: None,
+    })?;
+
+    if role.is_authority() {
+        if interim_seal::is_sealer(&client, &keystore).map_err(ServiceError::Other)? {
+            log::info!("🔏 This node seals blocks (interim instant seal until the bsmr engine lands)");
+            interim_seal::start(
+                prometheus_registry.as_ref(),
+                &task_manager,
+                client,
+                transaction_pool,
+                select_chain,
+                telemetry.as_ref(),
+            );
+        } else {
+            log::info!("👀 Validator key is not the interim sealer's: following the sealer's blocks");
+        }
+    }
+
+    Ok(task_manager)
+}

@@ -1,0 +1,385 @@
+//! # pallet-bsmr-membership
+//!
+//! The bsmr validator set: each member is an account with an sr25519 `bsmr` consensus key.
+//!
+//! Changes (add, remove, rotate a key) are requested by the root origin (sudo on dev and local
+//! chains) and **queued**: they are enacted together in the first block whose number is a multiple
+//! of [`Config::EpochLength`], never in the middle of an epoch. Enacting a non-empty queue starts a
+//! new epoch: the epoch index counts validator-set changes, so the consensus engine switches its
+//! instance logs only when the set really changes (see `docs/membership.md`).
+//!
+//! Rules, each with its own error:
+//! - a member appears once and a key is held by one member (current or pending): [`Error::AlreadyMember`],
+//!   [`Error::DuplicateKey`];
+//! - at most one pending change per member: [`Error::ChangeAlreadyPending`];
+//! - the set never shrinks below [`MinMembers`] nor grows above [`Config::MaxMembers`]:
+//!   [`Error::TooFewMembers`], [`Error::TooManyMembers`].
+//!
+//! The set's fault tolerance `f = floor((n-1)/3)` and quorum `q = ceil((n+f+1)/2)` are exposed by
+//! [`Pallet::fault_tolerance`] and [`Pallet::quorum`]; the runtime API `BsmrApi` reads
+//! [`Pallet::validator_set`] and [`Pallet::next_validator_set`].
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+pub use pallet::*;
+pub use weights::WeightInfo;
+
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarking;
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+pub mod weights;
+
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use scale_info::TypeInfo;
+
+/// A change to one member, queued until the next epoch boundary.
+#[derive(
+    Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
+)]
+pub enum MemberChange<Key> {
+    /// Add the account as a member with this consensus key.
+    Add(Key),
+    /// Remove the member.
+    Remove,
+    /// Replace the member's consensus key with this one.
+    RotateKey(Key),
+}
+
+#[frame_support::pallet]
+pub mod pallet {
+    use super::{MemberChange, WeightInfo};
+    use alloc::vec::Vec;
+    use bsmr_primitives::{AuthorityId, EpochIndex, ValidatorSet};
+    use frame_support::pallet_prelude::*;
+    use frame_system::pallet_prelude::*;
+    use sp_runtime::traits::Zero;
+
+    /// A member: its account and its consensus key.
+    pub type MemberOf<T> = (<T as frame_system::Config>::AccountId, AuthorityId);
+
+    #[pallet::pallet]
+    pub struct Pallet<T>(_);
+
+    #[pallet::config]
+    pub trait Config: frame_system::Config<RuntimeEvent: From<Event<Self>>> {
+        /// Blocks per epoch: queued changes are enacted only in blocks whose number is a multiple
+        /// of this. Must be non-zero.
+        #[pallet::constant]
+        type EpochLength: Get<BlockNumberFor<Self>>;
+
+        /// The largest validator set (bounds storage and the engine's per-epoch state).
+        #[pallet::constant]
+        type MaxMembers: Get<u32>;
+
+        /// Weights of this pallet's calls.
+        type WeightInfo: WeightInfo;
+    }
+
+    /// The validator set in force, sorted by account. Its order is the canonical validator order
+    /// of the consensus engine.
+    #[pallet::storage]
+    pub type Members<T: Config> =
+        StorageValue<_, BoundedVec<MemberOf<T>, T::MaxMembers>, ValueQuery>;
+
+    /// Changes waiting for the next epoch boundary, at most one per account.
+    #[pallet::storage]
+    pub type PendingChanges<T: Config> = StorageValue<
+        _,
+        BoundedBTreeMap<T::AccountId, MemberChange<AuthorityId>, T::MaxMembers>,
+        ValueQuery,
+    >;
+
+    /// Index of the current epoch; it increases by one each time queued changes are enacted.
+    #[pallet::storage]
+    pub type CurrentEpoch<T: Config> = StorageValue<_, EpochIndex, ValueQuery>;
+
+    /// The smallest size the set may shrink to (4 on local networks, 1 on a dev chain).
+    #[pallet::storage]
+    pub type MinMembers<T: Config> = StorageValue<_, u32, ValueQuery>;
+
+    #[pallet::genesis_config]
+    #[derive(frame_support::DefaultNoBound)]
+    pub struct GenesisConfig<T: Config> {
+        /// The initial members (account, consensus key).
+        pub members: Vec<MemberOf<T>>,
+        /// The smallest size the set may shrink to; at least 1.
+        pub min_members: u32,
+    }
+
+    #[pallet::genesis_build]
+    impl<T: Config> BuildGenesisConfig for GenesisConfig<T> {
+        fn build(&self) {
+            assert!(
+                !T::EpochLength::get().is_zero(),
+                "EpochLength must be non-zero"
+            );
+            assert!(self.min_members >= 1, "min_members must be at least 1");
+            assert!(
+                self.members.len() as u32 >= self.min_members,
+                "genesis has {} members, fewer than min_members = {}",
+                self.members.len(),
+                self.min_members
+            );
+            let mut members = self.members.clone();
+            members.sort_by(|a, b| a.0.cmp(&b.0));
+            for pair in members.windows(2) {
+                assert!(pair[0].0 != pair[1].0, "duplicate member in genesis");
+            }
+            let mut keys: Vec<_> = members.iter().map(|(_, k)| k.clone()).collect();
+            keys.sort();
+            keys.dedup();
+            assert!(keys.len() == members.len(), "duplicate key in genesis");
+            let members: BoundedVec<_, T::MaxMembers> = members
+                .try_into()
+                .expect("genesis has more members than MaxMembers");
+            Members::<T>::put(members);
+            MinMembers::<T>::put(self.min_members);
+        }
+    }
+
+    #[pallet::event]
+    #[pallet::generate_deposit(pub(super) fn deposit_event)]
+    pub enum Event<T: Config> {
+        /// The account will join the set at the next epoch boundary.
+        MemberAdditionScheduled { who: T::AccountId, key: AuthorityId },
+        /// The member will leave the set at the next epoch boundary.
+        MemberRemovalScheduled { who: T::AccountId },
+        /// The member's key will be replaced at the next epoch boundary.
+        KeyRotationScheduled { who: T::AccountId, key: AuthorityId },
+        /// Queued changes were enacted: a new epoch with `members` validators starts.
+        NewEpoch { epoch: EpochIndex, members: u32 },
+        /// The minimum set size changed.
+        MinMembersSet { min_members: u32 },
+    }
+
+    #[pallet::error]
+    pub enum Error<T> {
+        /// The account is already a member (or is scheduled to become one).
+        AlreadyMember,
+        /// The account is not a member.
+        NotMember,
+        /// The key is already held by a member or named by a pending change.
+        DuplicateKey,
+        /// The account already has a change waiting for the next epoch boundary.
+        ChangeAlreadyPending,
+        /// The change would shrink the set below the minimum size.
+        TooFewMembers,
+        /// The change would grow the set above `MaxMembers`.
+        TooManyMembers,
+        /// The minimum must be at least 1 and at most the size the set will have.
+        InvalidMinimum,
+    }
+
+    #[pallet::hooks]
+    impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+        fn on_initialize(n: BlockNumberFor<T>) -> Weight {
+            let epoch_length = T::EpochLength::get();
+            if epoch_length.is_zero() || !(n % epoch_length).is_zero() {
+                return T::DbWeight::get().reads(0);
+            }
+            let pending = PendingChanges::<T>::get().len() as u32;
+            if pending == 0 {
+                return T::DbWeight::get().reads(1);
+            }
+            Self::enact_pending_changes();
+            T::WeightInfo::enact_changes(pending)
+        }
+    }
+
+    #[pallet::call]
+    impl<T: Config> Pallet<T> {
+        /// Schedule `who` to join the set with consensus key `key` at the next epoch boundary.
+        #[pallet::call_index(0)]
+        #[pallet::weight(T::WeightInfo::add_member())]
+        pub fn add_member(origin: OriginFor<T>, who: T::AccountId, key: AuthorityId) -> DispatchResult {
+            ensure_root(origin)?;
+            ensure!(!Self::is_member(&who), Error::<T>::AlreadyMember);
+            let mut pending = PendingChanges::<T>::get();
+            if let Some(change) = pending.get(&who) {
+                return Err(match change {
+                    MemberChange::Add(_) => Error::<T>::AlreadyMember,
+                    _ => Error::<T>::ChangeAlreadyPending,
+                }
+                .into());
+            }
+            ensure!(!Self::key_in_use(&key, &pending), Error::<T>::DuplicateKey);
+            ensure!(
+                Self::size_after(&pending) < T::MaxMembers::get(),
+                Error::<T>::TooManyMembers
+            );
+            pending
+                .try_insert(who.clone(), MemberChange::Add(key.clone()))
+                .map_err(|_| Error::<T>::TooManyMembers)?;
+            PendingChanges::<T>::put(pending);
+            Self::deposit_event(Event::MemberAdditionScheduled { who, key });
+            Ok(())
+        }
+
+        /// Schedule the member `who` to leave the set at the next epoch boundary.
+        #[pallet::call_index(1)]
+        #[pallet::weight(T::WeightInfo::remove_member())]
+        pub fn remove_member(origin: OriginFor<T>, who: T::AccountId) -> DispatchResult {
+            ensure_root(origin)?;
+            ensure!(Self::is_member(&who), Error::<T>::NotMember);
+            let mut pending = PendingChanges::<T>::get();
+            ensure!(!pending.contains_key(&who), Error::<T>::ChangeAlreadyPending);
+            ensure!(
+                Self::size_after(&pending) > MinMembers::<T>::get(),
+                Error::<T>::TooFewMembers
+            );
+            pending
+                .try_insert(who.clone(), MemberChange::Remove)
+                .map_err(|_| Error::<T>::TooManyMembers)?;
+            PendingChanges::<T>::put(pending);
+            Self::deposit_event(Event::MemberRemovalScheduled { who });
+            Ok(())
+        }
+
+        /// Schedule the member `who`'s consensus key to become `key` at the next epoch boundary.
+        #[pallet::call_index(2)]
+        #[pallet::weight(T::WeightInfo::rotate_key())]
+        pub fn rotate_key(origin: OriginFor<T>, who: T::AccountId, key: AuthorityId) -> DispatchResult {
+            ensure_root(origin)?;
+            ensure!(Self::is_member(&who), Error::<T>::NotMember);
+            let mut pending = PendingChanges::<T>::get();
+            ensure!(!pending.contains_key(&who), Error::<T>::ChangeAlreadyPending);
+            ensure!(!Self::key_in_use(&key, &pending), Error::<T>::DuplicateKey);
+            pending
+                .try_insert(who.clone(), MemberChange::RotateKey(key.clone()))
+                .map_err(|_| Error::<T>::TooManyMembers)?;
+            PendingChanges::<T>::put(pending);
+            Self::deposit_event(Event::KeyRotationScheduled { who, key });
+            Ok(())
+        }
+
+        /// Set the smallest size the set may shrink to. Takes effect at once; it must be at least 1
+        /// and no larger than the size the set will have after the pending changes.
+        #[pallet::call_index(3)]
+        #[pallet::weight(T::WeightInfo::set_min_members())]
+        pub fn set_min_members(origin: OriginFor<T>, min_members: u32) -> DispatchResult {
+            ensure_root(origin)?;
+            let pending = PendingChanges::<T>::get();
+            ensure!(
+                min_members >= 1 && min_members <= Self::size_after(&pending),
+                Error::<T>::InvalidMinimum
+            );
+            MinMembers::<T>::put(min_members);
+            Self::deposit_event(Event::MinMembersSet { min_members });
+            Ok(())
+        }
+    }
+
+    impl<T: Config> Pallet<T> {
+        /// Whether `who` is a member of the set in force.
+        pub fn is_member(who: &T::AccountId) -> bool {
+            Members::<T>::get()
+                .binary_search_by(|(account, _)| account.cmp(who))
+                .is_ok()
+        }
+
+        /// The members' consensus keys in canonical (account) order.
+        pub fn validator_keys() -> Vec<AuthorityId> {
+            Members::<T>::get().into_iter().map(|(_, key)| key).collect()
+        }
+
+        /// The set in force with its epoch index.
+        pub fn validator_set() -> ValidatorSet {
+            ValidatorSet {
+                epoch: CurrentEpoch::<T>::get(),
+                validators: Self::validator_keys(),
+            }
+        }
+
+        /// The set the next epoch will have, if any change is pending.
+        pub fn next_validator_set() -> Option<ValidatorSet> {
+            let pending = PendingChanges::<T>::get();
+            if pending.is_empty() {
+                return None;
+            }
+            let members = Self::apply(Members::<T>::get().into_inner(), &pending);
+            Some(ValidatorSet {
+                epoch: CurrentEpoch::<T>::get().saturating_add(1),
+                validators: members.into_iter().map(|(_, key)| key).collect(),
+            })
+        }
+
+        /// `f`: how many Byzantine validators the set in force tolerates.
+        pub fn fault_tolerance() -> u32 {
+            bsmr_primitives::fault_tolerance(Members::<T>::decode_len().unwrap_or(0) as u32)
+        }
+
+        /// `q`: the quorum size of the set in force.
+        pub fn quorum() -> u32 {
+            bsmr_primitives::quorum_size(Members::<T>::decode_len().unwrap_or(0) as u32)
+        }
+
+        /// Enact every pending change and start a new epoch.
+        fn enact_pending_changes() {
+            let pending = PendingChanges::<T>::take();
+            let members = Self::apply(Members::<T>::get().into_inner(), &pending);
+            let count = members.len() as u32;
+            // The calls keep the size within [MinMembers, MaxMembers], so this cannot truncate.
+            let bounded = BoundedVec::truncate_from(members);
+            Members::<T>::put(bounded);
+            let epoch = CurrentEpoch::<T>::mutate(|e| {
+                *e = e.saturating_add(1);
+                *e
+            });
+            Self::deposit_event(Event::NewEpoch {
+                epoch,
+                members: count,
+            });
+        }
+
+        /// The member list that results from applying `pending`, sorted by account.
+        fn apply(
+            mut members: Vec<MemberOf<T>>,
+            pending: &BoundedBTreeMap<T::AccountId, MemberChange<AuthorityId>, T::MaxMembers>,
+        ) -> Vec<MemberOf<T>> {
+            for (who, change) in pending.iter() {
+                let at = members.binary_search_by(|(account, _)| account.cmp(who));
+                match (change, at) {
+                    (MemberChange::Add(key), Err(i)) => members.insert(i, (who.clone(), key.clone())),
+                    (MemberChange::Remove, Ok(i)) => {
+                        members.remove(i);
+                    }
+                    (MemberChange::RotateKey(key), Ok(i)) => members[i].1 = key.clone(),
+                    // The calls make these unreachable; ignoring them keeps the set well formed.
+                    _ => {}
+                }
+            }
+            members
+        }
+
+        /// The set size after the pending changes.
+        fn size_after(
+            pending: &BoundedBTreeMap<T::AccountId, MemberChange<AuthorityId>, T::MaxMembers>,
+        ) -> u32 {
+            let current = Members::<T>::decode_len().unwrap_or(0) as u32;
+            pending
+                .values()
+                .fold(current, |size, change| match change {
+                    MemberChange::Add(_) => size.saturating_add(1),
+                    MemberChange::Remove => size.saturating_sub(1),
+                    MemberChange::RotateKey(_) => size,
+                })
+        }
+
+        /// Whether `key` is held by a member or named by a pending change.
+        fn key_in_use(
+            key: &AuthorityId,
+            pending: &BoundedBTreeMap<T::AccountId, MemberChange<AuthorityId>, T::MaxMembers>,
+        ) -> bool {
+            Members::<T>::get().iter().any(|(_, k)| k == key)
+                || pending.values().any(|change| match change {
+                    MemberChange::Add(k) | MemberChange::RotateKey(k) => k == key,
+                    MemberChange::Remove => false,
+                })
+        }
+    }
+}
