@@ -1,0 +1,198 @@
+//! Dependency discovery (Rezende-Sutra Alg. 2, "a la EPaxos"), replier side.
+//!
+//! Invariants (protocol.md, normal case step 2, and S10):
+//! - a replica replies to a command at most once; any later announce gets the cached reply,
+//!   byte for byte (replies are persisted before being sent);
+//! - positions strictly increase in reply order; the fence never decreases;
+//! - the reply to a Txs command lists every conflicting command in the log; the reply to a
+//!   checkpoint candidate lists every command in the log (a candidate conflicts with everything);
+//! - entries leave the log only through [`Dds::remove`], called by GC for decided entries.
+
+use crate::crypto::{Signed, Signer};
+use crate::types::*;
+use crate::wire::ReplyBody;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A log entry.
+#[derive(Clone, Debug)]
+pub struct LogEntry {
+    /// How the entry is named in dependency sets.
+    pub dep: DepRef,
+    /// Access set (empty for candidates).
+    pub access: Vec<AccountId>,
+    /// Is it a checkpoint candidate?
+    pub ckpt: bool,
+}
+
+/// The replier-side dependency discovery state.
+#[derive(Clone, Debug, Default)]
+pub struct Dds {
+    log: BTreeMap<CommandId, LogEntry>,
+    by_account: BTreeMap<AccountId, BTreeSet<CommandId>>,
+    global: BTreeSet<CommandId>,
+    ckpts: BTreeSet<CommandId>,
+    replies: BTreeMap<CommandId, Signed<ReplyBody>>,
+    next_pos: u64,
+    fence: BlockIndex,
+}
+
+impl Dds {
+    /// Current fence.
+    pub fn fence(&self) -> BlockIndex {
+        self.fence
+    }
+    /// Next position.
+    pub fn next_pos(&self) -> u64 {
+        self.next_pos
+    }
+    /// Cached reply to `id`.
+    pub fn cached(&self, id: &CommandId) -> Option<&Signed<ReplyBody>> {
+        self.replies.get(id)
+    }
+    /// Is `id` in the log?
+    pub fn contains(&self, id: &CommandId) -> bool {
+        self.log.contains_key(id)
+    }
+    /// Log size (memory check).
+    pub fn len(&self) -> usize {
+        self.log.len()
+    }
+    /// Is the log empty?
+    pub fn is_empty(&self) -> bool {
+        self.log.is_empty()
+    }
+    /// Iterate log entries in id order.
+    pub fn entries(&self) -> impl Iterator<Item = &LogEntry> {
+        self.log.values()
+    }
+
+    fn conflicting(&self, header: &BatchHeader, self_id: &CommandId) -> Vec<DepRef> {
+        let mut ids: BTreeSet<CommandId> = BTreeSet::new();
+        if header.is_checkpoint() || header.access.last() == Some(&GLOBAL) {
+            ids.extend(self.log.keys().copied());
+        } else {
+            ids.extend(self.global.iter().copied());
+            ids.extend(self.ckpts.iter().copied());
+            for a in &header.access {
+                if let Some(s) = self.by_account.get(a) {
+                    ids.extend(s.iter().copied());
+                }
+            }
+        }
+        ids.remove(self_id);
+        let mut deps: Vec<DepRef> = ids.iter().map(|i| self.log[i].dep).collect();
+        deps.sort();
+        deps
+    }
+
+    fn insert(&mut self, header: &BatchHeader, id: CommandId) {
+        let ckpt = header.is_checkpoint();
+        let e = LogEntry { dep: header.dep_ref(), access: header.access.clone(), ckpt };
+        if ckpt {
+            self.ckpts.insert(id);
+        } else if header.access.last() == Some(&GLOBAL) {
+            self.global.insert(id);
+        } else {
+            for a in &header.access {
+                self.by_account.entry(*a).or_default().insert(id);
+            }
+        }
+        self.log.insert(id, e);
+    }
+
+    /// Reply to the first announce of `header` (caller checked it is valid and not yet replied
+    /// to). Inserts the command, advances the position and (for a candidate for b) the fence to b.
+    pub fn reply(&mut self, header: &BatchHeader, genesis: &Digest, signer: &dyn Signer) -> Signed<ReplyBody> {
+        let id = header.id();
+        debug_assert!(!self.replies.contains_key(&id), "caller checks the cache first; qed");
+        if let BatchKind::Checkpoint { index, .. } = header.kind {
+            self.fence = self.fence.max(index);
+        }
+        let deps = self.conflicting(header, &id);
+        self.insert(header, id);
+        let body = ReplyBody { epoch: header.epoch, cmd: header.dep_ref(), pos: self.next_pos, deps, fence: self.fence };
+        self.next_pos += 1;
+        let r = Signed::sign(body, genesis, signer);
+        self.replies.insert(id, r.clone());
+        r
+    }
+
+    /// Rebuild from a persisted reply (restart).
+    pub fn restore(&mut self, reply: Signed<ReplyBody>, header: &BatchHeader) {
+        let id = header.id();
+        self.fence = self.fence.max(reply.body.fence);
+        self.next_pos = self.next_pos.max(reply.body.pos + 1);
+        self.insert(header, id);
+        self.replies.insert(id, reply);
+    }
+
+    /// Restore counters from meta (they may exceed what surviving replies show).
+    pub fn restore_counters(&mut self, fence: BlockIndex, next_pos: u64) {
+        self.fence = self.fence.max(fence);
+        self.next_pos = self.next_pos.max(next_pos);
+    }
+
+    /// Remove a decided entry and its cached reply (GC). Returns whether it was present.
+    pub fn remove(&mut self, id: &CommandId) -> bool {
+        self.replies.remove(id);
+        let Some(e) = self.log.remove(id) else { return false };
+        if e.ckpt {
+            self.ckpts.remove(id);
+        } else if e.access.last() == Some(&GLOBAL) {
+            self.global.remove(id);
+        } else {
+            for a in &e.access {
+                if let Some(s) = self.by_account.get_mut(a) {
+                    s.remove(id);
+                    if s.is_empty() {
+                        self.by_account.remove(a);
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::InsecureTestCrypto;
+
+    fn h(seq: u64, access: Vec<AccountId>) -> BatchHeader {
+        BatchHeader { epoch: 0, proposer: [1; 32], seq, base: [0; 32], kind: BatchKind::Txs, access, txs_root: [0; 32], weight: 0 }
+    }
+    fn cand(index: u64) -> BatchHeader {
+        BatchHeader { epoch: 0, proposer: [2; 32], seq: 0, base: [0; 32], kind: BatchKind::Checkpoint { index, view: 0, timestamp_ms: 1 }, access: vec![], txs_root: [0; 32], weight: 0 }
+    }
+
+    #[test]
+    fn replies_list_conflicts_positions_and_fences() {
+        let k = InsecureTestCrypto([9; 32]);
+        let mut d = Dds::default();
+        let a = h(0, vec![[1; 32]]);
+        let b = h(1, vec![[2; 32]]);
+        let c = h(2, vec![[1; 32], [2; 32]]);
+        let ra = d.reply(&a, &[0; 32], &k);
+        let rb = d.reply(&b, &[0; 32], &k);
+        let rc = d.reply(&c, &[0; 32], &k);
+        assert!(ra.body.deps.is_empty() && rb.body.deps.is_empty());
+        assert_eq!(rc.body.deps.len(), 2);
+        assert!(ra.body.pos < rb.body.pos && rb.body.pos < rc.body.pos);
+        let k1 = cand(1);
+        let rk = d.reply(&k1, &[0; 32], &k);
+        assert_eq!(rk.body.deps.len(), 3);
+        assert_eq!(rk.body.fence, 1);
+        let g = h(3, vec![GLOBAL]);
+        let rg = d.reply(&g, &[0; 32], &k);
+        assert_eq!(rg.body.deps.len(), 4);
+        assert_eq!(rg.body.fence, 1);
+        let e = h(4, vec![[7; 32]]);
+        let re = d.reply(&e, &[0; 32], &k);
+        assert_eq!(re.body.deps.len(), 2, "the candidate and the global command");
+        assert!(d.remove(&a.id()));
+        assert!(d.cached(&a.id()).is_none());
+        let f = h(5, vec![[1; 32]]);
+        assert_eq!(d.reply(&f, &[0; 32], &k).body.deps.len(), 3);
+    }
+}

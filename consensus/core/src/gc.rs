@@ -1,0 +1,106 @@
+//! Garbage collection bookkeeping: the compact decided record (protocol.md, "Garbage collection").
+//!
+//! Invariants:
+//! - an entry leaves the log only once known decided (a Noop, a losing candidate, or a command
+//!   with `after(c) < b` once block `b` is final);
+//! - per proposer, `watermark(p)` is the smallest seq for which no decided command is known; every
+//!   seq below it has a decided command. An announce at or below the watermark, or of any command
+//!   recorded as decided, is answered with `Decided`, never with a fresh reply: a replayed
+//!   announce after GC cannot make a correct replica equivocate its reply;
+//! - exact `(proposer, seq, id)` marks are kept until `seq + retain < watermark`; below that floor
+//!   every reference is treated as decided (see docs/consensus.md, "Decided record floor").
+
+use crate::types::{CommandId, Seq, ValidatorId};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The decided record.
+#[derive(Clone, Debug, Default)]
+pub struct DecidedRecord {
+    marks: BTreeSet<(ValidatorId, Seq, CommandId)>,
+    decided_seqs: BTreeMap<ValidatorId, BTreeSet<Seq>>,
+    watermark: BTreeMap<ValidatorId, Seq>,
+    floor: BTreeMap<ValidatorId, Seq>,
+    retain: u64,
+}
+
+impl DecidedRecord {
+    /// A record keeping exact marks `retain` seqs below the watermark.
+    pub fn new(retain: u64) -> Self {
+        DecidedRecord { retain, ..Default::default() }
+    }
+    /// Next seq of `p` not known decided.
+    pub fn watermark(&self, p: &ValidatorId) -> Seq {
+        self.watermark.get(p).copied().unwrap_or(0)
+    }
+    /// Below this seq every reference of `p` counts as decided.
+    pub fn floor(&self, p: &ValidatorId) -> Seq {
+        self.floor.get(p).copied().unwrap_or(0)
+    }
+    /// Is this exact command known decided?
+    pub fn is_decided(&self, p: &ValidatorId, seq: Seq, id: &CommandId) -> bool {
+        seq < self.floor(p) || self.marks.contains(&(*p, seq, *id))
+    }
+    /// Has any command with this (proposer, seq) been decided?
+    pub fn seq_decided(&self, p: &ValidatorId, seq: Seq) -> bool {
+        seq < self.watermark(p)
+            || self.decided_seqs.get(p).map(|s| s.contains(&seq)).unwrap_or(false)
+    }
+    /// Record a decision. Returns the marks pruned below the new floor (to delete from storage).
+    pub fn mark(&mut self, p: ValidatorId, seq: Seq, id: CommandId) -> Vec<(ValidatorId, Seq, CommandId)> {
+        if seq < self.floor(&p) {
+            return vec![];
+        }
+        self.marks.insert((p, seq, id));
+        let seqs = self.decided_seqs.entry(p).or_default();
+        seqs.insert(seq);
+        let wm = self.watermark.entry(p).or_insert(0);
+        while seqs.remove(wm) {
+            *wm += 1;
+        }
+        let new_floor = wm.saturating_sub(self.retain);
+        let fl = self.floor.entry(p).or_insert(0);
+        let mut pruned = Vec::new();
+        if new_floor > *fl {
+            let lo = (p, *fl, [0u8; 32]);
+            let hi = (p, new_floor, [0u8; 32]);
+            pruned = self.marks.range(lo..hi).copied().collect();
+            for m in &pruned {
+                self.marks.remove(m);
+            }
+            *fl = new_floor;
+        }
+        pruned
+    }
+    /// Number of exact marks held (memory check).
+    pub fn len(&self) -> usize {
+        self.marks.len()
+    }
+    /// Is the record empty?
+    pub fn is_empty(&self) -> bool {
+        self.marks.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_advances_over_gaps_only_when_filled() {
+        let mut r = DecidedRecord::new(2);
+        let p = [1; 32];
+        r.mark(p, 1, [1; 32]);
+        assert_eq!(r.watermark(&p), 0);
+        assert!(r.is_decided(&p, 1, &[1; 32]));
+        assert!(!r.is_decided(&p, 1, &[2; 32]));
+        r.mark(p, 0, [0; 32]);
+        assert_eq!(r.watermark(&p), 2);
+        assert_eq!(r.floor(&p), 0);
+        let pruned = r.mark(p, 2, [2; 32]);
+        assert_eq!(r.watermark(&p), 3);
+        assert_eq!(r.floor(&p), 1);
+        assert_eq!(pruned, vec![(p, 0, [0; 32])]);
+        assert!(r.is_decided(&p, 0, &[9; 32]), "below the floor everything counts as decided");
+        assert!(r.seq_decided(&p, 2));
+    }
+}

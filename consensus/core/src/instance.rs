@@ -1,0 +1,128 @@
+//! One single-shot PBFT instance (Castro-Liskov, OSDI 1999), used once per Txs command (CONS_c)
+//! and once per block index (CONS_ckpt(b)).
+//!
+//! Invariants:
+//! - a replica sends at most one Prepare and one Commit per (instance, view), both persisted
+//!   before being sent (enforced by the replica through [`Instance::my_votes`]);
+//! - Commit is sent only after q matching Prepares for the pre-prepare accepted in that view;
+//! - decided iff q matching Commits in one view (S1 agreement follows from quorum intersection);
+//! - locking (S9): after a view change, the value is the highest prepared value reported in the
+//!   q view changes; Noop (or a fresh value) is allowed only when none reported one.
+
+use crate::crypto::Signed;
+use crate::types::*;
+use crate::wire::{Decision, Phase, PrePrepareBody, PreparedCert, SignedBatch, ViewChangeBody, VoteBody};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Per-instance state.
+#[derive(Clone, Debug, Default)]
+pub struct Instance {
+    /// Current view.
+    pub view: View,
+    /// Waiting for a NewView in `view`.
+    pub in_view_change: bool,
+    /// Pre-prepare accepted per view.
+    pub accepted: BTreeMap<View, Signed<PrePrepareBody>>,
+    /// Known values by digest.
+    pub values: BTreeMap<Digest, Value>,
+    /// Votes received: (view, phase) -> signer -> vote.
+    pub votes: BTreeMap<(View, Phase), BTreeMap<ValidatorId, Signed<VoteBody>>>,
+    /// Our own votes.
+    pub my_votes: BTreeMap<(View, Phase), Signed<VoteBody>>,
+    /// Highest prepared certificate we hold.
+    pub prepared: Option<PreparedCert>,
+    /// View changes received: new_view -> signer -> vc.
+    pub vcs: BTreeMap<View, BTreeMap<ValidatorId, Signed<ViewChangeBody>>>,
+    /// Our view changes.
+    pub my_vcs: BTreeMap<View, Signed<ViewChangeBody>>,
+    /// Views for which we (as leader) already acted on q view changes.
+    pub led: BTreeSet<View>,
+    /// Our own pre-prepares as leader.
+    pub my_preprepares: BTreeMap<View, Signed<PrePrepareBody>>,
+    /// The payload (batch or candidate), when held.
+    pub payload: Option<SignedBatch>,
+    /// The decision, once known.
+    pub decided: Option<Decision>,
+    /// Pre-prepares waiting for a payload or a checkpoint decision.
+    pub parked: Vec<(ValidatorId, Signed<PrePrepareBody>)>,
+    /// Virtual time of the last progress (for retransmission).
+    pub last_progress_ms: u64,
+    /// Is the recovery timer for the current view armed?
+    pub timer_armed: bool,
+}
+
+impl Instance {
+    /// Count votes for (view, phase, digest).
+    pub fn count(&self, view: View, phase: Phase, digest: &Digest) -> usize {
+        self.votes.get(&(view, phase)).map(|m| m.values().filter(|v| v.body.value == *digest).count()).unwrap_or(0)
+    }
+    /// The matching votes for (view, phase, digest), sorted by signer.
+    pub fn matching(&self, view: View, phase: Phase, digest: &Digest) -> Vec<Signed<VoteBody>> {
+        self.votes
+            .get(&(view, phase))
+            .map(|m| m.values().filter(|v| v.body.value == *digest).cloned().collect())
+            .unwrap_or_default()
+    }
+    /// Record a vote. Returns a conflicting earlier vote of the same signer (equivocation).
+    pub fn add_vote(&mut self, v: Signed<VoteBody>) -> Option<Signed<VoteBody>> {
+        let slot = self.votes.entry((v.body.view, v.body.phase)).or_default();
+        match slot.get(&v.signer) {
+            Some(old) if old.body.value != v.body.value => Some(old.clone()),
+            Some(_) => None,
+            None => {
+                slot.insert(v.signer, v);
+                None
+            }
+        }
+    }
+    /// Record a prepared certificate if higher than the one held.
+    pub fn note_prepared(&mut self, cert: PreparedCert) {
+        if self.prepared.as_ref().map(|c| cert.view > c.view).unwrap_or(true) {
+            self.prepared = Some(cert);
+        }
+    }
+    /// Drop state of views below `view` (bounded memory).
+    pub fn prune_below(&mut self, view: View) {
+        self.votes.retain(|(v, _), _| *v >= view);
+        self.vcs.retain(|v, _| *v >= view);
+        self.accepted.retain(|v, _| *v >= view.saturating_sub(1));
+    }
+    /// Distinct signers asking for views above `view`, with the highest view each asked.
+    pub fn higher_vcs(&self, view: View) -> BTreeMap<ValidatorId, View> {
+        let mut out: BTreeMap<ValidatorId, View> = BTreeMap::new();
+        for (v, m) in self.vcs.range(view + 1..) {
+            for s in m.keys() {
+                let e = out.entry(*s).or_insert(*v);
+                *e = (*e).max(*v);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::InsecureTestCrypto;
+
+    fn vote(who: u8, view: View, d: u8) -> Signed<VoteBody> {
+        Signed::sign(
+            VoteBody { epoch: 0, inst: InstanceId::Ckpt(1), view, phase: Phase::Prepare, value: [d; 32] },
+            &[0; 32],
+            &InsecureTestCrypto([who; 32]),
+        )
+    }
+
+    #[test]
+    fn counting_and_equivocation() {
+        let mut i = Instance::default();
+        assert!(i.add_vote(vote(1, 0, 7)).is_none());
+        assert!(i.add_vote(vote(1, 0, 7)).is_none(), "duplicates are harmless");
+        assert!(i.add_vote(vote(2, 0, 7)).is_none());
+        assert!(i.add_vote(vote(1, 0, 8)).is_some(), "a second value is an equivocation");
+        assert_eq!(i.count(0, Phase::Prepare, &[7; 32]), 2);
+        assert_eq!(i.matching(0, Phase::Prepare, &[7; 32]).len(), 2);
+        i.prune_below(1);
+        assert_eq!(i.count(0, Phase::Prepare, &[7; 32]), 0);
+    }
+}

@@ -1,0 +1,109 @@
+//! Membership view of one epoch: validators, f, quorums, leaders.
+//!
+//! Invariants (protocol.md, "Quorums"): `f = floor((n-1)/3)`, `q = ceil((n+f+1)/2)`, so any two
+//! quorums intersect in at least `f+1` validators, hence in at least one correct one. The
+//! view-change join threshold is `f+1`.
+
+use crate::types::{BlockIndex, Digest, Epoch, ValidatorId, View};
+use std::collections::BTreeMap;
+
+/// The validator set of one epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    /// Chain genesis hash (domain separation).
+    pub genesis: Digest,
+    /// Epoch number.
+    pub epoch: Epoch,
+    validators: Vec<ValidatorId>,
+    index: BTreeMap<ValidatorId, usize>,
+}
+
+impl Membership {
+    /// Build a membership view. `validators` order is the leader rotation order; duplicates are
+    /// removed keeping the first occurrence.
+    pub fn new(genesis: Digest, epoch: Epoch, validators: Vec<ValidatorId>) -> Self {
+        let mut index = BTreeMap::new();
+        let mut vs = Vec::new();
+        for v in validators {
+            if let std::collections::btree_map::Entry::Vacant(e) = index.entry(v) {
+                e.insert(vs.len());
+                vs.push(v);
+            }
+        }
+        assert!(!vs.is_empty(), "a validator set is never empty; qed");
+        Membership { genesis, epoch, validators: vs, index }
+    }
+    /// Number of validators.
+    pub fn n(&self) -> usize {
+        self.validators.len()
+    }
+    /// Max Byzantine validators tolerated.
+    pub fn f(&self) -> usize {
+        (self.n() - 1) / 3
+    }
+    /// Quorum size ceil((n+f+1)/2).
+    pub fn q(&self) -> usize {
+        (self.n() + self.f() + 2) / 2
+    }
+    /// View-change join threshold.
+    pub fn join(&self) -> usize {
+        self.f() + 1
+    }
+    /// Validators in rotation order.
+    pub fn validators(&self) -> &[ValidatorId] {
+        &self.validators
+    }
+    /// Is `v` a member?
+    pub fn contains(&self, v: &ValidatorId) -> bool {
+        self.index.contains_key(v)
+    }
+    /// Index of a member.
+    pub fn index_of(&self, v: &ValidatorId) -> Option<usize> {
+        self.index.get(v).copied()
+    }
+    /// leader(c, v) = V[(index(proposer) + v) mod n]; a non-member proposer rotates from 0.
+    pub fn leader_cmd(&self, proposer: &ValidatorId, view: View) -> ValidatorId {
+        let base = self.index_of(proposer).unwrap_or(0);
+        self.validators[(base + view as usize) % self.n()]
+    }
+    /// leader(b, v) = V[(b + v) mod n].
+    pub fn leader_ckpt(&self, b: BlockIndex, view: View) -> ValidatorId {
+        let n = self.n() as u64;
+        self.validators[((b % n + view as u64 % n) % n) as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(n: u8) -> Membership {
+        Membership::new([0; 32], 0, (0..n).map(|i| [i; 32]).collect())
+    }
+
+    #[test]
+    fn quorum_examples_from_design() {
+        for (n, f, q) in [(1, 0, 1), (4, 1, 3), (7, 2, 5), (10, 3, 7), (100, 33, 67), (31, 10, 21)] {
+            let mm = m(n);
+            assert_eq!((mm.f(), mm.q()), (f, q), "n={n}");
+        }
+    }
+
+    #[test]
+    fn quorums_intersect_in_f_plus_one() {
+        for n in 1..=60u8 {
+            let mm = m(n);
+            assert!(2 * mm.q() >= mm.n() + mm.f() + 1, "n={n}");
+            assert!(mm.q() <= mm.n() - mm.f(), "n={n}: a quorum of correct validators exists");
+        }
+    }
+
+    #[test]
+    fn leaders_rotate() {
+        let mm = m(4);
+        assert_eq!(mm.leader_cmd(&[2; 32], 0), [2; 32]);
+        assert_eq!(mm.leader_cmd(&[2; 32], 3), [1; 32]);
+        assert_eq!(mm.leader_ckpt(5, 0), [1; 32]);
+        assert_eq!(mm.leader_ckpt(5, 1), [2; 32]);
+    }
+}

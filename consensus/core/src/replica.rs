@@ -1,0 +1,1613 @@
+//! The replica: glue between the services (dds, instance, checkpoint, executor, gc, storage).
+//!
+//! Sans-io contract: [`Replica::handle`] takes the current virtual time and one [`Input`] and
+//! returns the [`Output`]s in order. The caller MUST apply every `Persist` before performing any
+//! later `Send` of the same batch (persist before send). There is no clock, no thread, no
+//! randomness; everything ordered iterates BTreeMaps.
+
+use crate::checkpoint::{self, CandidateAction};
+use crate::crypto::{Signed, Signer, Verifier};
+use crate::dds::Dds;
+use crate::executor::{canonical_order, Member};
+use crate::gc::DecidedRecord;
+use crate::instance::Instance;
+use crate::membership::Membership;
+use crate::misbehaviour::Proof;
+use crate::storage::{Key, Meta, Record, Storage, StorageOp};
+use crate::types::*;
+use crate::validity::{self, check_preprepare, check_reply_shape, check_view_change, check_votes, value_from_replies};
+use crate::wire::*;
+use codec::Encode;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Tunables.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The validator set.
+    pub membership: Membership,
+    /// W: per-proposer window above the decided watermark.
+    pub window: u64,
+    /// T_rec: base recovery timeout of command instances.
+    pub recovery_timeout_ms: u64,
+    /// Base view timeout of CONS_ckpt(b), started when K_(b-1) commits.
+    pub ckpt_timeout_ms: u64,
+    /// Retransmission period (messages lost before GST).
+    pub resend_ms: u64,
+    /// Allowed clock drift for candidate timestamps.
+    pub drift_ms: u64,
+    /// Finished blocks and decisions kept for laggards.
+    pub retain_blocks: u64,
+    /// Max transactions per batch.
+    pub max_batch_txs: usize,
+}
+
+impl Config {
+    /// Defaults suited to WAN latencies.
+    pub fn new(membership: Membership) -> Self {
+        Config {
+            membership,
+            window: 16,
+            recovery_timeout_ms: 3_000,
+            ckpt_timeout_ms: 4_000,
+            resend_ms: 1_500,
+            drift_ms: 2_000,
+            retain_blocks: 32,
+            max_batch_txs: 4096,
+        }
+    }
+}
+
+/// Timer identities.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Encode, codec::Decode)]
+pub enum TimerId {
+    /// View timer of an instance.
+    View(InstanceId, View),
+    /// A recovery leader's deadline to gather q replies before proposing Noop.
+    Deadline(InstanceId, View),
+    /// Periodic retransmission.
+    Resend,
+}
+
+/// Inputs.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A decoded message from an authenticated peer.
+    Message {
+        /// Sender.
+        from: ValidatorId,
+        /// Message.
+        msg: Message,
+    },
+    /// Raw bytes from an authenticated peer (decoded with bounds).
+    Bytes {
+        /// Sender.
+        from: ValidatorId,
+        /// Bytes.
+        bytes: Vec<u8>,
+    },
+    /// Transactions to propose as one batch.
+    ClientBatch(Vec<Tx>),
+    /// A timer set earlier fired.
+    Timer(TimerId),
+    /// Time to cut a block (the view-0 checkpoint leader announces a candidate).
+    CheckpointDue,
+    /// Just advance time.
+    Tick,
+}
+
+/// Outputs.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Send to one validator, or to all others when `to` is None.
+    Send {
+        /// Recipient.
+        to: Option<ValidatorId>,
+        /// Message.
+        msg: Message,
+    },
+    /// Fire `Input::Timer(id)` after this many ms.
+    SetTimer {
+        /// Timer.
+        id: TimerId,
+        /// Delay.
+        after_ms: u64,
+    },
+    /// Apply before any later Send.
+    Persist(Vec<StorageOp>),
+    /// An instance decided.
+    Committed {
+        /// Instance.
+        inst: InstanceId,
+        /// Value.
+        value: Value,
+        /// View of the commit certificate.
+        view: View,
+    },
+    /// A block is ready to be built.
+    BlockReady(FinishedBlock),
+    /// A misbehaviour proof.
+    Misbehaviour(Proof),
+}
+
+#[derive(Clone, Debug)]
+struct Collect {
+    batch: SignedBatch,
+    dep: DepRef,
+    inst: InstanceId,
+    replies: BTreeMap<ValidatorId, Signed<ReplyBody>>,
+    parked: Vec<Signed<ReplyBody>>,
+    /// View to propose in, None once proposed (or not leading).
+    view: Option<View>,
+    new_view: Vec<Signed<ViewChangeBody>>,
+}
+
+#[derive(Clone, Debug)]
+struct CommittedCmd {
+    batch: SignedBatch,
+    deps: Vec<DepRef>,
+    after: BlockIndex,
+}
+
+#[derive(Clone, Debug)]
+struct CkptDecided {
+    header: BatchHeader,
+    deps: Vec<DepRef>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Slot {
+    Seq(ValidatorId, Seq),
+    Ckpt(BlockIndex, View),
+}
+
+/// Replica statistics for memory-bound checks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// DDS log entries.
+    pub log: usize,
+    /// Live instances.
+    pub instances: usize,
+    /// Held payloads.
+    pub payloads: usize,
+    /// Committed commands waiting for their block.
+    pub committed: usize,
+    /// Retained old decisions.
+    pub old_decisions: usize,
+    /// Exact decided marks.
+    pub marks: usize,
+    /// Last built block.
+    pub built: BlockIndex,
+    /// Last committed checkpoint.
+    pub last_ckpt: BlockIndex,
+}
+
+/// A consensus replica.
+pub struct Replica {
+    cfg: Config,
+    signer: Box<dyn Signer>,
+    verifier: Box<dyn Verifier>,
+    me: ValidatorId,
+    now: u64,
+    dds: Dds,
+    record: DecidedRecord,
+    insts: BTreeMap<InstanceId, Instance>,
+    payloads: BTreeMap<CommandId, SignedBatch>,
+    first_header: BTreeMap<Slot, Signed<BatchHeader>>,
+    buffered: BTreeMap<BlockIndex, Vec<(ValidatorId, SignedBatch)>>,
+    next_seq: Seq,
+    pending: VecDeque<Vec<Tx>>,
+    collects: BTreeMap<CommandId, Collect>,
+    announced: BTreeMap<(BlockIndex, View), CommandId>,
+    last_ckpt: BlockIndex,
+    ckpt_ids: BTreeMap<BlockIndex, (CommandId, u64)>,
+    ckpt_decided: BTreeMap<BlockIndex, CkptDecided>,
+    ckpt_due: bool,
+    committed: BTreeMap<CommandId, CommittedCmd>,
+    built: BlockIndex,
+    last_build_ms: u64,
+    recent_blocks: BTreeMap<BlockIndex, FinishedBlock>,
+    sync_votes: BTreeMap<BlockIndex, BTreeMap<Digest, (FinishedBlock, BTreeSet<ValidatorId>)>>,
+    old_decisions: BTreeMap<InstanceId, (BlockIndex, Decision, Option<SignedBatch>)>,
+    reported: BTreeSet<Digest>,
+    out: Vec<Output>,
+    inbox: VecDeque<(ValidatorId, Message)>,
+}
+
+impl Replica {
+    /// Build a replica from persisted state (empty storage = fresh start). Call
+    /// [`Replica::start`] next to get the initial timers and retransmissions.
+    pub fn new(cfg: Config, storage: &dyn Storage, signer: Box<dyn Signer>, verifier: Box<dyn Verifier>) -> Self {
+        let me = signer.public();
+        let retain = cfg.window * 4;
+        let mut r = Replica {
+            cfg,
+            signer,
+            verifier,
+            me,
+            now: 0,
+            dds: Dds::default(),
+            record: DecidedRecord::new(retain),
+            insts: BTreeMap::new(),
+            payloads: BTreeMap::new(),
+            first_header: BTreeMap::new(),
+            buffered: BTreeMap::new(),
+            next_seq: 0,
+            pending: VecDeque::new(),
+            collects: BTreeMap::new(),
+            announced: BTreeMap::new(),
+            last_ckpt: 0,
+            ckpt_ids: BTreeMap::new(),
+            ckpt_decided: BTreeMap::new(),
+            ckpt_due: false,
+            committed: BTreeMap::new(),
+            built: 0,
+            last_build_ms: 0,
+            recent_blocks: BTreeMap::new(),
+            sync_votes: BTreeMap::new(),
+            old_decisions: BTreeMap::new(),
+            reported: BTreeSet::new(),
+            out: Vec::new(),
+            inbox: VecDeque::new(),
+        };
+        r.ckpt_ids.insert(0, ([0u8; 32], 0));
+        r.restore(storage.load());
+        r
+    }
+
+    /// Our identity.
+    pub fn id(&self) -> ValidatorId {
+        self.me
+    }
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    /// Memory/progress statistics.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            log: self.dds.len(),
+            instances: self.insts.len(),
+            payloads: self.payloads.len(),
+            committed: self.committed.len(),
+            old_decisions: self.old_decisions.len(),
+            marks: self.record.len(),
+            built: self.built,
+            last_ckpt: self.last_ckpt,
+        }
+    }
+    /// Transactions waiting for a free seq in the window.
+    pub fn pending_batches(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn restore(&mut self, records: Vec<(Key, Record)>) {
+        let mut decisions = Vec::new();
+        for (k, v) in records {
+            match (k, v) {
+                (Key::Meta, Record::Meta(m)) => {
+                    self.dds.restore_counters(m.fence, m.next_pos);
+                    self.built = m.built;
+                    self.last_ckpt = self.last_ckpt.max(m.built);
+                    self.ckpt_ids.insert(m.built, (m.built_ckpt, m.built_ts));
+                }
+                (Key::OwnBatch(seq), Record::Batch(b)) => {
+                    self.next_seq = self.next_seq.max(seq + 1);
+                    self.payloads.insert(b.id(), b);
+                }
+                (Key::OwnCandidate(b, v), Record::Batch(c)) => {
+                    self.announced.insert((b, v), c.id());
+                    self.payloads.insert(c.id(), c);
+                }
+                (Key::Reply(_), Record::Reply(r, h)) => {
+                    let slot = slot_of(&h.body);
+                    self.first_header.entry(slot).or_insert_with(|| h.clone());
+                    self.dds.restore(r, &h.body);
+                }
+                (Key::Vote(inst, view, phase), Record::Vote(v)) => {
+                    let st = self.insts.entry(inst).or_default();
+                    st.view = st.view.max(view);
+                    st.my_votes.insert((view, phase), v);
+                }
+                (Key::ViewChange(inst, view), Record::ViewChange(vc)) => {
+                    let st = self.insts.entry(inst).or_default();
+                    if view >= st.view {
+                        st.view = view;
+                        st.in_view_change = true;
+                    }
+                    st.my_vcs.insert(view, vc);
+                }
+                (Key::PrePrepare(inst, view), Record::PrePrepare(pp)) => {
+                    self.insts.entry(inst).or_default().my_preprepares.insert(view, pp);
+                }
+                (Key::Prepared(inst), Record::Prepared(c)) => {
+                    self.insts.entry(inst).or_default().note_prepared(c);
+                }
+                (Key::Decided(p, s, id), Record::Marked) => {
+                    self.record.mark(p, s, id);
+                }
+                (Key::Decision(_), Record::Decision(d, p)) => decisions.push((d, p)),
+                _ => {}
+            }
+        }
+        // Replay decisions: checkpoints in index order first, then commands.
+        decisions.sort_by_key(|(d, _)| match d.inst {
+            InstanceId::Ckpt(b) => (0, b),
+            InstanceId::Cmd { .. } => (1, 0),
+        });
+        for (d, p) in decisions {
+            if let Some(p) = p {
+                self.payloads.insert(p.id(), p);
+            }
+            if !self.is_decided_inst(&d.inst) {
+                self.decide(d.inst, d.value, d.cert);
+            }
+        }
+        // Own undecided batches go back to collection.
+        let own: Vec<SignedBatch> =
+            self.payloads.values().filter(|b| b.header.body.proposer == self.me && !b.header.body.is_checkpoint()).cloned().collect();
+        for b in own {
+            let h = &b.header.body;
+            if !self.record.is_decided(&h.proposer, h.seq, &b.id()) {
+                let dep = h.dep_ref();
+                self.collects.insert(b.id(), Collect { inst: dep.instance(), dep, batch: b, replies: BTreeMap::new(), parked: vec![], view: Some(0), new_view: vec![] });
+            }
+        }
+        self.out.clear();
+    }
+
+    /// Initial outputs: timers and re-announcements after a restart.
+    pub fn start(&mut self, now_ms: u64) -> Vec<Output> {
+        self.now = now_ms;
+        self.set_timer(TimerId::Resend, self.cfg.resend_ms);
+        let b = self.last_ckpt + 1;
+        self.know(InstanceId::Ckpt(b));
+        let undecided: Vec<InstanceId> = self.insts.keys().copied().filter(|i| !self.is_decided_inst(i)).collect();
+        for i in undecided {
+            self.know(i);
+        }
+        let ann: Vec<SignedBatch> = self.collects.values().filter(|c| c.view.is_some()).map(|c| c.batch.clone()).collect();
+        for b in ann {
+            self.broadcast(Message::Announce(b));
+        }
+        self.drain();
+        std::mem::take(&mut self.out)
+    }
+
+    /// Process one input at virtual time `now_ms`.
+    pub fn handle(&mut self, now_ms: u64, input: Input) -> Vec<Output> {
+        self.now = self.now.max(now_ms);
+        match input {
+            Input::Message { from, msg } => self.inbox.push_back((from, msg)),
+            Input::Bytes { from, bytes } => {
+                if let Ok(msg) = decode_message(&bytes) {
+                    self.inbox.push_back((from, msg));
+                }
+            }
+            Input::ClientBatch(txs) => {
+                for chunk in txs.chunks(self.cfg.max_batch_txs.max(1)) {
+                    self.pending.push_back(chunk.to_vec());
+                }
+                self.try_propose_own();
+            }
+            Input::Timer(t) => self.on_timer(t),
+            Input::CheckpointDue => {
+                self.ckpt_due = true;
+                self.maybe_announce_candidate();
+            }
+            Input::Tick => {}
+        }
+        self.drain();
+        std::mem::take(&mut self.out)
+    }
+
+    fn drain(&mut self) {
+        while let Some((from, msg)) = self.inbox.pop_front() {
+            self.on_message(from, msg);
+        }
+    }
+
+    // ---------------------------------------------------------------- output helpers
+
+    fn m(&self) -> &Membership {
+        &self.cfg.membership
+    }
+    fn g(&self) -> Digest {
+        self.cfg.membership.genesis
+    }
+    fn send(&mut self, to: ValidatorId, msg: Message) {
+        if to == self.me {
+            self.inbox.push_back((to, msg));
+        } else {
+            self.out.push(Output::Send { to: Some(to), msg });
+        }
+    }
+    fn broadcast(&mut self, msg: Message) {
+        // Emitted even when n = 1 (to nobody) so that observers see every broadcast.
+        self.out.push(Output::Send { to: None, msg: msg.clone() });
+        self.inbox.push_back((self.me, msg));
+    }
+    fn persist(&mut self, ops: Vec<StorageOp>) {
+        if !ops.is_empty() {
+            self.out.push(Output::Persist(ops));
+        }
+    }
+    fn set_timer(&mut self, id: TimerId, after_ms: u64) {
+        self.out.push(Output::SetTimer { id, after_ms });
+    }
+    fn report(&mut self, p: Proof) {
+        let d = hash(&p.encode());
+        if self.reported.insert(d) {
+            self.out.push(Output::Misbehaviour(p));
+        }
+    }
+    fn meta(&self) -> StorageOp {
+        let (built_ckpt, built_ts) = self.ckpt_ids.get(&self.built).copied().unwrap_or(([0; 32], 0));
+        StorageOp::Put(
+            Key::Meta,
+            Record::Meta(Meta { fence: self.dds.fence(), next_pos: self.dds.next_pos(), built: self.built, built_ckpt, built_ts }),
+        )
+    }
+    fn timeout(&self, inst: &InstanceId, view: View) -> u64 {
+        let base = match inst {
+            InstanceId::Cmd { .. } => self.cfg.recovery_timeout_ms,
+            InstanceId::Ckpt(_) => self.cfg.ckpt_timeout_ms,
+        };
+        base << view.min(8)
+    }
+
+    // ---------------------------------------------------------------- queries
+
+    fn is_decided_inst(&self, inst: &InstanceId) -> bool {
+        match inst {
+            InstanceId::Cmd { proposer, seq, id } => self.record.is_decided(proposer, *seq, id),
+            InstanceId::Ckpt(b) => *b <= self.last_ckpt,
+        }
+    }
+    fn dep_decided(&self, d: &DepRef) -> bool {
+        match d.kind {
+            DepKind::Txs { seq } => self.record.is_decided(&d.proposer, seq, &d.id),
+            DepKind::Ckpt { index, .. } => index <= self.last_ckpt,
+        }
+    }
+    fn k_id(&self, b: BlockIndex) -> Option<CommandId> {
+        self.ckpt_ids.get(&b).map(|x| x.0)
+    }
+
+    fn verify_batch(&self, b: &SignedBatch) -> bool {
+        let h = &b.header.body;
+        if b.header.signer != h.proposer || !self.m().contains(&h.proposer) || h.epoch != self.m().epoch {
+            return false;
+        }
+        if h.txs_root != hash(&b.txs.encode()) {
+            return false;
+        }
+        match h.kind {
+            BatchKind::Txs => {
+                if b.txs.is_empty() || b.txs.len() > self.cfg.max_batch_txs {
+                    return false;
+                }
+                let acc = union_access(b.txs.iter().map(|t| &t.access[..]));
+                if acc != h.access {
+                    return false;
+                }
+            }
+            BatchKind::Checkpoint { .. } => {
+                if !b.txs.is_empty() || !h.access.is_empty() || h.seq != 0 {
+                    return false;
+                }
+            }
+        }
+        b.header.verify(&self.g(), &*self.verifier)
+    }
+
+    /// Store a payload after verification; returns whether it is (now) held.
+    fn accept_payload(&mut self, b: &SignedBatch) -> bool {
+        let id = b.id();
+        if self.payloads.contains_key(&id) {
+            return true;
+        }
+        if !self.verify_batch(b) {
+            return false;
+        }
+        self.payloads.insert(id, b.clone());
+        true
+    }
+
+    // ---------------------------------------------------------------- dispatch
+
+    fn on_message(&mut self, from: ValidatorId, msg: Message) {
+        if !self.m().contains(&from) {
+            return;
+        }
+        match msg {
+            Message::Announce(b) => self.on_announce(from, b),
+            Message::Reply(r) => self.on_reply(r),
+            Message::PrePrepare(pp, p) => self.on_preprepare(from, pp, p),
+            Message::Vote(v) => self.on_vote(from, v),
+            Message::ViewChange(vc) => self.on_view_change(from, vc),
+            Message::Decided(d, p) => self.on_decided(d, p),
+            Message::Fetch(inst) => self.on_fetch(from, inst),
+            Message::SyncRequest(b) => self.on_sync_request(from, b),
+            Message::SyncBlock(blk) => self.on_sync_block(from, blk),
+        }
+    }
+
+    fn on_timer(&mut self, t: TimerId) {
+        match t {
+            TimerId::Resend => {
+                self.resend();
+                self.set_timer(TimerId::Resend, self.cfg.resend_ms);
+            }
+            TimerId::View(inst, v) => {
+                if self.is_decided_inst(&inst) {
+                    return;
+                }
+                if let InstanceId::Ckpt(b) = inst {
+                    if b != self.last_ckpt + 1 {
+                        return;
+                    }
+                }
+                let Some(st) = self.insts.get_mut(&inst) else { return };
+                if st.view != v || !st.timer_armed {
+                    return;
+                }
+                st.timer_armed = false;
+                self.start_view_change(inst, v + 1);
+            }
+            TimerId::Deadline(inst, v) => {
+                if self.is_decided_inst(&inst) {
+                    return;
+                }
+                if let InstanceId::Cmd { id, .. } = inst {
+                    let already = self.insts.get(&inst).map(|s| s.my_preprepares.contains_key(&v)).unwrap_or(false);
+                    let new_view = self.insts.get(&inst).and_then(|s| s.vcs.get(&v)).map(|m| m.values().take(self.m().q()).cloned().collect::<Vec<_>>());
+                    if !already {
+                        if let Some(nv) = new_view {
+                            if nv.len() == self.m().q() && nv.iter().all(|vc| vc.body.prepared.is_none()) {
+                                if let Some(c) = self.collects.get_mut(&id) {
+                                    c.view = None;
+                                }
+                                self.propose(inst, v, Value::Noop, vec![], nv, None);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Arm the view timer of an instance we know of and have not seen decided.
+    fn know(&mut self, inst: InstanceId) {
+        if self.is_decided_inst(&inst) {
+            return;
+        }
+        let now = self.now;
+        let st = self.insts.entry(inst).or_default();
+        if st.timer_armed {
+            return;
+        }
+        st.timer_armed = true;
+        if st.last_progress_ms == 0 {
+            st.last_progress_ms = now;
+        }
+        let v = st.view;
+        let t = self.timeout(&inst, v);
+        self.set_timer(TimerId::View(inst, v), t);
+    }
+
+    // ---------------------------------------------------------------- proposer side
+
+    fn try_propose_own(&mut self) {
+        while !self.pending.is_empty() && self.next_seq < self.record.watermark(&self.me) + self.cfg.window {
+            let txs = self.pending.pop_front().expect("checked non-empty; qed");
+            let access = union_access(txs.iter().map(|t| &t.access[..]));
+            let weight = txs.iter().map(|t| t.encoded_size() as u64).sum();
+            let header = BatchHeader {
+                epoch: self.m().epoch,
+                proposer: self.me,
+                seq: self.next_seq,
+                base: self.k_id(self.last_ckpt).unwrap_or([0; 32]),
+                kind: BatchKind::Txs,
+                access,
+                txs_root: hash(&txs.encode()),
+                weight,
+            };
+            self.next_seq += 1;
+            let batch = SignedBatch { header: Signed::sign(header, &self.g(), &*self.signer), txs };
+            let id = batch.id();
+            self.persist(vec![StorageOp::Put(Key::OwnBatch(batch.header.body.seq), Record::Batch(batch.clone()))]);
+            self.payloads.insert(id, batch.clone());
+            let dep = batch.header.body.dep_ref();
+            self.collects.insert(id, Collect { inst: dep.instance(), dep, batch: batch.clone(), replies: BTreeMap::new(), parked: vec![], view: Some(0), new_view: vec![] });
+            self.broadcast(Message::Announce(batch));
+        }
+    }
+
+    fn maybe_announce_candidate(&mut self) {
+        let b = self.last_ckpt + 1;
+        if !self.ckpt_due || self.m().leader_ckpt(b, 0) != self.me || self.announced.contains_key(&(b, 0)) {
+            return;
+        }
+        let in_vc = self.insts.get(&InstanceId::Ckpt(b)).map(|s| s.view > 0).unwrap_or(false);
+        if in_vc {
+            return;
+        }
+        self.ckpt_due = false;
+        self.announce_candidate(b, 0, vec![]);
+    }
+
+    fn announce_candidate(&mut self, b: BlockIndex, view: View, new_view: Vec<Signed<ViewChangeBody>>) {
+        let Some((base, prev_ts)) = self.ckpt_ids.get(&(b - 1)).copied() else { return };
+        let batch = match self.announced.get(&(b, view)).and_then(|id| self.payloads.get(id)) {
+            Some(c) => c.clone(),
+            None => {
+                let header = BatchHeader {
+                    epoch: self.m().epoch,
+                    proposer: self.me,
+                    seq: 0,
+                    base,
+                    kind: BatchKind::Checkpoint { index: b, view, timestamp_ms: self.now.max(prev_ts + 1) },
+                    access: vec![],
+                    txs_root: hash(&Vec::<Tx>::new().encode()),
+                    weight: 0,
+                };
+                let c = SignedBatch { header: Signed::sign(header, &self.g(), &*self.signer), txs: vec![] };
+                self.persist(vec![StorageOp::Put(Key::OwnCandidate(b, view), Record::Batch(c.clone()))]);
+                self.announced.insert((b, view), c.id());
+                self.payloads.insert(c.id(), c.clone());
+                c
+            }
+        };
+        let dep = batch.header.body.dep_ref();
+        let id = batch.id();
+        let e = self.collects.entry(id).or_insert_with(|| Collect {
+            inst: InstanceId::Ckpt(b),
+            dep,
+            batch: batch.clone(),
+            replies: BTreeMap::new(),
+            parked: vec![],
+            view: Some(view),
+            new_view: vec![],
+        });
+        e.view = Some(view);
+        e.new_view = new_view;
+        self.broadcast(Message::Announce(batch));
+        self.try_collect(id);
+    }
+
+    fn on_reply(&mut self, r: Signed<ReplyBody>) {
+        let id = r.body.cmd.id;
+        let q = self.m().q();
+        let last = self.last_ckpt;
+        let window = self.cfg.window;
+        let Some(c) = self.collects.get(&id) else { return };
+        if r.body.epoch != self.m().epoch || !self.m().contains(&r.signer) || r.body.cmd != c.dep {
+            return;
+        }
+        if let Some(old) = c.replies.get(&r.signer) {
+            if old.body != r.body && r.verify(&self.g(), &*self.verifier) {
+                let p = Proof::ReplyEquivocation(old.clone(), r);
+                self.report(p);
+            }
+            return;
+        }
+        if c.replies.len() >= q && c.view.is_none() {
+            return;
+        }
+        if check_reply_shape(&r.body, window).is_err() || !r.verify(&self.g(), &*self.verifier) {
+            return;
+        }
+        let c = self.collects.get_mut(&id).expect("looked up above; qed");
+        if r.body.fence > last + 1 {
+            c.parked.push(r);
+            return;
+        }
+        c.replies.insert(r.signer, r);
+        self.try_collect(id);
+    }
+
+    fn try_collect(&mut self, id: CommandId) {
+        let q = self.m().q();
+        let Some(c) = self.collects.get(&id) else { return };
+        let Some(view) = c.view else { return };
+        if c.replies.len() < q {
+            return;
+        }
+        let proof: Vec<Signed<ReplyBody>> = c.replies.values().take(q).cloned().collect();
+        let value = value_from_replies(&c.dep, &proof);
+        let (inst, nv, batch) = (c.inst, c.new_view.clone(), c.batch.clone());
+        let payload = if view > 0 || batch.header.body.is_checkpoint() { Some(batch) } else { None };
+        self.collects.get_mut(&id).expect("present; qed").view = None;
+        self.propose(inst, view, value, proof, nv, payload);
+    }
+
+    fn propose(
+        &mut self,
+        inst: InstanceId,
+        view: View,
+        value: Value,
+        proof: Vec<Signed<ReplyBody>>,
+        new_view: Vec<Signed<ViewChangeBody>>,
+        payload: Option<SignedBatch>,
+    ) {
+        let st = self.insts.entry(inst).or_default();
+        if st.my_preprepares.contains_key(&view) {
+            return;
+        }
+        let body = PrePrepareBody { epoch: self.m().epoch, inst, view, value, proof, new_view };
+        let pp = Signed::sign(body, &self.g(), &*self.signer);
+        self.insts.get_mut(&inst).expect("inserted above; qed").my_preprepares.insert(view, pp.clone());
+        self.persist(vec![StorageOp::Put(Key::PrePrepare(inst, view), Record::PrePrepare(pp.clone()))]);
+        self.broadcast(Message::PrePrepare(pp, payload));
+    }
+
+    // ---------------------------------------------------------------- replier side
+
+    fn on_announce(&mut self, from: ValidatorId, b: SignedBatch) {
+        let id = b.id();
+        let h = b.header.body.clone();
+        if !self.payloads.contains_key(&id) && !self.verify_batch(&b) {
+            return;
+        }
+        match h.kind {
+            BatchKind::Txs => {
+                let inst = InstanceId::Cmd { proposer: h.proposer, seq: h.seq, id };
+                if self.is_decided_inst(&inst) {
+                    self.send_decided(from, inst);
+                    return;
+                }
+                if let Some(r) = self.dds.cached(&id).cloned() {
+                    self.payloads.entry(id).or_insert(b);
+                    self.send(from, Message::Reply(r));
+                    self.resume_lead(inst);
+                    return;
+                }
+                let slot = Slot::Seq(h.proposer, h.seq);
+                if let Some(first) = self.first_header.get(&slot) {
+                    if first.body != h {
+                        let p = Proof::BatchEquivocation(first.clone(), b.header.clone());
+                        self.report(p);
+                        return;
+                    }
+                }
+                let wm = self.record.watermark(&h.proposer);
+                if h.seq < wm || h.seq >= wm + self.cfg.window {
+                    return;
+                }
+                self.first_header.insert(slot, b.header.clone());
+                self.payloads.insert(id, b.clone());
+                self.reply_to(from, &b.header);
+                self.know(inst);
+                self.resume_lead(inst);
+                self.recheck_parked(inst);
+            }
+            BatchKind::Checkpoint { index, view, .. } => {
+                let inst = InstanceId::Ckpt(index);
+                if index <= self.last_ckpt {
+                    self.send_decided(from, inst);
+                    return;
+                }
+                if let Some(r) = self.dds.cached(&id).cloned() {
+                    self.payloads.entry(id).or_insert(b);
+                    self.send(from, Message::Reply(r));
+                    return;
+                }
+                let cur = self.insts.get(&inst).map(|s| s.view).unwrap_or(0);
+                let k_prev = self.k_id(self.last_ckpt).unwrap_or([0; 32]);
+                match checkpoint::classify(self.m(), &h, self.last_ckpt, &k_prev, cur) {
+                    CandidateAction::Ignore => {}
+                    CandidateAction::Buffer => {
+                        let buf = self.buffered.entry(index).or_default();
+                        if buf.len() < 4 * self.cfg.membership.n() && !buf.iter().any(|(_, x)| x.id() == id) {
+                            buf.push((from, b));
+                        }
+                    }
+                    CandidateAction::Reply => {
+                        let slot = Slot::Ckpt(index, view);
+                        if let Some(first) = self.first_header.get(&slot) {
+                            if first.body != h {
+                                let p = Proof::BatchEquivocation(first.clone(), b.header.clone());
+                                self.report(p);
+                                return;
+                            }
+                        }
+                        self.first_header.insert(slot, b.header.clone());
+                        self.payloads.insert(id, b.clone());
+                        self.reply_to(from, &b.header);
+                    }
+                }
+            }
+        }
+    }
+
+    fn reply_to(&mut self, to: ValidatorId, header: &Signed<BatchHeader>) {
+        let g = self.g();
+        let r = self.dds.reply(&header.body, &g, &*self.signer);
+        let id = header.body.id();
+        let meta = self.meta();
+        self.persist(vec![StorageOp::Put(Key::Reply(id), Record::Reply(r.clone(), header.clone())), meta]);
+        self.send(to, Message::Reply(r));
+    }
+
+    // ---------------------------------------------------------------- PBFT
+
+    fn on_preprepare(&mut self, from: ValidatorId, pp: Signed<PrePrepareBody>, payload: Option<SignedBatch>) {
+        let inst = pp.body.inst;
+        if self.is_decided_inst(&inst) {
+            self.send_decided(from, inst);
+            return;
+        }
+        if let InstanceId::Cmd { proposer, seq, .. } = inst {
+            if seq < self.record.floor(&proposer) || seq >= self.record.watermark(&proposer) + 4 * self.cfg.window {
+                return;
+            }
+        } else if let InstanceId::Ckpt(b) = inst {
+            if b > self.last_ckpt + checkpoint::MAX_INDEX_AHEAD {
+                return;
+            }
+        }
+        if let Some(p) = &payload {
+            self.accept_payload(p);
+        }
+        let view = pp.body.view;
+        let st = self.insts.entry(inst).or_default();
+        if view < st.view {
+            return;
+        }
+        if let Some(acc) = st.accepted.get(&view) {
+            if acc.body != pp.body && acc.signer == pp.signer && pp.verify(&self.cfg.membership.genesis, &*self.verifier) {
+                let p = Proof::PrePrepareEquivocation(acc.clone(), pp);
+                self.report(p);
+            }
+            return;
+        }
+        // The command the value names.
+        let cmd_header: Option<Signed<BatchHeader>> = match &pp.body.value {
+            Value::Deps { cmd, .. } => self.payloads.get(cmd).map(|b| b.header.clone()),
+            Value::Noop => None,
+        };
+        let cmd_ref = match inst {
+            InstanceId::Cmd { proposer, seq, id } => Some(DepRef { proposer, kind: DepKind::Txs { seq }, id }),
+            InstanceId::Ckpt(_) => cmd_header.as_ref().map(|h| h.body.dep_ref()),
+        };
+        let needs_payload = matches!(pp.body.value, Value::Deps { .. });
+        if needs_payload && cmd_header.is_none() {
+            // Fetch the payload first; judge later.
+            let st = self.insts.get_mut(&inst).expect("inserted above; qed");
+            if st.parked.len() < 8 {
+                st.parked.push((from, pp));
+            }
+            self.send(from, Message::Fetch(inst));
+            return;
+        }
+        if let Err(e) = check_preprepare(self.m(), &*self.verifier, self.cfg.window, &pp, cmd_ref.as_ref()) {
+            if !matches!(e, validity::Invalid::NotLeader | validity::Invalid::Signature) {
+                let p = Proof::InvalidProposal(pp, cmd_header);
+                if p.check(self.m(), &*self.verifier, self.cfg.window).is_some() {
+                    self.report(p);
+                }
+            }
+            return;
+        }
+        // Local-state checks.
+        if let Value::Deps { after, .. } = &pp.body.value {
+            if *after > self.last_ckpt + 1 {
+                let st = self.insts.get_mut(&inst).expect("inserted above; qed");
+                if st.parked.len() < 8 {
+                    st.parked.push((from, pp));
+                }
+                return;
+            }
+        }
+        if let (InstanceId::Ckpt(b), Some(h)) = (inst, &cmd_header) {
+            if b != self.last_ckpt + 1 {
+                let st = self.insts.get_mut(&inst).expect("inserted above; qed");
+                if st.parked.len() < 8 {
+                    st.parked.push((from, pp));
+                }
+                return;
+            }
+            let BatchKind::Checkpoint { index, timestamp_ms, .. } = h.body.kind else { return };
+            let (k_prev, prev_ts) = self.ckpt_ids.get(&(b - 1)).copied().unwrap_or(([0; 32], 0));
+            if index != b || h.body.base != k_prev || !checkpoint::timestamp_ok(prev_ts, timestamp_ms, self.now, self.cfg.drift_ms) {
+                return;
+            }
+        }
+        // Accept.
+        let now = self.now;
+        let st = self.insts.get_mut(&inst).expect("inserted above; qed");
+        if view > st.view || (view == st.view && st.in_view_change) {
+            st.view = view;
+            st.in_view_change = false;
+            st.timer_armed = false;
+        }
+        st.last_progress_ms = now;
+        let digest = pp.body.value.digest();
+        st.values.insert(digest, pp.body.value.clone());
+        st.accepted.insert(view, pp);
+        let voted = st.my_votes.get(&(view, Phase::Prepare)).cloned();
+        self.know(inst);
+        match voted {
+            Some(v) if v.body.value == digest => self.broadcast(Message::Vote(v)),
+            Some(_) => {}
+            None => self.vote(inst, view, Phase::Prepare, digest),
+        }
+        self.check_progress(inst, view, digest);
+    }
+
+    fn recheck_parked(&mut self, inst: InstanceId) {
+        let Some(st) = self.insts.get_mut(&inst) else { return };
+        let parked = std::mem::take(&mut st.parked);
+        for (from, pp) in parked {
+            self.on_preprepare(from, pp, None);
+        }
+    }
+
+    fn vote(&mut self, inst: InstanceId, view: View, phase: Phase, digest: Digest) {
+        let body = VoteBody { epoch: self.m().epoch, inst, view, phase, value: digest };
+        let v = Signed::sign(body, &self.g(), &*self.signer);
+        self.insts.get_mut(&inst).expect("callers create the instance; qed").my_votes.insert((view, phase), v.clone());
+        self.persist(vec![StorageOp::Put(Key::Vote(inst, view, phase), Record::Vote(v.clone()))]);
+        self.broadcast(Message::Vote(v));
+    }
+
+    fn on_vote(&mut self, _from: ValidatorId, v: Signed<VoteBody>) {
+        let inst = v.body.inst;
+        if self.is_decided_inst(&inst) || v.body.epoch != self.m().epoch || !self.m().contains(&v.signer) {
+            return;
+        }
+        match inst {
+            InstanceId::Cmd { proposer, seq, .. } => {
+                if seq < self.record.floor(&proposer) || seq >= self.record.watermark(&proposer) + 4 * self.cfg.window {
+                    return;
+                }
+            }
+            InstanceId::Ckpt(b) => {
+                if b > self.last_ckpt + checkpoint::MAX_INDEX_AHEAD {
+                    return;
+                }
+            }
+        }
+        if let Some(st) = self.insts.get(&inst) {
+            if let Some(old) = st.votes.get(&(v.body.view, v.body.phase)).and_then(|m| m.get(&v.signer)) {
+                if *old == v {
+                    return;
+                }
+            }
+            if v.body.view + 16 < st.view {
+                return;
+            }
+        }
+        if !v.verify(&self.g(), &*self.verifier) {
+            return;
+        }
+        let now = self.now;
+        let st = self.insts.entry(inst).or_default();
+        st.last_progress_ms = now;
+        let (view, digest) = (v.body.view, v.body.value);
+        if let Some(old) = st.add_vote(v.clone()) {
+            self.report(Proof::VoteEquivocation(old, v));
+            return;
+        }
+        self.know(inst);
+        self.check_progress(inst, view, digest);
+    }
+
+    fn check_progress(&mut self, inst: InstanceId, view: View, digest: Digest) {
+        let q = self.m().q();
+        let Some(st) = self.insts.get(&inst) else { return };
+        if st.count(view, Phase::Commit, &digest) >= q {
+            if let Some(value) = st.values.get(&digest).cloned() {
+                let mut cert = st.matching(view, Phase::Commit, &digest);
+                cert.truncate(q);
+                let have_payload = match (&inst, &value) {
+                    (_, Value::Noop) => true,
+                    (_, Value::Deps { cmd, .. }) => self.payloads.contains_key(cmd),
+                };
+                if have_payload {
+                    self.decide(inst, value, cert);
+                    return;
+                }
+            }
+            let voter = st.matching(view, Phase::Commit, &digest).first().map(|v| v.signer);
+            if let Some(to) = voter {
+                if to != self.me {
+                    self.send(to, Message::Fetch(inst));
+                }
+            }
+            return;
+        }
+        let accepted_here = st.accepted.get(&view).map(|pp| pp.body.value.digest() == digest).unwrap_or(false);
+        if accepted_here && st.count(view, Phase::Prepare, &digest) >= q {
+            let value = st.values[&digest].clone();
+            let mut votes = st.matching(view, Phase::Prepare, &digest);
+            votes.truncate(q);
+            let higher = st.prepared.as_ref().map(|c| view > c.view).unwrap_or(true);
+            let may_commit = view == st.view && !st.in_view_change && !st.my_votes.contains_key(&(view, Phase::Commit));
+            if higher {
+                let cert = PreparedCert { view, value, votes };
+                self.insts.get_mut(&inst).expect("present; qed").note_prepared(cert.clone());
+                self.persist(vec![StorageOp::Put(Key::Prepared(inst), Record::Prepared(cert))]);
+            }
+            if may_commit {
+                self.vote(inst, view, Phase::Commit, digest);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- view change
+
+    fn start_view_change(&mut self, inst: InstanceId, nv: View) {
+        let has_payload = match inst {
+            InstanceId::Cmd { id, .. } => self.payloads.contains_key(&id),
+            InstanceId::Ckpt(_) => false,
+        };
+        let st = self.insts.entry(inst).or_default();
+        if nv < st.view || (nv == st.view && st.in_view_change && st.my_vcs.contains_key(&nv)) {
+            return;
+        }
+        st.view = nv;
+        st.in_view_change = true;
+        st.timer_armed = false;
+        let vc = match st.my_vcs.get(&nv) {
+            Some(vc) => vc.clone(),
+            None => {
+                let body = ViewChangeBody { epoch: self.cfg.membership.epoch, inst, new_view: nv, prepared: st.prepared.clone(), has_payload };
+                let vc = Signed::sign(body, &self.cfg.membership.genesis, &*self.signer);
+                st.my_vcs.insert(nv, vc.clone());
+                self.persist(vec![StorageOp::Put(Key::ViewChange(inst, nv), Record::ViewChange(vc.clone()))]);
+                vc
+            }
+        };
+        self.broadcast(Message::ViewChange(vc));
+        self.know(inst);
+    }
+
+    fn on_view_change(&mut self, from: ValidatorId, vc: Signed<ViewChangeBody>) {
+        let inst = vc.body.inst;
+        if self.is_decided_inst(&inst) {
+            self.send_decided(from, inst);
+            return;
+        }
+        match inst {
+            InstanceId::Cmd { proposer, seq, .. } => {
+                if !self.m().contains(&proposer) || seq < self.record.watermark(&proposer) || seq >= self.record.watermark(&proposer) + self.cfg.window {
+                    return;
+                }
+            }
+            InstanceId::Ckpt(b) => {
+                if b != self.last_ckpt + 1 {
+                    return;
+                }
+            }
+        }
+        let nv = vc.body.new_view;
+        if nv > 64 {
+            return;
+        }
+        if let Some(st) = self.insts.get(&inst) {
+            if st.vcs.get(&nv).map(|m| m.contains_key(&vc.signer)).unwrap_or(false) {
+                return;
+            }
+        }
+        if !check_view_change(self.m(), &*self.verifier, &vc) {
+            return;
+        }
+        let f1 = self.m().join();
+        let q = self.m().q();
+        let st = self.insts.entry(inst).or_default();
+        st.vcs.entry(nv).or_default().insert(vc.signer, vc);
+        // Join: f+1 validators ask for views above ours.
+        let higher = st.higher_vcs(st.view);
+        let join = if higher.len() >= f1 {
+            let mut views: Vec<View> = higher.values().copied().collect();
+            views.sort_unstable_by(|a, b| b.cmp(a));
+            Some(views[f1 - 1])
+        } else {
+            None
+        };
+        let enough = st.vcs.get(&nv).map(|m| m.len() >= q).unwrap_or(false) && !st.led.contains(&nv) && nv >= st.view;
+        self.know(inst);
+        if let Some(target) = join {
+            self.start_view_change(inst, target);
+        }
+        let leader = match inst {
+            InstanceId::Cmd { proposer, .. } => self.m().leader_cmd(&proposer, nv),
+            InstanceId::Ckpt(b) => self.m().leader_ckpt(b, nv),
+        };
+        if enough && leader == self.me {
+            self.lead_new_view(inst, nv);
+        }
+    }
+
+    fn lead_new_view(&mut self, inst: InstanceId, v: View) {
+        let q = self.m().q();
+        let st = self.insts.get_mut(&inst).expect("caller holds q view changes; qed");
+        st.led.insert(v);
+        let vcs: Vec<Signed<ViewChangeBody>> = st.vcs[&v].values().take(q).cloned().collect();
+        let best = vcs.iter().filter_map(|vc| vc.body.prepared.as_ref()).max_by_key(|c| c.view).cloned();
+        if let Some(cert) = best {
+            let payload = match &cert.value {
+                Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
+                Value::Noop => None,
+            };
+            self.propose(inst, v, cert.value, vec![], vcs, payload);
+            return;
+        }
+        match inst {
+            InstanceId::Cmd { id, .. } => {
+                if let Some(batch) = self.payloads.get(&id).cloned() {
+                    let dep = batch.header.body.dep_ref();
+                    let c = self.collects.entry(id).or_insert_with(|| Collect { inst, dep, batch: batch.clone(), replies: BTreeMap::new(), parked: vec![], view: None, new_view: vec![] });
+                    c.view = Some(v);
+                    c.new_view = vcs;
+                    self.broadcast(Message::Announce(batch));
+                    let t = self.timeout(&inst, v) / 2;
+                    self.set_timer(TimerId::Deadline(inst, v), t);
+                    self.try_collect(id);
+                } else if vcs.iter().any(|vc| vc.body.has_payload) {
+                    let holders: Vec<ValidatorId> = vcs.iter().filter(|vc| vc.body.has_payload).map(|vc| vc.signer).collect();
+                    for h in holders {
+                        self.send(h, Message::Fetch(inst));
+                    }
+                    let t = self.timeout(&inst, v) / 2;
+                    self.set_timer(TimerId::Deadline(inst, v), t);
+                } else {
+                    self.propose(inst, v, Value::Noop, vec![], vcs, None);
+                }
+            }
+            InstanceId::Ckpt(b) => {
+                if b == self.last_ckpt + 1 {
+                    self.announce_candidate(b, v, vcs);
+                }
+            }
+        }
+    }
+
+    /// A recovery leader that was waiting for the payload got it: re-announce and collect.
+    fn resume_lead(&mut self, inst: InstanceId) {
+        let InstanceId::Cmd { id, .. } = inst else { return };
+        let Some(st) = self.insts.get(&inst) else { return };
+        let Some(&v) = st.led.iter().next_back() else { return };
+        if st.my_preprepares.contains_key(&v) || self.collects.get(&id).map(|c| c.view == Some(v)).unwrap_or(false) {
+            return;
+        }
+        let Some(batch) = self.payloads.get(&id).cloned() else { return };
+        let vcs: Vec<Signed<ViewChangeBody>> = st.vcs.get(&v).map(|m| m.values().take(self.cfg.membership.q()).cloned().collect()).unwrap_or_default();
+        let dep = batch.header.body.dep_ref();
+        let c = self.collects.entry(id).or_insert_with(|| Collect { inst, dep, batch: batch.clone(), replies: BTreeMap::new(), parked: vec![], view: None, new_view: vec![] });
+        c.view = Some(v);
+        c.new_view = vcs;
+        self.broadcast(Message::Announce(batch));
+        self.try_collect(id);
+    }
+
+    // ---------------------------------------------------------------- decisions
+
+    fn send_decided(&mut self, to: ValidatorId, inst: InstanceId) {
+        if to == self.me {
+            return;
+        }
+        let found = if let Some(d) = self.insts.get(&inst).and_then(|s| s.decided.clone()) {
+            let payload = match &d.value {
+                Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
+                Value::Noop => None,
+            };
+            Some((d, payload))
+        } else {
+            self.old_decisions.get(&inst).map(|(_, d, p)| (d.clone(), p.clone()))
+        };
+        if let Some((d, p)) = found {
+            self.send(to, Message::Decided(d, p));
+        }
+    }
+
+    fn on_fetch(&mut self, from: ValidatorId, inst: InstanceId) {
+        if self.is_decided_inst(&inst) {
+            self.send_decided(from, inst);
+            return;
+        }
+        if let InstanceId::Cmd { id, .. } = inst {
+            if let Some(b) = self.payloads.get(&id).cloned() {
+                self.send(from, Message::Announce(b));
+            }
+        } else if let Some(st) = self.insts.get(&inst) {
+            // Re-send our accepted proposal with its payload.
+            if let Some((_, pp)) = st.accepted.iter().next_back() {
+                let pp = pp.clone();
+                let payload = match &pp.body.value {
+                    Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
+                    Value::Noop => None,
+                };
+                self.send(from, Message::PrePrepare(pp, payload));
+            }
+        }
+    }
+
+    fn on_decided(&mut self, d: Decision, payload: Option<SignedBatch>) {
+        let inst = d.inst;
+        if self.is_decided_inst(&inst) {
+            return;
+        }
+        let Some(first) = d.cert.first() else { return };
+        let view = first.body.view;
+        if !check_votes(self.m(), &*self.verifier, &inst, view, Phase::Commit, &d.value.digest(), &d.cert) {
+            return;
+        }
+        match (&inst, &d.value) {
+            (InstanceId::Ckpt(_), Value::Noop) => return,
+            (_, Value::Deps { cmd, .. }) => {
+                let ok = payload.as_ref().map(|p| p.id() == *cmd && self.accept_payload(p)).unwrap_or(false);
+                if !ok && !self.payloads.contains_key(cmd) {
+                    return;
+                }
+                if let InstanceId::Cmd { id, .. } = inst {
+                    if id != *cmd {
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.decide(inst, d.value, d.cert);
+    }
+
+    fn decide(&mut self, inst: InstanceId, value: Value, cert: Vec<Signed<VoteBody>>) {
+        let view = cert.first().map(|v| v.body.view).unwrap_or(0);
+        let decision = Decision { inst, value: value.clone(), cert };
+        let payload = match &value {
+            Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
+            Value::Noop => None,
+        };
+        let st = self.insts.entry(inst).or_default();
+        st.decided = Some(decision.clone());
+        st.parked.clear();
+        st.votes.clear();
+        st.vcs.clear();
+        let mut ops = vec![StorageOp::Put(Key::Decision(inst), Record::Decision(decision, payload))];
+        self.out.push(Output::Committed { inst, value: value.clone(), view });
+        match inst {
+            InstanceId::Cmd { proposer, seq, id } => {
+                for (p, s, i) in self.record.mark(proposer, seq, id) {
+                    ops.push(StorageOp::Delete(Key::Decided(p, s, i)));
+                }
+                ops.push(StorageOp::Put(Key::Decided(proposer, seq, id), Record::Marked));
+                self.persist(ops);
+                self.collects.remove(&id);
+                match value {
+                    Value::Deps { deps, after, .. } => {
+                        let batch = self.payloads.get(&id).cloned().expect("decide is only called with the payload held; qed");
+                        if after < self.built {
+                            // Would land in no block: the S11 checker reports it.
+                            self.collect_garbage_cmd(inst, self.built);
+                        } else {
+                            self.committed.insert(id, CommittedCmd { batch, deps, after });
+                        }
+                    }
+                    Value::Noop => {
+                        if proposer == self.me {
+                            if let Some(b) = self.payloads.get(&id) {
+                                self.pending.push_front(b.txs.clone());
+                            }
+                        }
+                        self.collect_garbage_cmd(inst, self.built);
+                    }
+                }
+                if proposer == self.me {
+                    self.try_propose_own();
+                }
+            }
+            InstanceId::Ckpt(b) => {
+                self.persist(ops);
+                let Value::Deps { cmd, deps, .. } = value else { return };
+                let Some(h) = self.payloads.get(&cmd).map(|p| p.header.body.clone()) else { return };
+                let BatchKind::Checkpoint { timestamp_ms, .. } = h.kind else { return };
+                self.ckpt_ids.insert(b, (cmd, timestamp_ms));
+                self.ckpt_decided.insert(b, CkptDecided { header: h, deps: deps.clone() });
+                self.advance_ckpts();
+                for d in deps {
+                    if let DepKind::Txs { .. } = d.kind {
+                        self.know(d.instance());
+                    }
+                }
+            }
+        }
+        self.try_build_blocks();
+    }
+
+    fn advance_ckpts(&mut self) {
+        let mut advanced = false;
+        while self.ckpt_ids.contains_key(&(self.last_ckpt + 1)) {
+            self.last_ckpt += 1;
+            advanced = true;
+            let b = self.last_ckpt;
+            // Losing candidates for b are decided Noop.
+            let winner = self.ckpt_ids[&b].0;
+            let losers: Vec<CommandId> = self
+                .dds
+                .entries()
+                .filter(|e| matches!(e.dep.kind, DepKind::Ckpt { index, .. } if index <= b) && e.dep.id != winner)
+                .map(|e| e.dep.id)
+                .collect();
+            let mut ops = vec![];
+            for id in losers {
+                self.dds.remove(&id);
+                self.payloads.remove(&id);
+                ops.push(StorageOp::Delete(Key::Reply(id)));
+            }
+            self.persist(ops);
+            self.collects.retain(|_, c| !matches!(c.inst, InstanceId::Ckpt(i) if i <= b));
+        }
+        if !advanced {
+            return;
+        }
+        let next = self.last_ckpt + 1;
+        self.know(InstanceId::Ckpt(next));
+        let stale: Vec<BlockIndex> = self.buffered.range(..=self.last_ckpt).map(|(b, _)| *b).collect();
+        for b in stale {
+            self.buffered.remove(&b);
+        }
+        if let Some(buf) = self.buffered.remove(&next) {
+            for (from, b) in buf {
+                self.inbox.push_back((from, Message::Announce(b)));
+            }
+        }
+        let parked: Vec<InstanceId> = self.insts.iter().filter(|(_, s)| !s.parked.is_empty()).map(|(i, _)| *i).collect();
+        for i in parked {
+            self.recheck_parked(i);
+        }
+        let replies: Vec<CommandId> = self.collects.iter().filter(|(_, c)| !c.parked.is_empty()).map(|(i, _)| *i).collect();
+        for id in replies {
+            let c = self.collects.get_mut(&id).expect("listed above; qed");
+            let parked = std::mem::take(&mut c.parked);
+            for r in parked {
+                self.on_reply(r);
+            }
+        }
+        self.maybe_announce_candidate();
+    }
+
+    // ---------------------------------------------------------------- blocks
+
+    fn try_build_blocks(&mut self) {
+        loop {
+            let b = self.built + 1;
+            let Some(k) = self.ckpt_decided.get(&b) else { return };
+            if !k.deps.iter().all(|d| self.dep_decided(d)) {
+                return;
+            }
+            let k = k.clone();
+            let mut members: BTreeMap<CommandId, Member> = BTreeMap::new();
+            for d in &k.deps {
+                if let DepKind::Txs { .. } = d.kind {
+                    if let Some(c) = self.committed.get(&d.id) {
+                        if c.after + 1 == b {
+                            members.insert(d.id, Member { key: c.batch.header.body.canonical_key(), deps: c.deps.iter().map(|x| x.id).collect() });
+                        }
+                    }
+                }
+            }
+            let kid = k.header.id();
+            members.insert(kid, Member { key: k.header.canonical_key(), deps: k.deps.iter().map(|x| x.id).collect() });
+            let order = canonical_order(&members);
+            let batches = order
+                .iter()
+                .filter(|id| **id != kid)
+                .map(|id| {
+                    let c = &self.committed[id];
+                    (c.batch.header.body.clone(), c.batch.txs.clone())
+                })
+                .collect();
+            let BatchKind::Checkpoint { timestamp_ms, .. } = k.header.kind else { return };
+            let block = FinishedBlock { index: b, timestamp_ms, checkpoint: kid, batches };
+            self.finish_block(block);
+        }
+    }
+
+    fn finish_block(&mut self, block: FinishedBlock) {
+        let b = block.index;
+        self.built = b;
+        self.last_build_ms = self.now;
+        self.ckpt_ids.insert(b, (block.checkpoint, block.timestamp_ms));
+        self.recent_blocks.insert(b, block.clone());
+        self.out.push(Output::BlockReady(block));
+        self.gc(b);
+        let meta = self.meta();
+        self.persist(vec![meta]);
+    }
+
+    fn collect_garbage_cmd(&mut self, inst: InstanceId, at_block: BlockIndex) {
+        let InstanceId::Cmd { id, .. } = inst else { return };
+        let mut ops = vec![StorageOp::Delete(Key::Reply(id)), StorageOp::Delete(Key::Decision(inst)), StorageOp::Delete(Key::Prepared(inst))];
+        if let Some(st) = self.insts.remove(&inst) {
+            for v in 0..=st.view {
+                ops.push(StorageOp::Delete(Key::Vote(inst, v, Phase::Prepare)));
+                ops.push(StorageOp::Delete(Key::Vote(inst, v, Phase::Commit)));
+                ops.push(StorageOp::Delete(Key::ViewChange(inst, v)));
+                ops.push(StorageOp::Delete(Key::PrePrepare(inst, v)));
+            }
+            if let Some(d) = st.decided {
+                let payload = match &d.value {
+                    Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
+                    Value::Noop => None,
+                };
+                self.old_decisions.insert(inst, (at_block, d, payload));
+            }
+        }
+        self.dds.remove(&id);
+        self.payloads.remove(&id);
+        self.committed.remove(&id);
+        self.collects.remove(&id);
+        if let InstanceId::Cmd { proposer, seq, .. } = inst {
+            if proposer == self.me {
+                ops.push(StorageOp::Delete(Key::OwnBatch(seq)));
+            }
+        }
+        self.persist(ops);
+    }
+
+    fn gc(&mut self, b: BlockIndex) {
+        let done: Vec<InstanceId> = self
+            .committed
+            .iter()
+            .filter(|(_, c)| c.after < b)
+            .map(|(id, c)| {
+                let h = &c.batch.header.body;
+                InstanceId::Cmd { proposer: h.proposer, seq: h.seq, id: *id }
+            })
+            .collect();
+        for inst in done {
+            self.collect_garbage_cmd(inst, b);
+        }
+        // Checkpoint instances up to b.
+        let ck: Vec<InstanceId> = self.insts.range(InstanceId::Ckpt(0)..=InstanceId::Ckpt(b)).map(|(i, _)| *i).collect();
+        let mut ops = vec![];
+        for inst in ck {
+            if let Some(st) = self.insts.remove(&inst) {
+                for v in 0..=st.view {
+                    ops.push(StorageOp::Delete(Key::Vote(inst, v, Phase::Prepare)));
+                    ops.push(StorageOp::Delete(Key::Vote(inst, v, Phase::Commit)));
+                    ops.push(StorageOp::Delete(Key::ViewChange(inst, v)));
+                    ops.push(StorageOp::Delete(Key::PrePrepare(inst, v)));
+                    if let Some(id) = self.announced.remove(&(match inst {
+                        InstanceId::Ckpt(i) => i,
+                        _ => 0,
+                    }, v))
+                    {
+                        if let InstanceId::Ckpt(i) = inst {
+                            ops.push(StorageOp::Delete(Key::OwnCandidate(i, v)));
+                        }
+                        self.payloads.remove(&id);
+                    }
+                }
+                ops.push(StorageOp::Delete(Key::Decision(inst)));
+                ops.push(StorageOp::Delete(Key::Prepared(inst)));
+                if let Some(d) = st.decided {
+                    let payload = match &d.value {
+                        Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
+                        Value::Noop => None,
+                    };
+                    self.old_decisions.insert(inst, (b, d, payload));
+                }
+            }
+        }
+        if let Some(k) = self.ckpt_decided.remove(&b) {
+            let kid = k.header.id();
+            self.dds.remove(&kid);
+            self.payloads.remove(&kid);
+            ops.push(StorageOp::Delete(Key::Reply(kid)));
+        }
+        self.persist(ops);
+        let keep_from = b.saturating_sub(self.cfg.retain_blocks);
+        self.old_decisions.retain(|_, (at, _, _)| *at >= keep_from);
+        self.recent_blocks = self.recent_blocks.split_off(&keep_from);
+        self.ckpt_ids = self.ckpt_ids.split_off(&keep_from.min(b.saturating_sub(1)));
+        self.sync_votes = self.sync_votes.split_off(&(b + 1));
+        let record = &self.record;
+        self.first_header.retain(|s, _| match s {
+            Slot::Seq(p, seq) => *seq >= record.floor(p),
+            Slot::Ckpt(i, _) => *i > b,
+        });
+        self.announced.retain(|(i, _), _| *i > b);
+    }
+
+    // ---------------------------------------------------------------- sync and retransmission
+
+    fn on_sync_request(&mut self, from: ValidatorId, b: BlockIndex) {
+        let blocks: Vec<FinishedBlock> = self.recent_blocks.range(b..b + 4).map(|(_, x)| x.clone()).collect();
+        for blk in blocks {
+            self.send(from, Message::SyncBlock(blk));
+        }
+    }
+
+    fn on_sync_block(&mut self, from: ValidatorId, blk: FinishedBlock) {
+        if blk.index != self.built + 1 {
+            return;
+        }
+        let f1 = self.m().join();
+        let d = blk.digest();
+        let e = self.sync_votes.entry(blk.index).or_default().entry(d).or_insert_with(|| (blk.clone(), BTreeSet::new()));
+        e.1.insert(from);
+        if e.1.len() < f1 {
+            return;
+        }
+        // f+1 identical blocks: at least one correct validator built it.
+        let mut ops = vec![];
+        for (h, _) in &blk.batches {
+            let id = h.id();
+            for (p, s, i) in self.record.mark(h.proposer, h.seq, id) {
+                ops.push(StorageOp::Delete(Key::Decided(p, s, i)));
+            }
+            ops.push(StorageOp::Put(Key::Decided(h.proposer, h.seq, id), Record::Marked));
+        }
+        self.persist(ops);
+        let b = blk.index;
+        if self.last_ckpt < b {
+            self.ckpt_ids.insert(b, (blk.checkpoint, blk.timestamp_ms));
+            self.ckpt_decided.remove(&b);
+        }
+        for (h, _) in &blk.batches {
+            let id = h.id();
+            self.committed.remove(&id);
+            let inst = InstanceId::Cmd { proposer: h.proposer, seq: h.seq, id };
+            self.collect_garbage_cmd(inst, b);
+        }
+        self.finish_block(blk);
+        self.advance_ckpts();
+        self.try_build_blocks();
+    }
+
+    fn resend(&mut self) {
+        let now = self.now;
+        let horizon = self.cfg.resend_ms;
+        let ann: Vec<SignedBatch> = self.collects.values().filter(|c| c.view.is_some()).map(|c| c.batch.clone()).collect();
+        for b in ann {
+            self.broadcast(Message::Announce(b));
+        }
+        let mut msgs = vec![];
+        for (inst, st) in &self.insts {
+            if st.decided.is_some() || now.saturating_sub(st.last_progress_ms) < horizon {
+                continue;
+            }
+            if matches!(inst, InstanceId::Ckpt(b) if *b != self.last_ckpt + 1) {
+                continue;
+            }
+            if st.in_view_change {
+                if let Some(vc) = st.my_vcs.get(&st.view) {
+                    msgs.push(Message::ViewChange(vc.clone()));
+                }
+                continue;
+            }
+            if let Some(pp) = st.my_preprepares.get(&st.view) {
+                let payload = match &pp.body.value {
+                    Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
+                    Value::Noop => None,
+                };
+                msgs.push(Message::PrePrepare(pp.clone(), payload));
+            }
+            for ph in [Phase::Prepare, Phase::Commit] {
+                if let Some(v) = st.my_votes.get(&(st.view, ph)) {
+                    msgs.push(Message::Vote(v.clone()));
+                }
+            }
+        }
+        for m in msgs {
+            if self.m().n() > 1 {
+                self.out.push(Output::Send { to: None, msg: m });
+            }
+        }
+        if self.built < self.last_ckpt && now.saturating_sub(self.last_build_ms) >= 2 * horizon {
+            let next = self.built + 1;
+            if self.m().n() > 1 {
+                self.out.push(Output::Send { to: None, msg: Message::SyncRequest(next) });
+            }
+        }
+    }
+}
+
+fn slot_of(h: &BatchHeader) -> Slot {
+    match h.kind {
+        BatchKind::Txs => Slot::Seq(h.proposer, h.seq),
+        BatchKind::Checkpoint { index, view, .. } => Slot::Ckpt(index, view),
+    }
+}

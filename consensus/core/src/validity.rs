@@ -1,0 +1,256 @@
+//! External validity of proposals (protocol.md, normal case step 4 and "View change").
+//!
+//! Everything here is self-contained: it depends only on the membership and the signed
+//! material, never on local state, so a failing check can be shown to anyone as an
+//! invalid-proposal proof. Local-state checks (fence claims, timestamps, payload held) live in
+//! the replica and only block the vote.
+
+use crate::crypto::{Signed, Verifier};
+use crate::membership::Membership;
+use crate::types::*;
+use crate::wire::{PrePrepareBody, PreparedCert, Phase, ReplyBody, ViewChangeBody, VoteBody};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Max checkpoint-candidate references in one reply.
+pub const MAX_CKPT_REFS: usize = 64;
+
+/// Why a proposal is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    /// Bad signature or non-member signer.
+    #[error("bad signature or signer")]
+    Signature,
+    /// Not enough distinct signers.
+    #[error("not a quorum")]
+    NotQuorum,
+    /// A reply is for another command or epoch.
+    #[error("reply for another command")]
+    WrongCommand,
+    /// A reply lists too many entries.
+    #[error("reply too large")]
+    TooManyDeps,
+    /// A reply names a candidate beyond its fence.
+    #[error("candidate reference beyond fence")]
+    CkptBeyondFence,
+    /// D is not the union of the replies, or `after` is not the max fence.
+    #[error("value does not match the proof")]
+    ValueMismatch,
+    /// Value not allowed for this instance/view.
+    #[error("value not allowed")]
+    BadValue,
+    /// Signed by someone who is not the leader.
+    #[error("not the leader")]
+    NotLeader,
+    /// View-change set malformed.
+    #[error("bad view changes")]
+    BadViewChanges,
+}
+
+/// Check one reply's shape (not its signature).
+pub fn check_reply_shape(r: &ReplyBody, window: u64) -> Result<(), Invalid> {
+    let mut per: BTreeMap<ValidatorId, u64> = BTreeMap::new();
+    let mut ck = 0usize;
+    for d in &r.deps {
+        match d.kind {
+            DepKind::Txs { .. } => {
+                let c = per.entry(d.proposer).or_default();
+                *c += 1;
+                if *c > window {
+                    return Err(Invalid::TooManyDeps);
+                }
+            }
+            DepKind::Ckpt { index, .. } => {
+                ck += 1;
+                if ck > MAX_CKPT_REFS {
+                    return Err(Invalid::TooManyDeps);
+                }
+                if index > r.fence {
+                    return Err(Invalid::CkptBeyondFence);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The value a quorum of replies determines: D = union(R_i) minus c, after = max fence.
+pub fn value_from_replies(cmd: &DepRef, replies: &[Signed<ReplyBody>]) -> Value {
+    let mut deps: BTreeSet<DepRef> = BTreeSet::new();
+    let mut after = 0;
+    for r in replies {
+        deps.extend(r.body.deps.iter().copied());
+        after = after.max(r.body.fence);
+    }
+    deps.retain(|d| d.id != cmd.id);
+    Value::Deps { cmd: cmd.id, deps: deps.into_iter().collect(), after }
+}
+
+/// Check a reply proof for `value` (q distinct members, all for `cmd`, D == union, after == max).
+pub fn check_reply_proof(
+    m: &Membership,
+    verifier: &dyn Verifier,
+    window: u64,
+    cmd: &DepRef,
+    value: &Value,
+    proof: &[Signed<ReplyBody>],
+) -> Result<(), Invalid> {
+    let mut signers = BTreeSet::new();
+    for r in proof {
+        if r.body.cmd != *cmd || r.body.epoch != m.epoch {
+            return Err(Invalid::WrongCommand);
+        }
+        if !m.contains(&r.signer) || !signers.insert(r.signer) {
+            return Err(Invalid::Signature);
+        }
+        check_reply_shape(&r.body, window)?;
+    }
+    if signers.len() != m.q() {
+        return Err(Invalid::NotQuorum);
+    }
+    if value_from_replies(cmd, proof) != *value {
+        return Err(Invalid::ValueMismatch);
+    }
+    // Signatures last: they are the expensive part.
+    if proof.iter().any(|r| !r.verify(&m.genesis, verifier)) {
+        return Err(Invalid::Signature);
+    }
+    Ok(())
+}
+
+/// Check q distinct member votes on (inst, view, phase, digest).
+pub fn check_votes(
+    m: &Membership,
+    verifier: &dyn Verifier,
+    inst: &InstanceId,
+    view: View,
+    phase: Phase,
+    digest: &Digest,
+    votes: &[Signed<VoteBody>],
+) -> bool {
+    let mut signers = BTreeSet::new();
+    for v in votes {
+        let b = &v.body;
+        if b.inst != *inst || b.view != view || b.phase != phase || b.value != *digest || b.epoch != m.epoch {
+            return false;
+        }
+        if !m.contains(&v.signer) || !signers.insert(v.signer) {
+            return false;
+        }
+    }
+    signers.len() >= m.q() && votes.iter().all(|v| v.verify(&m.genesis, verifier))
+}
+
+/// Check a prepared certificate for `inst` below `below_view`.
+pub fn check_prepared(m: &Membership, verifier: &dyn Verifier, inst: &InstanceId, below_view: View, c: &PreparedCert) -> bool {
+    c.view < below_view && check_votes(m, verifier, inst, c.view, Phase::Prepare, &c.value.digest(), &c.votes)
+}
+
+/// Check a view-change message (signature, member, prepared certificate).
+pub fn check_view_change(m: &Membership, verifier: &dyn Verifier, vc: &Signed<ViewChangeBody>) -> bool {
+    m.contains(&vc.signer)
+        && vc.body.epoch == m.epoch
+        && vc.body.new_view > 0
+        && vc.body.prepared.as_ref().map(|c| check_prepared(m, verifier, &vc.body.inst, vc.body.new_view, c)).unwrap_or(true)
+        && vc.verify(&m.genesis, verifier)
+}
+
+/// What a NewView justifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Justified {
+    /// The value must be this prepared value.
+    Reproposal(Value),
+    /// No prepared value reported: any externally valid value (Noop allowed for commands).
+    Free,
+}
+
+/// Check the q view changes of a pre-prepare for view > 0.
+pub fn check_new_view(m: &Membership, verifier: &dyn Verifier, pp: &PrePrepareBody) -> Result<Justified, Invalid> {
+    let mut signers = BTreeSet::new();
+    let mut best: Option<&PreparedCert> = None;
+    for vc in &pp.new_view {
+        if vc.body.inst != pp.inst || vc.body.new_view != pp.view || !signers.insert(vc.signer) {
+            return Err(Invalid::BadViewChanges);
+        }
+        if let Some(c) = &vc.body.prepared {
+            if best.map(|b| c.view > b.view).unwrap_or(true) {
+                best = Some(c);
+            }
+        }
+    }
+    if signers.len() != m.q() {
+        return Err(Invalid::NotQuorum);
+    }
+    if !pp.new_view.iter().all(|vc| check_view_change(m, verifier, vc)) {
+        return Err(Invalid::Signature);
+    }
+    Ok(match best {
+        Some(c) => Justified::Reproposal(c.value.clone()),
+        None => Justified::Free,
+    })
+}
+
+/// Full self-contained check of a signed pre-prepare. `cmd` is the command a `Deps` value names
+/// (for CONS_ckpt the candidate's reference, which the caller obtains from the payload).
+pub fn check_preprepare(
+    m: &Membership,
+    verifier: &dyn Verifier,
+    window: u64,
+    pp: &Signed<PrePrepareBody>,
+    cmd: Option<&DepRef>,
+) -> Result<(), Invalid> {
+    let b = &pp.body;
+    let leader = match b.inst {
+        InstanceId::Cmd { proposer, .. } => m.leader_cmd(&proposer, b.view),
+        InstanceId::Ckpt(i) => m.leader_ckpt(i, b.view),
+    };
+    if pp.signer != leader || b.epoch != m.epoch {
+        return Err(Invalid::NotLeader);
+    }
+    if !pp.verify(&m.genesis, verifier) {
+        return Err(Invalid::Signature);
+    }
+    let justified = if b.view == 0 {
+        if !b.new_view.is_empty() {
+            return Err(Invalid::BadViewChanges);
+        }
+        Justified::Free
+    } else {
+        check_new_view(m, verifier, b)?
+    };
+    match (&justified, &b.value) {
+        (Justified::Reproposal(v), value) => {
+            if v != value {
+                return Err(Invalid::BadValue);
+            }
+            if !b.proof.is_empty() {
+                return Err(Invalid::BadValue);
+            }
+            Ok(())
+        }
+        (Justified::Free, Value::Noop) => match b.inst {
+            InstanceId::Cmd { .. } if b.view > 0 && b.proof.is_empty() => Ok(()),
+            _ => Err(Invalid::BadValue),
+        },
+        (Justified::Free, Value::Deps { cmd: c, .. }) => {
+            let Some(r) = cmd else { return Err(Invalid::BadValue) };
+            if r.id != *c {
+                return Err(Invalid::BadValue);
+            }
+            match (b.inst, r.kind) {
+                (InstanceId::Cmd { proposer, seq, id }, DepKind::Txs { seq: s }) => {
+                    if proposer != r.proposer || seq != s || id != r.id {
+                        return Err(Invalid::BadValue);
+                    }
+                }
+                (InstanceId::Ckpt(i), DepKind::Ckpt { index, view }) => {
+                    // A fresh candidate must be the leader's own for this very view.
+                    if index != i || view != b.view || r.proposer != leader {
+                        return Err(Invalid::BadValue);
+                    }
+                }
+                _ => return Err(Invalid::BadValue),
+            }
+            check_reply_proof(m, verifier, window, r, &b.value, &b.proof)
+        }
+    }
+}

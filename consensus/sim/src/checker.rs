@@ -1,0 +1,275 @@
+//! Invariant checkers S1-S12 (protocol.md, "Invariants the simulator checks after every step").
+//!
+//! The checker observes every output of correct validators as it happens (so each invariant is
+//! checked after the step that could break it) and keeps global reference state:
+//! - S1 agreement: one decided value per instance;
+//! - S2 validity: a committed value names its own command (Deps.cmd == instance id), checkpoints
+//!   never decide Noop, and a committed Txs value's payload carries a valid proposer signature;
+//! - S3 visibility: two conflicting Txs commands of one block are related by deps*;
+//! - S4 per-account order: per-account application sequences are prefix-consistent;
+//! - S5 same block digest and state root per height;
+//! - S6 no transaction applied twice; S8 total supply constant;
+//! - S9 PBFT locking: once decided (view v, value x), no correct validator prepares or proposes
+//!   anything but x in a view > v;
+//! - S10 replies stable per (replier, command); positions strictly increase; fences never decrease;
+//! - S11 every committed Txs command lands in exactly one block, the one its fence names, and K_b
+//!   in block b (the "lands at all" half is checked at the end of a run);
+//! - S12 every misbehaviour proof verifies and convicts a Byzantine validator.
+
+use crate::ledger::Ledger;
+use bsmr_consensus_core::wire::Phase;
+use bsmr_consensus_core::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Debug)]
+struct CommittedInfo {
+    access: Vec<AccountId>,
+    deps: Vec<CommandId>,
+    after: BlockIndex,
+}
+
+/// The global checker.
+pub struct Checker {
+    membership: Membership,
+    verifier: Box<dyn Verifier>,
+    window: u64,
+    byz: BTreeSet<ValidatorId>,
+    /// Violations found (empty = pass).
+    pub violations: Vec<String>,
+    decided: BTreeMap<InstanceId, (View, Digest)>,
+    prepares: BTreeMap<InstanceId, BTreeMap<View, BTreeSet<Digest>>>,
+    committed: BTreeMap<CommandId, CommittedInfo>,
+    replies: BTreeMap<(ValidatorId, CommandId), wire::ReplyBody>,
+    reply_progress: BTreeMap<ValidatorId, (u64, BlockIndex)>,
+    blocks: BTreeMap<BlockIndex, (Digest, Digest)>,
+    landed: BTreeMap<CommandId, BlockIndex>,
+    account_ref: BTreeMap<u32, Vec<u64>>,
+    supply: u64,
+    /// Proofs seen, per convicted validator.
+    pub proofs: BTreeMap<ValidatorId, usize>,
+    /// Number of distinct decisions.
+    pub decisions: u64,
+}
+
+impl Checker {
+    /// A checker for one run.
+    pub fn new(membership: Membership, verifier: Box<dyn Verifier>, window: u64, byz: BTreeSet<ValidatorId>, supply: u64) -> Self {
+        Checker {
+            membership,
+            verifier,
+            window,
+            byz,
+            violations: vec![],
+            decided: BTreeMap::new(),
+            prepares: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            replies: BTreeMap::new(),
+            reply_progress: BTreeMap::new(),
+            blocks: BTreeMap::new(),
+            landed: BTreeMap::new(),
+            account_ref: BTreeMap::new(),
+            supply,
+            proofs: BTreeMap::new(),
+            decisions: 0,
+        }
+    }
+
+    fn fail(&mut self, s: String) {
+        if self.violations.len() < 50 {
+            self.violations.push(s);
+        }
+    }
+
+    /// A correct validator decided.
+    pub fn on_commit(&mut self, node: usize, inst: InstanceId, value: &Value, view: View, payload: Option<&SignedBatch>) {
+        let d = value.digest();
+        match self.decided.get(&inst) {
+            Some((_, x)) if *x != d => self.fail(format!("S1: node {node} decided a different value for {inst:?}")),
+            Some(_) => return,
+            None => {}
+        }
+        self.decisions += 1;
+        self.decided.insert(inst, (view, d));
+        // S9 against earlier-observed prepares.
+        let bad: Vec<View> = self
+            .prepares
+            .get(&inst)
+            .map(|p| p.range(view + 1..).filter(|(_, ds)| ds.iter().any(|x| *x != d)).map(|(v, _)| *v).collect())
+            .unwrap_or_default();
+        for v in bad {
+            self.fail(format!("S9: a correct validator prepared another value in view {v} of {inst:?} decided in view {view}"));
+        }
+        // S2
+        match (inst, value) {
+            (InstanceId::Ckpt(_), Value::Noop) => self.fail(format!("S2: {inst:?} decided Noop")),
+            (InstanceId::Cmd { id, .. }, Value::Deps { cmd, .. }) if id != *cmd => self.fail(format!("S2: {inst:?} decided another command")),
+            _ => {}
+        }
+        if let (InstanceId::Cmd { id, .. }, Value::Deps { deps, after, .. }) = (inst, value) {
+            match payload {
+                Some(b) if b.id() == id && b.header.verify(&self.membership.genesis, &*self.verifier) => {
+                    self.committed.insert(id, CommittedInfo { access: b.header.body.access.clone(), deps: deps.iter().map(|x| x.id).collect(), after: *after });
+                }
+                _ => self.fail(format!("S2: committed {inst:?} without a validly signed payload")),
+            }
+        }
+    }
+
+    /// A correct validator sent a message.
+    pub fn on_send(&mut self, node: usize, from: ValidatorId, msg: &Message) {
+        match msg {
+            Message::Reply(r) if r.signer == from => {
+                if let Some(old) = self.replies.get(&(from, r.body.cmd.id)) {
+                    if *old != r.body {
+                        self.fail(format!("S10: node {node} sent two different replies to one command"));
+                    }
+                } else {
+                    self.fail(format!("S10: node {node} sent a reply it never persisted"));
+                }
+            }
+            Message::Vote(v) if v.signer == from && v.body.phase == Phase::Prepare => self.on_prepare(node, v.body.inst, v.body.view, v.body.value),
+            Message::PrePrepare(pp, _) if pp.signer == from => self.on_prepare(node, pp.body.inst, pp.body.view, pp.body.value.digest()),
+            _ => {}
+        }
+    }
+
+    /// A correct validator created (persisted) a reply: positions strictly increase, fences never
+    /// decrease, and a command gets one reply (across restarts too).
+    pub fn on_reply_created(&mut self, node: usize, from: ValidatorId, r: &wire::ReplyBody) {
+        let key = (from, r.cmd.id);
+        if let Some(old) = self.replies.get(&key) {
+            if old != r {
+                self.fail(format!("S10: node {node} created two different replies to one command"));
+            }
+            return;
+        }
+        let prev = self.reply_progress.get(&from).copied();
+        if let Some((pos, fence)) = prev {
+            if r.pos <= pos || r.fence < fence {
+                self.fail(format!("S10: node {node} reply position/fence went back ({} after {pos}, fence {} after {fence})", r.pos, r.fence));
+            }
+        }
+        let (pos, fence) = prev.unwrap_or((0, 0));
+        self.reply_progress.insert(from, (r.pos.max(pos), r.fence.max(fence)));
+        self.replies.insert(key, r.clone());
+    }
+
+    fn on_prepare(&mut self, node: usize, inst: InstanceId, view: View, d: Digest) {
+        if let Some((v, x)) = self.decided.get(&inst) {
+            if view > *v && d != *x {
+                self.fail(format!("S9: node {node} prepared/proposed another value in view {view} of {inst:?} decided in view {v}"));
+            }
+        }
+        self.prepares.entry(inst).or_default().entry(view).or_default().insert(d);
+    }
+
+    /// A correct validator emitted a misbehaviour proof.
+    pub fn on_proof(&mut self, node: usize, p: &Proof) {
+        match p.check(&self.membership, &*self.verifier, self.window) {
+            Some(c) if self.byz.contains(&c) => *self.proofs.entry(c).or_default() += 1,
+            Some(_) => self.fail(format!("S12: node {node} produced a proof against a correct validator: {p:?}")),
+            None => self.fail(format!("S12: node {node} produced a proof that does not verify")),
+        }
+    }
+
+    /// A correct validator executed a block (ledger already updated).
+    pub fn on_block(&mut self, node: usize, b: &FinishedBlock, ledger: &Ledger) {
+        // S5
+        let entry = (b.digest(), ledger.root());
+        match self.blocks.get(&b.index) {
+            Some(x) if *x != entry => self.fail(format!("S5: node {node} built a different block or state at height {}", b.index)),
+            Some(_) => {}
+            None => {
+                self.blocks.insert(b.index, entry);
+            }
+        }
+        // S11: K_b in block b; members with after == b - 1; each lands once.
+        match self.decided.get(&InstanceId::Ckpt(b.index)) {
+            Some(_) => {}
+            None => self.fail(format!("S11: block {} built before its checkpoint was decided", b.index)),
+        }
+        for (h, _) in &b.batches {
+            let id = h.id();
+            match self.committed.get(&id) {
+                Some(c) if c.after + 1 != b.index => self.fail(format!("S11: command with after {} landed in block {}", c.after, b.index)),
+                Some(_) => {}
+                None => self.fail(format!("S11: uncommitted command in block {}", b.index)),
+            }
+            match self.landed.get(&id) {
+                Some(h2) if *h2 != b.index => self.fail(format!("S11: command landed in blocks {h2} and {}", b.index)),
+                _ => {
+                    self.landed.insert(id, b.index);
+                }
+            }
+        }
+        // S3 inside the block.
+        let members: Vec<CommandId> = b.batches.iter().map(|(h, _)| h.id()).collect();
+        for i in 0..members.len() {
+            for j in i + 1..members.len() {
+                let (a, c) = (&members[i], &members[j]);
+                let (Some(ia), Some(ic)) = (self.committed.get(a), self.committed.get(c)) else { continue };
+                if access_conflicts(&ia.access, &ic.access) && !self.reaches(a, c) && !self.reaches(c, a) {
+                    self.fail(format!("S3: conflicting commands in block {} unrelated by deps*", b.index));
+                }
+            }
+        }
+        // S6, S8
+        if ledger.double_applied > 0 {
+            self.fail(format!("S6: node {node} applied a transaction twice"));
+        }
+        if ledger.total() != self.supply {
+            self.fail(format!("S8: node {node} supply {} != {}", ledger.total(), self.supply));
+        }
+        // S4 for accounts touched in this block.
+        let mut touched = BTreeSet::new();
+        for (h, _) in &b.batches {
+            for a in &h.access {
+                if *a != GLOBAL {
+                    touched.insert(u32::from_be_bytes([a[0], a[1], a[2], a[3]]));
+                }
+            }
+        }
+        for a in touched {
+            let mine = ledger.order.get(&a).cloned().unwrap_or_default();
+            let r = self.account_ref.entry(a).or_default();
+            let l = mine.len().min(r.len());
+            if mine[..l] != r[..l] {
+                self.violations.push(format!("S4: node {node} account {a} order diverges"));
+            } else if mine.len() > r.len() {
+                *r = mine;
+            }
+        }
+    }
+
+    fn reaches(&self, from: &CommandId, to: &CommandId) -> bool {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![*from];
+        while let Some(x) = stack.pop() {
+            if let Some(c) = self.committed.get(&x) {
+                for d in &c.deps {
+                    if d == to {
+                        return true;
+                    }
+                    if seen.len() < 100_000 && seen.insert(*d) {
+                        stack.push(*d);
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    /// End of run: every committed Txs command whose block height is reached by every live correct
+    /// validator has landed (S11).
+    pub fn final_check(&mut self, min_height: BlockIndex) {
+        let missing: Vec<(CommandId, BlockIndex)> = self
+            .committed
+            .iter()
+            .filter(|(id, c)| c.after < min_height && !self.landed.contains_key(*id))
+            .map(|(id, c)| (*id, c.after))
+            .collect();
+        for (_, after) in missing.into_iter().take(5) {
+            self.fail(format!("S11: committed command with after {after} never landed (height {min_height})"));
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! `bsmr-sim` command line: run seeded simulations and print throughput, latency and violations.
+
+use bsmr_sim::{run, Behaviour, CrashMode, NetKind, Report, SimConfig};
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(name = "bsmr-sim", about = "Deterministic simulator for the bsmr consensus core")]
+struct Args {
+    /// Number of validators.
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Number of Byzantine validators (the last indices).
+    #[arg(long, default_value_t = 0)]
+    byzantine: usize,
+    /// Byzantine behaviour (honest, silent, equivocate, omit-deps, fake-deps, inflate-fence,
+    /// lower-fence, reply-equivocate, subset-announce, withhold-payload, invalid-proof,
+    /// conflicting-preprepare, double-vote, withhold-votes, vc-spam, dup-checkpoint,
+    /// silent-checkpoint, timestamp-ahead, replay-announce, duplicate-tx).
+    #[arg(long, default_value = "honest")]
+    behaviour: String,
+    /// Seed (a failing run prints it; the same seed replays exactly).
+    #[arg(long, env = "SEED", default_value_t = 1)]
+    seed: u64,
+    /// Number of consecutive seeds to run.
+    #[arg(long, default_value_t = 1)]
+    runs: u64,
+    /// Correct validators that crash for good.
+    #[arg(long, default_value_t = 0)]
+    crash: usize,
+    /// Correct validators that crash and restart from persisted state.
+    #[arg(long, default_value_t = 0)]
+    crash_restart: usize,
+    /// lan or wan.
+    #[arg(long, default_value = "wan")]
+    net: String,
+    /// GST in virtual ms (0 = synchronous from the start).
+    #[arg(long, default_value_t = 1000)]
+    gst_ms: u64,
+    /// Client load duration in virtual ms.
+    #[arg(long, default_value_t = 3000)]
+    load_ms: u64,
+    /// Hard end in virtual ms.
+    #[arg(long, default_value_t = 60000)]
+    end_ms: u64,
+    /// One client batch per validator every this many ms.
+    #[arg(long, default_value_t = 250)]
+    batch_interval_ms: u64,
+    /// Transactions per batch.
+    #[arg(long, default_value_t = 4)]
+    txs_per_batch: usize,
+    /// CheckpointDue period (ms).
+    #[arg(long, default_value_t = 500)]
+    block_ms: u64,
+    /// Hot-account probability.
+    #[arg(long, default_value_t = 0.25)]
+    hot: f64,
+    /// Loss probability before GST.
+    #[arg(long, default_value_t = 0.05)]
+    loss: f64,
+}
+
+fn main() {
+    let a = Args::parse();
+    let Some(behaviour) = Behaviour::parse(&a.behaviour) else {
+        eprintln!("unknown behaviour {}", a.behaviour);
+        std::process::exit(2);
+    };
+    let mut failed = 0;
+    for seed in a.seed..a.seed + a.runs {
+        let mut c = SimConfig::small(a.validators, seed);
+        c.byzantine = a.byzantine;
+        c.behaviour = behaviour;
+        c.crash = if a.crash_restart > 0 {
+            CrashMode::CrashRestart(a.crash_restart)
+        } else if a.crash > 0 {
+            CrashMode::Crash(a.crash)
+        } else {
+            CrashMode::None
+        };
+        c.net = if a.net == "lan" { NetKind::Lan } else { NetKind::Wan };
+        c.gst_ms = a.gst_ms;
+        c.partition = a.gst_ms > 0;
+        c.loss = if a.gst_ms > 0 { a.loss } else { 0.0 };
+        c.dup = if a.gst_ms > 0 { 0.05 } else { 0.0 };
+        c.load_ms = a.load_ms;
+        c.end_ms = a.end_ms.max(a.load_ms + 5_000);
+        c.batch_interval_ms = a.batch_interval_ms;
+        c.txs_per_batch = a.txs_per_batch;
+        c.block_ms = a.block_ms;
+        c.hot = a.hot;
+        let wall = std::time::Instant::now();
+        let r = run(c);
+        let secs = wall.elapsed().as_secs_f64();
+        print(&r, secs);
+        if !r.violations.is_empty() {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} run(s) with violations");
+        std::process::exit(1);
+    }
+}
+
+fn print(r: &Report, wall_s: f64) {
+    let v = r.virtual_ms.max(1) as f64 / 1000.0;
+    println!("SEED={} virtual_ms={} events={} messages={} wall_s={:.2}", r.seed, r.virtual_ms, r.events, r.messages, wall_s);
+    println!(
+        "  batches committed (own, at proposers)={} commits/s(virtual)={:.1} decisions={} txs submitted={} txs in blocks={}",
+        r.committed_batches,
+        r.committed_batches as f64 / v,
+        r.decisions,
+        r.txs_submitted,
+        r.txs_in_blocks
+    );
+    println!(
+        "  commit latency ms: p50={} p90={} p99={} max={}  message delay ms: p50={} p99={}",
+        Report::pct(&r.commit_latency_ms, 0.5),
+        Report::pct(&r.commit_latency_ms, 0.9),
+        Report::pct(&r.commit_latency_ms, 0.99),
+        Report::pct(&r.commit_latency_ms, 1.0),
+        Report::pct(&r.msg_delay_ms, 0.5),
+        Report::pct(&r.msg_delay_ms, 0.99)
+    );
+    println!("  blocks: min height={} max height={}  max log={}  proofs={:?}", r.min_height, r.max_height, r.max_log, r.proofs);
+    if r.violations.is_empty() {
+        println!("  violations: none");
+    } else {
+        println!("  VIOLATIONS (replay with --seed {}):", r.seed);
+        for x in &r.violations {
+            println!("    {x}");
+        }
+    }
+}

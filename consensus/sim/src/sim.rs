@@ -1,0 +1,663 @@
+//! The deterministic discrete-event simulator.
+//!
+//! One ChaCha8 RNG seeded from a `u64` drives everything (latencies, loss, duplication,
+//! partitions, workload, crash times, adversary choices); virtual time is a (time, seq) event
+//! heap in microseconds; every collection that is iterated is a BTreeMap/Vec. A run is therefore
+//! a pure function of its [`SimConfig`]: a failing run prints its seed and replays exactly.
+
+use crate::adversary::{Adversary, Behaviour};
+use crate::checker::Checker;
+use crate::crypto::{Sr25519Signer, Sr25519Verifier};
+use crate::ledger::{Ledger, Transfer};
+use bsmr_consensus_core::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+/// Network latency model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetKind {
+    /// One data centre: 0.2-1 ms one way.
+    Lan,
+    /// Five regions, 1-150 ms one way, jitter 10%.
+    Wan,
+}
+
+/// One-way WAN base latencies between 5 regions (ms).
+const WAN: [[u64; 5]; 5] = [
+    [1, 40, 75, 110, 150],
+    [40, 1, 60, 95, 140],
+    [75, 60, 1, 70, 120],
+    [110, 95, 70, 1, 90],
+    [150, 140, 120, 90, 1],
+];
+
+/// Crash faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashMode {
+    /// No crashes.
+    None,
+    /// `count` validators crash for good.
+    Crash(usize),
+    /// `count` validators crash and restart from persisted state.
+    CrashRestart(usize),
+}
+
+/// Parameters of one run.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Validators.
+    pub n: usize,
+    /// Byzantine validators (the last `byzantine` indices).
+    pub byzantine: usize,
+    /// Their behaviour.
+    pub behaviour: Behaviour,
+    /// Crash faults among correct validators.
+    pub crash: CrashMode,
+    /// Seed.
+    pub seed: u64,
+    /// Latency model.
+    pub net: NetKind,
+    /// Global stabilization time (ms): before it, loss, duplication, long delays, partitions.
+    pub gst_ms: u64,
+    /// Client load stops at this time (ms).
+    pub load_ms: u64,
+    /// Hard end of the run (ms).
+    pub end_ms: u64,
+    /// Each validator receives one client batch every this many ms.
+    pub batch_interval_ms: u64,
+    /// Transactions per client batch.
+    pub txs_per_batch: usize,
+    /// Accounts in the toy ledger.
+    pub accounts: u32,
+    /// Probability a transaction touches the hot account 0.
+    pub hot: f64,
+    /// Probability a transaction has GLOBAL access.
+    pub global: f64,
+    /// CheckpointDue period (ms).
+    pub block_ms: u64,
+    /// Loss probability before GST.
+    pub loss: f64,
+    /// Duplication probability before GST.
+    pub dup: f64,
+    /// Isolate a random minority until GST.
+    pub partition: bool,
+    /// Stop after this many events (safety net).
+    pub max_events: u64,
+    /// Core tunables: window.
+    pub window: u64,
+}
+
+impl SimConfig {
+    /// A small default run.
+    pub fn small(n: usize, seed: u64) -> Self {
+        SimConfig {
+            n,
+            byzantine: 0,
+            behaviour: Behaviour::Honest,
+            crash: CrashMode::None,
+            seed,
+            net: NetKind::Wan,
+            gst_ms: 1_000,
+            load_ms: 3_000,
+            end_ms: 40_000,
+            batch_interval_ms: 250,
+            txs_per_batch: 4,
+            accounts: 16,
+            hot: 0.25,
+            global: 0.02,
+            block_ms: 500,
+            loss: 0.05,
+            dup: 0.05,
+            partition: true,
+            max_events: 3_000_000,
+            window: 16,
+        }
+    }
+}
+
+/// Summary of a run.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Seed.
+    pub seed: u64,
+    /// Invariant and liveness violations.
+    pub violations: Vec<String>,
+    /// Distinct decided instances.
+    pub decisions: u64,
+    /// Txs commands committed (non-Noop) at validator 0's view of the checker.
+    pub committed_batches: u64,
+    /// Transactions included in blocks (at the most advanced correct validator).
+    pub txs_in_blocks: u64,
+    /// Transactions submitted.
+    pub txs_submitted: u64,
+    /// Lowest height among live correct validators.
+    pub min_height: u64,
+    /// Highest height.
+    pub max_height: u64,
+    /// Virtual end time (ms).
+    pub virtual_ms: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Messages delivered.
+    pub messages: u64,
+    /// Commit latency samples (ms): proposer's first announce to its own commit.
+    pub commit_latency_ms: Vec<u64>,
+    /// Message delay samples (ms).
+    pub msg_delay_ms: Vec<u64>,
+    /// Proofs per convicted validator index.
+    pub proofs: BTreeMap<usize, usize>,
+    /// Max DDS log size seen at the end among correct validators.
+    pub max_log: usize,
+}
+
+impl Report {
+    /// Percentile of a sample.
+    pub fn pct(v: &[u64], p: f64) -> u64 {
+        if v.is_empty() {
+            return 0;
+        }
+        let mut s = v.to_vec();
+        s.sort_unstable();
+        s[((s.len() - 1) as f64 * p) as usize]
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Ev {
+    Deliver { to: usize, from: usize, msg: Message },
+    Timer { node: usize, inc: u32, id: TimerId },
+    Load { node: usize },
+    Due { node: usize },
+    Crash { node: usize },
+    Restart { node: usize },
+    AdvTick { node: usize },
+}
+
+struct Node {
+    id: ValidatorId,
+    signer: Sr25519Signer,
+    replica: Option<Replica>,
+    storage: MemStorage,
+    ledger: Ledger,
+    adv: Option<Adversary>,
+    inc: u32,
+    crashed_for_good: bool,
+    skew_ms: u64,
+    next_tx: u64,
+    submitted: Vec<u64>,
+}
+
+/// A simulation.
+pub struct Sim {
+    cfg: SimConfig,
+    rng: ChaCha8Rng,
+    now_us: u64,
+    seq: u64,
+    heap: BinaryHeap<Reverse<(u64, u64)>>,
+    events: BTreeMap<u64, Ev>,
+    nodes: Vec<Node>,
+    membership: Membership,
+    core_cfg: Config,
+    verifier: Sr25519Verifier,
+    checker: Checker,
+    partitioned: BTreeSet<usize>,
+    region: Vec<usize>,
+    report: Report,
+    first_announce: BTreeMap<CommandId, u64>,
+    payloads: BTreeMap<CommandId, SignedBatch>,
+    height_at_gst: BTreeMap<usize, u64>,
+}
+
+impl Sim {
+    /// Set up a run.
+    pub fn new(cfg: SimConfig) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let signers: Vec<Sr25519Signer> = (0..cfg.n).map(Sr25519Signer::for_validator).collect();
+        let ids: Vec<ValidatorId> = signers.iter().map(|s| s.public()).collect();
+        let mut genesis = [0u8; 32];
+        genesis[..8].copy_from_slice(&cfg.seed.to_le_bytes());
+        let membership = Membership::new(genesis, 0, ids.clone());
+        let mut core_cfg = Config::new(membership.clone());
+        core_cfg.window = cfg.window;
+        if cfg.net == NetKind::Lan {
+            core_cfg.recovery_timeout_ms = 600;
+            core_cfg.ckpt_timeout_ms = 900;
+            core_cfg.resend_ms = 500;
+        }
+        let verifier = Sr25519Verifier::default();
+        let byz_start = cfg.n - cfg.byzantine;
+        let byz: BTreeSet<ValidatorId> = ids[byz_start..].iter().copied().collect();
+        let supply = cfg.accounts as u64 * 1_000;
+        let checker = Checker::new(membership.clone(), Box::new(verifier.clone()), cfg.window, byz, supply);
+        let mut nodes = Vec::new();
+        for (i, s) in signers.into_iter().enumerate() {
+            let is_byz = i >= byz_start;
+            let adv = if is_byz { Some(Adversary::new(cfg.behaviour, s.clone(), &membership, cfg.window, &mut rng)) } else { None };
+            let skew_ms = if is_byz && cfg.behaviour == Behaviour::TimestampAhead { 600_000 } else { 0 };
+            nodes.push(Node {
+                id: s.public(),
+                signer: s,
+                replica: None,
+                storage: MemStorage::default(),
+                ledger: Ledger::genesis(cfg.accounts, 1_000),
+                adv,
+                inc: 0,
+                crashed_for_good: false,
+                skew_ms,
+                next_tx: 0,
+                submitted: vec![],
+            });
+        }
+        let region = (0..cfg.n).map(|i| i % 5).collect();
+        let mut partitioned = BTreeSet::new();
+        if cfg.partition && cfg.n >= 4 && cfg.gst_ms > 0 {
+            let k = rng.gen_range(1..=membership.f().max(1));
+            while partitioned.len() < k {
+                partitioned.insert(rng.gen_range(0..cfg.n));
+            }
+        }
+        let mut sim = Sim {
+            cfg: cfg.clone(),
+            rng,
+            now_us: 0,
+            seq: 0,
+            heap: BinaryHeap::new(),
+            events: BTreeMap::new(),
+            nodes,
+            membership,
+            core_cfg,
+            verifier,
+            checker,
+            partitioned,
+            region,
+            report: Report { seed: cfg.seed, ..Default::default() },
+            first_announce: BTreeMap::new(),
+            payloads: BTreeMap::new(),
+            height_at_gst: BTreeMap::new(),
+        };
+        // Crash schedule among correct validators (lowest indices first after 0 stays up).
+        let (count, restart) = match cfg.crash {
+            CrashMode::None => (0, false),
+            CrashMode::Crash(c) => (c, false),
+            CrashMode::CrashRestart(c) => (c, true),
+        };
+        let correct = cfg.n - cfg.byzantine;
+        for k in 0..count.min(correct.saturating_sub(1)) {
+            let node = correct - 1 - k;
+            let at = sim.rng.gen_range(cfg.load_ms / 4..cfg.load_ms.max(cfg.load_ms / 4 + 1));
+            sim.schedule(at * 1000, Ev::Crash { node });
+            if restart {
+                let down = sim.rng.gen_range(200..3_000);
+                sim.schedule((at + down) * 1000, Ev::Restart { node });
+            } else {
+                sim.nodes[node].crashed_for_good = true;
+            }
+        }
+        for i in 0..cfg.n {
+            sim.boot(i);
+            let off = sim.rng.gen_range(0..cfg.batch_interval_ms.max(1));
+            sim.schedule(off * 1000, Ev::Load { node: i });
+            let off = sim.rng.gen_range(0..50);
+            sim.schedule((cfg.block_ms + off) * 1000, Ev::Due { node: i });
+            if sim.nodes[i].adv.is_some() {
+                sim.schedule(300_000, Ev::AdvTick { node: i });
+            }
+        }
+        sim
+    }
+
+    fn schedule(&mut self, at_us: u64, ev: Ev) {
+        self.seq += 1;
+        self.heap.push(Reverse((at_us, self.seq)));
+        self.events.insert(self.seq, ev);
+    }
+
+    fn boot(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.inc += 1;
+        let replica = Replica::new(self.core_cfg.clone(), &node.storage, Box::new(node.signer.clone()), Box::new(self.verifier.clone()));
+        node.replica = Some(replica);
+        let now = self.now_us / 1000 + self.nodes[i].skew_ms;
+        let outs = self.nodes[i].replica.as_mut().expect("just set; qed").start(now);
+        self.apply(i, outs);
+    }
+
+    fn latency_us(&mut self, from: usize, to: usize) -> u64 {
+        let base = match self.cfg.net {
+            NetKind::Lan => self.rng.gen_range(200..1_000),
+            NetKind::Wan => {
+                let b = WAN[self.region[from]][self.region[to]] * 1000;
+                b + self.rng.gen_range(0..=b / 10 + 100)
+            }
+        };
+        if self.now_us < self.cfg.gst_ms * 1000 && self.rng.gen_bool(0.2) {
+            base + self.rng.gen_range(0..2_000_000)
+        } else {
+            base
+        }
+    }
+
+    fn is_correct(&self, i: usize) -> bool {
+        self.nodes[i].adv.is_none()
+    }
+
+    fn transmit(&mut self, from: usize, to: usize, msg: Message) {
+        if from == to {
+            return;
+        }
+        let before_gst = self.now_us < self.cfg.gst_ms * 1000;
+        if before_gst {
+            if self.partitioned.contains(&from) != self.partitioned.contains(&to) {
+                return;
+            }
+            if self.rng.gen_bool(self.cfg.loss) {
+                return;
+            }
+            if self.rng.gen_bool(self.cfg.dup) {
+                let l = self.latency_us(from, to);
+                self.schedule(self.now_us + l, Ev::Deliver { to, from, msg: msg.clone() });
+            }
+        }
+        let l = self.latency_us(from, to);
+        self.report.msg_delay_ms.push(l / 1000);
+        self.schedule(self.now_us + l, Ev::Deliver { to, from, msg });
+    }
+
+    fn apply(&mut self, i: usize, outs: Vec<Output>) {
+        let correct = self.is_correct(i);
+        let me = self.nodes[i].id;
+        let mut sends: Vec<(ValidatorId, Message)> = vec![];
+        let ids: Vec<ValidatorId> = self.membership.validators().to_vec();
+        for o in outs {
+            match o {
+                Output::Persist(ops) => {
+                    if correct {
+                        for op in &ops {
+                            if let StorageOp::Put(Key::Reply(_), Record::Reply(r, _)) = op {
+                                self.checker.on_reply_created(i, me, &r.body);
+                            }
+                        }
+                    }
+                    self.nodes[i].storage.apply(&ops)
+                }
+                Output::Send { to, msg } => {
+                    if correct {
+                        self.checker.on_send(i, me, &msg);
+                        if let Message::Announce(b) = &msg {
+                            if b.header.body.proposer == me && !b.header.body.is_checkpoint() {
+                                self.first_announce.entry(b.id()).or_insert(self.now_us);
+                            }
+                        }
+                    }
+                    match to {
+                        Some(t) => sends.push((t, msg)),
+                        None => {
+                            for t in &ids {
+                                if *t != me {
+                                    sends.push((*t, msg.clone()));
+                                }
+                            }
+                        }
+                    }
+                }
+                Output::SetTimer { id, after_ms } => {
+                    let inc = self.nodes[i].inc;
+                    self.schedule(self.now_us + after_ms * 1000, Ev::Timer { node: i, inc, id });
+                }
+                Output::Committed { inst, value, view } => {
+                    if correct {
+                        let payload = match (&inst, &value) {
+                            (InstanceId::Cmd { id, .. }, Value::Deps { .. }) => self.find_payload(i, id),
+                            _ => None,
+                        };
+                        self.checker.on_commit(i, inst, &value, view, payload.as_ref());
+                        if let (InstanceId::Cmd { proposer, id, .. }, Value::Deps { .. }) = (inst, &value) {
+                            if proposer == me {
+                                self.report.committed_batches += 1;
+                                if let Some(t) = self.first_announce.get(&id) {
+                                    self.report.commit_latency_ms.push((self.now_us - t) / 1000);
+                                }
+                            }
+                        }
+                    }
+                }
+                Output::BlockReady(b) => {
+                    let node = &mut self.nodes[i];
+                    if let Err(e) = node.ledger.execute(&b) {
+                        if correct {
+                            self.checker.violations.push(format!("node {i}: {e}"));
+                        }
+                    } else if correct {
+                        let l = self.nodes[i].ledger.clone();
+                        self.checker.on_block(i, &b, &l);
+                    }
+                }
+                Output::Misbehaviour(p) => {
+                    if correct {
+                        self.checker.on_proof(i, &p);
+                    }
+                }
+            }
+        }
+        if let Some(adv) = self.nodes[i].adv.as_mut() {
+            sends = adv.rewrite(sends, &mut self.rng);
+        }
+        let pos: BTreeMap<ValidatorId, usize> = ids.iter().enumerate().map(|(k, v)| (*v, k)).collect();
+        for (to, msg) in sends {
+            if let Some(&t) = pos.get(&to) {
+                self.transmit(i, t, msg);
+            }
+        }
+    }
+
+    fn find_payload(&self, _i: usize, id: &CommandId) -> Option<SignedBatch> {
+        self.payloads.get(id).cloned()
+    }
+
+    fn note_payloads(&mut self, msg: &Message) {
+        let b = match msg {
+            Message::Announce(b) => Some(b),
+            Message::PrePrepare(_, Some(b)) => Some(b),
+            Message::Decided(_, Some(b)) => Some(b),
+            _ => None,
+        };
+        if let Some(b) = b {
+            if !b.header.body.is_checkpoint() {
+                self.payloads.entry(b.id()).or_insert_with(|| b.clone());
+            }
+        }
+    }
+
+    fn feed(&mut self, i: usize, input: Input) {
+        let now = self.now_us / 1000 + self.nodes[i].skew_ms;
+        let Some(r) = self.nodes[i].replica.as_mut() else { return };
+        let outs = r.handle(now, input);
+        // Payloads of own batches are also needed by the checker.
+        for o in &outs {
+            if let Output::Send { msg, .. } = o {
+                self.note_payloads(msg);
+            }
+        }
+        self.apply(i, outs);
+    }
+
+    fn make_txs(&mut self, i: usize) -> Vec<Tx> {
+        let mut txs = vec![];
+        for _ in 0..self.cfg.txs_per_batch {
+            let node = &mut self.nodes[i];
+            let id = ((i as u64) << 40) | node.next_tx;
+            node.next_tx += 1;
+            let a = self.cfg.accounts;
+            let from = if self.rng.gen_bool(self.cfg.hot) { 0 } else { self.rng.gen_range(0..a) };
+            let to = self.rng.gen_range(0..a);
+            let global = self.rng.gen_bool(self.cfg.global);
+            let t = Transfer { id, from, to, amount: self.rng.gen_range(1..20), global };
+            self.nodes[i].submitted.push(id);
+            txs.push(t.to_tx());
+        }
+        txs
+    }
+
+    fn step(&mut self, ev: Ev) {
+        match ev {
+            Ev::Deliver { to, from, msg } => {
+                self.report.messages += 1;
+                self.note_payloads(&msg);
+                let from_id = self.nodes[from].id;
+                let bytes = if self.rng.gen_bool(0.01) { Some(encode_message(&msg)) } else { None };
+                match bytes {
+                    // Exercise the untrusted-bytes path now and then.
+                    Some(b) => self.feed(to, Input::Bytes { from: from_id, bytes: b }),
+                    None => self.feed(to, Input::Message { from: from_id, msg }),
+                }
+            }
+            Ev::Timer { node, inc, id } => {
+                if self.nodes[node].inc == inc {
+                    self.feed(node, Input::Timer(id));
+                }
+            }
+            Ev::Load { node } => {
+                if self.now_us < self.cfg.load_ms * 1000 {
+                    if self.nodes[node].replica.is_some() {
+                        let txs = self.make_txs(node);
+                        let dup = self.nodes[node].adv.as_ref().map(|a| a.behaviour == Behaviour::DuplicateTx).unwrap_or(false);
+                        if dup {
+                            self.feed(node, Input::ClientBatch(txs.clone()));
+                        }
+                        self.feed(node, Input::ClientBatch(txs));
+                    }
+                    self.schedule(self.now_us + self.cfg.batch_interval_ms * 1000, Ev::Load { node });
+                }
+            }
+            Ev::Due { node } => {
+                self.feed(node, Input::CheckpointDue);
+                self.schedule(self.now_us + self.cfg.block_ms * 1000, Ev::Due { node });
+            }
+            Ev::Crash { node } => {
+                self.nodes[node].replica = None;
+                self.nodes[node].inc += 1;
+            }
+            Ev::Restart { node } => {
+                self.boot(node);
+            }
+            Ev::AdvTick { node } => {
+                let last = self.nodes[node].replica.as_ref().map(|r| r.stats().last_ckpt).unwrap_or(0);
+                let msgs = match self.nodes[node].adv.as_mut() {
+                    Some(a) => a.tick(last, &mut self.rng),
+                    None => vec![],
+                };
+                for (to, msg) in msgs {
+                    for t in 0..self.cfg.n {
+                        if t != node && to.map(|x| x == self.nodes[t].id).unwrap_or(true) {
+                            self.transmit(node, t, msg.clone());
+                        }
+                    }
+                }
+                self.schedule(self.now_us + 300_000, Ev::AdvTick { node });
+            }
+        }
+    }
+
+    fn live_correct(&self) -> Vec<usize> {
+        (0..self.cfg.n).filter(|i| self.is_correct(*i) && !self.nodes[*i].crashed_for_good).collect()
+    }
+
+    fn all_included(&self) -> bool {
+        let live = self.live_correct();
+        live.iter().all(|i| {
+            let l = &self.nodes[*i].ledger;
+            live.iter().all(|p| self.nodes[*p].submitted.iter().all(|t| l.included.contains(t)))
+        })
+    }
+
+    /// Run to completion and check liveness.
+    pub fn run(mut self) -> Report {
+        let mut n_events = 0u64;
+        let mut last_check_us = 0u64;
+        let gst_us = self.cfg.gst_ms * 1000;
+        while let Some(Reverse((t, s))) = self.heap.pop() {
+            let ev = self.events.remove(&s).expect("every heap entry has an event; qed");
+            if t > self.cfg.end_ms * 1000 {
+                break;
+            }
+            if self.now_us < gst_us && t >= gst_us {
+                for i in 0..self.cfg.n {
+                    let h = self.nodes[i].ledger.height;
+                    self.height_at_gst.insert(i, h);
+                }
+            }
+            self.now_us = t;
+            self.step(ev);
+            n_events += 1;
+            if n_events >= self.cfg.max_events {
+                self.checker.violations.push("liveness: event budget exhausted".into());
+                break;
+            }
+            if !self.checker.violations.is_empty() {
+                break;
+            }
+            // Early stop: load over, past GST, everything included everywhere and a few blocks later.
+            if t > (self.cfg.load_ms.max(self.cfg.gst_ms) + 2 * self.cfg.block_ms) * 1000 && t - last_check_us > 200_000 {
+                last_check_us = t;
+                if self.all_included() {
+                    break;
+                }
+            }
+        }
+        self.report.events = n_events;
+        self.report.virtual_ms = self.now_us / 1000;
+        let live = self.live_correct();
+        let heights: Vec<u64> = live.iter().map(|i| self.nodes[*i].ledger.height).collect();
+        self.report.min_height = heights.iter().copied().min().unwrap_or(0);
+        self.report.max_height = heights.iter().copied().max().unwrap_or(0);
+        self.checker.final_check(self.report.min_height);
+        let mut violations = std::mem::take(&mut self.checker.violations);
+        if violations.is_empty() {
+            // Liveness after GST.
+            if !self.all_included() {
+                let mut missing = 0;
+                for i in &live {
+                    for p in &live {
+                        missing += self.nodes[*p].submitted.iter().filter(|t| !self.nodes[*i].ledger.included.contains(t)).count();
+                    }
+                }
+                violations.push(format!(
+                    "liveness: {missing} (validator, tx) pairs of correct proposers not in blocks by {} ms (heights {:?})",
+                    self.report.virtual_ms, heights
+                ));
+            }
+            for i in &live {
+                let h0 = self.height_at_gst.get(i).copied().unwrap_or(0);
+                if self.nodes[*i].ledger.height <= h0 && self.report.virtual_ms > self.cfg.gst_ms + 10 * self.cfg.block_ms {
+                    violations.push(format!("liveness: node {i} built no block after GST"));
+                }
+                if let Some(r) = &self.nodes[*i].replica {
+                    let st = r.stats();
+                    self.report.max_log = self.report.max_log.max(st.log);
+                    let bound = self.cfg.n * self.cfg.window as usize * 4 + 256;
+                    if st.log > bound || st.instances > bound * 2 || st.payloads > bound * 2 {
+                        violations.push(format!("liveness: node {i} memory not bounded: {st:?}"));
+                    }
+                }
+            }
+        }
+        self.report.violations = violations;
+        self.report.decisions = self.checker.decisions;
+        let ids: Vec<ValidatorId> = self.membership.validators().to_vec();
+        for (v, c) in &self.checker.proofs {
+            if let Some(k) = ids.iter().position(|x| x == v) {
+                self.report.proofs.insert(k, *c);
+            }
+        }
+        self.report.txs_submitted = self.nodes.iter().map(|n| n.submitted.len() as u64).sum();
+        self.report.txs_in_blocks = live.iter().map(|i| self.nodes[*i].ledger.included.len() as u64).max().unwrap_or(0);
+        self.report
+    }
+}
+
+/// Convenience: build and run.
+pub fn run(cfg: SimConfig) -> Report {
+    Sim::new(cfg).run()
+}
