@@ -32,6 +32,7 @@ pub struct Dds {
     global: BTreeSet<CommandId>,
     ckpts: BTreeSet<CommandId>,
     replies: BTreeMap<CommandId, Signed<ReplyBody>>,
+    by_proposer: BTreeMap<ValidatorId, BTreeSet<Seq>>,
     next_pos: u64,
     fence: BlockIndex,
 }
@@ -85,8 +86,16 @@ impl Dds {
         deps
     }
 
+    /// Lowest seq of `p` still in the log.
+    pub fn lowest_seq(&self, p: &ValidatorId) -> Option<Seq> {
+        self.by_proposer.get(p).and_then(|s| s.iter().next().copied())
+    }
+
     fn insert(&mut self, header: &BatchHeader, id: CommandId) {
         let ckpt = header.is_checkpoint();
+        if !ckpt {
+            self.by_proposer.entry(header.proposer).or_default().insert(header.seq);
+        }
         let e = LogEntry { dep: header.dep_ref(), access: header.access.clone(), ckpt };
         if ckpt {
             self.ckpts.insert(id);
@@ -136,6 +145,14 @@ impl Dds {
     pub fn remove(&mut self, id: &CommandId) -> bool {
         self.replies.remove(id);
         let Some(e) = self.log.remove(id) else { return false };
+        if let DepKind::Txs { seq } = e.dep.kind {
+            if let Some(s) = self.by_proposer.get_mut(&e.dep.proposer) {
+                s.remove(&seq);
+                if s.is_empty() {
+                    self.by_proposer.remove(&e.dep.proposer);
+                }
+            }
+        }
         if e.ckpt {
             self.ckpts.remove(id);
         } else if e.access.last() == Some(&GLOBAL) {

@@ -45,12 +45,18 @@ impl DecidedRecord {
         seq < self.watermark(p)
             || self.decided_seqs.get(p).map(|s| s.contains(&seq)).unwrap_or(false)
     }
-    /// Record a decision. Returns the marks pruned below the new floor (to delete from storage).
-    pub fn mark(&mut self, p: ValidatorId, seq: Seq, id: CommandId) -> Vec<(ValidatorId, Seq, CommandId)> {
+    /// Record a decision. `counts` says whether the command is known to be real (its header,
+    /// signed by the proposer, is held): only real commands advance the watermark, so a fake
+    /// dependency id decided Noop can never push the watermark over a real, undecided command.
+    /// Returns the marks pruned below the new floor (to delete from storage).
+    pub fn mark(&mut self, p: ValidatorId, seq: Seq, id: CommandId, counts: bool) -> Vec<(ValidatorId, Seq, CommandId)> {
         if seq < self.floor(&p) {
             return vec![];
         }
         self.marks.insert((p, seq, id));
+        if !counts {
+            return vec![];
+        }
         let seqs = self.decided_seqs.entry(p).or_default();
         seqs.insert(seq);
         let wm = self.watermark.entry(p).or_insert(0);
@@ -89,17 +95,19 @@ mod tests {
     fn watermark_advances_over_gaps_only_when_filled() {
         let mut r = DecidedRecord::new(2);
         let p = [1; 32];
-        r.mark(p, 1, [1; 32]);
+        r.mark(p, 1, [1; 32], true);
+        r.mark(p, 0, [7; 32], false);
+        assert_eq!(r.watermark(&p), 0, "a fake id does not advance the watermark");
         assert_eq!(r.watermark(&p), 0);
         assert!(r.is_decided(&p, 1, &[1; 32]));
         assert!(!r.is_decided(&p, 1, &[2; 32]));
-        r.mark(p, 0, [0; 32]);
+        r.mark(p, 0, [0; 32], true);
         assert_eq!(r.watermark(&p), 2);
         assert_eq!(r.floor(&p), 0);
-        let pruned = r.mark(p, 2, [2; 32]);
+        let pruned = r.mark(p, 2, [2; 32], true);
         assert_eq!(r.watermark(&p), 3);
         assert_eq!(r.floor(&p), 1);
-        assert_eq!(pruned, vec![(p, 0, [0; 32])]);
+        assert_eq!(pruned, vec![(p, 0, [0; 32]), (p, 0, [7; 32])]);
         assert!(r.is_decided(&p, 0, &[9; 32]), "below the floor everything counts as decided");
         assert!(r.seq_decided(&p, 2));
     }

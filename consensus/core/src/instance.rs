@@ -37,6 +37,8 @@ pub struct Instance {
     pub my_vcs: BTreeMap<View, Signed<ViewChangeBody>>,
     /// Views for which we (as leader) already acted on q view changes.
     pub led: BTreeSet<View>,
+    /// The q view changes we based our NewView on, per view (fixed once chosen).
+    pub lead_vcs: BTreeMap<View, Vec<Signed<ViewChangeBody>>>,
     /// Our own pre-prepares as leader.
     pub my_preprepares: BTreeMap<View, Signed<PrePrepareBody>>,
     /// The payload (batch or candidate), when held.

@@ -39,6 +39,8 @@ pub struct Config {
     pub retain_blocks: u64,
     /// Max transactions per batch.
     pub max_batch_txs: usize,
+    /// Finished blocks kept to serve laggards' sync requests.
+    pub retain_sync_blocks: u64,
 }
 
 impl Config {
@@ -53,6 +55,7 @@ impl Config {
             drift_ms: 2_000,
             retain_blocks: 32,
             max_batch_txs: 4096,
+            retain_sync_blocks: 256,
         }
     }
 }
@@ -275,6 +278,14 @@ impl Replica {
             last_ckpt: self.last_ckpt,
         }
     }
+    /// Diagnostics: undecided instances with (view, in view change, view changes held for it).
+    pub fn undecided(&self) -> Vec<(InstanceId, View, bool, usize)> {
+        self.insts
+            .iter()
+            .filter(|(i, s)| s.decided.is_none() && !self.is_decided_inst(i))
+            .map(|(i, s)| (*i, s.view, s.in_view_change, s.vcs.get(&s.view).map(|m| m.len()).unwrap_or(0)))
+            .collect()
+    }
     /// Transactions waiting for a free seq in the window.
     pub fn pending_batches(&self) -> usize {
         self.pending.len()
@@ -322,23 +333,28 @@ impl Replica {
                 (Key::Prepared(inst), Record::Prepared(c)) => {
                     self.insts.entry(inst).or_default().note_prepared(c);
                 }
-                (Key::Decided(p, s, id), Record::Marked) => {
-                    self.record.mark(p, s, id);
+                (Key::Decided(p, s, id), Record::Marked(counts)) => {
+                    self.record.mark(p, s, id, counts);
                 }
                 (Key::Decision(_), Record::Decision(d, p)) => decisions.push((d, p)),
                 _ => {}
             }
         }
         // Replay decisions: checkpoints in index order first, then commands.
+        // Commands first: a checkpoint replayed before its dependencies would see them marked
+        // decided (marks are restored above) but not yet committed, and cut a short block.
         decisions.sort_by_key(|(d, _)| match d.inst {
-            InstanceId::Ckpt(b) => (0, b),
-            InstanceId::Cmd { .. } => (1, 0),
+            InstanceId::Cmd { .. } => (0, 0),
+            InstanceId::Ckpt(b) => (1, b),
         });
         for (d, p) in decisions {
             if let Some(p) = p {
                 self.payloads.insert(p.id(), p);
             }
-            if !self.is_decided_inst(&d.inst) {
+            // Marks were restored above, so only the instance state tells what was replayed.
+            let replayed = self.insts.get(&d.inst).map(|s| s.decided.is_some()).unwrap_or(false);
+            let ckpt_done = matches!(d.inst, InstanceId::Ckpt(b) if b <= self.last_ckpt);
+            if !replayed && !ckpt_done {
                 self.decide(d.inst, d.value, d.cert);
             }
         }
@@ -352,12 +368,13 @@ impl Replica {
                 self.collects.insert(b.id(), Collect { inst: dep.instance(), dep, batch: b, replies: BTreeMap::new(), parked: vec![], view: Some(0), new_view: vec![] });
             }
         }
-        self.out.clear();
+        // Keep only blocks rebuilt from persisted decisions (handed out by `start`).
+        self.out.retain(|o| matches!(o, Output::BlockReady(_)));
     }
 
     /// Initial outputs: timers and re-announcements after a restart.
     pub fn start(&mut self, now_ms: u64) -> Vec<Output> {
-        self.now = now_ms;
+        self.now = self.now.max(now_ms);
         self.set_timer(TimerId::Resend, self.cfg.resend_ms);
         let b = self.last_ckpt + 1;
         self.know(InstanceId::Ckpt(b));
@@ -469,6 +486,15 @@ impl Replica {
             DepKind::Ckpt { index, .. } => index <= self.last_ckpt,
         }
     }
+    /// Replier window [design]: a replica replies to seq s of p only if s < low(p) + W, where
+    /// low(p) is the lowest seq of p still in its log (else the decided watermark). A correct log
+    /// therefore never holds more than W entries of one proposer, which is what makes the
+    /// "|R_i| <= W entries per proposer" validity bound hold for correct replies even when
+    /// decided commands wait several blocks to be collected (see docs/consensus.md).
+    fn window_end(&self, p: &ValidatorId) -> Seq {
+        let wm = self.record.watermark(p);
+        self.dds.lowest_seq(p).map(|l| l.min(wm)).unwrap_or(wm) + self.cfg.window
+    }
     fn k_id(&self, b: BlockIndex) -> Option<CommandId> {
         self.ckpt_ids.get(&b).map(|x| x.0)
     }
@@ -560,14 +586,15 @@ impl Replica {
                 }
                 if let InstanceId::Cmd { id, .. } = inst {
                     let already = self.insts.get(&inst).map(|s| s.my_preprepares.contains_key(&v)).unwrap_or(false);
-                    let new_view = self.insts.get(&inst).and_then(|s| s.vcs.get(&v)).map(|m| m.values().take(self.m().q()).cloned().collect::<Vec<_>>());
+                    let new_view = self.insts.get(&inst).and_then(|s| s.lead_vcs.get(&v)).cloned();
                     if !already {
                         if let Some(nv) = new_view {
                             if nv.len() == self.m().q() && nv.iter().all(|vc| vc.body.prepared.is_none()) {
                                 if let Some(c) = self.collects.get_mut(&id) {
                                     c.view = None;
                                 }
-                                self.propose(inst, v, Value::Noop, vec![], nv, None);
+                                let p = self.payloads.get(&id).cloned();
+                                self.propose(inst, v, Value::Noop, vec![], nv, p);
                             }
                         }
                     }
@@ -598,7 +625,7 @@ impl Replica {
     // ---------------------------------------------------------------- proposer side
 
     fn try_propose_own(&mut self) {
-        while !self.pending.is_empty() && self.next_seq < self.record.watermark(&self.me) + self.cfg.window {
+        while !self.pending.is_empty() && self.next_seq < self.window_end(&self.me) {
             let txs = self.pending.pop_front().expect("checked non-empty; qed");
             let access = union_access(txs.iter().map(|t| &t.access[..]));
             let weight = txs.iter().map(|t| t.encoded_size() as u64).sum();
@@ -756,6 +783,12 @@ impl Replica {
                     self.send_decided(from, inst);
                     return;
                 }
+                // A payload we were waiting for (to vote, or to lead a recovery).
+                if self.insts.contains_key(&inst) && !self.payloads.contains_key(&id) {
+                    self.payloads.insert(id, b.clone());
+                    self.resume_lead(inst);
+                    self.recheck_parked(inst);
+                }
                 if let Some(r) = self.dds.cached(&id).cloned() {
                     self.payloads.entry(id).or_insert(b);
                     self.send(from, Message::Reply(r));
@@ -770,8 +803,7 @@ impl Replica {
                         return;
                     }
                 }
-                let wm = self.record.watermark(&h.proposer);
-                if h.seq < wm || h.seq >= wm + self.cfg.window {
+                if h.seq < self.record.watermark(&h.proposer) || h.seq >= self.window_end(&h.proposer) {
                     return;
                 }
                 self.first_header.insert(slot, b.header.clone());
@@ -877,7 +909,8 @@ impl Replica {
             if st.parked.len() < 8 {
                 st.parked.push((from, pp));
             }
-            self.send(from, Message::Fetch(inst));
+            // The leader may not hold it either (a re-proposed prepared value): ask everyone.
+            self.out.push(Output::Send { to: None, msg: Message::Fetch(inst) });
             return;
         }
         if let Err(e) = check_preprepare(self.m(), &*self.verifier, self.cfg.window, &pp, cmd_ref.as_ref()) {
@@ -1071,7 +1104,9 @@ impl Replica {
         }
         match inst {
             InstanceId::Cmd { proposer, seq, .. } => {
-                if !self.m().contains(&proposer) || seq < self.record.watermark(&proposer) || seq >= self.record.watermark(&proposer) + self.cfg.window {
+                // Below the watermark an undecided id (equivocation, fake dependency) still needs
+                // a decision (Noop): only pruned seqs are ignored.
+                if !self.m().contains(&proposer) || seq < self.record.floor(&proposer) || seq >= self.record.watermark(&proposer) + self.cfg.window {
                     return;
                 }
             }
@@ -1125,12 +1160,17 @@ impl Replica {
         let st = self.insts.get_mut(&inst).expect("caller holds q view changes; qed");
         st.led.insert(v);
         let vcs: Vec<Signed<ViewChangeBody>> = st.vcs[&v].values().take(q).cloned().collect();
+        st.lead_vcs.insert(v, vcs.clone());
         let best = vcs.iter().filter_map(|vc| vc.body.prepared.as_ref()).max_by_key(|c| c.view).cloned();
         if let Some(cert) = best {
             let payload = match &cert.value {
                 Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
                 Value::Noop => None,
             };
+            if payload.is_none() && matches!(cert.value, Value::Deps { .. }) {
+                // Voters fetch it from the holders; so do we, to attach it when retransmitting.
+                self.out.push(Output::Send { to: None, msg: Message::Fetch(inst) });
+            }
             self.propose(inst, v, cert.value, vec![], vcs, payload);
             return;
         }
@@ -1173,7 +1213,7 @@ impl Replica {
             return;
         }
         let Some(batch) = self.payloads.get(&id).cloned() else { return };
-        let vcs: Vec<Signed<ViewChangeBody>> = st.vcs.get(&v).map(|m| m.values().take(self.cfg.membership.q()).cloned().collect()).unwrap_or_default();
+        let vcs: Vec<Signed<ViewChangeBody>> = st.lead_vcs.get(&v).cloned().unwrap_or_default();
         let dep = batch.header.body.dep_ref();
         let c = self.collects.entry(id).or_insert_with(|| Collect { inst, dep, batch: batch.clone(), replies: BTreeMap::new(), parked: vec![], view: None, new_view: vec![] });
         c.view = Some(v);
@@ -1189,9 +1229,10 @@ impl Replica {
             return;
         }
         let found = if let Some(d) = self.insts.get(&inst).and_then(|s| s.decided.clone()) {
-            let payload = match &d.value {
-                Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
-                Value::Noop => None,
+            let payload = match (&d.value, inst) {
+                (Value::Deps { cmd, .. }, _) => self.payloads.get(cmd).cloned(),
+                (Value::Noop, InstanceId::Cmd { id, .. }) => self.payloads.get(&id).cloned(),
+                (Value::Noop, InstanceId::Ckpt(_)) => None,
             };
             Some((d, payload))
         } else {
@@ -1236,6 +1277,12 @@ impl Replica {
         }
         match (&inst, &d.value) {
             (InstanceId::Ckpt(_), Value::Noop) => return,
+            (InstanceId::Cmd { id, .. }, Value::Noop) => {
+                // The header (when sent) tells that the command was real: it advances the watermark.
+                if let Some(p) = payload.as_ref().filter(|p| p.id() == *id) {
+                    self.accept_payload(p);
+                }
+            }
             (_, Value::Deps { cmd, .. }) => {
                 let ok = payload.as_ref().map(|p| p.id() == *cmd && self.accept_payload(p)).unwrap_or(false);
                 if !ok && !self.payloads.contains_key(cmd) {
@@ -1247,7 +1294,6 @@ impl Replica {
                     }
                 }
             }
-            _ => {}
         }
         self.decide(inst, d.value, d.cert);
     }
@@ -1268,10 +1314,12 @@ impl Replica {
         self.out.push(Output::Committed { inst, value: value.clone(), view });
         match inst {
             InstanceId::Cmd { proposer, seq, id } => {
-                for (p, s, i) in self.record.mark(proposer, seq, id) {
+                let counts = self.payloads.contains_key(&id)
+                    || self.first_header.get(&Slot::Seq(proposer, seq)).map(|h| h.body.id() == id).unwrap_or(false);
+                for (p, s, i) in self.record.mark(proposer, seq, id, counts) {
                     ops.push(StorageOp::Delete(Key::Decided(p, s, i)));
                 }
-                ops.push(StorageOp::Put(Key::Decided(proposer, seq, id), Record::Marked));
+                ops.push(StorageOp::Put(Key::Decided(proposer, seq, id), Record::Marked(counts)));
                 self.persist(ops);
                 self.collects.remove(&id);
                 match value {
@@ -1326,7 +1374,7 @@ impl Replica {
             let losers: Vec<CommandId> = self
                 .dds
                 .entries()
-                .filter(|e| matches!(e.dep.kind, DepKind::Ckpt { index, .. } if index <= b) && e.dep.id != winner)
+                .filter(|e| matches!(e.dep.kind, DepKind::Ckpt { index, .. } if index == b) && e.dep.id != winner)
                 .map(|e| e.dep.id)
                 .collect();
             let mut ops = vec![];
@@ -1414,6 +1462,7 @@ impl Replica {
         self.gc(b);
         let meta = self.meta();
         self.persist(vec![meta]);
+        self.try_propose_own();
     }
 
     fn collect_garbage_cmd(&mut self, inst: InstanceId, at_block: BlockIndex) {
@@ -1500,7 +1549,7 @@ impl Replica {
         self.persist(ops);
         let keep_from = b.saturating_sub(self.cfg.retain_blocks);
         self.old_decisions.retain(|_, (at, _, _)| *at >= keep_from);
-        self.recent_blocks = self.recent_blocks.split_off(&keep_from);
+        self.recent_blocks = self.recent_blocks.split_off(&b.saturating_sub(self.cfg.retain_sync_blocks));
         self.ckpt_ids = self.ckpt_ids.split_off(&keep_from.min(b.saturating_sub(1)));
         self.sync_votes = self.sync_votes.split_off(&(b + 1));
         let record = &self.record;
@@ -1514,31 +1563,44 @@ impl Replica {
     // ---------------------------------------------------------------- sync and retransmission
 
     fn on_sync_request(&mut self, from: ValidatorId, b: BlockIndex) {
-        let blocks: Vec<FinishedBlock> = self.recent_blocks.range(b..b + 4).map(|(_, x)| x.clone()).collect();
+        let blocks: Vec<FinishedBlock> = self.recent_blocks.range(b..b + 16).map(|(_, x)| x.clone()).collect();
         for blk in blocks {
             self.send(from, Message::SyncBlock(blk));
         }
     }
 
     fn on_sync_block(&mut self, from: ValidatorId, blk: FinishedBlock) {
-        if blk.index != self.built + 1 {
+        if blk.index <= self.built || blk.index > self.built + 16 {
             return;
         }
         let f1 = self.m().join();
         let d = blk.digest();
+        let _ = from;
         let e = self.sync_votes.entry(blk.index).or_default().entry(d).or_insert_with(|| (blk.clone(), BTreeSet::new()));
         e.1.insert(from);
-        if e.1.len() < f1 {
-            return;
+        // Adopt every consecutive block that f+1 validators vouch for.
+        let before = self.built;
+        loop {
+            let next = self.built + 1;
+            let Some(blk) = self.sync_votes.get(&next).and_then(|m| m.values().find(|(_, s)| s.len() >= f1)).map(|(b, _)| b.clone()) else { break };
+            self.adopt(blk);
         }
+        if self.built >= before + 16 {
+            // A full batch was adopted: keep pulling.
+            let next = self.built + 1;
+            self.out.push(Output::Send { to: None, msg: Message::SyncRequest(next) });
+        }
+    }
+
+    fn adopt(&mut self, blk: FinishedBlock) {
         // f+1 identical blocks: at least one correct validator built it.
         let mut ops = vec![];
         for (h, _) in &blk.batches {
             let id = h.id();
-            for (p, s, i) in self.record.mark(h.proposer, h.seq, id) {
+            for (p, s, i) in self.record.mark(h.proposer, h.seq, id, true) {
                 ops.push(StorageOp::Delete(Key::Decided(p, s, i)));
             }
-            ops.push(StorageOp::Put(Key::Decided(h.proposer, h.seq, id), Record::Marked));
+            ops.push(StorageOp::Put(Key::Decided(h.proposer, h.seq, id), Record::Marked(true)));
         }
         self.persist(ops);
         let b = blk.index;
@@ -1596,7 +1658,7 @@ impl Replica {
                 self.out.push(Output::Send { to: None, msg: m });
             }
         }
-        if self.built < self.last_ckpt && now.saturating_sub(self.last_build_ms) >= 2 * horizon {
+        if now.saturating_sub(self.last_build_ms) >= 2 * horizon {
             let next = self.built + 1;
             if self.m().n() > 1 {
                 self.out.push(Output::Send { to: None, msg: Message::SyncRequest(next) });
@@ -1611,3 +1673,4 @@ fn slot_of(h: &BatchHeader) -> Slot {
         BatchKind::Checkpoint { index, view, .. } => Slot::Ckpt(index, view),
     }
 }
+

@@ -71,8 +71,8 @@ pub enum Record {
     PrePrepare(Signed<PrePrepareBody>),
     /// A decision.
     Decision(Decision, Option<SignedBatch>),
-    /// A decided mark.
-    Marked,
+    /// A decided mark (does it count for the watermark?).
+    Marked(bool),
     /// A prepared certificate.
     Prepared(PreparedCert),
 }

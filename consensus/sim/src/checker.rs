@@ -167,7 +167,20 @@ impl Checker {
     pub fn on_proof(&mut self, node: usize, p: &Proof) {
         match p.check(&self.membership, &*self.verifier, self.window) {
             Some(c) if self.byz.contains(&c) => *self.proofs.entry(c).or_default() += 1,
-            Some(_) => self.fail(format!("S12: node {node} produced a proof against a correct validator: {p:?}")),
+            Some(_) => {
+                let why = match p {
+                    Proof::InvalidProposal(pp, h) => {
+                        let cmd = match (pp.body.inst, h) {
+                            (InstanceId::Cmd { proposer, seq, id }, _) => Some(DepRef { proposer, kind: DepKind::Txs { seq }, id }),
+                            (_, Some(h)) => Some(h.body.dep_ref()),
+                            _ => None,
+                        };
+                        format!("{:?} (view {}, {} view changes, proof {})", validity::check_preprepare(&self.membership, &*self.verifier, self.window, pp, cmd.as_ref()), pp.body.view, pp.body.new_view.len(), pp.body.proof.len())
+                    }
+                    _ => String::new(),
+                };
+                self.fail(format!("S12: node {node} produced a proof against a correct validator: {why} {}", format!("{p:?}").chars().take(300).collect::<String>()))
+            }
             None => self.fail(format!("S12: node {node} produced a proof that does not verify")),
         }
     }

@@ -613,6 +613,16 @@ impl Sim {
         self.report.min_height = heights.iter().copied().min().unwrap_or(0);
         self.report.max_height = heights.iter().copied().max().unwrap_or(0);
         self.checker.final_check(self.report.min_height);
+        if std::env::var("BSMR_DEBUG").is_ok() {
+            for (i, n) in self.nodes.iter().enumerate() {
+                eprintln!("node {i} byz={} height={} stats={:?} pending={:?} partitioned={}", n.adv.is_some(), n.ledger.height, n.replica.as_ref().map(|r| r.stats()), n.replica.as_ref().map(|r| r.pending_batches()), self.partitioned.contains(&i));
+                if let Some(r) = &n.replica {
+                    for u in r.undecided().iter().take(6) {
+                        eprintln!("   undecided {:?}", u);
+                    }
+                }
+            }
+        }
         let mut violations = std::mem::take(&mut self.checker.violations);
         if violations.is_empty() {
             // Liveness after GST.
