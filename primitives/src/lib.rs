@@ -26,6 +26,7 @@ pub const KEY_TYPE: KeyTypeId = KeyTypeId(*b"bsmr");
 /// The sr25519 application crypto of the `bsmr` key type.
 pub mod crypto {
     use super::KEY_TYPE;
+    use sp_application_crypto::sr25519;
     sp_application_crypto::app_crypto!(sr25519, KEY_TYPE);
 }
 

@@ -1,0 +1,125 @@
+//! Helpers for the process tests: start the real `bsmr-node`, find free ports, talk JSON-RPC.
+
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use jsonrpsee::{core::client::ClientT, http_client::HttpClientBuilder, rpc_params};
+
+/// Path of the node binary cargo built for these tests.
+pub fn node_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_bsmr-node"))
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `bsmr-node`, killed when dropped. Its log is kept for assertions.
+pub struct Node {
+    child: Child,
+    /// The node's JSON-RPC port (HTTP and WebSocket).
+    pub rpc_port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Node {
+    /// Start `bsmr-node` with `args` plus the ports it needs, and wait until RPC answers.
+    pub fn start(args: &[&str]) -> Node {
+        let rpc_port = free_port();
+        let p2p_port = free_port();
+        let mut child = Command::new(node_binary())
+            .args(args)
+            .args(["--rpc-port", &rpc_port.to_string()])
+            .args(["--port", &p2p_port.to_string()])
+            .args(["--no-prometheus", "--no-telemetry", "--no-mdns"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("bsmr-node starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let node = Node { child, rpc_port, log };
+        node.wait_for_rpc(Duration::from_secs(120));
+        node
+    }
+
+    /// The node's log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// HTTP URL of the RPC endpoint.
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rpc_port)
+    }
+
+    /// WebSocket URL of the RPC endpoint.
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.rpc_port)
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn wait_for_rpc(&self, timeout: Duration) {
+        let started = Instant::now();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        loop {
+            let ok = rt.block_on(async {
+                let client = HttpClientBuilder::default().build(self.http_url()).ok()?;
+                client.request::<serde_json::Value, _>("system_health", rpc_params![]).await.ok()
+            });
+            if ok.is_some() {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "bsmr-node did not answer RPC within {timeout:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Send raw bytes as an HTTP POST body to the RPC port and return the response body.
+    pub fn raw_post(&self, body: &[u8]) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.rpc_port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

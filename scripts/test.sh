@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Every test of the project, in one release build (the node binary the process tests start is the
+# one cargo builds for them). Called by `make test` and CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bsmr-target}"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== RocksDB must stay out of the dependency graph"
+if cargo tree -i librocksdb-sys --workspace >/dev/null 2>&1; then
+  echo "librocksdb-sys is in the dependency graph: keep default-features = false on sc-cli/sc-service" >&2
+  exit 1
+fi
+
+echo "== cargo test --release --workspace"
+cargo test --release --workspace
