@@ -32,6 +32,7 @@ pub fn development_chain_spec() -> Result<ChainSpec, String> {
         .with_name("bsmr development")
         .with_id("bsmr_dev")
         .with_chain_type(ChainType::Development)
+        .with_protocol_id("bsmr")
         .with_genesis_config_preset_name(DEV_PRESET)
         .with_properties(properties())
         .build())
@@ -43,6 +44,7 @@ pub fn local_chain_spec() -> Result<ChainSpec, String> {
         .with_name("bsmr local testnet")
         .with_id("bsmr_local")
         .with_chain_type(ChainType::Local)
+        .with_protocol_id("bsmr")
         .with_genesis_config_preset_name(LOCAL_PRESET)
         .with_properties(properties())
         .build())
@@ -56,6 +58,5 @@ pub fn from_json_file(path: &str) -> Result<ChainSpec, String> {
             "chain spec `{path}` not found: use `dev`, `local` or the path of a chain spec JSON file"
         ));
     }
-    ChainSpec::from_json_file(file)
-        .map_err(|e| format!("invalid chain spec `{path}`: {e}"))
+    ChainSpec::from_json_file(file).map_err(|e| format!("invalid chain spec `{path}`: {e}"))
 }

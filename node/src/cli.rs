@@ -58,4 +58,54 @@ pub struct Cli {
     /// Options of the running node.
     #[clap(flatten)]
     pub run: sc_cli::RunCmd,
+
+    /// Options of the bsmr consensus engine.
+    #[clap(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Tunables of the leaderless engine (every validator of a network should use the same values).
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineArgs {
+    /// Target block time in milliseconds: how often a checkpoint (block cut) is due.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub block_time_ms: u64,
+
+    /// How often, in milliseconds, a validator cuts the transactions in its pool into a batch.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    pub batch_interval_ms: u64,
+
+    /// Most transactions in one batch.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_batch_txs: u64,
+
+    /// Ordering mode: `leaderless` (bsmr) or `leader`, a benchmark baseline in which the first
+    /// validator proposes every batch and leads every checkpoint. All validators must agree.
+    #[arg(long, value_enum, default_value_t = ConsensusMode::Leaderless)]
+    pub consensus_mode: ConsensusMode,
+}
+
+/// `--consensus-mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsensusMode {
+    /// Every validator proposes; checkpoint leadership rotates (bsmr).
+    Leaderless,
+    /// Primary-based baseline for benchmarks.
+    Leader,
+}
+
+impl EngineArgs {
+    /// The engine configuration these arguments describe.
+    pub fn config(&self) -> sc_consensus_bsmr::EngineConfig {
+        sc_consensus_bsmr::EngineConfig {
+            block_time_ms: self.block_time_ms,
+            batch_interval_ms: self.batch_interval_ms,
+            max_batch_txs: self.max_batch_txs as usize,
+            mode: match self.consensus_mode {
+                ConsensusMode::Leaderless => sc_consensus_bsmr::Mode::Leaderless,
+                ConsensusMode::Leader => sc_consensus_bsmr::Mode::Leader,
+            },
+            ..Default::default()
+        }
+    }
 }

@@ -123,7 +123,8 @@ pub fn run() -> sc_cli::Result<()> {
         Some(Subcommand::Benchmark(cmd)) => {
             use frame_benchmarking_cli::{BenchmarkCmd, SUBSTRATE_REFERENCE_HARDWARE};
             let runner = cli.create_runner(cmd)?;
-            runner.sync_run(|config| match cmd {
+            runner.sync_run(|config| {
+                match cmd {
                 BenchmarkCmd::Pallet(cmd) => cmd
                     .run_with_spec::<sp_runtime::traits::HashingFor<Block>, ()>(Some(
                         config.chain_spec,
@@ -149,6 +150,7 @@ pub fn run() -> sc_cli::Result<()> {
                      yet; use `benchmark pallet`, `block`, `storage` or `machine`"
                         .into(),
                 ),
+            }
             })
         }
         Some(Subcommand::ChainInfo(cmd)) => {
@@ -157,17 +159,20 @@ pub fn run() -> sc_cli::Result<()> {
         }
         None => {
             let runner = cli.create_runner(&cli.run)?;
+            let engine = cli.engine.config();
             runner.run_node_until_exit(|config| async move {
                 match config.network.network_backend {
-                    sc_network::config::NetworkBackendType::Libp2p => service::new_full::<
-                        sc_network::NetworkWorker<
-                            Block,
-                            <Block as sp_runtime::traits::Block>::Hash,
-                        >,
-                    >(config)
-                    .map_err(sc_cli::Error::Service),
+                    sc_network::config::NetworkBackendType::Libp2p => {
+                        service::new_full::<
+                            sc_network::NetworkWorker<
+                                Block,
+                                <Block as sp_runtime::traits::Block>::Hash,
+                            >,
+                        >(config, engine)
+                        .map_err(sc_cli::Error::Service)
+                    }
                     sc_network::config::NetworkBackendType::Litep2p => {
-                        service::new_full::<sc_network::Litep2pNetworkBackend>(config)
+                        service::new_full::<sc_network::Litep2pNetworkBackend>(config, engine)
                             .map_err(sc_cli::Error::Service)
                     }
                 }

@@ -4,9 +4,9 @@
 #![warn(missing_docs)]
 
 mod chain_spec;
+mod classifier;
 mod cli;
 mod command;
-mod interim_seal;
 mod rpc;
 mod service;
 

@@ -1,5 +1,6 @@
 //! The node's RPC extensions on top of Substrate's standard ones: account nonces
-//! (`system_accountNextIndex`) and fee queries (`payment_*`), as polkadot.js expects.
+//! (`system_accountNextIndex`) and fee queries (`payment_*`), as polkadot.js expects, and the
+//! engine's `bsmr_status` / `bsmr_commandStatus`.
 
 use std::sync::Arc;
 
@@ -16,6 +17,8 @@ pub struct FullDeps<C, P> {
     pub client: Arc<C>,
     /// The transaction pool.
     pub pool: Arc<P>,
+    /// The consensus engine's status.
+    pub engine_status: sc_consensus_bsmr::SharedStatus,
 }
 
 /// Build the RPC extensions.
@@ -35,8 +38,15 @@ where
     use substrate_frame_rpc_system::{System, SystemApiServer};
 
     let mut module = RpcModule::new(());
-    let FullDeps { client, pool } = deps;
+    use sc_consensus_bsmr::{BsmrRpcHandler, BsmrRpcServer};
+
+    let FullDeps {
+        client,
+        pool,
+        engine_status,
+    } = deps;
     module.merge(System::new(client.clone(), pool).into_rpc())?;
     module.merge(TransactionPayment::new(client).into_rpc())?;
+    module.merge(BsmrRpcHandler::new(engine_status).into_rpc())?;
     Ok(module)
 }

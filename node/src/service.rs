@@ -1,26 +1,29 @@
 //! The node service: client, database (ParityDb), transaction pool, network, RPC and block
 //! production.
 //!
-//! Consensus is confined to two seams, so the leaderless engine replaces the interim sealer
-//! without touching the rest: [`new_partial`] takes the import queue from the consensus module,
-//! and [`new_full`] starts the consensus task after the network and RPC are up.
+//! Consensus is the bsmr engine (`sc-consensus-bsmr`) at three seams: [`new_partial`] takes its
+//! import queue (blocks from the network need a valid finality certificate), [`new_full`] adds its
+//! notification protocol to the network and starts the engine task once the network and RPC are
+//! up. Every node runs the engine: validators (a member `bsmr` key in the keystore and
+//! `--validator`) order, build and finalize blocks; other nodes follow and verify.
 
 use std::sync::Arc;
 
 use bsmr_runtime::{apis::RuntimeApi, opaque::Block};
 use futures::FutureExt;
-use sc_client_api::Backend;
+use sc_client_api::{Backend, HeaderBackend};
 use sc_service::{error::Error as ServiceError, Configuration, TaskManager};
 use sc_telemetry::{Telemetry, TelemetryWorker};
 
-use crate::interim_seal;
-
 /// The client with the WASM executor.
-pub type FullClient =
-    sc_service::TFullClient<Block, RuntimeApi, sc_executor::WasmExecutor<sp_io::SubstrateHostFunctions>>;
+pub type FullClient = sc_service::TFullClient<
+    Block,
+    RuntimeApi,
+    sc_executor::WasmExecutor<sp_io::SubstrateHostFunctions>,
+>;
 /// The database backend.
 pub type FullBackend = sc_service::TFullBackend<Block>;
-/// Chain selection: the longest chain (with instant finality there is only one).
+/// Chain selection: every imported bsmr block is final, so there is only one chain.
 pub type FullSelectChain = sc_consensus::LongestChain<FullBackend, Block>;
 /// The transaction pool.
 pub type TransactionPool = sc_transaction_pool::TransactionPoolHandle<Block, FullClient>;
@@ -59,7 +62,9 @@ pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
     let client = Arc::new(client);
 
     let telemetry = telemetry.map(|(worker, telemetry)| {
-        task_manager.spawn_handle().spawn("telemetry", None, worker.run());
+        task_manager
+            .spawn_handle()
+            .spawn("telemetry", None, worker.run());
         telemetry
     });
 
@@ -76,7 +81,13 @@ pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
         .build(),
     );
 
-    let import_queue = interim_seal::import_queue(client.clone(), &task_manager, config);
+    let genesis = client.info().genesis_hash;
+    let import_queue = sc_consensus_bsmr::import_queue(
+        client.clone(),
+        genesis.0,
+        &task_manager.spawn_essential_handle(),
+        config.prometheus_registry(),
+    );
 
     Ok(sc_service::PartialComponents {
         client,
@@ -91,8 +102,11 @@ pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
 }
 
 /// Build and start a full node (a validator when the keystore holds a member key).
-pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as sp_runtime::traits::Block>::Hash>>(
+pub fn new_full<
+    N: sc_network::NetworkBackend<Block, <Block as sp_runtime::traits::Block>::Hash>,
+>(
     config: Configuration,
+    engine_config: sc_consensus_bsmr::EngineConfig,
 ) -> Result<TaskManager, ServiceError> {
     let sc_service::PartialComponents {
         client,
@@ -100,17 +114,24 @@ pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as sp_runtime::trait
         mut task_manager,
         import_queue,
         keystore_container,
-        select_chain,
+        select_chain: _,
         transaction_pool,
         other: mut telemetry,
     } = new_partial(&config)?;
 
-    let net_config = sc_network::config::FullNetworkConfiguration::<
+    let mut net_config = sc_network::config::FullNetworkConfiguration::<
         Block,
         <Block as sp_runtime::traits::Block>::Hash,
         N,
     >::new(&config.network, config.prometheus_registry().cloned());
     let metrics = N::register_notification_metrics(config.prometheus_registry());
+    let genesis = client.info().genesis_hash;
+    let (bsmr_protocol, bsmr_notifications) = sc_consensus_bsmr::notification_config::<Block, N>(
+        genesis.as_ref(),
+        metrics.clone(),
+        net_config.peer_store_handle(),
+    );
+    net_config.add_notification_protocol(bsmr_protocol);
 
     let (network, system_rpc_tx, tx_handler_controller, sync_service, _bitswap) =
         sc_service::build_network(sc_service::BuildNetworkParams {
@@ -153,24 +174,27 @@ pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as sp_runtime::trait
         );
     }
 
+    let engine_status = sc_consensus_bsmr::SharedStatus::default();
     let rpc_builder = {
         let client = client.clone();
         let pool = transaction_pool.clone();
+        let status = engine_status.clone();
         Box::new(move |_| {
             let deps = crate::rpc::FullDeps {
                 client: client.clone(),
                 pool: pool.clone(),
+                engine_status: status.clone(),
             };
             crate::rpc::create_full(deps).map_err(Into::into)
         })
     };
 
-    let role = config.role;
+    let is_validator = config.role.is_authority();
     let keystore = keystore_container.keystore();
     let prometheus_registry = config.prometheus_registry().cloned();
 
     sc_service::spawn_tasks(sc_service::SpawnTasksParams {
-        network,
+        network: network.clone(),
         client: client.clone(),
         keystore: keystore.clone(),
         task_manager: &mut task_manager,
@@ -185,21 +209,25 @@ pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as sp_runtime::trait
         tracing_execute_block: None,
     })?;
 
-    if role.is_authority() {
-        if interim_seal::is_sealer(&client, &keystore).map_err(ServiceError::Other)? {
-            log::info!("🔏 This node seals blocks (interim instant seal until the bsmr engine lands)");
-            interim_seal::start(
-                prometheus_registry.as_ref(),
-                &task_manager,
-                client,
-                transaction_pool,
-                select_chain,
-                telemetry.as_ref(),
-            );
-        } else {
-            log::info!("👀 Validator key is not the interim sealer's: following the sealer's blocks");
-        }
-    }
+    let engine = sc_consensus_bsmr::start::<Block, FullBackend, FullClient, TransactionPool>(
+        sc_consensus_bsmr::EngineParams {
+            client,
+            pool: transaction_pool,
+            keystore,
+            validator: is_validator,
+            network,
+            notifications: bsmr_notifications,
+            classifier: Arc::new(crate::classifier::RuntimeClassifier),
+            status: engine_status,
+            registry: prometheus_registry,
+            config: engine_config,
+            _block: Default::default(),
+        },
+    )
+    .map_err(|e| ServiceError::Other(format!("starting the bsmr engine: {e}")))?;
+    task_manager
+        .spawn_essential_handle()
+        .spawn_blocking("bsmr-engine", Some("bsmr"), engine);
 
     Ok(task_manager)
 }

@@ -1,4 +1,5 @@
-//! Helpers for the process tests: start the real `bsmr-node`, find free ports, talk JSON-RPC.
+//! Helpers for the process tests: start the real `bsmr-node`, find free ports, talk JSON-RPC,
+//! sign transfers, read storage.
 
 #![allow(dead_code)]
 
@@ -11,7 +12,103 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bsmr_runtime::{
+    BalancesCall, Runtime, RuntimeCall, SignedPayload, TxExtension, UncheckedExtrinsic, VERSION,
+};
+use codec::{Decode, Encode};
 use jsonrpsee::{core::client::ClientT, http_client::HttpClientBuilder, rpc_params};
+use sp_core::{crypto::AccountId32, sr25519, Pair, H256};
+use sp_runtime::{generic::Era, MultiAddress, MultiSignature};
+
+/// An account as frame-system stores it.
+pub type AccountInfo = frame_system::AccountInfo<u32, pallet_balances::AccountData<u128>>;
+
+/// A signed `transfer_keep_alive` from `from` to `to`, valid on the chain with `genesis`.
+pub fn signed_transfer(
+    from: &sr25519::Pair,
+    to: AccountId32,
+    amount: u128,
+    nonce: u32,
+    genesis: H256,
+) -> Vec<u8> {
+    let call = RuntimeCall::Balances(BalancesCall::transfer_keep_alive {
+        dest: MultiAddress::Id(to),
+        value: amount,
+    });
+    signed_call(from, call, nonce, genesis)
+}
+
+/// `call` signed by `from` with `nonce`, immortal, valid on the chain with `genesis`.
+pub fn signed_call(from: &sr25519::Pair, call: RuntimeCall, nonce: u32, genesis: H256) -> Vec<u8> {
+    let tx_ext: TxExtension = (
+        frame_system::CheckNonZeroSender::<Runtime>::new(),
+        frame_system::CheckSpecVersion::<Runtime>::new(),
+        frame_system::CheckTxVersion::<Runtime>::new(),
+        frame_system::CheckGenesis::<Runtime>::new(),
+        frame_system::CheckEra::<Runtime>::from(Era::Immortal),
+        frame_system::CheckNonce::<Runtime>::from(nonce),
+        frame_system::CheckWeight::<Runtime>::new(),
+        pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
+        frame_system::WeightReclaim::<Runtime>::new(),
+    );
+    let implicit = (
+        (),
+        VERSION.spec_version,
+        VERSION.transaction_version,
+        genesis,
+        genesis,
+        (),
+        (),
+        (),
+        (),
+    );
+    let payload = SignedPayload::from_raw(call.clone(), tx_ext.clone(), implicit);
+    let signature = payload.using_encoded(|bytes| from.sign(bytes));
+    let who = AccountId32::from(from.public());
+    UncheckedExtrinsic::new_signed(
+        call,
+        MultiAddress::Id(who),
+        MultiSignature::Sr25519(signature),
+        tx_ext,
+    )
+    .encode()
+}
+
+/// Read `who`'s account at block `at` (None = best) through `state_getStorage`.
+pub async fn account(client: &impl ClientT, who: &AccountId32, at: Option<H256>) -> AccountInfo {
+    let key = frame_system::Account::<Runtime>::hashed_key_for(who);
+    let raw: Option<sp_core::Bytes> = client
+        .request("state_getStorage", rpc_params![sp_core::Bytes(key), at])
+        .await
+        .expect("state_getStorage answers");
+    raw.map(|r| AccountInfo::decode(&mut &r[..]).expect("AccountInfo decodes"))
+        .unwrap_or_default()
+}
+
+/// Balances' total issuance at `at`.
+pub async fn total_issuance(client: &impl ClientT, at: H256) -> u128 {
+    let key = pallet_balances::TotalIssuance::<Runtime>::hashed_key().to_vec();
+    let raw: Option<sp_core::Bytes> = client
+        .request(
+            "state_getStorage",
+            rpc_params![sp_core::Bytes(key), Some(at)],
+        )
+        .await
+        .expect("answers");
+    u128::decode(&mut &raw.expect("total issuance is set")[..]).unwrap()
+}
+
+/// Parse a hex block number from a header.
+pub fn header_number(h: &serde_json::Value) -> u64 {
+    u64::from_str_radix(
+        h["number"]
+            .as_str()
+            .expect("a header has a number")
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap()
+}
 
 /// Path of the node binary cargo built for these tests.
 pub fn node_binary() -> PathBuf {
@@ -20,7 +117,11 @@ pub fn node_binary() -> PathBuf {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `bsmr-node`, killed when dropped. Its log is kept for assertions.
@@ -34,8 +135,11 @@ pub struct Node {
 impl Node {
     /// Start `bsmr-node` with `args` plus the ports it needs, and wait until RPC answers.
     pub fn start(args: &[&str]) -> Node {
-        let rpc_port = free_port();
-        let p2p_port = free_port();
+        Self::start_on(args, free_port(), free_port())
+    }
+
+    /// Start `bsmr-node` with `args` on the given RPC and p2p ports, and wait until RPC answers.
+    pub fn start_on(args: &[&str], rpc_port: u16, p2p_port: u16) -> Node {
         let mut child = Command::new(node_binary())
             .args(args)
             .args(["--rpc-port", &rpc_port.to_string()])
@@ -55,7 +159,11 @@ impl Node {
                 log.push('\n');
             }
         });
-        let node = Node { child, rpc_port, log };
+        let node = Node {
+            child,
+            rpc_port,
+            log,
+        };
         node.wait_for_rpc(Duration::from_secs(120));
         node
     }
@@ -75,6 +183,12 @@ impl Node {
         format!("ws://127.0.0.1:{}", self.rpc_port)
     }
 
+    /// SIGKILL the process (no clean shutdown) and wait for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
@@ -86,7 +200,10 @@ impl Node {
         loop {
             let ok = rt.block_on(async {
                 let client = HttpClientBuilder::default().build(self.http_url()).ok()?;
-                client.request::<serde_json::Value, _>("system_health", rpc_params![]).await.ok()
+                client
+                    .request::<serde_json::Value, _>("system_health", rpc_params![])
+                    .await
+                    .ok()
             });
             if ok.is_some() {
                 return;
@@ -103,7 +220,9 @@ impl Node {
     /// Send raw bytes as an HTTP POST body to the RPC port and return the response body.
     pub fn raw_post(&self, body: &[u8]) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.rpc_port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let head = format!(
             "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n",

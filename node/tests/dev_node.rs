@@ -7,61 +7,17 @@ mod common;
 
 use std::{process::Command, time::Duration};
 
-use bsmr_runtime::{
-    BalancesCall, Runtime, RuntimeCall, SignedPayload, TxExtension, UncheckedExtrinsic, VERSION,
-};
-use codec::{Decode, Encode};
-use common::{node_binary, Node};
+use bsmr_runtime::Runtime;
+use codec::Decode;
+use common::{node_binary, signed_transfer, AccountInfo, Node};
 use jsonrpsee::{
     core::client::{ClientT, Subscription, SubscriptionClientT},
     http_client::HttpClientBuilder,
     rpc_params,
     ws_client::WsClientBuilder,
 };
-use sp_core::{Pair, H256};
+use sp_core::H256;
 use sp_keyring::Sr25519Keyring;
-use sp_runtime::{generic::Era, MultiAddress, MultiSignature};
-
-type AccountInfo = frame_system::AccountInfo<u32, pallet_balances::AccountData<u128>>;
-
-/// A signed `transfer_keep_alive` from `from` to `to`, valid on the chain with `genesis`.
-fn signed_transfer(from: Sr25519Keyring, to: Sr25519Keyring, amount: u128, nonce: u32, genesis: H256) -> Vec<u8> {
-    let call = RuntimeCall::Balances(BalancesCall::transfer_keep_alive {
-        dest: MultiAddress::Id(to.to_account_id()),
-        value: amount,
-    });
-    let tx_ext: TxExtension = (
-        frame_system::CheckNonZeroSender::<Runtime>::new(),
-        frame_system::CheckSpecVersion::<Runtime>::new(),
-        frame_system::CheckTxVersion::<Runtime>::new(),
-        frame_system::CheckGenesis::<Runtime>::new(),
-        frame_system::CheckEra::<Runtime>::from(Era::Immortal),
-        frame_system::CheckNonce::<Runtime>::from(nonce),
-        frame_system::CheckWeight::<Runtime>::new(),
-        pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
-        frame_system::WeightReclaim::<Runtime>::new(),
-    );
-    let implicit = (
-        (),
-        VERSION.spec_version,
-        VERSION.transaction_version,
-        genesis,
-        genesis,
-        (),
-        (),
-        (),
-        (),
-    );
-    let payload = SignedPayload::from_raw(call.clone(), tx_ext.clone(), implicit);
-    let signature = payload.using_encoded(|bytes| from.pair().sign(bytes));
-    UncheckedExtrinsic::new_signed(
-        call,
-        MultiAddress::Id(from.to_account_id()),
-        MultiSignature::Sr25519(signature),
-        tx_ext,
-    )
-    .encode()
-}
 
 /// The free balance of `who` at block `at` (None = best), read through `state_getStorage`.
 async fn free_balance(client: &impl ClientT, who: Sr25519Keyring, at: Option<H256>) -> u128 {
@@ -71,7 +27,10 @@ async fn free_balance(client: &impl ClientT, who: Sr25519Keyring, at: Option<H25
         .await
         .expect("state_getStorage answers");
     let raw = raw.expect("the account exists");
-    AccountInfo::decode(&mut &raw[..]).expect("AccountInfo decodes").data.free
+    AccountInfo::decode(&mut &raw[..])
+        .expect("AccountInfo decodes")
+        .data
+        .free
 }
 
 #[test]
@@ -80,17 +39,29 @@ fn transfer_is_included_and_finalized_and_balances_change() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let http = HttpClientBuilder::default().build(node.http_url()).unwrap();
-        let ws = WsClientBuilder::default().build(node.ws_url()).await.unwrap();
+        let ws = WsClientBuilder::default()
+            .build(node.ws_url())
+            .await
+            .unwrap();
 
         // Chain properties as polkadot.js reads them.
-        let props: serde_json::Value = http.request("system_properties", rpc_params![]).await.unwrap();
+        let props: serde_json::Value = http
+            .request("system_properties", rpc_params![])
+            .await
+            .unwrap();
         assert_eq!(props["ss58Format"], 42);
         assert_eq!(props["tokenSymbol"], "BSMR");
         assert_eq!(props["tokenDecimals"], 12);
 
-        let genesis: H256 = http.request("chain_getBlockHash", rpc_params![0]).await.unwrap();
+        let genesis: H256 = http
+            .request("chain_getBlockHash", rpc_params![0])
+            .await
+            .unwrap();
         let nonce: u32 = http
-            .request("system_accountNextIndex", rpc_params![Sr25519Keyring::Alice.to_account_id().to_string()])
+            .request(
+                "system_accountNextIndex",
+                rpc_params![Sr25519Keyring::Alice.to_account_id().to_string()],
+            )
             .await
             .unwrap();
         assert_eq!(nonce, 0);
@@ -98,7 +69,13 @@ fn transfer_is_included_and_finalized_and_balances_change() {
         let bob_before = free_balance(&http, Sr25519Keyring::Bob, None).await;
 
         let amount = 1_000_000_000_000u128; // one token
-        let xt = signed_transfer(Sr25519Keyring::Alice, Sr25519Keyring::Bob, amount, nonce, genesis);
+        let xt = signed_transfer(
+            &Sr25519Keyring::Alice.pair(),
+            Sr25519Keyring::Bob.to_account_id(),
+            amount,
+            nonce,
+            genesis,
+        );
         let mut watch: Subscription<serde_json::Value> = ws
             .subscribe(
                 "author_submitAndWatchExtrinsic",
@@ -122,29 +99,52 @@ fn transfer_is_included_and_finalized_and_balances_change() {
                 break serde_json::from_value(hash.clone()).unwrap();
             }
             assert!(
-                !["invalid", "dropped", "usurped"].iter().any(|bad| status.get(bad).is_some() || status == *bad),
+                !["invalid", "dropped", "usurped"]
+                    .iter()
+                    .any(|bad| status.get(bad).is_some() || status == *bad),
                 "transfer failed: {status}"
             );
         };
-        assert!(in_block.is_some(), "the transfer was reported in a block before finality");
+        assert!(
+            in_block.is_some(),
+            "the transfer was reported in a block before finality"
+        );
 
         // The chain's finalized head is at least that block.
-        let head: H256 = http.request("chain_getFinalizedHead", rpc_params![]).await.unwrap();
-        let head_header: serde_json::Value = http.request("chain_getHeader", rpc_params![head]).await.unwrap();
-        let block_header: serde_json::Value = http.request("chain_getHeader", rpc_params![finalized]).await.unwrap();
-        let number = |h: &serde_json::Value| u64::from_str_radix(h["number"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+        let head: H256 = http
+            .request("chain_getFinalizedHead", rpc_params![])
+            .await
+            .unwrap();
+        let head_header: serde_json::Value = http
+            .request("chain_getHeader", rpc_params![head])
+            .await
+            .unwrap();
+        let block_header: serde_json::Value = http
+            .request("chain_getHeader", rpc_params![finalized])
+            .await
+            .unwrap();
+        let number = |h: &serde_json::Value| {
+            u64::from_str_radix(h["number"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+        };
         assert!(number(&head_header) >= number(&block_header));
         assert!(number(&block_header) >= 1);
 
         let alice_after = free_balance(&http, Sr25519Keyring::Alice, Some(finalized)).await;
         let bob_after = free_balance(&http, Sr25519Keyring::Bob, Some(finalized)).await;
-        assert_eq!(bob_after, bob_before + amount, "Bob receives exactly the amount");
+        assert_eq!(
+            bob_after,
+            bob_before + amount,
+            "Bob receives exactly the amount"
+        );
         let fee = alice_before - amount - alice_after;
         assert!(fee > 0, "Alice pays a fee");
         assert!(fee < amount / 100, "the fee is small: {fee}");
 
         let nonce: u32 = http
-            .request("system_accountNextIndex", rpc_params![Sr25519Keyring::Alice.to_account_id().to_string()])
+            .request(
+                "system_accountNextIndex",
+                rpc_params![Sr25519Keyring::Alice.to_account_id().to_string()],
+            )
             .await
             .unwrap();
         assert_eq!(nonce, 1);
@@ -157,20 +157,41 @@ fn malformed_rpc_calls_get_errors_and_the_node_keeps_running() {
 
     // Not JSON at all: a JSON-RPC parse error.
     let response = node.raw_post(b"{ this is not json");
-    assert!(response.contains("-32700"), "parse error expected, got: {response}");
+    assert!(
+        response.contains("-32700"),
+        "parse error expected, got: {response}"
+    );
 
     // Unknown method.
-    let response = node.raw_post(br#"{"jsonrpc":"2.0","id":1,"method":"no_such_method","params":[]}"#);
-    assert!(response.contains("-32601"), "method-not-found expected, got: {response}");
+    let response =
+        node.raw_post(br#"{"jsonrpc":"2.0","id":1,"method":"no_such_method","params":[]}"#);
+    assert!(
+        response.contains("-32601"),
+        "method-not-found expected, got: {response}"
+    );
 
     // Bad params: a block hash that is not hex, and an extrinsic that is garbage.
-    let response = node.raw_post(br#"{"jsonrpc":"2.0","id":2,"method":"chain_getHeader","params":["not-a-hash"]}"#);
-    assert!(response.contains("-32602"), "invalid-params expected, got: {response}");
-    let response = node.raw_post(br#"{"jsonrpc":"2.0","id":3,"method":"author_submitExtrinsic","params":["0xdeadbeef"]}"#);
-    assert!(response.contains("\"error\""), "a bad extrinsic is rejected, got: {response}");
+    let response = node.raw_post(
+        br#"{"jsonrpc":"2.0","id":2,"method":"chain_getHeader","params":["not-a-hash"]}"#,
+    );
+    assert!(
+        response.contains("-32602"),
+        "invalid-params expected, got: {response}"
+    );
+    let response = node.raw_post(
+        br#"{"jsonrpc":"2.0","id":3,"method":"author_submitExtrinsic","params":["0xdeadbeef"]}"#,
+    );
+    assert!(
+        response.contains("\"error\""),
+        "a bad extrinsic is rejected, got: {response}"
+    );
 
     // The node still runs and answers.
-    assert!(node.is_running(), "node died after malformed input; log:\n{}", node.log());
+    assert!(
+        node.is_running(),
+        "node died after malformed input; log:\n{}",
+        node.log()
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let health: serde_json::Value = rt.block_on(async {
         let http = HttpClientBuilder::default().build(node.http_url()).unwrap();
@@ -193,8 +214,14 @@ fn corrupt_chain_spec_is_rejected_with_a_clear_error() {
         .unwrap();
     assert!(!output.status.success(), "a corrupt chain spec must fail");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("invalid chain spec"), "unclear error: {stderr}");
-    assert!(stderr.contains("bad-spec.json"), "the error names the file: {stderr}");
+    assert!(
+        stderr.contains("invalid chain spec"),
+        "unclear error: {stderr}"
+    );
+    assert!(
+        stderr.contains("bad-spec.json"),
+        "the error names the file: {stderr}"
+    );
 
     let output = Command::new(node_binary())
         .args(["build-spec", "--chain", "/nonexistent/spec.json"])
@@ -209,7 +236,11 @@ fn corrupt_chain_spec_is_rejected_with_a_clear_error() {
         .args(["build-spec", "--chain", "local", "--raw"])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let spec: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(spec["id"], "bsmr_local");
     assert_eq!(spec["properties"]["tokenSymbol"], "BSMR");

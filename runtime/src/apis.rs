@@ -15,9 +15,8 @@ use sp_runtime::{
 use sp_version::RuntimeVersion;
 
 use super::{
-    AccountId, Balance, Block, Executive, InherentDataExt, Membership, Nonce, Runtime,
-    RuntimeCall, RuntimeGenesisConfig, SessionKeys, System, TransactionPayment, EPOCH_LENGTH,
-    VERSION,
+    AccountId, Balance, Block, Executive, InherentDataExt, Membership, Nonce, Runtime, RuntimeCall,
+    RuntimeGenesisConfig, SessionKeys, System, TransactionPayment, EPOCH_LENGTH, VERSION,
 };
 
 impl_runtime_apis! {

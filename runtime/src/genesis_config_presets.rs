@@ -32,10 +32,16 @@ fn genesis(
 ) -> Value {
     build_struct_json_patch!(RuntimeGenesisConfig {
         balances: BalancesConfig {
-            balances: endowed.into_iter().map(|account| (account, ENDOWMENT)).collect::<Vec<_>>(),
+            balances: endowed
+                .into_iter()
+                .map(|account| (account, ENDOWMENT))
+                .collect::<Vec<_>>(),
         },
         sudo: SudoConfig { key: Some(root) },
-        membership: MembershipConfig { members: validators, min_members },
+        membership: MembershipConfig {
+            members: validators,
+            min_members
+        },
     })
 }
 
@@ -43,7 +49,9 @@ fn genesis(
 pub fn development_config_genesis() -> Value {
     genesis(
         vec![validator(Sr25519Keyring::Alice)],
-        Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
+        Sr25519Keyring::well_known()
+            .map(|k| k.to_account_id())
+            .collect(),
         Sr25519Keyring::Alice.to_account_id(),
         1,
     )
@@ -58,7 +66,9 @@ pub fn local_config_genesis() -> Value {
             validator(Sr25519Keyring::Charlie),
             validator(Sr25519Keyring::Dave),
         ],
-        Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
+        Sr25519Keyring::well_known()
+            .map(|k| k.to_account_id())
+            .collect(),
         Sr25519Keyring::Alice.to_account_id(),
         4,
     )

@@ -2,9 +2,9 @@
 
 use crate::{
     genesis_config_presets::{get_preset, preset_names, DEV_PRESET, ENDOWMENT, LOCAL_PRESET},
-    Balances, Membership, Runtime, RuntimeGenesisConfig, Sudo, System,
+    Balances, Membership, Runtime, RuntimeGenesisConfig, System,
 };
-use frame_support::traits::{BuildGenesisConfig, fungible::Inspect};
+use frame_support::traits::{fungible::Inspect, BuildGenesisConfig};
 use serde_json::Value;
 use sp_genesis_builder::PresetId;
 use sp_keyring::Sr25519Keyring;
@@ -49,10 +49,19 @@ fn dev_genesis_has_alice_as_the_only_validator() {
         let set = Membership::validator_set();
         assert_eq!(set.epoch, 0);
         assert_eq!(set.validators, vec![Sr25519Keyring::Alice.public().into()]);
-        assert_eq!((Membership::fault_tolerance(), Membership::quorum()), (0, 1));
+        assert_eq!(
+            (Membership::fault_tolerance(), Membership::quorum()),
+            (0, 1)
+        );
         assert_eq!(pallet_bsmr_membership::MinMembers::<Runtime>::get(), 1);
-        assert_eq!(Sudo::key(), Some(Sr25519Keyring::Alice.to_account_id()));
-        assert_eq!(Balances::balance(&Sr25519Keyring::Bob.to_account_id()), ENDOWMENT);
+        assert_eq!(
+            pallet_sudo::Key::<Runtime>::get(),
+            Some(Sr25519Keyring::Alice.to_account_id())
+        );
+        assert_eq!(
+            Balances::balance(&Sr25519Keyring::Bob.to_account_id()),
+            ENDOWMENT
+        );
     });
 }
 
@@ -67,13 +76,21 @@ fn local_genesis_has_four_validators_and_endowed_accounts() {
             Sr25519Keyring::Dave,
         ]
         .into_iter()
-        .map(|k| (k.to_account_id(), bsmr_primitives::AuthorityId::from(k.public())))
+        .map(|k| {
+            (
+                k.to_account_id(),
+                bsmr_primitives::AuthorityId::from(k.public()),
+            )
+        })
         .collect();
         // The canonical validator order is the order of the accounts.
         expected.sort_by(|a, b| a.0.cmp(&b.0));
         let expected_keys: Vec<_> = expected.into_iter().map(|(_, key)| key).collect();
         assert_eq!(set.validators, expected_keys);
-        assert_eq!((Membership::fault_tolerance(), Membership::quorum()), (1, 3));
+        assert_eq!(
+            (Membership::fault_tolerance(), Membership::quorum()),
+            (1, 3)
+        );
         assert_eq!(pallet_bsmr_membership::MinMembers::<Runtime>::get(), 4);
         assert_eq!(Membership::next_validator_set(), None);
         for keyring in Sr25519Keyring::well_known() {

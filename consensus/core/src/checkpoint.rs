@@ -34,8 +34,14 @@ pub fn classify(
     k_prev: &CommandId,
     current_view: View,
 ) -> CandidateAction {
-    let BatchKind::Checkpoint { index, view, .. } = h.kind else { return CandidateAction::Ignore };
-    if h.epoch != m.epoch || h.proposer != m.leader_ckpt(index, view) || h.seq != 0 || !h.access.is_empty() {
+    let BatchKind::Checkpoint { index, view, .. } = h.kind else {
+        return CandidateAction::Ignore;
+    };
+    if h.epoch != m.epoch
+        || h.proposer != m.leader_ckpt(index, view)
+        || h.seq != 0
+        || !h.access.is_empty()
+    {
         return CandidateAction::Ignore;
     }
     if index <= last_committed || index > last_committed + MAX_INDEX_AHEAD {
@@ -68,7 +74,11 @@ mod tests {
             proposer: m.leader_ckpt(index, view),
             seq: 0,
             base,
-            kind: BatchKind::Checkpoint { index, view, timestamp_ms: 5 },
+            kind: BatchKind::Checkpoint {
+                index,
+                view,
+                timestamp_ms: 5,
+            },
             access: vec![],
             txs_root: [0; 32],
             weight: 0,
@@ -78,15 +88,33 @@ mod tests {
     #[test]
     fn rules() {
         let m = Membership::new([0; 32], 0, (0..4u8).map(|i| [i; 32]).collect());
-        assert_eq!(classify(&m, &cand(&m, 3, 0, [7; 32]), 2, &[7; 32], 0), CandidateAction::Reply);
-        assert_eq!(classify(&m, &cand(&m, 3, 0, [8; 32]), 2, &[7; 32], 0), CandidateAction::Ignore);
-        assert_eq!(classify(&m, &cand(&m, 4, 0, [8; 32]), 2, &[7; 32], 0), CandidateAction::Buffer);
-        assert_eq!(classify(&m, &cand(&m, 2, 0, [7; 32]), 2, &[7; 32], 0), CandidateAction::Ignore);
+        assert_eq!(
+            classify(&m, &cand(&m, 3, 0, [7; 32]), 2, &[7; 32], 0),
+            CandidateAction::Reply
+        );
+        assert_eq!(
+            classify(&m, &cand(&m, 3, 0, [8; 32]), 2, &[7; 32], 0),
+            CandidateAction::Ignore
+        );
+        assert_eq!(
+            classify(&m, &cand(&m, 4, 0, [8; 32]), 2, &[7; 32], 0),
+            CandidateAction::Buffer
+        );
+        assert_eq!(
+            classify(&m, &cand(&m, 2, 0, [7; 32]), 2, &[7; 32], 0),
+            CandidateAction::Ignore
+        );
         let mut wrong = cand(&m, 3, 0, [7; 32]);
         wrong.proposer = m.leader_ckpt(3, 1);
-        assert_eq!(classify(&m, &wrong, 2, &[7; 32], 0), CandidateAction::Ignore);
+        assert_eq!(
+            classify(&m, &wrong, 2, &[7; 32], 0),
+            CandidateAction::Ignore
+        );
         assert!(timestamp_ok(10, 11, 5, 10));
         assert!(!timestamp_ok(10, 10, 50, 10));
-        assert!(!timestamp_ok(10, 100, 50, 10), "a timestamp far ahead is refused");
+        assert!(
+            !timestamp_ok(10, 100, 50, 10),
+            "a timestamp far ahead is refused"
+        );
     }
 }

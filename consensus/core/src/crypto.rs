@@ -56,7 +56,11 @@ impl<T: Signable> Signed<T> {
     /// Sign `body` with `signer`.
     pub fn sign(body: T, genesis: &Digest, signer: &dyn Signer) -> Self {
         let d = signing_digest(genesis, body.epoch(), T::TAG, &body.encode());
-        Signed { sig: signer.sign(&d), signer: signer.public(), body }
+        Signed {
+            sig: signer.sign(&d),
+            signer: signer.public(),
+            body,
+        }
     }
     /// Verify the signature (membership is checked by the caller).
     pub fn verify(&self, genesis: &Digest, verifier: &dyn Verifier) -> bool {

@@ -68,35 +68,47 @@ impl Dds {
     }
 
     fn conflicting(&self, header: &BatchHeader, self_id: &CommandId) -> Vec<DepRef> {
-        let mut ids: BTreeSet<CommandId> = BTreeSet::new();
-        if header.is_checkpoint() || header.access.last() == Some(&GLOBAL) {
-            ids.extend(self.log.keys().copied());
-        } else {
-            ids.extend(self.global.iter().copied());
-            ids.extend(self.ckpts.iter().copied());
-            for a in &header.access {
-                if let Some(s) = self.by_account.get(a) {
-                    ids.extend(s.iter().copied());
+        let mut deps: Vec<DepRef> =
+            if header.is_checkpoint() || header.access.last() == Some(&GLOBAL) {
+                self.log.values().map(|e| e.dep).collect()
+            } else {
+                let mut ids: Vec<&CommandId> = Vec::new();
+                ids.extend(self.global.iter());
+                ids.extend(self.ckpts.iter());
+                for a in &header.access {
+                    if let Some(s) = self.by_account.get(a) {
+                        ids.extend(s.iter());
+                    }
                 }
-            }
-        }
-        ids.remove(self_id);
-        let mut deps: Vec<DepRef> = ids.iter().map(|i| self.log[i].dep).collect();
-        deps.sort();
+                ids.sort_unstable();
+                ids.dedup();
+                ids.into_iter().map(|i| self.log[i].dep).collect()
+            };
+        deps.retain(|d| d.id != *self_id);
+        deps.sort_unstable();
         deps
     }
 
     /// Lowest seq of `p` still in the log.
     pub fn lowest_seq(&self, p: &ValidatorId) -> Option<Seq> {
-        self.by_proposer.get(p).and_then(|s| s.iter().next().copied())
+        self.by_proposer
+            .get(p)
+            .and_then(|s| s.iter().next().copied())
     }
 
     fn insert(&mut self, header: &BatchHeader, id: CommandId) {
         let ckpt = header.is_checkpoint();
         if !ckpt {
-            self.by_proposer.entry(header.proposer).or_default().insert(header.seq);
+            self.by_proposer
+                .entry(header.proposer)
+                .or_default()
+                .insert(header.seq);
         }
-        let e = LogEntry { dep: header.dep_ref(), access: header.access.clone(), ckpt };
+        let e = LogEntry {
+            dep: header.dep_ref(),
+            access: header.access.clone(),
+            ckpt,
+        };
         if ckpt {
             self.ckpts.insert(id);
         } else if header.access.last() == Some(&GLOBAL) {
@@ -111,15 +123,29 @@ impl Dds {
 
     /// Reply to the first announce of `header` (caller checked it is valid and not yet replied
     /// to). Inserts the command, advances the position and (for a candidate for b) the fence to b.
-    pub fn reply(&mut self, header: &BatchHeader, genesis: &Digest, signer: &dyn Signer) -> Signed<ReplyBody> {
+    pub fn reply(
+        &mut self,
+        header: &BatchHeader,
+        genesis: &Digest,
+        signer: &dyn Signer,
+    ) -> Signed<ReplyBody> {
         let id = header.id();
-        debug_assert!(!self.replies.contains_key(&id), "caller checks the cache first; qed");
+        debug_assert!(
+            !self.replies.contains_key(&id),
+            "caller checks the cache first; qed"
+        );
         if let BatchKind::Checkpoint { index, .. } = header.kind {
             self.fence = self.fence.max(index);
         }
         let deps = self.conflicting(header, &id);
         self.insert(header, id);
-        let body = ReplyBody { epoch: header.epoch, cmd: header.dep_ref(), pos: self.next_pos, deps, fence: self.fence };
+        let body = ReplyBody {
+            epoch: header.epoch,
+            cmd: header.dep_ref(),
+            pos: self.next_pos,
+            deps,
+            fence: self.fence,
+        };
         self.next_pos += 1;
         let r = Signed::sign(body, genesis, signer);
         self.replies.insert(id, r.clone());
@@ -144,7 +170,9 @@ impl Dds {
     /// Remove a decided entry and its cached reply (GC). Returns whether it was present.
     pub fn remove(&mut self, id: &CommandId) -> bool {
         self.replies.remove(id);
-        let Some(e) = self.log.remove(id) else { return false };
+        let Some(e) = self.log.remove(id) else {
+            return false;
+        };
         if let DepKind::Txs { seq } = e.dep.kind {
             if let Some(s) = self.by_proposer.get_mut(&e.dep.proposer) {
                 s.remove(&seq);
@@ -177,10 +205,32 @@ mod tests {
     use crate::crypto::InsecureTestCrypto;
 
     fn h(seq: u64, access: Vec<AccountId>) -> BatchHeader {
-        BatchHeader { epoch: 0, proposer: [1; 32], seq, base: [0; 32], kind: BatchKind::Txs, access, txs_root: [0; 32], weight: 0 }
+        BatchHeader {
+            epoch: 0,
+            proposer: [1; 32],
+            seq,
+            base: [0; 32],
+            kind: BatchKind::Txs,
+            access,
+            txs_root: [0; 32],
+            weight: 0,
+        }
     }
     fn cand(index: u64) -> BatchHeader {
-        BatchHeader { epoch: 0, proposer: [2; 32], seq: 0, base: [0; 32], kind: BatchKind::Checkpoint { index, view: 0, timestamp_ms: 1 }, access: vec![], txs_root: [0; 32], weight: 0 }
+        BatchHeader {
+            epoch: 0,
+            proposer: [2; 32],
+            seq: 0,
+            base: [0; 32],
+            kind: BatchKind::Checkpoint {
+                index,
+                view: 0,
+                timestamp_ms: 1,
+            },
+            access: vec![],
+            txs_root: [0; 32],
+            weight: 0,
+        }
     }
 
     #[test]
@@ -206,7 +256,11 @@ mod tests {
         assert_eq!(rg.body.fence, 1);
         let e = h(4, vec![[7; 32]]);
         let re = d.reply(&e, &[0; 32], &k);
-        assert_eq!(re.body.deps.len(), 2, "the candidate and the global command");
+        assert_eq!(
+            re.body.deps.len(),
+            2,
+            "the candidate and the global command"
+        );
         assert!(d.remove(&a.id()));
         assert!(d.cached(&a.id()).is_none());
         let f = h(5, vec![[1; 32]]);

@@ -45,7 +45,10 @@ mod tests {
         assert_eq!(s, 12);
         assert_eq!(set_source_block(12), 10);
         assert!(!ckpt_void(11, s) && ckpt_void(12, s));
-        assert!(!txs_void(10, s) && txs_void(11, s), "after = s-1 would land in block s");
+        assert!(
+            !txs_void(10, s) && txs_void(11, s),
+            "after = s-1 would land in block s"
+        );
         assert_eq!(initial_fence(s), 11);
     }
 }

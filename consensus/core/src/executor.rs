@@ -69,7 +69,9 @@ pub fn tarjan_scc(adj: &[Vec<usize>]) -> Vec<Vec<usize>> {
                 if low[v] == index[v] {
                     let mut comp = Vec::new();
                     loop {
-                        let w = stack.pop().expect("v is on the stack until popped here; qed");
+                        let w = stack
+                            .pop()
+                            .expect("v is on the stack until popped here; qed");
                         on_stack[w] = false;
                         comp.push(w);
                         if w == v {
@@ -96,8 +98,11 @@ pub fn canonical_order(members: &BTreeMap<CommandId, Member>) -> Vec<CommandId> 
     let adj: Vec<Vec<usize>> = ids
         .iter()
         .map(|id| {
-            let mut e: Vec<usize> =
-                members[id].deps.iter().filter_map(|d| pos.get(d).copied()).collect();
+            let mut e: Vec<usize> = members[id]
+                .deps
+                .iter()
+                .filter_map(|d| pos.get(d).copied())
+                .collect();
             e.sort_unstable();
             e.dedup();
             e
@@ -153,13 +158,24 @@ mod tests {
     use rand::SeedableRng;
 
     fn key(i: u8) -> CanonicalKey {
-        CanonicalKey { epoch: 0, proposer: [i % 4; 32], seq: i as u64, id: [i; 32] }
+        CanonicalKey {
+            epoch: 0,
+            proposer: [i % 4; 32],
+            seq: i as u64,
+            id: [i; 32],
+        }
     }
 
     fn graph(edges: &[(u8, u8)], n: u8) -> BTreeMap<CommandId, Member> {
         let mut m = BTreeMap::new();
         for i in 0..n {
-            m.insert([i; 32], Member { key: key(i), deps: vec![] });
+            m.insert(
+                [i; 32],
+                Member {
+                    key: key(i),
+                    deps: vec![],
+                },
+            );
         }
         for (a, b) in edges {
             m.get_mut(&[*a; 32]).unwrap().deps.push([*b; 32]);
@@ -177,16 +193,28 @@ mod tests {
     fn cycle_goes_by_key_and_nonmembers_ignored() {
         let mut g = graph(&[(0, 2), (2, 1), (1, 0), (3, 0)], 4);
         g.get_mut(&[0; 32]).unwrap().deps.push([99; 32]);
-        assert_eq!(canonical_order(&g), vec![[0; 32], [1; 32], [2; 32], [3; 32]]);
+        assert_eq!(
+            canonical_order(&g),
+            vec![[0; 32], [1; 32], [2; 32], [3; 32]]
+        );
     }
 
     #[test]
     fn long_chain_no_stack_overflow() {
         let n = 200_000u32;
-        let adj: Vec<Vec<usize>> =
-            (0..n as usize).map(|i| if i + 1 < n as usize { vec![i + 1] } else { vec![] }).collect();
+        let adj: Vec<Vec<usize>> = (0..n as usize)
+            .map(|i| {
+                if i + 1 < n as usize {
+                    vec![i + 1]
+                } else {
+                    vec![]
+                }
+            })
+            .collect();
         assert_eq!(tarjan_scc(&adj).len(), n as usize);
-        let ring: Vec<Vec<usize>> = (0..n as usize).map(|i| vec![(i + 1) % n as usize]).collect();
+        let ring: Vec<Vec<usize>> = (0..n as usize)
+            .map(|i| vec![(i + 1) % n as usize])
+            .collect();
         assert_eq!(tarjan_scc(&ring).len(), 1);
     }
 

@@ -26,7 +26,10 @@ pub struct DecidedRecord {
 impl DecidedRecord {
     /// A record keeping exact marks `retain` seqs below the watermark.
     pub fn new(retain: u64) -> Self {
-        DecidedRecord { retain, ..Default::default() }
+        DecidedRecord {
+            retain,
+            ..Default::default()
+        }
     }
     /// Next seq of `p` not known decided.
     pub fn watermark(&self, p: &ValidatorId) -> Seq {
@@ -43,13 +46,23 @@ impl DecidedRecord {
     /// Has any command with this (proposer, seq) been decided?
     pub fn seq_decided(&self, p: &ValidatorId, seq: Seq) -> bool {
         seq < self.watermark(p)
-            || self.decided_seqs.get(p).map(|s| s.contains(&seq)).unwrap_or(false)
+            || self
+                .decided_seqs
+                .get(p)
+                .map(|s| s.contains(&seq))
+                .unwrap_or(false)
     }
     /// Record a decision. `counts` says whether the command is known to be real (its header,
     /// signed by the proposer, is held): only real commands advance the watermark, so a fake
     /// dependency id decided Noop can never push the watermark over a real, undecided command.
     /// Returns the marks pruned below the new floor (to delete from storage).
-    pub fn mark(&mut self, p: ValidatorId, seq: Seq, id: CommandId, counts: bool) -> Vec<(ValidatorId, Seq, CommandId)> {
+    pub fn mark(
+        &mut self,
+        p: ValidatorId,
+        seq: Seq,
+        id: CommandId,
+        counts: bool,
+    ) -> Vec<(ValidatorId, Seq, CommandId)> {
         if seq < self.floor(&p) {
             return vec![];
         }
@@ -97,7 +110,11 @@ mod tests {
         let p = [1; 32];
         r.mark(p, 1, [1; 32], true);
         r.mark(p, 0, [7; 32], false);
-        assert_eq!(r.watermark(&p), 0, "a fake id does not advance the watermark");
+        assert_eq!(
+            r.watermark(&p),
+            0,
+            "a fake id does not advance the watermark"
+        );
         assert_eq!(r.watermark(&p), 0);
         assert!(r.is_decided(&p, 1, &[1; 32]));
         assert!(!r.is_decided(&p, 1, &[2; 32]));
@@ -108,7 +125,10 @@ mod tests {
         assert_eq!(r.watermark(&p), 3);
         assert_eq!(r.floor(&p), 1);
         assert_eq!(pruned, vec![(p, 0, [0; 32]), (p, 0, [7; 32])]);
-        assert!(r.is_decided(&p, 0, &[9; 32]), "below the floor everything counts as decided");
+        assert!(
+            r.is_decided(&p, 0, &[9; 32]),
+            "below the floor everything counts as decided"
+        );
         assert!(r.seq_decided(&p, 2));
     }
 }

@@ -11,7 +11,9 @@
 
 use crate::crypto::Signed;
 use crate::types::*;
-use crate::wire::{Decision, Phase, PrePrepareBody, PreparedCert, SignedBatch, ViewChangeBody, VoteBody};
+use crate::wire::{
+    Decision, Phase, PrePrepareBody, PreparedCert, SignedBatch, ViewChangeBody, VoteBody,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Per-instance state.
@@ -23,6 +25,8 @@ pub struct Instance {
     pub in_view_change: bool,
     /// Pre-prepare accepted per view.
     pub accepted: BTreeMap<View, Signed<PrePrepareBody>>,
+    /// Digest of the accepted value per view.
+    pub accepted_digest: BTreeMap<View, Digest>,
     /// Known values by digest.
     pub values: BTreeMap<Digest, Value>,
     /// Votes received: (view, phase) -> signer -> vote.
@@ -56,13 +60,21 @@ pub struct Instance {
 impl Instance {
     /// Count votes for (view, phase, digest).
     pub fn count(&self, view: View, phase: Phase, digest: &Digest) -> usize {
-        self.votes.get(&(view, phase)).map(|m| m.values().filter(|v| v.body.value == *digest).count()).unwrap_or(0)
+        self.votes
+            .get(&(view, phase))
+            .map(|m| m.values().filter(|v| v.body.value == *digest).count())
+            .unwrap_or(0)
     }
     /// The matching votes for (view, phase, digest), sorted by signer.
     pub fn matching(&self, view: View, phase: Phase, digest: &Digest) -> Vec<Signed<VoteBody>> {
         self.votes
             .get(&(view, phase))
-            .map(|m| m.values().filter(|v| v.body.value == *digest).cloned().collect())
+            .map(|m| {
+                m.values()
+                    .filter(|v| v.body.value == *digest)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
     /// Record a vote. Returns a conflicting earlier vote of the same signer (equivocation).
@@ -79,7 +91,12 @@ impl Instance {
     }
     /// Record a prepared certificate if higher than the one held.
     pub fn note_prepared(&mut self, cert: PreparedCert) {
-        if self.prepared.as_ref().map(|c| cert.view > c.view).unwrap_or(true) {
+        if self
+            .prepared
+            .as_ref()
+            .map(|c| cert.view > c.view)
+            .unwrap_or(true)
+        {
             self.prepared = Some(cert);
         }
     }
@@ -88,6 +105,8 @@ impl Instance {
         self.votes.retain(|(v, _), _| *v >= view);
         self.vcs.retain(|v, _| *v >= view);
         self.accepted.retain(|v, _| *v >= view.saturating_sub(1));
+        self.accepted_digest
+            .retain(|v, _| *v >= view.saturating_sub(1));
     }
     /// Distinct signers asking for views above `view`, with the highest view each asked.
     pub fn higher_vcs(&self, view: View) -> BTreeMap<ValidatorId, View> {
@@ -109,7 +128,13 @@ mod tests {
 
     fn vote(who: u8, view: View, d: u8) -> Signed<VoteBody> {
         Signed::sign(
-            VoteBody { epoch: 0, inst: InstanceId::Ckpt(1), view, phase: Phase::Prepare, value: [d; 32] },
+            VoteBody {
+                epoch: 0,
+                inst: InstanceId::Ckpt(1),
+                view,
+                phase: Phase::Prepare,
+                value: [d; 32],
+            },
             &[0; 32],
             &InsecureTestCrypto([who; 32]),
         )
@@ -119,9 +144,15 @@ mod tests {
     fn counting_and_equivocation() {
         let mut i = Instance::default();
         assert!(i.add_vote(vote(1, 0, 7)).is_none());
-        assert!(i.add_vote(vote(1, 0, 7)).is_none(), "duplicates are harmless");
+        assert!(
+            i.add_vote(vote(1, 0, 7)).is_none(),
+            "duplicates are harmless"
+        );
         assert!(i.add_vote(vote(2, 0, 7)).is_none());
-        assert!(i.add_vote(vote(1, 0, 8)).is_some(), "a second value is an equivocation");
+        assert!(
+            i.add_vote(vote(1, 0, 8)).is_some(),
+            "a second value is an equivocation"
+        );
         assert_eq!(i.count(0, Phase::Prepare, &[7; 32]), 2);
         assert_eq!(i.matching(0, Phase::Prepare, &[7; 32]).len(), 2);
         i.prune_below(1);

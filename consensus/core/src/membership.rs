@@ -16,6 +16,7 @@ pub struct Membership {
     pub epoch: Epoch,
     validators: Vec<ValidatorId>,
     index: BTreeMap<ValidatorId, usize>,
+    fixed_checkpoint_leader: bool,
 }
 
 impl Membership {
@@ -31,7 +32,13 @@ impl Membership {
             }
         }
         assert!(!vs.is_empty(), "a validator set is never empty; qed");
-        Membership { genesis, epoch, validators: vs, index }
+        Membership {
+            genesis,
+            epoch,
+            validators: vs,
+            index,
+            fixed_checkpoint_leader: false,
+        }
     }
     /// Number of validators.
     pub fn n(&self) -> usize {
@@ -66,10 +73,26 @@ impl Membership {
         let base = self.index_of(proposer).unwrap_or(0);
         self.validators[(base + view as usize) % self.n()]
     }
-    /// leader(b, v) = V[(b + v) mod n].
+    /// The leader-based baseline (benchmarks only): the first validator leads every checkpoint
+    /// in view 0, as a classic PBFT primary does; view changes still rotate. Every validator of
+    /// a network must use the same setting.
+    pub fn with_fixed_checkpoint_leader(mut self) -> Self {
+        self.fixed_checkpoint_leader = true;
+        self
+    }
+    /// Whether [`Membership::with_fixed_checkpoint_leader`] is in force.
+    pub fn fixed_checkpoint_leader(&self) -> bool {
+        self.fixed_checkpoint_leader
+    }
+    /// leader(b, v) = V[(b + v) mod n] (V[v mod n] with a fixed checkpoint leader).
     pub fn leader_ckpt(&self, b: BlockIndex, view: View) -> ValidatorId {
         let n = self.n() as u64;
-        self.validators[((b % n + view as u64 % n) % n) as usize]
+        let base = if self.fixed_checkpoint_leader {
+            0
+        } else {
+            b % n
+        };
+        self.validators[((base + view as u64 % n) % n) as usize]
     }
 }
 
@@ -83,7 +106,14 @@ mod tests {
 
     #[test]
     fn quorum_examples_from_design() {
-        for (n, f, q) in [(1, 0, 1), (4, 1, 3), (7, 2, 5), (10, 3, 7), (100, 33, 67), (31, 10, 21)] {
+        for (n, f, q) in [
+            (1, 0, 1),
+            (4, 1, 3),
+            (7, 2, 5),
+            (10, 3, 7),
+            (100, 33, 67),
+            (31, 10, 21),
+        ] {
             let mm = m(n);
             assert_eq!((mm.f(), mm.q()), (f, q), "n={n}");
         }
@@ -94,7 +124,10 @@ mod tests {
         for n in 1..=60u8 {
             let mm = m(n);
             assert!(2 * mm.q() >= mm.n() + mm.f() + 1, "n={n}");
-            assert!(mm.q() <= mm.n() - mm.f(), "n={n}: a quorum of correct validators exists");
+            assert!(
+                mm.q() <= mm.n() - mm.f(),
+                "n={n}: a quorum of correct validators exists"
+            );
         }
     }
 
@@ -105,5 +138,13 @@ mod tests {
         assert_eq!(mm.leader_cmd(&[2; 32], 3), [1; 32]);
         assert_eq!(mm.leader_ckpt(5, 0), [1; 32]);
         assert_eq!(mm.leader_ckpt(5, 1), [2; 32]);
+        let fixed = m(4).with_fixed_checkpoint_leader();
+        assert_eq!(fixed.leader_ckpt(5, 0), [0; 32]);
+        assert_eq!(fixed.leader_ckpt(9, 0), [0; 32]);
+        assert_eq!(
+            fixed.leader_ckpt(9, 1),
+            [1; 32],
+            "view changes still rotate"
+        );
     }
 }

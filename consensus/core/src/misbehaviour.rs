@@ -38,7 +38,12 @@ fn slot(h: &BatchHeader) -> (Epoch, ValidatorId, Seq, Option<(BlockIndex, View)>
 
 impl Proof {
     /// Verify the proof; returns the validator it convicts.
-    pub fn check(&self, m: &Membership, verifier: &dyn Verifier, window: u64) -> Option<ValidatorId> {
+    pub fn check(
+        &self,
+        m: &Membership,
+        verifier: &dyn Verifier,
+        window: u64,
+    ) -> Option<ValidatorId> {
         let g = &m.genesis;
         match self {
             Proof::BatchEquivocation(a, b) => (a.signer == b.signer
@@ -58,14 +63,16 @@ impl Proof {
             .then_some(a.signer),
             Proof::VoteEquivocation(a, b) => (a.signer == b.signer
                 && m.contains(&a.signer)
-                && (a.body.epoch, a.body.inst, a.body.view, a.body.phase) == (b.body.epoch, b.body.inst, b.body.view, b.body.phase)
+                && (a.body.epoch, a.body.inst, a.body.view, a.body.phase)
+                    == (b.body.epoch, b.body.inst, b.body.view, b.body.phase)
                 && a.body.value != b.body.value
                 && a.verify(g, verifier)
                 && b.verify(g, verifier))
             .then_some(a.signer),
             Proof::PrePrepareEquivocation(a, b) => (a.signer == b.signer
                 && m.contains(&a.signer)
-                && (a.body.epoch, a.body.inst, a.body.view) == (b.body.epoch, b.body.inst, b.body.view)
+                && (a.body.epoch, a.body.inst, a.body.view)
+                    == (b.body.epoch, b.body.inst, b.body.view)
                 && a.body.value != b.body.value
                 && a.verify(g, verifier)
                 && b.verify(g, verifier))
@@ -75,7 +82,11 @@ impl Proof {
                     return None;
                 }
                 let cmd = match (pp.body.inst, header) {
-                    (InstanceId::Cmd { proposer, seq, id }, _) => Some(DepRef { proposer, kind: DepKind::Txs { seq }, id }),
+                    (InstanceId::Cmd { proposer, seq, id }, _) => Some(DepRef {
+                        proposer,
+                        kind: DepKind::Txs { seq },
+                        id,
+                    }),
                     (InstanceId::Ckpt(_), Some(h)) => {
                         if !h.verify(g, verifier) {
                             return None;
@@ -96,7 +107,9 @@ impl Proof {
                     }
                 };
                 // Only a leader's own signed proposal can convict it.
-                check_preprepare(m, verifier, window, pp, cmd.as_ref()).is_err().then_some(pp.signer)
+                check_preprepare(m, verifier, window, pp, cmd.as_ref())
+                    .is_err()
+                    .then_some(pp.signer)
             }
         }
     }
@@ -113,12 +126,21 @@ mod tests {
         let k = InsecureTestCrypto([1; 32]);
         let v = |d: u8| {
             Signed::sign(
-                VoteBody { epoch: 0, inst: InstanceId::Ckpt(1), view: 0, phase: crate::wire::Phase::Prepare, value: [d; 32] },
+                VoteBody {
+                    epoch: 0,
+                    inst: InstanceId::Ckpt(1),
+                    view: 0,
+                    phase: crate::wire::Phase::Prepare,
+                    value: [d; 32],
+                },
                 &m.genesis,
                 &k,
             )
         };
-        assert_eq!(Proof::VoteEquivocation(v(1), v(2)).check(&m, &k, 8), Some([1; 32]));
+        assert_eq!(
+            Proof::VoteEquivocation(v(1), v(2)).check(&m, &k, 8),
+            Some([1; 32])
+        );
         assert_eq!(Proof::VoteEquivocation(v(1), v(1)).check(&m, &k, 8), None);
     }
 }

@@ -15,7 +15,9 @@ use crate::membership::Membership;
 use crate::misbehaviour::Proof;
 use crate::storage::{Key, Meta, Record, Storage, StorageOp};
 use crate::types::*;
-use crate::validity::{self, check_preprepare, check_reply_shape, check_view_change, check_votes, value_from_replies};
+use crate::validity::{
+    self, check_preprepare, check_reply_shape, check_view_change, check_votes, value_from_replies,
+};
 use crate::wire::*;
 use codec::Encode;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -187,8 +189,8 @@ pub struct Stats {
 /// A consensus replica.
 pub struct Replica {
     cfg: Config,
-    signer: Box<dyn Signer>,
-    verifier: Box<dyn Verifier>,
+    signer: Box<dyn Signer + Send>,
+    verifier: Box<dyn Verifier + Send>,
     me: ValidatorId,
     now: u64,
     dds: Dds,
@@ -219,7 +221,12 @@ pub struct Replica {
 impl Replica {
     /// Build a replica from persisted state (empty storage = fresh start). Call
     /// [`Replica::start`] next to get the initial timers and retransmissions.
-    pub fn new(cfg: Config, storage: &dyn Storage, signer: Box<dyn Signer>, verifier: Box<dyn Verifier>) -> Self {
+    pub fn new(
+        cfg: Config,
+        storage: &dyn Storage,
+        signer: Box<dyn Signer + Send>,
+        verifier: Box<dyn Verifier + Send>,
+    ) -> Self {
         let me = signer.public();
         let retain = cfg.window * 4;
         let mut r = Replica {
@@ -283,7 +290,14 @@ impl Replica {
         self.insts
             .iter()
             .filter(|(i, s)| s.decided.is_none() && !self.is_decided_inst(i))
-            .map(|(i, s)| (*i, s.view, s.in_view_change, s.vcs.get(&s.view).map(|m| m.len()).unwrap_or(0)))
+            .map(|(i, s)| {
+                (
+                    *i,
+                    s.view,
+                    s.in_view_change,
+                    s.vcs.get(&s.view).map(|m| m.len()).unwrap_or(0),
+                )
+            })
             .collect()
     }
     /// Transactions waiting for a free seq in the window.
@@ -328,7 +342,11 @@ impl Replica {
                     st.my_vcs.insert(view, vc);
                 }
                 (Key::PrePrepare(inst, view), Record::PrePrepare(pp)) => {
-                    self.insts.entry(inst).or_default().my_preprepares.insert(view, pp);
+                    self.insts
+                        .entry(inst)
+                        .or_default()
+                        .my_preprepares
+                        .insert(view, pp);
                 }
                 (Key::Prepared(inst), Record::Prepared(c)) => {
                     self.insts.entry(inst).or_default().note_prepared(c);
@@ -352,20 +370,39 @@ impl Replica {
                 self.payloads.insert(p.id(), p);
             }
             // Marks were restored above, so only the instance state tells what was replayed.
-            let replayed = self.insts.get(&d.inst).map(|s| s.decided.is_some()).unwrap_or(false);
+            let replayed = self
+                .insts
+                .get(&d.inst)
+                .map(|s| s.decided.is_some())
+                .unwrap_or(false);
             let ckpt_done = matches!(d.inst, InstanceId::Ckpt(b) if b <= self.last_ckpt);
             if !replayed && !ckpt_done {
                 self.decide(d.inst, d.value, d.cert);
             }
         }
         // Own undecided batches go back to collection.
-        let own: Vec<SignedBatch> =
-            self.payloads.values().filter(|b| b.header.body.proposer == self.me && !b.header.body.is_checkpoint()).cloned().collect();
+        let own: Vec<SignedBatch> = self
+            .payloads
+            .values()
+            .filter(|b| b.header.body.proposer == self.me && !b.header.body.is_checkpoint())
+            .cloned()
+            .collect();
         for b in own {
             let h = &b.header.body;
             if !self.record.is_decided(&h.proposer, h.seq, &b.id()) {
                 let dep = h.dep_ref();
-                self.collects.insert(b.id(), Collect { inst: dep.instance(), dep, batch: b, replies: BTreeMap::new(), parked: vec![], view: Some(0), new_view: vec![] });
+                self.collects.insert(
+                    b.id(),
+                    Collect {
+                        inst: dep.instance(),
+                        dep,
+                        batch: b,
+                        replies: BTreeMap::new(),
+                        parked: vec![],
+                        view: Some(0),
+                        new_view: vec![],
+                    },
+                );
             }
         }
         // Keep only blocks rebuilt from persisted decisions (handed out by `start`).
@@ -378,11 +415,21 @@ impl Replica {
         self.set_timer(TimerId::Resend, self.cfg.resend_ms);
         let b = self.last_ckpt + 1;
         self.know(InstanceId::Ckpt(b));
-        let undecided: Vec<InstanceId> = self.insts.keys().copied().filter(|i| !self.is_decided_inst(i)).collect();
+        let undecided: Vec<InstanceId> = self
+            .insts
+            .keys()
+            .copied()
+            .filter(|i| !self.is_decided_inst(i))
+            .collect();
         for i in undecided {
             self.know(i);
         }
-        let ann: Vec<SignedBatch> = self.collects.values().filter(|c| c.view.is_some()).map(|c| c.batch.clone()).collect();
+        let ann: Vec<SignedBatch> = self
+            .collects
+            .values()
+            .filter(|c| c.view.is_some())
+            .map(|c| c.batch.clone())
+            .collect();
         for b in ann {
             self.broadcast(Message::Announce(b));
         }
@@ -440,7 +487,10 @@ impl Replica {
     }
     fn broadcast(&mut self, msg: Message) {
         // Emitted even when n = 1 (to nobody) so that observers see every broadcast.
-        self.out.push(Output::Send { to: None, msg: msg.clone() });
+        self.out.push(Output::Send {
+            to: None,
+            msg: msg.clone(),
+        });
         self.inbox.push_back((self.me, msg));
     }
     fn persist(&mut self, ops: Vec<StorageOp>) {
@@ -458,10 +508,20 @@ impl Replica {
         }
     }
     fn meta(&self) -> StorageOp {
-        let (built_ckpt, built_ts) = self.ckpt_ids.get(&self.built).copied().unwrap_or(([0; 32], 0));
+        let (built_ckpt, built_ts) = self
+            .ckpt_ids
+            .get(&self.built)
+            .copied()
+            .unwrap_or(([0; 32], 0));
         StorageOp::Put(
             Key::Meta,
-            Record::Meta(Meta { fence: self.dds.fence(), next_pos: self.dds.next_pos(), built: self.built, built_ckpt, built_ts }),
+            Record::Meta(Meta {
+                fence: self.dds.fence(),
+                next_pos: self.dds.next_pos(),
+                built: self.built,
+                built_ckpt,
+                built_ts,
+            }),
         )
     }
     fn timeout(&self, inst: &InstanceId, view: View) -> u64 {
@@ -501,7 +561,10 @@ impl Replica {
 
     fn verify_batch(&self, b: &SignedBatch) -> bool {
         let h = &b.header.body;
-        if b.header.signer != h.proposer || !self.m().contains(&h.proposer) || h.epoch != self.m().epoch {
+        if b.header.signer != h.proposer
+            || !self.m().contains(&h.proposer)
+            || h.epoch != self.m().epoch
+        {
             return false;
         }
         if h.txs_root != hash(&b.txs.encode()) {
@@ -573,7 +636,9 @@ impl Replica {
                         return;
                     }
                 }
-                let Some(st) = self.insts.get_mut(&inst) else { return };
+                let Some(st) = self.insts.get_mut(&inst) else {
+                    return;
+                };
                 if st.view != v || !st.timer_armed {
                     return;
                 }
@@ -585,11 +650,21 @@ impl Replica {
                     return;
                 }
                 if let InstanceId::Cmd { id, .. } = inst {
-                    let already = self.insts.get(&inst).map(|s| s.my_preprepares.contains_key(&v)).unwrap_or(false);
-                    let new_view = self.insts.get(&inst).and_then(|s| s.lead_vcs.get(&v)).cloned();
+                    let already = self
+                        .insts
+                        .get(&inst)
+                        .map(|s| s.my_preprepares.contains_key(&v))
+                        .unwrap_or(false);
+                    let new_view = self
+                        .insts
+                        .get(&inst)
+                        .and_then(|s| s.lead_vcs.get(&v))
+                        .cloned();
                     if !already {
                         if let Some(nv) = new_view {
-                            if nv.len() == self.m().q() && nv.iter().all(|vc| vc.body.prepared.is_none()) {
+                            if nv.len() == self.m().q()
+                                && nv.iter().all(|vc| vc.body.prepared.is_none())
+                            {
                                 if let Some(c) = self.collects.get_mut(&id) {
                                     c.view = None;
                                 }
@@ -640,22 +715,46 @@ impl Replica {
                 weight,
             };
             self.next_seq += 1;
-            let batch = SignedBatch { header: Signed::sign(header, &self.g(), &*self.signer), txs };
+            let batch = SignedBatch {
+                header: Signed::sign(header, &self.g(), &*self.signer),
+                txs,
+            };
             let id = batch.id();
-            self.persist(vec![StorageOp::Put(Key::OwnBatch(batch.header.body.seq), Record::Batch(batch.clone()))]);
+            self.persist(vec![StorageOp::Put(
+                Key::OwnBatch(batch.header.body.seq),
+                Record::Batch(batch.clone()),
+            )]);
             self.payloads.insert(id, batch.clone());
             let dep = batch.header.body.dep_ref();
-            self.collects.insert(id, Collect { inst: dep.instance(), dep, batch: batch.clone(), replies: BTreeMap::new(), parked: vec![], view: Some(0), new_view: vec![] });
+            self.collects.insert(
+                id,
+                Collect {
+                    inst: dep.instance(),
+                    dep,
+                    batch: batch.clone(),
+                    replies: BTreeMap::new(),
+                    parked: vec![],
+                    view: Some(0),
+                    new_view: vec![],
+                },
+            );
             self.broadcast(Message::Announce(batch));
         }
     }
 
     fn maybe_announce_candidate(&mut self) {
         let b = self.last_ckpt + 1;
-        if !self.ckpt_due || self.m().leader_ckpt(b, 0) != self.me || self.announced.contains_key(&(b, 0)) {
+        if !self.ckpt_due
+            || self.m().leader_ckpt(b, 0) != self.me
+            || self.announced.contains_key(&(b, 0))
+        {
             return;
         }
-        let in_vc = self.insts.get(&InstanceId::Ckpt(b)).map(|s| s.view > 0).unwrap_or(false);
+        let in_vc = self
+            .insts
+            .get(&InstanceId::Ckpt(b))
+            .map(|s| s.view > 0)
+            .unwrap_or(false);
         if in_vc {
             return;
         }
@@ -663,9 +762,20 @@ impl Replica {
         self.announce_candidate(b, 0, vec![]);
     }
 
-    fn announce_candidate(&mut self, b: BlockIndex, view: View, new_view: Vec<Signed<ViewChangeBody>>) {
-        let Some((base, prev_ts)) = self.ckpt_ids.get(&(b - 1)).copied() else { return };
-        let batch = match self.announced.get(&(b, view)).and_then(|id| self.payloads.get(id)) {
+    fn announce_candidate(
+        &mut self,
+        b: BlockIndex,
+        view: View,
+        new_view: Vec<Signed<ViewChangeBody>>,
+    ) {
+        let Some((base, prev_ts)) = self.ckpt_ids.get(&(b - 1)).copied() else {
+            return;
+        };
+        let batch = match self
+            .announced
+            .get(&(b, view))
+            .and_then(|id| self.payloads.get(id))
+        {
             Some(c) => c.clone(),
             None => {
                 let header = BatchHeader {
@@ -673,13 +783,23 @@ impl Replica {
                     proposer: self.me,
                     seq: 0,
                     base,
-                    kind: BatchKind::Checkpoint { index: b, view, timestamp_ms: self.now.max(prev_ts + 1) },
+                    kind: BatchKind::Checkpoint {
+                        index: b,
+                        view,
+                        timestamp_ms: self.now.max(prev_ts + 1),
+                    },
                     access: vec![],
                     txs_root: hash(&Vec::<Tx>::new().encode()),
                     weight: 0,
                 };
-                let c = SignedBatch { header: Signed::sign(header, &self.g(), &*self.signer), txs: vec![] };
-                self.persist(vec![StorageOp::Put(Key::OwnCandidate(b, view), Record::Batch(c.clone()))]);
+                let c = SignedBatch {
+                    header: Signed::sign(header, &self.g(), &*self.signer),
+                    txs: vec![],
+                };
+                self.persist(vec![StorageOp::Put(
+                    Key::OwnCandidate(b, view),
+                    Record::Batch(c.clone()),
+                )]);
                 self.announced.insert((b, view), c.id());
                 self.payloads.insert(c.id(), c.clone());
                 c
@@ -707,7 +827,9 @@ impl Replica {
         let q = self.m().q();
         let last = self.last_ckpt;
         let window = self.cfg.window;
-        let Some(c) = self.collects.get(&id) else { return };
+        let Some(c) = self.collects.get(&id) else {
+            return;
+        };
         if r.body.epoch != self.m().epoch || !self.m().contains(&r.signer) || r.body.cmd != c.dep {
             return;
         }
@@ -735,7 +857,9 @@ impl Replica {
 
     fn try_collect(&mut self, id: CommandId) {
         let q = self.m().q();
-        let Some(c) = self.collects.get(&id) else { return };
+        let Some(c) = self.collects.get(&id) else {
+            return;
+        };
         let Some(view) = c.view else { return };
         if c.replies.len() < q {
             return;
@@ -743,7 +867,11 @@ impl Replica {
         let proof: Vec<Signed<ReplyBody>> = c.replies.values().take(q).cloned().collect();
         let value = value_from_replies(&c.dep, &proof);
         let (inst, nv, batch) = (c.inst, c.new_view.clone(), c.batch.clone());
-        let payload = if view > 0 || batch.header.body.is_checkpoint() { Some(batch) } else { None };
+        let payload = if view > 0 || batch.header.body.is_checkpoint() {
+            Some(batch)
+        } else {
+            None
+        };
         self.collects.get_mut(&id).expect("present; qed").view = None;
         self.propose(inst, view, value, proof, nv, payload);
     }
@@ -761,10 +889,24 @@ impl Replica {
         if st.my_preprepares.contains_key(&view) {
             return;
         }
-        let body = PrePrepareBody { epoch: self.m().epoch, inst, view, value, proof, new_view };
+        let body = PrePrepareBody {
+            epoch: self.m().epoch,
+            inst,
+            view,
+            value,
+            proof,
+            new_view,
+        };
         let pp = Signed::sign(body, &self.g(), &*self.signer);
-        self.insts.get_mut(&inst).expect("inserted above; qed").my_preprepares.insert(view, pp.clone());
-        self.persist(vec![StorageOp::Put(Key::PrePrepare(inst, view), Record::PrePrepare(pp.clone()))]);
+        self.insts
+            .get_mut(&inst)
+            .expect("inserted above; qed")
+            .my_preprepares
+            .insert(view, pp.clone());
+        self.persist(vec![StorageOp::Put(
+            Key::PrePrepare(inst, view),
+            Record::PrePrepare(pp.clone()),
+        )]);
         self.broadcast(Message::PrePrepare(pp, payload));
     }
 
@@ -778,7 +920,11 @@ impl Replica {
         }
         match h.kind {
             BatchKind::Txs => {
-                let inst = InstanceId::Cmd { proposer: h.proposer, seq: h.seq, id };
+                let inst = InstanceId::Cmd {
+                    proposer: h.proposer,
+                    seq: h.seq,
+                    id,
+                };
                 if self.is_decided_inst(&inst) {
                     self.send_decided(from, inst);
                     return;
@@ -803,7 +949,9 @@ impl Replica {
                         return;
                     }
                 }
-                if h.seq < self.record.watermark(&h.proposer) || h.seq >= self.window_end(&h.proposer) {
+                if h.seq < self.record.watermark(&h.proposer)
+                    || h.seq >= self.window_end(&h.proposer)
+                {
                     return;
                 }
                 self.first_header.insert(slot, b.header.clone());
@@ -830,7 +978,9 @@ impl Replica {
                     CandidateAction::Ignore => {}
                     CandidateAction::Buffer => {
                         let buf = self.buffered.entry(index).or_default();
-                        if buf.len() < 4 * self.cfg.membership.n() && !buf.iter().any(|(_, x)| x.id() == id) {
+                        if buf.len() < 4 * self.cfg.membership.n()
+                            && !buf.iter().any(|(_, x)| x.id() == id)
+                        {
                             buf.push((from, b));
                         }
                     }
@@ -857,20 +1007,30 @@ impl Replica {
         let r = self.dds.reply(&header.body, &g, &*self.signer);
         let id = header.body.id();
         let meta = self.meta();
-        self.persist(vec![StorageOp::Put(Key::Reply(id), Record::Reply(r.clone(), header.clone())), meta]);
+        self.persist(vec![
+            StorageOp::Put(Key::Reply(id), Record::Reply(r.clone(), header.clone())),
+            meta,
+        ]);
         self.send(to, Message::Reply(r));
     }
 
     // ---------------------------------------------------------------- PBFT
 
-    fn on_preprepare(&mut self, from: ValidatorId, pp: Signed<PrePrepareBody>, payload: Option<SignedBatch>) {
+    fn on_preprepare(
+        &mut self,
+        from: ValidatorId,
+        pp: Signed<PrePrepareBody>,
+        payload: Option<SignedBatch>,
+    ) {
         let inst = pp.body.inst;
         if self.is_decided_inst(&inst) {
             self.send_decided(from, inst);
             return;
         }
         if let InstanceId::Cmd { proposer, seq, .. } = inst {
-            if seq < self.record.floor(&proposer) || seq >= self.record.watermark(&proposer) + 4 * self.cfg.window {
+            if seq < self.record.floor(&proposer)
+                || seq >= self.record.watermark(&proposer) + 4 * self.cfg.window
+            {
                 return;
             }
         } else if let InstanceId::Ckpt(b) = inst {
@@ -887,7 +1047,10 @@ impl Replica {
             return;
         }
         if let Some(acc) = st.accepted.get(&view) {
-            if acc.body != pp.body && acc.signer == pp.signer && pp.verify(&self.cfg.membership.genesis, &*self.verifier) {
+            if acc.body != pp.body
+                && acc.signer == pp.signer
+                && pp.verify(&self.cfg.membership.genesis, &*self.verifier)
+            {
                 let p = Proof::PrePrepareEquivocation(acc.clone(), pp);
                 self.report(p);
             }
@@ -899,7 +1062,11 @@ impl Replica {
             Value::Noop => None,
         };
         let cmd_ref = match inst {
-            InstanceId::Cmd { proposer, seq, id } => Some(DepRef { proposer, kind: DepKind::Txs { seq }, id }),
+            InstanceId::Cmd { proposer, seq, id } => Some(DepRef {
+                proposer,
+                kind: DepKind::Txs { seq },
+                id,
+            }),
             InstanceId::Ckpt(_) => cmd_header.as_ref().map(|h| h.body.dep_ref()),
         };
         let needs_payload = matches!(pp.body.value, Value::Deps { .. });
@@ -910,13 +1077,27 @@ impl Replica {
                 st.parked.push((from, pp));
             }
             // The leader may not hold it either (a re-proposed prepared value): ask everyone.
-            self.out.push(Output::Send { to: None, msg: Message::Fetch(inst) });
+            self.out.push(Output::Send {
+                to: None,
+                msg: Message::Fetch(inst),
+            });
             return;
         }
-        if let Err(e) = check_preprepare(self.m(), &*self.verifier, self.cfg.window, &pp, cmd_ref.as_ref()) {
-            if !matches!(e, validity::Invalid::NotLeader | validity::Invalid::Signature) {
+        if let Err(e) = check_preprepare(
+            self.m(),
+            &*self.verifier,
+            self.cfg.window,
+            &pp,
+            cmd_ref.as_ref(),
+        ) {
+            if !matches!(
+                e,
+                validity::Invalid::NotLeader | validity::Invalid::Signature
+            ) {
                 let p = Proof::InvalidProposal(pp, cmd_header);
-                if p.check(self.m(), &*self.verifier, self.cfg.window).is_some() {
+                if p.check(self.m(), &*self.verifier, self.cfg.window)
+                    .is_some()
+                {
                     self.report(p);
                 }
             }
@@ -940,9 +1121,19 @@ impl Replica {
                 }
                 return;
             }
-            let BatchKind::Checkpoint { index, timestamp_ms, .. } = h.body.kind else { return };
+            let BatchKind::Checkpoint {
+                index,
+                timestamp_ms,
+                ..
+            } = h.body.kind
+            else {
+                return;
+            };
             let (k_prev, prev_ts) = self.ckpt_ids.get(&(b - 1)).copied().unwrap_or(([0; 32], 0));
-            if index != b || h.body.base != k_prev || !checkpoint::timestamp_ok(prev_ts, timestamp_ms, self.now, self.cfg.drift_ms) {
+            if index != b
+                || h.body.base != k_prev
+                || !checkpoint::timestamp_ok(prev_ts, timestamp_ms, self.now, self.cfg.drift_ms)
+            {
                 return;
             }
         }
@@ -958,6 +1149,7 @@ impl Replica {
         let digest = pp.body.value.digest();
         st.values.insert(digest, pp.body.value.clone());
         st.accepted.insert(view, pp);
+        st.accepted_digest.insert(view, digest);
         let voted = st.my_votes.get(&(view, Phase::Prepare)).cloned();
         self.know(inst);
         match voted {
@@ -969,7 +1161,9 @@ impl Replica {
     }
 
     fn recheck_parked(&mut self, inst: InstanceId) {
-        let Some(st) = self.insts.get_mut(&inst) else { return };
+        let Some(st) = self.insts.get_mut(&inst) else {
+            return;
+        };
         let parked = std::mem::take(&mut st.parked);
         for (from, pp) in parked {
             self.on_preprepare(from, pp, None);
@@ -977,21 +1171,39 @@ impl Replica {
     }
 
     fn vote(&mut self, inst: InstanceId, view: View, phase: Phase, digest: Digest) {
-        let body = VoteBody { epoch: self.m().epoch, inst, view, phase, value: digest };
+        let body = VoteBody {
+            epoch: self.m().epoch,
+            inst,
+            view,
+            phase,
+            value: digest,
+        };
         let v = Signed::sign(body, &self.g(), &*self.signer);
-        self.insts.get_mut(&inst).expect("callers create the instance; qed").my_votes.insert((view, phase), v.clone());
-        self.persist(vec![StorageOp::Put(Key::Vote(inst, view, phase), Record::Vote(v.clone()))]);
+        self.insts
+            .get_mut(&inst)
+            .expect("callers create the instance; qed")
+            .my_votes
+            .insert((view, phase), v.clone());
+        self.persist(vec![StorageOp::Put(
+            Key::Vote(inst, view, phase),
+            Record::Vote(v.clone()),
+        )]);
         self.broadcast(Message::Vote(v));
     }
 
     fn on_vote(&mut self, _from: ValidatorId, v: Signed<VoteBody>) {
         let inst = v.body.inst;
-        if self.is_decided_inst(&inst) || v.body.epoch != self.m().epoch || !self.m().contains(&v.signer) {
+        if self.is_decided_inst(&inst)
+            || v.body.epoch != self.m().epoch
+            || !self.m().contains(&v.signer)
+        {
             return;
         }
         match inst {
             InstanceId::Cmd { proposer, seq, .. } => {
-                if seq < self.record.floor(&proposer) || seq >= self.record.watermark(&proposer) + 4 * self.cfg.window {
+                if seq < self.record.floor(&proposer)
+                    || seq >= self.record.watermark(&proposer) + 4 * self.cfg.window
+                {
                     return;
                 }
             }
@@ -1002,7 +1214,11 @@ impl Replica {
             }
         }
         if let Some(st) = self.insts.get(&inst) {
-            if let Some(old) = st.votes.get(&(v.body.view, v.body.phase)).and_then(|m| m.get(&v.signer)) {
+            if let Some(old) = st
+                .votes
+                .get(&(v.body.view, v.body.phase))
+                .and_then(|m| m.get(&v.signer))
+            {
                 if *old == v {
                     return;
                 }
@@ -1028,7 +1244,9 @@ impl Replica {
 
     fn check_progress(&mut self, inst: InstanceId, view: View, digest: Digest) {
         let q = self.m().q();
-        let Some(st) = self.insts.get(&inst) else { return };
+        let Some(st) = self.insts.get(&inst) else {
+            return;
+        };
         if st.count(view, Phase::Commit, &digest) >= q {
             if let Some(value) = st.values.get(&digest).cloned() {
                 let mut cert = st.matching(view, Phase::Commit, &digest);
@@ -1042,7 +1260,10 @@ impl Replica {
                     return;
                 }
             }
-            let voter = st.matching(view, Phase::Commit, &digest).first().map(|v| v.signer);
+            let voter = st
+                .matching(view, Phase::Commit, &digest)
+                .first()
+                .map(|v| v.signer);
             if let Some(to) = voter {
                 if to != self.me {
                     self.send(to, Message::Fetch(inst));
@@ -1050,17 +1271,25 @@ impl Replica {
             }
             return;
         }
-        let accepted_here = st.accepted.get(&view).map(|pp| pp.body.value.digest() == digest).unwrap_or(false);
+        let accepted_here = st.accepted_digest.get(&view) == Some(&digest);
         if accepted_here && st.count(view, Phase::Prepare, &digest) >= q {
             let value = st.values[&digest].clone();
             let mut votes = st.matching(view, Phase::Prepare, &digest);
             votes.truncate(q);
             let higher = st.prepared.as_ref().map(|c| view > c.view).unwrap_or(true);
-            let may_commit = view == st.view && !st.in_view_change && !st.my_votes.contains_key(&(view, Phase::Commit));
+            let may_commit = view == st.view
+                && !st.in_view_change
+                && !st.my_votes.contains_key(&(view, Phase::Commit));
             if higher {
                 let cert = PreparedCert { view, value, votes };
-                self.insts.get_mut(&inst).expect("present; qed").note_prepared(cert.clone());
-                self.persist(vec![StorageOp::Put(Key::Prepared(inst), Record::Prepared(cert))]);
+                self.insts
+                    .get_mut(&inst)
+                    .expect("present; qed")
+                    .note_prepared(cert.clone());
+                self.persist(vec![StorageOp::Put(
+                    Key::Prepared(inst),
+                    Record::Prepared(cert),
+                )]);
             }
             if may_commit {
                 self.vote(inst, view, Phase::Commit, digest);
@@ -1085,10 +1314,19 @@ impl Replica {
         let vc = match st.my_vcs.get(&nv) {
             Some(vc) => vc.clone(),
             None => {
-                let body = ViewChangeBody { epoch: self.cfg.membership.epoch, inst, new_view: nv, prepared: st.prepared.clone(), has_payload };
+                let body = ViewChangeBody {
+                    epoch: self.cfg.membership.epoch,
+                    inst,
+                    new_view: nv,
+                    prepared: st.prepared.clone(),
+                    has_payload,
+                };
                 let vc = Signed::sign(body, &self.cfg.membership.genesis, &*self.signer);
                 st.my_vcs.insert(nv, vc.clone());
-                self.persist(vec![StorageOp::Put(Key::ViewChange(inst, nv), Record::ViewChange(vc.clone()))]);
+                self.persist(vec![StorageOp::Put(
+                    Key::ViewChange(inst, nv),
+                    Record::ViewChange(vc.clone()),
+                )]);
                 vc
             }
         };
@@ -1106,7 +1344,10 @@ impl Replica {
             InstanceId::Cmd { proposer, seq, .. } => {
                 // Below the watermark an undecided id (equivocation, fake dependency) still needs
                 // a decision (Noop): only pruned seqs are ignored.
-                if !self.m().contains(&proposer) || seq < self.record.floor(&proposer) || seq >= self.record.watermark(&proposer) + self.cfg.window {
+                if !self.m().contains(&proposer)
+                    || seq < self.record.floor(&proposer)
+                    || seq >= self.record.watermark(&proposer) + self.cfg.window
+                {
                     return;
                 }
             }
@@ -1121,7 +1362,12 @@ impl Replica {
             return;
         }
         if let Some(st) = self.insts.get(&inst) {
-            if st.vcs.get(&nv).map(|m| m.contains_key(&vc.signer)).unwrap_or(false) {
+            if st
+                .vcs
+                .get(&nv)
+                .map(|m| m.contains_key(&vc.signer))
+                .unwrap_or(false)
+            {
                 return;
             }
         }
@@ -1141,7 +1387,9 @@ impl Replica {
         } else {
             None
         };
-        let enough = st.vcs.get(&nv).map(|m| m.len() >= q).unwrap_or(false) && !st.led.contains(&nv) && nv >= st.view;
+        let enough = st.vcs.get(&nv).map(|m| m.len() >= q).unwrap_or(false)
+            && !st.led.contains(&nv)
+            && nv >= st.view;
         self.know(inst);
         if let Some(target) = join {
             self.start_view_change(inst, target);
@@ -1157,11 +1405,18 @@ impl Replica {
 
     fn lead_new_view(&mut self, inst: InstanceId, v: View) {
         let q = self.m().q();
-        let st = self.insts.get_mut(&inst).expect("caller holds q view changes; qed");
+        let st = self
+            .insts
+            .get_mut(&inst)
+            .expect("caller holds q view changes; qed");
         st.led.insert(v);
         let vcs: Vec<Signed<ViewChangeBody>> = st.vcs[&v].values().take(q).cloned().collect();
         st.lead_vcs.insert(v, vcs.clone());
-        let best = vcs.iter().filter_map(|vc| vc.body.prepared.as_ref()).max_by_key(|c| c.view).cloned();
+        let best = vcs
+            .iter()
+            .filter_map(|vc| vc.body.prepared.as_ref())
+            .max_by_key(|c| c.view)
+            .cloned();
         if let Some(cert) = best {
             let payload = match &cert.value {
                 Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
@@ -1169,7 +1424,10 @@ impl Replica {
             };
             if payload.is_none() && matches!(cert.value, Value::Deps { .. }) {
                 // Voters fetch it from the holders; so do we, to attach it when retransmitting.
-                self.out.push(Output::Send { to: None, msg: Message::Fetch(inst) });
+                self.out.push(Output::Send {
+                    to: None,
+                    msg: Message::Fetch(inst),
+                });
             }
             self.propose(inst, v, cert.value, vec![], vcs, payload);
             return;
@@ -1178,7 +1436,15 @@ impl Replica {
             InstanceId::Cmd { id, .. } => {
                 if let Some(batch) = self.payloads.get(&id).cloned() {
                     let dep = batch.header.body.dep_ref();
-                    let c = self.collects.entry(id).or_insert_with(|| Collect { inst, dep, batch: batch.clone(), replies: BTreeMap::new(), parked: vec![], view: None, new_view: vec![] });
+                    let c = self.collects.entry(id).or_insert_with(|| Collect {
+                        inst,
+                        dep,
+                        batch: batch.clone(),
+                        replies: BTreeMap::new(),
+                        parked: vec![],
+                        view: None,
+                        new_view: vec![],
+                    });
                     c.view = Some(v);
                     c.new_view = vcs;
                     self.broadcast(Message::Announce(batch));
@@ -1186,7 +1452,11 @@ impl Replica {
                     self.set_timer(TimerId::Deadline(inst, v), t);
                     self.try_collect(id);
                 } else if vcs.iter().any(|vc| vc.body.has_payload) {
-                    let holders: Vec<ValidatorId> = vcs.iter().filter(|vc| vc.body.has_payload).map(|vc| vc.signer).collect();
+                    let holders: Vec<ValidatorId> = vcs
+                        .iter()
+                        .filter(|vc| vc.body.has_payload)
+                        .map(|vc| vc.signer)
+                        .collect();
                     for h in holders {
                         self.send(h, Message::Fetch(inst));
                     }
@@ -1206,16 +1476,38 @@ impl Replica {
 
     /// A recovery leader that was waiting for the payload got it: re-announce and collect.
     fn resume_lead(&mut self, inst: InstanceId) {
-        let InstanceId::Cmd { id, .. } = inst else { return };
-        let Some(st) = self.insts.get(&inst) else { return };
-        let Some(&v) = st.led.iter().next_back() else { return };
-        if st.my_preprepares.contains_key(&v) || self.collects.get(&id).map(|c| c.view == Some(v)).unwrap_or(false) {
+        let InstanceId::Cmd { id, .. } = inst else {
+            return;
+        };
+        let Some(st) = self.insts.get(&inst) else {
+            return;
+        };
+        let Some(&v) = st.led.iter().next_back() else {
+            return;
+        };
+        if st.my_preprepares.contains_key(&v)
+            || self
+                .collects
+                .get(&id)
+                .map(|c| c.view == Some(v))
+                .unwrap_or(false)
+        {
             return;
         }
-        let Some(batch) = self.payloads.get(&id).cloned() else { return };
+        let Some(batch) = self.payloads.get(&id).cloned() else {
+            return;
+        };
         let vcs: Vec<Signed<ViewChangeBody>> = st.lead_vcs.get(&v).cloned().unwrap_or_default();
         let dep = batch.header.body.dep_ref();
-        let c = self.collects.entry(id).or_insert_with(|| Collect { inst, dep, batch: batch.clone(), replies: BTreeMap::new(), parked: vec![], view: None, new_view: vec![] });
+        let c = self.collects.entry(id).or_insert_with(|| Collect {
+            inst,
+            dep,
+            batch: batch.clone(),
+            replies: BTreeMap::new(),
+            parked: vec![],
+            view: None,
+            new_view: vec![],
+        });
         c.view = Some(v);
         c.new_view = vcs;
         self.broadcast(Message::Announce(batch));
@@ -1236,7 +1528,9 @@ impl Replica {
             };
             Some((d, payload))
         } else {
-            self.old_decisions.get(&inst).map(|(_, d, p)| (d.clone(), p.clone()))
+            self.old_decisions
+                .get(&inst)
+                .map(|(_, d, p)| (d.clone(), p.clone()))
         };
         if let Some((d, p)) = found {
             self.send(to, Message::Decided(d, p));
@@ -1272,7 +1566,15 @@ impl Replica {
         }
         let Some(first) = d.cert.first() else { return };
         let view = first.body.view;
-        if !check_votes(self.m(), &*self.verifier, &inst, view, Phase::Commit, &d.value.digest(), &d.cert) {
+        if !check_votes(
+            self.m(),
+            &*self.verifier,
+            &inst,
+            view,
+            Phase::Commit,
+            &d.value.digest(),
+            &d.cert,
+        ) {
             return;
         }
         match (&inst, &d.value) {
@@ -1284,7 +1586,10 @@ impl Replica {
                 }
             }
             (_, Value::Deps { cmd, .. }) => {
-                let ok = payload.as_ref().map(|p| p.id() == *cmd && self.accept_payload(p)).unwrap_or(false);
+                let ok = payload
+                    .as_ref()
+                    .map(|p| p.id() == *cmd && self.accept_payload(p))
+                    .unwrap_or(false);
                 if !ok && !self.payloads.contains_key(cmd) {
                     return;
                 }
@@ -1300,7 +1605,11 @@ impl Replica {
 
     fn decide(&mut self, inst: InstanceId, value: Value, cert: Vec<Signed<VoteBody>>) {
         let view = cert.first().map(|v| v.body.view).unwrap_or(0);
-        let decision = Decision { inst, value: value.clone(), cert };
+        let decision = Decision {
+            inst,
+            value: value.clone(),
+            cert,
+        };
         let payload = match &value {
             Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
             Value::Noop => None,
@@ -1310,26 +1619,45 @@ impl Replica {
         st.parked.clear();
         st.votes.clear();
         st.vcs.clear();
-        let mut ops = vec![StorageOp::Put(Key::Decision(inst), Record::Decision(decision, payload))];
-        self.out.push(Output::Committed { inst, value: value.clone(), view });
+        let mut ops = vec![StorageOp::Put(
+            Key::Decision(inst),
+            Record::Decision(decision, payload),
+        )];
+        self.out.push(Output::Committed {
+            inst,
+            value: value.clone(),
+            view,
+        });
         match inst {
             InstanceId::Cmd { proposer, seq, id } => {
                 let counts = self.payloads.contains_key(&id)
-                    || self.first_header.get(&Slot::Seq(proposer, seq)).map(|h| h.body.id() == id).unwrap_or(false);
+                    || self
+                        .first_header
+                        .get(&Slot::Seq(proposer, seq))
+                        .map(|h| h.body.id() == id)
+                        .unwrap_or(false);
                 for (p, s, i) in self.record.mark(proposer, seq, id, counts) {
                     ops.push(StorageOp::Delete(Key::Decided(p, s, i)));
                 }
-                ops.push(StorageOp::Put(Key::Decided(proposer, seq, id), Record::Marked(counts)));
+                ops.push(StorageOp::Put(
+                    Key::Decided(proposer, seq, id),
+                    Record::Marked(counts),
+                ));
                 self.persist(ops);
                 self.collects.remove(&id);
                 match value {
                     Value::Deps { deps, after, .. } => {
-                        let batch = self.payloads.get(&id).cloned().expect("decide is only called with the payload held; qed");
+                        let batch = self
+                            .payloads
+                            .get(&id)
+                            .cloned()
+                            .expect("decide is only called with the payload held; qed");
                         if after < self.built {
                             // Would land in no block: the S11 checker reports it.
                             self.collect_garbage_cmd(inst, self.built);
                         } else {
-                            self.committed.insert(id, CommittedCmd { batch, deps, after });
+                            self.committed
+                                .insert(id, CommittedCmd { batch, deps, after });
                         }
                     }
                     Value::Noop => {
@@ -1347,11 +1675,23 @@ impl Replica {
             }
             InstanceId::Ckpt(b) => {
                 self.persist(ops);
-                let Value::Deps { cmd, deps, .. } = value else { return };
-                let Some(h) = self.payloads.get(&cmd).map(|p| p.header.body.clone()) else { return };
-                let BatchKind::Checkpoint { timestamp_ms, .. } = h.kind else { return };
+                let Value::Deps { cmd, deps, .. } = value else {
+                    return;
+                };
+                let Some(h) = self.payloads.get(&cmd).map(|p| p.header.body.clone()) else {
+                    return;
+                };
+                let BatchKind::Checkpoint { timestamp_ms, .. } = h.kind else {
+                    return;
+                };
                 self.ckpt_ids.insert(b, (cmd, timestamp_ms));
-                self.ckpt_decided.insert(b, CkptDecided { header: h, deps: deps.clone() });
+                self.ckpt_decided.insert(
+                    b,
+                    CkptDecided {
+                        header: h,
+                        deps: deps.clone(),
+                    },
+                );
                 self.advance_ckpts();
                 for d in deps {
                     if let DepKind::Txs { .. } = d.kind {
@@ -1374,7 +1714,10 @@ impl Replica {
             let losers: Vec<CommandId> = self
                 .dds
                 .entries()
-                .filter(|e| matches!(e.dep.kind, DepKind::Ckpt { index, .. } if index == b) && e.dep.id != winner)
+                .filter(|e| {
+                    matches!(e.dep.kind, DepKind::Ckpt { index, .. } if index == b)
+                        && e.dep.id != winner
+                })
                 .map(|e| e.dep.id)
                 .collect();
             let mut ops = vec![];
@@ -1384,14 +1727,19 @@ impl Replica {
                 ops.push(StorageOp::Delete(Key::Reply(id)));
             }
             self.persist(ops);
-            self.collects.retain(|_, c| !matches!(c.inst, InstanceId::Ckpt(i) if i <= b));
+            self.collects
+                .retain(|_, c| !matches!(c.inst, InstanceId::Ckpt(i) if i <= b));
         }
         if !advanced {
             return;
         }
         let next = self.last_ckpt + 1;
         self.know(InstanceId::Ckpt(next));
-        let stale: Vec<BlockIndex> = self.buffered.range(..=self.last_ckpt).map(|(b, _)| *b).collect();
+        let stale: Vec<BlockIndex> = self
+            .buffered
+            .range(..=self.last_ckpt)
+            .map(|(b, _)| *b)
+            .collect();
         for b in stale {
             self.buffered.remove(&b);
         }
@@ -1400,11 +1748,21 @@ impl Replica {
                 self.inbox.push_back((from, Message::Announce(b)));
             }
         }
-        let parked: Vec<InstanceId> = self.insts.iter().filter(|(_, s)| !s.parked.is_empty()).map(|(i, _)| *i).collect();
+        let parked: Vec<InstanceId> = self
+            .insts
+            .iter()
+            .filter(|(_, s)| !s.parked.is_empty())
+            .map(|(i, _)| *i)
+            .collect();
         for i in parked {
             self.recheck_parked(i);
         }
-        let replies: Vec<CommandId> = self.collects.iter().filter(|(_, c)| !c.parked.is_empty()).map(|(i, _)| *i).collect();
+        let replies: Vec<CommandId> = self
+            .collects
+            .iter()
+            .filter(|(_, c)| !c.parked.is_empty())
+            .map(|(i, _)| *i)
+            .collect();
         for id in replies {
             let c = self.collects.get_mut(&id).expect("listed above; qed");
             let parked = std::mem::take(&mut c.parked);
@@ -1420,7 +1778,9 @@ impl Replica {
     fn try_build_blocks(&mut self) {
         loop {
             let b = self.built + 1;
-            let Some(k) = self.ckpt_decided.get(&b) else { return };
+            let Some(k) = self.ckpt_decided.get(&b) else {
+                return;
+            };
             if !k.deps.iter().all(|d| self.dep_decided(d)) {
                 return;
             }
@@ -1430,13 +1790,25 @@ impl Replica {
                 if let DepKind::Txs { .. } = d.kind {
                     if let Some(c) = self.committed.get(&d.id) {
                         if c.after + 1 == b {
-                            members.insert(d.id, Member { key: c.batch.header.body.canonical_key(), deps: c.deps.iter().map(|x| x.id).collect() });
+                            members.insert(
+                                d.id,
+                                Member {
+                                    key: c.batch.header.body.canonical_key(),
+                                    deps: c.deps.iter().map(|x| x.id).collect(),
+                                },
+                            );
                         }
                     }
                 }
             }
             let kid = k.header.id();
-            members.insert(kid, Member { key: k.header.canonical_key(), deps: k.deps.iter().map(|x| x.id).collect() });
+            members.insert(
+                kid,
+                Member {
+                    key: k.header.canonical_key(),
+                    deps: k.deps.iter().map(|x| x.id).collect(),
+                },
+            );
             let order = canonical_order(&members);
             let batches = order
                 .iter()
@@ -1446,8 +1818,15 @@ impl Replica {
                     (c.batch.header.body.clone(), c.batch.txs.clone())
                 })
                 .collect();
-            let BatchKind::Checkpoint { timestamp_ms, .. } = k.header.kind else { return };
-            let block = FinishedBlock { index: b, timestamp_ms, checkpoint: kid, batches };
+            let BatchKind::Checkpoint { timestamp_ms, .. } = k.header.kind else {
+                return;
+            };
+            let block = FinishedBlock {
+                index: b,
+                timestamp_ms,
+                checkpoint: kid,
+                batches,
+            };
             self.finish_block(block);
         }
     }
@@ -1456,7 +1835,8 @@ impl Replica {
         let b = block.index;
         self.built = b;
         self.last_build_ms = self.now;
-        self.ckpt_ids.insert(b, (block.checkpoint, block.timestamp_ms));
+        self.ckpt_ids
+            .insert(b, (block.checkpoint, block.timestamp_ms));
         self.recent_blocks.insert(b, block.clone());
         self.out.push(Output::BlockReady(block));
         self.gc(b);
@@ -1466,8 +1846,14 @@ impl Replica {
     }
 
     fn collect_garbage_cmd(&mut self, inst: InstanceId, at_block: BlockIndex) {
-        let InstanceId::Cmd { id, .. } = inst else { return };
-        let mut ops = vec![StorageOp::Delete(Key::Reply(id)), StorageOp::Delete(Key::Decision(inst)), StorageOp::Delete(Key::Prepared(inst))];
+        let InstanceId::Cmd { id, .. } = inst else {
+            return;
+        };
+        let mut ops = vec![
+            StorageOp::Delete(Key::Reply(id)),
+            StorageOp::Delete(Key::Decision(inst)),
+            StorageOp::Delete(Key::Prepared(inst)),
+        ];
         if let Some(st) = self.insts.remove(&inst) {
             for v in 0..=st.view {
                 ops.push(StorageOp::Delete(Key::Vote(inst, v, Phase::Prepare)));
@@ -1502,14 +1888,22 @@ impl Replica {
             .filter(|(_, c)| c.after < b)
             .map(|(id, c)| {
                 let h = &c.batch.header.body;
-                InstanceId::Cmd { proposer: h.proposer, seq: h.seq, id: *id }
+                InstanceId::Cmd {
+                    proposer: h.proposer,
+                    seq: h.seq,
+                    id: *id,
+                }
             })
             .collect();
         for inst in done {
             self.collect_garbage_cmd(inst, b);
         }
         // Checkpoint instances up to b.
-        let ck: Vec<InstanceId> = self.insts.range(InstanceId::Ckpt(0)..=InstanceId::Ckpt(b)).map(|(i, _)| *i).collect();
+        let ck: Vec<InstanceId> = self
+            .insts
+            .range(InstanceId::Ckpt(0)..=InstanceId::Ckpt(b))
+            .map(|(i, _)| *i)
+            .collect();
         let mut ops = vec![];
         for inst in ck {
             if let Some(st) = self.insts.remove(&inst) {
@@ -1518,11 +1912,13 @@ impl Replica {
                     ops.push(StorageOp::Delete(Key::Vote(inst, v, Phase::Commit)));
                     ops.push(StorageOp::Delete(Key::ViewChange(inst, v)));
                     ops.push(StorageOp::Delete(Key::PrePrepare(inst, v)));
-                    if let Some(id) = self.announced.remove(&(match inst {
-                        InstanceId::Ckpt(i) => i,
-                        _ => 0,
-                    }, v))
-                    {
+                    if let Some(id) = self.announced.remove(&(
+                        match inst {
+                            InstanceId::Ckpt(i) => i,
+                            _ => 0,
+                        },
+                        v,
+                    )) {
                         if let InstanceId::Ckpt(i) = inst {
                             ops.push(StorageOp::Delete(Key::OwnCandidate(i, v)));
                         }
@@ -1549,7 +1945,9 @@ impl Replica {
         self.persist(ops);
         let keep_from = b.saturating_sub(self.cfg.retain_blocks);
         self.old_decisions.retain(|_, (at, _, _)| *at >= keep_from);
-        self.recent_blocks = self.recent_blocks.split_off(&b.saturating_sub(self.cfg.retain_sync_blocks));
+        self.recent_blocks = self
+            .recent_blocks
+            .split_off(&b.saturating_sub(self.cfg.retain_sync_blocks));
         self.ckpt_ids = self.ckpt_ids.split_off(&keep_from.min(b.saturating_sub(1)));
         self.sync_votes = self.sync_votes.split_off(&(b + 1));
         let record = &self.record;
@@ -1563,7 +1961,11 @@ impl Replica {
     // ---------------------------------------------------------------- sync and retransmission
 
     fn on_sync_request(&mut self, from: ValidatorId, b: BlockIndex) {
-        let blocks: Vec<FinishedBlock> = self.recent_blocks.range(b..b + 16).map(|(_, x)| x.clone()).collect();
+        let blocks: Vec<FinishedBlock> = self
+            .recent_blocks
+            .range(b..b + 16)
+            .map(|(_, x)| x.clone())
+            .collect();
         for blk in blocks {
             self.send(from, Message::SyncBlock(blk));
         }
@@ -1576,19 +1978,34 @@ impl Replica {
         let f1 = self.m().join();
         let d = blk.digest();
         let _ = from;
-        let e = self.sync_votes.entry(blk.index).or_default().entry(d).or_insert_with(|| (blk.clone(), BTreeSet::new()));
+        let e = self
+            .sync_votes
+            .entry(blk.index)
+            .or_default()
+            .entry(d)
+            .or_insert_with(|| (blk.clone(), BTreeSet::new()));
         e.1.insert(from);
         // Adopt every consecutive block that f+1 validators vouch for.
         let before = self.built;
         loop {
             let next = self.built + 1;
-            let Some(blk) = self.sync_votes.get(&next).and_then(|m| m.values().find(|(_, s)| s.len() >= f1)).map(|(b, _)| b.clone()) else { break };
+            let Some(blk) = self
+                .sync_votes
+                .get(&next)
+                .and_then(|m| m.values().find(|(_, s)| s.len() >= f1))
+                .map(|(b, _)| b.clone())
+            else {
+                break;
+            };
             self.adopt(blk);
         }
         if self.built >= before + 16 {
             // A full batch was adopted: keep pulling.
             let next = self.built + 1;
-            self.out.push(Output::Send { to: None, msg: Message::SyncRequest(next) });
+            self.out.push(Output::Send {
+                to: None,
+                msg: Message::SyncRequest(next),
+            });
         }
     }
 
@@ -1600,7 +2017,10 @@ impl Replica {
             for (p, s, i) in self.record.mark(h.proposer, h.seq, id, true) {
                 ops.push(StorageOp::Delete(Key::Decided(p, s, i)));
             }
-            ops.push(StorageOp::Put(Key::Decided(h.proposer, h.seq, id), Record::Marked(true)));
+            ops.push(StorageOp::Put(
+                Key::Decided(h.proposer, h.seq, id),
+                Record::Marked(true),
+            ));
         }
         self.persist(ops);
         let b = blk.index;
@@ -1611,7 +2031,11 @@ impl Replica {
         for (h, _) in &blk.batches {
             let id = h.id();
             self.committed.remove(&id);
-            let inst = InstanceId::Cmd { proposer: h.proposer, seq: h.seq, id };
+            let inst = InstanceId::Cmd {
+                proposer: h.proposer,
+                seq: h.seq,
+                id,
+            };
             self.collect_garbage_cmd(inst, b);
         }
         self.finish_block(blk);
@@ -1622,7 +2046,12 @@ impl Replica {
     fn resend(&mut self) {
         let now = self.now;
         let horizon = self.cfg.resend_ms;
-        let ann: Vec<SignedBatch> = self.collects.values().filter(|c| c.view.is_some()).map(|c| c.batch.clone()).collect();
+        let ann: Vec<SignedBatch> = self
+            .collects
+            .values()
+            .filter(|c| c.view.is_some())
+            .map(|c| c.batch.clone())
+            .collect();
         for b in ann {
             self.broadcast(Message::Announce(b));
         }
@@ -1661,7 +2090,10 @@ impl Replica {
         if now.saturating_sub(self.last_build_ms) >= 2 * horizon {
             let next = self.built + 1;
             if self.m().n() > 1 {
-                self.out.push(Output::Send { to: None, msg: Message::SyncRequest(next) });
+                self.out.push(Output::Send {
+                    to: None,
+                    msg: Message::SyncRequest(next),
+                });
             }
         }
     }
@@ -1673,4 +2105,3 @@ fn slot_of(h: &BatchHeader) -> Slot {
         BatchKind::Checkpoint { index, view, .. } => Slot::Ckpt(index, view),
     }
 }
-

@@ -10,7 +10,9 @@
 
 use crate::crypto::Signed;
 use crate::types::*;
-use crate::wire::{Decision, Phase, PrePrepareBody, PreparedCert, ReplyBody, SignedBatch, ViewChangeBody, VoteBody};
+use crate::wire::{
+    Decision, Phase, PrePrepareBody, PreparedCert, ReplyBody, SignedBatch, ViewChangeBody, VoteBody,
+};
 use codec::{Decode, Encode};
 use std::collections::BTreeMap;
 
@@ -124,7 +126,10 @@ impl MemStorage {
 
 impl Storage for MemStorage {
     fn load(&self) -> Vec<(Key, Record)> {
-        self.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.map
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 

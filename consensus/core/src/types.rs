@@ -94,7 +94,11 @@ impl BatchHeader {
             BatchKind::Txs => DepKind::Txs { seq: self.seq },
             BatchKind::Checkpoint { index, view, .. } => DepKind::Ckpt { index, view },
         };
-        DepRef { proposer: self.proposer, kind, id: self.id() }
+        DepRef {
+            proposer: self.proposer,
+            kind,
+            id: self.id(),
+        }
     }
 }
 
@@ -130,9 +134,11 @@ impl DepRef {
     /// The consensus instance that decides this command.
     pub fn instance(&self) -> InstanceId {
         match self.kind {
-            DepKind::Txs { seq } => {
-                InstanceId::Cmd { proposer: self.proposer, seq, id: self.id }
-            }
+            DepKind::Txs { seq } => InstanceId::Cmd {
+                proposer: self.proposer,
+                seq,
+                id: self.id,
+            },
             DepKind::Ckpt { index, .. } => InstanceId::Ckpt(index),
         }
     }
@@ -155,7 +161,12 @@ pub struct CanonicalKey {
 impl BatchHeader {
     /// The canonical key of this command.
     pub fn canonical_key(&self) -> CanonicalKey {
-        CanonicalKey { epoch: self.epoch, proposer: self.proposer, seq: self.seq, id: self.id() }
+        CanonicalKey {
+            epoch: self.epoch,
+            proposer: self.proposer,
+            seq: self.seq,
+            id: self.id(),
+        }
     }
 }
 

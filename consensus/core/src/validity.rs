@@ -8,8 +8,8 @@
 use crate::crypto::{Signed, Verifier};
 use crate::membership::Membership;
 use crate::types::*;
-use crate::wire::{PrePrepareBody, PreparedCert, Phase, ReplyBody, ViewChangeBody, VoteBody};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::wire::{Phase, PrePrepareBody, PreparedCert, ReplyBody, ViewChangeBody, VoteBody};
+use std::collections::BTreeSet;
 
 /// Max checkpoint-candidate references in one reply.
 pub const MAX_CKPT_REFS: usize = 64;
@@ -46,16 +46,29 @@ pub enum Invalid {
     BadViewChanges,
 }
 
-/// Check one reply's shape (not its signature).
+/// Check one reply's shape (not its signature): at most `window` Txs entries per proposer, at
+/// most [`MAX_CKPT_REFS`] candidate entries, none beyond the reply's fence.
 pub fn check_reply_shape(r: &ReplyBody, window: u64) -> Result<(), Invalid> {
-    let mut per: BTreeMap<ValidatorId, u64> = BTreeMap::new();
+    let sorted;
+    let deps: &[DepRef] = if r.deps.windows(2).all(|w| w[0] <= w[1]) {
+        &r.deps
+    } else {
+        let mut v = r.deps.clone();
+        v.sort_unstable();
+        sorted = v;
+        &sorted
+    };
     let mut ck = 0usize;
-    for d in &r.deps {
+    let mut run: (Option<ValidatorId>, u64) = (None, 0);
+    for d in deps {
         match d.kind {
             DepKind::Txs { .. } => {
-                let c = per.entry(d.proposer).or_default();
-                *c += 1;
-                if *c > window {
+                if run.0 == Some(d.proposer) {
+                    run.1 += 1;
+                } else {
+                    run = (Some(d.proposer), 1);
+                }
+                if run.1 > window {
                     return Err(Invalid::TooManyDeps);
                 }
             }
@@ -75,14 +88,20 @@ pub fn check_reply_shape(r: &ReplyBody, window: u64) -> Result<(), Invalid> {
 
 /// The value a quorum of replies determines: D = union(R_i) minus c, after = max fence.
 pub fn value_from_replies(cmd: &DepRef, replies: &[Signed<ReplyBody>]) -> Value {
-    let mut deps: BTreeSet<DepRef> = BTreeSet::new();
+    let mut deps: Vec<DepRef> = Vec::with_capacity(replies.iter().map(|r| r.body.deps.len()).sum());
     let mut after = 0;
     for r in replies {
         deps.extend(r.body.deps.iter().copied());
         after = after.max(r.body.fence);
     }
+    deps.sort_unstable();
+    deps.dedup();
     deps.retain(|d| d.id != cmd.id);
-    Value::Deps { cmd: cmd.id, deps: deps.into_iter().collect(), after }
+    Value::Deps {
+        cmd: cmd.id,
+        deps,
+        after,
+    }
 }
 
 /// Check a reply proof for `value` (q distinct members, all for `cmd`, D == union, after == max).
@@ -130,7 +149,12 @@ pub fn check_votes(
     let mut signers = BTreeSet::new();
     for v in votes {
         let b = &v.body;
-        if b.inst != *inst || b.view != view || b.phase != phase || b.value != *digest || b.epoch != m.epoch {
+        if b.inst != *inst
+            || b.view != view
+            || b.phase != phase
+            || b.value != *digest
+            || b.epoch != m.epoch
+        {
             return false;
         }
         if !m.contains(&v.signer) || !signers.insert(v.signer) {
@@ -141,16 +165,40 @@ pub fn check_votes(
 }
 
 /// Check a prepared certificate for `inst` below `below_view`.
-pub fn check_prepared(m: &Membership, verifier: &dyn Verifier, inst: &InstanceId, below_view: View, c: &PreparedCert) -> bool {
-    c.view < below_view && check_votes(m, verifier, inst, c.view, Phase::Prepare, &c.value.digest(), &c.votes)
+pub fn check_prepared(
+    m: &Membership,
+    verifier: &dyn Verifier,
+    inst: &InstanceId,
+    below_view: View,
+    c: &PreparedCert,
+) -> bool {
+    c.view < below_view
+        && check_votes(
+            m,
+            verifier,
+            inst,
+            c.view,
+            Phase::Prepare,
+            &c.value.digest(),
+            &c.votes,
+        )
 }
 
 /// Check a view-change message (signature, member, prepared certificate).
-pub fn check_view_change(m: &Membership, verifier: &dyn Verifier, vc: &Signed<ViewChangeBody>) -> bool {
+pub fn check_view_change(
+    m: &Membership,
+    verifier: &dyn Verifier,
+    vc: &Signed<ViewChangeBody>,
+) -> bool {
     m.contains(&vc.signer)
         && vc.body.epoch == m.epoch
         && vc.body.new_view > 0
-        && vc.body.prepared.as_ref().map(|c| check_prepared(m, verifier, &vc.body.inst, vc.body.new_view, c)).unwrap_or(true)
+        && vc
+            .body
+            .prepared
+            .as_ref()
+            .map(|c| check_prepared(m, verifier, &vc.body.inst, vc.body.new_view, c))
+            .unwrap_or(true)
         && vc.verify(&m.genesis, verifier)
 }
 
@@ -164,7 +212,11 @@ pub enum Justified {
 }
 
 /// Check the q view changes of a pre-prepare for view > 0.
-pub fn check_new_view(m: &Membership, verifier: &dyn Verifier, pp: &PrePrepareBody) -> Result<Justified, Invalid> {
+pub fn check_new_view(
+    m: &Membership,
+    verifier: &dyn Verifier,
+    pp: &PrePrepareBody,
+) -> Result<Justified, Invalid> {
     let mut signers = BTreeSet::new();
     let mut best: Option<&PreparedCert> = None;
     for vc in &pp.new_view {
@@ -180,7 +232,11 @@ pub fn check_new_view(m: &Membership, verifier: &dyn Verifier, pp: &PrePrepareBo
     if signers.len() != m.q() {
         return Err(Invalid::NotQuorum);
     }
-    if !pp.new_view.iter().all(|vc| check_view_change(m, verifier, vc)) {
+    if !pp
+        .new_view
+        .iter()
+        .all(|vc| check_view_change(m, verifier, vc))
+    {
         return Err(Invalid::Signature);
     }
     Ok(match best {
@@ -232,7 +288,9 @@ pub fn check_preprepare(
             _ => Err(Invalid::BadValue),
         },
         (Justified::Free, Value::Deps { cmd: c, .. }) => {
-            let Some(r) = cmd else { return Err(Invalid::BadValue) };
+            let Some(r) = cmd else {
+                return Err(Invalid::BadValue);
+            };
             if r.id != *c {
                 return Err(Invalid::BadValue);
             }

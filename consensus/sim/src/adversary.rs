@@ -109,7 +109,9 @@ impl Behaviour {
     }
     /// Parse a CLI name.
     pub fn parse(s: &str) -> Option<Behaviour> {
-        std::iter::once(Behaviour::Honest).chain(Behaviour::ALL).find(|b| b.name() == s)
+        std::iter::once(Behaviour::Honest)
+            .chain(Behaviour::ALL)
+            .find(|b| b.name() == s)
     }
 }
 
@@ -130,9 +132,20 @@ pub struct Adversary {
 
 impl Adversary {
     /// A new adversary for validator `signer`.
-    pub fn new(behaviour: Behaviour, signer: Sr25519Signer, m: &Membership, window: u64, rng: &mut ChaCha8Rng) -> Self {
+    pub fn new(
+        behaviour: Behaviour,
+        signer: Sr25519Signer,
+        m: &Membership,
+        window: u64,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
         let me = signer.public();
-        let mut others: Vec<ValidatorId> = m.validators().iter().copied().filter(|v| *v != me).collect();
+        let mut others: Vec<ValidatorId> = m
+            .validators()
+            .iter()
+            .copied()
+            .filter(|v| *v != me)
+            .collect();
         // A random subset for subset announces / payload withholding.
         for i in (1..others.len()).rev() {
             let j = rng.gen_range(0..=i);
@@ -165,7 +178,13 @@ impl Adversary {
         let p = self.validators[rng.gen_range(0..self.validators.len())];
         let mut id = [0u8; 32];
         rng.fill(&mut id[..]);
-        DepRef { proposer: p, kind: DepKind::Txs { seq: rng.gen_range(0..self.window) }, id }
+        DepRef {
+            proposer: p,
+            kind: DepKind::Txs {
+                seq: rng.gen_range(0..self.window),
+            },
+            id,
+        }
     }
 
     fn alt_batch(&mut self, b: &SignedBatch) -> SignedBatch {
@@ -184,7 +203,10 @@ impl Adversary {
         }
         let mut h = b.header.body.clone();
         h.txs_root = hash(&txs.encode());
-        let a = SignedBatch { header: self.sign(h), txs };
+        let a = SignedBatch {
+            header: self.sign(h),
+            txs,
+        };
         self.alt_batches.insert(id, a.clone());
         a
     }
@@ -198,7 +220,10 @@ impl Adversary {
         if let BatchKind::Checkpoint { timestamp_ms, .. } = &mut h.kind {
             *timestamp_ms += 1;
         }
-        let a = SignedBatch { header: self.sign(h), txs: vec![] };
+        let a = SignedBatch {
+            header: self.sign(h),
+            txs: vec![],
+        };
         self.alt_batches.insert(id, a.clone());
         a
     }
@@ -206,27 +231,52 @@ impl Adversary {
     fn tamper(&self, pp: &Signed<PrePrepareBody>) -> Signed<PrePrepareBody> {
         let mut body = pp.body.clone();
         body.value = match body.value {
-            Value::Deps { cmd, mut deps, after } => {
+            Value::Deps {
+                cmd,
+                mut deps,
+                after,
+            } => {
                 if deps.pop().is_none() {
-                    return self.sign(PrePrepareBody { value: Value::Deps { cmd, deps, after: after + 1 }, ..body });
+                    return self.sign(PrePrepareBody {
+                        value: Value::Deps {
+                            cmd,
+                            deps,
+                            after: after + 1,
+                        },
+                        ..body
+                    });
                 }
                 Value::Deps { cmd, deps, after }
             }
-            Value::Noop => Value::Deps { cmd: [9; 32], deps: vec![], after: 0 },
+            Value::Noop => Value::Deps {
+                cmd: [9; 32],
+                deps: vec![],
+                after: 0,
+            },
         };
         self.sign(body)
     }
 
-    fn resign_reply(&self, r: &Signed<ReplyBody>, f: impl FnOnce(&mut ReplyBody)) -> Signed<ReplyBody> {
+    fn resign_reply(
+        &self,
+        r: &Signed<ReplyBody>,
+        f: impl FnOnce(&mut ReplyBody),
+    ) -> Signed<ReplyBody> {
         let mut b = r.body.clone();
         f(&mut b);
         self.sign(b)
     }
 
     /// Rewrite what the honest core wants to send: a list of (recipient, message).
-    pub fn rewrite(&mut self, sends: Vec<(ValidatorId, Message)>, rng: &mut ChaCha8Rng) -> Vec<(ValidatorId, Message)> {
+    pub fn rewrite(
+        &mut self,
+        sends: Vec<(ValidatorId, Message)>,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<(ValidatorId, Message)> {
         let mut out = Vec::with_capacity(sends.len());
-        let half = |to: &ValidatorId, vs: &[ValidatorId]| vs.iter().position(|v| v == to).unwrap_or(0) % 2 == 1;
+        let half = |to: &ValidatorId, vs: &[ValidatorId]| {
+            vs.iter().position(|v| v == to).unwrap_or(0) % 2 == 1
+        };
         for (to, msg) in sends {
             if let Message::Announce(b) = &msg {
                 if b.header.body.proposer != self.me && self.replay.len() < 256 {
@@ -235,7 +285,9 @@ impl Adversary {
             }
             match (self.behaviour, msg) {
                 (Behaviour::Silent, _) => {}
-                (Behaviour::Equivocate, Message::Announce(b)) if b.header.body.proposer == self.me && !b.header.body.is_checkpoint() => {
+                (Behaviour::Equivocate, Message::Announce(b))
+                    if b.header.body.proposer == self.me && !b.header.body.is_checkpoint() =>
+                {
                     if half(&to, &self.validators) {
                         let a = self.alt_batch(&b);
                         out.push((to, Message::Announce(a)));
@@ -276,18 +328,24 @@ impl Adversary {
                     out.push((to, Message::Reply(r)));
                     out.push((to, Message::Reply(r2)));
                 }
-                (Behaviour::SubsetAnnounce, Message::Announce(b)) if b.header.body.proposer == self.me && !b.header.body.is_checkpoint() => {
+                (Behaviour::SubsetAnnounce, Message::Announce(b))
+                    if b.header.body.proposer == self.me && !b.header.body.is_checkpoint() =>
+                {
                     if self.subset.contains(&to) {
                         out.push((to, Message::Announce(b)));
                     }
                 }
-                (Behaviour::WithholdPayload, Message::Announce(b)) if b.header.body.proposer == self.me && !b.header.body.is_checkpoint() => {
+                (Behaviour::WithholdPayload, Message::Announce(b))
+                    if b.header.body.proposer == self.me && !b.header.body.is_checkpoint() =>
+                {
                     if self.subset.contains(&to) {
                         out.push((to, Message::Announce(b)));
                     }
                 }
                 (Behaviour::WithholdPayload, Message::Announce(_)) => {}
-                (Behaviour::WithholdPayload, Message::PrePrepare(pp, _)) => out.push((to, Message::PrePrepare(pp, None))),
+                (Behaviour::WithholdPayload, Message::PrePrepare(pp, _)) => {
+                    out.push((to, Message::PrePrepare(pp, None)))
+                }
                 (Behaviour::InvalidProof, Message::PrePrepare(pp, p)) => {
                     let t = self.tamper(&pp);
                     out.push((to, Message::PrePrepare(t, p)));
@@ -304,13 +362,18 @@ impl Adversary {
                     if half(&to, &self.validators) {
                         let mut d = [0u8; 32];
                         rng.fill(&mut d[..]);
-                        let v2 = self.sign(VoteBody { value: d, ..v.body.clone() });
+                        let v2 = self.sign(VoteBody {
+                            value: d,
+                            ..v.body.clone()
+                        });
                         out.push((to, Message::Vote(v2)));
                     }
                     out.push((to, Message::Vote(v)));
                 }
                 (Behaviour::WithholdVotes, Message::Vote(_)) => {}
-                (Behaviour::DupCheckpoint, Message::Announce(b)) if b.header.body.is_checkpoint() && b.header.body.proposer == self.me => {
+                (Behaviour::DupCheckpoint, Message::Announce(b))
+                    if b.header.body.is_checkpoint() && b.header.body.proposer == self.me =>
+                {
                     if half(&to, &self.validators) {
                         let a = self.alt_candidate(&b);
                         out.push((to, Message::Announce(a)));
@@ -318,8 +381,10 @@ impl Adversary {
                         out.push((to, Message::Announce(b)));
                     }
                 }
-                (Behaviour::SilentCheckpoint, Message::Announce(b)) if b.header.body.is_checkpoint() && b.header.body.proposer == self.me => {}
-                (Behaviour::SilentCheckpoint, Message::PrePrepare(pp, _)) if matches!(pp.body.inst, InstanceId::Ckpt(_)) => {}
+                (Behaviour::SilentCheckpoint, Message::Announce(b))
+                    if b.header.body.is_checkpoint() && b.header.body.proposer == self.me => {}
+                (Behaviour::SilentCheckpoint, Message::PrePrepare(pp, _))
+                    if matches!(pp.body.inst, InstanceId::Ckpt(_)) => {}
                 (_, msg) => out.push((to, msg)),
             }
         }
@@ -327,13 +392,23 @@ impl Adversary {
     }
 
     /// Messages the adversary sends on its own periodic tick: (recipient or None = all, message).
-    pub fn tick(&mut self, last_ckpt_guess: BlockIndex, rng: &mut ChaCha8Rng) -> Vec<(Option<ValidatorId>, Message)> {
+    pub fn tick(
+        &mut self,
+        last_ckpt_guess: BlockIndex,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<(Option<ValidatorId>, Message)> {
         match self.behaviour {
             Behaviour::VcSpam => {
                 let mut out = vec![];
                 for _ in 0..3 {
                     let dep = self.fake_dep(rng);
-                    let body = ViewChangeBody { epoch: self.epoch, inst: dep.instance(), new_view: rng.gen_range(1..4), prepared: None, has_payload: false };
+                    let body = ViewChangeBody {
+                        epoch: self.epoch,
+                        inst: dep.instance(),
+                        new_view: rng.gen_range(1..4),
+                        prepared: None,
+                        has_payload: false,
+                    };
                     out.push((None, Message::ViewChange(self.sign(body))));
                 }
                 let body = ViewChangeBody {

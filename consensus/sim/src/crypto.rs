@@ -7,9 +7,9 @@
 use bsmr_consensus_core::{Digest, Signature, Signer, ValidatorId, Verifier};
 use rand_chacha::rand_core::SeedableRng;
 use schnorrkel::{signing_context, ExpansionMode, Keypair, MiniSecretKey, PublicKey};
-use std::cell::RefCell;
-use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 const CTX: &[u8] = b"substrate";
 
@@ -23,7 +23,9 @@ pub struct Sr25519Signer {
 impl Sr25519Signer {
     /// Key from a 32-byte seed.
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        let pair = MiniSecretKey::from_bytes(&seed).expect("32 bytes; qed").expand_to_keypair(ExpansionMode::Ed25519);
+        let pair = MiniSecretKey::from_bytes(&seed)
+            .expect("32 bytes; qed")
+            .expand_to_keypair(ExpansionMode::Ed25519);
         Sr25519Signer { pair, seed }
     }
     /// Deterministic key for validator `i` of a run.
@@ -53,30 +55,37 @@ impl Signer for Sr25519Signer {
 /// sr25519 verification with a shared memo table.
 #[derive(Clone, Default)]
 pub struct Sr25519Verifier {
-    cache: Rc<RefCell<BTreeMap<(ValidatorId, Digest, [u8; 64]), bool>>>,
+    // Lookup-only memo table (never iterated, so HashMap order cannot leak into the run).
+    cache: Arc<Mutex<HashMap<(ValidatorId, Digest, [u8; 64]), bool>>>,
     /// Count of real verifications performed.
-    pub real: Rc<RefCell<u64>>,
+    pub real: Arc<AtomicU64>,
 }
 
 impl Sr25519Verifier {
     /// Drop the memo table (bounded memory in long runs).
     pub fn clear(&self) {
-        self.cache.borrow_mut().clear();
+        self.cache
+            .lock()
+            .expect("never poisoned: no panics while held; qed")
+            .clear();
     }
 }
 
 impl Verifier for Sr25519Verifier {
     fn verify(&self, who: &ValidatorId, digest: &Digest, sig: &Signature) -> bool {
         let key = (*who, *digest, *sig);
-        if let Some(r) = self.cache.borrow().get(&key) {
+        if let Some(r) = self.cache.lock().expect("never poisoned; qed").get(&key) {
             return *r;
         }
-        *self.real.borrow_mut() += 1;
-        let ok = match (PublicKey::from_bytes(who), schnorrkel::Signature::from_bytes(sig)) {
+        self.real.fetch_add(1, Ordering::Relaxed);
+        let ok = match (
+            PublicKey::from_bytes(who),
+            schnorrkel::Signature::from_bytes(sig),
+        ) {
             (Ok(p), Ok(s)) => p.verify_simple(CTX, digest, &s).is_ok(),
             _ => false,
         };
-        let mut c = self.cache.borrow_mut();
+        let mut c = self.cache.lock().expect("never poisoned; qed");
         if c.len() > 1_000_000 {
             c.clear();
         }

@@ -43,7 +43,10 @@ impl Transfer {
             a.dedup();
             a
         };
-        Tx { access, data: self.encode() }
+        Tx {
+            access,
+            data: self.encode(),
+        }
     }
 }
 
@@ -69,7 +72,10 @@ pub struct Ledger {
 impl Ledger {
     /// Genesis with `accounts` accounts of `each` units.
     pub fn genesis(accounts: u32, each: u64) -> Self {
-        Ledger { balances: (0..accounts).map(|a| (a, each)).collect(), ..Default::default() }
+        Ledger {
+            balances: (0..accounts).map(|a| (a, each)).collect(),
+            ..Default::default()
+        }
     }
     /// Total supply.
     pub fn total(&self) -> u64 {
@@ -77,18 +83,30 @@ impl Ledger {
     }
     /// State root.
     pub fn root(&self) -> Digest {
-        hash(&(self.height, self.time_ms, self.balances.iter().collect::<Vec<_>>()).encode())
+        hash(
+            &(
+                self.height,
+                self.time_ms,
+                self.balances.iter().collect::<Vec<_>>(),
+            )
+                .encode(),
+        )
     }
     /// Execute a finished block. Returns Err if the block is not the next height.
     pub fn execute(&mut self, b: &FinishedBlock) -> Result<(), String> {
         if b.index != self.height + 1 {
-            return Err(format!("block {} executed at height {}", b.index, self.height));
+            return Err(format!(
+                "block {} executed at height {}",
+                b.index, self.height
+            ));
         }
         self.height = b.index;
         self.time_ms = (self.time_ms + 1).max(b.timestamp_ms);
         for (_, txs) in &b.batches {
             for tx in txs {
-                let Ok(t) = Transfer::decode(&mut &tx.data[..]) else { continue };
+                let Ok(t) = Transfer::decode(&mut &tx.data[..]) else {
+                    continue;
+                };
                 self.included.insert(t.id);
                 if self.applied.contains(&t.id) {
                     continue;

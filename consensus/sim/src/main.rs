@@ -4,7 +4,10 @@ use bsmr_sim::{run, Behaviour, CrashMode, NetKind, Report, SimConfig};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "bsmr-sim", about = "Deterministic simulator for the bsmr consensus core")]
+#[command(
+    name = "bsmr-sim",
+    about = "Deterministic simulator for the bsmr consensus core"
+)]
 struct Args {
     /// Number of validators.
     #[arg(long, default_value_t = 4)]
@@ -77,7 +80,11 @@ fn main() {
         } else {
             CrashMode::None
         };
-        c.net = if a.net == "lan" { NetKind::Lan } else { NetKind::Wan };
+        c.net = if a.net == "lan" {
+            NetKind::Lan
+        } else {
+            NetKind::Wan
+        };
         c.gst_ms = a.gst_ms;
         c.partition = a.gst_ms > 0;
         c.loss = if a.gst_ms > 0 { a.loss } else { 0.0 };
@@ -104,7 +111,10 @@ fn main() {
 
 fn print(r: &Report, wall_s: f64) {
     let v = r.virtual_ms.max(1) as f64 / 1000.0;
-    println!("SEED={} virtual_ms={} events={} messages={} wall_s={:.2}", r.seed, r.virtual_ms, r.events, r.messages, wall_s);
+    println!(
+        "SEED={} virtual_ms={} events={} messages={} wall_s={:.2}",
+        r.seed, r.virtual_ms, r.events, r.messages, wall_s
+    );
     println!(
         "  batches committed (own, at proposers)={} commits/s(virtual)={:.1} decisions={} txs submitted={} txs in blocks={}",
         r.committed_batches,
@@ -122,7 +132,10 @@ fn print(r: &Report, wall_s: f64) {
         Report::pct(&r.msg_delay_ms, 0.5),
         Report::pct(&r.msg_delay_ms, 0.99)
     );
-    println!("  blocks: min height={} max height={}  max log={}  proofs={:?}", r.min_height, r.max_height, r.max_log, r.proofs);
+    println!(
+        "  blocks: min height={} max height={}  max log={}  proofs={:?}",
+        r.min_height, r.max_height, r.max_log, r.proofs
+    );
     if r.violations.is_empty() {
         println!("  violations: none");
     } else {

@@ -90,6 +90,17 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
+    /// The small workload of the seeded CI matrix: short load, lossy and partitioned before GST.
+    pub fn ci(n: usize, seed: u64) -> Self {
+        let mut c = Self::small(n, seed);
+        c.load_ms = 1_500;
+        c.gst_ms = 800;
+        c.batch_interval_ms = 400;
+        c.txs_per_batch = 2;
+        c.end_ms = 60_000;
+        c
+    }
+
     /// A small default run.
     pub fn small(n: usize, seed: u64) -> Self {
         SimConfig {
@@ -166,13 +177,31 @@ impl Report {
 
 #[derive(Clone, Debug)]
 enum Ev {
-    Deliver { to: usize, from: usize, msg: Message },
-    Timer { node: usize, inc: u32, id: TimerId },
-    Load { node: usize },
-    Due { node: usize },
-    Crash { node: usize },
-    Restart { node: usize },
-    AdvTick { node: usize },
+    Deliver {
+        to: usize,
+        from: usize,
+        msg: Message,
+    },
+    Timer {
+        node: usize,
+        inc: u32,
+        id: TimerId,
+    },
+    Load {
+        node: usize,
+    },
+    Due {
+        node: usize,
+    },
+    Crash {
+        node: usize,
+    },
+    Restart {
+        node: usize,
+    },
+    AdvTick {
+        node: usize,
+    },
 }
 
 struct Node {
@@ -230,12 +259,32 @@ impl Sim {
         let byz_start = cfg.n - cfg.byzantine;
         let byz: BTreeSet<ValidatorId> = ids[byz_start..].iter().copied().collect();
         let supply = cfg.accounts as u64 * 1_000;
-        let checker = Checker::new(membership.clone(), Box::new(verifier.clone()), cfg.window, byz, supply);
+        let checker = Checker::new(
+            membership.clone(),
+            Box::new(verifier.clone()),
+            cfg.window,
+            byz,
+            supply,
+        );
         let mut nodes = Vec::new();
         for (i, s) in signers.into_iter().enumerate() {
             let is_byz = i >= byz_start;
-            let adv = if is_byz { Some(Adversary::new(cfg.behaviour, s.clone(), &membership, cfg.window, &mut rng)) } else { None };
-            let skew_ms = if is_byz && cfg.behaviour == Behaviour::TimestampAhead { 600_000 } else { 0 };
+            let adv = if is_byz {
+                Some(Adversary::new(
+                    cfg.behaviour,
+                    s.clone(),
+                    &membership,
+                    cfg.window,
+                    &mut rng,
+                ))
+            } else {
+                None
+            };
+            let skew_ms = if is_byz && cfg.behaviour == Behaviour::TimestampAhead {
+                600_000
+            } else {
+                0
+            };
             nodes.push(Node {
                 id: s.public(),
                 signer: s,
@@ -272,7 +321,10 @@ impl Sim {
             checker,
             partitioned,
             region,
-            report: Report { seed: cfg.seed, ..Default::default() },
+            report: Report {
+                seed: cfg.seed,
+                ..Default::default()
+            },
             first_announce: BTreeMap::new(),
             payloads: BTreeMap::new(),
             height_at_gst: BTreeMap::new(),
@@ -286,7 +338,9 @@ impl Sim {
         let correct = cfg.n - cfg.byzantine;
         for k in 0..count.min(correct.saturating_sub(1)) {
             let node = correct - 1 - k;
-            let at = sim.rng.gen_range(cfg.load_ms / 4..cfg.load_ms.max(cfg.load_ms / 4 + 1));
+            let at = sim
+                .rng
+                .gen_range(cfg.load_ms / 4..cfg.load_ms.max(cfg.load_ms / 4 + 1));
             sim.schedule(at * 1000, Ev::Crash { node });
             if restart {
                 let down = sim.rng.gen_range(200..3_000);
@@ -317,10 +371,19 @@ impl Sim {
     fn boot(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         node.inc += 1;
-        let replica = Replica::new(self.core_cfg.clone(), &node.storage, Box::new(node.signer.clone()), Box::new(self.verifier.clone()));
+        let replica = Replica::new(
+            self.core_cfg.clone(),
+            &node.storage,
+            Box::new(node.signer.clone()),
+            Box::new(self.verifier.clone()),
+        );
         node.replica = Some(replica);
         let now = self.now_us / 1000 + self.nodes[i].skew_ms;
-        let outs = self.nodes[i].replica.as_mut().expect("just set; qed").start(now);
+        let outs = self.nodes[i]
+            .replica
+            .as_mut()
+            .expect("just set; qed")
+            .start(now);
         self.apply(i, outs);
     }
 
@@ -357,7 +420,14 @@ impl Sim {
             }
             if self.rng.gen_bool(self.cfg.dup) {
                 let l = self.latency_us(from, to);
-                self.schedule(self.now_us + l, Ev::Deliver { to, from, msg: msg.clone() });
+                self.schedule(
+                    self.now_us + l,
+                    Ev::Deliver {
+                        to,
+                        from,
+                        msg: msg.clone(),
+                    },
+                );
             }
         }
         let l = self.latency_us(from, to);
@@ -404,16 +474,24 @@ impl Sim {
                 }
                 Output::SetTimer { id, after_ms } => {
                     let inc = self.nodes[i].inc;
-                    self.schedule(self.now_us + after_ms * 1000, Ev::Timer { node: i, inc, id });
+                    self.schedule(
+                        self.now_us + after_ms * 1000,
+                        Ev::Timer { node: i, inc, id },
+                    );
                 }
                 Output::Committed { inst, value, view } => {
                     if correct {
                         let payload = match (&inst, &value) {
-                            (InstanceId::Cmd { id, .. }, Value::Deps { .. }) => self.find_payload(i, id),
+                            (InstanceId::Cmd { id, .. }, Value::Deps { .. }) => {
+                                self.find_payload(i, id)
+                            }
                             _ => None,
                         };
-                        self.checker.on_commit(i, inst, &value, view, payload.as_ref());
-                        if let (InstanceId::Cmd { proposer, id, .. }, Value::Deps { .. }) = (inst, &value) {
+                        self.checker
+                            .on_commit(i, inst, &value, view, payload.as_ref());
+                        if let (InstanceId::Cmd { proposer, id, .. }, Value::Deps { .. }) =
+                            (inst, &value)
+                        {
                             if proposer == me {
                                 self.report.committed_batches += 1;
                                 if let Some(t) = self.first_announce.get(&id) {
@@ -444,7 +522,8 @@ impl Sim {
         if let Some(adv) = self.nodes[i].adv.as_mut() {
             sends = adv.rewrite(sends, &mut self.rng);
         }
-        let pos: BTreeMap<ValidatorId, usize> = ids.iter().enumerate().map(|(k, v)| (*v, k)).collect();
+        let pos: BTreeMap<ValidatorId, usize> =
+            ids.iter().enumerate().map(|(k, v)| (*v, k)).collect();
         for (to, msg) in sends {
             if let Some(&t) = pos.get(&to) {
                 self.transmit(i, t, msg);
@@ -472,7 +551,9 @@ impl Sim {
 
     fn feed(&mut self, i: usize, input: Input) {
         let now = self.now_us / 1000 + self.nodes[i].skew_ms;
-        let Some(r) = self.nodes[i].replica.as_mut() else { return };
+        let Some(r) = self.nodes[i].replica.as_mut() else {
+            return;
+        };
         let outs = r.handle(now, input);
         // Payloads of own batches are also needed by the checker.
         for o in &outs {
@@ -490,10 +571,20 @@ impl Sim {
             let id = ((i as u64) << 40) | node.next_tx;
             node.next_tx += 1;
             let a = self.cfg.accounts;
-            let from = if self.rng.gen_bool(self.cfg.hot) { 0 } else { self.rng.gen_range(0..a) };
+            let from = if self.rng.gen_bool(self.cfg.hot) {
+                0
+            } else {
+                self.rng.gen_range(0..a)
+            };
             let to = self.rng.gen_range(0..a);
             let global = self.rng.gen_bool(self.cfg.global);
-            let t = Transfer { id, from, to, amount: self.rng.gen_range(1..20), global };
+            let t = Transfer {
+                id,
+                from,
+                to,
+                amount: self.rng.gen_range(1..20),
+                global,
+            };
             self.nodes[i].submitted.push(id);
             txs.push(t.to_tx());
         }
@@ -506,10 +597,20 @@ impl Sim {
                 self.report.messages += 1;
                 self.note_payloads(&msg);
                 let from_id = self.nodes[from].id;
-                let bytes = if self.rng.gen_bool(0.01) { Some(encode_message(&msg)) } else { None };
+                let bytes = if self.rng.gen_bool(0.01) {
+                    Some(encode_message(&msg))
+                } else {
+                    None
+                };
                 match bytes {
                     // Exercise the untrusted-bytes path now and then.
-                    Some(b) => self.feed(to, Input::Bytes { from: from_id, bytes: b }),
+                    Some(b) => self.feed(
+                        to,
+                        Input::Bytes {
+                            from: from_id,
+                            bytes: b,
+                        },
+                    ),
                     None => self.feed(to, Input::Message { from: from_id, msg }),
                 }
             }
@@ -522,13 +623,20 @@ impl Sim {
                 if self.now_us < self.cfg.load_ms * 1000 {
                     if self.nodes[node].replica.is_some() {
                         let txs = self.make_txs(node);
-                        let dup = self.nodes[node].adv.as_ref().map(|a| a.behaviour == Behaviour::DuplicateTx).unwrap_or(false);
+                        let dup = self.nodes[node]
+                            .adv
+                            .as_ref()
+                            .map(|a| a.behaviour == Behaviour::DuplicateTx)
+                            .unwrap_or(false);
                         if dup {
                             self.feed(node, Input::ClientBatch(txs.clone()));
                         }
                         self.feed(node, Input::ClientBatch(txs));
                     }
-                    self.schedule(self.now_us + self.cfg.batch_interval_ms * 1000, Ev::Load { node });
+                    self.schedule(
+                        self.now_us + self.cfg.batch_interval_ms * 1000,
+                        Ev::Load { node },
+                    );
                 }
             }
             Ev::Due { node } => {
@@ -543,7 +651,11 @@ impl Sim {
                 self.boot(node);
             }
             Ev::AdvTick { node } => {
-                let last = self.nodes[node].replica.as_ref().map(|r| r.stats().last_ckpt).unwrap_or(0);
+                let last = self.nodes[node]
+                    .replica
+                    .as_ref()
+                    .map(|r| r.stats().last_ckpt)
+                    .unwrap_or(0);
                 let msgs = match self.nodes[node].adv.as_mut() {
                     Some(a) => a.tick(last, &mut self.rng),
                     None => vec![],
@@ -561,14 +673,21 @@ impl Sim {
     }
 
     fn live_correct(&self) -> Vec<usize> {
-        (0..self.cfg.n).filter(|i| self.is_correct(*i) && !self.nodes[*i].crashed_for_good).collect()
+        (0..self.cfg.n)
+            .filter(|i| self.is_correct(*i) && !self.nodes[*i].crashed_for_good)
+            .collect()
     }
 
     fn all_included(&self) -> bool {
         let live = self.live_correct();
         live.iter().all(|i| {
             let l = &self.nodes[*i].ledger;
-            live.iter().all(|p| self.nodes[*p].submitted.iter().all(|t| l.included.contains(t)))
+            live.iter().all(|p| {
+                self.nodes[*p]
+                    .submitted
+                    .iter()
+                    .all(|t| l.included.contains(t))
+            })
         })
     }
 
@@ -578,7 +697,10 @@ impl Sim {
         let mut last_check_us = 0u64;
         let gst_us = self.cfg.gst_ms * 1000;
         while let Some(Reverse((t, s))) = self.heap.pop() {
-            let ev = self.events.remove(&s).expect("every heap entry has an event; qed");
+            let ev = self
+                .events
+                .remove(&s)
+                .expect("every heap entry has an event; qed");
             if t > self.cfg.end_ms * 1000 {
                 break;
             }
@@ -592,14 +714,18 @@ impl Sim {
             self.step(ev);
             n_events += 1;
             if n_events >= self.cfg.max_events {
-                self.checker.violations.push("liveness: event budget exhausted".into());
+                self.checker
+                    .violations
+                    .push("liveness: event budget exhausted".into());
                 break;
             }
             if !self.checker.violations.is_empty() {
                 break;
             }
             // Early stop: load over, past GST, everything included everywhere and a few blocks later.
-            if t > (self.cfg.load_ms.max(self.cfg.gst_ms) + 2 * self.cfg.block_ms) * 1000 && t - last_check_us > 200_000 {
+            if t > (self.cfg.load_ms.max(self.cfg.gst_ms) + 2 * self.cfg.block_ms) * 1000
+                && t - last_check_us > 200_000
+            {
                 last_check_us = t;
                 if self.all_included() {
                     break;
@@ -615,7 +741,14 @@ impl Sim {
         self.checker.final_check(self.report.min_height);
         if std::env::var("BSMR_DEBUG").is_ok() {
             for (i, n) in self.nodes.iter().enumerate() {
-                eprintln!("node {i} byz={} height={} stats={:?} pending={:?} partitioned={}", n.adv.is_some(), n.ledger.height, n.replica.as_ref().map(|r| r.stats()), n.replica.as_ref().map(|r| r.pending_batches()), self.partitioned.contains(&i));
+                eprintln!(
+                    "node {i} byz={} height={} stats={:?} pending={:?} partitioned={}",
+                    n.adv.is_some(),
+                    n.ledger.height,
+                    n.replica.as_ref().map(|r| r.stats()),
+                    n.replica.as_ref().map(|r| r.pending_batches()),
+                    self.partitioned.contains(&i)
+                );
                 if let Some(r) = &n.replica {
                     for u in r.undecided().iter().take(6) {
                         eprintln!("   undecided {:?}", u);
@@ -630,7 +763,11 @@ impl Sim {
                 let mut missing = 0;
                 for i in &live {
                     for p in &live {
-                        missing += self.nodes[*p].submitted.iter().filter(|t| !self.nodes[*i].ledger.included.contains(t)).count();
+                        missing += self.nodes[*p]
+                            .submitted
+                            .iter()
+                            .filter(|t| !self.nodes[*i].ledger.included.contains(t))
+                            .count();
                     }
                 }
                 violations.push(format!(
@@ -640,7 +777,9 @@ impl Sim {
             }
             for i in &live {
                 let h0 = self.height_at_gst.get(i).copied().unwrap_or(0);
-                if self.nodes[*i].ledger.height <= h0 && self.report.virtual_ms > self.cfg.gst_ms + 10 * self.cfg.block_ms {
+                if self.nodes[*i].ledger.height <= h0
+                    && self.report.virtual_ms > self.cfg.gst_ms + 10 * self.cfg.block_ms
+                {
                     violations.push(format!("liveness: node {i} built no block after GST"));
                 }
                 if let Some(r) = &self.nodes[*i].replica {
@@ -662,7 +801,11 @@ impl Sim {
             }
         }
         self.report.txs_submitted = self.nodes.iter().map(|n| n.submitted.len() as u64).sum();
-        self.report.txs_in_blocks = live.iter().map(|i| self.nodes[*i].ledger.included.len() as u64).max().unwrap_or(0);
+        self.report.txs_in_blocks = live
+            .iter()
+            .map(|i| self.nodes[*i].ledger.included.len() as u64)
+            .max()
+            .unwrap_or(0);
         self.report
     }
 }

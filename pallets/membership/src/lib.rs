@@ -196,7 +196,11 @@ pub mod pallet {
         /// Schedule `who` to join the set with consensus key `key` at the next epoch boundary.
         #[pallet::call_index(0)]
         #[pallet::weight(T::WeightInfo::add_member())]
-        pub fn add_member(origin: OriginFor<T>, who: T::AccountId, key: AuthorityId) -> DispatchResult {
+        pub fn add_member(
+            origin: OriginFor<T>,
+            who: T::AccountId,
+            key: AuthorityId,
+        ) -> DispatchResult {
             ensure_root(origin)?;
             ensure!(!Self::is_member(&who), Error::<T>::AlreadyMember);
             let mut pending = PendingChanges::<T>::get();
@@ -227,7 +231,10 @@ pub mod pallet {
             ensure_root(origin)?;
             ensure!(Self::is_member(&who), Error::<T>::NotMember);
             let mut pending = PendingChanges::<T>::get();
-            ensure!(!pending.contains_key(&who), Error::<T>::ChangeAlreadyPending);
+            ensure!(
+                !pending.contains_key(&who),
+                Error::<T>::ChangeAlreadyPending
+            );
             ensure!(
                 Self::size_after(&pending) > MinMembers::<T>::get(),
                 Error::<T>::TooFewMembers
@@ -243,11 +250,18 @@ pub mod pallet {
         /// Schedule the member `who`'s consensus key to become `key` at the next epoch boundary.
         #[pallet::call_index(2)]
         #[pallet::weight(T::WeightInfo::rotate_key())]
-        pub fn rotate_key(origin: OriginFor<T>, who: T::AccountId, key: AuthorityId) -> DispatchResult {
+        pub fn rotate_key(
+            origin: OriginFor<T>,
+            who: T::AccountId,
+            key: AuthorityId,
+        ) -> DispatchResult {
             ensure_root(origin)?;
             ensure!(Self::is_member(&who), Error::<T>::NotMember);
             let mut pending = PendingChanges::<T>::get();
-            ensure!(!pending.contains_key(&who), Error::<T>::ChangeAlreadyPending);
+            ensure!(
+                !pending.contains_key(&who),
+                Error::<T>::ChangeAlreadyPending
+            );
             ensure!(!Self::key_in_use(&key, &pending), Error::<T>::DuplicateKey);
             pending
                 .try_insert(who.clone(), MemberChange::RotateKey(key.clone()))
@@ -284,7 +298,10 @@ pub mod pallet {
 
         /// The members' consensus keys in canonical (account) order.
         pub fn validator_keys() -> Vec<AuthorityId> {
-            Members::<T>::get().into_iter().map(|(_, key)| key).collect()
+            Members::<T>::get()
+                .into_iter()
+                .map(|(_, key)| key)
+                .collect()
         }
 
         /// The set in force with its epoch index.
@@ -344,7 +361,9 @@ pub mod pallet {
             for (who, change) in pending.iter() {
                 let at = members.binary_search_by(|(account, _)| account.cmp(who));
                 match (change, at) {
-                    (MemberChange::Add(key), Err(i)) => members.insert(i, (who.clone(), key.clone())),
+                    (MemberChange::Add(key), Err(i)) => {
+                        members.insert(i, (who.clone(), key.clone()))
+                    }
                     (MemberChange::Remove, Ok(i)) => {
                         members.remove(i);
                     }
@@ -361,13 +380,11 @@ pub mod pallet {
             pending: &BoundedBTreeMap<T::AccountId, MemberChange<AuthorityId>, T::MaxMembers>,
         ) -> u32 {
             let current = Members::<T>::decode_len().unwrap_or(0) as u32;
-            pending
-                .values()
-                .fold(current, |size, change| match change {
-                    MemberChange::Add(_) => size.saturating_add(1),
-                    MemberChange::Remove => size.saturating_sub(1),
-                    MemberChange::RotateKey(_) => size,
-                })
+            pending.values().fold(current, |size, change| match change {
+                MemberChange::Add(_) => size.saturating_add(1),
+                MemberChange::Remove => size.saturating_sub(1),
+                MemberChange::RotateKey(_) => size,
+            })
         }
 
         /// Whether `key` is held by a member or named by a pending change.

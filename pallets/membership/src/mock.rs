@@ -41,11 +41,19 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
 }
 
 /// Genesis with the given members and minimum, at block 1.
-pub fn new_test_ext_with(members: Vec<(u64, AuthorityId)>, min_members: u32) -> sp_io::TestExternalities {
-    let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
-    pallet_bsmr_membership::GenesisConfig::<Test> { members, min_members }
-        .assimilate_storage(&mut storage)
+pub fn new_test_ext_with(
+    members: Vec<(u64, AuthorityId)>,
+    min_members: u32,
+) -> sp_io::TestExternalities {
+    let mut storage = frame_system::GenesisConfig::<Test>::default()
+        .build_storage()
         .unwrap();
+    pallet_bsmr_membership::GenesisConfig::<Test> {
+        members,
+        min_members,
+    }
+    .assimilate_storage(&mut storage)
+    .unwrap();
     let mut ext = sp_io::TestExternalities::new(storage);
     ext.execute_with(|| System::set_block_number(1));
     ext

@@ -1,0 +1,480 @@
+//! `bsmr-bench`: replay real transaction traces against bsmr and a leader-based baseline.
+//!
+//! Modes (see `bsmr-bench <mode> --help`):
+//! - `replay`: submit a trace to running nodes and measure every transaction end to end;
+//! - `network`: start a local 4-validator network per consensus mode, replay, tear down, and
+//!   report the modes side by side (scenarios: uniform, trace, crash);
+//! - `sim`: protocol-only figures from the deterministic simulator at up to 100 validators.
+
+mod accounts;
+mod network;
+mod replay;
+mod report;
+mod trace;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use jsonrpsee::{core::client::ClientT, rpc_params, ws_client::WsClientBuilder};
+use sp_core::{crypto::AccountId32, H256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Replay real transaction traces against bsmr (and a leader-based baseline) and measure
+/// submit -> included -> finalized latency, sustained throughput and drops.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// Replay a trace against running nodes (any bsmr network, e.g. `make run`).
+    Replay {
+        /// WebSocket RPC endpoints of the validators (comma-separated); a sender's transactions
+        /// always go to the same endpoint.
+        #[arg(long, value_delimiter = ',', default_value = "ws://127.0.0.1:9944")]
+        endpoints: Vec<String>,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// Start a local 4-validator network per consensus mode, replay, tear down, compare.
+    Network {
+        /// The bsmr-node binary.
+        #[arg(long, default_value_os_t = default_node())]
+        node: PathBuf,
+        /// Which consensus modes to run (side by side when `both`).
+        #[arg(long, value_enum, default_value_t = Modes::Both)]
+        modes: Modes,
+        /// Scenario: `uniform` (synthetic, every account equally likely), `trace` (the trace with
+        /// its hot accounts), `crash` (the trace; the first validator, the leader of the baseline,
+        /// is killed halfway).
+        #[arg(long, value_enum, default_value_t = Scenario::Trace)]
+        scenario: Scenario,
+        /// Block time of the network (ms).
+        #[arg(long, default_value_t = 1000)]
+        block_time_ms: u64,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// Protocol-only figures from the deterministic simulator (virtual time, WAN latencies).
+    Sim {
+        /// Validators.
+        #[arg(long, default_value_t = 31)]
+        validators: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct LoadArgs {
+    /// Trace CSV (`from,to,amount[,timestamp]` or the Ethereum export's columns).
+    #[arg(long, default_value_os_t = default_trace())]
+    trace: PathBuf,
+    /// Use at most this many transfers of the trace (0 = all).
+    #[arg(long, default_value_t = 2000)]
+    limit: usize,
+    /// Open-loop submission rate (transactions per second).
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
+    /// Replay the trace's own inter-arrival times, this many times faster (instead of --rate).
+    #[arg(long)]
+    trace_speedup: Option<f64>,
+    /// Funded bench accounts the trace's addresses are mapped onto.
+    #[arg(long, default_value_t = 256)]
+    accounts: usize,
+    /// A transaction not finalized this many seconds after the last progress is dropped.
+    #[arg(long, default_value_t = 60)]
+    settle_secs: u64,
+    /// Results folder (JSON, CSV, SVG plots).
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// Label of this run in the results folder.
+    #[arg(long, default_value = "replay")]
+    label: String,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Modes {
+    Leaderless,
+    Leader,
+    Both,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Uniform,
+    Trace,
+    Crash,
+}
+
+fn default_node() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/bsmr-target")
+        });
+    target.join("release/bsmr-node")
+}
+
+fn default_trace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../traces/ethereum-mainnet-2015-11.csv")
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let result = match cli.mode {
+        Mode::Replay { endpoints, load } => rt
+            .block_on(replay_mode(&endpoints, &load, false))
+            .map(|s| vec![s]),
+        Mode::Network {
+            node,
+            modes,
+            scenario,
+            block_time_ms,
+            load,
+        } => rt.block_on(network_mode(&node, modes, scenario, block_time_ms, &load)),
+        Mode::Sim { validators, seed } => sim_mode(validators, seed).map(|_| vec![]),
+    };
+    match result {
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("bsmr-bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn load_trace(load: &LoadArgs, uniform: bool) -> Result<trace::Trace, String> {
+    let mut t = if uniform {
+        trace::uniform(
+            if load.limit == 0 { 2000 } else { load.limit },
+            load.accounts,
+        )
+    } else {
+        trace::load(&load.trace).map_err(|e| e.to_string())?
+    };
+    if load.limit > 0 {
+        t.txs.truncate(load.limit);
+    }
+    Ok(t)
+}
+
+/// Fund the bench accounts the plan uses from //Alice, then sign the plan.
+async fn prepare(
+    endpoints: &[String],
+    load: &LoadArgs,
+    t: &trace::Trace,
+) -> Result<Vec<replay::Planned>, String> {
+    if !(load.rate > 0.0) && load.trace_speedup.is_none() {
+        return Err("--rate must be positive".into());
+    }
+    let client = WsClientBuilder::default()
+        .build(&endpoints[0])
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", endpoints[0]))?;
+    let genesis: H256 = client
+        .request("chain_getBlockHash", rpc_params![0])
+        .await
+        .map_err(|e| e.to_string())?;
+    let used: std::collections::BTreeSet<usize> = t
+        .txs
+        .iter()
+        .flat_map(|x| {
+            [
+                accounts::map_address(&x.from, load.accounts),
+                accounts::map_address(&x.to, load.accounts),
+            ]
+        })
+        .collect();
+    // Funding: one transfer from Alice to each used account (all to one endpoint, in nonce order).
+    let alice = sp_keyring::Sr25519Keyring::Alice.pair();
+    let alice_id: AccountId32 = accounts::account_of(&alice);
+    let mut nonce: u32 = client
+        .request("system_accountNextIndex", rpc_params![alice_id.to_string()])
+        .await
+        .map_err(|e| e.to_string())?;
+    let funding: Vec<replay::Planned> = used
+        .iter()
+        .enumerate()
+        .map(|(k, i)| {
+            let xt = accounts::transfer(
+                &alice,
+                accounts::account_of(&accounts::bench_pair(*i)),
+                1_000_000_000_000_000,
+                nonce,
+                genesis,
+            );
+            nonce += 1;
+            replay::Planned {
+                xt,
+                sender: 0,
+                at_ms: k as u64 * 2,
+            }
+        })
+        .collect();
+    eprintln!("funding {} bench accounts from //Alice ...", funding.len());
+    let outcome = replay::run(
+        &endpoints[..1],
+        funding,
+        Duration::from_secs(load.settle_secs),
+        |_, _| {},
+    )
+    .await?;
+    let failed = outcome
+        .records
+        .iter()
+        .filter(|r| r.dropped.is_some())
+        .count();
+    if failed > 0 {
+        return Err(format!(
+            "{failed} funding transfers were not finalized: {:?}",
+            outcome.records.iter().find_map(|r| r.dropped.clone())
+        ));
+    }
+    // Sign the plan with each account's next nonce.
+    let mut nonces: BTreeMap<usize, u32> = BTreeMap::new();
+    for i in &used {
+        let who = accounts::account_of(&accounts::bench_pair(*i));
+        let n: u32 = client
+            .request("system_accountNextIndex", rpc_params![who.to_string()])
+            .await
+            .map_err(|e| e.to_string())?;
+        nonces.insert(*i, n);
+    }
+    let pairs: BTreeMap<usize, sp_core::sr25519::Pair> = used
+        .iter()
+        .map(|i| (*i, accounts::bench_pair(*i)))
+        .collect();
+    let plan = t
+        .txs
+        .iter()
+        .enumerate()
+        .map(|(k, x)| {
+            let from = accounts::map_address(&x.from, load.accounts);
+            let to = accounts::map_address(&x.to, load.accounts);
+            let n = nonces
+                .get_mut(&from)
+                .expect("every used account has a nonce; qed");
+            let amount = 1_000_000 + x.amount % 1_000_000_000;
+            let xt = accounts::transfer(
+                &pairs[&from],
+                accounts::account_of(&pairs[&to]),
+                amount,
+                *n,
+                genesis,
+            );
+            *n += 1;
+            let at_ms = match load.trace_speedup {
+                Some(s) => (x.at_s as f64 * 1000.0 / s) as u64,
+                None => (k as f64 * 1000.0 / load.rate) as u64,
+            };
+            replay::Planned {
+                xt,
+                sender: from,
+                at_ms,
+            }
+        })
+        .collect();
+    Ok(plan)
+}
+
+async fn replay_mode(
+    endpoints: &[String],
+    load: &LoadArgs,
+    uniform: bool,
+) -> Result<report::Summary, String> {
+    if endpoints.is_empty() {
+        return Err("no --endpoints".into());
+    }
+    let t = load_trace(load, uniform)?;
+    let plan = prepare(endpoints, load, &t).await?;
+    let (summary, _) = measure(endpoints, load, &load.label, plan, None).await?;
+    Ok(summary)
+}
+
+async fn measure(
+    endpoints: &[String],
+    load: &LoadArgs,
+    label: &str,
+    plan: Vec<replay::Planned>,
+    on_half: Option<Box<dyn FnOnce() + Send>>,
+) -> Result<(report::Summary, replay::Outcome), String> {
+    let total = plan.len();
+    let bar = if load.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total as u64)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:40}] {pos}/{len} finalized ({msg})",
+        )
+        .expect("a valid template; qed")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    let half = std::sync::Mutex::new(on_half);
+    let outcome = replay::run(
+        endpoints,
+        plan,
+        Duration::from_secs(load.settle_secs),
+        |sub, fin| {
+            bar.set_position(fin as u64);
+            bar.set_message(format!("{sub} submitted"));
+            if sub >= total / 2 {
+                if let Some(f) = half.lock().expect("no panics while held; qed").take() {
+                    f();
+                }
+            }
+        },
+    )
+    .await?;
+    bar.finish_and_clear();
+    let summary = report::summarize(label, &outcome);
+    report::write(&load.out, &summary, &outcome)?;
+    print_summary(&summary);
+    Ok((summary, outcome))
+}
+
+fn print_summary(s: &report::Summary) {
+    println!(
+        "{:<28} submitted {:>6}  finalized {:>6}  dropped {:>5}  finality p50/p95/p99 {:>6}/{:>6}/{:>6} ms  sustained {:>7.1} tx/s",
+        s.label,
+        s.submitted,
+        s.finalized,
+        s.dropped.values().sum::<usize>(),
+        s.finality_ms[0],
+        s.finality_ms[1],
+        s.finality_ms[2],
+        s.sustained_tps
+    );
+    for (why, n) in &s.dropped {
+        println!("    dropped {n}: {why}");
+    }
+}
+
+async fn network_mode(
+    node: &Path,
+    modes: Modes,
+    scenario: Scenario,
+    block_time_ms: u64,
+    load: &LoadArgs,
+) -> Result<Vec<report::Summary>, String> {
+    if !node.exists() {
+        return Err(format!(
+            "bsmr-node not found at {} (build it with `make build`, or pass --node)",
+            node.display()
+        ));
+    }
+    let list: Vec<&str> = match modes {
+        Modes::Leaderless => vec!["leaderless"],
+        Modes::Leader => vec!["leader"],
+        Modes::Both => vec!["leaderless", "leader"],
+    };
+    let t = load_trace(load, scenario == Scenario::Uniform)?;
+    let scen = format!("{scenario:?}").to_lowercase();
+    let mut results = vec![];
+    for mode in list {
+        eprintln!("starting a 4-validator network, consensus mode {mode} ...");
+        let net = network::LocalNet::start(
+            node,
+            mode,
+            &["--block-time-ms".into(), block_time_ms.to_string()],
+        )?;
+        let all = net.endpoints();
+        // Crash: submit to validators 1..4 only; kill validator 0 (the baseline's leader) halfway.
+        let endpoints: Vec<String> = if scenario == Scenario::Crash {
+            all[1..].to_vec()
+        } else {
+            all.clone()
+        };
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let plan = prepare(&endpoints, load, &t).await?;
+        let net = std::sync::Arc::new(std::sync::Mutex::new(net));
+        let killer: Option<Box<dyn FnOnce() + Send>> = if scenario == Scenario::Crash {
+            let net = net.clone();
+            Some(Box::new(move || {
+                eprintln!("killing alice (validator 0) ...");
+                net.lock().expect("no panics while held; qed").kill(0);
+            }))
+        } else {
+            None
+        };
+        let label = format!("{}-{scen}-{mode}", load.label);
+        let (summary, outcome) = measure(&endpoints, load, &label, plan, killer).await?;
+        results.push((summary, outcome));
+        drop(net);
+    }
+    if results.len() == 2 {
+        let (a, b) = (&results[0].0, &results[1].0);
+        let ratio = |x: u64, y: u64| {
+            if x == 0 {
+                f64::NAN
+            } else {
+                y as f64 / x as f64
+            }
+        };
+        println!(
+            "leader / leaderless: finality p50 x{:.2}, p99 x{:.2}; sustained TPS leaderless/leader x{:.2}",
+            ratio(a.finality_ms[0], b.finality_ms[0]),
+            ratio(a.finality_ms[2], b.finality_ms[2]),
+            if b.sustained_tps > 0.0 { a.sustained_tps / b.sustained_tps } else { f64::NAN }
+        );
+        let runs: Vec<(String, &replay::Outcome)> =
+            results.iter().map(|(s, o)| (s.label.clone(), o)).collect();
+        report::plot_cdf(
+            &load
+                .out
+                .join(format!("{}-{scen}-compare-latency-cdf.svg", load.label)),
+            &runs,
+        )?;
+        report::plot_throughput(
+            &load
+                .out
+                .join(format!("{}-{scen}-compare-throughput.svg", load.label)),
+            &runs,
+        )?;
+        let json =
+            serde_json::to_string_pretty(&results.iter().map(|(s, _)| s).collect::<Vec<_>>())
+                .map_err(|e| e.to_string())?;
+        std::fs::write(
+            load.out.join(format!("{}-{scen}-compare.json", load.label)),
+            json,
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(results.into_iter().map(|(s, _)| s).collect())
+}
+
+fn sim_mode(validators: usize, seed: u64) -> Result<(), String> {
+    if validators == 0 || validators > 100 {
+        return Err("--validators must be within 1..=100".into());
+    }
+    let mut cfg = bsmr_sim::SimConfig::small(validators, seed);
+    cfg.end_ms = 30_000;
+    let r = bsmr_sim::run(cfg);
+    println!(
+        "{}",
+        serde_json::json!({
+            "validators": validators,
+            "seed": seed,
+            "decisions": r.decisions,
+            "messages": r.messages,
+            "min_height": r.min_height,
+            "max_height": r.max_height,
+            "violations": r.violations,
+        })
+    );
+    if !r.violations.is_empty() {
+        return Err(format!("invariant violations: {:?}", r.violations));
+    }
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! A local bsmr network started by the bench: n validators (`--chain local`: Alice..Dave) on
+//! loopback, each in its own temporary base path, killed and removed on drop.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NAMES: [&str; 4] = ["alice", "bob", "charlie", "dave"];
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// One validator process.
+pub struct Validator {
+    /// Name (alice, ...).
+    pub name: &'static str,
+    /// RPC port.
+    pub rpc: u16,
+    p2p: u16,
+    node_key: String,
+    peer_id: String,
+    base: PathBuf,
+    child: Option<Child>,
+}
+
+/// A running local network.
+pub struct LocalNet {
+    node: PathBuf,
+    dir: PathBuf,
+    mode: String,
+    extra: Vec<String>,
+    /// The validators.
+    pub validators: Vec<Validator>,
+}
+
+impl LocalNet {
+    /// Start the four `--chain local` validators with `--consensus-mode <mode>` plus `extra` args.
+    pub fn start(node: &Path, mode: &str, extra: &[String]) -> Result<LocalNet, String> {
+        let dir = std::env::temp_dir().join(format!("bsmr-bench-{}-{mode}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut validators = vec![];
+        for (i, name) in NAMES.iter().enumerate() {
+            let node_key = format!("{:064x}", i + 1);
+            let key_file = dir.join(format!("{name}.key"));
+            std::fs::write(&key_file, &node_key).map_err(|e| e.to_string())?;
+            let out = Command::new(node)
+                .args(["key", "inspect-node-key", "--file"])
+                .arg(&key_file)
+                .output()
+                .map_err(|e| format!("running {}: {e}", node.display()))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "bsmr-node key inspect-node-key failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            validators.push(Validator {
+                name,
+                rpc: free_port(),
+                p2p: free_port(),
+                node_key,
+                peer_id: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+                base: dir.join(name),
+                child: None,
+            });
+        }
+        let mut net = LocalNet {
+            node: node.to_path_buf(),
+            dir,
+            mode: mode.to_string(),
+            extra: extra.to_vec(),
+            validators,
+        };
+        for i in 0..net.validators.len() {
+            net.spawn(i)?;
+        }
+        for i in 0..net.validators.len() {
+            net.wait_rpc(i, Duration::from_secs(120))?;
+        }
+        Ok(net)
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<(), String> {
+        let boot: Vec<String> = self
+            .validators
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, v)| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", v.p2p, v.peer_id))
+            .collect();
+        let v = &self.validators[i];
+        let log = std::fs::File::create(self.dir.join(format!("{}.log", v.name)))
+            .map_err(|e| e.to_string())?;
+        let child = Command::new(&self.node)
+            .args(["--chain", "local", &format!("--{}", v.name), "--base-path"])
+            .arg(&v.base)
+            .args([
+                "--node-key",
+                &v.node_key,
+                "--port",
+                &v.p2p.to_string(),
+                "--rpc-port",
+                &v.rpc.to_string(),
+            ])
+            .args([
+                "--no-prometheus",
+                "--no-telemetry",
+                "--no-mdns",
+                "--rpc-max-connections",
+                "10000",
+            ])
+            .args([
+                "--consensus-mode",
+                &self.mode,
+                "--pool-limit",
+                "65536",
+                "--pool-kbytes",
+                "1048576",
+            ])
+            .args(&self.extra)
+            .arg("--bootnodes")
+            .args(boot)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", self.node.display()))?;
+        self.validators[i].child = Some(child);
+        Ok(())
+    }
+
+    fn wait_rpc(&self, i: usize, timeout: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        let addr = format!("127.0.0.1:{}", self.validators[i].rpc);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            if start.elapsed() > timeout {
+                return Err(format!(
+                    "{} did not open RPC within {timeout:?}; see {}",
+                    self.validators[i].name,
+                    self.dir.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    }
+
+    /// WebSocket endpoints of the validators that run.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.validators
+            .iter()
+            .filter(|v| v.child.is_some())
+            .map(|v| format!("ws://127.0.0.1:{}", v.rpc))
+            .collect()
+    }
+
+    /// SIGKILL validator `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.validators[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Where the node logs are.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for LocalNet {
+    fn drop(&mut self) {
+        for i in 0..self.validators.len() {
+            self.kill(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,290 @@
+//! Submit pre-signed transfers over RPC and measure each one: submit -> in a block -> finalized.
+//!
+//! Open loop: transaction i is submitted at its scheduled time whatever happened to the ones
+//! before it (a fixed rate, or the trace's own inter-arrival times scaled). A sender's
+//! transactions always go to the same endpoint (sender mod endpoints), so nonces arrive in order.
+//! A watcher follows new and finalized heads on the first endpoint, reads every block body and
+//! matches extrinsic hashes. Every submitted transaction ends either finalized or dropped with
+//! its reason (RPC error, or not finalized before the deadline).
+
+use crate::accounts::xt_hash;
+use jsonrpsee::{
+    core::client::{ClientT, Subscription, SubscriptionClientT},
+    rpc_params,
+    ws_client::{WsClient, WsClientBuilder},
+};
+use serde::Serialize;
+use sp_core::H256;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A transaction ready to submit.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    /// Encoded signed extrinsic.
+    pub xt: Vec<u8>,
+    /// Sender index (routes it to an endpoint).
+    pub sender: usize,
+    /// Submit time, in ms after the start.
+    pub at_ms: u64,
+}
+
+/// What happened to one transaction.
+#[derive(Clone, Debug, Serialize)]
+pub struct TxRecord {
+    /// Extrinsic hash.
+    pub hash: H256,
+    /// Endpoint index it was sent to.
+    pub endpoint: usize,
+    /// Submit time (ms since start).
+    pub submitted_ms: u64,
+    /// Seen in a block (ms since start).
+    pub included_ms: Option<u64>,
+    /// Seen in a finalized block (ms since start).
+    pub finalized_ms: Option<u64>,
+    /// Block number.
+    pub block: Option<u64>,
+    /// Why it did not finalize.
+    pub dropped: Option<String>,
+}
+
+/// Replay outcome.
+pub struct Outcome {
+    /// One record per planned transaction, in plan order.
+    pub records: Vec<TxRecord>,
+    /// Wall time of the run.
+    pub elapsed_ms: u64,
+    /// (ms since start, block number, extrinsics in it) for every finalized block seen.
+    pub blocks: Vec<(u64, u64, usize)>,
+}
+
+#[derive(Default)]
+struct Seen {
+    included: BTreeMap<H256, (u64, u64)>,
+    finalized: BTreeMap<H256, (u64, u64)>,
+    blocks: Vec<(u64, u64, usize)>,
+}
+
+async fn connect(url: &str) -> Result<WsClient, String> {
+    WsClientBuilder::default()
+        .request_timeout(Duration::from_secs(60))
+        .max_concurrent_requests(100_000)
+        .build(url)
+        .await
+        .map_err(|e| format!("cannot connect to {url}: {e}"))
+}
+
+/// Read the extrinsic hashes of block `n` from `client`.
+async fn block_xts(client: &WsClient, n: u64) -> Result<Vec<H256>, String> {
+    let hash: Option<H256> = client
+        .request("chain_getBlockHash", rpc_params![n])
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(hash) = hash else { return Ok(vec![]) };
+    let block: serde_json::Value = client
+        .request("chain_getBlock", rpc_params![hash])
+        .await
+        .map_err(|e| e.to_string())?;
+    let xts = block["block"]["extrinsics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    Ok(xts
+        .iter()
+        .filter_map(|x| x.as_str())
+        .filter_map(|x| hex::decode(x.trim_start_matches("0x")).ok())
+        .map(|b| xt_hash(&b))
+        .collect())
+}
+
+fn header_number(h: &serde_json::Value) -> u64 {
+    h["number"]
+        .as_str()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .unwrap_or(0)
+}
+
+/// Follow heads of one kind, recording every extrinsic of every block once.
+async fn follow(
+    url: String,
+    finalized: bool,
+    start: Instant,
+    seen: Arc<Mutex<Seen>>,
+    from: u64,
+) -> Result<(), String> {
+    let client = connect(&url).await?;
+    let (sub, unsub) = if finalized {
+        (
+            "chain_subscribeFinalizedHeads",
+            "chain_unsubscribeFinalizedHeads",
+        )
+    } else {
+        ("chain_subscribeNewHeads", "chain_unsubscribeNewHeads")
+    };
+    let mut heads: Subscription<serde_json::Value> = client
+        .subscribe(sub, rpc_params![], unsub)
+        .await
+        .map_err(|e| format!("{sub}: {e}"))?;
+    let mut next = from + 1;
+    while let Some(h) = heads.next().await {
+        let h = h.map_err(|e| e.to_string())?;
+        let top = header_number(&h);
+        let now = start.elapsed().as_millis() as u64;
+        while next <= top {
+            let xts = block_xts(&client, next).await?;
+            let mut s = seen.lock().expect("no panics while held; qed");
+            if finalized {
+                s.blocks.push((now, next, xts.len()));
+            }
+            let map = if finalized {
+                &mut s.finalized
+            } else {
+                &mut s.included
+            };
+            for x in xts {
+                map.entry(x).or_insert((now, next));
+            }
+            next += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Run the replay. `progress` is called with (submitted, finalized) counts.
+pub async fn run(
+    endpoints: &[String],
+    plan: Vec<Planned>,
+    settle: Duration,
+    progress: impl Fn(usize, usize),
+) -> Result<Outcome, String> {
+    let mut clients = vec![];
+    for e in endpoints {
+        clients.push(Arc::new(connect(e).await?));
+    }
+    let head: H256 = clients[0]
+        .request("chain_getFinalizedHead", rpc_params![])
+        .await
+        .map_err(|e| e.to_string())?;
+    let header: serde_json::Value = clients[0]
+        .request("chain_getHeader", rpc_params![head])
+        .await
+        .map_err(|e| e.to_string())?;
+    let from = header_number(&header);
+    let start = Instant::now();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let watchers = [
+        tokio::spawn(follow(
+            endpoints[0].clone(),
+            false,
+            start,
+            seen.clone(),
+            from,
+        )),
+        tokio::spawn(follow(
+            endpoints[0].clone(),
+            true,
+            start,
+            seen.clone(),
+            from,
+        )),
+    ];
+
+    let n = plan.len();
+    let records: Arc<Mutex<Vec<Option<TxRecord>>>> = Arc::new(Mutex::new(vec![None; n]));
+    let mut tasks = Vec::with_capacity(n);
+    for (i, p) in plan.into_iter().enumerate() {
+        let due = start + Duration::from_millis(p.at_ms);
+        tokio::time::sleep_until(due.into()).await;
+        let endpoint = p.sender % clients.len();
+        let client = clients[endpoint].clone();
+        let records = records.clone();
+        tasks.push(tokio::spawn(async move {
+            let submitted_ms = start.elapsed().as_millis() as u64;
+            let r: Result<H256, _> = client
+                .request(
+                    "author_submitExtrinsic",
+                    rpc_params![sp_core::Bytes(p.xt.clone())],
+                )
+                .await;
+            let dropped = r.err().map(|e| format!("rejected at submission: {e}"));
+            records.lock().expect("no panics while held; qed")[i] = Some(TxRecord {
+                hash: xt_hash(&p.xt),
+                endpoint,
+                submitted_ms,
+                included_ms: None,
+                finalized_ms: None,
+                block: None,
+                dropped,
+            });
+        }));
+        if i % 200 == 0 {
+            let fin = seen
+                .lock()
+                .expect("no panics while held; qed")
+                .finalized
+                .len();
+            progress(i + 1, fin);
+        }
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())?;
+    }
+    // Wait until every accepted transaction is finalized, or no progress for `settle`.
+    let mut last = (Instant::now(), usize::MAX);
+    loop {
+        let pending = {
+            let recs = records.lock().expect("no panics while held; qed");
+            let s = seen.lock().expect("no panics while held; qed");
+            recs.iter()
+                .flatten()
+                .filter(|r| r.dropped.is_none() && !s.finalized.contains_key(&r.hash))
+                .count()
+        };
+        progress(n, n - pending);
+        if pending == 0 {
+            break;
+        }
+        if pending != last.1 {
+            last = (Instant::now(), pending);
+        } else if last.0.elapsed() > settle {
+            break;
+        }
+        if watchers.iter().any(|w| w.is_finished()) {
+            return Err(format!("lost the head subscription on {}", endpoints[0]));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let elapsed_ms = start.elapsed().as_millis() as u64;
+    for w in &watchers {
+        w.abort();
+    }
+    let s = seen.lock().expect("no panics while held; qed");
+    let recs = records.lock().expect("no panics while held; qed");
+    let records = recs
+        .iter()
+        .map(|r| {
+            let mut r = r.clone().expect("every task wrote its record; qed");
+            if let Some((t, b)) = s.included.get(&r.hash) {
+                r.included_ms = Some(*t);
+                r.block = Some(*b);
+            }
+            if let Some((t, b)) = s.finalized.get(&r.hash) {
+                r.finalized_ms = Some(*t);
+                r.block = Some(*b);
+                r.included_ms = Some(r.included_ms.unwrap_or(*t).min(*t));
+            } else if r.dropped.is_none() {
+                r.dropped = Some(format!(
+                    "not finalized within {} s of the last progress",
+                    settle.as_secs()
+                ));
+            }
+            r
+        })
+        .collect();
+    Ok(Outcome {
+        records,
+        elapsed_ms,
+        blocks: s.blocks.clone(),
+    })
+}

@@ -1,0 +1,274 @@
+//! Figures of a run (latency percentiles, sustained TPS, drops) and the files they go to:
+//! `<label>.json` (summary), `<label>.csv` (one row per transaction), and SVG plots (latency
+//! CDF, finalized throughput over time).
+
+use crate::replay::{Outcome, TxRecord};
+use plotters::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Summary of one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Run label (scenario and mode).
+    pub label: String,
+    /// Transactions planned and submitted.
+    pub submitted: usize,
+    /// Finalized.
+    pub finalized: usize,
+    /// Dropped, by reason.
+    pub dropped: BTreeMap<String, usize>,
+    /// Submit -> finalized latency percentiles (ms): p50, p95, p99.
+    pub finality_ms: [u64; 3],
+    /// Submit -> in a block latency percentiles (ms).
+    pub inclusion_ms: [u64; 3],
+    /// Finalized transactions per second between the first and last finalization.
+    pub sustained_tps: f64,
+    /// Wall time (ms).
+    pub elapsed_ms: u64,
+}
+
+fn percentiles(mut v: Vec<u64>) -> [u64; 3] {
+    if v.is_empty() {
+        return [0; 3];
+    }
+    v.sort_unstable();
+    // Nearest-rank percentile: the smallest value with at least p of the samples at or below it.
+    let at = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    [at(0.50), at(0.95), at(0.99)]
+}
+
+/// Summarize an outcome.
+pub fn summarize(label: &str, o: &Outcome) -> Summary {
+    let fin: Vec<&TxRecord> = o
+        .records
+        .iter()
+        .filter(|r| r.finalized_ms.is_some())
+        .collect();
+    let mut dropped = BTreeMap::new();
+    for r in &o.records {
+        if let Some(d) = &r.dropped {
+            // Group by the reason's first clause so similar errors count together.
+            let key = d.split(':').take(2).collect::<Vec<_>>().join(":");
+            *dropped.entry(key).or_insert(0) += 1;
+        }
+    }
+    let finality = fin
+        .iter()
+        .map(|r| r.finalized_ms.unwrap_or(0).saturating_sub(r.submitted_ms))
+        .collect();
+    let inclusion = fin
+        .iter()
+        .map(|r| r.included_ms.unwrap_or(0).saturating_sub(r.submitted_ms))
+        .collect();
+    let first = fin.iter().filter_map(|r| r.finalized_ms).min().unwrap_or(0);
+    let last = fin.iter().filter_map(|r| r.finalized_ms).max().unwrap_or(0);
+    let span = (last.saturating_sub(first)).max(1) as f64 / 1000.0;
+    Summary {
+        label: label.to_string(),
+        submitted: o.records.len(),
+        finalized: fin.len(),
+        dropped,
+        finality_ms: percentiles(finality),
+        inclusion_ms: percentiles(inclusion),
+        sustained_tps: if fin.len() > 1 {
+            fin.len() as f64 / span
+        } else {
+            0.0
+        },
+        elapsed_ms: o.elapsed_ms,
+    }
+}
+
+/// Write `<label>.json`, `<label>.csv`, `<label>-latency-cdf.svg`, `<label>-throughput.svg`.
+pub fn write(dir: &Path, s: &Summary, o: &Outcome) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let json = serde_json::to_string_pretty(s).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join(format!("{}.json", s.label)), json).map_err(|e| e.to_string())?;
+    let mut csv =
+        String::from("hash,endpoint,submitted_ms,included_ms,finalized_ms,block,dropped\n");
+    for r in &o.records {
+        let opt = |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_default();
+        csv.push_str(&format!(
+            "{:?},{},{},{},{},{},{}\n",
+            r.hash,
+            r.endpoint,
+            r.submitted_ms,
+            opt(r.included_ms),
+            opt(r.finalized_ms),
+            opt(r.block),
+            r.dropped.as_deref().unwrap_or("").replace(',', ";")
+        ));
+    }
+    std::fs::write(dir.join(format!("{}.csv", s.label)), csv).map_err(|e| e.to_string())?;
+    plot_cdf(
+        &dir.join(format!("{}-latency-cdf.svg", s.label)),
+        &[(s.label.clone(), o)],
+    )?;
+    plot_throughput(
+        &dir.join(format!("{}-throughput.svg", s.label)),
+        &[(s.label.clone(), o)],
+    )
+}
+
+/// Latency CDFs of several runs in one plot.
+pub fn plot_cdf(path: &Path, runs: &[(String, &Outcome)]) -> Result<(), String> {
+    let curves: Vec<(String, Vec<(f64, f64)>)> = runs
+        .iter()
+        .map(|(l, o)| {
+            let mut v: Vec<f64> = o
+                .records
+                .iter()
+                .filter_map(|r| {
+                    r.finalized_ms
+                        .map(|f| f.saturating_sub(r.submitted_ms) as f64 / 1000.0)
+                })
+                .collect();
+            v.sort_by(|a, b| a.total_cmp(b));
+            let n = v.len().max(1) as f64;
+            (
+                l.clone(),
+                v.iter()
+                    .enumerate()
+                    .map(|(i, x)| (*x, (i + 1) as f64 / n))
+                    .collect(),
+            )
+        })
+        .collect();
+    let xmax = curves
+        .iter()
+        .flat_map(|(_, c)| c.iter().map(|p| p.0))
+        .fold(1.0, f64::max);
+    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Finality latency CDF", ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..xmax * 1.05, 0.0..1.0)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds from submit to finalized")
+        .y_desc("fraction")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (label, c)) in curves.into_iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(c, color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Finalized transactions per second over time, one line per run.
+pub fn plot_throughput(path: &Path, runs: &[(String, &Outcome)]) -> Result<(), String> {
+    let series: Vec<(String, Vec<(f64, f64)>)> = runs
+        .iter()
+        .map(|(l, o)| {
+            let mut per_s: BTreeMap<u64, f64> = BTreeMap::new();
+            for r in &o.records {
+                if let Some(f) = r.finalized_ms {
+                    *per_s.entry(f / 1000).or_default() += 1.0;
+                }
+            }
+            let end = per_s.keys().last().copied().unwrap_or(0);
+            (
+                l.clone(),
+                (0..=end)
+                    .map(|s| (s as f64, per_s.get(&s).copied().unwrap_or(0.0)))
+                    .collect(),
+            )
+        })
+        .collect();
+    let xmax = series
+        .iter()
+        .flat_map(|(_, c)| c.iter().map(|p| p.0))
+        .fold(1.0, f64::max);
+    let ymax = series
+        .iter()
+        .flat_map(|(_, c)| c.iter().map(|p| p.1))
+        .fold(1.0, f64::max);
+    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Finalized throughput", ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..xmax + 1.0, 0.0..ymax * 1.1)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since start")
+        .y_desc("tx/s")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (label, c)) in series.into_iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(c, color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sp_core::H256;
+
+    fn rec(sub: u64, fin: Option<u64>, dropped: Option<&str>) -> TxRecord {
+        TxRecord {
+            hash: H256::random(),
+            endpoint: 0,
+            submitted_ms: sub,
+            included_ms: fin,
+            finalized_ms: fin,
+            block: fin.map(|_| 1),
+            dropped: dropped.map(|s| s.to_string()),
+        }
+    }
+
+    #[test]
+    fn summary_accounts_for_every_transaction() {
+        let o = Outcome {
+            records: vec![
+                rec(0, Some(1000), None),
+                rec(0, Some(3000), None),
+                rec(0, None, Some("rejected at submission: x")),
+            ],
+            elapsed_ms: 4000,
+            blocks: vec![],
+        };
+        let s = summarize("t", &o);
+        assert_eq!(s.submitted, 3);
+        assert_eq!(s.finalized + s.dropped.values().sum::<usize>(), 3);
+        assert_eq!(s.finality_ms[0], 1000);
+        assert_eq!(s.finality_ms[2], 3000);
+        assert!((s.sustained_tps - 1.0).abs() < 1e-9);
+        let dir = std::env::temp_dir().join(format!("bsmr-bench-report-{}", std::process::id()));
+        write(&dir, &s, &o).unwrap();
+        assert!(std::fs::read_to_string(dir.join("t-latency-cdf.svg"))
+            .unwrap()
+            .contains("<svg"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,308 @@
+//! The core's persisted state in the node's database (aux storage, ParityDb).
+//!
+//! Each core record lives at `bsmr/core/<epoch>/r/<SCALE(Key)>`; because aux storage cannot be
+//! iterated, the set of live keys is kept in `bsmr/core/<epoch>/index`, rewritten in the same
+//! atomic write as the records it lists. Blocks the core handed out but the chain does not have
+//! yet are kept under `bsmr/pending/<b>` until imported, so a crash between "block ready" and
+//! import loses nothing. Every write is synchronous: the engine sends nothing that depends on a
+//! write before [`AuxStorage::apply`] returns (persist before send).
+
+use bsmr_consensus_core::{Epoch, FinishedBlock, Key, Record, Storage, StorageOp};
+use codec::{Decode, Encode};
+use sc_client_api::AuxStore;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+const PENDING_INDEX: &[u8] = b"bsmr/pending/index";
+
+/// Why the persisted state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum AuxError {
+    /// The database failed.
+    #[error("aux storage: {0}")]
+    Db(#[from] sp_blockchain::Error),
+    /// A stored value does not decode: the database is corrupt or from an incompatible version.
+    #[error("corrupt bsmr record under key {0}")]
+    Corrupt(String),
+}
+
+/// The core's storage for one epoch, on top of a client's aux store.
+pub struct AuxStorage<A> {
+    aux: Arc<A>,
+    epoch: Epoch,
+    index: BTreeSet<Key>,
+    pending: BTreeSet<u64>,
+}
+
+impl<A: AuxStore> AuxStorage<A> {
+    /// Open the storage of `epoch`, reading its key index.
+    pub fn open(aux: Arc<A>, epoch: Epoch) -> Result<Self, AuxError> {
+        let index_key = index_key(epoch);
+        let index = match aux.get_aux(&index_key)? {
+            Some(bytes) => Vec::<Key>::decode(&mut &bytes[..])
+                .map_err(|_| AuxError::Corrupt(String::from_utf8_lossy(&index_key).into()))?
+                .into_iter()
+                .collect(),
+            None => BTreeSet::new(),
+        };
+        let pending = match aux.get_aux(PENDING_INDEX)? {
+            Some(bytes) => Vec::<u64>::decode(&mut &bytes[..])
+                .map_err(|_| AuxError::Corrupt("bsmr/pending/index".into()))?
+                .into_iter()
+                .collect(),
+            None => BTreeSet::new(),
+        };
+        Ok(AuxStorage {
+            aux,
+            epoch,
+            index,
+            pending,
+        })
+    }
+
+    /// Apply the core's writes atomically, in order.
+    pub fn apply(&mut self, ops: &[StorageOp]) -> Result<(), AuxError> {
+        let mut writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for op in ops {
+            match op {
+                StorageOp::Put(k, v) => {
+                    self.index.insert(k.clone());
+                    writes.insert(record_key(self.epoch, k), Some(v.encode()));
+                }
+                StorageOp::Delete(k) => {
+                    self.index.remove(k);
+                    writes.insert(record_key(self.epoch, k), None);
+                }
+            }
+        }
+        writes.insert(
+            index_key(self.epoch),
+            Some(self.index.iter().cloned().collect::<Vec<_>>().encode()),
+        );
+        self.write(writes)
+    }
+
+    /// Remember a block the core handed out until [`AuxStorage::forget_pending`].
+    pub fn add_pending(&mut self, block: &FinishedBlock) -> Result<(), AuxError> {
+        self.pending.insert(block.index);
+        let mut w = BTreeMap::new();
+        w.insert(pending_key(block.index), Some(block.encode()));
+        w.insert(
+            PENDING_INDEX.to_vec(),
+            Some(self.pending.iter().copied().collect::<Vec<_>>().encode()),
+        );
+        self.write(w)
+    }
+
+    /// Forget pending blocks up to and including `upto` (they are on chain now).
+    pub fn forget_pending(&mut self, upto: u64) -> Result<(), AuxError> {
+        let gone: Vec<u64> = self.pending.range(..=upto).copied().collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let mut w = BTreeMap::new();
+        for b in gone {
+            self.pending.remove(&b);
+            w.insert(pending_key(b), None);
+        }
+        w.insert(
+            PENDING_INDEX.to_vec(),
+            Some(self.pending.iter().copied().collect::<Vec<_>>().encode()),
+        );
+        self.write(w)
+    }
+
+    /// Drop pending blocks from `from` on (void: a new epoch starts there).
+    pub fn drop_pending_from(&mut self, from: u64) -> Result<(), AuxError> {
+        let gone: Vec<u64> = self.pending.range(from..).copied().collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let mut w = BTreeMap::new();
+        for b in gone {
+            self.pending.remove(&b);
+            w.insert(pending_key(b), None);
+        }
+        w.insert(
+            PENDING_INDEX.to_vec(),
+            Some(self.pending.iter().copied().collect::<Vec<_>>().encode()),
+        );
+        self.write(w)
+    }
+
+    /// Blocks handed out by the core that were not imported before a restart, in index order.
+    pub fn pending_blocks(&self) -> Result<Vec<FinishedBlock>, AuxError> {
+        let mut out = vec![];
+        for b in &self.pending {
+            let key = pending_key(*b);
+            if let Some(bytes) = self.aux.get_aux(&key)? {
+                out.push(
+                    FinishedBlock::decode(&mut &bytes[..])
+                        .map_err(|_| AuxError::Corrupt(format!("bsmr/pending/{b}")))?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of live core records.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether no core record is stored.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Read every record (for [`Storage::load`]), failing loudly on corruption.
+    pub fn load_checked(&self) -> Result<Vec<(Key, Record)>, AuxError> {
+        let mut out = Vec::with_capacity(self.index.len());
+        for k in &self.index {
+            let key = record_key(self.epoch, k);
+            let Some(bytes) = self.aux.get_aux(&key)? else {
+                continue;
+            };
+            let r =
+                Record::decode(&mut &bytes[..]).map_err(|_| AuxError::Corrupt(format!("{k:?}")))?;
+            out.push((k.clone(), r));
+        }
+        Ok(out)
+    }
+
+    fn write(&self, w: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<(), AuxError> {
+        let inserts: Vec<(&[u8], &[u8])> = w
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.as_slice(), v.as_slice())))
+            .collect();
+        let deletes: Vec<&[u8]> = w
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.as_slice())
+            .collect();
+        self.aux.insert_aux(inserts.iter(), deletes.iter())?;
+        Ok(())
+    }
+}
+
+impl<A: AuxStore> Storage for AuxStorage<A> {
+    fn load(&self) -> Vec<(Key, Record)> {
+        // `open` + `load_checked` is the checked path the engine uses; this one cannot report
+        // errors through the core's trait, so corruption here is fatal by design.
+        self.load_checked()
+            .expect("bsmr aux records decode (checked at start-up by load_checked); qed")
+    }
+}
+
+fn index_key(epoch: Epoch) -> Vec<u8> {
+    format!("bsmr/core/{epoch}/index").into_bytes()
+}
+
+fn record_key(epoch: Epoch, k: &Key) -> Vec<u8> {
+    let mut v = format!("bsmr/core/{epoch}/r/").into_bytes();
+    v.extend_from_slice(&k.encode());
+    v
+}
+
+fn pending_key(b: u64) -> Vec<u8> {
+    let mut v = b"bsmr/pending/".to_vec();
+    v.extend_from_slice(&b.to_be_bytes());
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bsmr_consensus_core::storage::Meta;
+    use parking_lot::Mutex;
+
+    #[derive(Default)]
+    struct MemAux(Mutex<BTreeMap<Vec<u8>, Vec<u8>>>);
+
+    impl AuxStore for MemAux {
+        fn insert_aux<
+            'a,
+            'b: 'a,
+            'c: 'a,
+            I: IntoIterator<Item = &'a (&'c [u8], &'c [u8])>,
+            D: IntoIterator<Item = &'a &'b [u8]>,
+        >(
+            &self,
+            insert: I,
+            delete: D,
+        ) -> sp_blockchain::Result<()> {
+            let mut m = self.0.lock();
+            for (k, v) in insert {
+                m.insert(k.to_vec(), v.to_vec());
+            }
+            for k in delete {
+                m.remove(*k);
+            }
+            Ok(())
+        }
+        fn get_aux(&self, key: &[u8]) -> sp_blockchain::Result<Option<Vec<u8>>> {
+            Ok(self.0.lock().get(key).cloned())
+        }
+    }
+
+    #[test]
+    fn records_survive_reopen_and_deletes_stick() {
+        let aux = Arc::new(MemAux::default());
+        let mut s = AuxStorage::open(aux.clone(), 3).unwrap();
+        let meta = Record::Meta(Meta {
+            fence: 4,
+            next_pos: 9,
+            built: 2,
+            built_ckpt: [1; 32],
+            built_ts: 77,
+        });
+        s.apply(&[
+            StorageOp::Put(Key::Meta, meta.clone()),
+            StorageOp::Put(Key::OwnBatch(0), Record::Marked(true)),
+        ])
+        .unwrap();
+        s.apply(&[StorageOp::Delete(Key::OwnBatch(0))]).unwrap();
+        let reopened = AuxStorage::open(aux.clone(), 3).unwrap();
+        assert_eq!(reopened.load(), vec![(Key::Meta, meta)]);
+        assert!(
+            AuxStorage::open(aux.clone(), 4).unwrap().is_empty(),
+            "epochs are separate"
+        );
+    }
+
+    #[test]
+    fn pending_blocks_until_forgotten() {
+        let aux = Arc::new(MemAux::default());
+        let mut s = AuxStorage::open(aux.clone(), 0).unwrap();
+        for i in 1..=3 {
+            s.add_pending(&FinishedBlock {
+                index: i,
+                timestamp_ms: i,
+                checkpoint: [0; 32],
+                batches: vec![],
+            })
+            .unwrap();
+        }
+        s.forget_pending(2).unwrap();
+        let s = AuxStorage::open(aux, 0).unwrap();
+        assert_eq!(
+            s.pending_blocks()
+                .unwrap()
+                .iter()
+                .map(|b| b.index)
+                .collect::<Vec<_>>(),
+            vec![3]
+        );
+    }
+
+    #[test]
+    fn corruption_is_reported_not_swallowed() {
+        let aux = Arc::new(MemAux::default());
+        aux.insert_aux(&[(&b"bsmr/core/0/index"[..], &[0xff, 0xff][..])], &[])
+            .unwrap();
+        assert!(matches!(
+            AuxStorage::open(aux, 0),
+            Err(AuxError::Corrupt(_))
+        ));
+    }
+}

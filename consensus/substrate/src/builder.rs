@@ -1,0 +1,138 @@
+//! Deterministic block building from a finished block of the core (protocol.md, "Execution and
+//! blocks").
+//!
+//! Every honest node builds block b from the same [`FinishedBlock`] on the same parent, so they
+//! all get the same hash and state root:
+//! - header digest: one pre-runtime item `BSMR` = SCALE(b, K_b id), binding the block to its checkpoint;
+//! - inherents from the timestamp `max(parent timestamp + 1, K_b timestamp)` only;
+//! - then every transaction of every batch in the core's canonical order, skipping by one rule
+//!   everywhere: bytes that do not decode, bare (unsigned) extrinsics and anything the runtime's
+//!   [`TxClassifier`] rejects, repeats of an extrinsic already in the block, and extrinsics the
+//!   runtime refuses to apply (bad nonce, no funds, block full). A skipped transaction stays in
+//!   the pools and is proposed again.
+//!
+//! Nothing here reads the wall clock, the local pool or any other node-local state.
+
+use crate::TxClassifier;
+use bsmr_consensus_core::FinishedBlock;
+use bsmr_primitives::BSMR_ENGINE_ID;
+use codec::{Decode, Encode};
+use sc_block_builder::{BlockBuilderBuilder, BuiltBlock};
+use sc_client_api::{backend::Backend, StorageProvider};
+use sp_api::{CallApiAt, ProvideRuntimeApi};
+use sp_block_builder::BlockBuilder as BlockBuilderApi;
+use sp_runtime::{
+    traits::{Block as BlockT, Hash as HashT, Header as HeaderT, NumberFor},
+    Digest, DigestItem,
+};
+use std::collections::BTreeSet;
+
+/// Storage key of pallet-timestamp's `Now`: twox128("Timestamp") ++ twox128("Now").
+pub fn timestamp_now_key() -> Vec<u8> {
+    let mut k = sp_crypto_hashing::twox_128(b"Timestamp").to_vec();
+    k.extend_from_slice(&sp_crypto_hashing::twox_128(b"Now"));
+    k
+}
+
+/// The timestamp stored in the state after `at` (0 at genesis).
+pub fn chain_timestamp<B, BE, C>(client: &C, at: B::Hash) -> Result<u64, String>
+where
+    B: BlockT,
+    BE: Backend<B>,
+    C: StorageProvider<B, BE>,
+{
+    let data = client
+        .storage(at, &sp_core::storage::StorageKey(timestamp_now_key()))
+        .map_err(|e| format!("reading the timestamp at {at}: {e}"))?;
+    Ok(data
+        .map(|d| u64::decode(&mut &d.0[..]).unwrap_or(0))
+        .unwrap_or(0))
+}
+
+/// A built block with what the engine reports about it.
+pub struct Built<B: BlockT> {
+    /// The block and its storage changes.
+    pub built: BuiltBlock<B>,
+    /// Extrinsic hashes of the transactions included.
+    pub included: Vec<B::Hash>,
+    /// Transactions skipped by the deterministic rules.
+    pub skipped: usize,
+}
+
+/// Build `fb` on `parent` (number `parent_number`).
+pub fn build_block<B, BE, C>(
+    client: &C,
+    classifier: &dyn TxClassifier,
+    parent: B::Hash,
+    parent_number: NumberFor<B>,
+    fb: &FinishedBlock,
+) -> Result<Built<B>, String>
+where
+    B: BlockT,
+    BE: Backend<B>,
+    C: ProvideRuntimeApi<B> + CallApiAt<B> + StorageProvider<B, BE>,
+    C::Api: BlockBuilderApi<B>,
+{
+    let prev_ts = chain_timestamp::<B, BE, C>(client, parent)?;
+    let timestamp = fb.timestamp_ms.max(prev_ts + 1);
+    let digest = Digest {
+        logs: vec![DigestItem::PreRuntime(
+            BSMR_ENGINE_ID,
+            (fb.index, fb.checkpoint).encode(),
+        )],
+    };
+    let mut bb = BlockBuilderBuilder::new(client)
+        .on_parent_block(parent)
+        .with_parent_block_number(parent_number)
+        .with_inherent_digests(digest)
+        .build()
+        .map_err(|e| format!("starting block #{}: {e}", fb.index))?;
+    let mut data = sp_inherents::InherentData::new();
+    data.put_data(sp_timestamp::INHERENT_IDENTIFIER, &timestamp)
+        .map_err(|e| format!("timestamp inherent: {e}"))?;
+    let inherents = bb
+        .create_inherents(data)
+        .map_err(|e| format!("creating inherents for #{}: {e}", fb.index))?;
+    for xt in inherents {
+        bb.push(xt)
+            .map_err(|e| format!("applying an inherent of #{}: {e}", fb.index))?;
+    }
+    let mut seen = BTreeSet::new();
+    let mut included = vec![];
+    let mut skipped = 0;
+    for (_, txs) in &fb.batches {
+        for tx in &txs[..] {
+            let hash = <<B::Header as HeaderT>::Hashing as HashT>::hash(&tx.data);
+            if !seen.insert(hash) || classifier.classify(&tx.data).is_none() {
+                skipped += 1;
+                continue;
+            }
+            let Ok(xt) = B::Extrinsic::decode(&mut &tx.data[..]) else {
+                skipped += 1;
+                continue;
+            };
+            match bb.push(xt) {
+                Ok(()) => included.push(hash),
+                Err(_) => skipped += 1,
+            }
+        }
+    }
+    let built = bb
+        .build()
+        .map_err(|e| format!("finishing block #{}: {e}", fb.index))?;
+    Ok(Built {
+        built,
+        included,
+        skipped,
+    })
+}
+
+/// The (index, checkpoint id) a bsmr block header commits to, if any.
+pub fn checkpoint_of<H: HeaderT>(header: &H) -> Option<(u64, [u8; 32])> {
+    header.digest().logs().iter().find_map(|d| match d {
+        DigestItem::PreRuntime(id, data) if *id == BSMR_ENGINE_ID => {
+            <(u64, [u8; 32])>::decode(&mut &data[..]).ok()
+        }
+        _ => None,
+    })
+}

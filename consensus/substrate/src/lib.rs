@@ -1,0 +1,101 @@
+//! # sc-consensus-bsmr
+//!
+//! The bsmr consensus engine for Substrate: the sans-io core of `bsmr-consensus-core` driven by a
+//! node. Blocks are ordered and finalized leaderlessly (protocol.md): every validator proposes
+//! batches of the transactions in its pool, one single-shot Byzantine consensus per batch fixes
+//! its dependencies, checkpoints cut the agreed order into blocks, every validator builds each
+//! block itself (deterministically), signs a finality vote over (number, hash, state root), and
+//! imports the block as final with q votes as its justification.
+//!
+//! How the pieces fit:
+//! - [`network`]: the `/{genesis}/bsmr/1` notification protocol, peer authentication, rate limits;
+//! - [`worker`]: the engine task (core in, network/timers/pool/blocks out);
+//! - [`builder`]: deterministic block building from a finished block;
+//! - [`justification`]: finality votes and certificates;
+//! - [`import`]: the import-queue verifier that checks certificates of synced blocks;
+//! - [`aux_store`]: the core's persisted state in the node's database;
+//! - [`crypto`]: the keystore as the core's signer, sp-core sr25519 as its verifier;
+//! - [`status`], [`metrics`]: RPC and Prometheus.
+//!
+//! The node wires it with [`import_queue`], [`notification_config`] and [`start`].
+#![warn(missing_docs)]
+
+pub mod aux_store;
+pub mod builder;
+pub mod crypto;
+pub mod import;
+pub mod justification;
+pub mod metrics;
+pub mod network;
+pub mod status;
+pub mod worker;
+
+use bsmr_consensus_core::AccountId;
+use sc_network::{config::SetConfig, NetworkBackend, NotificationMetrics, NotificationService};
+use sp_runtime::traits::Block as BlockT;
+use std::sync::Arc;
+
+pub use import::CertificateVerifier;
+pub use status::{BsmrRpcHandler, BsmrRpcServer, CommandStatus, EngineStatus, SharedStatus};
+pub use worker::{start, EngineConfig, EngineParams, Mode};
+
+/// What the engine needs to know about a transaction, decided by the runtime-aware node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxInfo {
+    /// The signer's account (partitions proposers).
+    pub sender: AccountId,
+    /// Sorted accounts the call touches ([`bsmr_consensus_core::GLOBAL`] when not understood).
+    pub access: Vec<AccountId>,
+}
+
+/// Classifies encoded extrinsics. Must be a pure function of the bytes: the block builder uses
+/// it to skip what it rejects, on every node alike.
+pub trait TxClassifier: Send + Sync {
+    /// `None` for anything that must never be proposed or included (undecodable, unsigned).
+    fn classify(&self, encoded: &[u8]) -> Option<TxInfo>;
+}
+
+/// The import queue: blocks from the network are imported only with a valid certificate.
+pub fn import_queue<B, C>(
+    client: Arc<C>,
+    genesis: [u8; 32],
+    spawner: &impl sp_core::traits::SpawnEssentialNamed,
+    registry: Option<&substrate_prometheus_endpoint::Registry>,
+) -> sc_consensus::DefaultImportQueue<B>
+where
+    B: BlockT,
+    C: sp_api::ProvideRuntimeApi<B> + sp_blockchain::HeaderBackend<B> + Send + Sync + 'static,
+    C::Api: bsmr_primitives::BsmrApi<B>,
+    for<'r> &'r C: sc_consensus::BlockImport<B, Error = sp_consensus::Error>,
+{
+    sc_consensus::BasicQueue::new(
+        CertificateVerifier::new(client.clone(), genesis),
+        Box::new(client),
+        None,
+        spawner,
+        registry,
+    )
+}
+
+/// The notification protocol's configuration (add it to the network configuration before
+/// building the network) and the service the engine reads it through.
+pub fn notification_config<B: BlockT, N: NetworkBackend<B, <B as BlockT>::Hash>>(
+    genesis: &[u8],
+    metrics: NotificationMetrics,
+    peer_store: Arc<dyn sc_network::peer_store::PeerStoreProvider>,
+) -> (N::NotificationProtocolConfig, Box<dyn NotificationService>) {
+    N::notification_config(
+        network::protocol_name(genesis),
+        Vec::new(),
+        network::MAX_NOTIFICATION_SIZE,
+        None,
+        SetConfig {
+            in_peers: 64,
+            out_peers: 64,
+            reserved_nodes: Vec::new(),
+            non_reserved_mode: sc_network::config::NonReservedPeerMode::Accept,
+        },
+        metrics,
+        peer_store,
+    )
+}

@@ -1,0 +1,100 @@
+//! Prometheus metrics of the engine (all prefixed `bsmr_`).
+
+use substrate_prometheus_endpoint::{
+    register, Counter, Gauge, Histogram, HistogramOpts, PrometheusError, Registry, U64,
+};
+
+/// The engine's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Commands (batches) decided.
+    pub commands_committed: Counter<U64>,
+    /// Decided in view 0.
+    pub fast_commits: Counter<U64>,
+    /// Decided after a view change.
+    pub slow_commits: Counter<U64>,
+    /// Own batches: announce to local commit, seconds.
+    pub commit_latency: Histogram,
+    /// Dependency set sizes of decided commands.
+    pub dependency_set_size: Histogram,
+    /// View-change messages sent.
+    pub view_changes: Counter<U64>,
+    /// Blocks finalized by this engine.
+    pub blocks_finalized: Counter<U64>,
+    /// Transactions included in finalized blocks.
+    pub txs_finalized: Counter<U64>,
+    /// Misbehaviour proofs produced.
+    pub misbehaviour: Counter<U64>,
+    /// Authenticated validator peers.
+    pub validator_peers: Gauge<U64>,
+}
+
+impl Metrics {
+    /// Register on `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, PrometheusError> {
+        Ok(Metrics {
+            commands_committed: register(
+                Counter::new("bsmr_commands_committed_total", "Commands decided")?,
+                registry,
+            )?,
+            fast_commits: register(
+                Counter::new("bsmr_fast_commits_total", "Commands decided in view 0")?,
+                registry,
+            )?,
+            slow_commits: register(
+                Counter::new(
+                    "bsmr_slow_commits_total",
+                    "Commands decided after a view change",
+                )?,
+                registry,
+            )?,
+            commit_latency: register(
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "bsmr_commit_latency_seconds",
+                        "Own batches: announce to local commit",
+                    )
+                    .buckets(vec![
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                    ]),
+                )?,
+                registry,
+            )?,
+            dependency_set_size: register(
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "bsmr_dependency_set_size",
+                        "Dependencies of decided commands",
+                    )
+                    .buckets(vec![
+                        0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0,
+                    ]),
+                )?,
+                registry,
+            )?,
+            view_changes: register(
+                Counter::new("bsmr_view_changes_total", "View changes sent")?,
+                registry,
+            )?,
+            blocks_finalized: register(
+                Counter::new("bsmr_blocks_finalized_total", "Blocks finalized")?,
+                registry,
+            )?,
+            txs_finalized: register(
+                Counter::new(
+                    "bsmr_transactions_finalized_total",
+                    "Transactions in finalized blocks",
+                )?,
+                registry,
+            )?,
+            misbehaviour: register(
+                Counter::new("bsmr_misbehaviour_proofs_total", "Misbehaviour proofs")?,
+                registry,
+            )?,
+            validator_peers: register(
+                Gauge::new("bsmr_validator_peers", "Authenticated validator peers")?,
+                registry,
+            )?,
+        })
+    }
+}

@@ -1,0 +1,197 @@
+//! What the engine reports: the `bsmr_status` and `bsmr_commandStatus` RPC methods.
+//!
+//! The engine task writes a [`SharedStatus`] after every step; the RPC reads it. Transaction
+//! states are kept for the most recent [`MAX_TRACKED_TXS`] transactions.
+
+use jsonrpsee::{core::RpcResult, proc_macros::rpc};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use sp_core::H256;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// How many transaction states are remembered.
+pub const MAX_TRACKED_TXS: usize = 200_000;
+
+/// The engine's state as `bsmr_status` returns it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineStatus {
+    /// Epoch of the running validator set.
+    pub epoch: u64,
+    /// The validators' keys (hex), in rotation order.
+    pub validators: Vec<String>,
+    /// n.
+    pub n: u32,
+    /// f.
+    pub f: u32,
+    /// q.
+    pub quorum: u32,
+    /// This node's validator key (hex), if it is a member.
+    pub local_validator: Option<String>,
+    /// Validator peers authenticated on the bsmr protocol.
+    pub connected_validators: u32,
+    /// Commands (batches) decided by this node's replica.
+    pub committed_commands: u64,
+    /// Of which decided in view 0 (no recovery needed).
+    pub fast_commits: u64,
+    /// Batches waiting for a free slot in this proposer's window.
+    pub pending_batches: u64,
+    /// Undecided consensus instances this replica tracks.
+    pub undecided_instances: u64,
+    /// Last block index the core finished.
+    pub last_block: u64,
+    /// Last finalized block number.
+    pub last_finalized: u64,
+    /// View-change messages sent by this node.
+    pub view_changes: u64,
+    /// Misbehaviour proofs this node produced.
+    pub misbehaviour_proofs: u64,
+    /// Transactions proposed by this node.
+    pub proposed_txs: u64,
+    /// "leaderless" or "leader".
+    pub mode: String,
+}
+
+/// Where a transaction is, as far as this node knows.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", tag = "status")]
+pub enum CommandStatus {
+    /// This node has not seen it.
+    Unknown,
+    /// Proposed by this node in a batch (command id).
+    Proposed {
+        /// The batch's command id (hex).
+        batch: String,
+    },
+    /// Its batch was decided by consensus.
+    Committed {
+        /// The batch's command id (hex).
+        batch: String,
+    },
+    /// Included in a finalized block.
+    Finalized {
+        /// Block number.
+        block: u64,
+        /// Block hash.
+        hash: H256,
+    },
+}
+
+/// Status shared between the engine task and RPC.
+#[derive(Clone, Default)]
+pub struct SharedStatus {
+    inner: Arc<RwLock<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    status: EngineStatus,
+    txs: BTreeMap<H256, CommandStatus>,
+    order: VecDeque<H256>,
+}
+
+impl SharedStatus {
+    /// Replace the engine status.
+    pub fn set(&self, s: EngineStatus) {
+        self.inner.write().status = s;
+    }
+    /// Read the engine status.
+    pub fn get(&self) -> EngineStatus {
+        self.inner.read().status.clone()
+    }
+    /// Record a transaction's new state.
+    pub fn set_tx(&self, tx: H256, st: CommandStatus) {
+        let mut g = self.inner.write();
+        if g.txs.insert(tx, st).is_none() {
+            g.order.push_back(tx);
+            while g.order.len() > MAX_TRACKED_TXS {
+                if let Some(old) = g.order.pop_front() {
+                    g.txs.remove(&old);
+                }
+            }
+        }
+    }
+    /// A transaction's state.
+    pub fn tx(&self, tx: &H256) -> CommandStatus {
+        self.inner
+            .read()
+            .txs
+            .get(tx)
+            .cloned()
+            .unwrap_or(CommandStatus::Unknown)
+    }
+}
+
+/// The `bsmr_*` RPC methods.
+#[rpc(client, server)]
+pub trait BsmrRpc {
+    /// The engine's state: epoch, validators, f, quorum, committed and pending commands, last
+    /// block, view changes.
+    #[method(name = "bsmr_status")]
+    fn status(&self) -> RpcResult<EngineStatus>;
+
+    /// Where the transaction with this hash is: unknown, proposed, committed or finalized.
+    #[method(name = "bsmr_commandStatus")]
+    fn command_status(&self, tx_hash: H256) -> RpcResult<CommandStatus>;
+}
+
+/// RPC handler over a [`SharedStatus`].
+pub struct BsmrRpcHandler {
+    status: SharedStatus,
+}
+
+impl BsmrRpcHandler {
+    /// A handler reading `status`.
+    pub fn new(status: SharedStatus) -> Self {
+        BsmrRpcHandler { status }
+    }
+}
+
+impl BsmrRpcServer for BsmrRpcHandler {
+    fn status(&self) -> RpcResult<EngineStatus> {
+        Ok(self.status.get())
+    }
+
+    fn command_status(&self, tx_hash: H256) -> RpcResult<CommandStatus> {
+        Ok(self.status.tx(&tx_hash))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tx_states_are_bounded_and_latest_wins() {
+        let s = SharedStatus::default();
+        let h = H256::repeat_byte(1);
+        assert_eq!(s.tx(&h), CommandStatus::Unknown);
+        s.set_tx(
+            h,
+            CommandStatus::Proposed {
+                batch: "0x01".into(),
+            },
+        );
+        s.set_tx(
+            h,
+            CommandStatus::Finalized {
+                block: 3,
+                hash: H256::zero(),
+            },
+        );
+        assert_eq!(
+            s.tx(&h),
+            CommandStatus::Finalized {
+                block: 3,
+                hash: H256::zero()
+            }
+        );
+        let json = serde_json_like(&s.tx(&h));
+        assert!(json.contains("\"status\":\"finalized\""), "{json}");
+    }
+
+    fn serde_json_like(c: &CommandStatus) -> String {
+        serde_json::to_string(c).unwrap()
+    }
+}

@@ -1,0 +1,1150 @@
+//! The engine task: drives the core replica with network messages, timers, the transaction pool
+//! and the clock, and turns its outputs into messages, persisted state and finalized blocks.
+//!
+//! One task owns everything (no locks around the core). Each wake-up:
+//! 1. fire due core timers, propose pool transactions every batch interval, tell the core a
+//!    checkpoint is due every block time;
+//! 2. apply the core's outputs in order: `Persist` is written to aux storage before any later
+//!    `Send` leaves (persist before send); finished blocks are saved as pending, then built;
+//! 3. build the next block on the finalized head, sign a finality vote, and import the block as
+//!    final once q matching votes form its certificate. A quorum for a different hash or state
+//!    root than the one built here halts the node: that is a determinism bug, never a fork.
+//!
+//! Blocks that arrive by sync (a lagging or restarted node) are verified by the import queue;
+//! when the core later hands out the same index, the engine rebuilds it and checks it matches.
+
+use crate::aux_store::AuxStorage;
+use crate::builder::{build_block, Built};
+use crate::crypto::{local_member_key, validator_ids, KeystoreSigner, Sr25519Verifier};
+use crate::justification::{FinalityCertificate, FinalityVote};
+use crate::metrics::Metrics;
+use crate::network::{check_hello, cost, hello, Frame, RateLimit};
+use crate::status::{CommandStatus, EngineStatus, SharedStatus};
+use crate::TxClassifier;
+use bsmr_consensus_core::epoch as consensus_epoch;
+use bsmr_consensus_core::{
+    decode_message, encode_message, BatchKind, CommandId, Config as CoreConfig, Digest,
+    FinishedBlock, InstanceId, Membership, Message, Output, Replica, Signed, Signer, TimerId, Tx,
+    ValidatorId, Value,
+};
+use bsmr_primitives::{BsmrApi, BSMR_ENGINE_ID};
+use codec::Encode;
+use futures::FutureExt;
+use sc_client_api::{backend::Backend, AuxStore, StorageProvider};
+use sc_consensus::{
+    BlockImport, BlockImportParams, ForkChoiceStrategy, ImportResult, StateAction, StorageChanges,
+};
+use sc_network::{
+    service::traits::NetworkService,
+    service::traits::{NotificationEvent, ValidationResult},
+    NotificationService, PeerId,
+};
+use sc_transaction_pool_api::{InPoolTransaction, TransactionPool};
+use sp_api::{CallApiAt, ProvideRuntimeApi};
+use sp_block_builder::BlockBuilder as BlockBuilderApi;
+use sp_blockchain::HeaderBackend;
+use sp_consensus::{BlockOrigin, Error as ConsensusError};
+use sp_core::H256;
+use sp_keystore::KeystorePtr;
+use sp_runtime::{
+    traits::{Block as BlockT, Header as HeaderT},
+    Justifications,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+const LOG: &str = "bsmr";
+/// Finality votes are accepted for at most this many blocks above the finalized head.
+const VOTE_HORIZON: u64 = 64;
+
+/// Which ordering the engine runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Every validator proposes batches and checkpoint leadership rotates per block (bsmr).
+    #[default]
+    Leaderless,
+    /// Baseline for benchmarks: the first validator proposes every batch and leads every
+    /// checkpoint in view 0 (classic primary-based SMR); everything else is unchanged.
+    Leader,
+}
+
+impl Mode {
+    /// The name `bsmr_status` reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Leaderless => "leaderless",
+            Mode::Leader => "leader",
+        }
+    }
+}
+
+/// Engine tunables.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Period of "checkpoint due": the target block time.
+    pub block_time_ms: u64,
+    /// How often pool transactions are cut into a batch.
+    pub batch_interval_ms: u64,
+    /// Transactions per batch at most.
+    pub max_batch_txs: usize,
+    /// A transaction still in the pool this long after being seen (or proposed) is proposed by
+    /// any validator, not only its sender's partition owner.
+    pub repropose_after_ms: u64,
+    /// Leaderless (bsmr) or the leader-based baseline.
+    pub mode: Mode,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            block_time_ms: 1_000,
+            batch_interval_ms: 100,
+            max_batch_txs: 512,
+            repropose_after_ms: 6_000,
+            mode: Mode::Leaderless,
+        }
+    }
+}
+
+/// Everything the engine needs from the node.
+pub struct EngineParams<B: BlockT, C, P> {
+    /// The client.
+    pub client: Arc<C>,
+    /// The transaction pool.
+    pub pool: Arc<P>,
+    /// The keystore (the validator key is looked up in it).
+    pub keystore: KeystorePtr,
+    /// Whether the node runs as a validator (`--validator`); otherwise it only follows.
+    pub validator: bool,
+    /// The network service.
+    pub network: Arc<dyn NetworkService>,
+    /// The bsmr notification protocol's service.
+    pub notifications: Box<dyn NotificationService>,
+    /// Runtime-aware transaction classification.
+    pub classifier: Arc<dyn TxClassifier>,
+    /// Status shared with RPC.
+    pub status: SharedStatus,
+    /// Prometheus registry.
+    pub registry: Option<substrate_prometheus_endpoint::Registry>,
+    /// Tunables.
+    pub config: EngineConfig,
+    /// Block type.
+    pub _block: PhantomData<B>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn hex(d: &[u8]) -> String {
+    let mut s = String::from("0x");
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// A block built here, waiting for q finality votes.
+struct Awaiting<B: BlockT> {
+    number: u64,
+    block: B,
+    changes: Option<sp_api::StorageChanges<B>>,
+    vote: Signed<FinalityVote>,
+    included: Vec<H256>,
+    skipped: usize,
+}
+
+/// Start the engine; the returned future runs until the node stops (or the engine halts on a
+/// safety error, which stops the node).
+pub fn start<B, BE, C, P>(
+    params: EngineParams<B, C, P>,
+) -> Result<impl std::future::Future<Output = ()>, String>
+where
+    B: BlockT<Hash = H256>,
+    BE: Backend<B> + 'static,
+    C: ProvideRuntimeApi<B>
+        + CallApiAt<B>
+        + HeaderBackend<B>
+        + StorageProvider<B, BE>
+        + AuxStore
+        + BlockImport<B, Error = ConsensusError>
+        + Send
+        + Sync
+        + 'static,
+    C::Api: BlockBuilderApi<B> + BsmrApi<B>,
+    P: TransactionPool<Block = B, Hash = H256> + 'static,
+{
+    let engine = Engine::<B, BE, C, P>::new(params)?;
+    Ok(engine.run())
+}
+
+/// The consensus view of an on-chain validator set under `mode`.
+fn membership_of(genesis: Digest, set: &bsmr_primitives::ValidatorSet, mode: Mode) -> Membership {
+    let m = Membership::new(genesis, set.epoch, validator_ids(&set.validators));
+    match mode {
+        Mode::Leaderless => m,
+        Mode::Leader => m.with_fixed_checkpoint_leader(),
+    }
+}
+
+/// The replica of this node for `membership`, if the keystore holds a member key and the node
+/// runs as a validator. A replica with no persisted state that starts above genesis (a new epoch,
+/// or a validator joining late) starts from the finalized block: fence, built index, K_b id and
+/// timestamp are seeded from the chain, so its first candidate or reply names the right base.
+fn make_replica<B, BE, C>(
+    client: &C,
+    keystore: &KeystorePtr,
+    validator: bool,
+    membership: &Membership,
+    set: &bsmr_primitives::ValidatorSet,
+    storage: &mut AuxStorage<C>,
+    engine: &EngineConfig,
+) -> Result<(Option<Arc<KeystoreSigner>>, Option<Replica>), String>
+where
+    B: BlockT<Hash = H256>,
+    BE: Backend<B>,
+    C: HeaderBackend<B> + StorageProvider<B, BE> + AuxStore,
+{
+    let local = if validator {
+        local_member_key(keystore, &set.validators)
+    } else {
+        None
+    };
+    let Some(public) = local else {
+        log::info!(
+            target: LOG,
+            "👀 epoch {}: no bsmr key of the {} validators in the keystore{}: following and verifying",
+            membership.epoch,
+            membership.n(),
+            if validator { "" } else { " (not started with --validator)" }
+        );
+        return Ok((None, None));
+    };
+    storage
+        .load_checked()
+        .map_err(|e| format!("reading persisted consensus state: {e}"))?;
+    let info = client.info();
+    let fin: u64 = info.finalized_number.try_into().unwrap_or(0);
+    if storage.is_empty() && fin > 0 {
+        let header = client
+            .header(info.finalized_hash)
+            .map_err(|e| e.to_string())?
+            .ok_or("the finalized header is missing")?;
+        let (_, ckpt) = crate::builder::checkpoint_of(&header).unwrap_or((fin, [0; 32]));
+        let ts = crate::builder::chain_timestamp::<B, BE, C>(client, info.finalized_hash)?;
+        let meta = bsmr_consensus_core::storage::Meta {
+            fence: fin,
+            next_pos: 0,
+            built: fin,
+            built_ckpt: ckpt,
+            built_ts: ts,
+        };
+        storage
+            .apply(&[bsmr_consensus_core::StorageOp::Put(
+                bsmr_consensus_core::Key::Meta,
+                bsmr_consensus_core::Record::Meta(meta),
+            )])
+            .map_err(|e| e.to_string())?;
+        log::info!(target: LOG, "consensus state of epoch {} starts after finalized block #{fin}", membership.epoch);
+    }
+    let mut core_cfg = CoreConfig::new(membership.clone());
+    core_cfg.max_batch_txs = engine.max_batch_txs;
+    let replica = Replica::new(
+        core_cfg,
+        &*storage,
+        Box::new(KeystoreSigner::new(keystore.clone(), public)),
+        Box::new(Sr25519Verifier),
+    );
+    log::info!(
+        target: LOG,
+        "🔐 bsmr validator {} (epoch {}, n = {}, f = {}, q = {}); {} persisted records",
+        hex(&public.0),
+        membership.epoch,
+        membership.n(),
+        membership.f(),
+        membership.q(),
+        storage.len()
+    );
+    Ok((
+        Some(Arc::new(KeystoreSigner::new(keystore.clone(), public))),
+        Some(replica),
+    ))
+}
+
+struct Engine<B: BlockT, BE, C, P> {
+    client: Arc<C>,
+    pool: Arc<P>,
+    network: Arc<dyn NetworkService>,
+    notifications: Box<dyn NotificationService>,
+    classifier: Arc<dyn TxClassifier>,
+    status: SharedStatus,
+    metrics: Option<Metrics>,
+    cfg: EngineConfig,
+    genesis: Digest,
+    membership: Membership,
+    keystore: KeystorePtr,
+    validator: bool,
+    signer: Option<Arc<KeystoreSigner>>,
+    replica: Option<Replica>,
+    /// A validator-set change seen on chain: (first index s of the new epoch, its set).
+    handover: Option<(u64, bsmr_primitives::ValidatorSet)>,
+    /// Blocks up to this number were checked for an epoch change.
+    epoch_checked: u64,
+    /// Leader baseline: who proposes transactions.
+    primary: ValidatorId,
+    storage: AuxStorage<C>,
+    peers: BTreeMap<PeerId, Option<ValidatorId>>,
+    rate: RateLimit,
+    timers: BTreeMap<(u64, u64), TimerId>,
+    timer_seq: u64,
+    build_queue: BTreeMap<u64, FinishedBlock>,
+    awaiting: Option<Awaiting<B>>,
+    votes: BTreeMap<u64, BTreeMap<ValidatorId, Signed<FinalityVote>>>,
+    seen_txs: BTreeMap<H256, u64>,
+    proposed_txs: BTreeMap<H256, u64>,
+    own_batches: BTreeMap<CommandId, (u64, Vec<H256>)>,
+    next_batch_ms: u64,
+    next_ckpt_ms: u64,
+    next_vote_resend_ms: u64,
+    next_status_ms: u64,
+    counters: EngineStatus,
+    _backend: PhantomData<BE>,
+}
+
+impl<B, BE, C, P> Engine<B, BE, C, P>
+where
+    B: BlockT<Hash = H256>,
+    BE: Backend<B> + 'static,
+    C: ProvideRuntimeApi<B>
+        + CallApiAt<B>
+        + HeaderBackend<B>
+        + StorageProvider<B, BE>
+        + AuxStore
+        + BlockImport<B, Error = ConsensusError>
+        + Send
+        + Sync
+        + 'static,
+    C::Api: BlockBuilderApi<B> + BsmrApi<B>,
+    P: TransactionPool<Block = B, Hash = H256> + 'static,
+{
+    fn new(p: EngineParams<B, C, P>) -> Result<Self, String> {
+        let info = p.client.info();
+        let genesis: Digest = info.genesis_hash.0;
+        // The set that certifies the next block: read from the state after (finalized + 1) - 2.
+        let next = info.finalized_number.try_into().unwrap_or(0u64) + 1;
+        let source_number: u64 = next.saturating_sub(2);
+        let source = p
+            .client
+            .hash(
+                source_number
+                    .try_into()
+                    .map_err(|_| "block number overflow".to_string())?,
+            )
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("block #{source_number} is missing"))?;
+        let set = p
+            .client
+            .runtime_api()
+            .validator_set(source)
+            .map_err(|e| format!("reading the validator set: {e}"))?;
+        if set.is_empty() {
+            return Err("the runtime's validator set is empty".into());
+        }
+        let membership = membership_of(genesis, &set, p.config.mode);
+        let mut storage =
+            AuxStorage::open(p.client.clone(), set.epoch).map_err(|e| e.to_string())?;
+        let metrics = match &p.registry {
+            Some(r) => Some(Metrics::register(r).map_err(|e| format!("registering metrics: {e}"))?),
+            None => None,
+        };
+        let (signer, replica) = make_replica(
+            &*p.client,
+            &p.keystore,
+            p.validator,
+            &membership,
+            &set,
+            &mut storage,
+            &p.config,
+        )?;
+        let primary = membership.validators()[0];
+        let now = now_ms();
+        Ok(Engine {
+            client: p.client,
+            pool: p.pool,
+            network: p.network,
+            notifications: p.notifications,
+            classifier: p.classifier,
+            status: p.status,
+            metrics,
+            genesis,
+            membership,
+            keystore: p.keystore,
+            validator: p.validator,
+            signer,
+            replica,
+            handover: None,
+            epoch_checked: source_number,
+            primary,
+            storage,
+            peers: BTreeMap::new(),
+            rate: RateLimit::new(5_000.0, 20_000.0),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            build_queue: BTreeMap::new(),
+            awaiting: None,
+            votes: BTreeMap::new(),
+            seen_txs: BTreeMap::new(),
+            proposed_txs: BTreeMap::new(),
+            own_batches: BTreeMap::new(),
+            next_batch_ms: now + p.config.batch_interval_ms,
+            next_ckpt_ms: now + p.config.block_time_ms,
+            next_vote_resend_ms: now,
+            next_status_ms: now,
+            counters: EngineStatus {
+                mode: p.config.mode.name().into(),
+                ..Default::default()
+            },
+            cfg: p.config,
+            _backend: PhantomData,
+        })
+    }
+
+    async fn run(mut self) {
+        if let Err(e) = self.run_inner().await {
+            log::error!(target: LOG, "💥 bsmr engine halted: {e}");
+        }
+    }
+
+    async fn run_inner(&mut self) -> Result<(), String> {
+        for fb in self.storage.pending_blocks().map_err(|e| e.to_string())? {
+            self.build_queue.insert(fb.index, fb);
+        }
+        if let Some(r) = self.replica.as_mut() {
+            let outs = r.start(now_ms());
+            self.process(outs)?;
+        }
+        loop {
+            let now = now_ms();
+            self.fire_timers(now)?;
+            if now >= self.next_batch_ms {
+                self.next_batch_ms = now + self.cfg.batch_interval_ms;
+                self.propose_from_pool(now)?;
+            }
+            if now >= self.next_ckpt_ms {
+                self.next_ckpt_ms = now + self.cfg.block_time_ms;
+                self.feed(bsmr_consensus_core::Input::CheckpointDue)?;
+            }
+            self.advance_blocks().await?;
+            if self.awaiting.is_some() && now >= self.next_vote_resend_ms {
+                self.next_vote_resend_ms = now + 2_000;
+                if let Some(a) = &self.awaiting {
+                    let frame = Frame::Finality(a.vote.clone());
+                    self.broadcast(&frame);
+                }
+            }
+            if now >= self.next_status_ms {
+                self.next_status_ms = now + 200;
+                self.publish_status();
+            }
+            let wake = self.next_wake(now).saturating_sub(now).clamp(1, 100);
+            let event = {
+                let next = self.notifications.next_event().fuse();
+                let delay = futures_timer::Delay::new(Duration::from_millis(wake)).fuse();
+                futures::pin_mut!(next, delay);
+                futures::select! {
+                    ev = next => Some(ev),
+                    _ = delay => None,
+                }
+            };
+            match event {
+                Some(Some(ev)) => self.on_network_event(ev).await?,
+                Some(None) => return Err("the bsmr notification protocol closed".into()),
+                None => {}
+            }
+        }
+    }
+
+    fn next_wake(&self, now: u64) -> u64 {
+        let timer = self
+            .timers
+            .keys()
+            .next()
+            .map(|(t, _)| *t)
+            .unwrap_or(u64::MAX);
+        timer
+            .min(self.next_batch_ms)
+            .min(self.next_ckpt_ms)
+            .min(now + 100)
+    }
+
+    // ------------------------------------------------------------------ core I/O
+
+    fn feed(&mut self, input: bsmr_consensus_core::Input) -> Result<(), String> {
+        let Some(r) = self.replica.as_mut() else {
+            return Ok(());
+        };
+        let outs = r.handle(now_ms(), input);
+        self.process(outs)
+    }
+
+    fn fire_timers(&mut self, now: u64) -> Result<(), String> {
+        while let Some((&(at, seq), _)) = self.timers.first_key_value() {
+            if at > now {
+                break;
+            }
+            let id = self.timers.remove(&(at, seq)).expect("just seen; qed");
+            self.feed(bsmr_consensus_core::Input::Timer(id))?;
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, outs: Vec<Output>) -> Result<(), String> {
+        for o in outs {
+            match o {
+                Output::Persist(ops) => {
+                    self.storage
+                        .apply(&ops)
+                        .map_err(|e| format!("persisting consensus state: {e}"))?;
+                }
+                Output::Send { to, msg } => self.send_core(to, &msg),
+                Output::SetTimer { id, after_ms } => {
+                    self.timer_seq += 1;
+                    self.timers
+                        .insert((now_ms() + after_ms, self.timer_seq), id);
+                }
+                Output::Committed { inst, value, view } => self.on_committed(inst, &value, view),
+                Output::BlockReady(fb) => {
+                    if self
+                        .handover
+                        .as_ref()
+                        .is_some_and(|(start, _)| fb.index >= *start)
+                    {
+                        log::debug!(target: LOG, "block #{} of the old epoch is void (a new epoch starts)", fb.index);
+                        continue;
+                    }
+                    self.storage
+                        .add_pending(&fb)
+                        .map_err(|e| format!("persisting block #{}: {e}", fb.index))?;
+                    log::debug!(target: LOG, "core finished block #{} ({} batches)", fb.index, fb.batches.len());
+                    self.build_queue.insert(fb.index, fb);
+                }
+                Output::Misbehaviour(proof) => {
+                    self.counters.misbehaviour_proofs += 1;
+                    if let Some(m) = &self.metrics {
+                        m.misbehaviour.inc();
+                    }
+                    log::warn!(target: LOG, "🚨 misbehaviour proof: {proof:?}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_core(&mut self, to: Option<ValidatorId>, msg: &Message) {
+        match msg {
+            Message::ViewChange(_) => {
+                self.counters.view_changes += 1;
+                if let Some(m) = &self.metrics {
+                    m.view_changes.inc();
+                }
+            }
+            Message::Announce(b)
+                if Some(b.header.body.proposer) == self.me()
+                    && b.header.body.kind == BatchKind::Txs =>
+            {
+                let id = b.id();
+                if !self.own_batches.contains_key(&id) {
+                    let hashes: Vec<H256> = b
+                        .txs
+                        .iter()
+                        .map(|t| H256(sp_crypto_hashing::blake2_256(&t.data)))
+                        .collect();
+                    for h in &hashes {
+                        self.status
+                            .set_tx(*h, CommandStatus::Proposed { batch: hex(&id) });
+                    }
+                    self.own_batches.insert(id, (now_ms(), hashes));
+                }
+            }
+            _ => {}
+        }
+        let frame = Frame::Core(encode_message(msg));
+        match to {
+            Some(v) => {
+                if let Some(peer) = self.peer_of(&v) {
+                    self.notifications
+                        .send_sync_notification(&peer, frame.encode_frame());
+                }
+            }
+            None => self.broadcast(&frame),
+        }
+    }
+
+    fn broadcast(&mut self, frame: &Frame) {
+        let bytes = frame.encode_frame();
+        let targets: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, v)| v.as_ref().is_some_and(|k| self.membership.contains(k)))
+            .map(|(p, _)| *p)
+            .collect();
+        for p in targets {
+            self.notifications.send_sync_notification(&p, bytes.clone());
+        }
+    }
+
+    fn say_hello_to_all(&mut self) {
+        let Some(s) = self.signer.clone() else { return };
+        let bytes = hello(&self.network.local_peer_id(), &self.genesis, &*s).encode_frame();
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        for p in peers {
+            self.notifications.send_sync_notification(&p, bytes.clone());
+        }
+    }
+
+    fn peer_of(&self, v: &ValidatorId) -> Option<PeerId> {
+        self.peers
+            .iter()
+            .find(|(_, x)| x.as_ref() == Some(v))
+            .map(|(p, _)| *p)
+    }
+
+    fn me(&self) -> Option<ValidatorId> {
+        self.signer.as_ref().map(|s| s.public())
+    }
+
+    fn on_committed(&mut self, inst: InstanceId, value: &Value, view: u32) {
+        if let InstanceId::Ckpt(b) = inst {
+            // Leader baseline: the validator that led the latest checkpoint to a decision is the
+            // primary that proposes transactions (a crashed primary is replaced this way).
+            self.primary = self.membership.leader_ckpt(b, view);
+            return;
+        }
+        let InstanceId::Cmd { id, .. } = inst else {
+            return;
+        };
+        let Value::Deps { deps, .. } = value else {
+            return;
+        };
+        self.counters.committed_commands += 1;
+        if view == 0 {
+            self.counters.fast_commits += 1;
+        }
+        if let Some(m) = &self.metrics {
+            m.commands_committed.inc();
+            if view == 0 {
+                m.fast_commits.inc()
+            } else {
+                m.slow_commits.inc()
+            }
+            m.dependency_set_size.observe(deps.len() as f64);
+        }
+        if let Some((at, hashes)) = self.own_batches.get(&id) {
+            if let Some(m) = &self.metrics {
+                m.commit_latency
+                    .observe(now_ms().saturating_sub(*at) as f64 / 1000.0);
+            }
+            for h in hashes {
+                self.status
+                    .set_tx(*h, CommandStatus::Committed { batch: hex(&id) });
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ transactions
+
+    fn partition_owner(&self, sender: &[u8; 32]) -> ValidatorId {
+        let h = sp_crypto_hashing::blake2_256(sender);
+        let k = u64::from_le_bytes(h[..8].try_into().expect("8 bytes; qed"))
+            % self.membership.n() as u64;
+        self.membership.validators()[k as usize]
+    }
+
+    fn propose_from_pool(&mut self, now: u64) -> Result<(), String> {
+        let Some(me) = self.me() else { return Ok(()) };
+        if self
+            .replica
+            .as_ref()
+            .map(|r| r.pending_batches())
+            .unwrap_or(0)
+            > 8
+        {
+            return Ok(()); // window full: let the core drain before adding more
+        }
+        let mut present = BTreeSet::new();
+        let mut batch: Vec<Tx> = vec![];
+        let mut batches = vec![];
+        for tx in self.pool.ready() {
+            let h = *tx.hash();
+            present.insert(h);
+            let first = *self.seen_txs.entry(h).or_insert(now);
+            if let Some(at) = self.proposed_txs.get(&h) {
+                if now < at + self.cfg.repropose_after_ms {
+                    continue;
+                }
+            }
+            let bytes = (**tx.data()).encode();
+            let Some(info) = self.classifier.classify(&bytes) else {
+                continue;
+            };
+            let proposes = match self.cfg.mode {
+                Mode::Leaderless => {
+                    self.partition_owner(&info.sender) == me
+                        || now >= first + self.cfg.repropose_after_ms
+                }
+                // The primary proposes everything; the others forward by gossip and wait.
+                Mode::Leader => self.primary == me,
+            };
+            if !proposes {
+                continue;
+            }
+            self.proposed_txs.insert(h, now);
+            batch.push(Tx {
+                access: info.access,
+                data: bytes,
+            });
+            if batch.len() >= self.cfg.max_batch_txs {
+                batches.push(std::mem::take(&mut batch));
+            }
+        }
+        if !batch.is_empty() {
+            batches.push(batch);
+        }
+        self.seen_txs.retain(|h, _| present.contains(h));
+        self.proposed_txs.retain(|h, _| present.contains(h));
+        for b in batches {
+            self.counters.proposed_txs += b.len() as u64;
+            self.feed(bsmr_consensus_core::Input::ClientBatch(b))?;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ network
+
+    async fn on_network_event(&mut self, ev: NotificationEvent) -> Result<(), String> {
+        match ev {
+            NotificationEvent::ValidateInboundSubstream { result_tx, .. } => {
+                let _ = result_tx.send(ValidationResult::Accept);
+            }
+            NotificationEvent::NotificationStreamOpened { peer, .. } => {
+                self.peers.insert(peer, None);
+                if let Some(s) = &self.signer {
+                    let frame = hello(&self.network.local_peer_id(), &self.genesis, &**s);
+                    self.notifications
+                        .send_sync_notification(&peer, frame.encode_frame());
+                }
+            }
+            NotificationEvent::NotificationStreamClosed { peer } => {
+                self.peers.remove(&peer);
+                self.rate.remove(&peer);
+            }
+            NotificationEvent::NotificationReceived { peer, notification } => {
+                self.on_notification(peer, &notification).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_notification(&mut self, peer: PeerId, bytes: &[u8]) -> Result<(), String> {
+        if !self.rate.allow(&peer, now_ms()) {
+            self.network.report_peer(peer, cost::FLOOD);
+            return Ok(());
+        }
+        let Some(frame) = Frame::decode_frame(bytes) else {
+            self.network.report_peer(peer, cost::MALFORMED);
+            return Ok(());
+        };
+        match frame {
+            Frame::Hello(h) => match check_hello(&h, &peer, &self.genesis, &Sr25519Verifier) {
+                Some(v) => {
+                    // One peer per key: a newer connection replaces an older one. Membership is
+                    // checked when messages are used, so a key that joins in a later epoch
+                    // needs no new Hello.
+                    self.peers
+                        .values_mut()
+                        .filter(|x| x.as_ref() == Some(&v))
+                        .for_each(|x| *x = None);
+                    self.peers.insert(peer, Some(v));
+                    log::debug!(target: LOG, "validator key {} speaks from {peer}", hex(&v));
+                }
+                None => self.network.report_peer(peer, cost::BAD_HELLO),
+            },
+            Frame::Core(bytes) => {
+                let Some(Some(from)) = self.peers.get(&peer).copied() else {
+                    return Ok(());
+                };
+                if !self.membership.contains(&from) {
+                    return Ok(());
+                }
+                match decode_message(&bytes) {
+                    Ok(msg) => self.feed(bsmr_consensus_core::Input::Message { from, msg })?,
+                    Err(_) => self.network.report_peer(peer, cost::MALFORMED),
+                }
+            }
+            Frame::Finality(v) => {
+                if matches!(self.peers.get(&peer), Some(Some(k)) if self.membership.contains(k)) {
+                    self.on_vote(peer, v).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ blocks and finality
+
+    fn finalized(&self) -> (u64, H256) {
+        let info = self.client.info();
+        (
+            info.finalized_number.try_into().unwrap_or(0),
+            info.finalized_hash,
+        )
+    }
+
+    async fn on_vote(&mut self, peer: PeerId, v: Signed<FinalityVote>) -> Result<(), String> {
+        let (fin, _) = self.finalized();
+        if !self.membership.contains(&v.signer) || v.body.epoch != self.membership.epoch {
+            return Ok(());
+        }
+        if v.body.number <= fin || v.body.number > fin + VOTE_HORIZON {
+            return Ok(());
+        }
+        if !v.verify(&self.genesis, &Sr25519Verifier) {
+            self.network.report_peer(peer, cost::BAD_VOTE);
+            return Ok(());
+        }
+        let at = self.votes.entry(v.body.number).or_default();
+        match at.get(&v.signer) {
+            Some(old) if old.body != v.body => {
+                log::warn!(
+                    target: LOG,
+                    "🚨 finality equivocation by {} at #{}: two different votes",
+                    hex(&v.signer),
+                    v.body.number
+                );
+                self.counters.misbehaviour_proofs += 1;
+            }
+            Some(_) => {}
+            None => {
+                at.insert(v.signer, v);
+            }
+        }
+        self.try_finalize().await
+    }
+
+    /// Build, vote on and import finished blocks, in order.
+    async fn advance_blocks(&mut self) -> Result<(), String> {
+        loop {
+            let (fin, fin_hash) = self.finalized();
+            self.votes.retain(|n, _| *n > fin);
+            self.detect_epoch_change(fin)?;
+            if let Some((start, _)) = &self.handover {
+                if fin + 1 >= *start {
+                    let (start, set) = self.handover.take().expect("checked above; qed");
+                    self.switch_epoch(start, set)?;
+                    continue;
+                }
+            }
+            if let Some(a) = &self.awaiting {
+                if a.number > fin {
+                    return self.try_finalize().await;
+                }
+                // Sync imported the block first: it must be ours.
+                let chain = self
+                    .client
+                    .hash(a.number.try_into().map_err(|_| "overflow")?)
+                    .map_err(|e| e.to_string())?;
+                let ours = a.block.hash();
+                if chain != Some(ours) {
+                    return Err(format!(
+                        "SAFETY: block #{} certified by the network is {:?} but this node built {ours}: \
+                         deterministic block building diverged; refusing to continue",
+                        a.number, chain
+                    ));
+                }
+                let a = self.awaiting.take().expect("checked above; qed");
+                self.after_final(a.number, ours, &a.included);
+                continue;
+            }
+            let Some((&b, _)) = self.build_queue.first_key_value() else {
+                return Ok(());
+            };
+            if b > fin + 1 {
+                return Ok(()); // the blocks in between come by sync (or the core's block sync)
+            }
+            let fb = self.build_queue.remove(&b).expect("seen above; qed");
+            if b <= fin {
+                self.check_synced_block(&fb)?;
+                continue;
+            }
+            let built = build_block::<B, BE, C>(
+                &*self.client,
+                &*self.classifier,
+                fin_hash,
+                fin.try_into().map_err(|_| "overflow")?,
+                &fb,
+            )
+            .map_err(|e| format!("building block #{b}: {e}"))?;
+            self.vote_on(b, built).await?;
+        }
+    }
+
+    fn check_synced_block(&mut self, fb: &FinishedBlock) -> Result<(), String> {
+        let b = fb.index;
+        let num = |x: u64| -> Result<<B::Header as HeaderT>::Number, String> {
+            x.try_into().map_err(|_| "overflow".to_string())
+        };
+        let chain = self.client.hash(num(b)?).map_err(|e| e.to_string())?;
+        let parent = self.client.hash(num(b - 1)?).map_err(|e| e.to_string())?;
+        if let (Some(chain), Some(parent)) = (chain, parent) {
+            match build_block::<B, BE, C>(&*self.client, &*self.classifier, parent, num(b - 1)?, fb)
+            {
+                Ok(built) if built.built.block.hash() != chain => {
+                    return Err(format!(
+                        "SAFETY: block #{b} on chain is {chain} but the core's block #{b} builds to {}: \
+                         deterministic block building diverged; refusing to continue",
+                        built.built.block.hash()
+                    ));
+                }
+                Ok(_) => log::debug!(target: LOG, "block #{b} from sync matches the local build"),
+                Err(e) => {
+                    log::warn!(target: LOG, "cannot re-execute synced block #{b} to check it ({e})")
+                }
+            }
+        }
+        self.storage.forget_pending(b).map_err(|e| e.to_string())
+    }
+
+    async fn vote_on(&mut self, b: u64, built: Built<B>) -> Result<(), String> {
+        let signer = self
+            .signer
+            .clone()
+            .ok_or("a full node never builds blocks")?;
+        let (block, changes) = built.built.into_inner();
+        let vote = FinalityVote {
+            epoch: self.membership.epoch,
+            number: b,
+            hash: block.hash().0,
+            state_root: block
+                .header()
+                .state_root()
+                .as_ref()
+                .try_into()
+                .map_err(|_| "state roots are 32 bytes")?,
+        };
+        let signed = Signed::sign(vote, &self.genesis, &*signer);
+        log::debug!(target: LOG, "built #{b} {} ({} txs, {} skipped)", block.hash(), built.included.len(), built.skipped);
+        self.votes
+            .entry(b)
+            .or_default()
+            .insert(signed.signer, signed.clone());
+        self.broadcast(&Frame::Finality(signed.clone()));
+        self.next_vote_resend_ms = now_ms() + 2_000;
+        self.awaiting = Some(Awaiting {
+            number: b,
+            block,
+            changes: Some(changes),
+            vote: signed,
+            included: built.included,
+            skipped: built.skipped,
+        });
+        self.try_finalize().await
+    }
+
+    async fn try_finalize(&mut self) -> Result<(), String> {
+        let Some(a) = self.awaiting.as_ref() else {
+            return Ok(());
+        };
+        let q = self.membership.q();
+        let votes = self.votes.get(&a.number).cloned().unwrap_or_default();
+        let mut tally: BTreeMap<FinalityVote, usize> = BTreeMap::new();
+        for v in votes.values() {
+            *tally.entry(v.body).or_default() += 1;
+        }
+        if let Some((other, _)) = tally
+            .iter()
+            .find(|(body, c)| **body != a.vote.body && **c >= q)
+        {
+            return Err(format!(
+                "SAFETY: a quorum certified block #{} as {} (state root {}), this node built {} (state root {}): \
+                 deterministic block building diverged; refusing to continue",
+                a.number,
+                hex(&other.hash),
+                hex(&other.state_root),
+                hex(&a.vote.body.hash),
+                hex(&a.vote.body.state_root)
+            ));
+        }
+        if tally.get(&a.vote.body).copied().unwrap_or(0) < q {
+            return Ok(());
+        }
+        let mut a = self.awaiting.take().expect("checked above; qed");
+        let cert = FinalityCertificate::from_votes(a.vote.body, votes.values());
+        let (header, body) = a.block.clone().deconstruct();
+        let hash = header.hash();
+        let mut params = BlockImportParams::new(BlockOrigin::Own, header);
+        params.body = Some(body);
+        params.state_action = StateAction::ApplyChanges(StorageChanges::Changes(
+            a.changes.take().expect("changes are taken once, here; qed"),
+        ));
+        params.finalized = true;
+        params.fork_choice = Some(ForkChoiceStrategy::Custom(true));
+        params.justifications = Some(Justifications::from((BSMR_ENGINE_ID, cert.encode())));
+        match self.client.import_block(params).await {
+            Ok(ImportResult::Imported(_)) | Ok(ImportResult::AlreadyInChain) => {}
+            Ok(other) => {
+                return Err(format!(
+                    "importing own block #{} failed: {other:?}",
+                    a.number
+                ))
+            }
+            Err(e) => return Err(format!("importing own block #{}: {e}", a.number)),
+        }
+        log::info!(
+            target: LOG,
+            "✅ finalized #{} ({hash}) with {} signatures: {} txs, {} skipped",
+            a.number,
+            cert.signatures.len(),
+            a.included.len(),
+            a.skipped
+        );
+        self.after_final(a.number, hash, &a.included);
+        Ok(())
+    }
+
+    fn after_final(&mut self, number: u64, hash: H256, included: &[H256]) {
+        if let Err(e) = self.storage.forget_pending(number) {
+            log::warn!(target: LOG, "forgetting pending block #{number}: {e}");
+        }
+        if let Some(m) = &self.metrics {
+            m.blocks_finalized.inc();
+            m.txs_finalized.inc_by(included.len() as u64);
+        }
+        for h in included {
+            self.status.set_tx(
+                *h,
+                CommandStatus::Finalized {
+                    block: number,
+                    hash,
+                },
+            );
+        }
+        self.own_batches
+            .retain(|_, (at, _)| now_ms().saturating_sub(*at) < 600_000);
+    }
+
+    /// Look for a validator-set change enacted in finalized blocks not checked yet. A change
+    /// enacted in block b* starts the new epoch at index s = b* + 2 (protocol.md, "Epochs").
+    fn detect_epoch_change(&mut self, fin: u64) -> Result<(), String> {
+        while self.handover.is_none() && self.epoch_checked < fin {
+            let b = self.epoch_checked + 1;
+            let hash = self
+                .client
+                .hash(b.try_into().map_err(|_| "overflow")?)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("finalized block #{b} is missing"))?;
+            let set = self
+                .client
+                .runtime_api()
+                .validator_set(hash)
+                .map_err(|e| format!("reading the validator set: {e}"))?;
+            self.epoch_checked = b;
+            if set.epoch > self.membership.epoch {
+                let start = consensus_epoch::next_epoch_start(b);
+                log::info!(
+                    target: LOG,
+                    "🔁 validator set of epoch {} ({} members) enacted in block #{b}: it takes over at block #{start}",
+                    set.epoch,
+                    set.validators.len()
+                );
+                self.build_queue.retain(|i, _| *i < start);
+                self.storage
+                    .drop_pending_from(start)
+                    .map_err(|e| e.to_string())?;
+                self.handover = Some((start, set));
+            }
+        }
+        Ok(())
+    }
+
+    /// Replace the replica by one for the new epoch (the old one's later indices are void).
+    fn switch_epoch(
+        &mut self,
+        start: u64,
+        set: bsmr_primitives::ValidatorSet,
+    ) -> Result<(), String> {
+        let membership = membership_of(self.genesis, &set, self.cfg.mode);
+        let mut storage =
+            AuxStorage::open(self.client.clone(), set.epoch).map_err(|e| e.to_string())?;
+        let (signer, replica) = make_replica::<B, BE, C>(
+            &*self.client,
+            &self.keystore,
+            self.validator,
+            &membership,
+            &set,
+            &mut storage,
+            &self.cfg,
+        )?;
+        log::info!(
+            target: LOG,
+            "🔁 epoch {} begins at block #{start}: n = {}, f = {}, q = {}",
+            membership.epoch,
+            membership.n(),
+            membership.f(),
+            membership.q()
+        );
+        self.primary = membership.validators()[0];
+        self.membership = membership;
+        self.storage = storage;
+        let newly_signing = signer.is_some()
+            && self.signer.as_ref().map(|s| s.public()) != signer.as_ref().map(|s| s.public());
+        self.signer = signer;
+        if newly_signing {
+            // A key that joins in this epoch introduces itself on the streams already open.
+            self.say_hello_to_all();
+        }
+        self.replica = replica;
+        self.timers.clear();
+        self.build_queue.clear();
+        self.votes.clear();
+        // Transactions of void old-epoch batches are proposed again at once.
+        self.proposed_txs.clear();
+        if let Some(r) = self.replica.as_mut() {
+            let outs = r.start(now_ms());
+            self.process(outs)?;
+        }
+        Ok(())
+    }
+
+    fn publish_status(&mut self) {
+        let m = &self.membership;
+        let (fin, _) = self.finalized();
+        let mut s = self.counters.clone();
+        s.epoch = m.epoch;
+        s.validators = m.validators().iter().map(|v| hex(v)).collect();
+        s.n = m.n() as u32;
+        s.f = m.f() as u32;
+        s.quorum = m.q() as u32;
+        s.local_validator = self.me().map(|v| hex(&v));
+        s.connected_validators = self
+            .peers
+            .values()
+            .filter(|v| v.as_ref().is_some_and(|k| m.contains(k)))
+            .count() as u32;
+        s.last_finalized = fin;
+        if let Some(r) = &self.replica {
+            let st = r.stats();
+            s.last_block = st.built;
+            s.pending_batches = r.pending_batches() as u64;
+            s.undecided_instances = r.undecided().len() as u64;
+        }
+        if let Some(mm) = &self.metrics {
+            mm.validator_peers.set(s.connected_validators as u64);
+        }
+        self.status.set(s);
+    }
+}

@@ -1,0 +1,611 @@
+//! Multi-node tests of the leaderless engine: real `bsmr-node` processes (Alice, Bob, Charlie,
+//! Dave on `--chain local`, n = 4, f = 1, q = 3) talking over loopback, driven over RPC.
+//!
+//! - 500 transfers from 20 accounts, submitted round-robin to all validators, are all finalized;
+//!   every node has the same block hash and state root at every height, every block carries a
+//!   BSMR certificate, and no balance is created (sum of balances == total issuance);
+//! - a validator killed with SIGKILL does not stop the other three; restarted, it catches up;
+//! - a full node started late syncs from genesis, verifying every certificate;
+//! - with two validators down (more than f) finality stops and nothing forks; when one returns,
+//!   finality resumes.
+//!
+//! The tests share the machine's two cores, so they run one at a time.
+
+mod common;
+
+use bsmr_runtime::{MembershipCall, RuntimeCall};
+use common::{
+    account, free_port, header_number, node_binary, signed_call, signed_transfer, total_issuance,
+    Node,
+};
+use jsonrpsee::{
+    core::client::ClientT, http_client::HttpClient, http_client::HttpClientBuilder, rpc_params,
+};
+use sp_core::{crypto::AccountId32, sr25519, Pair, H256};
+use sp_keyring::Sr25519Keyring;
+use std::{
+    path::PathBuf,
+    process::Command,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const NAMES: [&str; 5] = ["alice", "bob", "charlie", "dave", "eve"];
+
+/// One validator's fixed identity and ports, so it can be killed and restarted.
+struct Slot {
+    name: &'static str,
+    base: PathBuf,
+    rpc: u16,
+    p2p: u16,
+    node_key: String,
+    peer_id: String,
+}
+
+struct Net {
+    slots: Vec<Slot>,
+    nodes: Vec<Option<Node>>,
+    rt: tokio::runtime::Runtime,
+    dir: PathBuf,
+}
+
+fn peer_id_of(node_key: &str, dir: &PathBuf) -> String {
+    let file = dir.join(format!("key-{node_key}"));
+    std::fs::write(&file, node_key).unwrap();
+    let out = Command::new(node_binary())
+        .args(["key", "inspect-node-key", "--file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+impl Net {
+    fn new(tag: &str) -> Net {
+        let dir = std::env::temp_dir().join(format!("bsmr-net-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let slots = (0..5)
+            .map(|i| {
+                let node_key = format!("{:064x}", i + 1);
+                Slot {
+                    name: NAMES[i],
+                    base: dir.join(format!("node{i}")),
+                    rpc: free_port(),
+                    p2p: free_port(),
+                    peer_id: peer_id_of(&node_key, &dir),
+                    node_key,
+                }
+            })
+            .collect();
+        Net {
+            slots,
+            nodes: (0..5).map(|_| None).collect(),
+            rt: tokio::runtime::Runtime::new().unwrap(),
+            dir,
+        }
+    }
+
+    fn bootnodes(&self, except: usize) -> Vec<String> {
+        (0..4)
+            .filter(|i| *i != except)
+            .map(|i| {
+                format!(
+                    "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+                    self.slots[i].p2p, self.slots[i].peer_id
+                )
+            })
+            .collect()
+    }
+
+    /// Start validator `i` (0..4) or, for i = 4, a full node.
+    fn start(&mut self, i: usize) {
+        self.start_with_key(i, if i < 4 { Some(NAMES[i]) } else { None })
+    }
+
+    /// Start node `i` as `--validator` with the dev key of `key` (e.g. "eve"), or as a full node.
+    fn start_with_key(&mut self, i: usize, key: Option<&str>) {
+        let s = &self.slots[i];
+        let mut args: Vec<String> = vec![
+            "--chain".into(),
+            "local".into(),
+            "--base-path".into(),
+            s.base.display().to_string(),
+            "--node-key".into(),
+            s.node_key.clone(),
+            "--name".into(),
+            s.name.into(),
+        ];
+        if let Some(key) = key {
+            args.push(format!("--{key}"));
+        }
+        args.push("--bootnodes".into());
+        args.extend(self.bootnodes(i));
+        let refs: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+        self.nodes[i] = Some(Node::start_on(&refs, s.rpc, s.p2p));
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut n) = self.nodes[i].take() {
+            n.kill();
+        }
+    }
+
+    fn http(&self, i: usize) -> HttpClient {
+        HttpClientBuilder::default()
+            .request_timeout(Duration::from_secs(30))
+            .build(format!("http://127.0.0.1:{}", self.slots[i].rpc))
+            .unwrap()
+    }
+
+    fn finalized(&self, i: usize) -> (u64, H256) {
+        self.rt.block_on(async {
+            let c = self.http(i);
+            let head: H256 = c
+                .request("chain_getFinalizedHead", rpc_params![])
+                .await
+                .unwrap();
+            let h: serde_json::Value = c
+                .request("chain_getHeader", rpc_params![head])
+                .await
+                .unwrap();
+            (header_number(&h), head)
+        })
+    }
+
+    fn wait_finalized(&self, nodes: &[usize], at_least: u64, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            let heights: Vec<u64> = nodes.iter().map(|i| self.finalized(*i).0).collect();
+            if heights.iter().all(|h| *h >= at_least) {
+                return;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "finalized heights {heights:?} of nodes {nodes:?} did not reach {at_least}\n{}",
+                self.logs(nodes)
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn logs(&self, nodes: &[usize]) -> String {
+        nodes
+            .iter()
+            .filter_map(|i| self.nodes[*i].as_ref().map(|n| (i, n)))
+            .map(|(i, n)| {
+                let log = n.log();
+                let tail: Vec<&str> = log
+                    .lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                format!(
+                    "---- {} log tail\n{}\n",
+                    self.slots[*i].name,
+                    tail.join("\n")
+                )
+            })
+            .collect()
+    }
+
+    fn genesis(&self) -> H256 {
+        self.rt.block_on(async {
+            self.http(0)
+                .request("chain_getBlockHash", rpc_params![0])
+                .await
+                .unwrap()
+        })
+    }
+
+    fn submit(&self, i: usize, xt: Vec<u8>) {
+        self.rt.block_on(async {
+            let r: Result<H256, _> = self
+                .http(i)
+                .request("author_submitExtrinsic", rpc_params![sp_core::Bytes(xt)])
+                .await;
+            r.expect("the transfer enters the pool");
+        });
+    }
+
+    /// Every node in `nodes` has the same hash and state root at heights 1..=upto, and every
+    /// block carries a BSMR justification.
+    fn assert_same_chain(&self, nodes: &[usize], upto: u64) {
+        self.rt.block_on(async {
+            for n in 1..=upto {
+                let mut seen: Option<(H256, String)> = None;
+                for i in nodes {
+                    let c = self.http(*i);
+                    let hash: H256 = c
+                        .request("chain_getBlockHash", rpc_params![n])
+                        .await
+                        .unwrap();
+                    let block: serde_json::Value = c
+                        .request("chain_getBlock", rpc_params![hash])
+                        .await
+                        .unwrap();
+                    let root = block["block"]["header"]["stateRoot"]
+                        .as_str()
+                        .unwrap()
+                        .to_string();
+                    let just = &block["justifications"];
+                    let engine = just[0][0].as_array().map(|a| {
+                        a.iter()
+                            .map(|b| b.as_u64().unwrap() as u8)
+                            .collect::<Vec<u8>>()
+                    });
+                    let engine_ok = engine.as_deref() == Some(b"BSMR")
+                        || just[0][0] == serde_json::json!("0x42534d52");
+                    assert!(
+                        engine_ok,
+                        "block #{n} on {} has no BSMR justification: {just}",
+                        self.slots[*i].name
+                    );
+                    match &seen {
+                        None => seen = Some((hash, root)),
+                        Some(s) => assert_eq!(
+                            *s,
+                            (hash, root),
+                            "block #{n} differs on {}",
+                            self.slots[*i].name
+                        ),
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for i in 0..5 {
+            self.kill(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn user(i: usize) -> sr25519::Pair {
+    sr25519::Pair::from_string(&format!("//bsmr-test-user/{i}"), None).unwrap()
+}
+
+fn account_of(p: &sr25519::Pair) -> AccountId32 {
+    AccountId32::from(p.public())
+}
+
+/// The nonce of `who` in the finalized state of node `i`.
+fn finalized_nonce(net: &Net, i: usize, who: &AccountId32) -> u32 {
+    let (_, head) = net.finalized(i);
+    net.rt
+        .block_on(async { account(&net.http(i), who, Some(head)).await.nonce })
+}
+
+fn wait_nonces(net: &Net, nodes: &[usize], expect: &[(AccountId32, u32)], timeout: Duration) {
+    let start = Instant::now();
+    for i in nodes {
+        for (who, n) in expect {
+            loop {
+                let got = finalized_nonce(net, *i, who);
+                if got >= *n {
+                    assert_eq!(got, *n, "{who} sent more transactions than submitted");
+                    break;
+                }
+                assert!(
+                    start.elapsed() < timeout,
+                    "{}: {who} has finalized nonce {got}, expected {n}\n{}",
+                    net.slots[*i].name,
+                    net.logs(nodes)
+                );
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    }
+}
+
+#[test]
+fn four_validators_finalize_500_transfers_survive_a_crash_and_serve_a_late_full_node() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut net = Net::new("main");
+    for i in 0..4 {
+        net.start(i);
+    }
+    net.wait_finalized(&[0, 1, 2, 3], 2, Duration::from_secs(120));
+    let genesis = net.genesis();
+
+    // Fund 20 senders from Alice (nonces 0..20), through all four nodes.
+    let users: Vec<sr25519::Pair> = (0..20).map(user).collect();
+    let alice = Sr25519Keyring::Alice;
+    for (k, u) in users.iter().enumerate() {
+        let xt = signed_transfer(
+            &alice.pair(),
+            account_of(u),
+            1_000_000_000_000_000,
+            k as u32,
+            genesis,
+        );
+        net.submit(k % 4, xt);
+    }
+    wait_nonces(
+        &net,
+        &[0],
+        &[(alice.to_account_id(), 20)],
+        Duration::from_secs(120),
+    );
+
+    // 500 transfers: 20 senders x 25, to one another and to the dev accounts, round-robin.
+    let sinks: Vec<AccountId32> = users
+        .iter()
+        .map(account_of)
+        .chain(Sr25519Keyring::well_known().map(|k| k.to_account_id()))
+        .collect();
+    let mut k = 0usize;
+    for nonce in 0..25u32 {
+        for (j, u) in users.iter().enumerate() {
+            let to = sinks[(j * 7 + nonce as usize * 3 + 1) % sinks.len()].clone();
+            net.submit(
+                k % 4,
+                signed_transfer(u, to, 1_000_000_000 + k as u128, nonce, genesis),
+            );
+            k += 1;
+        }
+    }
+    assert_eq!(k, 500);
+    let expect: Vec<(AccountId32, u32)> = users.iter().map(|u| (account_of(u), 25)).collect();
+    wait_nonces(&net, &[0, 1, 2, 3], &expect, Duration::from_secs(300));
+
+    // Same chain everywhere, certified; no balance created.
+    let upto = (0..4).map(|i| net.finalized(i).0).min().unwrap();
+    net.assert_same_chain(&[0, 1, 2, 3], upto);
+    net.rt.block_on(async {
+        let c = net.http(1);
+        let head: H256 = c
+            .request("chain_getBlockHash", rpc_params![upto])
+            .await
+            .unwrap();
+        let mut sum = 0u128;
+        for who in &sinks {
+            let a = account(&c, who, Some(head)).await;
+            sum += a.data.free + a.data.reserved;
+        }
+        assert_eq!(
+            sum,
+            total_issuance(&c, head).await,
+            "balances are conserved (fees burned from issuance)"
+        );
+        let status: serde_json::Value = c.request("bsmr_status", rpc_params![]).await.unwrap();
+        assert_eq!(
+            (
+                status["n"].as_u64(),
+                status["f"].as_u64(),
+                status["quorum"].as_u64()
+            ),
+            (Some(4), Some(1), Some(3))
+        );
+        assert!(
+            status["committedCommands"].as_u64().unwrap() > 0,
+            "{status}"
+        );
+    });
+
+    // SIGKILL Dave: the other three keep finalizing transfers.
+    net.kill(3);
+    let (before, _) = net.finalized(0);
+    let bob = Sr25519Keyring::Bob;
+    for n in 0..10u32 {
+        net.submit(
+            (n % 3) as usize,
+            signed_transfer(&bob.pair(), alice.to_account_id(), 1_000_000, n, genesis),
+        );
+    }
+    wait_nonces(
+        &net,
+        &[0, 1, 2],
+        &[(bob.to_account_id(), 10)],
+        Duration::from_secs(120),
+    );
+    net.wait_finalized(&[0, 1, 2], before + 3, Duration::from_secs(60));
+
+    // Dave restarts from its database and catches up.
+    net.start(3);
+    let (target, _) = net.finalized(0);
+    net.wait_finalized(&[3], target, Duration::from_secs(120));
+    net.assert_same_chain(&[0, 3], target);
+
+    // A full node started late syncs from genesis; it imports only certified blocks.
+    net.start(4);
+    let (target, _) = net.finalized(0);
+    net.wait_finalized(&[4], target, Duration::from_secs(120));
+    net.assert_same_chain(&[0, 4], target);
+    net.rt.block_on(async {
+        let status: serde_json::Value = net
+            .http(4)
+            .request("bsmr_status", rpc_params![])
+            .await
+            .unwrap();
+        assert!(
+            status["localValidator"].is_null(),
+            "the follower is not a validator: {status}"
+        );
+    });
+    for i in 0..5 {
+        let log = net.nodes[i].as_ref().unwrap().log();
+        assert!(
+            !log.contains("panicked"),
+            "{} panicked:\n{log}",
+            net.slots[i].name
+        );
+        assert!(
+            !log.contains("bsmr engine halted"),
+            "{} halted:\n{log}",
+            net.slots[i].name
+        );
+    }
+}
+
+#[test]
+fn more_than_f_validators_down_stops_finality_without_forking_then_resumes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut net = Net::new("quorum");
+    for i in 0..4 {
+        net.start(i);
+    }
+    net.wait_finalized(&[0, 1, 2, 3], 3, Duration::from_secs(120));
+
+    net.kill(2);
+    net.kill(3);
+    std::thread::sleep(Duration::from_secs(4));
+    let (a, _) = net.finalized(0);
+    let (b, _) = net.finalized(1);
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        net.finalized(0).0,
+        a,
+        "two of four validators down: finality must stop"
+    );
+    assert_eq!(net.finalized(1).0, b);
+    net.assert_same_chain(&[0, 1], a.min(b));
+
+    net.start(2);
+    net.wait_finalized(&[0, 1, 2], a.max(b) + 2, Duration::from_secs(120));
+    let upto = (0..3).map(|i| net.finalized(i).0).min().unwrap();
+    net.assert_same_chain(&[0, 1, 2], upto);
+}
+
+#[test]
+fn a_validator_added_through_sudo_joins_at_the_epoch_boundary_and_signs() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut net = Net::new("epoch");
+    for i in 0..4 {
+        net.start(i);
+    }
+    // Eve runs from genesis with her key, following until she is a member.
+    net.start_with_key(4, Some("eve"));
+    net.wait_finalized(&[0, 1, 2, 3, 4], 2, Duration::from_secs(120));
+    let genesis = net.genesis();
+    let status = |i: usize| -> serde_json::Value {
+        net.rt.block_on(async {
+            net.http(i)
+                .request("bsmr_status", rpc_params![])
+                .await
+                .unwrap()
+        })
+    };
+    assert!(
+        status(4)["localValidator"].is_null(),
+        "Eve is not a member yet"
+    );
+
+    let eve = Sr25519Keyring::Eve;
+    let add = RuntimeCall::Sudo(pallet_sudo::Call::sudo {
+        call: Box::new(RuntimeCall::Membership(MembershipCall::add_member {
+            who: eve.to_account_id(),
+            key: eve.public().into(),
+        })),
+    });
+    net.submit(
+        1,
+        signed_call(&Sr25519Keyring::Alice.pair(), add, 0, genesis),
+    );
+
+    // The epoch boundary is block 20 (epoch length 20): epoch 1 takes over at block 22.
+    let start = Instant::now();
+    loop {
+        let s = status(0);
+        if s["epoch"].as_u64() == Some(1) {
+            assert_eq!(
+                (s["n"].as_u64(), s["f"].as_u64(), s["quorum"].as_u64()),
+                (Some(5), Some(1), Some(4)),
+                "{s}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "no epoch change: {s}\n{}",
+            net.logs(&[0, 4])
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    net.wait_finalized(&[0, 1, 2, 3, 4], 26, Duration::from_secs(120));
+    // Eve is a validator now: her replica finishes blocks and transfers keep finalizing.
+    let s = status(4);
+    assert_eq!(s["epoch"].as_u64(), Some(1), "{s}");
+    assert!(!s["localValidator"].is_null(), "Eve signs in epoch 1: {s}");
+    let bob = Sr25519Keyring::Bob;
+    net.submit(
+        4,
+        signed_transfer(&bob.pair(), eve.to_account_id(), 5_000_000, 0, genesis),
+    );
+    wait_nonces(
+        &net,
+        &[0, 4],
+        &[(bob.to_account_id(), 1)],
+        Duration::from_secs(120),
+    );
+    let from = status(4)["lastBlock"].as_u64().unwrap();
+    let started = Instant::now();
+    while status(4)["lastBlock"].as_u64().unwrap() < from + 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Eve's replica does not finish blocks\n{}",
+            net.logs(&[4])
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let upto = (0..5).map(|i| net.finalized(i).0).min().unwrap();
+    net.assert_same_chain(&[0, 1, 2, 3, 4], upto);
+    // Eve's own certificates carry her signature: she votes on the blocks she builds.
+    let eve_key: [u8; 32] = eve.public().0;
+    let signed_by_eve = (upto.saturating_sub(3)..=upto).any(|n| {
+        certificate(&net, 4, n)
+            .signatures
+            .iter()
+            .any(|(who, _)| *who == eve_key)
+    });
+    assert!(
+        signed_by_eve,
+        "no certificate on Eve's node carries her signature\n{}",
+        net.logs(&[4])
+    );
+}
+
+/// The BSMR certificate of block `n` as node `i` stores it.
+fn certificate(
+    net: &Net,
+    i: usize,
+    n: u64,
+) -> sc_consensus_bsmr::justification::FinalityCertificate {
+    net.rt.block_on(async {
+        let c = net.http(i);
+        let hash: H256 = c
+            .request("chain_getBlockHash", rpc_params![n])
+            .await
+            .unwrap();
+        let block: serde_json::Value = c
+            .request("chain_getBlock", rpc_params![hash])
+            .await
+            .unwrap();
+        let j = &block["justifications"][0][1];
+        let raw: Vec<u8> = match j.as_str() {
+            Some(hex_bytes) => hex::decode(hex_bytes.trim_start_matches("0x")).unwrap(),
+            None => j
+                .as_array()
+                .expect("a justification")
+                .iter()
+                .map(|b| b.as_u64().unwrap() as u8)
+                .collect(),
+        };
+        sc_consensus_bsmr::justification::FinalityCertificate::decode_untrusted(&raw)
+            .expect("a BSMR certificate")
+    })
+}

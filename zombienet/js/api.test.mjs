@@ -1,0 +1,135 @@
+// What polkadot.js apps does, against a running bsmr network, with @polkadot/api.
+//
+// usage: node js/api.test.mjs ws://127.0.0.1:9944 [ws://other-node ...]
+// Exits non-zero with a message on the first failed check.
+import { ApiPromise, WsProvider } from '@polkadot/api';
+import { Keyring } from '@polkadot/keyring';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { u8aToString } from '@polkadot/util';
+
+const endpoints = process.argv.slice(2);
+if (endpoints.length === 0) {
+  console.error('usage: node js/api.test.mjs <ws endpoint> [more endpoints]');
+  process.exit(2);
+}
+
+// The bsmr RPC methods and the certificate type, declared as apps would declare them.
+const rpc = {
+  bsmr: {
+    status: { description: 'bsmr engine status', params: [], type: 'BsmrStatus' },
+    commandStatus: { description: 'where a transaction is', params: [{ name: 'txHash', type: 'H256' }], type: 'Json' },
+  },
+};
+const types = {
+  BsmrStatus: {
+    epoch: 'u64', validators: 'Vec<Text>', n: 'u32', f: 'u32', quorum: 'u32',
+    localValidator: 'Option<Text>', connectedValidators: 'u32', committedCommands: 'u64',
+    fastCommits: 'u64', pendingBatches: 'u64', undecidedInstances: 'u64', lastBlock: 'u64',
+    lastFinalized: 'u64', viewChanges: 'u64', misbehaviourProofs: 'u64', proposedTxs: 'u64', mode: 'Text',
+  },
+  BsmrFinalityVote: { epoch: 'u64', number: 'u64', hash: '[u8; 32]', stateRoot: '[u8; 32]' },
+  BsmrFinalityCertificate: { vote: 'BsmrFinalityVote', signatures: 'Vec<([u8; 32], [u8; 64])>' },
+};
+
+function check(cond, msg) {
+  if (!cond) {
+    console.error(`FAIL: ${msg}`);
+    process.exit(1);
+  }
+  console.log(`ok: ${msg}`);
+}
+
+const withTimeout = (p, ms, what) =>
+  Promise.race([p, new Promise((_, rej) => setTimeout(() => rej(new Error(`timeout: ${what}`)), ms))]);
+
+async function main() {
+  await cryptoWaitReady();
+  const api = await withTimeout(ApiPromise.create({ provider: new WsProvider(endpoints[0]), rpc, types, noInitWarn: true }), 60000, 'connect');
+
+  // Metadata and chain properties, as apps reads them at connect.
+  const [chain, props, version] = await Promise.all([api.rpc.system.chain(), api.rpc.system.properties(), api.rpc.state.getRuntimeVersion()]);
+  check(chain.toString().startsWith('bsmr'), `chain name "${chain}"`);
+  check(props.ss58Format.unwrap().toNumber() === 42, 'ss58Format 42');
+  check(props.tokenSymbol.unwrap()[0].toString() === 'BSMR', 'token symbol BSMR');
+  check(props.tokenDecimals.unwrap()[0].toNumber() === 12, '12 decimals');
+  check(api.runtimeMetadata.version >= 14, `metadata V${api.runtimeMetadata.version}`);
+  check(!!api.tx.balances && !!api.tx.membership && !!api.query.membership, 'balances and membership pallets in metadata');
+  check(version.specName.toString().length > 0, `runtime ${version.specName} v${version.specVersion}`);
+
+  // Accounts and balances through api-derive (the Accounts page).
+  const keyring = new Keyring({ type: 'sr25519', ss58Format: 42 });
+  const alice = keyring.addFromUri('//Alice');
+  const bob = keyring.addFromUri('//Bob');
+  const all = await api.derive.balances.all(bob.address);
+  check(all.freeBalance.gtn(0), `Bob's free balance ${all.freeBalance.toHuman()}`);
+  const infos = await api.derive.accounts.info(alice.address);
+  check(infos.accountId.toString() === alice.address, 'derive.accounts.info');
+
+  // Subscribe to finalized heads.
+  const heads = [];
+  const unsubHeads = await api.rpc.chain.subscribeFinalizedHeads((h) => heads.push(h.number.toNumber()));
+
+  // A transfer followed to finalized (the Transfer dialog).
+  const before = (await api.query.system.account(bob.address)).data.free.toBigInt();
+  const amount = 1_234_000_000_000n;
+  const finalizedIn = await withTimeout(new Promise((resolve, reject) => {
+    api.tx.balances.transferKeepAlive(bob.address, amount).signAndSend(alice, ({ status, dispatchError }) => {
+      if (dispatchError) reject(new Error(`dispatch error ${dispatchError}`));
+      if (status.isInvalid || status.isDropped || status.isUsurped) reject(new Error(`transfer ${status.type}`));
+      if (status.isFinalized) resolve(status.asFinalized);
+    }).catch(reject);
+  }), 120000, 'transfer finalized');
+  const after = (await api.query.system.account.at(finalizedIn, bob.address)).data.free.toBigInt();
+  check(after - before >= amount, `transfer finalized in ${finalizedIn.toHex().slice(0, 10)}…, Bob +${after - before}`);
+
+  // The engine's RPC with declared types.
+  const status = await api.rpc.bsmr.status();
+  check(status.n.toNumber() >= 1 && status.quorum.toNumber() <= status.n.toNumber(), `bsmr_status: n=${status.n} f=${status.f} q=${status.quorum} epoch=${status.epoch}`);
+  check(status.lastFinalized.toNumber() >= 1, `bsmr_status.lastFinalized ${status.lastFinalized}`);
+
+  // Membership pallet: read it, and change it through sudo (schedule Ferdie, then check pending).
+  const members = await api.query.membership.members();
+  check(members.length === status.n.toNumber(), `membership has ${members.length} members`);
+  const ferdie = keyring.addFromUri('//Ferdie');
+  const pendingEvents = await withTimeout(new Promise((resolve, reject) => {
+    api.tx.sudo.sudo(api.tx.membership.addMember(ferdie.address, ferdie.publicKey)).signAndSend(alice, ({ status: st, events }) => {
+      if (st.isInvalid || st.isDropped) reject(new Error(`sudo ${st.type}`));
+      if (st.isFinalized) resolve(events.map((e) => `${e.event.section}.${e.event.method}`));
+    }).catch(reject);
+  }), 120000, 'sudo add_member finalized');
+  check(pendingEvents.includes('membership.MemberAdditionScheduled') || pendingEvents.some((e) => e.startsWith('membership.')), `sudo add_member events: ${pendingEvents.join(', ')}`);
+
+  // The BSMR justification of a finalized block decodes to a certificate with a quorum.
+  const head = await api.rpc.chain.getFinalizedHead();
+  const signed = await api.rpc.chain.getBlock(head);
+  const just = signed.justifications.unwrap().find(([engine]) => u8aToString(engine) === 'BSMR');
+  check(!!just, 'finalized block carries a BSMR justification');
+  const cert = api.createType('BsmrFinalityCertificate', just[1]);
+  check(cert.vote.number.toNumber() === signed.block.header.number.toNumber(), `certificate for #${cert.vote.number}`);
+  check(cert.vote.hash.toHex() === head.toHex(), 'certificate names the block hash');
+  check(cert.signatures.length >= status.quorum.toNumber(), `certificate has ${cert.signatures.length} signatures (q=${status.quorum})`);
+
+  unsubHeads();
+  check(heads.length >= 1, `received ${heads.length} finalized heads`);
+
+  // Every other endpoint agrees on that block.
+  for (const ep of endpoints.slice(1)) {
+    const other = await withTimeout(ApiPromise.create({ provider: new WsProvider(ep), rpc, types, noInitWarn: true }), 60000, `connect ${ep}`);
+    const n = signed.block.header.number.toNumber();
+    let h;
+    for (let i = 0; i < 120; i++) {
+      if ((await other.rpc.chain.getHeader(await other.rpc.chain.getFinalizedHead())).number.toNumber() >= n) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    h = await other.rpc.chain.getBlockHash(n);
+    check(h.toHex() === head.toHex(), `${ep} has the same block #${n}`);
+    await other.disconnect();
+  }
+  await api.disconnect();
+  console.log('all polkadot.js checks passed');
+}
+
+main().then(() => process.exit(0)).catch((e) => {
+  console.error(`FAIL: ${e.message}`);
+  process.exit(1);
+});
