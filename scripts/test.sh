@@ -16,3 +16,6 @@ fi
 
 echo "== cargo test --release --workspace"
 cargo test --release --workspace
+
+echo "== zombienet networks and @polkadot/api checks (native provider)"
+bash scripts/zombienet.sh "$CARGO_TARGET_DIR/release/bsmr-node"

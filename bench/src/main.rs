@@ -55,6 +55,9 @@ enum Mode {
         /// Block time of the network (ms).
         #[arg(long, default_value_t = 1000)]
         block_time_ms: u64,
+        /// Extra argument for every bsmr-node (repeat it), e.g. `--node-arg=--pool-type=single-state`.
+        #[arg(long = "node-arg", allow_hyphen_values = true)]
+        node_args: Vec<String>,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -139,8 +142,16 @@ fn main() {
             modes,
             scenario,
             block_time_ms,
+            node_args,
             load,
-        } => rt.block_on(network_mode(&node, modes, scenario, block_time_ms, &load)),
+        } => rt.block_on(network_mode(
+            &node,
+            modes,
+            scenario,
+            block_time_ms,
+            &node_args,
+            &load,
+        )),
         Mode::Sim { validators, seed } => sim_mode(validators, seed).map(|_| vec![]),
     };
     match result {
@@ -366,6 +377,7 @@ async fn network_mode(
     modes: Modes,
     scenario: Scenario,
     block_time_ms: u64,
+    node_args: &[String],
     load: &LoadArgs,
 ) -> Result<Vec<report::Summary>, String> {
     if !node.exists() {
@@ -384,11 +396,9 @@ async fn network_mode(
     let mut results = vec![];
     for mode in list {
         eprintln!("starting a 4-validator network, consensus mode {mode} ...");
-        let net = network::LocalNet::start(
-            node,
-            mode,
-            &["--block-time-ms".into(), block_time_ms.to_string()],
-        )?;
+        let mut args = vec!["--block-time-ms".to_string(), block_time_ms.to_string()];
+        args.extend(node_args.iter().cloned());
+        let net = network::LocalNet::start(node, mode, &args)?;
         let all = net.endpoints();
         // Crash: submit to validators 1..4 only; kill validator 0 (the baseline's leader) halfway.
         let endpoints: Vec<String> = if scenario == Scenario::Crash {
@@ -396,7 +406,7 @@ async fn network_mode(
         } else {
             all.clone()
         };
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        wait_finalized(&all, 3, Duration::from_secs(120)).await?;
         let plan = prepare(&endpoints, load, &t).await?;
         let net = std::sync::Arc::new(std::sync::Mutex::new(net));
         let killer: Option<Box<dyn FnOnce() + Send>> = if scenario == Scenario::Crash {
@@ -452,6 +462,45 @@ async fn network_mode(
         .map_err(|e| e.to_string())?;
     }
     Ok(results.into_iter().map(|(s, _)| s).collect())
+}
+
+/// Wait until every endpoint has finalized `height` (the network is connected and producing).
+async fn wait_finalized(
+    endpoints: &[String],
+    height: u64,
+    timeout: Duration,
+) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    for e in endpoints {
+        let client = WsClientBuilder::default()
+            .build(e)
+            .await
+            .map_err(|err| format!("cannot connect to {e}: {err}"))?;
+        loop {
+            let head: H256 = client
+                .request("chain_getFinalizedHead", rpc_params![])
+                .await
+                .map_err(|err| err.to_string())?;
+            let h: serde_json::Value = client
+                .request("chain_getHeader", rpc_params![head])
+                .await
+                .map_err(|err| err.to_string())?;
+            let n = h["number"]
+                .as_str()
+                .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+                .unwrap_or(0);
+            if n >= height {
+                break;
+            }
+            if start.elapsed() > timeout {
+                return Err(format!(
+                    "{e} did not finalize block #{height} within {timeout:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    Ok(())
 }
 
 fn sim_mode(validators: usize, seed: u64) -> Result<(), String> {

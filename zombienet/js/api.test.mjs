@@ -1,17 +1,15 @@
-// What polkadot.js apps does, against a running bsmr network, with @polkadot/api.
+// What polkadot.js apps does, against a running bsmr network, with @polkadot/api:
+// connect, read metadata and chain properties, list balances (api-derive), transfer and follow it
+// to finalized, subscribe to finalized heads, read the membership pallet and call it via sudo,
+// call the bsmr_* RPC with declared types, decode the BSMR justification of a block.
 //
 // usage: node js/api.test.mjs ws://127.0.0.1:9944 [ws://other-node ...]
-// Exits non-zero with a message on the first failed check.
+// (zombienet runs the same checks through js/api.zn.cjs.) Throws on the first failed check.
 import { ApiPromise, WsProvider } from '@polkadot/api';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { u8aToString } from '@polkadot/util';
 
-const endpoints = process.argv.slice(2);
-if (endpoints.length === 0) {
-  console.error('usage: node js/api.test.mjs <ws endpoint> [more endpoints]');
-  process.exit(2);
-}
 
 // The bsmr RPC methods and the certificate type, declared as apps would declare them.
 const rpc = {
@@ -27,22 +25,20 @@ const types = {
     fastCommits: 'u64', pendingBatches: 'u64', undecidedInstances: 'u64', lastBlock: 'u64',
     lastFinalized: 'u64', viewChanges: 'u64', misbehaviourProofs: 'u64', proposedTxs: 'u64', mode: 'Text',
   },
-  BsmrFinalityVote: { epoch: 'u64', number: 'u64', hash: '[u8; 32]', stateRoot: '[u8; 32]' },
+  // Field names are ours (SCALE is positional); `hash` would shadow the codec's own .hash getter.
+  BsmrFinalityVote: { epoch: 'u64', number: 'u64', blockHash: '[u8; 32]', stateRoot: '[u8; 32]' },
   BsmrFinalityCertificate: { vote: 'BsmrFinalityVote', signatures: 'Vec<([u8; 32], [u8; 64])>' },
 };
 
 function check(cond, msg) {
-  if (!cond) {
-    console.error(`FAIL: ${msg}`);
-    process.exit(1);
-  }
+  if (!cond) throw new Error(`check failed: ${msg}`);
   console.log(`ok: ${msg}`);
 }
 
 const withTimeout = (p, ms, what) =>
   Promise.race([p, new Promise((_, rej) => setTimeout(() => rej(new Error(`timeout: ${what}`)), ms))]);
 
-async function main() {
+export async function runChecks(endpoints) {
   await cryptoWaitReady();
   const api = await withTimeout(ApiPromise.create({ provider: new WsProvider(endpoints[0]), rpc, types, noInitWarn: true }), 60000, 'connect');
 
@@ -87,26 +83,31 @@ async function main() {
   check(status.n.toNumber() >= 1 && status.quorum.toNumber() <= status.n.toNumber(), `bsmr_status: n=${status.n} f=${status.f} q=${status.quorum} epoch=${status.epoch}`);
   check(status.lastFinalized.toNumber() >= 1, `bsmr_status.lastFinalized ${status.lastFinalized}`);
 
-  // Membership pallet: read it, and change it through sudo (schedule Ferdie, then check pending).
+  // Membership pallet: read it, and change it through sudo (schedule Ferdie in, or out if a
+  // previous run already added him; the change is enacted at the next epoch boundary).
   const members = await api.query.membership.members();
   check(members.length === status.n.toNumber(), `membership has ${members.length} members`);
   const ferdie = keyring.addFromUri('//Ferdie');
-  const pendingEvents = await withTimeout(new Promise((resolve, reject) => {
-    api.tx.sudo.sudo(api.tx.membership.addMember(ferdie.address, ferdie.publicKey)).signAndSend(alice, ({ status: st, events }) => {
+  const isMember = members.some(([who]) => who.toString() === ferdie.address);
+  const call = isMember ? api.tx.membership.removeMember(ferdie.address) : api.tx.membership.addMember(ferdie.address, ferdie.publicKey);
+  const want = isMember ? 'membership.MemberRemovalScheduled' : 'membership.MemberAdditionScheduled';
+  const events = await withTimeout(new Promise((resolve, reject) => {
+    api.tx.sudo.sudo(call).signAndSend(alice, ({ status: st, events: evs }) => {
       if (st.isInvalid || st.isDropped) reject(new Error(`sudo ${st.type}`));
-      if (st.isFinalized) resolve(events.map((e) => `${e.event.section}.${e.event.method}`));
+      if (st.isFinalized) resolve(evs.map((e) => `${e.event.section}.${e.event.method}`));
     }).catch(reject);
-  }), 120000, 'sudo add_member finalized');
-  check(pendingEvents.includes('membership.MemberAdditionScheduled') || pendingEvents.some((e) => e.startsWith('membership.')), `sudo add_member events: ${pendingEvents.join(', ')}`);
+  }), 120000, 'sudo membership call finalized');
+  check(events.includes(want), `sudo ${isMember ? 'remove_member' : 'add_member'}(Ferdie): ${events.join(', ')}`);
 
   // The BSMR justification of a finalized block decodes to a certificate with a quorum.
   const head = await api.rpc.chain.getFinalizedHead();
   const signed = await api.rpc.chain.getBlock(head);
   const just = signed.justifications.unwrap().find(([engine]) => u8aToString(engine) === 'BSMR');
   check(!!just, 'finalized block carries a BSMR justification');
-  const cert = api.createType('BsmrFinalityCertificate', just[1]);
+  const cert = api.createType('BsmrFinalityCertificate', just[1].toU8a(true));
   check(cert.vote.number.toNumber() === signed.block.header.number.toNumber(), `certificate for #${cert.vote.number}`);
-  check(cert.vote.hash.toHex() === head.toHex(), 'certificate names the block hash');
+  check(cert.vote.blockHash.toHex() === head.toHex(), 'certificate names the block hash');
+  check(cert.vote.stateRoot.toHex() === signed.block.header.stateRoot.toHex(), 'certificate names the state root');
   check(cert.signatures.length >= status.quorum.toNumber(), `certificate has ${cert.signatures.length} signatures (q=${status.quorum})`);
 
   unsubHeads();
@@ -129,7 +130,15 @@ async function main() {
   console.log('all polkadot.js checks passed');
 }
 
-main().then(() => process.exit(0)).catch((e) => {
-  console.error(`FAIL: ${e.message}`);
-  process.exit(1);
-});
+const invokedDirectly = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (invokedDirectly) {
+  const endpoints = process.argv.slice(2);
+  if (endpoints.length === 0) {
+    console.error('usage: node js/api.test.mjs <ws endpoint> [more endpoints]');
+    process.exit(2);
+  }
+  runChecks(endpoints).then(() => process.exit(0)).catch((e) => {
+    console.error(`FAIL: ${e.message}`);
+    process.exit(1);
+  });
+}

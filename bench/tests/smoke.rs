@@ -1,0 +1,133 @@
+//! End-to-end check of `bsmr-bench`: a short `network` run (both consensus modes, a 60-transfer
+//! slice of the real trace) against real `bsmr-node` processes, with exact accounting: every
+//! submitted transaction is finalized or reported dropped with a reason. Bad traces are refused
+//! with an error naming the file and line.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bench() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_bsmr-bench"))
+}
+
+/// The node cargo built in the same target directory.
+fn node() -> PathBuf {
+    bench()
+        .parent()
+        .expect("the binary has a directory")
+        .join("bsmr-node")
+}
+
+#[test]
+fn network_run_accounts_for_every_transaction_in_both_modes() {
+    let out = std::env::temp_dir().join(format!("bsmr-bench-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    assert!(
+        node().exists(),
+        "bsmr-node is built next to bsmr-bench: {}",
+        node().display()
+    );
+    let run = Command::new(bench())
+        .args([
+            "network",
+            "--modes",
+            "both",
+            "--scenario",
+            "trace",
+            "--limit",
+            "60",
+            "--rate",
+            "20",
+        ])
+        .args([
+            "--settle-secs",
+            "60",
+            "--quiet",
+            "--label",
+            "smoke",
+            "--node",
+        ])
+        .arg(node())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "bsmr-bench failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("leader / leaderless"),
+        "side-by-side ratios printed:\n{stdout}"
+    );
+    for mode in ["leaderless", "leader"] {
+        let label = format!("smoke-trace-{mode}");
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(format!("{label}.json"))).unwrap())
+                .unwrap();
+        let submitted = summary["submitted"].as_u64().unwrap();
+        let finalized = summary["finalized"].as_u64().unwrap();
+        let dropped: u64 = summary["dropped"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(submitted, 60, "{summary}");
+        assert_eq!(
+            finalized + dropped,
+            submitted,
+            "every transaction accounted for: {summary}"
+        );
+        assert!(finalized > 0, "some transfers finalized: {summary}");
+        let csv = std::fs::read_to_string(out.join(format!("{label}.csv"))).unwrap();
+        let rows: Vec<&str> = csv.lines().skip(1).collect();
+        assert_eq!(rows.len(), 60);
+        for row in rows {
+            let cols: Vec<&str> = row.split(',').collect();
+            let (finalized_ms, reason) = (cols[4], cols[6]);
+            assert!(
+                !finalized_ms.is_empty() ^ !reason.is_empty(),
+                "a row is either finalized or dropped with a reason: {row}"
+            );
+        }
+        assert!(
+            std::fs::read_to_string(out.join(format!("{label}-latency-cdf.svg")))
+                .unwrap()
+                .contains("<svg")
+        );
+    }
+    assert!(out.join("smoke-trace-compare.json").exists());
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn bad_trace_files_get_clear_errors() {
+    let dir = std::env::temp_dir().join(format!("bsmr-bench-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "from,to,amount\n0xa,0xb,12\n0xa,0xb,twelve\n").unwrap();
+    let run = Command::new(bench())
+        .args(["replay", "--endpoints", "ws://127.0.0.1:1", "--trace"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("bad.csv") && err.contains("line 3"),
+        "unclear error: {err}"
+    );
+    let run = Command::new(bench())
+        .args(["network", "--rate", "fast"])
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("--rate"),
+        "clap names the bad flag"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
