@@ -172,6 +172,12 @@ fn load_trace(load: &LoadArgs, uniform: bool) -> Result<trace::Trace, String> {
     } else {
         trace::load(&load.trace).map_err(|e| e.to_string())?
     };
+    if !t.skipped.is_empty() {
+        eprintln!(
+            "trace: {} rows skipped (contract creations, no receiver)",
+            t.skipped.len()
+        );
+    }
     if load.limit > 0 {
         t.txs.truncate(load.limit);
     }

@@ -166,11 +166,6 @@ impl LocalNet {
             let _ = c.wait();
         }
     }
-
-    /// Where the node logs are.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 impl Drop for LocalNet {

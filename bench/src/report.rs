@@ -27,6 +27,8 @@ pub struct Summary {
     pub sustained_tps: f64,
     /// Wall time (ms).
     pub elapsed_ms: u64,
+    /// Blocks finalized while the run was watched.
+    pub blocks_finalized: usize,
 }
 
 fn percentiles(mut v: Vec<u64>) -> [u64; 3] {
@@ -78,6 +80,7 @@ pub fn summarize(label: &str, o: &Outcome) -> Summary {
             0.0
         },
         elapsed_ms: o.elapsed_ms,
+        blocks_finalized: o.blocks.len(),
     }
 }
 

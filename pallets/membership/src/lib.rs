@@ -118,6 +118,11 @@ pub mod pallet {
                 !T::EpochLength::get().is_zero(),
                 "EpochLength must be non-zero"
             );
+            if self.members.is_empty() && self.min_members == 0 {
+                // The default (empty) genesis, as frame's generated genesis test builds it: no
+                // validator set. Every chain spec of this project sets members and a minimum.
+                return;
+            }
             assert!(self.min_members >= 1, "min_members must be at least 1");
             assert!(
                 self.members.len() as u32 >= self.min_members,
