@@ -312,3 +312,105 @@ pub fn check_preprepare(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::InsecureTestCrypto;
+
+    fn setup() -> (Membership, Vec<InsecureTestCrypto>) {
+        let keys: Vec<InsecureTestCrypto> =
+            (1..=4u8).map(|i| InsecureTestCrypto([i; 32])).collect();
+        (
+            Membership::new([9; 32], 0, keys.iter().map(|k| k.0).collect()),
+            keys,
+        )
+    }
+
+    fn dep(p: u8, seq: u64) -> DepRef {
+        DepRef {
+            proposer: [p; 32],
+            kind: DepKind::Txs { seq },
+            id: [p.wrapping_add(seq as u8); 32],
+        }
+    }
+
+    fn reply(
+        m: &Membership,
+        k: &InsecureTestCrypto,
+        cmd: DepRef,
+        deps: Vec<DepRef>,
+        fence: u64,
+    ) -> Signed<ReplyBody> {
+        Signed::sign(
+            ReplyBody {
+                epoch: m.epoch,
+                cmd,
+                pos: 0,
+                deps,
+                fence,
+            },
+            &m.genesis,
+            k,
+        )
+    }
+
+    #[test]
+    fn a_quorum_proof_determines_union_and_max_fence() {
+        let (m, k) = setup();
+        let c = dep(1, 0);
+        let proof = vec![
+            reply(&m, &k[0], c, vec![dep(2, 0)], 3),
+            reply(&m, &k[1], c, vec![dep(3, 0), c], 5),
+            reply(&m, &k[2], c, vec![dep(2, 0)], 4),
+        ];
+        let v = value_from_replies(&c, &proof);
+        assert_eq!(
+            v,
+            Value::Deps {
+                cmd: c.id,
+                deps: vec![dep(2, 0), dep(3, 0)],
+                after: 5
+            },
+            "union minus c, max fence"
+        );
+        assert_eq!(check_reply_proof(&m, &k[0], 16, &c, &v, &proof), Ok(()));
+        // Fewer than q, a duplicated signer, a different value, a forged signature: all rejected.
+        assert_eq!(
+            check_reply_proof(&m, &k[0], 16, &c, &v, &proof[..2]),
+            Err(Invalid::NotQuorum)
+        );
+        let dup = vec![proof[0].clone(), proof[0].clone(), proof[1].clone()];
+        assert_eq!(
+            check_reply_proof(&m, &k[0], 16, &c, &v, &dup),
+            Err(Invalid::Signature)
+        );
+        let other = Value::Deps {
+            cmd: c.id,
+            deps: vec![dep(2, 0)],
+            after: 5,
+        };
+        assert_eq!(
+            check_reply_proof(&m, &k[0], 16, &c, &other, &proof),
+            Err(Invalid::ValueMismatch)
+        );
+        let mut forged = proof.clone();
+        forged[2].sig = [0; 64];
+        assert_eq!(
+            check_reply_proof(&m, &k[0], 16, &c, &v, &forged),
+            Err(Invalid::Signature)
+        );
+    }
+
+    #[test]
+    fn reply_shape_bounds_entries_per_proposer() {
+        let (m, k) = setup();
+        let c = dep(1, 0);
+        let many: Vec<DepRef> = (0..3).map(|s| dep(2, s)).collect();
+        assert!(check_reply_shape(&reply(&m, &k[0], c, many.clone(), 0).body, 3).is_ok());
+        assert_eq!(
+            check_reply_shape(&reply(&m, &k[0], c, many, 0).body, 2),
+            Err(Invalid::TooManyDeps)
+        );
+    }
+}
