@@ -97,24 +97,16 @@ impl<A: AuxStore> AuxStorage<A> {
     /// Forget pending blocks up to and including `upto` (they are on chain now).
     pub fn forget_pending(&mut self, upto: u64) -> Result<(), AuxError> {
         let gone: Vec<u64> = self.pending.range(..=upto).copied().collect();
-        if gone.is_empty() {
-            return Ok(());
-        }
-        let mut w = BTreeMap::new();
-        for b in gone {
-            self.pending.remove(&b);
-            w.insert(pending_key(b), None);
-        }
-        w.insert(
-            PENDING_INDEX.to_vec(),
-            Some(self.pending.iter().copied().collect::<Vec<_>>().encode()),
-        );
-        self.write(w)
+        self.remove_pending(gone)
     }
 
     /// Drop pending blocks from `from` on (void: a new epoch starts there).
     pub fn drop_pending_from(&mut self, from: u64) -> Result<(), AuxError> {
         let gone: Vec<u64> = self.pending.range(from..).copied().collect();
+        self.remove_pending(gone)
+    }
+
+    fn remove_pending(&mut self, gone: Vec<u64>) -> Result<(), AuxError> {
         if gone.is_empty() {
             return Ok(());
         }
@@ -284,6 +276,24 @@ mod tests {
             .unwrap();
         }
         s.forget_pending(2).unwrap();
+        let mut s = AuxStorage::open(aux.clone(), 0).unwrap();
+        assert_eq!(
+            s.pending_blocks()
+                .unwrap()
+                .iter()
+                .map(|b| b.index)
+                .collect::<Vec<_>>(),
+            vec![3]
+        );
+        // Void blocks of an old epoch are dropped from an index on.
+        s.add_pending(&FinishedBlock {
+            index: 4,
+            timestamp_ms: 4,
+            checkpoint: [0; 32],
+            batches: vec![],
+        })
+        .unwrap();
+        s.drop_pending_from(4).unwrap();
         let s = AuxStorage::open(aux, 0).unwrap();
         assert_eq!(
             s.pending_blocks()
