@@ -143,35 +143,13 @@ pub fn plot_cdf(path: &Path, runs: &[(String, &Outcome)]) -> Result<(), String> 
         .iter()
         .flat_map(|(_, c)| c.iter().map(|p| p.0))
         .fold(1.0, f64::max);
-    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Finality latency CDF", ("sans-serif", 20))
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..xmax * 1.05, 0.0..1.0)
-        .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds from submit to finalized")
-        .y_desc("fraction")
-        .draw()
-        .map_err(|e| e.to_string())?;
-    for (i, (label, c)) in curves.into_iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        chart
-            .draw_series(LineSeries::new(c, color.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
+    draw_lines(
+        path,
+        "Finality latency CDF",
+        ("seconds from submit to finalized", "fraction"),
+        (xmax * 1.05, 1.0),
+        curves,
+    )
 }
 
 /// Finalized transactions per second over time, one line per run.
@@ -202,19 +180,36 @@ pub fn plot_throughput(path: &Path, runs: &[(String, &Outcome)]) -> Result<(), S
         .iter()
         .flat_map(|(_, c)| c.iter().map(|p| p.1))
         .fold(1.0, f64::max);
+    draw_lines(
+        path,
+        "Finalized throughput",
+        ("seconds since start", "tx/s"),
+        (xmax + 1.0, ymax * 1.1),
+        series,
+    )
+}
+
+/// One SVG line chart: a line per (label, points) series, axes from 0 to `max`.
+fn draw_lines(
+    path: &Path,
+    caption: &str,
+    (x_desc, y_desc): (&str, &str),
+    (x_max, y_max): (f64, f64),
+    series: Vec<(String, Vec<(f64, f64)>)>,
+) -> Result<(), String> {
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Finalized throughput", ("sans-serif", 20))
+        .caption(caption, ("sans-serif", 20))
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(0.0..xmax + 1.0, 0.0..ymax * 1.1)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
-        .x_desc("seconds since start")
-        .y_desc("tx/s")
+        .x_desc(x_desc)
+        .y_desc(y_desc)
         .draw()
         .map_err(|e| e.to_string())?;
     for (i, (label, c)) in series.into_iter().enumerate() {
