@@ -41,23 +41,8 @@ enum Mode {
     },
     /// Start a local 4-validator network per consensus mode, replay, tear down, compare.
     Network {
-        /// The bsmr-node binary.
-        #[arg(long, default_value_os_t = default_node())]
-        node: PathBuf,
-        /// Which consensus modes to run (side by side when `both`).
-        #[arg(long, value_enum, default_value_t = Modes::Both)]
-        modes: Modes,
-        /// Scenario: `uniform` (synthetic, every account equally likely), `trace` (the trace with
-        /// its hot accounts), `crash` (the trace; the first validator, the leader of the baseline,
-        /// is killed halfway).
-        #[arg(long, value_enum, default_value_t = Scenario::Trace)]
-        scenario: Scenario,
-        /// Block time of the network (ms).
-        #[arg(long, default_value_t = 1000)]
-        block_time_ms: u64,
-        /// Extra argument for every bsmr-node (repeat it), e.g. `--node-arg=--pool-type=single-state`.
-        #[arg(long = "node-arg", allow_hyphen_values = true)]
-        node_args: Vec<String>,
+        #[command(flatten)]
+        net: NetworkArgs,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -70,6 +55,32 @@ enum Mode {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+/// How `network` starts its local networks.
+#[derive(clap::Args, Debug, Clone)]
+struct NetworkArgs {
+    /// The bsmr-node binary.
+    #[arg(long, default_value_os_t = default_node())]
+    node: PathBuf,
+    /// Which consensus modes to run (side by side when `both`).
+    #[arg(long, value_enum, default_value_t = Modes::Both)]
+    modes: Modes,
+    /// Scenario: `uniform` (synthetic, every account equally likely), `trace` (the trace with
+    /// its hot accounts), `crash` (the trace; the first validator, the leader of the baseline,
+    /// is killed halfway).
+    #[arg(long, value_enum, default_value_t = Scenario::Trace)]
+    scenario: Scenario,
+    /// Block time of the network (ms).
+    #[arg(long, default_value_t = 1000)]
+    block_time_ms: u64,
+    /// Extra argument for every bsmr-node (repeat it), e.g. `--node-arg=-ltxpool=debug`.
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    node_args: Vec<String>,
+    /// Keep every node's log in this folder (`<label>-<mode>-<name>.log`); by default logs are
+    /// deleted with the network.
+    #[arg(long)]
+    logs: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -137,21 +148,7 @@ fn main() {
         Mode::Replay { endpoints, load } => rt
             .block_on(replay_mode(&endpoints, &load, false))
             .map(|s| vec![s]),
-        Mode::Network {
-            node,
-            modes,
-            scenario,
-            block_time_ms,
-            node_args,
-            load,
-        } => rt.block_on(network_mode(
-            &node,
-            modes,
-            scenario,
-            block_time_ms,
-            &node_args,
-            &load,
-        )),
+        Mode::Network { net, load } => rt.block_on(network_mode(&net, &load)),
         Mode::Sim { validators, seed } => sim_mode(validators, seed).map(|_| vec![]),
     };
     match result {
@@ -378,14 +375,16 @@ fn print_summary(s: &report::Summary) {
     }
 }
 
-async fn network_mode(
-    node: &Path,
-    modes: Modes,
-    scenario: Scenario,
-    block_time_ms: u64,
-    node_args: &[String],
-    load: &LoadArgs,
-) -> Result<Vec<report::Summary>, String> {
+async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report::Summary>, String> {
+    let NetworkArgs {
+        node,
+        modes,
+        scenario,
+        block_time_ms,
+        node_args,
+        logs,
+    } = opts;
+    let (modes, scenario, block_time_ms) = (*modes, *scenario, *block_time_ms);
     if !node.exists() {
         return Err(format!(
             "bsmr-node not found at {} (build it with `make build`, or pass --node)",
@@ -403,13 +402,9 @@ async fn network_mode(
     for mode in list {
         eprintln!("starting a 4-validator network, consensus mode {mode} ...");
         let mut args = vec!["--block-time-ms".to_string(), block_time_ms.to_string()];
-        // The fork-aware pool loses transactions under bsmr's import pattern (see
-        // docs/performance.md); the bench uses the single-state pool unless told otherwise.
-        if !node_args.iter().any(|a| a.starts_with("--pool-type")) {
-            args.push("--pool-type=single-state".into());
-        }
         args.extend(node_args.iter().cloned());
-        let net = network::LocalNet::start(node, mode, &args)?;
+        let log_prefix = format!("{}-{mode}", load.label);
+        let net = network::LocalNet::start(node, mode, &args, logs.as_deref(), &log_prefix)?;
         let all = net.endpoints();
         wait_finalized(&all, 3, Duration::from_secs(120)).await?;
         // Crash: the victim is the first validator of the set (the baseline's primary); the load

@@ -32,6 +32,8 @@ pub struct Validator {
 pub struct LocalNet {
     node: PathBuf,
     dir: PathBuf,
+    /// Log file prefix (folder plus run label).
+    logs: PathBuf,
     mode: String,
     extra: Vec<String>,
     /// The validators.
@@ -40,7 +42,15 @@ pub struct LocalNet {
 
 impl LocalNet {
     /// Start the four `--chain local` validators with `--consensus-mode <mode>` plus `extra` args.
-    pub fn start(node: &Path, mode: &str, extra: &[String]) -> Result<LocalNet, String> {
+    /// Node logs go to `logs` (named `<log_prefix>-<name>.log`, kept) or to the network's
+    /// temporary folder (deleted with it).
+    pub fn start(
+        node: &Path,
+        mode: &str,
+        extra: &[String],
+        logs: Option<&Path>,
+        log_prefix: &str,
+    ) -> Result<LocalNet, String> {
         let dir = std::env::temp_dir().join(format!("bsmr-bench-{}-{mode}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -70,14 +80,23 @@ impl LocalNet {
                 child: None,
             });
         }
+        let logs = match logs {
+            Some(l) => {
+                std::fs::create_dir_all(l).map_err(|e| format!("{}: {e}", l.display()))?;
+                l.join(log_prefix)
+            }
+            None => dir.join(log_prefix),
+        };
         let mut net = LocalNet {
             node: node.to_path_buf(),
             dir,
+            logs,
             mode: mode.to_string(),
             extra: extra.to_vec(),
             validators,
         };
         for i in 0..net.validators.len() {
+            let _ = std::fs::remove_file(net.log_path(i));
             net.spawn(i)?;
         }
         for i in 0..net.validators.len() {
@@ -95,8 +114,12 @@ impl LocalNet {
             .map(|(_, v)| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", v.p2p, v.peer_id))
             .collect();
         let v = &self.validators[i];
-        let log = std::fs::File::create(self.dir.join(format!("{}.log", v.name)))
-            .map_err(|e| e.to_string())?;
+        let path = self.log_path(i);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let child = Command::new(&self.node)
             .args(["--chain", "local", &format!("--{}", v.name), "--base-path"])
             .arg(&v.base)
@@ -134,6 +157,15 @@ impl LocalNet {
         Ok(())
     }
 
+    /// Where validator `i` logs (appended across restarts).
+    fn log_path(&self, i: usize) -> PathBuf {
+        PathBuf::from(format!(
+            "{}-{}.log",
+            self.logs.display(),
+            self.validators[i].name
+        ))
+    }
+
     fn wait_rpc(&self, i: usize, timeout: Duration) -> Result<(), String> {
         let start = Instant::now();
         let addr = format!("127.0.0.1:{}", self.validators[i].rpc);
@@ -142,7 +174,7 @@ impl LocalNet {
                 return Err(format!(
                     "{} did not open RPC within {timeout:?}; see {}",
                     self.validators[i].name,
-                    self.dir.display()
+                    self.log_path(i).display()
                 ));
             }
             std::thread::sleep(Duration::from_millis(200));

@@ -9,6 +9,20 @@ use bsmr_runtime::opaque::Block;
 use sc_cli::SubstrateCli;
 use sc_service::PartialComponents;
 
+/// Parse `args` like [`SubstrateCli::from_iter`], with bsmr's default transaction pool type;
+/// prints the error and exits on bad arguments.
+pub fn parse_cli<I>(args: I) -> Cli
+where
+    I: IntoIterator,
+    I::Item: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    let cmd = Cli::setup_command(Cli::command())
+        .mut_arg("pool_type", |a| a.default_value(DEFAULT_POOL_TYPE));
+    let matches = cmd.try_get_matches_from(args).unwrap_or_else(|e| e.exit());
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 impl SubstrateCli for Cli {
     fn impl_name() -> String {
         "bsmr node".into()
@@ -43,9 +57,18 @@ impl SubstrateCli for Cli {
     }
 }
 
-/// Parse the command line and run it.
+/// The transaction pool bsmr-node uses unless `--pool-type` says otherwise.
+///
+/// bsmr imports every block already final, so the chain never forks and the fork-aware pool's
+/// per-fork views buy nothing. They also cost transactions: the fork-aware pool of stable2609
+/// drops a *future* transaction (e.g. nonce n+1 arriving before n) that is submitted while a
+/// new block's view is being built, because the transaction reaches only the old view, which is
+/// then removed (see docs/consensus.md, "Transaction pool"). The single-state pool has no views.
+pub const DEFAULT_POOL_TYPE: &str = "single-state";
+
+/// Parse the command line (with bsmr's defaults) and run it.
 pub fn run() -> sc_cli::Result<()> {
-    let cli = Cli::from_args();
+    let cli = parse_cli(std::env::args_os());
 
     match &cli.subcommand {
         Some(Subcommand::Key(cmd)) => cmd.run(&cli),
@@ -159,6 +182,15 @@ pub fn run() -> sc_cli::Result<()> {
         }
         None => {
             let runner = cli.create_runner(&cli.run)?;
+            if matches!(
+                cli.run.pool_config.pool_type,
+                sc_cli::TransactionPoolType::ForkAware
+            ) {
+                log::warn!(
+                    "--pool-type fork-aware: this pool drops future transactions submitted while \
+                     a block is imported (see docs/consensus.md); bsmr's default is {DEFAULT_POOL_TYPE}"
+                );
+            }
             let engine = cli.engine.config();
             runner.run_node_until_exit(|config| async move {
                 match config.network.network_backend {
@@ -178,5 +210,30 @@ pub fn run() -> sc_cli::Result<()> {
                 }
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_state_pool_is_the_default_and_can_be_overridden() {
+        let cli = parse_cli(["bsmr-node", "--dev"]);
+        assert!(matches!(
+            cli.run.pool_config.pool_type,
+            sc_cli::TransactionPoolType::SingleState
+        ));
+        let cli = parse_cli(["bsmr-node", "--dev", "--pool-type", "fork-aware"]);
+        assert!(matches!(
+            cli.run.pool_config.pool_type,
+            sc_cli::TransactionPoolType::ForkAware
+        ));
+    }
+
+    #[test]
+    fn subcommands_still_parse_without_the_run_flags() {
+        let cli = parse_cli(["bsmr-node", "key", "generate"]);
+        assert!(matches!(cli.subcommand, Some(Subcommand::Key(_))));
     }
 }
