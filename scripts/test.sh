@@ -14,6 +14,9 @@ if cargo tree -i librocksdb-sys --workspace >/dev/null 2>&1; then
   exit 1
 fi
 
+echo "== clippy -D warnings on the protocol crates (the whole workspace: make lint)"
+cargo clippy -p bsmr-consensus-core -p bsmr-sim --all-targets -- -D warnings
+
 echo "== cargo test --release --workspace"
 cargo test --release --workspace
 

@@ -187,7 +187,8 @@ async fn prepare(
     load: &LoadArgs,
     t: &trace::Trace,
 ) -> Result<Vec<replay::Planned>, String> {
-    if !(load.rate > 0.0) && load.trace_speedup.is_none() {
+    let rate_ok = load.rate.is_finite() && load.rate > 0.0;
+    if !rate_ok && load.trace_speedup.is_none() {
         return Err("--rate must be positive".into());
     }
     let client = WsClientBuilder::default()

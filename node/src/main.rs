@@ -2,6 +2,8 @@
 //! state-machine replication.
 
 #![warn(missing_docs)]
+// `sc_cli::Error` and `sc_service::Error` are polkadot-sdk's types, returned as they are.
+#![allow(clippy::result_large_err)]
 
 mod chain_spec;
 mod classifier;

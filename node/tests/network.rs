@@ -51,7 +51,7 @@ struct Net {
     dir: PathBuf,
 }
 
-fn peer_id_of(node_key: &str, dir: &PathBuf) -> String {
+fn peer_id_of(node_key: &str, dir: &std::path::Path) -> String {
     let file = dir.join(format!("key-{node_key}"));
     std::fs::write(&file, node_key).unwrap();
     let out = Command::new(node_binary())

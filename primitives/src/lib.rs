@@ -124,7 +124,7 @@ mod tests {
             let (f, q) = (fault_tolerance(n), quorum_size(n));
             assert!(3 * f < n, "n={n}");
             assert!(q <= n - f, "quorum must be reachable with f silent, n={n}");
-            assert!(2 * q >= n + f + 1, "intersection >= f+1, n={n}");
+            assert!(2 * q > n + f, "intersection >= f+1, n={n}");
         }
     }
 }

@@ -123,7 +123,7 @@ mod tests {
     fn quorums_intersect_in_f_plus_one() {
         for n in 1..=60u8 {
             let mm = m(n);
-            assert!(2 * mm.q() >= mm.n() + mm.f() + 1, "n={n}");
+            assert!(2 * mm.q() > mm.n() + mm.f(), "n={n}");
             assert!(
                 mm.q() <= mm.n() - mm.f(),
                 "n={n}: a quorum of correct validators exists"

@@ -80,6 +80,9 @@ pub enum Record {
 }
 
 /// One write.
+// Writes are applied right after they are produced; `Put` is the common case, so boxing it
+// would only add an allocation per write.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum StorageOp {
     /// Insert or overwrite.

@@ -52,11 +52,14 @@ impl Signer for Sr25519Signer {
     }
 }
 
+/// Memo key: who signed which digest with which signature.
+type MemoKey = (ValidatorId, Digest, [u8; 64]);
+
 /// sr25519 verification with a shared memo table.
 #[derive(Clone, Default)]
 pub struct Sr25519Verifier {
     // Lookup-only memo table (never iterated, so HashMap order cannot leak into the run).
-    cache: Arc<Mutex<HashMap<(ValidatorId, Digest, [u8; 64]), bool>>>,
+    cache: Arc<Mutex<HashMap<MemoKey, bool>>>,
     /// Count of real verifications performed.
     pub real: Arc<AtomicU64>,
 }

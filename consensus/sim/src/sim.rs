@@ -180,7 +180,8 @@ enum Ev {
     Deliver {
         to: usize,
         from: usize,
-        msg: Message,
+        /// Boxed: the event queue holds many small timers next to few large messages.
+        msg: Box<Message>,
     },
     Timer {
         node: usize,
@@ -425,14 +426,21 @@ impl Sim {
                     Ev::Deliver {
                         to,
                         from,
-                        msg: msg.clone(),
+                        msg: Box::new(msg.clone()),
                     },
                 );
             }
         }
         let l = self.latency_us(from, to);
         self.report.msg_delay_ms.push(l / 1000);
-        self.schedule(self.now_us + l, Ev::Deliver { to, from, msg });
+        self.schedule(
+            self.now_us + l,
+            Ev::Deliver {
+                to,
+                from,
+                msg: Box::new(msg),
+            },
+        );
     }
 
     fn apply(&mut self, i: usize, outs: Vec<Output>) {
@@ -611,7 +619,13 @@ impl Sim {
                             bytes: b,
                         },
                     ),
-                    None => self.feed(to, Input::Message { from: from_id, msg }),
+                    None => self.feed(
+                        to,
+                        Input::Message {
+                            from: from_id,
+                            msg: *msg,
+                        },
+                    ),
                 }
             }
             Ev::Timer { node, inc, id } => {
