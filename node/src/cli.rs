@@ -79,6 +79,17 @@ pub struct EngineArgs {
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_batch_txs: u64,
 
+    /// A validator proposes the transactions clients submit to it at once; a transaction
+    /// submitted elsewhere is proposed by its sender's partition owner after it has been pending
+    /// this many milliseconds (covers slow or Byzantine receivers and RPC-only nodes).
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+    pub owner_delay_ms: u64,
+
+    /// ... and by any validator after this many milliseconds (at least --owner-delay-ms); also
+    /// how long a proposer waits before proposing a still-pending transaction again.
+    #[arg(long, default_value_t = 6_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    pub anyone_delay_ms: u64,
+
     /// Ordering mode: `leaderless` (bsmr) or `leader`, a benchmark baseline in which the first
     /// validator proposes every batch and leads every checkpoint. All validators must agree.
     #[arg(long, value_enum, default_value_t = ConsensusMode::Leaderless)]
@@ -101,11 +112,12 @@ impl EngineArgs {
             block_time_ms: self.block_time_ms,
             batch_interval_ms: self.batch_interval_ms,
             max_batch_txs: self.max_batch_txs as usize,
+            owner_delay_ms: self.owner_delay_ms,
+            anyone_delay_ms: self.anyone_delay_ms.max(self.owner_delay_ms),
             mode: match self.consensus_mode {
                 ConsensusMode::Leaderless => sc_consensus_bsmr::Mode::Leaderless,
                 ConsensusMode::Leader => sc_consensus_bsmr::Mode::Leader,
             },
-            ..Default::default()
         }
     }
 }

@@ -174,10 +174,18 @@ pub fn new_full<
         );
     }
 
+    // RPC (and the tasks spawned with it) see the pool through a wrapper that records client
+    // submissions: the engine proposes those at once. The network keeps the bare pool, so
+    // transactions gossiped by peers are not mistaken for client submissions.
+    let client_submissions = sc_consensus_bsmr::ClientSubmissions::default();
+    let rpc_pool = Arc::new(sc_consensus_bsmr::ClientTrackingPool::new(
+        transaction_pool.clone(),
+        client_submissions.clone(),
+    ));
     let engine_status = sc_consensus_bsmr::SharedStatus::default();
     let rpc_builder = {
         let client = client.clone();
-        let pool = transaction_pool.clone();
+        let pool = rpc_pool.clone();
         let status = engine_status.clone();
         Box::new(move |_| {
             let deps = crate::rpc::FullDeps {
@@ -198,7 +206,7 @@ pub fn new_full<
         client: client.clone(),
         keystore: keystore.clone(),
         task_manager: &mut task_manager,
-        transaction_pool: transaction_pool.clone(),
+        transaction_pool: rpc_pool,
         rpc_builder,
         backend,
         system_rpc_tx,
@@ -213,6 +221,7 @@ pub fn new_full<
         sc_consensus_bsmr::EngineParams {
             client,
             pool: transaction_pool,
+            client_submissions,
             keystore,
             validator: is_validator,
             network,

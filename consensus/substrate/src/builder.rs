@@ -55,8 +55,9 @@ pub struct Built<B: BlockT> {
     pub built: BuiltBlock<B>,
     /// Extrinsic hashes of the transactions included.
     pub included: Vec<B::Hash>,
-    /// Transactions skipped by the deterministic rules.
-    pub skipped: usize,
+    /// Extrinsic hashes of the transactions skipped by the deterministic rules (a second copy,
+    /// not classifiable, or refused by the runtime: bad nonce, no funds, block full).
+    pub skipped: Vec<B::Hash>,
 }
 
 /// Build `fb` on `parent` (number `parent_number`).
@@ -99,21 +100,21 @@ where
     }
     let mut seen = BTreeSet::new();
     let mut included = vec![];
-    let mut skipped = 0;
+    let mut skipped = vec![];
     for (_, txs) in &fb.batches {
         for tx in &txs[..] {
             let hash = <<B::Header as HeaderT>::Hashing as HashT>::hash(&tx.data);
             if !seen.insert(hash) || classifier.classify(&tx.data).is_none() {
-                skipped += 1;
+                skipped.push(hash);
                 continue;
             }
             let Ok(xt) = B::Extrinsic::decode(&mut &tx.data[..]) else {
-                skipped += 1;
+                skipped.push(hash);
                 continue;
             };
             match bb.push(xt) {
                 Ok(()) => included.push(hash),
-                Err(_) => skipped += 1,
+                Err(_) => skipped.push(hash),
             }
         }
     }

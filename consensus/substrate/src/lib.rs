@@ -11,6 +11,7 @@
 //! - [`network`]: the `/{genesis}/bsmr/1` notification protocol, peer authentication, rate limits;
 //! - [`worker`]: the engine task (core in, network/timers/pool/blocks out);
 //! - [`builder`]: deterministic block building from a finished block;
+//! - [`client_txs`]: which transactions clients submitted to this node (they propose them);
 //! - [`justification`]: finality votes and certificates;
 //! - [`import`]: the import-queue verifier that checks certificates of synced blocks;
 //! - [`aux_store`]: the core's persisted state in the node's database;
@@ -22,6 +23,7 @@
 
 pub mod aux_store;
 pub mod builder;
+pub mod client_txs;
 pub mod crypto;
 pub mod import;
 pub mod justification;
@@ -35,6 +37,7 @@ use sc_network::{config::SetConfig, NetworkBackend, NotificationMetrics, Notific
 use sp_runtime::traits::Block as BlockT;
 use std::sync::Arc;
 
+pub use client_txs::{ClientSubmissions, ClientTrackingPool};
 pub use import::CertificateVerifier;
 pub use status::{BsmrRpcHandler, BsmrRpcServer, CommandStatus, EngineStatus, SharedStatus};
 pub use worker::{start, EngineConfig, EngineParams, Mode};

@@ -40,6 +40,8 @@ use sc_network::{
     NotificationService, PeerId,
 };
 use sc_transaction_pool_api::{InPoolTransaction, TransactionPool};
+
+use crate::client_txs::ClientSubmissions;
 use sp_api::{CallApiAt, ProvideRuntimeApi};
 use sp_block_builder::BlockBuilder as BlockBuilderApi;
 use sp_blockchain::HeaderBackend;
@@ -89,9 +91,12 @@ pub struct EngineConfig {
     pub batch_interval_ms: u64,
     /// Transactions per batch at most.
     pub max_batch_txs: usize,
-    /// A transaction still in the pool this long after being seen (or proposed) is proposed by
-    /// any validator, not only its sender's partition owner.
-    pub repropose_after_ms: u64,
+    /// A transaction a client submitted to another node is proposed by its sender's partition
+    /// owner once it has been pending here this long (the receiver may be slow or Byzantine).
+    pub owner_delay_ms: u64,
+    /// ... and by any validator once pending this long; also how long a proposer waits before
+    /// proposing a still-pending transaction again.
+    pub anyone_delay_ms: u64,
     /// Leaderless (bsmr) or the leader-based baseline.
     pub mode: Mode,
 }
@@ -102,7 +107,8 @@ impl Default for EngineConfig {
             block_time_ms: 1_000,
             batch_interval_ms: 100,
             max_batch_txs: 512,
-            repropose_after_ms: 6_000,
+            owner_delay_ms: 2_000,
+            anyone_delay_ms: 6_000,
             mode: Mode::Leaderless,
         }
     }
@@ -114,6 +120,9 @@ pub struct EngineParams<B: BlockT, C, P> {
     pub client: Arc<C>,
     /// The transaction pool.
     pub pool: Arc<P>,
+    /// Transactions clients submitted to this node (RPC sees the pool through a
+    /// [`crate::client_txs::ClientTrackingPool`] that records them).
+    pub client_submissions: ClientSubmissions<H256>,
     /// The keystore (the validator key is looked up in it).
     pub keystore: KeystorePtr,
     /// Whether the node runs as a validator (`--validator`); otherwise it only follows.
@@ -156,7 +165,7 @@ struct Awaiting<B: BlockT> {
     changes: Option<sp_api::StorageChanges<B>>,
     vote: Signed<FinalityVote>,
     included: Vec<H256>,
-    skipped: usize,
+    skipped: Vec<H256>,
 }
 
 /// Start the engine; the returned future runs until the node stops (or the engine halts on a
@@ -279,6 +288,7 @@ where
 struct Engine<B: BlockT, BE, C, P> {
     client: Arc<C>,
     pool: Arc<P>,
+    client_submissions: ClientSubmissions<H256>,
     network: Arc<dyn NetworkService>,
     notifications: Box<dyn NotificationService>,
     classifier: Arc<dyn TxClassifier>,
@@ -376,6 +386,7 @@ where
         Ok(Engine {
             client: p.client,
             pool: p.pool,
+            client_submissions: p.client_submissions,
             network: p.network,
             notifications: p.notifications,
             classifier: p.classifier,
@@ -684,7 +695,7 @@ where
             present.insert(h);
             let first = *self.seen_txs.entry(h).or_insert(now);
             if let Some(at) = self.proposed_txs.get(&h) {
-                if now < at + self.cfg.repropose_after_ms {
+                if now < at + self.cfg.anyone_delay_ms {
                     continue;
                 }
             }
@@ -693,9 +704,14 @@ where
                 continue;
             };
             let proposes = match self.cfg.mode {
+                // The validator a client gave it to proposes at once; its sender's partition
+                // owner if it is still pending after a delay; anyone after a longer one.
                 Mode::Leaderless => {
-                    self.partition_owner(&info.sender) == me
-                        || now >= first + self.cfg.repropose_after_ms
+                    let waited = now.saturating_sub(first);
+                    self.client_submissions.contains(&h)
+                        || (waited >= self.cfg.owner_delay_ms
+                            && self.partition_owner(&info.sender) == me)
+                        || waited >= self.cfg.anyone_delay_ms
                 }
                 // The primary proposes everything; the others forward by gossip and wait.
                 Mode::Leader => self.primary == me,
@@ -867,7 +883,7 @@ where
                     ));
                 }
                 let a = self.awaiting.take().expect("checked above; qed");
-                self.after_final(a.number, ours, &a.included);
+                self.after_final(a.number, ours, &a.included, &a.skipped);
                 continue;
             }
             let Some((&b, _)) = self.build_queue.first_key_value() else {
@@ -937,7 +953,7 @@ where
                 .map_err(|_| "state roots are 32 bytes")?,
         };
         let signed = Signed::sign(vote, &self.genesis, &*signer);
-        log::debug!(target: LOG, "built #{b} {} ({} txs, {} skipped)", block.hash(), built.included.len(), built.skipped);
+        log::debug!(target: LOG, "built #{b} {} ({} txs, {} skipped)", block.hash(), built.included.len(), built.skipped.len());
         self.votes
             .entry(b)
             .or_default()
@@ -1010,13 +1026,13 @@ where
             a.number,
             cert.signatures.len(),
             a.included.len(),
-            a.skipped
+            a.skipped.len()
         );
-        self.after_final(a.number, hash, &a.included);
+        self.after_final(a.number, hash, &a.included, &a.skipped);
         Ok(())
     }
 
-    fn after_final(&mut self, number: u64, hash: H256, included: &[H256]) {
+    fn after_final(&mut self, number: u64, hash: H256, included: &[H256], skipped: &[H256]) {
         if let Err(e) = self.storage.forget_pending(number) {
             log::warn!(target: LOG, "forgetting pending block #{number}: {e}");
         }
@@ -1032,6 +1048,11 @@ where
                     hash,
                 },
             );
+        }
+        // A proposed transaction the block skipped (e.g. its nonce's predecessor was ordered
+        // after it) may be valid now: if it is still in the pool, propose it again at once.
+        for h in skipped {
+            self.proposed_txs.remove(h);
         }
         self.own_batches
             .retain(|_, (at, _)| now_ms().saturating_sub(*at) < 600_000);
