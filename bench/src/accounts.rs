@@ -4,12 +4,7 @@
 //! derived as `//bsmr-bench/<index>`. Hot trace accounts stay hot; the same trace always gives
 //! the same mapping. Bench accounts are funded from a faucet (`//Alice`) before a run.
 
-use bsmr_runtime::{
-    BalancesCall, Runtime, RuntimeCall, SignedPayload, TxExtension, UncheckedExtrinsic, VERSION,
-};
-use codec::Encode;
 use sp_core::{crypto::AccountId32, sr25519, Pair, H256};
-use sp_runtime::{generic::Era, MultiAddress, MultiSignature};
 
 /// The key pair of bench account `i`.
 pub fn bench_pair(i: usize) -> sr25519::Pair {
@@ -28,50 +23,8 @@ pub fn account_of(p: &sr25519::Pair) -> AccountId32 {
     AccountId32::from(p.public())
 }
 
-/// A signed, immortal `transfer_keep_alive`.
-pub fn transfer(
-    from: &sr25519::Pair,
-    to: AccountId32,
-    amount: u128,
-    nonce: u32,
-    genesis: H256,
-) -> Vec<u8> {
-    let call = RuntimeCall::Balances(BalancesCall::transfer_keep_alive {
-        dest: MultiAddress::Id(to),
-        value: amount,
-    });
-    let tx_ext: TxExtension = (
-        frame_system::CheckNonZeroSender::<Runtime>::new(),
-        frame_system::CheckSpecVersion::<Runtime>::new(),
-        frame_system::CheckTxVersion::<Runtime>::new(),
-        frame_system::CheckGenesis::<Runtime>::new(),
-        frame_system::CheckEra::<Runtime>::from(Era::Immortal),
-        frame_system::CheckNonce::<Runtime>::from(nonce),
-        frame_system::CheckWeight::<Runtime>::new(),
-        pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
-        frame_system::WeightReclaim::<Runtime>::new(),
-    );
-    let implicit = (
-        (),
-        VERSION.spec_version,
-        VERSION.transaction_version,
-        genesis,
-        genesis,
-        (),
-        (),
-        (),
-        (),
-    );
-    let payload = SignedPayload::from_raw(call.clone(), tx_ext.clone(), implicit);
-    let signature = payload.using_encoded(|bytes| from.sign(bytes));
-    UncheckedExtrinsic::new_signed(
-        call,
-        MultiAddress::Id(account_of(from)),
-        MultiSignature::Sr25519(signature),
-        tx_ext,
-    )
-    .encode()
-}
+/// A signed, immortal `transfer_keep_alive` (built by the runtime's own signing helper).
+pub use bsmr_runtime::signing::signed_transfer as transfer;
 
 /// The extrinsic hash the pool and blocks use (blake2-256 of the encoding).
 pub fn xt_hash(xt: &[u8]) -> H256 {

@@ -31,7 +31,8 @@ pub struct Summary {
     pub blocks_finalized: usize,
 }
 
-fn percentiles(mut v: Vec<u64>) -> [u64; 3] {
+/// p50, p95 and p99 (nearest rank) of `v`; zeros when empty.
+pub fn percentiles(mut v: Vec<u64>) -> [u64; 3] {
     if v.is_empty() {
         return [0; 3];
     }

@@ -12,67 +12,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bsmr_runtime::{
-    BalancesCall, Runtime, RuntimeCall, SignedPayload, TxExtension, UncheckedExtrinsic, VERSION,
-};
-use codec::{Decode, Encode};
+use codec::Decode;
 use jsonrpsee::{core::client::ClientT, http_client::HttpClientBuilder, rpc_params};
-use sp_core::{crypto::AccountId32, sr25519, Pair, H256};
-use sp_runtime::{generic::Era, MultiAddress, MultiSignature};
+use sp_core::{crypto::AccountId32, H256};
 
 /// An account as frame-system stores it.
 pub type AccountInfo = frame_system::AccountInfo<u32, pallet_balances::AccountData<u128>>;
 
-/// A signed `transfer_keep_alive` from `from` to `to`, valid on the chain with `genesis`.
-pub fn signed_transfer(
-    from: &sr25519::Pair,
-    to: AccountId32,
-    amount: u128,
-    nonce: u32,
-    genesis: H256,
-) -> Vec<u8> {
-    let call = RuntimeCall::Balances(BalancesCall::transfer_keep_alive {
-        dest: MultiAddress::Id(to),
-        value: amount,
-    });
-    signed_call(from, call, nonce, genesis)
-}
-
-/// `call` signed by `from` with `nonce`, immortal, valid on the chain with `genesis`.
-pub fn signed_call(from: &sr25519::Pair, call: RuntimeCall, nonce: u32, genesis: H256) -> Vec<u8> {
-    let tx_ext: TxExtension = (
-        frame_system::CheckNonZeroSender::<Runtime>::new(),
-        frame_system::CheckSpecVersion::<Runtime>::new(),
-        frame_system::CheckTxVersion::<Runtime>::new(),
-        frame_system::CheckGenesis::<Runtime>::new(),
-        frame_system::CheckEra::<Runtime>::from(Era::Immortal),
-        frame_system::CheckNonce::<Runtime>::from(nonce),
-        frame_system::CheckWeight::<Runtime>::new(),
-        pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
-        frame_system::WeightReclaim::<Runtime>::new(),
-    );
-    let implicit = (
-        (),
-        VERSION.spec_version,
-        VERSION.transaction_version,
-        genesis,
-        genesis,
-        (),
-        (),
-        (),
-        (),
-    );
-    let payload = SignedPayload::from_raw(call.clone(), tx_ext.clone(), implicit);
-    let signature = payload.using_encoded(|bytes| from.sign(bytes));
-    let who = AccountId32::from(from.public());
-    UncheckedExtrinsic::new_signed(
-        call,
-        MultiAddress::Id(who),
-        MultiSignature::Sr25519(signature),
-        tx_ext,
-    )
-    .encode()
-}
+// Not every test crate uses both.
+#[allow(unused_imports)]
+pub use bsmr_runtime::signing::{signed_call, signed_transfer};
+use bsmr_runtime::Runtime;
 
 /// Read `who`'s account at block `at` (None = best) through `state_getStorage`.
 pub async fn account(client: &impl ClientT, who: &AccountId32, at: Option<H256>) -> AccountInfo {

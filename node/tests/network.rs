@@ -321,18 +321,9 @@ fn wait_nonces(net: &Net, nodes: &[usize], expect: &[(AccountId32, u32)], timeou
     }
 }
 
-#[test]
-fn four_validators_finalize_500_transfers_survive_a_crash_and_serve_a_late_full_node() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut net = Net::new("main");
-    for i in 0..4 {
-        net.start(i);
-    }
-    net.wait_finalized(&[0, 1, 2, 3], 2, Duration::from_secs(120));
-    let genesis = net.genesis();
-
-    // Fund 20 senders from Alice (nonces 0..20), through all four nodes.
-    let users: Vec<sr25519::Pair> = (0..20).map(user).collect();
+/// Alice funds `users` (her nonces 0..users.len()) through the four validators in turn and
+/// waits until node 0 has finalized it.
+fn fund_from_alice(net: &Net, users: &[sr25519::Pair], genesis: H256) {
     let alice = Sr25519Keyring::Alice;
     for (k, u) in users.iter().enumerate() {
         let xt = signed_transfer(
@@ -345,11 +336,27 @@ fn four_validators_finalize_500_transfers_survive_a_crash_and_serve_a_late_full_
         net.submit(k % 4, xt);
     }
     wait_nonces(
-        &net,
+        net,
         &[0],
-        &[(alice.to_account_id(), 20)],
+        &[(alice.to_account_id(), users.len() as u32)],
         Duration::from_secs(120),
     );
+}
+
+#[test]
+fn four_validators_finalize_500_transfers_survive_a_crash_and_serve_a_late_full_node() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut net = Net::new("main");
+    for i in 0..4 {
+        net.start(i);
+    }
+    net.wait_finalized(&[0, 1, 2, 3], 2, Duration::from_secs(120));
+    let genesis = net.genesis();
+
+    // Fund 20 senders from Alice, through all four nodes.
+    let users: Vec<sr25519::Pair> = (0..20).map(user).collect();
+    fund_from_alice(&net, &users, genesis);
+    let alice = Sr25519Keyring::Alice;
 
     // 500 transfers: 20 senders x 25, to one another and to the dev accounts, round-robin.
     let sinks: Vec<AccountId32> = users
@@ -478,26 +485,11 @@ fn each_transaction_is_proposed_by_the_validator_a_client_submitted_it_to() {
     net.wait_finalized(&[0, 1, 2, 3], 2, Duration::from_secs(120));
     let genesis = net.genesis();
 
-    // Alice funds 8 users (nonces 0..8) through all four nodes. (A receiver may propose one of
-    // these twice: a later nonce ordered before an earlier one is skipped and proposed again.)
+    // Alice funds 8 users through all four nodes. (A receiver may propose one of these twice: a
+    // later nonce ordered before an earlier one is skipped and proposed again.)
     let users: Vec<sr25519::Pair> = (100..108).map(user).collect();
     let alice = Sr25519Keyring::Alice;
-    for (k, u) in users.iter().enumerate() {
-        let xt = signed_transfer(
-            &alice.pair(),
-            account_of(u),
-            1_000_000_000_000_000,
-            k as u32,
-            genesis,
-        );
-        net.submit(k % 4, xt);
-    }
-    wait_nonces(
-        &net,
-        &[0],
-        &[(alice.to_account_id(), 8)],
-        Duration::from_secs(120),
-    );
+    fund_from_alice(&net, &users, genesis);
     wait_nonces(
         &net,
         &[1, 2, 3],

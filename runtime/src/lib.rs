@@ -17,6 +17,8 @@ pub mod apis;
 mod benchmarks;
 pub mod configs;
 pub mod genesis_config_presets;
+#[cfg(feature = "std")]
+pub mod signing;
 
 use sp_runtime::{
     generic, impl_opaque_keys,

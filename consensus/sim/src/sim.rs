@@ -10,6 +10,7 @@ use crate::checker::Checker;
 use crate::crypto::{Sr25519Signer, Sr25519Verifier};
 use crate::ledger::{Ledger, Transfer};
 use bsmr_consensus_core::*;
+use codec::Decode;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
@@ -87,6 +88,10 @@ pub struct SimConfig {
     pub max_events: u64,
     /// Core tunables: window.
     pub window: u64,
+    /// The leader-based baseline: validator 0 of the canonical order (the primary) leads every
+    /// checkpoint, and every other validator forwards its clients' batches to it (paying the
+    /// WAN latency) instead of proposing them.
+    pub leader_based: bool,
 }
 
 impl SimConfig {
@@ -124,6 +129,7 @@ impl SimConfig {
             partition: true,
             max_events: 3_000_000,
             window: 16,
+            leader_based: false,
         }
     }
 }
@@ -157,6 +163,9 @@ pub struct Report {
     pub commit_latency_ms: Vec<u64>,
     /// Message delay samples (ms).
     pub msg_delay_ms: Vec<u64>,
+    /// Client-observed latency (ms) per region: a transaction's submission at a validator to
+    /// that validator executing the block that contains it.
+    pub client_latency_ms: BTreeMap<usize, Vec<u64>>,
     /// Proofs per convicted validator index.
     pub proofs: BTreeMap<usize, usize>,
     /// Max DDS log size seen at the end among correct validators.
@@ -190,6 +199,11 @@ enum Ev {
     },
     Load {
         node: usize,
+    },
+    /// A client batch forwarded to the primary (leader-based baseline).
+    Forward {
+        to: usize,
+        txs: Vec<Tx>,
     },
     Due {
         node: usize,
@@ -234,6 +248,10 @@ pub struct Sim {
     checker: Checker,
     partitioned: BTreeSet<usize>,
     region: Vec<usize>,
+    /// Leader-based baseline: the primary's node index.
+    primary: Option<usize>,
+    /// Submission time (us) per transaction id, until its origin validator executes it.
+    submitted_at: BTreeMap<u64, u64>,
     report: Report,
     first_announce: BTreeMap<CommandId, u64>,
     payloads: BTreeMap<CommandId, SignedBatch>,
@@ -248,7 +266,16 @@ impl Sim {
         let ids: Vec<ValidatorId> = signers.iter().map(|s| s.public()).collect();
         let mut genesis = [0u8; 32];
         genesis[..8].copy_from_slice(&cfg.seed.to_le_bytes());
-        let membership = Membership::new(genesis, 0, ids.clone());
+        let mut membership = Membership::new(genesis, 0, ids.clone());
+        if cfg.leader_based {
+            membership = membership.with_fixed_checkpoint_leader();
+        }
+        let primary = cfg.leader_based.then(|| {
+            let p = membership.validators()[0];
+            ids.iter()
+                .position(|v| *v == p)
+                .expect("the primary is a validator; qed")
+        });
         let mut core_cfg = Config::new(membership.clone());
         core_cfg.window = cfg.window;
         if cfg.net == NetKind::Lan {
@@ -329,6 +356,8 @@ impl Sim {
             first_announce: BTreeMap::new(),
             payloads: BTreeMap::new(),
             height_at_gst: BTreeMap::new(),
+            primary,
+            submitted_at: BTreeMap::new(),
         };
         // Crash schedule among correct validators (lowest indices first after 0 stays up).
         let (count, restart) = match cfg.crash {
@@ -518,6 +547,7 @@ impl Sim {
                     } else if correct {
                         let l = self.nodes[i].ledger.clone();
                         self.checker.on_block(i, &b, &l);
+                        self.note_client_latency(i, &b);
                     }
                 }
                 Output::Misbehaviour(p) => {
@@ -535,6 +565,27 @@ impl Sim {
         for (to, msg) in sends {
             if let Some(&t) = pos.get(&to) {
                 self.transmit(i, t, msg);
+            }
+        }
+    }
+
+    /// Record the latency of the transactions of `b` that clients submitted at validator `i`.
+    fn note_client_latency(&mut self, i: usize, b: &FinishedBlock) {
+        for (_, txs) in &b.batches {
+            for tx in txs {
+                let Ok(t) = Transfer::decode(&mut &tx.data[..]) else {
+                    continue;
+                };
+                if (t.id >> 40) as usize != i {
+                    continue;
+                }
+                if let Some(at) = self.submitted_at.remove(&t.id) {
+                    self.report
+                        .client_latency_ms
+                        .entry(self.region[i])
+                        .or_default()
+                        .push((self.now_us - at) / 1000);
+                }
             }
         }
     }
@@ -594,6 +645,7 @@ impl Sim {
                 global,
             };
             self.nodes[i].submitted.push(id);
+            self.submitted_at.insert(id, self.now_us);
             txs.push(t.to_tx());
         }
         txs
@@ -642,15 +694,28 @@ impl Sim {
                             .as_ref()
                             .map(|a| a.behaviour == Behaviour::DuplicateTx)
                             .unwrap_or(false);
-                        if dup {
-                            self.feed(node, Input::ClientBatch(txs.clone()));
+                        match self.primary {
+                            Some(p) if p != node => {
+                                let l = self.latency_us(node, p);
+                                self.schedule(self.now_us + l, Ev::Forward { to: p, txs });
+                            }
+                            _ => {
+                                if dup {
+                                    self.feed(node, Input::ClientBatch(txs.clone()));
+                                }
+                                self.feed(node, Input::ClientBatch(txs));
+                            }
                         }
-                        self.feed(node, Input::ClientBatch(txs));
                     }
                     self.schedule(
                         self.now_us + self.cfg.batch_interval_ms * 1000,
                         Ev::Load { node },
                     );
+                }
+            }
+            Ev::Forward { to, txs } => {
+                if self.nodes[to].replica.is_some() {
+                    self.feed(to, Input::ClientBatch(txs));
                 }
             }
             Ev::Due { node } => {

@@ -1,0 +1,63 @@
+//! Building signed extrinsics for this runtime off chain (std only): what tests, the benchmark
+//! CLI and tools need to submit transactions without a metadata-driven client. It sits next to
+//! [`crate::TxExtension`] so that the two cannot drift apart.
+
+use crate::{
+    BalancesCall, Runtime, RuntimeCall, SignedPayload, TxExtension, UncheckedExtrinsic, VERSION,
+};
+use codec::Encode;
+use sp_core::{crypto::AccountId32, sr25519, Pair, H256};
+use sp_runtime::{generic::Era, MultiAddress, MultiSignature};
+
+/// `call` signed by `from` with `nonce`, immortal, no tip, valid on the chain whose genesis hash
+/// is `genesis`; SCALE-encoded as `author_submitExtrinsic` takes it.
+pub fn signed_call(from: &sr25519::Pair, call: RuntimeCall, nonce: u32, genesis: H256) -> Vec<u8> {
+    let tx_ext: TxExtension = (
+        frame_system::CheckNonZeroSender::<Runtime>::new(),
+        frame_system::CheckSpecVersion::<Runtime>::new(),
+        frame_system::CheckTxVersion::<Runtime>::new(),
+        frame_system::CheckGenesis::<Runtime>::new(),
+        frame_system::CheckEra::<Runtime>::from(Era::Immortal),
+        frame_system::CheckNonce::<Runtime>::from(nonce),
+        frame_system::CheckWeight::<Runtime>::new(),
+        pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
+        frame_system::WeightReclaim::<Runtime>::new(),
+    );
+    // What the extensions add to the signed payload without carrying it in the extrinsic:
+    // spec and transaction version, genesis hash, and the era's birth block (genesis: immortal).
+    let implicit = (
+        (),
+        VERSION.spec_version,
+        VERSION.transaction_version,
+        genesis,
+        genesis,
+        (),
+        (),
+        (),
+        (),
+    );
+    let payload = SignedPayload::from_raw(call.clone(), tx_ext.clone(), implicit);
+    let signature = payload.using_encoded(|bytes| from.sign(bytes));
+    UncheckedExtrinsic::new_signed(
+        call,
+        MultiAddress::Id(AccountId32::from(from.public())),
+        MultiSignature::Sr25519(signature),
+        tx_ext,
+    )
+    .encode()
+}
+
+/// A signed `transfer_keep_alive` of `amount` from `from` to `to` (see [`signed_call`]).
+pub fn signed_transfer(
+    from: &sr25519::Pair,
+    to: AccountId32,
+    amount: u128,
+    nonce: u32,
+    genesis: H256,
+) -> Vec<u8> {
+    let call = RuntimeCall::Balances(BalancesCall::transfer_keep_alive {
+        dest: MultiAddress::Id(to),
+        value: amount,
+    });
+    signed_call(from, call, nonce, genesis)
+}
