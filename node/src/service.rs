@@ -132,6 +132,9 @@ pub fn new_full<
         net_config.peer_store_handle(),
     );
     net_config.add_notification_protocol(bsmr_protocol);
+    let (fetch_protocol, fetch_requests) =
+        sc_consensus_bsmr::fetch_config::<Block, N>(genesis.as_ref());
+    net_config.add_request_response_protocol(fetch_protocol);
 
     let (network, system_rpc_tx, tx_handler_controller, sync_service, _bitswap) =
         sc_service::build_network(sc_service::BuildNetworkParams {
@@ -226,6 +229,7 @@ pub fn new_full<
             validator: is_validator,
             network,
             notifications: bsmr_notifications,
+            fetch_requests,
             classifier: Arc::new(crate::classifier::RuntimeClassifier),
             status: engine_status,
             registry: prometheus_registry,

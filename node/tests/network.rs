@@ -4,7 +4,8 @@
 //! - 500 transfers from 20 accounts, submitted round-robin to all validators, are all finalized;
 //!   every node has the same block hash and state root at every height, every block carries a
 //!   BSMR certificate, and no balance is created (sum of balances == total issuance);
-//! - a validator killed with SIGKILL does not stop the other three; restarted, it catches up;
+//! - a validator killed with SIGKILL does not stop the other three; restarted, it catches up
+//!   (fetching what its core missed over the `/bsmr/fetch/1` request-response protocol);
 //! - a full node started late syncs from genesis, verifying every certificate;
 //! - the validator a client submitted a transaction to is the one that proposes it;
 //! - with two validators down (more than f) finality stops and nothing forks; when one returns,
@@ -436,6 +437,22 @@ fn four_validators_finalize_500_transfers_survive_a_crash_and_serve_a_late_full_
     let (target, _) = net.finalized(0);
     net.wait_finalized(&[3], target, Duration::from_secs(120));
     net.assert_same_chain(&[0, 3], target);
+    // Catching up, Dave's core fetched what it missed over the request-response protocol.
+    let start = Instant::now();
+    loop {
+        let status: serde_json::Value = net
+            .rt
+            .block_on(net.http(3).request("bsmr_status", rpc_params![]))
+            .unwrap();
+        if status["fetchesAnswered"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "dave used no fetch answer while catching up: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // A full node started late syncs from genesis; it imports only certified blocks.
     net.start(4);

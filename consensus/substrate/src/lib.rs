@@ -9,6 +9,8 @@
 //!
 //! How the pieces fit:
 //! - [`network`]: the `/{genesis}/bsmr/1` notification protocol, peer authentication, rate limits;
+//! - [`fetch`]: the `/{genesis}/bsmr/fetch/1` request-response protocol (payloads, finished
+//!   blocks, certificates);
 //! - [`worker`]: the engine task (core in, network/timers/pool/blocks out);
 //! - [`builder`]: deterministic block building from a finished block;
 //! - [`client_txs`]: which transactions clients submitted to this node (they propose them);
@@ -18,13 +20,15 @@
 //! - [`crypto`]: the keystore as the core's signer, sp-core sr25519 as its verifier;
 //! - [`status`], [`metrics`]: RPC and Prometheus.
 //!
-//! The node wires it with [`import_queue`], [`notification_config`] and [`start`].
+//! The node wires it with [`import_queue`], [`notification_config`], [`fetch_config`] and
+//! [`start`].
 #![warn(missing_docs)]
 
 pub mod aux_store;
 pub mod builder;
 pub mod client_txs;
 pub mod crypto;
+pub mod fetch;
 pub mod import;
 pub mod justification;
 pub mod metrics;
@@ -101,4 +105,24 @@ pub fn notification_config<B: BlockT, N: NetworkBackend<B, <B as BlockT>::Hash>>
         metrics,
         peer_store,
     )
+}
+
+/// The fetch protocol's configuration (add it to the network configuration before building the
+/// network) and the queue of inbound requests the engine serves.
+pub fn fetch_config<B: BlockT, N: NetworkBackend<B, <B as BlockT>::Hash>>(
+    genesis: &[u8],
+) -> (
+    N::RequestResponseProtocolConfig,
+    async_channel::Receiver<sc_network::request_responses::IncomingRequest>,
+) {
+    let (tx, rx) = async_channel::bounded(fetch::INBOUND_QUEUE);
+    let config = N::request_response_config(
+        fetch::protocol_name(genesis),
+        Vec::new(),
+        fetch::MAX_REQUEST_SIZE,
+        fetch::MAX_RESPONSE_SIZE,
+        fetch::REQUEST_TIMEOUT,
+        Some(tx),
+    );
+    (config, rx)
 }

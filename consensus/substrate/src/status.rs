@@ -49,6 +49,10 @@ pub struct EngineStatus {
     pub misbehaviour_proofs: u64,
     /// Transactions proposed by this node.
     pub proposed_txs: u64,
+    /// Fetch requests (payloads, finished blocks, certificates) this node answered.
+    pub fetches_served: u64,
+    /// Answers to this node's fetch requests that it used.
+    pub fetches_answered: u64,
     /// "leaderless" or "leader".
     pub mode: String,
 }

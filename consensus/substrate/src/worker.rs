@@ -16,6 +16,7 @@
 use crate::aux_store::AuxStorage;
 use crate::builder::{build_block, Built};
 use crate::crypto::{local_member_key, validator_ids, KeystoreSigner, Sr25519Verifier};
+use crate::fetch::{self, FetchRequest, FetchResponse};
 use crate::justification::{FinalityCertificate, FinalityVote};
 use crate::metrics::Metrics;
 use crate::network::{check_hello, cost, hello, Frame, RateLimit};
@@ -29,15 +30,18 @@ use bsmr_consensus_core::{
 };
 use bsmr_primitives::{BsmrApi, BSMR_ENGINE_ID};
 use codec::Encode;
-use futures::FutureExt;
-use sc_client_api::{backend::Backend, AuxStore, StorageProvider};
+use futures::{
+    channel::oneshot, future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt,
+};
+use sc_client_api::{backend::Backend, AuxStore, BlockBackend, StorageProvider};
 use sc_consensus::{
     BlockImport, BlockImportParams, ForkChoiceStrategy, ImportResult, StateAction, StorageChanges,
 };
 use sc_network::{
+    request_responses::{IncomingRequest, OutgoingResponse},
     service::traits::NetworkService,
     service::traits::{NotificationEvent, ValidationResult},
-    NotificationService, PeerId,
+    IfDisconnected, NotificationService, PeerId, ProtocolName, ReputationChange,
 };
 use sc_transaction_pool_api::{InPoolTransaction, TransactionPool};
 
@@ -131,6 +135,8 @@ pub struct EngineParams<B: BlockT, C, P> {
     pub network: Arc<dyn NetworkService>,
     /// The bsmr notification protocol's service.
     pub notifications: Box<dyn NotificationService>,
+    /// Inbound requests of the fetch protocol (see [`crate::fetch_config`]).
+    pub fetch_requests: async_channel::Receiver<IncomingRequest>,
     /// Runtime-aware transaction classification.
     pub classifier: Arc<dyn TxClassifier>,
     /// Status shared with RPC.
@@ -168,6 +174,34 @@ struct Awaiting<B: BlockT> {
     skipped: Vec<H256>,
 }
 
+/// What one of this node's fetch requests asked for.
+enum Asked {
+    /// Core messages from this validator.
+    Core(ValidatorId),
+    /// The certificate of this block number.
+    Certificate(u64),
+}
+
+/// The outcome of one of this node's fetch requests.
+struct FetchAnswer {
+    peer: PeerId,
+    asked: Asked,
+    result: Result<Vec<u8>, String>,
+}
+
+/// Fetch requests in flight at most; the core asks again on its resend timers.
+const MAX_FETCHES_IN_FLIGHT: usize = 256;
+/// A built block still waiting for votes this long asks peers for its certificate.
+const CERTIFICATE_FETCH_AFTER_MS: u64 = 4_000;
+
+/// What woke the engine.
+enum Wake {
+    Network(Option<NotificationEvent>),
+    Request(Option<IncomingRequest>),
+    Answer(FetchAnswer),
+    Idle,
+}
+
 /// Start the engine; the returned future runs until the node stops (or the engine halts on a
 /// safety error, which stops the node).
 pub fn start<B, BE, C, P>(
@@ -181,6 +215,7 @@ where
         + HeaderBackend<B>
         + StorageProvider<B, BE>
         + AuxStore
+        + BlockBackend<B>
         + BlockImport<B, Error = ConsensusError>
         + Send
         + Sync
@@ -291,6 +326,9 @@ struct Engine<B: BlockT, BE, C, P> {
     client_submissions: ClientSubmissions<H256>,
     network: Arc<dyn NetworkService>,
     notifications: Box<dyn NotificationService>,
+    fetch_protocol: ProtocolName,
+    fetch_in: async_channel::Receiver<IncomingRequest>,
+    fetch_out: FuturesUnordered<BoxFuture<'static, FetchAnswer>>,
     classifier: Arc<dyn TxClassifier>,
     status: SharedStatus,
     metrics: Option<Metrics>,
@@ -321,6 +359,8 @@ struct Engine<B: BlockT, BE, C, P> {
     next_batch_ms: u64,
     next_ckpt_ms: u64,
     next_vote_resend_ms: u64,
+    /// When the block in `awaiting` was built.
+    awaiting_since_ms: u64,
     next_status_ms: u64,
     counters: EngineStatus,
     _backend: PhantomData<BE>,
@@ -335,6 +375,7 @@ where
         + HeaderBackend<B>
         + StorageProvider<B, BE>
         + AuxStore
+        + BlockBackend<B>
         + BlockImport<B, Error = ConsensusError>
         + Send
         + Sync
@@ -389,6 +430,9 @@ where
             client_submissions: p.client_submissions,
             network: p.network,
             notifications: p.notifications,
+            fetch_protocol: fetch::protocol_name(&genesis),
+            fetch_in: p.fetch_requests,
+            fetch_out: FuturesUnordered::new(),
             classifier: p.classifier,
             status: p.status,
             metrics,
@@ -415,6 +459,7 @@ where
             next_batch_ms: now + p.config.batch_interval_ms,
             next_ckpt_ms: now + p.config.block_time_ms,
             next_vote_resend_ms: now,
+            awaiting_since_ms: now,
             next_status_ms: now,
             counters: EngineStatus {
                 mode: p.config.mode.name().into(),
@@ -455,7 +500,11 @@ where
                 self.next_vote_resend_ms = now + 2_000;
                 if let Some(a) = &self.awaiting {
                     let frame = Frame::Finality(a.vote.clone());
+                    let number = a.number;
                     self.broadcast(&frame);
+                    if now >= self.awaiting_since_ms + CERTIFICATE_FETCH_AFTER_MS {
+                        self.request_certificate(number);
+                    }
                 }
             }
             if now >= self.next_status_ms {
@@ -465,17 +514,24 @@ where
             let wake = self.next_wake(now).saturating_sub(now).clamp(1, 100);
             let event = {
                 let next = self.notifications.next_event().fuse();
+                let request = self.fetch_in.recv().fuse();
+                let mut answer = self.fetch_out.select_next_some();
                 let delay = futures_timer::Delay::new(Duration::from_millis(wake)).fuse();
-                futures::pin_mut!(next, delay);
+                futures::pin_mut!(next, request, delay);
                 futures::select! {
-                    ev = next => Some(ev),
-                    _ = delay => None,
+                    ev = next => Wake::Network(ev),
+                    r = request => Wake::Request(r.ok()),
+                    a = answer => Wake::Answer(a),
+                    _ = delay => Wake::Idle,
                 }
             };
             match event {
-                Some(Some(ev)) => self.on_network_event(ev).await?,
-                Some(None) => return Err("the bsmr notification protocol closed".into()),
-                None => {}
+                Wake::Network(Some(ev)) => self.on_network_event(ev).await?,
+                Wake::Network(None) => return Err("the bsmr notification protocol closed".into()),
+                Wake::Request(Some(r)) => self.on_fetch_request(r)?,
+                Wake::Request(None) => return Err("the bsmr fetch protocol closed".into()),
+                Wake::Answer(a) => self.on_fetch_answer(a).await?,
+                Wake::Idle => {}
             }
         }
     }
@@ -584,6 +640,17 @@ where
             }
             _ => {}
         }
+        if fetch::is_fetch(msg) {
+            let payload = FetchRequest::Core(encode_message(msg)).encode();
+            let targets: Vec<(PeerId, ValidatorId)> = match to {
+                Some(v) => self.peer_of(&v).map(|p| (p, v)).into_iter().collect(),
+                None => self.member_peers(),
+            };
+            for (peer, v) in targets {
+                self.start_fetch(peer, Asked::Core(v), payload.clone());
+            }
+            return;
+        }
         let frame = Frame::Core(encode_message(msg));
         match to {
             Some(v) => {
@@ -598,15 +665,211 @@ where
 
     fn broadcast(&mut self, frame: &Frame) {
         let bytes = frame.encode_frame();
-        let targets: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, v)| v.as_ref().is_some_and(|k| self.membership.contains(k)))
-            .map(|(p, _)| *p)
-            .collect();
-        for p in targets {
+        for (p, _) in self.member_peers() {
             self.notifications.send_sync_notification(&p, bytes.clone());
         }
+    }
+
+    /// Peers that said a valid Hello for a key of the current set.
+    fn member_peers(&self) -> Vec<(PeerId, ValidatorId)> {
+        self.peers
+            .iter()
+            .filter_map(|(p, v)| v.filter(|k| self.membership.contains(k)).map(|k| (*p, k)))
+            .collect()
+    }
+
+    // ------------------------------------------------------------------ fetch protocol
+
+    fn start_fetch(&mut self, peer: PeerId, asked: Asked, payload: Vec<u8>) {
+        if self.fetch_out.len() >= MAX_FETCHES_IN_FLIGHT {
+            return;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.network.start_request(
+            peer,
+            self.fetch_protocol.clone(),
+            payload,
+            None,
+            tx,
+            IfDisconnected::ImmediateError,
+        );
+        self.fetch_out.push(
+            async move {
+                let result = match rx.await {
+                    Ok(Ok((bytes, _))) => Ok(bytes),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("the request was dropped".to_string()),
+                };
+                FetchAnswer {
+                    peer,
+                    asked,
+                    result,
+                }
+            }
+            .boxed(),
+        );
+    }
+
+    /// Ask every validator peer for the certificate of block `number`.
+    fn request_certificate(&mut self, number: u64) {
+        let payload = FetchRequest::Certificate { number }.encode();
+        for (peer, _) in self.member_peers() {
+            self.start_fetch(peer, Asked::Certificate(number), payload.clone());
+        }
+    }
+
+    /// Serve a peer's fetch. A core fetch goes to the core as a message from the requester; the
+    /// messages the core addresses to the requester form the response (sent after every other
+    /// output, persists included, is applied: persist before send).
+    fn on_fetch_request(&mut self, req: IncomingRequest) -> Result<(), String> {
+        let IncomingRequest {
+            peer,
+            payload,
+            pending_response,
+        } = req;
+        let respond = |result: Result<Vec<u8>, ()>, reputation: Option<ReputationChange>| {
+            let _ = pending_response.send(OutgoingResponse {
+                result,
+                reputation_changes: reputation.into_iter().collect(),
+                sent_feedback: None,
+            });
+        };
+        if !self.rate.allow(&peer, now_ms()) {
+            respond(Err(()), Some(cost::FLOOD));
+            return Ok(());
+        }
+        let Some(request) = FetchRequest::decode_untrusted(&payload) else {
+            respond(Err(()), Some(fetch::cost::BAD_FETCH));
+            return Ok(());
+        };
+        let bytes = match request {
+            FetchRequest::Certificate { number } => {
+                respond(
+                    Ok(FetchResponse::Certificate(self.certificate_of(number)).encode()),
+                    None,
+                );
+                self.counters.fetches_served += 1;
+                return Ok(());
+            }
+            FetchRequest::Core(bytes) => bytes,
+        };
+        let from = match self.peers.get(&peer) {
+            Some(Some(v)) if self.membership.contains(v) => *v,
+            _ => {
+                respond(Err(()), None); // not (yet) known as a member: nothing to say
+                return Ok(());
+            }
+        };
+        let msg = match decode_message(&bytes) {
+            Ok(m) if fetch::is_fetch(&m) => m,
+            _ => {
+                respond(Err(()), Some(fetch::cost::BAD_FETCH));
+                return Ok(());
+            }
+        };
+        let Some(r) = self.replica.as_mut() else {
+            respond(Ok(FetchResponse::Core(vec![]).encode()), None);
+            return Ok(());
+        };
+        let outs = r.handle(now_ms(), bsmr_consensus_core::Input::Message { from, msg });
+        let (mut answer, mut size, mut rest) = (vec![], 0u64, vec![]);
+        for o in outs {
+            match o {
+                Output::Send { to: Some(v), msg } if v == from => {
+                    let m = encode_message(&msg);
+                    if answer.len() < fetch::MAX_RESPONSE_MESSAGES
+                        && size + m.len() as u64 + 16 <= fetch::MAX_RESPONSE_SIZE
+                    {
+                        size += m.len() as u64 + 16;
+                        answer.push(m);
+                    } else {
+                        // What does not fit goes out as notifications.
+                        rest.push(Output::Send { to: Some(v), msg });
+                    }
+                }
+                o => rest.push(o),
+            }
+        }
+        self.process(rest)?;
+        respond(Ok(FetchResponse::Core(answer).encode()), None);
+        self.counters.fetches_served += 1;
+        Ok(())
+    }
+
+    /// The hash and BSMR justification of finalized block `number`, if this node has them.
+    fn certificate_of(&self, number: u64) -> Option<([u8; 32], Vec<u8>)> {
+        let (fin, _) = self.finalized();
+        if number == 0 || number > fin {
+            return None;
+        }
+        let hash = self.client.hash(number.try_into().ok()?).ok()??;
+        let justifications = self.client.justifications(hash).ok()??;
+        let bytes = justifications.get(BSMR_ENGINE_ID)?.clone();
+        Some((hash.0, bytes))
+    }
+
+    /// Use the answer to one of this node's fetches.
+    async fn on_fetch_answer(&mut self, a: FetchAnswer) -> Result<(), String> {
+        let FetchAnswer {
+            peer,
+            asked,
+            result,
+        } = a;
+        let bytes = match result {
+            Ok(b) => b,
+            Err(e) => {
+                log::debug!(target: LOG, "fetch from {peer} failed: {e}");
+                return Ok(());
+            }
+        };
+        let Some(response) = FetchResponse::decode_untrusted(&bytes) else {
+            self.network.report_peer(peer, fetch::cost::BAD_FETCH);
+            return Ok(());
+        };
+        match (asked, response) {
+            (Asked::Core(from), FetchResponse::Core(messages)) => {
+                if !self.membership.contains(&from) {
+                    return Ok(());
+                }
+                self.counters.fetches_answered += 1;
+                for m in messages {
+                    match decode_message(&m) {
+                        Ok(msg) => self.feed(bsmr_consensus_core::Input::Message { from, msg })?,
+                        Err(_) => {
+                            self.network.report_peer(peer, fetch::cost::BAD_FETCH);
+                            break;
+                        }
+                    }
+                }
+            }
+            (Asked::Certificate(number), FetchResponse::Certificate(Some((hash, just)))) => {
+                if self.awaiting.as_ref().map(|a| a.number) != Some(number) {
+                    return Ok(());
+                }
+                let cert = match FinalityCertificate::decode_untrusted(&just) {
+                    Ok(c) if c.vote.number == number && c.vote.hash == hash => c,
+                    _ => {
+                        self.network.report_peer(peer, fetch::cost::BAD_CERTIFICATE);
+                        return Ok(());
+                    }
+                };
+                self.counters.fetches_answered += 1;
+                log::debug!(target: LOG, "certificate of #{number} fetched from {peer}");
+                // Each signature is checked like a vote; a valid quorum for another block than
+                // the one built here halts the node (deterministic building diverged).
+                for (signer, sig) in cert.signatures {
+                    let vote = Signed {
+                        body: cert.vote,
+                        signer,
+                        sig,
+                    };
+                    self.on_vote(peer, vote).await?;
+                }
+            }
+            (Asked::Certificate(_), FetchResponse::Certificate(None)) => {}
+            _ => self.network.report_peer(peer, fetch::cost::BAD_FETCH),
+        }
+        Ok(())
     }
 
     fn say_hello_to_all(&mut self) {
@@ -960,6 +1223,7 @@ where
             .insert(signed.signer, signed.clone());
         self.broadcast(&Frame::Finality(signed.clone()));
         self.next_vote_resend_ms = now_ms() + 2_000;
+        self.awaiting_since_ms = now_ms();
         self.awaiting = Some(Awaiting {
             number: b,
             block,
