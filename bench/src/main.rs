@@ -599,8 +599,11 @@ fn sim_mode(validators: usize, seed: u64, modes: Modes, load_secs: u64) -> Resul
             .collect();
         let [p50, p95, p99] = report::percentiles(all.clone());
         eprintln!(
-            "{mode:<11} txs {:>6}  client latency p50/p95/p99 {p50:>5}/{p95:>5}/{p99:>5} ms",
-            all.len()
+            "{mode:<11} txs {:>6}  client latency p50/p95/p99 {p50:>5}/{p95:>5}/{p99:>5} ms{}",
+            all.len(),
+            r.primary_region
+                .map(|p| format!("  (primary in region {p})"))
+                .unwrap_or_default()
         );
         for (region, v) in &r.client_latency_ms {
             let [a, b, c] = report::percentiles(v.clone());
@@ -619,6 +622,7 @@ fn sim_mode(validators: usize, seed: u64, modes: Modes, load_secs: u64) -> Resul
             "txs_measured": all.len(),
             "client_latency_ms": { "p50": p50, "p95": p95, "p99": p99 },
             "client_latency_by_region_ms": per_region,
+            "primary_region": r.primary_region,
             "min_height": r.min_height,
             "max_height": r.max_height,
         }));

@@ -166,6 +166,8 @@ pub struct Report {
     /// Client-observed latency (ms) per region: a transaction's submission at a validator to
     /// that validator executing the block that contains it.
     pub client_latency_ms: BTreeMap<usize, Vec<u64>>,
+    /// Leader-based baseline: the primary's region.
+    pub primary_region: Option<usize>,
     /// Proofs per convicted validator index.
     pub proofs: BTreeMap<usize, usize>,
     /// Max DDS log size seen at the end among correct validators.
@@ -252,6 +254,9 @@ pub struct Sim {
     primary: Option<usize>,
     /// Submission time (us) per transaction id, until its origin validator executes it.
     submitted_at: BTreeMap<u64, u64>,
+    /// Leader-based baseline: transactions forwarded to the primary, proposed with its next batch
+    /// (as the engine's primary batches its whole pool).
+    forwarded: Vec<Tx>,
     report: Report,
     first_announce: BTreeMap<CommandId, u64>,
     payloads: BTreeMap<CommandId, SignedBatch>,
@@ -351,6 +356,7 @@ impl Sim {
             region,
             report: Report {
                 seed: cfg.seed,
+                primary_region: primary.map(|p| p % 5),
                 ..Default::default()
             },
             first_announce: BTreeMap::new(),
@@ -358,6 +364,7 @@ impl Sim {
             height_at_gst: BTreeMap::new(),
             primary,
             submitted_at: BTreeMap::new(),
+            forwarded: vec![],
         };
         // Crash schedule among correct validators (lowest indices first after 0 stays up).
         let (count, restart) = match cfg.crash {
@@ -700,6 +707,8 @@ impl Sim {
                                 self.schedule(self.now_us + l, Ev::Forward { to: p, txs });
                             }
                             _ => {
+                                let mut txs = txs;
+                                txs.append(&mut self.forwarded);
                                 if dup {
                                     self.feed(node, Input::ClientBatch(txs.clone()));
                                 }
@@ -713,9 +722,14 @@ impl Sim {
                     );
                 }
             }
-            Ev::Forward { to, txs } => {
+            Ev::Forward { to, mut txs } => {
                 if self.nodes[to].replica.is_some() {
-                    self.feed(to, Input::ClientBatch(txs));
+                    self.forwarded.append(&mut txs);
+                    // After the load ends the primary has no batch of its own to join.
+                    if self.now_us >= self.cfg.load_ms * 1000 {
+                        let txs = std::mem::take(&mut self.forwarded);
+                        self.feed(to, Input::ClientBatch(txs));
+                    }
                 }
             }
             Ev::Due { node } => {
