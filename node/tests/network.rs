@@ -278,6 +278,22 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
+        // `BSMR_TEST_LOGS=<dir>` keeps every node's log (for debugging a failed run).
+        if let Ok(dir) = std::env::var("BSMR_TEST_LOGS") {
+            let dir = PathBuf::from(dir);
+            let _ = std::fs::create_dir_all(&dir);
+            let tag = self
+                .dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            for (slot, node) in self.slots.iter().zip(&self.nodes) {
+                if let Some(n) = node {
+                    let _ = std::fs::write(dir.join(format!("{tag}-{}.log", slot.name)), n.log());
+                }
+            }
+        }
         for i in 0..5 {
             self.kill(i);
         }

@@ -189,6 +189,8 @@ struct FetchAnswer {
     result: Result<Vec<u8>, String>,
 }
 
+/// How long after its block is final a skipped own transaction may be proposed again.
+const REPROPOSE_GRACE_MS: u64 = 1_000;
 /// Fetch requests in flight at most; the core asks again on its resend timers.
 const MAX_FETCHES_IN_FLIGHT: usize = 256;
 /// A built block still waiting for votes this long asks peers for its certificate.
@@ -356,6 +358,10 @@ struct Engine<B: BlockT, BE, C, P> {
     seen_txs: BTreeMap<H256, u64>,
     proposed_txs: BTreeMap<H256, u64>,
     own_batches: BTreeMap<CommandId, (u64, Vec<H256>)>,
+    /// Transactions of this node's batches, by the finished block that holds them: once that
+    /// block is final, those still in the pool (skipped by the builder, e.g. a nonce ordered
+    /// before its predecessor) may be proposed again.
+    repropose_after_block: BTreeMap<u64, Vec<H256>>,
     next_batch_ms: u64,
     next_ckpt_ms: u64,
     next_vote_resend_ms: u64,
@@ -456,6 +462,7 @@ where
             seen_txs: BTreeMap::new(),
             proposed_txs: BTreeMap::new(),
             own_batches: BTreeMap::new(),
+            repropose_after_block: BTreeMap::new(),
             next_batch_ms: now + p.config.batch_interval_ms,
             next_ckpt_ms: now + p.config.block_time_ms,
             next_vote_resend_ms: now,
@@ -598,6 +605,16 @@ where
                         .add_pending(&fb)
                         .map_err(|e| format!("persisting block #{}: {e}", fb.index))?;
                     log::debug!(target: LOG, "core finished block #{} ({} batches)", fb.index, fb.batches.len());
+                    if let Some(me) = self.me() {
+                        for (header, _) in fb.batches.iter().filter(|(h, _)| h.proposer == me) {
+                            if let Some((_, hashes)) = self.own_batches.get(&header.id()) {
+                                self.repropose_after_block
+                                    .entry(fb.index)
+                                    .or_default()
+                                    .extend(hashes.iter().copied());
+                            }
+                        }
+                    }
                     self.build_queue.insert(fb.index, fb);
                 }
                 Output::Misbehaviour(proof) => {
@@ -950,6 +967,20 @@ where
         {
             return Ok(()); // window full: let the core drain before adding more
         }
+        // Own transactions whose block is final but which are still pending were skipped by
+        // the builder: they become eligible again after a grace period (the pool first drops
+        // what the block included).
+        let (fin, _) = self.finalized();
+        while let Some(entry) = self.repropose_after_block.first_entry() {
+            if *entry.key() > fin {
+                break;
+            }
+            for h in entry.remove() {
+                if let Some(at) = self.proposed_txs.get_mut(&h) {
+                    *at = (now + REPROPOSE_GRACE_MS).saturating_sub(self.cfg.anyone_delay_ms);
+                }
+            }
+        }
         let mut present = BTreeSet::new();
         let mut batch: Vec<Tx> = vec![];
         let mut batches = vec![];
@@ -1146,7 +1177,7 @@ where
                     ));
                 }
                 let a = self.awaiting.take().expect("checked above; qed");
-                self.after_final(a.number, ours, &a.included, &a.skipped);
+                self.after_final(a.number, ours, &a.included);
                 continue;
             }
             let Some((&b, _)) = self.build_queue.first_key_value() else {
@@ -1292,11 +1323,11 @@ where
             a.included.len(),
             a.skipped.len()
         );
-        self.after_final(a.number, hash, &a.included, &a.skipped);
+        self.after_final(a.number, hash, &a.included);
         Ok(())
     }
 
-    fn after_final(&mut self, number: u64, hash: H256, included: &[H256], skipped: &[H256]) {
+    fn after_final(&mut self, number: u64, hash: H256, included: &[H256]) {
         if let Err(e) = self.storage.forget_pending(number) {
             log::warn!(target: LOG, "forgetting pending block #{number}: {e}");
         }
@@ -1312,11 +1343,6 @@ where
                     hash,
                 },
             );
-        }
-        // A proposed transaction the block skipped (e.g. its nonce's predecessor was ordered
-        // after it) may be valid now: if it is still in the pool, propose it again at once.
-        for h in skipped {
-            self.proposed_txs.remove(h);
         }
         self.own_batches
             .retain(|_, (at, _)| now_ms().saturating_sub(*at) < 600_000);
@@ -1398,6 +1424,7 @@ where
         self.votes.clear();
         // Transactions of void old-epoch batches are proposed again at once.
         self.proposed_txs.clear();
+        self.repropose_after_block.clear();
         if let Some(r) = self.replica.as_mut() {
             let outs = r.start(now_ms());
             self.process(outs)?;
