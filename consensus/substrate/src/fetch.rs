@@ -42,12 +42,7 @@ pub mod cost {
 
 /// `/{genesis hash hex}/bsmr/fetch/1`.
 pub fn protocol_name(genesis: &[u8]) -> ProtocolName {
-    let mut s = String::from("/");
-    for b in genesis {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s.push_str("/bsmr/fetch/1");
-    s.into()
+    crate::network::chain_protocol(genesis, "fetch/1")
 }
 
 /// What a peer asks for.

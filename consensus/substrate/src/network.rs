@@ -42,11 +42,17 @@ pub mod cost {
 
 /// `/{genesis hash hex}/bsmr/1`.
 pub fn protocol_name(genesis: &[u8]) -> ProtocolName {
+    chain_protocol(genesis, "1")
+}
+
+/// `/{genesis hash hex}/bsmr/{suffix}`: bsmr's protocols are named per chain.
+pub fn chain_protocol(genesis: &[u8], suffix: &str) -> ProtocolName {
     let mut s = String::from("/");
     for b in genesis {
         s.push_str(&format!("{b:02x}"));
     }
-    s.push_str("/bsmr/1");
+    s.push_str("/bsmr/");
+    s.push_str(suffix);
     s.into()
 }
 

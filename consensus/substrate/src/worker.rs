@@ -356,6 +356,9 @@ struct Engine<B: BlockT, BE, C, P> {
     awaiting: Option<Awaiting<B>>,
     votes: BTreeMap<u64, BTreeMap<ValidatorId, Signed<FinalityVote>>>,
     seen_txs: BTreeMap<H256, u64>,
+    /// Transactions in batches other validators announced, and when: the fallbacks leave them to
+    /// their proposer for a while (no duplicate storm when latency nears the owner delay).
+    announced_txs: BTreeMap<H256, u64>,
     proposed_txs: BTreeMap<H256, u64>,
     own_batches: BTreeMap<CommandId, (u64, Vec<H256>)>,
     /// Transactions of this node's batches, by the finished block that holds them: once that
@@ -460,6 +463,7 @@ where
             awaiting: None,
             votes: BTreeMap::new(),
             seen_txs: BTreeMap::new(),
+            announced_txs: BTreeMap::new(),
             proposed_txs: BTreeMap::new(),
             own_batches: BTreeMap::new(),
             repropose_after_block: BTreeMap::new(),
@@ -564,6 +568,21 @@ where
         };
         let outs = r.handle(now_ms(), input);
         self.process(outs)
+    }
+
+    /// Hand a member's message to the core, noting the transactions of announced batches.
+    fn feed_peer_message(&mut self, from: ValidatorId, msg: Message) -> Result<(), String> {
+        if let Message::Announce(b) = &msg {
+            if b.header.body.kind == BatchKind::Txs && Some(from) != self.me() {
+                let now = now_ms();
+                for t in &b.txs {
+                    self.announced_txs
+                        .entry(H256(sp_crypto_hashing::blake2_256(&t.data)))
+                        .or_insert(now);
+                }
+            }
+        }
+        self.feed(bsmr_consensus_core::Input::Message { from, msg })
     }
 
     fn fire_timers(&mut self, now: u64) -> Result<(), String> {
@@ -851,7 +870,7 @@ where
                 self.counters.fetches_answered += 1;
                 for m in messages {
                     match decode_message(&m) {
-                        Ok(msg) => self.feed(bsmr_consensus_core::Input::Message { from, msg })?,
+                        Ok(msg) => self.feed_peer_message(from, msg)?,
                         Err(_) => {
                             self.network.report_peer(peer, fetch::cost::BAD_FETCH);
                             break;
@@ -1000,12 +1019,19 @@ where
             let proposes = match self.cfg.mode {
                 // The validator a client gave it to proposes at once; its sender's partition
                 // owner if it is still pending after a delay; anyone after a longer one.
+                // Fallbacks skip what another validator announced less than the anyone-delay
+                // ago: it is being ordered.
                 Mode::Leaderless => {
                     let waited = now.saturating_sub(first);
+                    let in_flight = self
+                        .announced_txs
+                        .get(&h)
+                        .is_some_and(|at| now < at + self.cfg.anyone_delay_ms);
                     self.client_submissions.contains(&h)
-                        || (waited >= self.cfg.owner_delay_ms
-                            && self.partition_owner(&info.sender) == me)
-                        || waited >= self.cfg.anyone_delay_ms
+                        || (!in_flight
+                            && ((waited >= self.cfg.owner_delay_ms
+                                && self.partition_owner(&info.sender) == me)
+                                || waited >= self.cfg.anyone_delay_ms))
                 }
                 // The primary proposes everything; the others forward by gossip and wait.
                 Mode::Leader => self.primary == me,
@@ -1026,6 +1052,10 @@ where
             batches.push(batch);
         }
         self.seen_txs.retain(|h, _| present.contains(h));
+        // Announcements may precede the transaction's arrival here: keep them by age.
+        let horizon = 2 * self.cfg.anyone_delay_ms;
+        self.announced_txs
+            .retain(|_, at| now.saturating_sub(*at) < horizon);
         self.proposed_txs.retain(|h, _| present.contains(h));
         for b in batches {
             self.counters.proposed_txs += b.len() as u64;
@@ -1092,7 +1122,7 @@ where
                     return Ok(());
                 }
                 match decode_message(&bytes) {
-                    Ok(msg) => self.feed(bsmr_consensus_core::Input::Message { from, msg })?,
+                    Ok(msg) => self.feed_peer_message(from, msg)?,
                     Err(_) => self.network.report_peer(peer, cost::MALFORMED),
                 }
             }
