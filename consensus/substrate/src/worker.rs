@@ -365,6 +365,12 @@ struct Engine<B: BlockT, BE, C, P> {
     /// block is final, those still in the pool (skipped by the builder, e.g. a nonce ordered
     /// before its predecessor) may be proposed again.
     repropose_after_block: BTreeMap<u64, Vec<H256>>,
+    /// Own proposed transactions whose batch's block is not finished yet, with their sender. A
+    /// sender with one of these gets no transaction into a later batch of this node until that
+    /// block is finished: two conflicting batches of one proposer may be ordered against their
+    /// proposal order, which would run nonce n+1 before n (and skip it). An entry lapses after
+    /// the anyone-delay (a batch that never reaches a block must not lock its senders).
+    inflight_txs: BTreeMap<H256, (bsmr_consensus_core::AccountId, u64)>,
     next_batch_ms: u64,
     next_ckpt_ms: u64,
     next_vote_resend_ms: u64,
@@ -467,6 +473,7 @@ where
             proposed_txs: BTreeMap::new(),
             own_batches: BTreeMap::new(),
             repropose_after_block: BTreeMap::new(),
+            inflight_txs: BTreeMap::new(),
             next_batch_ms: now + p.config.batch_interval_ms,
             next_ckpt_ms: now + p.config.block_time_ms,
             next_vote_resend_ms: now,
@@ -627,6 +634,9 @@ where
                     if let Some(me) = self.me() {
                         for (header, _) in fb.batches.iter().filter(|(h, _)| h.proposer == me) {
                             if let Some((_, hashes)) = self.own_batches.get(&header.id()) {
+                                for h in hashes {
+                                    self.inflight_txs.remove(h);
+                                }
                                 self.repropose_after_block
                                     .entry(fb.index)
                                     .or_default()
@@ -1001,6 +1011,15 @@ where
             }
         }
         let mut present = BTreeSet::new();
+        // Senders with a transaction in an own batch whose block is not finished, and the
+        // senders of each batch of this pass (a sender's transactions share one batch).
+        let anyone_delay = self.cfg.anyone_delay_ms;
+        self.inflight_txs
+            .retain(|_, (_, at)| now < *at + anyone_delay);
+        let busy: BTreeSet<bsmr_consensus_core::AccountId> =
+            self.inflight_txs.values().map(|(s, _)| *s).collect();
+        let mut in_earlier_batch = BTreeSet::new();
+        let mut in_this_batch = BTreeSet::new();
         let mut batch: Vec<Tx> = vec![];
         let mut batches = vec![];
         for tx in self.pool.ready() {
@@ -1036,16 +1055,19 @@ where
                 // The primary proposes everything; the others forward by gossip and wait.
                 Mode::Leader => self.primary == me,
             };
-            if !proposes {
+            if !proposes || busy.contains(&info.sender) || in_earlier_batch.contains(&info.sender) {
                 continue;
             }
             self.proposed_txs.insert(h, now);
+            self.inflight_txs.insert(h, (info.sender, now));
+            in_this_batch.insert(info.sender);
             batch.push(Tx {
                 access: info.access,
                 data: bytes,
             });
             if batch.len() >= self.cfg.max_batch_txs {
                 batches.push(std::mem::take(&mut batch));
+                in_earlier_batch.append(&mut in_this_batch);
             }
         }
         if !batch.is_empty() {
@@ -1057,6 +1079,7 @@ where
         self.announced_txs
             .retain(|_, at| now.saturating_sub(*at) < horizon);
         self.proposed_txs.retain(|h, _| present.contains(h));
+        self.inflight_txs.retain(|h, _| present.contains(h));
         for b in batches {
             self.counters.proposed_txs += b.len() as u64;
             self.feed(bsmr_consensus_core::Input::ClientBatch(b))?;
@@ -1455,6 +1478,7 @@ where
         // Transactions of void old-epoch batches are proposed again at once.
         self.proposed_txs.clear();
         self.repropose_after_block.clear();
+        self.inflight_txs.clear();
         if let Some(r) = self.replica.as_mut() {
             let outs = r.start(now_ms());
             self.process(outs)?;
