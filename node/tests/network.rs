@@ -9,7 +9,7 @@
 //! - a full node started late syncs from genesis, verifying every certificate;
 //! - the validator a client submitted a transaction to is the one that proposes it;
 //! - with two validators down (more than f) finality stops and nothing forks; when one returns,
-//!   finality resumes.
+//!   finality resumes (two validators on litep2p, two on libp2p).
 //!
 //! The tests share the machine's two cores, so they run one at a time.
 
@@ -559,12 +559,17 @@ fn each_transaction_is_proposed_by_the_validator_a_client_submitted_it_to() {
 }
 
 #[test]
-fn more_than_f_validators_down_stops_finality_without_forking_then_resumes() {
+fn more_than_f_validators_down_stops_finality_without_forking_then_resumes_on_mixed_backends() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Mixed network backends: Alice and Bob on litep2p (the default), Charlie and Dave on
+    // libp2p, so the bsmr notification and fetch protocols must work on both and across them
+    // (no quorum of three without cross-backend traffic).
     let mut net = Net::new("quorum");
-    for i in 0..4 {
-        net.start(i);
-    }
+    net.start(0);
+    net.start(1);
+    net.extra = vec!["--network-backend".into(), "libp2p".into()];
+    net.start(2);
+    net.start(3);
     net.wait_finalized(&[0, 1, 2, 3], 3, Duration::from_secs(120));
 
     net.kill(2);
