@@ -235,15 +235,7 @@ impl Net {
             for n in 1..=upto {
                 let mut seen: Option<(H256, String)> = None;
                 for i in nodes {
-                    let c = self.http(*i);
-                    let hash: H256 = c
-                        .request("chain_getBlockHash", rpc_params![n])
-                        .await
-                        .unwrap();
-                    let block: serde_json::Value = c
-                        .request("chain_getBlock", rpc_params![hash])
-                        .await
-                        .unwrap();
+                    let (hash, block) = block_at(&self.http(*i), n).await;
                     let root = block["block"]["header"]["stateRoot"]
                         .as_str()
                         .unwrap()
@@ -690,6 +682,19 @@ fn a_validator_added_through_sudo_joins_at_the_epoch_boundary_and_signs() {
     );
 }
 
+/// The hash of block `n` and the block with its justifications, as `c`'s node has them.
+async fn block_at(c: &HttpClient, n: u64) -> (H256, serde_json::Value) {
+    let hash: H256 = c
+        .request("chain_getBlockHash", rpc_params![n])
+        .await
+        .unwrap();
+    let block: serde_json::Value = c
+        .request("chain_getBlock", rpc_params![hash])
+        .await
+        .unwrap();
+    (hash, block)
+}
+
 /// The BSMR certificate of block `n` as node `i` stores it.
 fn certificate(
     net: &Net,
@@ -697,15 +702,7 @@ fn certificate(
     n: u64,
 ) -> sc_consensus_bsmr::justification::FinalityCertificate {
     net.rt.block_on(async {
-        let c = net.http(i);
-        let hash: H256 = c
-            .request("chain_getBlockHash", rpc_params![n])
-            .await
-            .unwrap();
-        let block: serde_json::Value = c
-            .request("chain_getBlock", rpc_params![hash])
-            .await
-            .unwrap();
+        let (_, block) = block_at(&net.http(i), n).await;
         let j = &block["justifications"][0][1];
         let raw: Vec<u8> = match j.as_str() {
             Some(hex_bytes) => hex::decode(hex_bytes.trim_start_matches("0x")).unwrap(),
