@@ -1438,19 +1438,7 @@ impl Replica {
         match inst {
             InstanceId::Cmd { id, .. } => {
                 if let Some(batch) = self.payloads.get(&id).cloned() {
-                    let dep = batch.header.body.dep_ref();
-                    let c = self.collects.entry(id).or_insert_with(|| Collect {
-                        inst,
-                        dep,
-                        batch: batch.clone(),
-                        replies: BTreeMap::new(),
-                        parked: vec![],
-                        view: None,
-                        new_view: vec![],
-                    });
-                    c.view = Some(v);
-                    c.new_view = vcs;
-                    self.broadcast(Message::Announce(batch));
+                    self.lead_collect(inst, id, batch, v, vcs);
                     let t = self.timeout(&inst, v) / 2;
                     self.set_timer(TimerId::Deadline(inst, v), t);
                     self.try_collect(id);
@@ -1501,6 +1489,20 @@ impl Replica {
             return;
         };
         let vcs: Vec<Signed<ViewChangeBody>> = st.lead_vcs.get(&v).cloned().unwrap_or_default();
+        self.lead_collect(inst, id, batch, v, vcs);
+        self.try_collect(id);
+    }
+
+    /// As the leader of view `v` of `inst`, collect dependency replies for `batch` (id `id`)
+    /// anew, justified by the view changes `vcs`, and announce the batch again.
+    fn lead_collect(
+        &mut self,
+        inst: InstanceId,
+        id: CommandId,
+        batch: SignedBatch,
+        v: View,
+        vcs: Vec<Signed<ViewChangeBody>>,
+    ) {
         let dep = batch.header.body.dep_ref();
         let c = self.collects.entry(id).or_insert_with(|| Collect {
             inst,
@@ -1514,7 +1516,6 @@ impl Replica {
         c.view = Some(v);
         c.new_view = vcs;
         self.broadcast(Message::Announce(batch));
-        self.try_collect(id);
     }
 
     // ---------------------------------------------------------------- decisions

@@ -237,6 +237,15 @@ mod tests {
         }
     }
 
+    /// Indices of the pending blocks `s` holds.
+    fn pending_indices<A: AuxStore>(s: &AuxStorage<A>) -> Vec<u64> {
+        s.pending_blocks()
+            .unwrap()
+            .iter()
+            .map(|b| b.index)
+            .collect()
+    }
+
     #[test]
     fn records_survive_reopen_and_deletes_stick() {
         let aux = Arc::new(MemAux::default());
@@ -277,14 +286,7 @@ mod tests {
         }
         s.forget_pending(2).unwrap();
         let mut s = AuxStorage::open(aux.clone(), 0).unwrap();
-        assert_eq!(
-            s.pending_blocks()
-                .unwrap()
-                .iter()
-                .map(|b| b.index)
-                .collect::<Vec<_>>(),
-            vec![3]
-        );
+        assert_eq!(pending_indices(&s), vec![3]);
         // Void blocks of an old epoch are dropped from an index on.
         s.add_pending(&FinishedBlock {
             index: 4,
@@ -295,14 +297,7 @@ mod tests {
         .unwrap();
         s.drop_pending_from(4).unwrap();
         let s = AuxStorage::open(aux, 0).unwrap();
-        assert_eq!(
-            s.pending_blocks()
-                .unwrap()
-                .iter()
-                .map(|b| b.index)
-                .collect::<Vec<_>>(),
-            vec![3]
-        );
+        assert_eq!(pending_indices(&s), vec![3]);
     }
 
     #[test]
