@@ -11,6 +11,7 @@ mod network;
 mod replay;
 mod report;
 mod trace;
+mod wan;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use jsonrpsee::{core::client::ClientT, rpc_params, ws_client::WsClientBuilder};
@@ -79,9 +80,17 @@ struct NetworkArgs {
     modes: Modes,
     /// Scenario: `uniform` (synthetic, every account equally likely), `trace` (the trace with
     /// its hot accounts), `crash` (the trace; the first validator, the leader of the baseline,
-    /// is killed halfway).
+    /// is killed halfway), `far-client` (the trace, all of it submitted by a client next to the
+    /// validator farthest from the baseline's leader; implies --wan).
     #[arg(long, value_enum, default_value_t = Scenario::Trace)]
     scenario: Scenario,
+    /// Emulate a wide-area network: each validator in its own network namespace in one of the
+    /// simulator's five regions (Alice r0, Bob r1, Charlie r4, Dave r2 where the baseline's leader sits best; one-way
+    /// delays 40-150 ms),
+    /// connected only through the bench's delaying relay. Needs root and iproute2. Results then
+    /// include finality per submission endpoint (region) and a per-region plot.
+    #[arg(long)]
+    wan: bool,
     /// Block time of the network (ms).
     #[arg(long, default_value_t = 1000)]
     block_time_ms: u64,
@@ -137,6 +146,7 @@ enum Scenario {
     Uniform,
     Trace,
     Crash,
+    FarClient,
 }
 
 fn default_node() -> PathBuf {
@@ -327,12 +337,15 @@ async fn replay_mode(
     }
     let t = load_trace(load, uniform)?;
     let plan = prepare(endpoints, load, &t).await?;
-    let (summary, _) = measure(endpoints, load, &load.label, plan, None).await?;
+    let (summary, _) = measure(endpoints, endpoints, load, &load.label, plan, None).await?;
     Ok(summary)
 }
 
+/// Replay `plan` against `endpoints` (named `names` in the per-endpoint figures), write the
+/// results, print the summary; `on_half` runs once half of the plan is submitted.
 async fn measure(
     endpoints: &[String],
+    names: &[String],
     load: &LoadArgs,
     label: &str,
     plan: Vec<replay::Planned>,
@@ -369,7 +382,7 @@ async fn measure(
     )
     .await?;
     bar.finish_and_clear();
-    let summary = report::summarize(label, &outcome);
+    let summary = report::summarize(label, &outcome, names);
     report::write(&load.out, &summary, &outcome)?;
     print_summary(&summary);
     Ok((summary, outcome))
@@ -390,6 +403,14 @@ fn print_summary(s: &report::Summary) {
     for (why, n) in &s.dropped {
         println!("    dropped {n}: {why}");
     }
+    if s.per_endpoint.len() > 1 || s.per_endpoint.iter().any(|e| e.endpoint.contains('@')) {
+        for e in &s.per_endpoint {
+            println!(
+                "    submitted to {:<12} finalized {:>6}  finality p50/p95/p99 {:>6}/{:>6}/{:>6} ms",
+                e.endpoint, e.finalized, e.finality_ms[0], e.finality_ms[1], e.finality_ms[2]
+            );
+        }
+    }
 }
 
 async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report::Summary>, String> {
@@ -400,7 +421,9 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
         block_time_ms,
         node_args,
         logs,
+        wan,
     } = opts;
+    let wan = *wan || *scenario == Scenario::FarClient;
     let (modes, scenario, block_time_ms) = (*modes, *scenario, *block_time_ms);
     if !node.exists() {
         return Err(format!(
@@ -417,11 +440,14 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
     let scen = format!("{scenario:?}").to_lowercase();
     let mut results = vec![];
     for mode in list {
-        eprintln!("starting a 4-validator network, consensus mode {mode} ...");
+        eprintln!(
+            "starting a 4-validator network{}, consensus mode {mode} ...",
+            if wan { " (WAN emulation)" } else { "" }
+        );
         let mut args = vec!["--block-time-ms".to_string(), block_time_ms.to_string()];
         args.extend(node_args.iter().cloned());
         let log_prefix = format!("{}-{mode}", load.label);
-        let net = network::LocalNet::start(node, mode, &args, logs.as_deref(), &log_prefix)?;
+        let net = network::LocalNet::start(node, mode, &args, logs.as_deref(), &log_prefix, wan)?;
         let all = net.endpoints();
         wait_finalized(&all, 3, Duration::from_secs(120)).await?;
         // Crash: the victim is the first validator of the set (the baseline's primary); the load
@@ -431,12 +457,28 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
         } else {
             None
         };
-        let endpoints: Vec<String> = all
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != victim)
-            .map(|(_, e)| e.clone())
+        // Far client: the validator whose region is farthest from the baseline's leader.
+        let far = if scenario == Scenario::FarClient {
+            let primary = primary_index(&all).await?;
+            let region = |i: usize| net.validators[i].region.unwrap_or(0);
+            let far = (0..all.len())
+                .max_by_key(|&i| wan::REGION_MS[region(primary)][region(i)])
+                .expect("four validators; qed");
+            eprintln!(
+                "far client: next to {}, {} ms one way from the leader {}",
+                net.label(far),
+                wan::REGION_MS[region(primary)][region(far)],
+                net.label(primary)
+            );
+            Some(far)
+        } else {
+            None
+        };
+        let chosen: Vec<usize> = (0..all.len())
+            .filter(|i| Some(*i) != victim && far.is_none_or(|f| f == *i))
             .collect();
+        let endpoints: Vec<String> = chosen.iter().map(|&i| all[i].clone()).collect();
+        let names: Vec<String> = chosen.iter().map(|&i| net.label(i)).collect();
         let plan = prepare(&endpoints, load, &t).await?;
         let net = std::sync::Arc::new(std::sync::Mutex::new(net));
         let killer: Option<Box<dyn FnOnce() + Send>> = if scenario == Scenario::Crash {
@@ -454,7 +496,7 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
             None
         };
         let label = format!("{}-{scen}-{mode}", load.label);
-        let (summary, outcome) = measure(&endpoints, load, &label, plan, killer).await?;
+        let (summary, outcome) = measure(&endpoints, &names, load, &label, plan, killer).await?;
         results.push((summary, outcome));
         drop(net);
     }
@@ -487,6 +529,14 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
                 .join(format!("{}-{scen}-compare-throughput.svg", load.label)),
             &runs,
         )?;
+        if wan {
+            report::plot_per_endpoint(
+                &load
+                    .out
+                    .join(format!("{}-{scen}-compare-per-region.svg", load.label)),
+                &[a, b],
+            )?;
+        }
         let json =
             serde_json::to_string_pretty(&results.iter().map(|(s, _)| s).collect::<Vec<_>>())
                 .map_err(|e| e.to_string())?;

@@ -1,5 +1,10 @@
 //! A local bsmr network started by the bench: n validators (`--chain local`: Alice..Dave) on
-//! loopback, each in its own temporary base path, killed and removed on drop.
+//! loopback, each in its own temporary base path, killed and removed on drop. With `wan`, each
+//! validator runs in its own network namespace in a region of the WAN matrix, reachable only
+//! through the bench's delaying relay (see [`crate::wan`]).
+
+use crate::wan::{self, Namespace, Target, REGION_MS, VALIDATOR_REGIONS};
+use std::collections::BTreeSet;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -8,11 +13,18 @@ use std::time::{Duration, Instant};
 
 const NAMES: [&str; 4] = ["alice", "bob", "charlie", "dave"];
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+/// A free port of this namespace not in `taken` (the namespaces share the port plan).
+fn free_port(taken: &mut BTreeSet<u16>) -> Result<u16, String> {
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| format!("no free port: {e}"))?;
+        if taken.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err("no free port".into())
 }
 
 /// One validator process.
@@ -21,6 +33,8 @@ pub struct Validator {
     pub name: &'static str,
     /// RPC port.
     pub rpc: u16,
+    /// WAN region (index into the region matrix), when the network emulates one.
+    pub region: Option<usize>,
     p2p: u16,
     node_key: String,
     peer_id: String,
@@ -38,23 +52,34 @@ pub struct LocalNet {
     extra: Vec<String>,
     /// The validators.
     pub validators: Vec<Validator>,
+    /// Namespaces and relays of a WAN network.
+    wan: Option<Wan>,
+}
+
+/// A WAN network's namespaces (one per validator, same order) and relay tasks.
+struct Wan {
+    namespaces: Vec<Namespace>,
+    relays: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl LocalNet {
     /// Start the four `--chain local` validators with `--consensus-mode <mode>` plus `extra` args.
     /// Node logs go to `logs` (named `<log_prefix>-<name>.log`, kept) or to the network's
-    /// temporary folder (deleted with it).
+    /// temporary folder (deleted with it). With `wan`, validator i runs in its own namespace in
+    /// region `VALIDATOR_REGIONS[i]` (needs root, iproute2, and a tokio runtime for the relays).
     pub fn start(
         node: &Path,
         mode: &str,
         extra: &[String],
         logs: Option<&Path>,
         log_prefix: &str,
+        wan: bool,
     ) -> Result<LocalNet, String> {
         let dir = std::env::temp_dir().join(format!("bsmr-bench-{}-{mode}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let mut validators = vec![];
+        let mut ports = BTreeSet::new();
         for (i, name) in NAMES.iter().enumerate() {
             let node_key = format!("{:064x}", i + 1);
             let key_file = dir.join(format!("{name}.key"));
@@ -72,8 +97,9 @@ impl LocalNet {
             }
             validators.push(Validator {
                 name,
-                rpc: free_port(),
-                p2p: free_port(),
+                rpc: free_port(&mut ports)?,
+                region: wan.then_some(VALIDATOR_REGIONS[i]),
+                p2p: free_port(&mut ports)?,
                 node_key,
                 peer_id: String::from_utf8_lossy(&out.stdout).trim().to_string(),
                 base: dir.join(name),
@@ -94,7 +120,11 @@ impl LocalNet {
             mode: mode.to_string(),
             extra: extra.to_vec(),
             validators,
+            wan: None,
         };
+        if wan {
+            net.wan = Some(net.start_wan()?);
+        }
         for i in 0..net.validators.len() {
             let _ = std::fs::remove_file(net.log_path(i));
             net.spawn(i)?;
@@ -103,6 +133,57 @@ impl LocalNet {
             net.wait_rpc(i, Duration::from_secs(120))?;
         }
         Ok(net)
+    }
+
+    /// One namespace per validator; in namespace j a relay per other validator i on i's p2p
+    /// port (delays from the region matrix, each direction its own); in this namespace a relay per
+    /// validator on its RPC port (no delay: the client sits next to the validator it uses).
+    fn start_wan(&self) -> Result<Wan, String> {
+        let io = |e: std::io::Error| format!("WAN relay: {e}");
+        let namespaces = (0..self.validators.len())
+            .map(|i| Namespace::create(&format!("bsmr{}-{i}", std::process::id())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut relays = vec![];
+        for j in 0..self.validators.len() {
+            for (i, to) in self.validators.iter().enumerate() {
+                if i == j {
+                    continue;
+                }
+                let (rj, ri) = (VALIDATOR_REGIONS[j], VALIDATOR_REGIONS[i]);
+                let listener = wan::listen(Some(&namespaces[j]), to.p2p).map_err(io)?;
+                let target = Target {
+                    netns: namespaces[i].path(),
+                    port: to.p2p,
+                };
+                relays.push(
+                    wan::relay(
+                        listener,
+                        target,
+                        Duration::from_millis(REGION_MS[rj][ri]),
+                        Duration::from_millis(REGION_MS[ri][rj]),
+                    )
+                    .map_err(io)?,
+                );
+            }
+        }
+        for (i, v) in self.validators.iter().enumerate() {
+            let listener = wan::listen(None, v.rpc).map_err(io)?;
+            let target = Target {
+                netns: namespaces[i].path(),
+                port: v.rpc,
+            };
+            relays.push(wan::relay(listener, target, Duration::ZERO, Duration::ZERO).map_err(io)?);
+        }
+        Ok(Wan { namespaces, relays })
+    }
+
+    /// Name of validator `i` with its region when the network emulates a WAN (`alice@r0`).
+    pub fn label(&self, i: usize) -> String {
+        let v = &self.validators[i];
+        match v.region {
+            Some(r) => format!("{}@r{r}", v.name),
+            None => v.name.to_string(),
+        }
     }
 
     fn spawn(&mut self, i: usize) -> Result<(), String> {
@@ -120,7 +201,16 @@ impl LocalNet {
             .append(true)
             .open(&path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        let child = Command::new(&self.node)
+        let mut command = match &self.wan {
+            Some(w) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", w.namespaces[i].name()])
+                    .arg(&self.node);
+                c
+            }
+            None => Command::new(&self.node),
+        };
+        let child = command
             .args(["--chain", "local", &format!("--{}", v.name), "--base-path"])
             .arg(&v.base)
             .args([
@@ -168,8 +258,13 @@ impl LocalNet {
 
     fn wait_rpc(&self, i: usize, timeout: Duration) -> Result<(), String> {
         let start = Instant::now();
-        let addr = format!("127.0.0.1:{}", self.validators[i].rpc);
-        while std::net::TcpStream::connect(&addr).is_err() {
+        let port = self.validators[i].rpc;
+        let up = || match &self.wan {
+            // The relay in this namespace always accepts; ask inside the validator's namespace.
+            Some(w) => w.namespaces[i].is_listening(port),
+            None => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        };
+        while !up() {
             if start.elapsed() > timeout {
                 return Err(format!(
                     "{} did not open RPC within {timeout:?}; see {}",
@@ -204,6 +299,11 @@ impl Drop for LocalNet {
     fn drop(&mut self) {
         for i in 0..self.validators.len() {
             self.kill(i);
+        }
+        if let Some(w) = &self.wan {
+            for r in &w.relays {
+                r.abort();
+            }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -4,7 +4,8 @@
 //! before it (a fixed rate, or the trace's own inter-arrival times scaled). A sender's
 //! transactions always go to the same endpoint (sender mod endpoints), so nonces arrive in order.
 //! A watcher follows new and finalized heads on the first endpoint, reads every block body and
-//! matches extrinsic hashes. Every submitted transaction ends either finalized or dropped with
+//! matches extrinsic hashes; a finalized-head watcher on every endpoint gives each transaction its
+//! finality as seen by the validator it was submitted to (what that validator's client sees). Every submitted transaction ends either finalized or dropped with
 //! its reason (RPC error, or not finalized before the deadline).
 
 use crate::accounts::xt_hash;
@@ -63,7 +64,18 @@ pub struct Outcome {
 struct Seen {
     included: BTreeMap<H256, (u64, u64)>,
     finalized: BTreeMap<H256, (u64, u64)>,
+    /// Per endpoint: when that endpoint reported the transaction finalized.
+    finalized_at: Vec<BTreeMap<H256, u64>>,
     blocks: Vec<(u64, u64, usize)>,
+}
+
+/// What a head follower records.
+#[derive(Clone, Copy)]
+enum Follow {
+    /// New heads: inclusion.
+    Included,
+    /// Finalized heads of endpoint `.0`; the first endpoint also records the block list.
+    Finalized(usize),
 }
 
 async fn connect(url: &str) -> Result<WsClient, String> {
@@ -108,13 +120,13 @@ fn header_number(h: &serde_json::Value) -> u64 {
 /// Follow heads of one kind, recording every extrinsic of every block once.
 async fn follow(
     url: String,
-    finalized: bool,
+    what: Follow,
     start: Instant,
     seen: Arc<Mutex<Seen>>,
     from: u64,
 ) -> Result<(), String> {
     let client = connect(&url).await?;
-    let (sub, unsub) = if finalized {
+    let (sub, unsub) = if matches!(what, Follow::Finalized(_)) {
         (
             "chain_subscribeFinalizedHeads",
             "chain_unsubscribeFinalizedHeads",
@@ -134,16 +146,21 @@ async fn follow(
         while next <= top {
             let xts = block_xts(&client, next).await?;
             let mut s = seen.lock().expect("no panics while held; qed");
-            if finalized {
-                s.blocks.push((now, next, xts.len()));
-            }
-            let map = if finalized {
-                &mut s.finalized
-            } else {
-                &mut s.included
-            };
-            for x in xts {
-                map.entry(x).or_insert((now, next));
+            match what {
+                Follow::Included => {
+                    for x in xts {
+                        s.included.entry(x).or_insert((now, next));
+                    }
+                }
+                Follow::Finalized(endpoint) => {
+                    if endpoint == 0 {
+                        s.blocks.push((now, next, xts.len()));
+                    }
+                    for x in xts {
+                        s.finalized.entry(x).or_insert((now, next));
+                        s.finalized_at[endpoint].entry(x).or_insert(now);
+                    }
+                }
             }
             next += 1;
         }
@@ -172,23 +189,26 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
     let from = header_number(&header);
     let start = Instant::now();
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let watchers = [
-        tokio::spawn(follow(
-            endpoints[0].clone(),
-            false,
+    let seen = Arc::new(Mutex::new(Seen {
+        finalized_at: vec![BTreeMap::new(); endpoints.len()],
+        ..Seen::default()
+    }));
+    let mut watchers = vec![tokio::spawn(follow(
+        endpoints[0].clone(),
+        Follow::Included,
+        start,
+        seen.clone(),
+        from,
+    ))];
+    for (i, e) in endpoints.iter().enumerate() {
+        watchers.push(tokio::spawn(follow(
+            e.clone(),
+            Follow::Finalized(i),
             start,
             seen.clone(),
             from,
-        )),
-        tokio::spawn(follow(
-            endpoints[0].clone(),
-            true,
-            start,
-            seen.clone(),
-            from,
-        )),
-    ];
+        )));
+    }
 
     let n = plan.len();
     let records: Arc<Mutex<Vec<Option<TxRecord>>>> = Arc::new(Mutex::new(vec![None; n]));
@@ -250,7 +270,7 @@ pub async fn run(
         } else if last.0.elapsed() > settle {
             break;
         }
-        if watchers.iter().any(|w| w.is_finished()) {
+        if watchers[..2].iter().any(|w| w.is_finished()) {
             return Err(format!("lost the head subscription on {}", endpoints[0]));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -269,7 +289,9 @@ pub async fn run(
                 r.included_ms = Some(*t);
                 r.block = Some(*b);
             }
-            if let Some((t, b)) = s.finalized.get(&r.hash) {
+            if let Some((first, b)) = s.finalized.get(&r.hash) {
+                // The submission endpoint's view; another endpoint's if it stopped watching.
+                let t = s.finalized_at[r.endpoint].get(&r.hash).unwrap_or(first);
                 r.finalized_ms = Some(*t);
                 r.block = Some(*b);
                 r.included_ms = Some(r.included_ms.unwrap_or(*t).min(*t));

@@ -29,6 +29,20 @@ pub struct Summary {
     pub elapsed_ms: u64,
     /// Blocks finalized while the run was watched.
     pub blocks_finalized: usize,
+    /// Per submission endpoint (named, e.g. `alice@r2`): finalized count and finality
+    /// percentiles as that endpoint's clients saw them.
+    pub per_endpoint: Vec<EndpointFigures>,
+}
+
+/// Figures of the transactions submitted to one endpoint.
+#[derive(Clone, Debug, Serialize)]
+pub struct EndpointFigures {
+    /// Endpoint name.
+    pub endpoint: String,
+    /// Transactions finalized.
+    pub finalized: usize,
+    /// Submit -> finalized latency percentiles (ms): p50, p95, p99.
+    pub finality_ms: [u64; 3],
 }
 
 /// p50, p95 and p99 (nearest rank) of `v`; zeros when empty.
@@ -42,8 +56,8 @@ pub fn percentiles(mut v: Vec<u64>) -> [u64; 3] {
     [at(0.50), at(0.95), at(0.99)]
 }
 
-/// Summarize an outcome.
-pub fn summarize(label: &str, o: &Outcome) -> Summary {
+/// Summarize an outcome; `endpoints` names the submission endpoints by index.
+pub fn summarize(label: &str, o: &Outcome, endpoints: &[String]) -> Summary {
     let fin: Vec<&TxRecord> = o
         .records
         .iter()
@@ -57,9 +71,23 @@ pub fn summarize(label: &str, o: &Outcome) -> Summary {
             *dropped.entry(key).or_insert(0) += 1;
         }
     }
-    let finality = fin
+    let latency = |r: &TxRecord| r.finalized_ms.unwrap_or(0).saturating_sub(r.submitted_ms);
+    let finality = fin.iter().map(|r| latency(r)).collect();
+    let per_endpoint = endpoints
         .iter()
-        .map(|r| r.finalized_ms.unwrap_or(0).saturating_sub(r.submitted_ms))
+        .enumerate()
+        .map(|(i, name)| {
+            let mine: Vec<u64> = fin
+                .iter()
+                .filter(|r| r.endpoint == i)
+                .map(|r| latency(r))
+                .collect();
+            EndpointFigures {
+                endpoint: name.clone(),
+                finalized: mine.len(),
+                finality_ms: percentiles(mine),
+            }
+        })
         .collect();
     let inclusion = fin
         .iter()
@@ -82,6 +110,7 @@ pub fn summarize(label: &str, o: &Outcome) -> Summary {
         },
         elapsed_ms: o.elapsed_ms,
         blocks_finalized: o.blocks.len(),
+        per_endpoint,
     }
 }
 
@@ -190,6 +219,89 @@ pub fn plot_throughput(path: &Path, runs: &[(String, &Outcome)]) -> Result<(), S
     )
 }
 
+/// Finality per submission endpoint (region) for several runs: a bar per run for p50, a cross
+/// on it for p99.
+pub fn plot_per_endpoint(path: &Path, runs: &[&Summary]) -> Result<(), String> {
+    let names: Vec<String> = runs
+        .first()
+        .map(|s| s.per_endpoint.iter().map(|e| e.endpoint.clone()).collect())
+        .unwrap_or_default();
+    let y_max = runs
+        .iter()
+        .flat_map(|s| {
+            s.per_endpoint
+                .iter()
+                .map(|e| e.finality_ms[2] as f64 / 1000.0)
+        })
+        .fold(0.5, f64::max)
+        * 1.15;
+    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Finality by submission endpoint (bar p50, cross p99)",
+            ("sans-serif", 20),
+        )
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..names.len().max(1) as f64, 0.0..y_max)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_label_formatter(&|_| String::new())
+        .y_desc("seconds from submit to finalized")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    // Endpoint names above their group of bars.
+    chart
+        .draw_series(names.iter().enumerate().map(|(k, name)| {
+            Text::new(
+                name.clone(),
+                (k as f64 + 0.1, y_max * 0.97),
+                ("sans-serif", 15),
+            )
+        }))
+        .map_err(|e| e.to_string())?;
+    let width = 0.8 / runs.len().max(1) as f64;
+    for (r, s) in runs.iter().enumerate() {
+        let color = Palette99::pick(r).to_rgba();
+        let bars: Vec<(f64, f64, f64)> = s
+            .per_endpoint
+            .iter()
+            .enumerate()
+            .map(|(k, e)| {
+                let x0 = k as f64 + 0.1 + r as f64 * width;
+                (
+                    x0,
+                    e.finality_ms[0] as f64 / 1000.0,
+                    e.finality_ms[2] as f64 / 1000.0,
+                )
+            })
+            .collect();
+        chart
+            .draw_series(bars.iter().map(|&(x0, p50, _)| {
+                Rectangle::new([(x0, 0.0), (x0 + width * 0.9, p50)], color.filled())
+            }))
+            .map_err(|e| e.to_string())?
+            .label(s.label.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
+        chart
+            .draw_series(
+                bars.iter()
+                    .map(|&(x0, _, p99)| Cross::new((x0 + width * 0.45, p99), 6, BLACK)),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
 /// One SVG line chart: a line per (label, points) series, axes from 0 to `max`.
 fn draw_lines(
     path: &Path,
@@ -257,17 +369,27 @@ mod tests {
             elapsed_ms: 4000,
             blocks: vec![],
         };
-        let s = summarize("t", &o);
+        let s = summarize("t", &o, &["alice@r0".to_string(), "bob@r1".to_string()]);
         assert_eq!(s.submitted, 3);
         assert_eq!(s.finalized + s.dropped.values().sum::<usize>(), 3);
         assert_eq!(s.finality_ms[0], 1000);
         assert_eq!(s.finality_ms[2], 3000);
         assert!((s.sustained_tps - 1.0).abs() < 1e-9);
+        assert_eq!(
+            s.per_endpoint[0].finalized, 2,
+            "both finalized went to endpoint 0"
+        );
+        assert_eq!(s.per_endpoint[0].finality_ms[2], 3000);
+        assert_eq!(s.per_endpoint[1].finalized, 0);
         let dir = std::env::temp_dir().join(format!("bsmr-bench-report-{}", std::process::id()));
         write(&dir, &s, &o).unwrap();
         assert!(std::fs::read_to_string(dir.join("t-latency-cdf.svg"))
             .unwrap()
             .contains("<svg"));
+        plot_per_endpoint(&dir.join("t-per-endpoint.svg"), &[&s]).unwrap();
+        assert!(std::fs::read_to_string(dir.join("t-per-endpoint.svg"))
+            .unwrap()
+            .contains("alice@r0"));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -1,0 +1,297 @@
+//! Wide-area emulation for real nodes without kernel netem: every validator runs in its own
+//! network namespace that holds nothing but loopback, and the only way between namespaces is
+//! this process's relay, which holds every byte for the one-way delay between the two regions.
+//!
+//! Addressing stays plain loopback. Validator i listens on port `P_i` inside its namespace; in
+//! every other namespace j the relay listens on `127.0.0.1:P_i` and forwards to namespace i,
+//! delaying j -> i bytes by `WAN[r_j][r_i]` and the answers by `WAN[r_i][r_j]`. So a bootnode
+//! address, or any address a peer learns from identify, means the same validator in every
+//! namespace and always crosses the relay. Clients (this bench, in the root namespace) reach a
+//! validator's RPC through a relay listener on the same port in the root namespace; they sit next
+//! to the validator they talk to (no delay), as a client in that validator's region would.
+//!
+//! Latency only: bandwidth, loss and jitter are not emulated (TCP would hide loss as delay
+//! anyway). Needs root (CAP_SYS_ADMIN) and iproute2's `ip netns`.
+
+use std::fs::File;
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::process::Command;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// One-way base latencies (ms) between the five regions: the simulator's WAN model, so real-node
+/// and simulated figures share their inputs.
+pub const REGION_MS: [[u64; 5]; 5] = bsmr_sim::sim::WAN;
+
+/// Regions of Alice, Bob, Charlie and Dave: four of the five regions, with near and far pairs.
+/// Dave is first in the canonical validator order, so he is the baseline's leader; he sits in r2,
+/// the region with the smallest total distance to the others, where an operator would put a
+/// leader. Charlie (r4) is the farthest from him (120 ms one way).
+pub const VALIDATOR_REGIONS: [usize; 4] = [0, 1, 4, 2];
+
+/// A named network namespace with loopback up, deleted on drop.
+pub struct Namespace {
+    name: String,
+}
+
+impl Namespace {
+    /// Create `name` (removing a stale one of the same name first).
+    pub fn create(name: &str) -> Result<Namespace, String> {
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        ip(&["netns", "add", name]).map_err(|e| {
+            format!("--wan needs root and iproute2 (`ip netns add {name}` failed: {e})")
+        })?;
+        let ns = Namespace {
+            name: name.to_string(),
+        };
+        ip(&["-n", name, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The namespace's name (for `ip netns exec`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The namespace's file (what `setns` enters).
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// Run `f` on a fresh thread that has entered this namespace; sockets it creates stay in the
+    /// namespace for their whole life, whichever thread uses them later.
+    pub fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        let path = self.path();
+        std::thread::spawn(move || {
+            let file = File::open(&path)?;
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(io::Error::from)?;
+            f()
+        })
+        .join()
+        .map_err(|_| io::Error::other("namespace thread panicked"))?
+    }
+
+    /// Is something listening on `127.0.0.1:port` inside the namespace?
+    pub fn is_listening(&self, port: u16) -> bool {
+        self.run(move || StdStream::connect(("127.0.0.1", port)).map(|_| ()))
+            .is_ok()
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("running ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Where a relay forwards to: a port inside a namespace.
+#[derive(Clone)]
+pub struct Target {
+    /// Namespace path of the destination (`/run/netns/<name>`).
+    pub netns: String,
+    /// Destination port on the namespace's loopback.
+    pub port: u16,
+}
+
+/// One relay: connections accepted on `listener` are forwarded to `target`, bytes towards the
+/// target delayed by `forward`, bytes back by `backward`. Runs until the handle is aborted.
+pub fn relay(
+    listener: StdListener,
+    target: Target,
+    forward: Duration,
+    backward: Duration,
+) -> io::Result<JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
+    Ok(tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                // A refused connect (the validator is down or not up yet) closes the inbound
+                // connection, as the real network would refuse it.
+                if let Ok(outbound) = connect_in(&target).await {
+                    splice(inbound, outbound, forward, backward).await;
+                }
+            });
+        }
+    }))
+}
+
+/// Bind `127.0.0.1:port` inside `ns`, or in this process's namespace when `ns` is `None`.
+pub fn listen(ns: Option<&Namespace>, port: u16) -> io::Result<StdListener> {
+    let bind = move || StdListener::bind(SocketAddr::from(([127, 0, 0, 1], port)));
+    match ns {
+        Some(ns) => ns.run(bind),
+        None => bind(),
+    }
+}
+
+async fn connect_in(target: &Target) -> io::Result<TcpStream> {
+    let (path, port) = (target.netns.clone(), target.port);
+    let stream = tokio::task::spawn_blocking(move || {
+        // A dedicated thread: entering a namespace is per thread, and the blocking pool's threads
+        // are reused for other work.
+        std::thread::spawn(move || {
+            let file = File::open(&path)?;
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(io::Error::from)?;
+            StdStream::connect(("127.0.0.1", port))
+        })
+        .join()
+        .map_err(|_| io::Error::other("namespace thread panicked"))?
+    })
+    .await
+    .map_err(io::Error::other)??;
+    stream.set_nonblocking(true)?;
+    stream.set_nodelay(true)?;
+    TcpStream::from_std(stream)
+}
+
+/// Pump both directions of a connection pair with their delays until either side closes.
+async fn splice(a: TcpStream, b: TcpStream, a_to_b: Duration, b_to_a: Duration) {
+    let _ = a.set_nodelay(true);
+    let (ar, aw) = a.into_split();
+    let (br, bw) = b.into_split();
+    tokio::join!(delayed_copy(ar, bw, a_to_b), delayed_copy(br, aw, b_to_a));
+}
+
+/// Copy `from` to `to`, each chunk written `delay` after it was read, in order. The delay is a
+/// pure latency: reading goes on while earlier chunks wait, so throughput is not capped at one
+/// buffer per delay.
+pub async fn delayed_copy(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let reader = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        // Dropping `tx` tells the writer to finish once everything queued is out.
+    };
+    let writer = async move {
+        while let Some((due, chunk)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reader, writer);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes cross a relay intact and in order, and never before the configured delay (a lower
+    /// bound only: a slow machine may add time, never remove it).
+    #[tokio::test]
+    async fn relay_delivers_everything_in_order_after_the_delay() {
+        let server = StdListener::bind("127.0.0.1:0").unwrap();
+        let server_port = server.local_addr().unwrap().port();
+        server.set_nonblocking(true).unwrap();
+        let server = TcpListener::from_std(server).unwrap();
+        let front = StdListener::bind("127.0.0.1:0").unwrap();
+        let front_port = front.local_addr().unwrap().port();
+        let target = Target {
+            netns: "/proc/self/ns/net".into(),
+            port: server_port,
+        };
+        let delay = Duration::from_millis(120);
+        let handle = relay(front, target, delay, delay).unwrap();
+        // The server echoes what it reads.
+        tokio::spawn(async move {
+            let (mut s, _) = server.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                s.write_all(&buf[..n]).await.unwrap();
+            }
+        });
+        let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut c = TcpStream::connect(("127.0.0.1", front_port)).await.unwrap();
+        let started = Instant::now();
+        let (mut r, mut w) = c.split();
+        let send = async {
+            w.write_all(&payload).await.unwrap();
+        };
+        let mut echoed = Vec::new();
+        let recv = async {
+            let mut buf = vec![0u8; 8192];
+            while echoed.len() < payload.len() {
+                let n = r.read(&mut buf).await.unwrap();
+                assert!(n > 0, "relay closed early");
+                echoed.extend_from_slice(&buf[..n]);
+            }
+        };
+        tokio::join!(send, recv);
+        assert!(
+            started.elapsed() >= 2 * delay,
+            "a round trip waits both ways"
+        );
+        assert_eq!(echoed, payload);
+        handle.abort();
+    }
+
+    /// A relay whose target is down closes the client's connection instead of hanging.
+    #[tokio::test]
+    async fn relay_to_a_closed_port_closes_the_connection() {
+        let closed = StdListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let front = StdListener::bind("127.0.0.1:0").unwrap();
+        let front_port = front.local_addr().unwrap().port();
+        let target = Target {
+            netns: "/proc/self/ns/net".into(),
+            port,
+        };
+        let handle = relay(front, target, Duration::ZERO, Duration::ZERO).unwrap();
+        let mut c = TcpStream::connect(("127.0.0.1", front_port)).await.unwrap();
+        let mut buf = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+            .await
+            .expect("closed, not hanging")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+        handle.abort();
+    }
+}
