@@ -1,4 +1,4 @@
-//! Deterministic mapping of trace addresses to funded bench accounts, and transaction signing.
+//! Deterministic mapping of trace addresses to funded bench accounts (signing: [`crate::chain`]).
 //!
 //! Trace address `a` becomes bench account `blake2_256(a) mod A` (A = `--accounts`), whose key is
 //! derived as `//bsmr-bench/<index>`. Hot trace accounts stay hot; the same trace always gives
@@ -22,9 +22,6 @@ pub fn map_address(address: &str, accounts: usize) -> usize {
 pub fn account_of(p: &sr25519::Pair) -> AccountId32 {
     AccountId32::from(p.public())
 }
-
-/// A signed, immortal `transfer_keep_alive` (built by the runtime's own signing helper).
-pub use bsmr_runtime::signing::signed_transfer as transfer;
 
 /// The extrinsic hash the pool and blocks use (blake2-256 of the encoding).
 pub fn xt_hash(xt: &[u8]) -> H256 {

@@ -7,6 +7,7 @@
 //! - `sim`: protocol-only figures from the deterministic simulator at up to 100 validators.
 
 mod accounts;
+mod chain;
 mod network;
 mod replay;
 mod report;
@@ -120,6 +121,10 @@ struct LoadArgs {
     /// Funded bench accounts the trace's addresses are mapped onto.
     #[arg(long, default_value_t = 256)]
     accounts: usize,
+    /// Secret URI of the account that funds the bench accounts (a dev chain's //Alice by
+    /// default; any chain works whose metadata has pallet-balances).
+    #[arg(long, default_value = "//Alice")]
+    faucet: String,
     /// A transaction not finalized this many seconds after the last progress is dropped.
     #[arg(long, default_value_t = 60)]
     settle_secs: u64,
@@ -221,10 +226,7 @@ async fn prepare(
         .build(&endpoints[0])
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", endpoints[0]))?;
-    let genesis: H256 = client
-        .request("chain_getBlockHash", rpc_params![0])
-        .await
-        .map_err(|e| e.to_string())?;
+    let chain = chain::Chain::fetch(&client).await?;
     let used: std::collections::BTreeSet<usize> = t
         .txs
         .iter()
@@ -236,7 +238,8 @@ async fn prepare(
         })
         .collect();
     // Funding: one transfer from Alice to each used account (all to one endpoint, in nonce order).
-    let alice = sp_keyring::Sr25519Keyring::Alice.pair();
+    let alice = <sp_core::sr25519::Pair as sp_core::Pair>::from_string(&load.faucet, None)
+        .map_err(|e| format!("--faucet {}: not a secret URI ({e:?})", load.faucet))?;
     let alice_id: AccountId32 = accounts::account_of(&alice);
     let mut nonce: u32 = client
         .request("system_accountNextIndex", rpc_params![alice_id.to_string()])
@@ -246,22 +249,25 @@ async fn prepare(
         .iter()
         .enumerate()
         .map(|(k, i)| {
-            let xt = accounts::transfer(
+            let xt = chain.transfer(
                 &alice,
-                accounts::account_of(&accounts::bench_pair(*i)),
+                &accounts::account_of(&accounts::bench_pair(*i)),
                 1_000_000_000_000_000,
                 nonce,
-                genesis,
-            );
+            )?;
             nonce += 1;
-            replay::Planned {
+            Ok(replay::Planned {
                 xt,
                 sender: 0,
                 at_ms: k as u64 * 2,
-            }
+            })
         })
-        .collect();
-    eprintln!("funding {} bench accounts from //Alice ...", funding.len());
+        .collect::<Result<_, String>>()?;
+    eprintln!(
+        "funding {} bench accounts from {} ...",
+        funding.len(),
+        load.faucet
+    );
     let outcome = replay::run(
         &endpoints[..1],
         funding,
@@ -305,25 +311,24 @@ async fn prepare(
                 .get_mut(&from)
                 .expect("every used account has a nonce; qed");
             let amount = 1_000_000 + x.amount % 1_000_000_000;
-            let xt = accounts::transfer(
+            let xt = chain.transfer(
                 &pairs[&from],
-                accounts::account_of(&pairs[&to]),
+                &accounts::account_of(&pairs[&to]),
                 amount,
                 *n,
-                genesis,
-            );
+            )?;
             *n += 1;
             let at_ms = match load.trace_speedup {
                 Some(s) => (x.at_s as f64 * 1000.0 / s) as u64,
                 None => (k as f64 * 1000.0 / load.rate) as u64,
             };
-            replay::Planned {
+            Ok(replay::Planned {
                 xt,
                 sender: from,
                 at_ms,
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     Ok(plan)
 }
 

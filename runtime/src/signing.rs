@@ -9,10 +9,9 @@ use codec::Encode;
 use sp_core::{crypto::AccountId32, sr25519, Pair, H256};
 use sp_runtime::{generic::Era, MultiAddress, MultiSignature};
 
-/// `call` signed by `from` with `nonce`, immortal, no tip, valid on the chain whose genesis hash
-/// is `genesis`; SCALE-encoded as `author_submitExtrinsic` takes it.
-pub fn signed_call(from: &sr25519::Pair, call: RuntimeCall, nonce: u32, genesis: H256) -> Vec<u8> {
-    let tx_ext: TxExtension = (
+/// The extensions of an immortal, tip-free transaction at `nonce`.
+pub fn tx_extension(nonce: u32) -> TxExtension {
+    (
         frame_system::CheckNonZeroSender::<Runtime>::new(),
         frame_system::CheckSpecVersion::<Runtime>::new(),
         frame_system::CheckTxVersion::<Runtime>::new(),
@@ -22,7 +21,12 @@ pub fn signed_call(from: &sr25519::Pair, call: RuntimeCall, nonce: u32, genesis:
         frame_system::CheckWeight::<Runtime>::new(),
         pallet_transaction_payment::ChargeTransactionPayment::<Runtime>::from(0),
         frame_system::WeightReclaim::<Runtime>::new(),
-    );
+    )
+}
+
+/// What the sender signs for `call` with `tx_ext` on the chain whose genesis hash is `genesis`
+/// (an immortal transaction).
+pub fn signed_payload(call: RuntimeCall, tx_ext: TxExtension, genesis: H256) -> SignedPayload {
     // What the extensions add to the signed payload without carrying it in the extrinsic:
     // spec and transaction version, genesis hash, and the era's birth block (genesis: immortal).
     let implicit = (
@@ -36,7 +40,14 @@ pub fn signed_call(from: &sr25519::Pair, call: RuntimeCall, nonce: u32, genesis:
         (),
         (),
     );
-    let payload = SignedPayload::from_raw(call.clone(), tx_ext.clone(), implicit);
+    SignedPayload::from_raw(call, tx_ext, implicit)
+}
+
+/// `call` signed by `from` with `nonce`, immortal, no tip, valid on the chain whose genesis hash
+/// is `genesis`; SCALE-encoded as `author_submitExtrinsic` takes it.
+pub fn signed_call(from: &sr25519::Pair, call: RuntimeCall, nonce: u32, genesis: H256) -> Vec<u8> {
+    let tx_ext = tx_extension(nonce);
+    let payload = signed_payload(call.clone(), tx_ext.clone(), genesis);
     let signature = payload.using_encoded(|bytes| from.sign(bytes));
     UncheckedExtrinsic::new_signed(
         call,
