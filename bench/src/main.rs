@@ -454,6 +454,7 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
         let log_prefix = format!("{}-{mode}", load.label);
         let net = network::LocalNet::start(node, mode, &args, logs.as_deref(), &log_prefix, wan)?;
         let all = net.endpoints();
+        wait_connected(&all, Duration::from_secs(120)).await?;
         wait_finalized(&all, 3, Duration::from_secs(120)).await?;
         // Crash: the victim is the first validator of the set (the baseline's primary); the load
         // goes to the other three, and the victim is killed halfway through.
@@ -570,6 +571,50 @@ async fn primary_index(endpoints: &[String]) -> Result<usize, String> {
         }
     }
     Err("no node holds the first validator key".into())
+}
+
+/// Wait until every validator has a connection to every other one, seen on all of them at once
+/// in three checks in a row, so that a run never starts on a partly connected network (its
+/// figures would measure the reconnection back-off).
+async fn wait_connected(endpoints: &[String], timeout: Duration) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    let want = endpoints.len().saturating_sub(1) as u64;
+    let mut clients = vec![];
+    for e in endpoints {
+        clients.push(
+            WsClientBuilder::default()
+                .build(e)
+                .await
+                .map_err(|err| format!("cannot connect to {e}: {err}"))?,
+        );
+    }
+    let mut streak = 0;
+    while streak < 3 {
+        let mut short = None;
+        for (e, client) in endpoints.iter().zip(&clients) {
+            let health: serde_json::Value = client
+                .request("system_health", rpc_params![])
+                .await
+                .map_err(|err| err.to_string())?;
+            let peers = health["peers"].as_u64().unwrap_or(0);
+            if peers < want {
+                short = Some((e, peers));
+            }
+        }
+        match short {
+            None => streak += 1,
+            Some((e, peers)) => {
+                streak = 0;
+                if start.elapsed() > timeout {
+                    return Err(format!(
+                        "{e} has {peers} of {want} peers after {timeout:?}: the network did not connect"
+                    ));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
 }
 
 /// Wait until every endpoint has finalized `height` (the network is connected and producing).

@@ -140,6 +140,7 @@ impl LocalNet {
     /// validator on its RPC port (no delay: the client sits next to the validator it uses).
     fn start_wan(&self) -> Result<Wan, String> {
         let io = |e: std::io::Error| format!("WAN relay: {e}");
+        wan::remove_stale_namespaces();
         let namespaces = (0..self.validators.len())
             .map(|i| Namespace::create(&format!("bsmr{}-{i}", std::process::id())))
             .collect::<Result<Vec<_>, _>>()?;
@@ -187,11 +188,15 @@ impl LocalNet {
     }
 
     fn spawn(&mut self, i: usize) -> Result<(), String> {
+        // Over the emulated WAN a validator dials only those before it: two validators dialling
+        // each other at once over a 100+ ms link can each close the other's connection (litep2p),
+        // leaving the pair apart for a minute of back-off. One direction per pair avoids it.
+        let wan = self.wan.is_some();
         let boot: Vec<String> = self
             .validators
             .iter()
             .enumerate()
-            .filter(|(j, _)| *j != i)
+            .filter(|(j, _)| *j != i && (!wan || *j < i))
             .map(|(_, v)| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", v.p2p, v.peer_id))
             .collect();
         let v = &self.validators[i];
@@ -210,7 +215,7 @@ impl LocalNet {
             }
             None => Command::new(&self.node),
         };
-        let child = command
+        command
             .args(["--chain", "local", &format!("--{}", v.name), "--base-path"])
             .arg(&v.base)
             .args([
@@ -236,9 +241,20 @@ impl LocalNet {
                 "--pool-kbytes",
                 "1048576",
             ])
-            .args(&self.extra)
-            .arg("--bootnodes")
-            .args(boot)
+            .args(&self.extra);
+        if !boot.is_empty() {
+            command.arg("--bootnodes").args(boot);
+        }
+        // A node must not outlive the bench (killed or crashed): the kernel sends it SIGKILL
+        // when the bench goes away.
+        // SAFETY: the closure only makes one async-signal-safe system call.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

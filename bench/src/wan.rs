@@ -94,6 +94,27 @@ impl Drop for Namespace {
     }
 }
 
+/// Delete the namespaces earlier benches left behind (`bsmr<pid>-<i>` of a process that is gone,
+/// e.g. killed before it could clean up).
+pub fn remove_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(pid) = name
+            .strip_prefix("bsmr")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("ip").args(["netns", "del", name]).output();
+        }
+    }
+}
+
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
@@ -115,6 +136,9 @@ pub struct Target {
     pub port: u16,
 }
 
+/// How long a relay keeps trying to reach a target that refuses connections.
+pub const CONNECT_PATIENCE: Duration = Duration::from_secs(5);
+
 /// One relay: connections accepted on `listener` are forwarded to `target`, bytes towards the
 /// target delayed by `forward`, bytes back by `backward`. Runs until the handle is aborted.
 pub fn relay(
@@ -129,10 +153,21 @@ pub fn relay(
         while let Ok((inbound, _)) = listener.accept().await {
             let target = target.clone();
             tokio::spawn(async move {
-                // A refused connect (the validator is down or not up yet) closes the inbound
-                // connection, as the real network would refuse it.
-                if let Ok(outbound) = connect_in(&target).await {
-                    splice(inbound, outbound, forward, backward).await;
+                // The target may still be booting: keep trying for a while, so an early dial
+                // is slow rather than accepted-then-closed (which libp2p punishes with a long
+                // back-off). A target that stays down closes the inbound connection.
+                let give_up = Instant::now() + CONNECT_PATIENCE;
+                loop {
+                    match connect_in(&target).await {
+                        Ok(outbound) => {
+                            splice(inbound, outbound, forward, backward).await;
+                            return;
+                        }
+                        Err(_) if Instant::now() < give_up => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(_) => return,
+                    }
                 }
             });
         }
@@ -272,7 +307,8 @@ mod tests {
         handle.abort();
     }
 
-    /// A relay whose target is down closes the client's connection instead of hanging.
+    /// A relay whose target stays down closes the client's connection (after
+    /// [`CONNECT_PATIENCE`]) instead of hanging.
     #[tokio::test]
     async fn relay_to_a_closed_port_closes_the_connection() {
         let closed = StdListener::bind("127.0.0.1:0").unwrap();
@@ -287,7 +323,7 @@ mod tests {
         let handle = relay(front, target, Duration::ZERO, Duration::ZERO).unwrap();
         let mut c = TcpStream::connect(("127.0.0.1", front_port)).await.unwrap();
         let mut buf = [0u8; 1];
-        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+        let n = tokio::time::timeout(CONNECT_PATIENCE * 3, c.read(&mut buf))
             .await
             .expect("closed, not hanging")
             .unwrap_or(0);
