@@ -3,20 +3,10 @@
 //! submitted transaction is finalized or reported dropped with a reason. Bad traces are refused
 //! with an error naming the file and line.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{bench, node, succeeded, summary};
 use std::process::Command;
-
-fn bench() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_bsmr-bench"))
-}
-
-/// The node cargo built in the same target directory.
-fn node() -> PathBuf {
-    bench()
-        .parent()
-        .expect("the binary has a directory")
-        .join("bsmr-node")
-}
 
 #[test]
 fn network_run_accounts_for_every_transaction_in_both_modes() {
@@ -52,29 +42,15 @@ fn network_run_accounts_for_every_transaction_in_both_modes() {
         .arg(&out)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        run.status.success(),
-        "bsmr-bench failed:\n{stdout}\n{stderr}"
-    );
+    let (stdout, _) = succeeded(&run);
     assert!(
         stdout.contains("leader / leaderless"),
         "side-by-side ratios printed:\n{stdout}"
     );
     for mode in ["leaderless", "leader"] {
         let label = format!("smoke-trace-{mode}");
-        let summary: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join(format!("{label}.json"))).unwrap())
-                .unwrap();
+        let (summary, finalized, dropped) = summary(&out, &label);
         let submitted = summary["submitted"].as_u64().unwrap();
-        let finalized = summary["finalized"].as_u64().unwrap();
-        let dropped: u64 = summary["dropped"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|v| v.as_u64().unwrap())
-            .sum();
         assert_eq!(submitted, 60, "{summary}");
         assert_eq!(
             finalized + dropped,

@@ -3,12 +3,10 @@
 //! relay; both consensus modes; exact accounting; per-region figures and plot; and no namespace
 //! left behind. Needs root and iproute2 (`make test` installs iproute2).
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn bench() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_bsmr-bench"))
-}
+use common::{bench, node, succeeded, summary};
+use std::process::Command;
 
 fn namespaces() -> String {
     let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
@@ -19,12 +17,11 @@ fn namespaces() -> String {
 fn far_client_run_over_the_emulated_wan_reports_the_far_region() {
     let out = std::env::temp_dir().join(format!("bsmr-bench-wan-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let node = bench().parent().unwrap().join("bsmr-node");
     let child = Command::new(bench())
         .args(["network", "--scenario", "far-client", "--limit", "60"])
         .args(["--rate", "20", "--settle-secs", "60", "--quiet"])
         .args(["--label", "wan", "--node"])
-        .arg(&node)
+        .arg(node())
         .arg("--out")
         .arg(&out)
         .stdout(std::process::Stdio::piped())
@@ -33,28 +30,13 @@ fn far_client_run_over_the_emulated_wan_reports_the_far_region() {
         .unwrap();
     let pid = child.id();
     let run = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        run.status.success(),
-        "bsmr-bench failed:\n{stdout}\n{stderr}"
-    );
+    let (_, stderr) = succeeded(&run);
     assert!(
         stderr.contains("far client: next to charlie@r4"),
         "the far client sits next to the validator farthest from the leader:\n{stderr}"
     );
     for mode in ["leaderless", "leader"] {
-        let summary: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(out.join(format!("wan-farclient-{mode}.json"))).unwrap(),
-        )
-        .unwrap();
-        let finalized = summary["finalized"].as_u64().unwrap();
-        let dropped: u64 = summary["dropped"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|v| v.as_u64().unwrap())
-            .sum();
+        let (summary, finalized, dropped) = summary(&out, &format!("wan-farclient-{mode}"));
         assert_eq!(
             finalized + dropped,
             60,
