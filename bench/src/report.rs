@@ -3,6 +3,8 @@
 //! CDF, finalized throughput over time).
 
 use crate::replay::{Outcome, TxRecord};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -236,17 +238,11 @@ pub fn plot_per_endpoint(path: &Path, runs: &[&Summary]) -> Result<(), String> {
         .fold(0.5, f64::max)
         * 1.15;
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Finality by submission endpoint (bar p50, cross p99)",
-            ("sans-serif", 20),
-        )
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..names.len().max(1) as f64, 0.0..y_max)
-        .map_err(|e| e.to_string())?;
+    let mut chart = new_chart(
+        &root,
+        "Finality by submission endpoint (bar p50, cross p99)",
+        (names.len().max(1) as f64, y_max),
+    )?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -294,6 +290,33 @@ pub fn plot_per_endpoint(path: &Path, runs: &[&Summary]) -> Result<(), String> {
             )
             .map_err(|e| e.to_string())?;
     }
+    finish_chart(chart, &root)
+}
+
+/// An SVG chart with f64 axes.
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A white 800x500 chart with `caption`, axes from 0 to `(x_max, y_max)`.
+fn new_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+    (x_max, y_max): (f64, f64),
+) -> Result<Chart<'a, 'b>, String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(|e| e.to_string())
+}
+
+/// Draw the legend and write the file.
+fn finish_chart<'a, 'b>(
+    mut chart: Chart<'a, 'b>,
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+) -> Result<(), String> {
     chart
         .configure_series_labels()
         .border_style(BLACK)
@@ -311,14 +334,7 @@ fn draw_lines(
     series: Vec<(String, Vec<(f64, f64)>)>,
 ) -> Result<(), String> {
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, ("sans-serif", 20))
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(|e| e.to_string())?;
+    let mut chart = new_chart(&root, caption, (x_max, y_max))?;
     chart
         .configure_mesh()
         .x_desc(x_desc)
@@ -333,12 +349,7 @@ fn draw_lines(
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
+    finish_chart(chart, &root)
 }
 
 #[cfg(test)]

@@ -68,15 +68,7 @@ impl Namespace {
         &self,
         f: impl FnOnce() -> io::Result<T> + Send + 'static,
     ) -> io::Result<T> {
-        let path = self.path();
-        std::thread::spawn(move || {
-            let file = File::open(&path)?;
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(io::Error::from)?;
-            f()
-        })
-        .join()
-        .map_err(|_| io::Error::other("namespace thread panicked"))?
+        in_netns(self.path(), f)
     }
 
     /// Is something listening on `127.0.0.1:port` inside the namespace?
@@ -183,19 +175,25 @@ pub fn listen(ns: Option<&Namespace>, port: u16) -> io::Result<StdListener> {
     }
 }
 
+/// Run `f` on a fresh thread that has entered the network namespace at `path` (entering is per
+/// thread, so no shared or pooled thread ever changes namespace).
+fn in_netns<T: Send + 'static>(
+    path: String,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    std::thread::spawn(move || {
+        let file = File::open(&path)?;
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        f()
+    })
+    .join()
+    .map_err(|_| io::Error::other("namespace thread panicked"))?
+}
+
 async fn connect_in(target: &Target) -> io::Result<TcpStream> {
     let (path, port) = (target.netns.clone(), target.port);
     let stream = tokio::task::spawn_blocking(move || {
-        // A dedicated thread: entering a namespace is per thread, and the blocking pool's threads
-        // are reused for other work.
-        std::thread::spawn(move || {
-            let file = File::open(&path)?;
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(io::Error::from)?;
-            StdStream::connect(("127.0.0.1", port))
-        })
-        .join()
-        .map_err(|_| io::Error::other("namespace thread panicked"))?
+        in_netns(path, move || StdStream::connect(("127.0.0.1", port)))
     })
     .await
     .map_err(io::Error::other)??;
