@@ -273,6 +273,7 @@ async fn prepare(
         funding,
         Duration::from_secs(load.settle_secs),
         |_, _| {},
+        None,
     )
     .await?;
     let failed = outcome
@@ -370,7 +371,6 @@ async fn measure(
         .progress_chars("=> "),
     );
     bar.set_prefix(label.to_string());
-    let half = std::sync::Mutex::new(on_half);
     let outcome = replay::run(
         endpoints,
         plan,
@@ -378,12 +378,8 @@ async fn measure(
         |sub, fin| {
             bar.set_position(fin as u64);
             bar.set_message(format!("{sub} submitted"));
-            if sub >= total / 2 {
-                if let Some(f) = half.lock().expect("no panics while held; qed").take() {
-                    f();
-                }
-            }
         },
+        on_half,
     )
     .await?;
     bar.finish_and_clear();
@@ -407,6 +403,20 @@ fn print_summary(s: &report::Summary) {
     );
     for (why, n) in &s.dropped {
         println!("    dropped {n}: {why}");
+    }
+    if let Some(f) = &s.fault {
+        println!(
+            "    fault at {} ms: worst finality after it {} ms; {}",
+            f.at_ms,
+            f.spike_ms,
+            match f.recovery_ms {
+                Some(r) => format!(
+                    "recovered {r} ms after it (from then on, every second's submissions have a median finality within 2x the {} ms before)",
+                    f.before_p50_ms
+                ),
+                None => "not recovered by the end of the run".to_string(),
+            }
+        );
     }
     if s.per_endpoint.len() > 1 || s.per_endpoint.iter().any(|e| e.endpoint.contains('@')) {
         for e in &s.per_endpoint {

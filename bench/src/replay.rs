@@ -58,6 +58,8 @@ pub struct Outcome {
     pub elapsed_ms: u64,
     /// (ms since start, block number, extrinsics in it) for every finalized block seen.
     pub blocks: Vec<(u64, u64, usize)>,
+    /// When the injected fault ran (ms since start), if the run had one.
+    pub fault_ms: Option<u64>,
 }
 
 #[derive(Default)]
@@ -168,12 +170,14 @@ async fn follow(
     Ok(())
 }
 
-/// Run the replay. `progress` is called with (submitted, finalized) counts.
+/// Run the replay. `progress` is called with (submitted, finalized) counts; `fault` (e.g. killing
+/// a validator) runs once, right after half of the plan is submitted.
 pub async fn run(
     endpoints: &[String],
     plan: Vec<Planned>,
     settle: Duration,
     progress: impl Fn(usize, usize),
+    mut fault: Option<Box<dyn FnOnce() + Send>>,
 ) -> Result<Outcome, String> {
     let mut clients = vec![];
     for e in endpoints {
@@ -213,6 +217,7 @@ pub async fn run(
     let n = plan.len();
     let records: Arc<Mutex<Vec<Option<TxRecord>>>> = Arc::new(Mutex::new(vec![None; n]));
     let mut tasks = Vec::with_capacity(n);
+    let mut fault_ms = None;
     for (i, p) in plan.into_iter().enumerate() {
         let due = start + Duration::from_millis(p.at_ms);
         tokio::time::sleep_until(due.into()).await;
@@ -238,6 +243,12 @@ pub async fn run(
                 dropped,
             });
         }));
+        if i + 1 == n.div_ceil(2) {
+            if let Some(f) = fault.take() {
+                f();
+                fault_ms = Some(start.elapsed().as_millis() as u64);
+            }
+        }
         if i % 200 == 0 {
             let fin = seen
                 .lock()
@@ -308,5 +319,6 @@ pub async fn run(
         records,
         elapsed_ms,
         blocks: s.blocks.clone(),
+        fault_ms,
     })
 }

@@ -34,6 +34,63 @@ pub struct Summary {
     /// Per submission endpoint (named, e.g. `alice@r2`): finalized count and finality
     /// percentiles as that endpoint's clients saw them.
     pub per_endpoint: Vec<EndpointFigures>,
+    /// The injected fault's effect (crash scenario).
+    pub fault: Option<FaultFigures>,
+}
+
+/// What an injected fault did to latency.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultFigures {
+    /// When it ran (ms since start).
+    pub at_ms: u64,
+    /// Median finality of the transactions submitted before it.
+    pub before_p50_ms: u64,
+    /// Worst finality of a transaction submitted after it.
+    pub spike_ms: u64,
+    /// From the fault until the start of the first one-second submission window from which every
+    /// window's median finality is within twice `before_p50_ms` (none: not by the end of the run).
+    pub recovery_ms: Option<u64>,
+}
+
+/// Latency spike and recovery time around a fault at `at_ms` (windows by submission time).
+pub fn fault_figures(records: &[TxRecord], at_ms: u64) -> FaultFigures {
+    let latency = |r: &TxRecord| r.finalized_ms.map(|f| f.saturating_sub(r.submitted_ms));
+    let before: Vec<u64> = records
+        .iter()
+        .filter(|r| r.submitted_ms < at_ms)
+        .filter_map(latency)
+        .collect();
+    let before_p50_ms = percentiles(before)[0];
+    let after: Vec<&TxRecord> = records.iter().filter(|r| r.submitted_ms >= at_ms).collect();
+    let spike_ms = after.iter().filter_map(|r| latency(r)).max().unwrap_or(0);
+    // Per one-second window after the fault: the median finality (a dropped transaction counts
+    // as never finalized, i.e. above any bound).
+    let mut windows: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for r in &after {
+        windows
+            .entry((r.submitted_ms - at_ms) / 1000)
+            .or_default()
+            .push(latency(r).unwrap_or(u64::MAX));
+    }
+    let healthy = |v: &Vec<u64>| {
+        let mut v = v.clone();
+        v.sort_unstable();
+        v[(v.len() - 1) / 2] <= 2 * before_p50_ms.max(1)
+    };
+    // The earliest window that starts an all-healthy suffix.
+    let mut recovered = None;
+    for (w, v) in windows.iter().rev() {
+        if !healthy(v) {
+            break;
+        }
+        recovered = Some(*w * 1000);
+    }
+    FaultFigures {
+        at_ms,
+        before_p50_ms,
+        spike_ms,
+        recovery_ms: recovered,
+    }
 }
 
 /// Figures of the transactions submitted to one endpoint.
@@ -113,6 +170,7 @@ pub fn summarize(label: &str, o: &Outcome, endpoints: &[String]) -> Summary {
         elapsed_ms: o.elapsed_ms,
         blocks_finalized: o.blocks.len(),
         per_endpoint,
+        fault: o.fault_ms.map(|at| fault_figures(&o.records, at)),
     }
 }
 
@@ -369,6 +427,37 @@ mod tests {
         }
     }
 
+    /// A fault that stalls finality for the windows after it: spike and recovery are read from
+    /// the records; a run that never gets back under twice the old median reports no recovery.
+    #[test]
+    fn fault_figures_find_the_spike_and_the_recovery() {
+        let mut records = vec![];
+        for t in 0..10_000u64 {
+            if t % 100 != 0 {
+                continue;
+            }
+            // Before the fault at 5 s: 1 s finality; in the 2 s after it: 6 s; then 1.5 s.
+            let lat = if t < 5_000 {
+                1_000
+            } else if t < 7_000 {
+                6_000
+            } else {
+                1_500
+            };
+            records.push(rec(t, Some(t + lat), None));
+        }
+        let f = fault_figures(&records, 5_000);
+        assert_eq!(f.before_p50_ms, 1_000);
+        assert_eq!(f.spike_ms, 6_000);
+        assert_eq!(f.recovery_ms, Some(2_000));
+        // Dropped transactions in the last window: never recovered.
+        records.push(rec(9_950, None, Some("not finalized")));
+        records.push(rec(9_960, None, Some("not finalized")));
+        records.retain(|r| r.submitted_ms < 9_000 || r.finalized_ms.is_none());
+        let f = fault_figures(&records, 5_000);
+        assert_eq!(f.recovery_ms, None);
+    }
+
     #[test]
     fn summary_accounts_for_every_transaction() {
         let o = Outcome {
@@ -379,6 +468,7 @@ mod tests {
             ],
             elapsed_ms: 4000,
             blocks: vec![],
+            fault_ms: None,
         };
         let s = summarize("t", &o, &["alice@r0".to_string(), "bob@r1".to_string()]);
         assert_eq!(s.submitted, 3);
@@ -386,6 +476,7 @@ mod tests {
         assert_eq!(s.finality_ms[0], 1000);
         assert_eq!(s.finality_ms[2], 3000);
         assert!((s.sustained_tps - 1.0).abs() < 1e-9);
+        assert!(s.fault.is_none(), "no fault injected");
         assert_eq!(
             s.per_endpoint[0].finalized, 2,
             "both finalized went to endpoint 0"

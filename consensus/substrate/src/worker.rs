@@ -1273,13 +1273,25 @@ where
                         built.built.block.hash()
                     ));
                 }
-                Ok(_) => log::debug!(target: LOG, "block #{b} from sync matches the local build"),
+                Ok(built) => {
+                    log::debug!(target: LOG, "block #{b} from sync matches the local build");
+                    self.forget_included(b, &built.included);
+                }
                 Err(e) => {
                     log::warn!(target: LOG, "cannot re-execute synced block #{b} to check it ({e})")
                 }
             }
         }
         self.storage.forget_pending(b).map_err(|e| e.to_string())
+    }
+
+    /// Own transactions that block `b` included are done: only the ones it skipped may be
+    /// proposed again (the pool may take longer than the grace period to drop included ones).
+    fn forget_included(&mut self, b: u64, included: &[H256]) {
+        if let Some(list) = self.repropose_after_block.get_mut(&b) {
+            let included: BTreeSet<&H256> = included.iter().collect();
+            list.retain(|h| !included.contains(h));
+        }
     }
 
     async fn vote_on(&mut self, b: u64, built: Built<B>) -> Result<(), String> {
@@ -1301,6 +1313,7 @@ where
         };
         let signed = Signed::sign(vote, &self.genesis, &*signer);
         log::debug!(target: LOG, "built #{b} {} ({} txs, {} skipped)", block.hash(), built.included.len(), built.skipped.len());
+        self.forget_included(b, &built.included);
         self.votes
             .entry(b)
             .or_default()
