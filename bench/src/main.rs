@@ -81,7 +81,7 @@ struct NetworkArgs {
     modes: Modes,
     /// Scenario: `uniform` (synthetic, every account equally likely), `trace` (the trace with
     /// its hot accounts), `crash` (the trace; the first validator, the leader of the baseline,
-    /// is killed halfway), `far-client` (the trace, all of it submitted by a client next to the
+    /// is killed halfway; the latency spike and recovery time are reported), `far-client` (the trace, all of it submitted by a client next to the
     /// validator farthest from the baseline's leader; implies --wan).
     #[arg(long, value_enum, default_value_t = Scenario::Trace)]
     scenario: Scenario,
