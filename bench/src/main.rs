@@ -15,7 +15,7 @@ mod trace;
 mod wan;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use jsonrpsee::{core::client::ClientT, rpc_params, ws_client::WsClientBuilder};
+use jsonrpsee::{core::client::ClientT, rpc_params};
 use sp_core::{crypto::AccountId32, H256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,15 +81,16 @@ struct NetworkArgs {
     modes: Modes,
     /// Scenario: `uniform` (synthetic, every account equally likely), `trace` (the trace with
     /// its hot accounts), `crash` (the trace; the first validator, the leader of the baseline,
-    /// is killed halfway; the latency spike and recovery time are reported), `far-client` (the trace, all of it submitted by a client next to the
-    /// validator farthest from the baseline's leader; implies --wan).
+    /// is killed halfway; the latency spike and recovery time are reported), `far-client` (the
+    /// trace, all of it submitted by a client next to the validator farthest from the baseline's
+    /// leader; implies --wan).
     #[arg(long, value_enum, default_value_t = Scenario::Trace)]
     scenario: Scenario,
     /// Emulate a wide-area network: each validator in its own network namespace in one of the
-    /// simulator's five regions (Alice r0, Bob r1, Charlie r4, Dave r2 where the baseline's leader sits best; one-way
-    /// delays 40-150 ms),
-    /// connected only through the bench's delaying relay. Needs root and iproute2. Results then
-    /// include finality per submission endpoint (region) and a per-region plot.
+    /// simulator's five regions (Alice r0, Bob r1, Charlie r4, Dave r2 where the baseline's
+    /// leader sits best; one-way delays 40-150 ms), connected only through the bench's delaying
+    /// relay. Needs root and iproute2. Results then include finality per submission endpoint
+    /// (region) and a per-region plot.
     #[arg(long)]
     wan: bool,
     /// Block time of the network (ms).
@@ -222,10 +223,7 @@ async fn prepare(
     if !rate_ok && load.trace_speedup.is_none() {
         return Err("--rate must be positive".into());
     }
-    let client = WsClientBuilder::default()
-        .build(&endpoints[0])
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", endpoints[0]))?;
+    let client = replay::connect(&endpoints[0]).await?;
     let chain = chain::Chain::fetch(&client).await?;
     let used: std::collections::BTreeSet<usize> = t
         .txs
@@ -568,10 +566,7 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
 /// Index of the endpoint whose validator key is the first of the set (the baseline's primary).
 async fn primary_index(endpoints: &[String]) -> Result<usize, String> {
     for (i, e) in endpoints.iter().enumerate() {
-        let client = WsClientBuilder::default()
-            .build(e)
-            .await
-            .map_err(|err| format!("cannot connect to {e}: {err}"))?;
+        let client = replay::connect(e).await?;
         let s: serde_json::Value = client
             .request("bsmr_status", rpc_params![])
             .await
@@ -591,12 +586,7 @@ async fn wait_connected(endpoints: &[String], timeout: Duration) -> Result<(), S
     let want = endpoints.len().saturating_sub(1) as u64;
     let mut clients = vec![];
     for e in endpoints {
-        clients.push(
-            WsClientBuilder::default()
-                .build(e)
-                .await
-                .map_err(|err| format!("cannot connect to {e}: {err}"))?,
-        );
+        clients.push(replay::connect(e).await?);
     }
     let mut streak = 0;
     while streak < 3 {
@@ -635,10 +625,7 @@ async fn wait_finalized(
 ) -> Result<(), String> {
     let start = std::time::Instant::now();
     for e in endpoints {
-        let client = WsClientBuilder::default()
-            .build(e)
-            .await
-            .map_err(|err| format!("cannot connect to {e}: {err}"))?;
+        let client = replay::connect(e).await?;
         loop {
             let head: H256 = client
                 .request("chain_getFinalizedHead", rpc_params![])
@@ -648,11 +635,7 @@ async fn wait_finalized(
                 .request("chain_getHeader", rpc_params![head])
                 .await
                 .map_err(|err| err.to_string())?;
-            let n = h["number"]
-                .as_str()
-                .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-                .unwrap_or(0);
-            if n >= height {
+            if replay::header_number(&h) >= height {
                 break;
             }
             if start.elapsed() > timeout {

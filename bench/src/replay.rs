@@ -5,7 +5,8 @@
 //! transactions always go to the same endpoint (sender mod endpoints), so nonces arrive in order.
 //! A watcher follows new and finalized heads on the first endpoint, reads every block body and
 //! matches extrinsic hashes; a finalized-head watcher on every endpoint gives each transaction its
-//! finality as seen by the validator it was submitted to (what that validator's client sees). Every submitted transaction ends either finalized or dropped with
+//! finality as seen by the validator it was submitted to (what that validator's client sees).
+//! Every submitted transaction ends either finalized or dropped with
 //! its reason (RPC error, or not finalized before the deadline).
 
 use crate::accounts::xt_hash;
@@ -80,7 +81,8 @@ enum Follow {
     Finalized(usize),
 }
 
-async fn connect(url: &str) -> Result<WsClient, String> {
+/// A WebSocket RPC client for `url`, with room for many requests in flight.
+pub async fn connect(url: &str) -> Result<WsClient, String> {
     WsClientBuilder::default()
         .request_timeout(Duration::from_secs(60))
         .max_concurrent_requests(100_000)
@@ -112,7 +114,8 @@ async fn block_xts(client: &WsClient, n: u64) -> Result<Vec<H256>, String> {
         .collect())
 }
 
-fn header_number(h: &serde_json::Value) -> u64 {
+/// The block number of a JSON header.
+pub fn header_number(h: &serde_json::Value) -> u64 {
     h["number"]
         .as_str()
         .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
@@ -281,6 +284,7 @@ pub async fn run(
         } else if last.0.elapsed() > settle {
             break;
         }
+        // The first endpoint's two watchers (inclusion, and the block list) must keep running.
         if watchers[..2].iter().any(|w| w.is_finished()) {
             return Err(format!("lost the head subscription on {}", endpoints[0]));
         }
