@@ -2,11 +2,14 @@
 //!
 //! - A correct replica replies only to a candidate from leader(b, v), at most one per (b, v),
 //!   only when b = last committed index + 1 and base = its own K_(b-1); otherwise it buffers the
-//!   candidate (bounded look-ahead) and never drops a valid-looking one.
+//!   candidate (bounded look-ahead) and never drops a valid-looking one. leader(b, v) depends on
+//!   the [`Rotation`] in force for b, known once K_(b-1) commits, so a candidate for a later
+//!   index is buffered on its signer's membership alone and judged when its turn comes.
 //! - Vote for a candidate only if prev timestamp < ts <= now + drift.
 //! - CONS_ckpt never decides Noop; when it decides, every other candidate for b is decided Noop.
 
 use crate::membership::Membership;
+use crate::rotation::Rotation;
 use crate::types::*;
 
 /// How far ahead (in block indices) candidates are buffered.
@@ -26,22 +29,19 @@ pub enum CandidateAction {
 }
 
 /// Classify a candidate header (`kind` must be `Checkpoint`). `current_view` is our view of
-/// CONS_ckpt(b) (0 when unknown).
+/// CONS_ckpt(b) (0 when unknown); `rotation` is the one in force for `last_committed + 1`.
 pub fn classify(
     m: &Membership,
     h: &BatchHeader,
     last_committed: BlockIndex,
     k_prev: &CommandId,
     current_view: View,
+    rotation: &Rotation,
 ) -> CandidateAction {
     let BatchKind::Checkpoint { index, view, .. } = h.kind else {
         return CandidateAction::Ignore;
     };
-    if h.epoch != m.epoch
-        || h.proposer != m.leader_ckpt(index, view)
-        || h.seq != 0
-        || !h.access.is_empty()
-    {
+    if h.epoch != m.epoch || !m.contains(&h.proposer) || h.seq != 0 || !h.access.is_empty() {
         return CandidateAction::Ignore;
     }
     if index <= last_committed || index > last_committed + MAX_INDEX_AHEAD {
@@ -53,7 +53,7 @@ pub fn classify(
     if index > last_committed + 1 {
         return CandidateAction::Buffer;
     }
-    if h.base != *k_prev {
+    if h.proposer != rotation.leader(m, index, view) || h.base != *k_prev {
         return CandidateAction::Ignore;
     }
     CandidateAction::Reply
@@ -71,7 +71,7 @@ mod tests {
     fn cand(m: &Membership, index: u64, view: View, base: CommandId) -> BatchHeader {
         BatchHeader {
             epoch: 0,
-            proposer: m.leader_ckpt(index, view),
+            proposer: Rotation::fresh(0).leader(m, index, view),
             seq: 0,
             base,
             kind: BatchKind::Checkpoint {
@@ -88,26 +88,56 @@ mod tests {
     #[test]
     fn rules() {
         let m = Membership::new([0; 32], 0, (0..4u8).map(|i| [i; 32]).collect());
+        let r = Rotation::fresh(0);
         assert_eq!(
-            classify(&m, &cand(&m, 3, 0, [7; 32]), 2, &[7; 32], 0),
+            classify(&m, &cand(&m, 3, 0, [7; 32]), 2, &[7; 32], 0, &r),
             CandidateAction::Reply
         );
         assert_eq!(
-            classify(&m, &cand(&m, 3, 0, [8; 32]), 2, &[7; 32], 0),
+            classify(&m, &cand(&m, 3, 0, [8; 32]), 2, &[7; 32], 0, &r),
             CandidateAction::Ignore
         );
         assert_eq!(
-            classify(&m, &cand(&m, 4, 0, [8; 32]), 2, &[7; 32], 0),
+            classify(&m, &cand(&m, 4, 0, [8; 32]), 2, &[7; 32], 0, &r),
             CandidateAction::Buffer
         );
         assert_eq!(
-            classify(&m, &cand(&m, 2, 0, [7; 32]), 2, &[7; 32], 0),
+            classify(&m, &cand(&m, 2, 0, [7; 32]), 2, &[7; 32], 0, &r),
             CandidateAction::Ignore
         );
         let mut wrong = cand(&m, 3, 0, [7; 32]);
-        wrong.proposer = m.leader_ckpt(3, 1);
+        wrong.proposer = r.leader(&m, 3, 1);
         assert_eq!(
-            classify(&m, &wrong, 2, &[7; 32], 0),
+            classify(&m, &wrong, 2, &[7; 32], 0, &r),
+            CandidateAction::Ignore
+        );
+        // With the view-0 leader of index 3 suspended, the next validator leads view 0.
+        let skipping = Rotation {
+            epoch: 0,
+            suspended: [(
+                3,
+                crate::rotation::Suspension {
+                    misses: 1,
+                    through: 9,
+                },
+            )]
+            .into(),
+        };
+        assert_eq!(skipping.leader(&m, 3, 0), r.leader(&m, 3, 1));
+        assert_eq!(
+            classify(&m, &wrong, 2, &[7; 32], 0, &skipping),
+            CandidateAction::Reply
+        );
+        // A later index is buffered whoever the member is; a non-member is ignored.
+        let mut ahead = cand(&m, 4, 0, [8; 32]);
+        ahead.proposer = [3; 32];
+        assert_eq!(
+            classify(&m, &ahead, 2, &[7; 32], 0, &r),
+            CandidateAction::Buffer
+        );
+        ahead.proposer = [9; 32];
+        assert_eq!(
+            classify(&m, &ahead, 2, &[7; 32], 0, &r),
             CandidateAction::Ignore
         );
         assert!(timestamp_ok(10, 11, 5, 10));

@@ -4,7 +4,7 @@
 //! quorums intersect in at least `f+1` validators, hence in at least one correct one. The
 //! view-change join threshold is `f+1`.
 
-use crate::types::{BlockIndex, Digest, Epoch, ValidatorId, View};
+use crate::types::{Digest, Epoch, ValidatorId, View};
 use std::collections::BTreeMap;
 
 /// The validator set of one epoch.
@@ -74,7 +74,8 @@ impl Membership {
         self.validators[(base + view as usize) % self.n()]
     }
     /// The leader-based baseline (benchmarks only): the first validator leads every checkpoint
-    /// in view 0, as a classic PBFT primary does; view changes still rotate. Every validator of
+    /// in view 0, as a classic PBFT primary does (see [`crate::rotation::Rotation`]); view changes
+    /// still rotate. Every validator of
     /// a network must use the same setting.
     pub fn with_fixed_checkpoint_leader(mut self) -> Self {
         self.fixed_checkpoint_leader = true;
@@ -83,16 +84,6 @@ impl Membership {
     /// Whether [`Membership::with_fixed_checkpoint_leader`] is in force.
     pub fn fixed_checkpoint_leader(&self) -> bool {
         self.fixed_checkpoint_leader
-    }
-    /// leader(b, v) = V[(b + v) mod n] (V[v mod n] with a fixed checkpoint leader).
-    pub fn leader_ckpt(&self, b: BlockIndex, view: View) -> ValidatorId {
-        let n = self.n() as u64;
-        let base = if self.fixed_checkpoint_leader {
-            0
-        } else {
-            b % n
-        };
-        self.validators[((base + view as u64 % n) % n) as usize]
     }
 }
 
@@ -136,15 +127,5 @@ mod tests {
         let mm = m(4);
         assert_eq!(mm.leader_cmd(&[2; 32], 0), [2; 32]);
         assert_eq!(mm.leader_cmd(&[2; 32], 3), [1; 32]);
-        assert_eq!(mm.leader_ckpt(5, 0), [1; 32]);
-        assert_eq!(mm.leader_ckpt(5, 1), [2; 32]);
-        let fixed = m(4).with_fixed_checkpoint_leader();
-        assert_eq!(fixed.leader_ckpt(5, 0), [0; 32]);
-        assert_eq!(fixed.leader_ckpt(9, 0), [0; 32]);
-        assert_eq!(
-            fixed.leader_ckpt(9, 1),
-            [1; 32],
-            "view changes still rotate"
-        );
     }
 }

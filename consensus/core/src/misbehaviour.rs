@@ -107,7 +107,7 @@ impl Proof {
                     }
                 };
                 // Only a leader's own signed proposal can convict it.
-                check_preprepare(m, verifier, window, pp, cmd.as_ref())
+                check_preprepare(m, verifier, window, pp, cmd.as_ref(), None)
                     .is_err()
                     .then_some(pp.signer)
             }

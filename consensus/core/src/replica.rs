@@ -13,6 +13,7 @@ use crate::gc::DecidedRecord;
 use crate::instance::Instance;
 use crate::membership::Membership;
 use crate::misbehaviour::Proof;
+use crate::rotation::Rotation;
 use crate::storage::{Key, Meta, Record, Storage, StorageOp};
 use crate::types::*;
 use crate::validity::{
@@ -209,6 +210,8 @@ pub struct Replica {
     last_ckpt: BlockIndex,
     ckpt_ids: BTreeMap<BlockIndex, (CommandId, u64)>,
     ckpt_decided: BTreeMap<BlockIndex, CkptDecided>,
+    /// Checkpoint-leader rotation in force for each block index (known up to last_ckpt + 1).
+    rotations: BTreeMap<BlockIndex, Rotation>,
     ckpt_due: bool,
     committed: BTreeMap<CommandId, CommittedCmd>,
     built: BlockIndex,
@@ -251,6 +254,7 @@ impl Replica {
             last_ckpt: 0,
             ckpt_ids: BTreeMap::new(),
             ckpt_decided: BTreeMap::new(),
+            rotations: BTreeMap::new(),
             ckpt_due: false,
             committed: BTreeMap::new(),
             built: 0,
@@ -263,6 +267,7 @@ impl Replica {
             inbox: VecDeque::new(),
         };
         r.ckpt_ids.insert(0, ([0u8; 32], 0));
+        r.rotations.insert(1, Rotation::fresh(r.m().epoch));
         r.restore(storage.load());
         r
     }
@@ -317,6 +322,14 @@ impl Replica {
                     self.built = m.built;
                     self.last_ckpt = self.last_ckpt.max(m.built);
                     self.ckpt_ids.insert(m.built, (m.built_ckpt, m.built_ts));
+                    // A rotation of another epoch (a replica seeded from the chain at an epoch
+                    // boundary) does not apply: the new epoch starts with nobody suspended.
+                    let rotation = if m.next_rotation.epoch == self.m().epoch {
+                        m.next_rotation
+                    } else {
+                        Rotation::fresh(self.m().epoch)
+                    };
+                    self.rotations.insert(m.built + 1, rotation);
                 }
                 (Key::OwnBatch(seq), Record::Batch(b)) => {
                     self.next_seq = self.next_seq.max(seq + 1);
@@ -524,8 +537,20 @@ impl Replica {
                 built: self.built,
                 built_ckpt,
                 built_ts,
+                next_rotation: self.rotation(self.built + 1),
             }),
         )
+    }
+    /// The rotation in force for block `b` (known for b <= last_ckpt + 1).
+    fn rotation(&self, b: BlockIndex) -> Rotation {
+        self.rotations
+            .get(&b)
+            .cloned()
+            .unwrap_or_else(|| Rotation::fresh(self.m().epoch))
+    }
+    /// leader(b, view) of CONS_ckpt(b), once the rotation for b is known.
+    fn ckpt_leader(&self, b: BlockIndex, view: View) -> Option<ValidatorId> {
+        self.rotations.get(&b).map(|r| r.leader(self.m(), b, view))
     }
     fn timeout(&self, inst: &InstanceId, view: View) -> u64 {
         let base = match inst {
@@ -748,7 +773,7 @@ impl Replica {
     fn maybe_announce_candidate(&mut self) {
         let b = self.last_ckpt + 1;
         if !self.ckpt_due
-            || self.m().leader_ckpt(b, 0) != self.me
+            || self.ckpt_leader(b, 0) != Some(self.me)
             || self.announced.contains_key(&(b, 0))
         {
             return;
@@ -977,11 +1002,20 @@ impl Replica {
                 }
                 let cur = self.insts.get(&inst).map(|s| s.view).unwrap_or(0);
                 let k_prev = self.k_id(self.last_ckpt).unwrap_or([0; 32]);
-                match checkpoint::classify(self.m(), &h, self.last_ckpt, &k_prev, cur) {
+                let rotation = self.rotation(self.last_ckpt + 1);
+                match checkpoint::classify(self.m(), &h, self.last_ckpt, &k_prev, cur, &rotation) {
                     CandidateAction::Ignore => {}
                     CandidateAction::Buffer => {
+                        // Judged when K_(index-1) commits; at most a few per signer, so that no
+                        // member can crowd out the others' candidates.
+                        let per_signer = checkpoint::MAX_VIEW_AHEAD as usize + 1;
                         let buf = self.buffered.entry(index).or_default();
-                        if buf.len() < 4 * self.cfg.membership.n()
+                        if buf.len() < per_signer * self.cfg.membership.n()
+                            && buf
+                                .iter()
+                                .filter(|(_, x)| x.header.body.proposer == h.proposer)
+                                .count()
+                                < per_signer
                             && !buf.iter().any(|(_, x)| x.id() == id)
                         {
                             buf.push((from, b));
@@ -1086,12 +1120,29 @@ impl Replica {
             });
             return;
         }
+        if let InstanceId::Ckpt(b) = inst {
+            if b != self.last_ckpt + 1 {
+                // Its leader depends on the rotation for b, known once K_(b-1) commits.
+                if pp.verify(&self.cfg.membership.genesis, &*self.verifier) {
+                    let st = self.insts.get_mut(&inst).expect("inserted above; qed");
+                    if st.parked.len() < 8 {
+                        st.parked.push((from, pp));
+                    }
+                }
+                return;
+            }
+        }
+        let ckpt_leader = match inst {
+            InstanceId::Ckpt(b) => self.ckpt_leader(b, pp.body.view),
+            InstanceId::Cmd { .. } => None,
+        };
         if let Err(e) = check_preprepare(
             self.m(),
             &*self.verifier,
             self.cfg.window,
             &pp,
             cmd_ref.as_ref(),
+            ckpt_leader.as_ref(),
         ) {
             if !matches!(
                 e,
@@ -1399,7 +1450,7 @@ impl Replica {
         }
         let leader = match inst {
             InstanceId::Cmd { proposer, .. } => self.m().leader_cmd(&proposer, nv),
-            InstanceId::Ckpt(b) => self.m().leader_ckpt(b, nv),
+            InstanceId::Ckpt(b) => self.ckpt_leader(b, nv).unwrap_or(self.me),
         };
         if enough && leader == self.me {
             self.lead_new_view(inst, nv);
@@ -1713,6 +1764,14 @@ impl Replica {
             self.last_ckpt += 1;
             advanced = true;
             let b = self.last_ckpt;
+            if !self.rotations.contains_key(&(b + 1)) {
+                let view = match self.ckpt_decided.get(&b).map(|k| &k.header.kind) {
+                    Some(BatchKind::Checkpoint { view, .. }) => *view,
+                    _ => 0,
+                };
+                let next = self.rotation(b).after(self.m(), b, view);
+                self.rotations.insert(b + 1, next);
+            }
             // Losing candidates for b are decided Noop.
             let winner = self.ckpt_ids[&b].0;
             let losers: Vec<CommandId> = self
@@ -1822,12 +1881,17 @@ impl Replica {
                     (c.batch.header.body.clone(), c.batch.txs.clone())
                 })
                 .collect();
-            let BatchKind::Checkpoint { timestamp_ms, .. } = k.header.kind else {
+            let BatchKind::Checkpoint {
+                timestamp_ms, view, ..
+            } = k.header.kind
+            else {
                 return;
             };
             let block = FinishedBlock {
                 index: b,
                 timestamp_ms,
+                checkpoint_view: view,
+                next_rotation: self.rotation(b + 1),
                 checkpoint: kid,
                 batches,
             };
@@ -1953,6 +2017,7 @@ impl Replica {
             .recent_blocks
             .split_off(&b.saturating_sub(self.cfg.retain_sync_blocks));
         self.ckpt_ids = self.ckpt_ids.split_off(&keep_from.min(b.saturating_sub(1)));
+        self.rotations = self.rotations.split_off(&keep_from.min(b));
         self.sync_votes = self.sync_votes.split_off(&(b + 1));
         let record = &self.record;
         self.first_header.retain(|s, _| match s {
@@ -2031,6 +2096,7 @@ impl Replica {
         if self.last_ckpt < b {
             self.ckpt_ids.insert(b, (blk.checkpoint, blk.timestamp_ms));
             self.ckpt_decided.remove(&b);
+            self.rotations.insert(b + 1, blk.next_rotation.clone());
         }
         for (h, _) in &blk.batches {
             let id = h.id();

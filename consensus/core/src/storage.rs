@@ -9,6 +9,7 @@
 //! decided marks and the block meta.
 
 use crate::crypto::Signed;
+use crate::rotation::Rotation;
 use crate::types::*;
 use crate::wire::{
     Decision, Phase, PrePrepareBody, PreparedCert, ReplyBody, SignedBatch, ViewChangeBody, VoteBody,
@@ -54,6 +55,8 @@ pub struct Meta {
     pub built_ckpt: CommandId,
     /// Timestamp of K_built.
     pub built_ts: u64,
+    /// The checkpoint-leader rotation in force for block built + 1.
+    pub next_rotation: Rotation,
 }
 
 /// Stored values.

@@ -247,19 +247,22 @@ pub fn check_new_view(
 
 /// Full self-contained check of a signed pre-prepare. `cmd` is the command a `Deps` value names
 /// (for CONS_ckpt the candidate's reference, which the caller obtains from the payload).
+/// `ckpt_leader` is leader(b, view) of CONS_ckpt(b) under the rotation in force for b; without it
+/// (a third party judging a proof, who does not hold the rotation) any member may have signed.
 pub fn check_preprepare(
     m: &Membership,
     verifier: &dyn Verifier,
     window: u64,
     pp: &Signed<PrePrepareBody>,
     cmd: Option<&DepRef>,
+    ckpt_leader: Option<&ValidatorId>,
 ) -> Result<(), Invalid> {
     let b = &pp.body;
-    let leader = match b.inst {
-        InstanceId::Cmd { proposer, .. } => m.leader_cmd(&proposer, b.view),
-        InstanceId::Ckpt(i) => m.leader_ckpt(i, b.view),
+    let is_leader = match b.inst {
+        InstanceId::Cmd { proposer, .. } => pp.signer == m.leader_cmd(&proposer, b.view),
+        InstanceId::Ckpt(_) => ckpt_leader.map_or(m.contains(&pp.signer), |l| pp.signer == *l),
     };
-    if pp.signer != leader || b.epoch != m.epoch {
+    if !is_leader || b.epoch != m.epoch {
         return Err(Invalid::NotLeader);
     }
     if !pp.verify(&m.genesis, verifier) {
@@ -302,7 +305,7 @@ pub fn check_preprepare(
                 }
                 (InstanceId::Ckpt(i), DepKind::Ckpt { index, view }) => {
                     // A fresh candidate must be the leader's own for this very view.
-                    if index != i || view != b.view || r.proposer != leader {
+                    if index != i || view != b.view || r.proposer != pp.signer {
                         return Err(Invalid::BadValue);
                     }
                 }

@@ -7,6 +7,7 @@
 //! [`MAX_MESSAGE_BYTES`], nesting depth at [`MAX_DEPTH`], and all bytes must be consumed.
 
 use crate::crypto::{Signable, Signed};
+use crate::rotation::Rotation;
 use crate::types::*;
 use codec::{Decode, DecodeLimit, Encode};
 
@@ -169,6 +170,12 @@ pub struct FinishedBlock {
     pub timestamp_ms: u64,
     /// K_b's id.
     pub checkpoint: CommandId,
+    /// The view in which K_b was announced (0 unless its turn's leader missed it).
+    pub checkpoint_view: View,
+    /// The checkpoint-leader rotation in force for block b + 1 (derived from the rotation for b
+    /// and `checkpoint_view`; carried so that replicas adopting the block, and nodes starting
+    /// from the chain, learn it).
+    pub next_rotation: Rotation,
     /// Txs batches in canonical order: (command id, header, transactions).
     pub batches: Vec<(BatchHeader, Vec<Tx>)>,
 }

@@ -236,7 +236,8 @@ impl Checker {
                                 &*self.verifier,
                                 self.window,
                                 pp,
-                                cmd.as_ref()
+                                cmd.as_ref(),
+                                None
                             ),
                             pp.body.view,
                             pp.body.new_view.len(),

@@ -172,6 +172,10 @@ pub struct Report {
     pub proofs: BTreeMap<usize, usize>,
     /// Max DDS log size seen at the end among correct validators.
     pub max_log: usize,
+    /// Validator 0's blocks: (index, view in which K_b was announced, virtual ms when built).
+    pub checkpoint_views: Vec<(u64, u32, u64)>,
+    /// Virtual ms of each crash.
+    pub crashes_ms: Vec<u64>,
 }
 
 impl Report {
@@ -552,6 +556,13 @@ impl Sim {
                             self.checker.violations.push(format!("node {i}: {e}"));
                         }
                     } else if correct {
+                        if i == 0 {
+                            self.report.checkpoint_views.push((
+                                b.index,
+                                b.checkpoint_view,
+                                self.now_us / 1000,
+                            ));
+                        }
                         let l = self.nodes[i].ledger.clone();
                         self.checker.on_block(i, &b, &l);
                         self.note_client_latency(i, &b);
@@ -737,6 +748,7 @@ impl Sim {
                 self.schedule(self.now_us + self.cfg.block_ms * 1000, Ev::Due { node });
             }
             Ev::Crash { node } => {
+                self.report.crashes_ms.push(self.now_us / 1000);
                 self.nodes[node].replica = None;
                 self.nodes[node].inc += 1;
             }

@@ -256,6 +256,7 @@ mod tests {
             built: 2,
             built_ckpt: [1; 32],
             built_ts: 77,
+            next_rotation: Default::default(),
         });
         s.apply(&[
             StorageOp::Put(Key::Meta, meta.clone()),
@@ -280,6 +281,8 @@ mod tests {
                 index: i,
                 timestamp_ms: i,
                 checkpoint: [0; 32],
+                checkpoint_view: 0,
+                next_rotation: Default::default(),
                 batches: vec![],
             })
             .unwrap();
@@ -292,6 +295,8 @@ mod tests {
             index: 4,
             timestamp_ms: 4,
             checkpoint: [0; 32],
+            checkpoint_view: 0,
+            next_rotation: Default::default(),
             batches: vec![],
         })
         .unwrap();

@@ -14,7 +14,7 @@
 //! Nothing here reads the wall clock, the local pool or any other node-local state.
 
 use crate::TxClassifier;
-use bsmr_consensus_core::FinishedBlock;
+use bsmr_consensus_core::{FinishedBlock, Rotation};
 use bsmr_primitives::BSMR_ENGINE_ID;
 use codec::{Decode, Encode};
 use sc_block_builder::{BlockBuilderBuilder, BuiltBlock};
@@ -79,7 +79,7 @@ where
     let digest = Digest {
         logs: vec![DigestItem::PreRuntime(
             BSMR_ENGINE_ID,
-            (fb.index, fb.checkpoint).encode(),
+            (fb.index, fb.checkpoint, &fb.next_rotation).encode(),
         )],
     };
     let mut bb = BlockBuilderBuilder::new(client)
@@ -128,11 +128,12 @@ where
     })
 }
 
-/// The (index, checkpoint id) a bsmr block header commits to, if any.
-pub fn checkpoint_of<H: HeaderT>(header: &H) -> Option<(u64, [u8; 32])> {
+/// The (index, checkpoint id, rotation for the next block) a bsmr block header commits to, if
+/// any.
+pub fn checkpoint_of<H: HeaderT>(header: &H) -> Option<(u64, [u8; 32], Rotation)> {
     header.digest().logs().iter().find_map(|d| match d {
         DigestItem::PreRuntime(id, data) if *id == BSMR_ENGINE_ID => {
-            <(u64, [u8; 32])>::decode(&mut &data[..]).ok()
+            <(u64, [u8; 32], Rotation)>::decode(&mut &data[..]).ok()
         }
         _ => None,
     })

@@ -136,6 +136,8 @@ mod tests {
                 index: 1,
                 timestamp_ms: 0,
                 checkpoint: [0; 32],
+                checkpoint_view: 0,
+                next_rotation: Default::default(),
                 batches: vec![],
             }
         )));

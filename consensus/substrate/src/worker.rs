@@ -25,8 +25,8 @@ use crate::TxClassifier;
 use bsmr_consensus_core::epoch as consensus_epoch;
 use bsmr_consensus_core::{
     decode_message, encode_message, BatchKind, CommandId, Config as CoreConfig, Digest,
-    FinishedBlock, InstanceId, Membership, Message, Output, Replica, Signed, Signer, TimerId, Tx,
-    ValidatorId, Value,
+    FinishedBlock, InstanceId, Membership, Message, Output, Replica, Rotation, Signed, Signer,
+    TimerId, Tx, ValidatorId, Value,
 };
 use bsmr_primitives::{BsmrApi, BSMR_ENGINE_ID};
 use codec::Encode;
@@ -281,7 +281,11 @@ where
             .header(info.finalized_hash)
             .map_err(|e| e.to_string())?
             .ok_or("the finalized header is missing")?;
-        let (_, ckpt) = crate::builder::checkpoint_of(&header).unwrap_or((fin, [0; 32]));
+        let (_, ckpt, next_rotation) = crate::builder::checkpoint_of(&header).unwrap_or((
+            fin,
+            [0; 32],
+            Rotation::fresh(membership.epoch),
+        ));
         let ts = crate::builder::chain_timestamp::<B, BE, C>(client, info.finalized_hash)?;
         let meta = bsmr_consensus_core::storage::Meta {
             fence: fin,
@@ -289,6 +293,7 @@ where
             built: fin,
             built_ckpt: ckpt,
             built_ts: ts,
+            next_rotation,
         };
         storage
             .apply(&[bsmr_consensus_core::StorageOp::Put(
@@ -630,6 +635,24 @@ where
                     self.storage
                         .add_pending(&fb)
                         .map_err(|e| format!("persisting block #{}: {e}", fb.index))?;
+                    // Leader baseline: the view-0 checkpoint leader of the next block is the
+                    // primary that proposes transactions (a primary that missed its turn is
+                    // skipped by the rotation, so its successor stays primary).
+                    self.primary = fb.next_rotation.leader(&self.membership, fb.index + 1, 0);
+                    if fb.checkpoint_view > 0 {
+                        log::info!(
+                            target: LOG,
+                            "block #{}: checkpoint decided in view {}; validators skipped for checkpoint turns: {:?}",
+                            fb.index,
+                            fb.checkpoint_view,
+                            fb.next_rotation
+                                .suspended
+                                .keys()
+                                .filter_map(|i| self.membership.validators().get(*i as usize))
+                                .map(|v| hex(&v[..4]))
+                                .collect::<Vec<_>>()
+                        );
+                    }
                     log::debug!(target: LOG, "core finished block #{} ({} batches)", fb.index, fb.batches.len());
                     if let Some(me) = self.me() {
                         for (header, _) in fb.batches.iter().filter(|(h, _)| h.proposer == me) {
@@ -939,12 +962,6 @@ where
     }
 
     fn on_committed(&mut self, inst: InstanceId, value: &Value, view: u32) {
-        if let InstanceId::Ckpt(b) = inst {
-            // Leader baseline: the validator that led the latest checkpoint to a decision is the
-            // primary that proposes transactions (a crashed primary is replaced this way).
-            self.primary = self.membership.leader_ckpt(b, view);
-            return;
-        }
         let InstanceId::Cmd { id, .. } = inst else {
             return;
         };
