@@ -1,6 +1,7 @@
 //! Leader rotation after a crash: a validator that misses its checkpoint turn is skipped
 //! (consensus/core/src/rotation.rs), so a crashed validator costs a few checkpoint view changes,
 //! not one every n blocks for as long as it is down.
+use bsmr_consensus_core::rotation::FIRST_SUSPENSION_ROUNDS;
 use bsmr_sim::{run, CrashMode, NetKind, SimConfig};
 
 #[test]
@@ -30,10 +31,10 @@ fn a_crashed_validator_stops_costing_view_changes() {
         "only {} blocks after the crash at {crash} ms",
         after.len()
     );
-    // Each consecutive miss doubles the suspension (2n, 4n, 8n... blocks), so k misses span
-    // about 2n(2^k - 1) blocks.
-    let n = 4.0f64;
-    let bound = ((after.len() as f64 / (2.0 * n) + 1.0).log2().floor() as usize) + 1;
+    // Each consecutive miss doubles the suspension (R n, 2 R n, 4 R n... blocks), so k misses
+    // span about R n (2^k - 1) blocks.
+    let rn = 4.0 * FIRST_SUSPENSION_ROUNDS as f64;
+    let bound = ((after.len() as f64 / rn + 1.0).log2().floor() as usize) + 1;
     let at: Vec<u64> = after
         .iter()
         .filter(|(_, v, _)| *v > 0)
