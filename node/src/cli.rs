@@ -79,6 +79,12 @@ pub struct EngineArgs {
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_batch_txs: u64,
 
+    /// Most own batches in consensus at once (0 = no limit). Under load, transactions wait for a
+    /// decision and go out in fewer, larger batches, so the consensus instances keep pace with
+    /// what the validators can decide; at low load it changes nothing.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=1024))]
+    pub max_inflight_batches: u64,
+
     /// A validator proposes the transactions clients submit to it at once; a transaction
     /// submitted elsewhere is proposed by its sender's partition owner after it has been pending
     /// this many milliseconds (covers slow or Byzantine receivers and RPC-only nodes).
@@ -112,6 +118,7 @@ impl EngineArgs {
             block_time_ms: self.block_time_ms,
             batch_interval_ms: self.batch_interval_ms,
             max_batch_txs: self.max_batch_txs as usize,
+            max_inflight_batches: self.max_inflight_batches as usize,
             owner_delay_ms: self.owner_delay_ms,
             anyone_delay_ms: self.anyone_delay_ms.max(self.owner_delay_ms),
             mode: match self.consensus_mode {

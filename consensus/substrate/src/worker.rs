@@ -95,6 +95,11 @@ pub struct EngineConfig {
     pub batch_interval_ms: u64,
     /// Transactions per batch at most.
     pub max_batch_txs: usize,
+    /// Own batches whose consensus has not decided yet, at most (0 = no limit). Under load the
+    /// pool's transactions then wait for a decision and travel in fewer, larger batches, so the
+    /// number of consensus instances follows what the validators can decide instead of the
+    /// batch clock (Nagle-style batching); at low load it changes nothing.
+    pub max_inflight_batches: usize,
     /// A transaction a client submitted to another node is proposed by its sender's partition
     /// owner once it has been pending here this long (the receiver may be slow or Byzantine).
     pub owner_delay_ms: u64,
@@ -111,6 +116,7 @@ impl Default for EngineConfig {
             block_time_ms: 1_000,
             batch_interval_ms: 100,
             max_batch_txs: 512,
+            max_inflight_batches: 3,
             owner_delay_ms: 2_000,
             anyone_delay_ms: 6_000,
             mode: Mode::Leaderless,
@@ -195,6 +201,8 @@ const REPROPOSE_GRACE_MS: u64 = 1_000;
 const MAX_FETCHES_IN_FLIGHT: usize = 256;
 /// A built block still waiting for votes this long asks peers for its certificate.
 const CERTIFICATE_FETCH_AFTER_MS: u64 = 4_000;
+/// An own batch counts as undecided for the in-flight limit for at most this long.
+const INFLIGHT_HORIZON_MS: u64 = 5_000;
 
 /// What woke the engine.
 enum Wake {
@@ -366,6 +374,8 @@ struct Engine<B: BlockT, BE, C, P> {
     announced_txs: BTreeMap<H256, u64>,
     proposed_txs: BTreeMap<H256, u64>,
     own_batches: BTreeMap<CommandId, (u64, Vec<H256>)>,
+    /// Own Txs batches announced and not decided yet, with when they were announced.
+    undecided_own: BTreeMap<CommandId, u64>,
     /// Transactions of this node's batches, by the finished block that holds them: once that
     /// block is final, those still in the pool (skipped by the builder, e.g. a nonce ordered
     /// before its predecessor) may be proposed again.
@@ -477,6 +487,7 @@ where
             announced_txs: BTreeMap::new(),
             proposed_txs: BTreeMap::new(),
             own_batches: BTreeMap::new(),
+            undecided_own: BTreeMap::new(),
             repropose_after_block: BTreeMap::new(),
             inflight_txs: BTreeMap::new(),
             next_batch_ms: now + p.config.batch_interval_ms,
@@ -705,6 +716,7 @@ where
                             .set_tx(*h, CommandStatus::Proposed { batch: hex(&id) });
                     }
                     self.own_batches.insert(id, (now_ms(), hashes));
+                    self.undecided_own.insert(id, now_ms());
                 }
             }
             _ => {}
@@ -965,6 +977,7 @@ where
         let InstanceId::Cmd { id, .. } = inst else {
             return;
         };
+        self.undecided_own.remove(&id);
         let Value::Deps { deps, .. } = value else {
             return;
         };
@@ -1012,6 +1025,15 @@ where
             > 8
         {
             return Ok(()); // window full: let the core drain before adding more
+        }
+        // A decision the engine never saw (say the batch was adopted with a synced block) must
+        // not block proposing for long.
+        self.undecided_own
+            .retain(|_, at| now.saturating_sub(*at) < INFLIGHT_HORIZON_MS);
+        if self.cfg.max_inflight_batches > 0
+            && self.undecided_own.len() >= self.cfg.max_inflight_batches
+        {
+            return Ok(()); // let the transactions gather into the next batch
         }
         // Own transactions whose block is final but which are still pending were skipped by
         // the builder: they become eligible again after a grace period (the pool first drops
