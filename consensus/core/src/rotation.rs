@@ -167,7 +167,10 @@ mod tests {
         // A second miss doubles the suspension.
         let r2 = r.after(&mm, back + 4, 1);
         assert_eq!(r2.suspended[&1].misses, 2);
-        assert_eq!(r2.suspended[&1].through, back + 4 + 2 * FIRST_SUSPENSION_ROUNDS * 4);
+        assert_eq!(
+            r2.suspended[&1].through,
+            back + 4 + 2 * FIRST_SUSPENSION_ROUNDS * 4
+        );
         // Leading a decided candidate clears the record.
         let later = back + 4 + 2 * FIRST_SUSPENSION_ROUNDS * 4 + 4;
         let r3 = r2.after(&mm, later, 0);
@@ -183,7 +186,11 @@ mod tests {
         for b in 4..=back {
             assert_eq!(r.leader(&mm, b, 0), [1; 32], "block {b}");
         }
-        assert_eq!(r.leader(&mm, back + 1, 0), [0; 32], "the old primary is retried");
+        assert_eq!(
+            r.leader(&mm, back + 1, 0),
+            [0; 32],
+            "the old primary is retried"
+        );
     }
 
     #[test]
