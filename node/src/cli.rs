@@ -81,7 +81,8 @@ pub struct EngineArgs {
 
     /// Most own batches in consensus at once (0 = no limit). Under load, transactions wait for a
     /// decision and go out in fewer, larger batches, so the consensus instances keep pace with
-    /// what the validators can decide; at low load it changes nothing.
+    /// what the validators can decide; at low load it changes nothing. In the leader baseline
+    /// the primary proposes for everyone and may have n times as many.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=1024))]
     pub max_inflight_batches: u64,
 

@@ -98,7 +98,8 @@ pub struct EngineConfig {
     /// Own batches whose consensus has not decided yet, at most (0 = no limit). Under load the
     /// pool's transactions then wait for a decision and travel in fewer, larger batches, so the
     /// number of consensus instances follows what the validators can decide instead of the
-    /// batch clock (Nagle-style batching); at low load it changes nothing.
+    /// batch clock (Nagle-style batching); at low load it changes nothing. The baseline's
+    /// primary, which proposes for everyone, may have n times as many.
     pub max_inflight_batches: usize,
     /// A transaction a client submitted to another node is proposed by its sender's partition
     /// owner once it has been pending here this long (the receiver may be slow or Byzantine).
@@ -1030,9 +1031,13 @@ where
         // not block proposing for long.
         self.undecided_own
             .retain(|_, at| now.saturating_sub(*at) < INFLIGHT_HORIZON_MS);
-        if self.cfg.max_inflight_batches > 0
-            && self.undecided_own.len() >= self.cfg.max_inflight_batches
-        {
+        // The baseline's primary proposes every validator's share, so it gets every
+        // validator's allowance.
+        let allowance = match self.cfg.mode {
+            Mode::Leaderless => self.cfg.max_inflight_batches,
+            Mode::Leader => self.cfg.max_inflight_batches * self.membership.n(),
+        };
+        if allowance > 0 && self.undecided_own.len() >= allowance {
             return Ok(()); // let the transactions gather into the next batch
         }
         // Own transactions whose block is final but which are still pending were skipped by
