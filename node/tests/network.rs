@@ -423,6 +423,8 @@ fn four_validators_finalize_500_transfers_survive_a_crash_and_serve_a_late_full_
     });
 
     // SIGKILL Dave: the other three keep finalizing transfers.
+    let dave_key = status_of(&net, 3)["localValidator"].clone();
+    assert!(dave_key.is_string(), "dave is a validator");
     net.kill(3);
     let (before, _) = net.finalized(0);
     let bob = Sr25519Keyring::Bob;
@@ -439,6 +441,22 @@ fn four_validators_finalize_500_transfers_survive_a_crash_and_serve_a_late_full_
         Duration::from_secs(120),
     );
     net.wait_finalized(&[0, 1, 2], before + 3, Duration::from_secs(60));
+    // Dave misses his next checkpoint turn; from then on the rotation skips him (so his turns
+    // stop costing view changes), and every finalized header says so.
+    let start = Instant::now();
+    loop {
+        let status = status_of(&net, 0);
+        let skipped = status["skippedCheckpointLeaders"].as_array().unwrap();
+        if skipped.contains(&dave_key) {
+            assert_ne!(status["nextCheckpointLeader"], dave_key, "{status}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "dave's missed checkpoint turn is not on record: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // Dave restarts from its database and catches up.
     net.start(3);
@@ -448,10 +466,7 @@ fn four_validators_finalize_500_transfers_survive_a_crash_and_serve_a_late_full_
     // Catching up, Dave's core fetched what it missed over the request-response protocol.
     let start = Instant::now();
     loop {
-        let status: serde_json::Value = net
-            .rt
-            .block_on(net.http(3).request("bsmr_status", rpc_params![]))
-            .unwrap();
+        let status = status_of(&net, 3);
         if status["fetchesAnswered"].as_u64().unwrap_or(0) > 0 {
             break;
         }
@@ -716,4 +731,11 @@ fn certificate(
         sc_consensus_bsmr::justification::FinalityCertificate::decode_untrusted(&raw)
             .expect("a BSMR certificate")
     })
+}
+
+/// `bsmr_status` of node `i`.
+fn status_of(net: &Net, i: usize) -> serde_json::Value {
+    net.rt
+        .block_on(net.http(i).request("bsmr_status", rpc_params![]))
+        .unwrap()
 }

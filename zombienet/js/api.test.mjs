@@ -24,6 +24,7 @@ const types = {
     localValidator: 'Option<Text>', connectedValidators: 'u32', committedCommands: 'u64',
     fastCommits: 'u64', pendingBatches: 'u64', undecidedInstances: 'u64', lastBlock: 'u64',
     lastFinalized: 'u64', viewChanges: 'u64', misbehaviourProofs: 'u64', proposedTxs: 'u64', mode: 'Text',
+    nextCheckpointLeader: 'Option<Text>', skippedCheckpointLeaders: 'Vec<Text>',
   },
   // Field names are ours (SCALE is positional); `hash` would shadow the codec's own .hash getter.
   BsmrFinalityVote: { epoch: 'u64', number: 'u64', blockHash: '[u8; 32]', stateRoot: '[u8; 32]' },
@@ -82,6 +83,11 @@ export async function runChecks(endpoints) {
   const status = await api.rpc.bsmr.status();
   check(status.n.toNumber() >= 1 && status.quorum.toNumber() <= status.n.toNumber(), `bsmr_status: n=${status.n} f=${status.f} q=${status.quorum} epoch=${status.epoch}`);
   check(status.lastFinalized.toNumber() >= 1, `bsmr_status.lastFinalized ${status.lastFinalized}`);
+  // Unset only right at an epoch boundary (the finalized header still carries the old epoch's rotation).
+  const validatorKeys = status.validators.map((v) => v.toString());
+  const next = status.nextCheckpointLeader;
+  check(next.isNone || validatorKeys.includes(next.unwrap().toString()), `bsmr_status.nextCheckpointLeader ${next}`);
+  check(status.skippedCheckpointLeaders.every((v) => validatorKeys.includes(v.toString())), `bsmr_status.skippedCheckpointLeaders ${status.skippedCheckpointLeaders}`);
 
   // Membership pallet: read it, and change it through sudo (schedule Ferdie in, or out if a
   // previous run already added him; the change is enacted at the next epoch boundary).

@@ -4,8 +4,11 @@
 //! With a plain rotation, leader(b, v) = V[(b + v) mod n], a crashed validator still gets the
 //! view-0 turn of every n-th block, and every such block waits for a full checkpoint view change.
 //! The rotation here suspends a validator from view-0 turns after it missed one: block b's
-//! checkpoint K_b was announced in view v > 0, so the leaders of views 0..v-1 of b did not get a
-//! candidate decided. Each consecutive miss doubles the suspension (exponential back-off, as
+//! checkpoint K_b was announced in view v > 0, so the view-0 leader of b did not get a candidate
+//! decided. Only the view-0 leader is charged: after a stall (more than f validators down) the
+//! leaders of the views in between were often correct and merely without a quorum, and charging
+//! them all would hand every checkpoint to one validator for a while; a dead validator is
+//! charged anyway when its own view-0 turn comes. Each consecutive miss doubles the suspension (exponential back-off, as
 //! leader-reputation schemes do: Carousel, Cohen et al., FC 2022); leading a decided candidate
 //! clears the record. In the fixed-leader baseline the same rule gives a sticky primary: the
 //! first validator not suspended leads every block.
@@ -103,12 +106,8 @@ impl Rotation {
         next.epoch = m.epoch;
         let first = self.first(m, b);
         let winner = (first + (decided_view as u64 % n as u64) as usize) % n;
-        let missed = (decided_view as u64).min(n as u64) as usize;
-        for u in 0..missed {
-            let i = (first + u) % n;
-            if i == winner {
-                continue;
-            }
+        if decided_view > 0 && first != winner {
+            let i = first;
             let misses = next
                 .suspended
                 .get(&(i as u32))
@@ -176,6 +175,15 @@ mod tests {
         let r3 = r2.after(&mm, later, 0);
         assert_eq!(r3.leader(&mm, later, 0), [1; 32]);
         assert!(!r3.suspended.contains_key(&1));
+    }
+
+    #[test]
+    fn only_the_view_0_leader_is_charged() {
+        let mm = m(4);
+        // Block 5 decided in view 2: V1 missed its turn; V2 (view 1) may just have lacked a
+        // quorum, as after a stall.
+        let r = Rotation::fresh(0).after(&mm, 5, 2);
+        assert_eq!(r.suspended.keys().copied().collect::<Vec<_>>(), vec![1]);
     }
 
     #[test]

@@ -44,7 +44,7 @@ use std::sync::Arc;
 pub use client_txs::{ClientSubmissions, ClientTrackingPool};
 pub use import::CertificateVerifier;
 pub use status::{BsmrRpcHandler, BsmrRpcServer, CommandStatus, EngineStatus, SharedStatus};
-pub use worker::{start, EngineConfig, EngineParams, Mode};
+pub use worker::{start, EngineClient, EngineConfig, EngineParams, Mode};
 
 /// What the engine needs to know about a transaction, decided by the runtime-aware node.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -55,6 +55,12 @@ pub struct EngineStatus {
     pub fetches_answered: u64,
     /// "leaderless" or "leader".
     pub mode: String,
+    /// The validator (hex) that leads, in view 0, the checkpoint of the block after the last
+    /// finalized one (in the leader baseline: the primary).
+    pub next_checkpoint_leader: Option<String>,
+    /// Validators (hex) skipped for checkpoint turns after missing one, as of the last finalized
+    /// block (see consensus/core/src/rotation.rs).
+    pub skipped_checkpoint_leaders: Vec<String>,
 }
 
 /// Where a transaction is, as far as this node knows.

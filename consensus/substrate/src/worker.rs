@@ -213,15 +213,27 @@ enum Wake {
     Idle,
 }
 
-/// Start the engine; the returned future runs until the node stops (or the engine halts on a
-/// safety error, which stops the node).
-pub fn start<B, BE, C, P>(
-    params: EngineParams<B, C, P>,
-) -> Result<impl std::future::Future<Output = ()>, String>
+/// Everything the engine needs from the client (runtime API with block building and the bsmr
+/// API, state, aux storage, blocks, import), written once; every full client implements it.
+pub trait EngineClient<B: BlockT, BE: Backend<B>>:
+    ProvideRuntimeApi<B, Api: BlockBuilderApi<B> + BsmrApi<B>>
+    + CallApiAt<B>
+    + HeaderBackend<B>
+    + StorageProvider<B, BE>
+    + AuxStore
+    + BlockBackend<B>
+    + BlockImport<B, Error = ConsensusError>
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<B, BE, C> EngineClient<B, BE> for C
 where
-    B: BlockT<Hash = H256>,
-    BE: Backend<B> + 'static,
-    C: ProvideRuntimeApi<B>
+    B: BlockT,
+    BE: Backend<B>,
+    C: ProvideRuntimeApi<B, Api: BlockBuilderApi<B> + BsmrApi<B>>
         + CallApiAt<B>
         + HeaderBackend<B>
         + StorageProvider<B, BE>
@@ -231,7 +243,18 @@ where
         + Send
         + Sync
         + 'static,
-    C::Api: BlockBuilderApi<B> + BsmrApi<B>,
+{
+}
+
+/// Start the engine; the returned future runs until the node stops (or the engine halts on a
+/// safety error, which stops the node).
+pub fn start<B, BE, C, P>(
+    params: EngineParams<B, C, P>,
+) -> Result<impl std::future::Future<Output = ()>, String>
+where
+    B: BlockT<Hash = H256>,
+    BE: Backend<B> + 'static,
+    C: EngineClient<B, BE>,
     P: TransactionPool<Block = B, Hash = H256> + 'static,
 {
     let engine = Engine::<B, BE, C, P>::new(params)?;
@@ -377,6 +400,8 @@ struct Engine<B: BlockT, BE, C, P> {
     own_batches: BTreeMap<CommandId, (u64, Vec<H256>)>,
     /// Own Txs batches announced and not decided yet, with when they were announced.
     undecided_own: BTreeMap<CommandId, u64>,
+    /// The rotation read from the last finalized header (status only).
+    rotation_cache: Option<(H256, Option<(u64, Rotation)>)>,
     /// Transactions of this node's batches, by the finished block that holds them: once that
     /// block is final, those still in the pool (skipped by the builder, e.g. a nonce ordered
     /// before its predecessor) may be proposed again.
@@ -401,17 +426,7 @@ impl<B, BE, C, P> Engine<B, BE, C, P>
 where
     B: BlockT<Hash = H256>,
     BE: Backend<B> + 'static,
-    C: ProvideRuntimeApi<B>
-        + CallApiAt<B>
-        + HeaderBackend<B>
-        + StorageProvider<B, BE>
-        + AuxStore
-        + BlockBackend<B>
-        + BlockImport<B, Error = ConsensusError>
-        + Send
-        + Sync
-        + 'static,
-    C::Api: BlockBuilderApi<B> + BsmrApi<B>,
+    C: EngineClient<B, BE>,
     P: TransactionPool<Block = B, Hash = H256> + 'static,
 {
     fn new(p: EngineParams<B, C, P>) -> Result<Self, String> {
@@ -489,6 +504,7 @@ where
             proposed_txs: BTreeMap::new(),
             own_batches: BTreeMap::new(),
             undecided_own: BTreeMap::new(),
+            rotation_cache: None,
             repropose_after_block: BTreeMap::new(),
             inflight_txs: BTreeMap::new(),
             next_batch_ms: now + p.config.batch_interval_ms,
@@ -1204,6 +1220,26 @@ where
 
     // ------------------------------------------------------------------ blocks and finality
 
+    /// The checkpoint-leader rotation the last finalized block's header carries, with the index
+    /// it is in force for, if it belongs to the running epoch (read once per finalized block).
+    fn finalized_rotation(&mut self) -> Option<(u64, Rotation)> {
+        let (_, hash) = self.finalized();
+        if self.rotation_cache.as_ref().map(|(h, _)| *h) != Some(hash) {
+            let found = self
+                .client
+                .header(hash)
+                .ok()
+                .flatten()
+                .and_then(|h| crate::builder::checkpoint_of(&h))
+                .map(|(index, _, rotation)| (index + 1, rotation));
+            self.rotation_cache = Some((hash, found));
+        }
+        let (_, found) = self.rotation_cache.as_ref()?;
+        found
+            .clone()
+            .filter(|(_, r)| r.epoch == self.membership.epoch)
+    }
+
     fn finalized(&self) -> (u64, H256) {
         let info = self.client.info();
         (
@@ -1544,6 +1580,7 @@ where
     }
 
     fn publish_status(&mut self) {
+        let rotation = self.finalized_rotation();
         let m = &self.membership;
         let (fin, _) = self.finalized();
         let mut s = self.counters.clone();
@@ -1559,6 +1596,15 @@ where
             .filter(|v| v.as_ref().is_some_and(|k| m.contains(k)))
             .count() as u32;
         s.last_finalized = fin;
+        if let Some((next, rotation)) = rotation {
+            s.next_checkpoint_leader = Some(hex(&rotation.leader(m, next, 0)));
+            s.skipped_checkpoint_leaders = m
+                .validators()
+                .iter()
+                .filter(|v| rotation.skips(m, v, next))
+                .map(|v| hex(v))
+                .collect();
+        }
         if let Some(r) = &self.replica {
             let st = r.stats();
             s.last_block = st.built;
