@@ -86,8 +86,10 @@ export async function runChecks(endpoints) {
   // Unset only right at an epoch boundary (the finalized header still carries the old epoch's rotation).
   const validatorKeys = status.validators.map((v) => v.toString());
   const next = status.nextCheckpointLeader;
-  check(next.isNone || validatorKeys.includes(next.unwrap().toString()), `bsmr_status.nextCheckpointLeader ${next}`);
-  check(status.skippedCheckpointLeaders.every((v) => validatorKeys.includes(v.toString())), `bsmr_status.skippedCheckpointLeaders ${status.skippedCheckpointLeaders}`);
+  const position = (v) => validatorKeys.indexOf(v.toString());
+  check(next.isNone || position(next.unwrap()) >= 0, `bsmr_status.nextCheckpointLeader: validator #${next.isSome ? position(next.unwrap()) : 'none'}`);
+  const skipped = status.skippedCheckpointLeaders.map(position);
+  check(skipped.every((i) => i >= 0), `bsmr_status.skippedCheckpointLeaders: validators [${skipped}]`);
 
   // Membership pallet: read it, and change it through sudo (schedule Ferdie in, or out if a
   // previous run already added him; the change is enacted at the next epoch boundary).

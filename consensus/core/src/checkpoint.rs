@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn rules() {
-        let m = Membership::new([0; 32], 0, (0..4u8).map(|i| [i; 32]).collect());
+        let m = Membership::for_tests(4);
         let r = Rotation::fresh(0);
         assert_eq!(
             classify(&m, &cand(&m, 3, 0, [7; 32]), 2, &[7; 32], 0, &r),

@@ -85,6 +85,11 @@ impl Membership {
     pub fn fixed_checkpoint_leader(&self) -> bool {
         self.fixed_checkpoint_leader
     }
+    /// n validators [0; 32], [1; 32], ... of epoch 0 (unit tests).
+    #[cfg(test)]
+    pub(crate) fn for_tests(n: u8) -> Self {
+        Membership::new([0; 32], 0, (0..n).map(|i| [i; 32]).collect())
+    }
 }
 
 #[cfg(test)]
@@ -92,7 +97,7 @@ mod tests {
     use super::*;
 
     fn m(n: u8) -> Membership {
-        Membership::new([0; 32], 0, (0..n).map(|i| [i; 32]).collect())
+        Membership::for_tests(n)
     }
 
     #[test]

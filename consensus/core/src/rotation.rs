@@ -133,7 +133,7 @@ mod tests {
     use super::*;
 
     fn m(n: u8) -> Membership {
-        Membership::new([0; 32], 0, (0..n).map(|i| [i; 32]).collect())
+        Membership::for_tests(n)
     }
 
     #[test]
