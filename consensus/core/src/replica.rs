@@ -1168,13 +1168,7 @@ impl Replica {
             }
         }
         if let (InstanceId::Ckpt(b), Some(h)) = (inst, &cmd_header) {
-            if b != self.last_ckpt + 1 {
-                let st = self.insts.get_mut(&inst).expect("inserted above; qed");
-                if st.parked.len() < 8 {
-                    st.parked.push((from, pp));
-                }
-                return;
-            }
+            // b = last_ckpt + 1 here: later indexes were parked above.
             let BatchKind::Checkpoint {
                 index,
                 timestamp_ms,
@@ -1449,10 +1443,10 @@ impl Replica {
             self.start_view_change(inst, target);
         }
         let leader = match inst {
-            InstanceId::Cmd { proposer, .. } => self.m().leader_cmd(&proposer, nv),
-            InstanceId::Ckpt(b) => self.ckpt_leader(b, nv).unwrap_or(self.me),
+            InstanceId::Cmd { proposer, .. } => Some(self.m().leader_cmd(&proposer, nv)),
+            InstanceId::Ckpt(b) => self.ckpt_leader(b, nv),
         };
-        if enough && leader == self.me {
+        if enough && leader == Some(self.me) {
             self.lead_new_view(inst, nv);
         }
     }
