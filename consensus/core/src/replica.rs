@@ -312,6 +312,11 @@ impl Replica {
     pub fn pending_batches(&self) -> usize {
         self.pending.len()
     }
+    /// The client batches not yet proposed (held in memory only: a crash loses them, as it
+    /// loses a node's transaction pool, and their clients must submit them again).
+    pub fn unproposed(&self) -> impl Iterator<Item = &Vec<Tx>> {
+        self.pending.iter()
+    }
 
     fn restore(&mut self, records: Vec<(Key, Record)>) {
         let mut decisions = Vec::new();

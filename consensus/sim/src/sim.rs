@@ -237,6 +237,8 @@ struct Node {
     skew_ms: u64,
     next_tx: u64,
     submitted: Vec<u64>,
+    /// Client batches lost in a crash before they were proposed, submitted again on restart.
+    resubmit: Vec<Vec<Tx>>,
 }
 
 /// A simulation.
@@ -331,6 +333,7 @@ impl Sim {
                 adv,
                 inc: 0,
                 crashed_for_good: false,
+                resubmit: Vec::new(),
                 skew_ms,
                 next_tx: 0,
                 submitted: vec![],
@@ -749,11 +752,22 @@ impl Sim {
             }
             Ev::Crash { node } => {
                 self.report.crashes_ms.push(self.now_us / 1000);
+                // Client batches the replica held but had not proposed die with it; their
+                // clients submit them again once it is back (below).
+                let lost: Vec<Vec<Tx>> = self.nodes[node]
+                    .replica
+                    .as_ref()
+                    .map(|r| r.unproposed().cloned().collect())
+                    .unwrap_or_default();
+                self.nodes[node].resubmit = lost;
                 self.nodes[node].replica = None;
                 self.nodes[node].inc += 1;
             }
             Ev::Restart { node } => {
                 self.boot(node);
+                for txs in std::mem::take(&mut self.nodes[node].resubmit) {
+                    self.feed(node, Input::ClientBatch(txs));
+                }
             }
             Ev::AdvTick { node } => {
                 let last = self.nodes[node]
