@@ -91,11 +91,17 @@ impl Rotation {
         m.validators()[i]
     }
 
-    /// Whether `v` is currently skipped for view-0 turns at block `b`.
-    pub fn skips(&self, m: &Membership, v: &ValidatorId, b: BlockIndex) -> bool {
-        m.index_of(v)
-            .map(|i| self.is_suspended(i, b))
-            .unwrap_or(false)
+    /// The validators skipped for view-0 turns at block `b`, in rotation order.
+    pub fn skipped<'a>(
+        &'a self,
+        m: &'a Membership,
+        b: BlockIndex,
+    ) -> impl Iterator<Item = &'a ValidatorId> + 'a {
+        m.validators()
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| self.is_suspended(*i, b))
+            .map(|(_, v)| v)
     }
 
     /// The rotation in force for block `b + 1`, given that K_b is the candidate announced in
@@ -154,13 +160,13 @@ mod tests {
         let mm = m(4);
         // Block 5: V1 silent, V2 leads view 1.
         let r = Rotation::fresh(0).after(&mm, 5, 1);
-        assert!(r.skips(&mm, &[1; 32], 6));
+        assert_eq!(r.skipped(&mm, 6).collect::<Vec<_>>(), vec![&[1; 32]]);
         // Its next turn (block 9) goes to the next validator in view 0.
         assert_eq!(r.leader(&mm, 9, 0), [2; 32]);
         assert_eq!(r.leader(&mm, 9, 1), [3; 32]);
         // Suspended for FIRST_SUSPENSION_ROUNDS rounds of 4 blocks, then tried again.
         let back = 5 + FIRST_SUSPENSION_ROUNDS * 4;
-        assert!(r.skips(&mm, &[1; 32], back));
+        assert_eq!(r.skipped(&mm, back).count(), 1);
         assert_eq!(r.leader(&mm, back, 0), [2; 32]);
         assert_eq!(r.leader(&mm, back + 4, 0), [1; 32]);
         // A second miss doubles the suspension.

@@ -674,9 +674,7 @@ where
                             fb.index,
                             fb.checkpoint_view,
                             fb.next_rotation
-                                .suspended
-                                .keys()
-                                .filter_map(|i| self.membership.validators().get(*i as usize))
+                                .skipped(&self.membership, fb.index + 1)
                                 .map(|v| hex(&v[..4]))
                                 .collect::<Vec<_>>()
                         );
@@ -1222,8 +1220,7 @@ where
 
     /// The checkpoint-leader rotation the last finalized block's header carries, with the index
     /// it is in force for, if it belongs to the running epoch (read once per finalized block).
-    fn finalized_rotation(&mut self) -> Option<(u64, Rotation)> {
-        let (_, hash) = self.finalized();
+    fn finalized_rotation(&mut self, hash: H256) -> Option<(u64, Rotation)> {
         if self.rotation_cache.as_ref().map(|(h, _)| *h) != Some(hash) {
             let found = self
                 .client
@@ -1580,9 +1577,9 @@ where
     }
 
     fn publish_status(&mut self) {
-        let rotation = self.finalized_rotation();
+        let (fin, fin_hash) = self.finalized();
+        let rotation = self.finalized_rotation(fin_hash);
         let m = &self.membership;
-        let (fin, _) = self.finalized();
         let mut s = self.counters.clone();
         s.epoch = m.epoch;
         s.validators = m.validators().iter().map(|v| hex(v)).collect();
@@ -1598,12 +1595,7 @@ where
         s.last_finalized = fin;
         if let Some((next, rotation)) = rotation {
             s.next_checkpoint_leader = Some(hex(&rotation.leader(m, next, 0)));
-            s.skipped_checkpoint_leaders = m
-                .validators()
-                .iter()
-                .filter(|v| rotation.skips(m, v, next))
-                .map(|v| hex(v))
-                .collect();
+            s.skipped_checkpoint_leaders = rotation.skipped(m, next).map(|v| hex(v)).collect();
         }
         if let Some(r) = &self.replica {
             let st = r.stats();
