@@ -53,6 +53,10 @@ pub struct EngineStatus {
     pub fetches_served: u64,
     /// Answers to this node's fetch requests that it used.
     pub fetches_answered: u64,
+    /// Finality certificates fetched from peers (and checked) for a block this node built but
+    /// did not collect a quorum of votes for: the fallback when neither gossip nor block sync
+    /// brought the certificate.
+    pub certificates_fetched: u64,
     /// "leaderless" or "leader".
     pub mode: String,
     /// The validator (hex) that leads, in view 0, the checkpoint of the block after the last

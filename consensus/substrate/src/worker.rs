@@ -200,7 +200,8 @@ struct FetchAnswer {
 const REPROPOSE_GRACE_MS: u64 = 1_000;
 /// Fetch requests in flight at most; the core asks again on its resend timers.
 const MAX_FETCHES_IN_FLIGHT: usize = 256;
-/// A built block still waiting for votes this long asks peers for its certificate.
+/// A built block still waiting for votes this long asks peers for its certificate. It asks at
+/// once when the network is visibly past it (see `network_is_past`).
 const CERTIFICATE_FETCH_AFTER_MS: u64 = 4_000;
 /// An own batch counts as undecided for the in-flight limit for at most this long.
 const INFLIGHT_HORIZON_MS: u64 = 5_000;
@@ -417,6 +418,11 @@ struct Engine<B: BlockT, BE, C, P> {
     next_vote_resend_ms: u64,
     /// When the block in `awaiting` was built.
     awaiting_since_ms: u64,
+    /// The height whose certificate was last requested because the network is past it.
+    early_certificate_request: u64,
+    /// The highest height each validator sent a valid finality vote for (also above the vote
+    /// horizon): how far ahead the network is.
+    highest_vote: BTreeMap<ValidatorId, u64>,
     next_status_ms: u64,
     counters: EngineStatus,
     _backend: PhantomData<BE>,
@@ -511,6 +517,8 @@ where
             next_ckpt_ms: now + p.config.block_time_ms,
             next_vote_resend_ms: now,
             awaiting_since_ms: now,
+            early_certificate_request: 0,
+            highest_vote: BTreeMap::new(),
             next_status_ms: now,
             counters: EngineStatus {
                 mode: p.config.mode.name().into(),
@@ -547,6 +555,14 @@ where
                 self.feed(bsmr_consensus_core::Input::CheckpointDue)?;
             }
             self.advance_blocks().await?;
+            if let Some(number) = self.awaiting.as_ref().map(|a| a.number) {
+                if self.early_certificate_request < number && self.network_is_past(number) {
+                    // A validator catching up builds blocks whose votes went out long ago:
+                    // waiting for them would cost the fetch delay per block.
+                    self.early_certificate_request = number;
+                    self.request_certificate(number);
+                }
+            }
             if self.awaiting.is_some() && now >= self.next_vote_resend_ms {
                 self.next_vote_resend_ms = now + 2_000;
                 if let Some(a) = &self.awaiting {
@@ -806,6 +822,18 @@ where
         );
     }
 
+    /// Have f + 1 validators, so at least one correct one, voted above block `number`? A correct
+    /// validator votes for a block only after finalizing its parent, so block `number` is then
+    /// final elsewhere and its certificate can be fetched.
+    fn network_is_past(&self, number: u64) -> bool {
+        let voters = self
+            .highest_vote
+            .iter()
+            .filter(|(v, n)| **n > number && self.membership.contains(v))
+            .count();
+        voters > self.membership.f()
+    }
+
     /// Ask every validator peer for the certificate of block `number`.
     fn request_certificate(&mut self, number: u64) {
         let payload = FetchRequest::Certificate { number }.encode();
@@ -950,7 +978,8 @@ where
                     }
                 };
                 self.counters.fetches_answered += 1;
-                log::debug!(target: LOG, "certificate of #{number} fetched from {peer}");
+                self.counters.certificates_fetched += 1;
+                log::info!(target: LOG, "📜 certificate of #{number} fetched from {peer}");
                 // Each signature is checked like a vote; a valid quorum for another block than
                 // the one built here halts the node (deterministic building diverged).
                 for (signer, sig) in cert.signatures {
@@ -1250,11 +1279,16 @@ where
         if !self.membership.contains(&v.signer) || v.body.epoch != self.membership.epoch {
             return Ok(());
         }
-        if v.body.number <= fin || v.body.number > fin + VOTE_HORIZON {
+        if v.body.number <= fin {
             return Ok(());
         }
         if !v.verify(&self.genesis, &Sr25519Verifier) {
             self.network.report_peer(peer, cost::BAD_VOTE);
+            return Ok(());
+        }
+        let highest = self.highest_vote.entry(v.signer).or_default();
+        *highest = (*highest).max(v.body.number);
+        if v.body.number > fin + VOTE_HORIZON {
             return Ok(());
         }
         let at = self.votes.entry(v.body.number).or_default();
