@@ -1,10 +1,11 @@
 //! What each extrinsic touches, for the engine's conflict detection (protocol.md, "Commands and
 //! conflicts"): a balances transfer touches its signer and its destination; any other signed call
 //! touches its signer plus the GLOBAL key (it conflicts with everything), because the node cannot
-//! tell what it reads or writes. Unsigned extrinsics are never proposed.
+//! tell what it reads or writes. Of unsigned extrinsics only misbehaviour reports are proposed
+//! (as GLOBAL: they conflict with everything); inherents are the block builder's.
 
 use bsmr_consensus_core::{AccountId, GLOBAL};
-use bsmr_runtime::{BalancesCall, RuntimeCall, UncheckedExtrinsic};
+use bsmr_runtime::{BalancesCall, MembershipCall, RuntimeCall, UncheckedExtrinsic};
 use codec::DecodeLimit;
 use sc_consensus_bsmr::{TxClassifier, TxInfo};
 use sp_runtime::{generic::Preamble, MultiAddress};
@@ -26,6 +27,17 @@ impl TxClassifier for RuntimeClassifier {
         }
         let sender: AccountId = match &xt.preamble {
             Preamble::Signed(MultiAddress::Id(who), _, _) => *who.as_ref(),
+            Preamble::Bare(_)
+                if matches!(
+                    xt.function,
+                    RuntimeCall::Membership(MembershipCall::report_misbehaviour { .. })
+                ) =>
+            {
+                return Some(TxInfo {
+                    sender: GLOBAL,
+                    access: vec![GLOBAL],
+                })
+            }
             _ => return None,
         };
         let mut access = vec![sender];
@@ -49,5 +61,29 @@ impl TxClassifier for RuntimeClassifier {
         access.sort();
         access.dedup();
         Some(TxInfo { sender, access })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bsmr_runtime::{MembershipCall, RuntimeCall, TimestampCall};
+    use codec::Encode;
+
+    #[test]
+    fn reports_are_global_and_inherents_are_not_proposed() {
+        let report = UncheckedExtrinsic::new_bare(RuntimeCall::Membership(
+            MembershipCall::report_misbehaviour {
+                proof: vec![1, 2, 3].try_into().unwrap(),
+            },
+        ));
+        let info = RuntimeClassifier.classify(&report.encode()).unwrap();
+        assert_eq!((info.sender, info.access), (GLOBAL, vec![GLOBAL]));
+        let inherent =
+            UncheckedExtrinsic::new_bare(RuntimeCall::Timestamp(TimestampCall::set { now: 5 }));
+        assert!(RuntimeClassifier.classify(&inherent.encode()).is_none());
+        let mut trailing = report.encode();
+        trailing.push(0);
+        assert!(RuntimeClassifier.classify(&trailing).is_none());
     }
 }

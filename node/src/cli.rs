@@ -101,6 +101,11 @@ pub struct EngineArgs {
     /// validator proposes every batch and leads every checkpoint. All validators must agree.
     #[arg(long, value_enum, default_value_t = ConsensusMode::Leaderless)]
     pub consensus_mode: ConsensusMode,
+
+    /// TESTING ONLY: make this validator Byzantine. With every finality vote it also signs and
+    /// sends a conflicting one, which its peers prove and report on chain. Hidden from --help.
+    #[arg(long, hide = true)]
+    pub unsafe_equivocate_finality_votes: bool,
 }
 
 /// `--consensus-mode` values.
@@ -126,6 +131,7 @@ impl EngineArgs {
                 ConsensusMode::Leaderless => sc_consensus_bsmr::Mode::Leaderless,
                 ConsensusMode::Leader => sc_consensus_bsmr::Mode::Leader,
             },
+            equivocate_finality_votes: self.unsafe_equivocate_finality_votes,
         }
     }
 }

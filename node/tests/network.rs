@@ -701,6 +701,96 @@ fn a_validator_added_through_sudo_joins_at_the_epoch_boundary_and_signs() {
     );
 }
 
+/// Dave is Byzantine: with each finality vote he signs a conflicting one. The other validators
+/// catch the equivocation, their engines report the proof with an unsigned extrinsic, one of them
+/// proposes it, and the runtime records the offence against Dave (and nobody else) while the
+/// chain keeps finalizing.
+#[test]
+fn a_validator_that_equivocates_its_finality_votes_is_reported_on_chain() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut net = Net::new("equivocation");
+    for i in 0..3 {
+        net.start(i);
+    }
+    net.start_with(3, Some("dave"), &["--unsafe-equivocate-finality-votes"]);
+    net.wait_finalized(&[0, 1, 2], 2, Duration::from_secs(120));
+    let keys: Vec<[u8; 32]> = (0..4)
+        .map(|i| {
+            let key = status_of(&net, i)["localValidator"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            hex::decode(key.trim_start_matches("0x"))
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    // Membership::Offences(epoch 0, key): Twox64Concat epoch, Blake2_128Concat key.
+    let offence_key = |key: &[u8; 32]| -> String {
+        let mut k = sp_io::hashing::twox_128(b"Membership").to_vec();
+        k.extend(sp_io::hashing::twox_128(b"Offences"));
+        k.extend(sp_io::hashing::twox_64(&0u64.to_le_bytes()));
+        k.extend(0u64.to_le_bytes());
+        k.extend(sp_io::hashing::blake2_128(key));
+        k.extend(key);
+        format!("0x{}", hex::encode(k))
+    };
+    let offence_at = |i: usize, key: &[u8; 32]| -> Option<String> {
+        let (_, hash) = net.finalized(i);
+        net.rt
+            .block_on(
+                net.http(i)
+                    .request("state_getStorage", rpc_params![offence_key(key), hash]),
+            )
+            .unwrap()
+    };
+    let start = Instant::now();
+    loop {
+        if let Some(kind) = offence_at(0, &keys[3]) {
+            // MisbehaviourKind::FinalityEquivocation is variant 5.
+            assert_eq!(kind, "0x05", "the offence is a finality equivocation");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no offence recorded against dave: {}",
+            net.logs(&[0])
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (height, _) = net.finalized(0);
+    net.wait_finalized(&[0, 1, 2], height + 3, Duration::from_secs(60));
+    let (height, _) = net.finalized(0);
+    net.assert_same_chain(&[0, 1, 2], height);
+    for i in 0..3 {
+        assert_eq!(
+            offence_at(0, &keys[i]),
+            None,
+            "{} is correct and must not be convicted",
+            net.slots[i].name
+        );
+    }
+    // A validator that already finalized a height ignores later votes for it, so not every
+    // validator sees both of Dave's votes; some do.
+    let caught: u64 = (0..3)
+        .map(|i| {
+            status_of(&net, i)["misbehaviourProofs"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum();
+    assert!(caught > 0, "no validator counted the equivocation");
+    assert!(
+        (0..3).any(|i| net.nodes[i]
+            .as_ref()
+            .unwrap()
+            .log()
+            .contains("reported finality equivocation")),
+        "an engine submitted the report"
+    );
+}
+
 /// The hash of block `n` and the block with its justifications, as `c`'s node has them.
 async fn block_at(c: &HttpClient, n: u64) -> (H256, serde_json::Value) {
     let hash: H256 = c

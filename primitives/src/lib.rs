@@ -5,7 +5,7 @@
 //! - [`KEY_TYPE`] and the [`crypto`] module: the sr25519 application key every validator signs
 //!   consensus messages with.
 //! - [`ValidatorSet`] and the [`BsmrApi`] runtime API through which the engine reads the membership
-//!   set, its epoch and the next scheduled set.
+//!   set, its epoch and the next scheduled set, and builds misbehaviour reports.
 //! - [`fault_tolerance`] and [`quorum_size`]: the thresholds of the protocol (Profile A, n >= 3f+1).
 
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -101,6 +101,10 @@ sp_api::decl_runtime_apis! {
         fn next_validator_set() -> Option<ValidatorSet>;
         /// Length of an epoch in blocks: changes are enacted only at multiples of it.
         fn epoch_length() -> u32;
+        /// The unsigned extrinsic that reports an encoded misbehaviour proof of the consensus
+        /// core on chain, or `None` if the bytes are too long to be one. The proof is checked
+        /// when the extrinsic is validated, not here.
+        fn misbehaviour_report(proof: Vec<u8>) -> Option<<Block as sp_runtime::traits::Block>::Extrinsic>;
     }
 }
 

@@ -16,7 +16,8 @@ use sp_version::RuntimeVersion;
 
 use super::{
     AccountId, Balance, Block, Executive, InherentDataExt, Membership, Nonce, Runtime, RuntimeCall,
-    RuntimeGenesisConfig, SessionKeys, System, TransactionPayment, EPOCH_LENGTH, VERSION,
+    RuntimeGenesisConfig, SessionKeys, System, TransactionPayment, UncheckedExtrinsic,
+    EPOCH_LENGTH, VERSION,
 };
 
 impl_runtime_apis! {
@@ -106,6 +107,12 @@ impl_runtime_apis! {
 
         fn epoch_length() -> u32 {
             EPOCH_LENGTH
+        }
+
+        fn misbehaviour_report(proof: Vec<u8>) -> Option<<Block as BlockT>::Extrinsic> {
+            let proof = proof.try_into().ok()?;
+            let call = pallet_bsmr_membership::Call::report_misbehaviour { proof };
+            Some(UncheckedExtrinsic::new_bare(RuntimeCall::Membership(call)))
         }
     }
 

@@ -6,6 +6,7 @@
 //! The engine plugs its keystore in as a [`Signer`]; the simulator uses real sr25519.
 
 use crate::types::{hash, Digest, Epoch, Signature, ValidatorId};
+use alloc::vec::Vec;
 use codec::{Decode, Encode};
 
 /// Produces signatures for the local validator.

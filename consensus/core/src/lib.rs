@@ -7,19 +7,34 @@
 //! Drive a [`Replica`] with [`Replica::handle`]`(now_ms, Input) -> Vec<Output>`; apply every
 //! [`Output::Persist`] before any later [`Output::Send`] of the same batch. See
 //! `docs/consensus.md` for the design and the papers it follows.
+//!
+//! Without the default `std` feature only the message formats and the misbehaviour-proof check
+//! are built (`no_std` + `alloc`): the runtime's membership pallet verifies reported proofs with
+//! the same code that produces them.
 #![warn(missing_docs)]
+#![cfg_attr(not(feature = "std"), no_std)]
 
+extern crate alloc;
+
+#[cfg(feature = "std")]
 pub mod checkpoint;
 pub mod crypto;
+#[cfg(feature = "std")]
 pub mod dds;
+#[cfg(feature = "std")]
 pub mod epoch;
+#[cfg(feature = "std")]
 pub mod executor;
+#[cfg(feature = "std")]
 pub mod gc;
+#[cfg(feature = "std")]
 pub mod instance;
 pub mod membership;
 pub mod misbehaviour;
+#[cfg(feature = "std")]
 pub mod replica;
 pub mod rotation;
+#[cfg(feature = "std")]
 pub mod storage;
 pub mod types;
 pub mod validity;
@@ -28,8 +43,10 @@ pub mod wire;
 pub use crypto::{InsecureTestCrypto, Signed, Signer, Verifier};
 pub use membership::Membership;
 pub use misbehaviour::Proof;
+#[cfg(feature = "std")]
 pub use replica::{Config, Input, Output, Replica, Stats, TimerId};
 pub use rotation::Rotation;
+#[cfg(feature = "std")]
 pub use storage::{Key, MemStorage, Record, Storage, StorageOp};
 pub use types::*;
 pub use wire::{decode_message, encode_message, FinishedBlock, Message, SignedBatch};

@@ -5,7 +5,10 @@
 //! view-change join threshold is `f+1`.
 
 use crate::types::{Digest, Epoch, ValidatorId, View};
-use std::collections::BTreeMap;
+use alloc::{
+    collections::{btree_map::Entry, BTreeMap},
+    vec::Vec,
+};
 
 /// The validator set of one epoch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,7 +29,7 @@ impl Membership {
         let mut index = BTreeMap::new();
         let mut vs = Vec::new();
         for v in validators {
-            if let std::collections::btree_map::Entry::Vacant(e) = index.entry(v) {
+            if let Entry::Vacant(e) = index.entry(v) {
                 e.insert(vs.len());
                 vs.push(v);
             }

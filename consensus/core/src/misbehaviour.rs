@@ -9,7 +9,7 @@ use crate::crypto::{Signed, Verifier};
 use crate::membership::Membership;
 use crate::types::*;
 use crate::validity::check_preprepare;
-use crate::wire::{PrePrepareBody, ReplyBody, VoteBody};
+use crate::wire::{FinalityVote, PrePrepareBody, ReplyBody, VoteBody};
 use codec::{Decode, Encode};
 
 /// A misbehaviour proof.
@@ -27,7 +27,12 @@ pub enum Proof {
     /// A signed pre-prepare whose self-contained check fails. The optional header is the command
     /// the value names (needed to check a checkpoint proposal).
     InvalidProposal(Signed<PrePrepareBody>, Option<Signed<BatchHeader>>),
+    /// Two different finality votes of one validator for one height.
+    FinalityEquivocation(Signed<FinalityVote>, Signed<FinalityVote>),
 }
+
+/// Largest encoded proof accepted from outside (a reported proof, on chain or off).
+pub const MAX_PROOF_LEN: usize = 256 * 1024;
 
 fn slot(h: &BatchHeader) -> (Epoch, ValidatorId, Seq, Option<(BlockIndex, View)>) {
     match h.kind {
@@ -37,6 +42,53 @@ fn slot(h: &BatchHeader) -> (Epoch, ValidatorId, Seq, Option<(BlockIndex, View)>
 }
 
 impl Proof {
+    /// The epoch of the (first) statement: the validator set the proof must be checked against.
+    pub fn epoch(&self) -> Epoch {
+        match self {
+            Proof::BatchEquivocation(a, _) => a.body.epoch,
+            Proof::ReplyEquivocation(a, _) => a.body.epoch,
+            Proof::VoteEquivocation(a, _) => a.body.epoch,
+            Proof::PrePrepareEquivocation(a, _) => a.body.epoch,
+            Proof::InvalidProposal(pp, _) => pp.body.epoch,
+            Proof::FinalityEquivocation(a, _) => a.body.epoch,
+        }
+    }
+
+    /// The validator the proof accuses (the signer of its first statement); [`Proof::check`]
+    /// decides whether it convicts.
+    pub fn accused(&self) -> ValidatorId {
+        match self {
+            Proof::BatchEquivocation(a, _) => a.signer,
+            Proof::ReplyEquivocation(a, _) => a.signer,
+            Proof::VoteEquivocation(a, _) => a.signer,
+            Proof::PrePrepareEquivocation(a, _) => a.signer,
+            Proof::InvalidProposal(pp, _) => pp.signer,
+            Proof::FinalityEquivocation(a, _) => a.signer,
+        }
+    }
+
+    /// A short name of the kind of misbehaviour.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Proof::BatchEquivocation(..) => "batch equivocation",
+            Proof::ReplyEquivocation(..) => "reply equivocation",
+            Proof::VoteEquivocation(..) => "vote equivocation",
+            Proof::PrePrepareEquivocation(..) => "pre-prepare equivocation",
+            Proof::InvalidProposal(..) => "invalid proposal",
+            Proof::FinalityEquivocation(..) => "finality equivocation",
+        }
+    }
+
+    /// Decode a proof from untrusted bytes (bounded depth and length).
+    pub fn decode_untrusted(bytes: &[u8]) -> Option<Proof> {
+        if bytes.len() > MAX_PROOF_LEN {
+            return None;
+        }
+        let mut input = bytes;
+        let proof = <Proof as codec::DecodeLimit>::decode_with_depth_limit(16, &mut input).ok()?;
+        input.is_empty().then_some(proof)
+    }
+
     /// Verify the proof; returns the validator it convicts.
     pub fn check(
         &self,
@@ -74,6 +126,13 @@ impl Proof {
                 && (a.body.epoch, a.body.inst, a.body.view)
                     == (b.body.epoch, b.body.inst, b.body.view)
                 && a.body.value != b.body.value
+                && a.verify(g, verifier)
+                && b.verify(g, verifier))
+            .then_some(a.signer),
+            Proof::FinalityEquivocation(a, b) => (a.signer == b.signer
+                && m.contains(&a.signer)
+                && (a.body.epoch, a.body.number) == (b.body.epoch, b.body.number)
+                && a.body != b.body
                 && a.verify(g, verifier)
                 && b.verify(g, verifier))
             .then_some(a.signer),
@@ -118,7 +177,7 @@ impl Proof {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::InsecureTestCrypto;
+    use crate::crypto::{InsecureTestCrypto, Signer};
 
     #[test]
     fn vote_equivocation_convicts_and_same_vote_does_not() {
@@ -142,5 +201,43 @@ mod tests {
             Some([1; 32])
         );
         assert_eq!(Proof::VoteEquivocation(v(1), v(1)).check(&m, &k, 8), None);
+    }
+
+    #[test]
+    fn finality_equivocation_needs_one_height_and_two_bodies() {
+        let m = Membership::new([0; 32], 0, vec![[1; 32], [2; 32], [3; 32], [4; 32]]);
+        let k = InsecureTestCrypto([2; 32]);
+        let v = |number: u64, d: u8| {
+            Signed::sign(
+                FinalityVote {
+                    epoch: 0,
+                    number,
+                    hash: [d; 32],
+                    state_root: [0; 32],
+                },
+                &m.genesis,
+                &k,
+            )
+        };
+        let proof = Proof::FinalityEquivocation(v(7, 1), v(7, 2));
+        assert_eq!(proof.check(&m, &k, 8), Some([2; 32]));
+        assert_eq!(Proof::decode_untrusted(&proof.encode()), Some(proof));
+        // Votes for two heights are what a correct validator sends.
+        assert_eq!(
+            Proof::FinalityEquivocation(v(7, 1), v(8, 2)).check(&m, &k, 8),
+            None
+        );
+        // Someone else's key cannot sign for validator 2.
+        let mut forged = v(7, 2);
+        forged.sig = InsecureTestCrypto([3; 32]).sign(&[9; 32]);
+        assert_eq!(
+            Proof::FinalityEquivocation(v(7, 1), forged).check(&m, &k, 8),
+            None
+        );
+        // Trailing bytes and garbage do not decode.
+        let mut bytes = Proof::FinalityEquivocation(v(7, 1), v(7, 2)).encode();
+        bytes.push(0);
+        assert_eq!(Proof::decode_untrusted(&bytes), None);
+        assert_eq!(Proof::decode_untrusted(&[0xff; 40]), None);
     }
 }

@@ -51,7 +51,7 @@ impl Config {
     pub fn new(membership: Membership) -> Self {
         Config {
             membership,
-            window: 16,
+            window: crate::validity::DEFAULT_WINDOW,
             recovery_timeout_ms: 3_000,
             ckpt_timeout_ms: 4_000,
             resend_ms: 1_500,

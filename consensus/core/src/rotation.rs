@@ -23,8 +23,8 @@
 
 use crate::membership::Membership;
 use crate::types::{BlockIndex, Epoch, ValidatorId, View};
+use alloc::collections::BTreeMap;
 use codec::{Decode, Encode};
-use std::collections::BTreeMap;
 
 /// Suspension length after the first miss, in rounds of n blocks; doubles with each consecutive
 /// miss. Each retry of a validator that is still down costs one checkpoint view change, so the

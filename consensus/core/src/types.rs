@@ -4,6 +4,7 @@
 //! Its identity is `blake2_256(SCALE(header))`. Two commands conflict iff either is a
 //! checkpoint candidate or their access sets intersect; [`GLOBAL`] conflicts with everything.
 
+use alloc::vec::Vec;
 use codec::{Decode, Encode};
 
 /// A validator identity: its sr25519 public key.

@@ -9,7 +9,12 @@ use crate::crypto::{Signed, Verifier};
 use crate::membership::Membership;
 use crate::types::*;
 use crate::wire::{Phase, PrePrepareBody, PreparedCert, ReplyBody, ViewChangeBody, VoteBody};
-use std::collections::BTreeSet;
+use alloc::{collections::BTreeSet, vec::Vec};
+
+/// W, the per-proposer window above the decided watermark that every node runs with
+/// ([`crate::replica::Config`]'s default). The runtime checks reported proofs with it, so a node
+/// must not run a larger window than the chain judges by.
+pub const DEFAULT_WINDOW: u64 = 16;
 
 /// Max checkpoint-candidate references in one reply.
 pub const MAX_CKPT_REFS: usize = 64;

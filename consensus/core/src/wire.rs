@@ -9,6 +9,7 @@
 use crate::crypto::{Signable, Signed};
 use crate::rotation::Rotation;
 use crate::types::*;
+use alloc::vec::Vec;
 use codec::{Decode, DecodeLimit, Encode};
 
 /// Maximum encoded size of one message.
@@ -145,6 +146,28 @@ pub struct PrePrepareBody {
 
 impl Signable for PrePrepareBody {
     const TAG: &'static [u8] = b"preprepare";
+    fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+}
+
+/// What a validator signs after executing block `number` (protocol.md, "Execution and blocks",
+/// Finality); q of them for one block are its certificate. Two different votes of one validator
+/// for one height are a finality equivocation.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Encode, Decode)]
+pub struct FinalityVote {
+    /// Epoch of the signer's validator set.
+    pub epoch: Epoch,
+    /// Block number (= checkpoint index b).
+    pub number: u64,
+    /// Block hash.
+    pub hash: Digest,
+    /// State root after executing the block.
+    pub state_root: Digest,
+}
+
+impl Signable for FinalityVote {
+    const TAG: &'static [u8] = b"finality";
     fn epoch(&self) -> Epoch {
         self.epoch
     }

@@ -6,34 +6,13 @@
 //! Verification here is pure: the caller supplies the set (read through the runtime API at the
 //! parent), so import and sync check exactly the same thing.
 
-use bsmr_consensus_core::{
-    crypto::Signable, Digest, Epoch, Membership, Signed, ValidatorId, Verifier,
-};
+pub use bsmr_consensus_core::wire::FinalityVote;
+use bsmr_consensus_core::{Digest, Epoch, Membership, Signed, ValidatorId, Verifier};
 use codec::{Decode, DecodeLimit, Encode};
 use std::collections::BTreeSet;
 
 /// Upper bound on signatures in one certificate (protects decoding of untrusted justifications).
 pub const MAX_CERT_SIGNATURES: usize = 1024;
-
-/// What a validator signs after executing a block.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Encode, Decode)]
-pub struct FinalityVote {
-    /// Epoch of the signer's validator set.
-    pub epoch: Epoch,
-    /// Block number (= checkpoint index b).
-    pub number: u64,
-    /// Block hash.
-    pub hash: Digest,
-    /// State root after executing the block.
-    pub state_root: Digest,
-}
-
-impl Signable for FinalityVote {
-    const TAG: &'static [u8] = b"finality";
-    fn epoch(&self) -> Epoch {
-        self.epoch
-    }
-}
 
 /// q signatures over one [`FinalityVote`]: the justification of a bsmr block.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]

@@ -24,9 +24,9 @@ use crate::status::{CommandStatus, EngineStatus, SharedStatus};
 use crate::TxClassifier;
 use bsmr_consensus_core::epoch as consensus_epoch;
 use bsmr_consensus_core::{
-    decode_message, encode_message, BatchKind, CommandId, Config as CoreConfig, Digest,
-    FinishedBlock, InstanceId, Membership, Message, Output, Replica, Rotation, Signed, Signer,
-    TimerId, Tx, ValidatorId, Value,
+    decode_message, encode_message, BatchKind, CommandId, Config as CoreConfig, Digest, Epoch,
+    FinishedBlock, InstanceId, Membership, Message, Output, Proof, Replica, Rotation, Signed,
+    Signer, TimerId, Tx, ValidatorId, Value,
 };
 use bsmr_primitives::{BsmrApi, BSMR_ENGINE_ID};
 use codec::Encode;
@@ -43,7 +43,7 @@ use sc_network::{
     service::traits::{NotificationEvent, ValidationResult},
     IfDisconnected, NotificationService, PeerId, ProtocolName, ReputationChange,
 };
-use sc_transaction_pool_api::{InPoolTransaction, TransactionPool};
+use sc_transaction_pool_api::{InPoolTransaction, TransactionPool, TransactionSource};
 
 use crate::client_txs::ClientSubmissions;
 use sp_api::{CallApiAt, ProvideRuntimeApi};
@@ -109,6 +109,9 @@ pub struct EngineConfig {
     pub anyone_delay_ms: u64,
     /// Leaderless (bsmr) or the leader-based baseline.
     pub mode: Mode,
+    /// TESTING ONLY: a Byzantine validator that sends a second, conflicting finality vote for
+    /// every block (the process tests' misbehaviour reporter check).
+    pub equivocate_finality_votes: bool,
 }
 
 impl Default for EngineConfig {
@@ -121,6 +124,7 @@ impl Default for EngineConfig {
             owner_delay_ms: 2_000,
             anyone_delay_ms: 6_000,
             mode: Mode::Leaderless,
+            equivocate_finality_votes: false,
         }
     }
 }
@@ -423,6 +427,10 @@ struct Engine<B: BlockT, BE, C, P> {
     /// The highest height each validator sent a valid finality vote for (also above the vote
     /// horizon): how far ahead the network is.
     highest_vote: BTreeMap<ValidatorId, u64>,
+    /// Misbehaviour proofs to report on chain, one per accused validator and epoch, and the
+    /// (epoch, validator) pairs already handed to the pool.
+    reports: BTreeMap<(Epoch, ValidatorId), Proof>,
+    reported: BTreeSet<(Epoch, ValidatorId)>,
     next_status_ms: u64,
     counters: EngineStatus,
     _backend: PhantomData<BE>,
@@ -519,6 +527,8 @@ where
             awaiting_since_ms: now,
             early_certificate_request: 0,
             highest_vote: BTreeMap::new(),
+            reports: BTreeMap::new(),
+            reported: BTreeSet::new(),
             next_status_ms: now,
             counters: EngineStatus {
                 mode: p.config.mode.name().into(),
@@ -555,6 +565,7 @@ where
                 self.feed(bsmr_consensus_core::Input::CheckpointDue)?;
             }
             self.advance_blocks().await?;
+            self.submit_reports().await;
             if let Some(number) = self.awaiting.as_ref().map(|a| a.number) {
                 if self.early_certificate_request < number && self.network_is_past(number) {
                     // A validator catching up builds blocks whose votes went out long ago:
@@ -711,13 +722,7 @@ where
                     }
                     self.build_queue.insert(fb.index, fb);
                 }
-                Output::Misbehaviour(proof) => {
-                    self.counters.misbehaviour_proofs += 1;
-                    if let Some(m) = &self.metrics {
-                        m.misbehaviour.inc();
-                    }
-                    log::warn!(target: LOG, "🚨 misbehaviour proof: {proof:?}");
-                }
+                Output::Misbehaviour(proof) => self.on_misbehaviour(proof),
             }
         }
         Ok(())
@@ -820,6 +825,75 @@ where
             }
             .boxed(),
         );
+    }
+
+    // ------------------------------------------------------------------ misbehaviour
+
+    /// Count and log a proof, and queue it for the chain (once per accused validator and epoch:
+    /// the runtime records one offence per epoch).
+    fn on_misbehaviour(&mut self, proof: Proof) {
+        self.counters.misbehaviour_proofs += 1;
+        if let Some(m) = &self.metrics {
+            m.misbehaviour.inc();
+        }
+        let accused = proof.accused();
+        log::warn!(
+            target: LOG,
+            "🚨 {} by {} in epoch {}",
+            proof.kind(),
+            hex(&accused),
+            proof.epoch()
+        );
+        let key = (proof.epoch(), accused);
+        if proof.epoch() == self.membership.epoch && !self.reported.contains(&key) {
+            self.reports.entry(key).or_insert(proof);
+        }
+    }
+
+    /// Hand queued proofs to the transaction pool as unsigned `report_misbehaviour`
+    /// extrinsics, recorded as this node's own submissions so that it proposes them at once.
+    async fn submit_reports(&mut self) {
+        if self.reports.is_empty() {
+            return;
+        }
+        let (_, at) = self.finalized();
+        for ((epoch, accused), proof) in std::mem::take(&mut self.reports) {
+            self.reported.insert((epoch, accused));
+            let xt = match self
+                .client
+                .runtime_api()
+                .misbehaviour_report(at, proof.encode())
+            {
+                Ok(Some(xt)) => xt,
+                Ok(None) => {
+                    log::warn!(target: LOG, "misbehaviour proof against {} is too large to report", hex(&accused));
+                    continue;
+                }
+                Err(e) => {
+                    log::warn!(target: LOG, "building the misbehaviour report: {e}");
+                    continue;
+                }
+            };
+            match self.pool.submit_one(at, TransactionSource::Local, xt).await {
+                Ok(hash) => {
+                    self.client_submissions.record(hash);
+                    log::info!(
+                        target: LOG,
+                        "📣 reported {} by {} (epoch {epoch}) on chain: transaction {hash:?}",
+                        proof.kind(),
+                        hex(&accused)
+                    );
+                }
+                // Typically: another validator's report of the same offence landed first.
+                Err(e) => log::info!(
+                    target: LOG,
+                    "misbehaviour report against {} not submitted: {e}",
+                    hex(&accused)
+                ),
+            }
+        }
+        let epoch = self.membership.epoch;
+        self.reported.retain(|(e, _)| *e == epoch);
     }
 
     /// Have f + 1 validators, so at least one correct one, voted above block `number`? A correct
@@ -1294,13 +1368,8 @@ where
         let at = self.votes.entry(v.body.number).or_default();
         match at.get(&v.signer) {
             Some(old) if old.body != v.body => {
-                log::warn!(
-                    target: LOG,
-                    "🚨 finality equivocation by {} at #{}: two different votes",
-                    hex(&v.signer),
-                    v.body.number
-                );
-                self.counters.misbehaviour_proofs += 1;
+                let proof = Proof::FinalityEquivocation(old.clone(), v);
+                self.on_misbehaviour(proof);
             }
             Some(_) => {}
             None => {
@@ -1430,6 +1499,16 @@ where
             .or_default()
             .insert(signed.signer, signed.clone());
         self.broadcast(&Frame::Finality(signed.clone()));
+        if self.cfg.equivocate_finality_votes {
+            let mut other = vote;
+            other.hash[0] ^= 0xff;
+            log::warn!(target: LOG, "🎭 (testing) equivocating: a second finality vote for #{b}");
+            self.broadcast(&Frame::Finality(Signed::sign(
+                other,
+                &self.genesis,
+                &*signer,
+            )));
+        }
         self.next_vote_resend_ms = now_ms() + 2_000;
         self.awaiting_since_ms = now_ms();
         self.awaiting = Some(Awaiting {

@@ -18,6 +18,13 @@
 //! The set's fault tolerance `f = floor((n-1)/3)` and quorum `q = ceil((n+f+1)/2)` are exposed by
 //! [`Pallet::fault_tolerance`] and [`Pallet::quorum`]; the runtime API `BsmrApi` reads
 //! [`Pallet::validator_set`] and [`Pallet::next_validator_set`].
+//!
+//! Misbehaviour (protocol.md, "Misbehaviour") is reported on chain with the unsigned call
+//! [`Pallet::report_misbehaviour`]: a self-contained proof of the consensus core
+//! ([`bsmr_consensus_core::Proof`]) against a member of the current epoch, checked here with the
+//! same code that produced it, and recorded once per offender and epoch in [`Offences`]. The
+//! engine of every validator that catches a member misbehaving submits one; the first to land
+//! counts, later ones are rejected as already reported.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -37,6 +44,66 @@ pub mod weights;
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use scale_info::TypeInfo;
 
+/// What a reported misbehaviour proof showed (the kinds of [`bsmr_consensus_core::Proof`]).
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Debug,
+    Encode,
+    Decode,
+    DecodeWithMemTracking,
+    TypeInfo,
+    MaxEncodedLen,
+)]
+pub enum MisbehaviourKind {
+    /// Two batch headers for one slot.
+    BatchEquivocation,
+    /// Two dependency replies to one command.
+    ReplyEquivocation,
+    /// Two consensus votes for one instance, view and phase.
+    VoteEquivocation,
+    /// Two pre-prepares for one instance and view.
+    PrePrepareEquivocation,
+    /// A signed proposal that fails its self-contained validity check.
+    InvalidProposal,
+    /// Two finality votes for one height.
+    FinalityEquivocation,
+}
+
+impl From<&bsmr_consensus_core::Proof> for MisbehaviourKind {
+    fn from(p: &bsmr_consensus_core::Proof) -> Self {
+        use bsmr_consensus_core::Proof::*;
+        match p {
+            BatchEquivocation(..) => Self::BatchEquivocation,
+            ReplyEquivocation(..) => Self::ReplyEquivocation,
+            VoteEquivocation(..) => Self::VoteEquivocation,
+            PrePrepareEquivocation(..) => Self::PrePrepareEquivocation,
+            InvalidProposal(..) => Self::InvalidProposal,
+            FinalityEquivocation(..) => Self::FinalityEquivocation,
+        }
+    }
+}
+
+/// Checks sr25519 signatures of consensus messages inside the runtime.
+struct RuntimeVerifier;
+
+impl bsmr_consensus_core::Verifier for RuntimeVerifier {
+    fn verify(
+        &self,
+        who: &bsmr_consensus_core::ValidatorId,
+        digest: &bsmr_consensus_core::Digest,
+        sig: &bsmr_consensus_core::Signature,
+    ) -> bool {
+        sp_io::crypto::sr25519_verify(
+            &sp_core::sr25519::Signature::from_raw(*sig),
+            digest,
+            &sp_core::sr25519::Public::from_raw(*who),
+        )
+    }
+}
+
 /// A change to one member, queued until the next epoch boundary.
 #[derive(
     Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, TypeInfo, MaxEncodedLen,
@@ -52,12 +119,16 @@ pub enum MemberChange<Key> {
 
 #[frame_support::pallet]
 pub mod pallet {
-    use super::{MemberChange, WeightInfo};
+    use super::{MemberChange, MisbehaviourKind, RuntimeVerifier, WeightInfo};
     use alloc::vec::Vec;
+    use bsmr_consensus_core::{misbehaviour::MAX_PROOF_LEN, validity::DEFAULT_WINDOW, Proof};
     use bsmr_primitives::{AuthorityId, EpochIndex, ValidatorSet};
     use frame_support::pallet_prelude::*;
     use frame_system::pallet_prelude::*;
     use sp_runtime::traits::Zero;
+
+    /// An encoded [`Proof`], bounded by the core's limit for untrusted proofs.
+    pub type ProofBytes = BoundedVec<u8, ConstU32<{ MAX_PROOF_LEN as u32 }>>;
 
     /// A member: its account and its consensus key.
     pub type MemberOf<T> = (<T as frame_system::Config>::AccountId, AuthorityId);
@@ -97,6 +168,19 @@ pub mod pallet {
     /// Index of the current epoch; it increases by one each time queued changes are enacted.
     #[pallet::storage]
     pub type CurrentEpoch<T: Config> = StorageValue<_, EpochIndex, ValueQuery>;
+
+    /// Misbehaviour reported on chain: per epoch, each convicted member with the kind of its
+    /// first proof. A member is recorded once per epoch.
+    #[pallet::storage]
+    pub type Offences<T: Config> = StorageDoubleMap<
+        _,
+        Twox64Concat,
+        EpochIndex,
+        Blake2_128Concat,
+        AuthorityId,
+        MisbehaviourKind,
+        OptionQuery,
+    >;
 
     /// The smallest size the set may shrink to (4 on local networks, 1 on a dev chain).
     #[pallet::storage]
@@ -160,6 +244,12 @@ pub mod pallet {
         NewEpoch { epoch: EpochIndex, members: u32 },
         /// The minimum set size changed.
         MinMembersSet { min_members: u32 },
+        /// A proof convicted the member holding `offender` of misbehaviour in `epoch`.
+        MisbehaviourReported {
+            epoch: EpochIndex,
+            offender: AuthorityId,
+            kind: MisbehaviourKind,
+        },
     }
 
     #[pallet::error]
@@ -178,6 +268,12 @@ pub mod pallet {
         TooManyMembers,
         /// The minimum must be at least 1 and at most the size the set will have.
         InvalidMinimum,
+        /// The proof does not decode or convicts no member of the current set.
+        InvalidProof,
+        /// The proof is about another epoch than the current one.
+        StaleProof,
+        /// The offender is already recorded for this epoch.
+        AlreadyReported,
     }
 
     #[pallet::hooks]
@@ -291,9 +387,82 @@ pub mod pallet {
             Self::deposit_event(Event::MinMembersSet { min_members });
             Ok(())
         }
+
+        /// Report a member's misbehaviour with a self-contained proof (an encoded
+        /// [`Proof`] of the current epoch). Unsigned: the proof is its own authorization, and
+        /// it is checked again here when the block executes.
+        #[pallet::call_index(4)]
+        #[pallet::weight(T::WeightInfo::report_misbehaviour(proof.len() as u32))]
+        pub fn report_misbehaviour(origin: OriginFor<T>, proof: ProofBytes) -> DispatchResult {
+            ensure_none(origin)?;
+            let (epoch, offender, kind) = Self::convict(&proof)?;
+            Offences::<T>::insert(epoch, &offender, kind);
+            Self::deposit_event(Event::MisbehaviourReported {
+                epoch,
+                offender,
+                kind,
+            });
+            Ok(())
+        }
+    }
+
+    // `ValidateUnsigned` is deprecated in favour of `#[pallet::authorize]`, which needs
+    // `frame_system::AuthorizeCall` in the runtime's transaction extensions (a change of the
+    // extrinsic format every client signs). It stays supported until April 2027; the migration
+    // is noted in docs/membership.md.
+    #[allow(deprecated)]
+    #[pallet::validate_unsigned]
+    impl<T: Config> ValidateUnsigned for Pallet<T> {
+        type Call = Call<T>;
+
+        fn validate_unsigned(_source: TransactionSource, call: &Self::Call) -> TransactionValidity {
+            let Call::report_misbehaviour { proof } = call else {
+                return InvalidTransaction::Call.into();
+            };
+            let (epoch, offender, _) = Self::convict(proof).map_err(|e| match e {
+                Error::<T>::AlreadyReported | Error::<T>::StaleProof => InvalidTransaction::Stale,
+                _ => InvalidTransaction::BadProof,
+            })?;
+            ValidTransaction::with_tag_prefix("BsmrMisbehaviour")
+                .priority(TransactionPriority::MAX / 2)
+                .and_provides((epoch, offender))
+                .longevity(64)
+                .propagate(true)
+                .build()
+        }
     }
 
     impl<T: Config> Pallet<T> {
+        /// Check an encoded proof against the current set: the epoch, the offender and the kind
+        /// of misbehaviour, if it convicts a member not yet recorded for this epoch.
+        pub fn convict(
+            proof: &[u8],
+        ) -> Result<(EpochIndex, AuthorityId, MisbehaviourKind), Error<T>> {
+            let proof = Proof::decode_untrusted(proof).ok_or(Error::<T>::InvalidProof)?;
+            let epoch = CurrentEpoch::<T>::get();
+            ensure!(proof.epoch() == epoch, Error::<T>::StaleProof);
+            let keys: Vec<[u8; 32]> = Self::validator_keys()
+                .into_iter()
+                .map(|k| sp_core::sr25519::Public::from(k).0)
+                .collect();
+            ensure!(!keys.is_empty(), Error::<T>::InvalidProof);
+            let genesis = frame_system::Pallet::<T>::block_hash(BlockNumberFor::<T>::zero());
+            let genesis: [u8; 32] = genesis
+                .as_ref()
+                .try_into()
+                .map_err(|_| Error::<T>::InvalidProof)?;
+            let set = bsmr_consensus_core::Membership::new(genesis, epoch, keys);
+            let offender = proof
+                .check(&set, &RuntimeVerifier, DEFAULT_WINDOW)
+                .ok_or(Error::<T>::InvalidProof)?;
+            let offender = AuthorityId::from(sp_core::sr25519::Public::from_raw(offender));
+            ensure!(
+                !Offences::<T>::contains_key(epoch, &offender),
+                Error::<T>::AlreadyReported
+            );
+            Ok((epoch, offender, MisbehaviourKind::from(&proof)))
+        }
+
         /// Whether `who` is a member of the set in force.
         pub fn is_member(who: &T::AccountId) -> bool {
             Members::<T>::get()

@@ -283,3 +283,187 @@ fn dev_chain_minimum_of_one_allows_a_single_validator() {
         assert_eq!(CurrentEpoch::<Test>::get(), 2);
     });
 }
+
+// ---------------------------------------------------------------- misbehaviour reports
+
+mod misbehaviour {
+    use super::*;
+    use crate::{MisbehaviourKind, Offences};
+    use bsmr_consensus_core::{
+        wire::{FinalityVote, Phase, VoteBody},
+        InstanceId, Proof, Signed, Signer,
+    };
+    use codec::Encode;
+    use frame_support::pallet_prelude::*;
+    use sp_core::{sr25519, Pair};
+    #[allow(deprecated)]
+    use sp_runtime::traits::ValidateUnsigned;
+
+    /// A member's real sr25519 key pair (the proofs carry real signatures).
+    fn pair(i: u8) -> sr25519::Pair {
+        sr25519::Pair::from_seed(&[i; 32])
+    }
+
+    struct KeySigner(sr25519::Pair);
+    impl Signer for KeySigner {
+        fn public(&self) -> [u8; 32] {
+            self.0.public().0
+        }
+        fn sign(&self, digest: &[u8; 32]) -> [u8; 64] {
+            self.0.sign(digest).0
+        }
+    }
+
+    /// Members 1..=4 holding the keys of `pair(1..=4)`.
+    fn ext() -> sp_io::TestExternalities {
+        new_test_ext_with(
+            (1..=4u8)
+                .map(|i| {
+                    (
+                        i as u64,
+                        bsmr_primitives::AuthorityId::from(pair(i).public()),
+                    )
+                })
+                .collect(),
+            4,
+        )
+    }
+
+    fn genesis() -> [u8; 32] {
+        System::block_hash(0).0
+    }
+
+    fn finality_vote(i: u8, epoch: u64, number: u64, hash: u8) -> Signed<FinalityVote> {
+        let body = FinalityVote {
+            epoch,
+            number,
+            hash: [hash; 32],
+            state_root: [0; 32],
+        };
+        Signed::sign(body, &genesis(), &KeySigner(pair(i)))
+    }
+
+    fn consensus_vote(i: u8, view: u32, value: u8) -> Signed<VoteBody> {
+        let body = VoteBody {
+            epoch: 0,
+            inst: InstanceId::Ckpt(3),
+            view,
+            phase: Phase::Commit,
+            value: [value; 32],
+        };
+        Signed::sign(body, &genesis(), &KeySigner(pair(i)))
+    }
+
+    fn bytes(p: &Proof) -> crate::ProofBytes {
+        p.encode().try_into().unwrap()
+    }
+
+    fn report(p: &Proof) -> DispatchResult {
+        Membership::report_misbehaviour(RuntimeOrigin::none(), bytes(p))
+    }
+
+    #[allow(deprecated)]
+    fn validate(p: &Proof) -> TransactionValidity {
+        Membership::validate_unsigned(
+            TransactionSource::External,
+            &crate::Call::report_misbehaviour { proof: bytes(p) },
+        )
+    }
+
+    #[test]
+    fn an_equivocation_is_recorded_once_per_epoch() {
+        ext().execute_with(|| {
+            let proof =
+                Proof::FinalityEquivocation(finality_vote(2, 0, 7, 1), finality_vote(2, 0, 7, 2));
+            let offender = bsmr_primitives::AuthorityId::from(pair(2).public());
+            assert!(validate(&proof).is_ok());
+            assert_ok!(report(&proof));
+            assert_eq!(
+                Offences::<Test>::get(0, &offender),
+                Some(MisbehaviourKind::FinalityEquivocation)
+            );
+            System::assert_last_event(
+                Event::MisbehaviourReported {
+                    epoch: 0,
+                    offender: offender.clone(),
+                    kind: MisbehaviourKind::FinalityEquivocation,
+                }
+                .into(),
+            );
+            // Another proof against the same member in the same epoch adds nothing.
+            let again = Proof::VoteEquivocation(consensus_vote(2, 0, 1), consensus_vote(2, 0, 2));
+            assert_noop!(report(&again), Error::<Test>::AlreadyReported);
+            assert_eq!(validate(&again), Err(InvalidTransaction::Stale.into()));
+            // A proof against another member is its own record.
+            let other = Proof::VoteEquivocation(consensus_vote(3, 0, 1), consensus_vote(3, 0, 2));
+            assert_ok!(report(&other));
+            assert_eq!(
+                Offences::<Test>::get(0, bsmr_primitives::AuthorityId::from(pair(3).public())),
+                Some(MisbehaviourKind::VoteEquivocation)
+            );
+        });
+    }
+
+    #[test]
+    fn what_a_correct_validator_signs_convicts_nobody() {
+        ext().execute_with(|| {
+            // One vote per height, and votes in two views: both are what correct validators do.
+            for proof in [
+                Proof::FinalityEquivocation(finality_vote(1, 0, 7, 1), finality_vote(1, 0, 8, 2)),
+                Proof::FinalityEquivocation(finality_vote(1, 0, 7, 1), finality_vote(1, 0, 7, 1)),
+                Proof::VoteEquivocation(consensus_vote(1, 0, 1), consensus_vote(1, 1, 2)),
+            ] {
+                assert_noop!(report(&proof), Error::<Test>::InvalidProof);
+                assert_eq!(validate(&proof), Err(InvalidTransaction::BadProof.into()));
+            }
+        });
+    }
+
+    #[test]
+    fn forged_foreign_stale_and_malformed_proofs_are_rejected() {
+        ext().execute_with(|| {
+            // Validator 3 cannot sign a vote in validator 1's name.
+            let mut forged = finality_vote(3, 0, 7, 2);
+            forged.signer = pair(1).public().0;
+            let proof = Proof::FinalityEquivocation(finality_vote(1, 0, 7, 1), forged);
+            assert_noop!(report(&proof), Error::<Test>::InvalidProof);
+            // A key that is not a member convicts nobody.
+            let outsider =
+                Proof::FinalityEquivocation(finality_vote(9, 0, 7, 1), finality_vote(9, 0, 7, 2));
+            assert_noop!(report(&outsider), Error::<Test>::InvalidProof);
+            // Signed for another chain (genesis) does not verify here.
+            let other_chain = |hash: u8| {
+                let body = FinalityVote {
+                    epoch: 0,
+                    number: 7,
+                    hash: [hash; 32],
+                    state_root: [0; 32],
+                };
+                Signed::sign(body, &[42; 32], &KeySigner(pair(1)))
+            };
+            let replayed = Proof::FinalityEquivocation(other_chain(1), other_chain(2));
+            assert_noop!(report(&replayed), Error::<Test>::InvalidProof);
+            // A proof of another epoch is stale.
+            let stale =
+                Proof::FinalityEquivocation(finality_vote(1, 5, 7, 1), finality_vote(1, 5, 7, 2));
+            assert_noop!(report(&stale), Error::<Test>::StaleProof);
+            // Bytes that are no proof.
+            assert_noop!(
+                Membership::report_misbehaviour(
+                    RuntimeOrigin::none(),
+                    vec![0xff; 50].try_into().unwrap()
+                ),
+                Error::<Test>::InvalidProof
+            );
+            // The call is unsigned only.
+            let good =
+                Proof::FinalityEquivocation(finality_vote(1, 0, 7, 1), finality_vote(1, 0, 7, 2));
+            assert_noop!(
+                Membership::report_misbehaviour(RuntimeOrigin::signed(1), bytes(&good)),
+                DispatchError::BadOrigin
+            );
+            let _ = Membership::on_initialize(2);
+            assert_eq!(Offences::<Test>::iter().count(), 0);
+        });
+    }
+}
