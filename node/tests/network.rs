@@ -8,6 +8,8 @@
 //!   peers, it catches up through the `/bsmr/fetch/1` request-response protocol alone (finished
 //!   blocks for its core, then the certificates of the blocks it builds);
 //! - a full node started late syncs from genesis, verifying every certificate;
+//! - a Byzantine validator's conflicting finality votes are caught, reported with an unsigned
+//!   extrinsic and recorded on chain against it alone;
 //! - the validator a client submitted a transaction to is the one that proposes it;
 //! - with two validators down (more than f) finality stops and nothing forks; when one returns,
 //!   finality resumes (two validators on litep2p, two on libp2p).
