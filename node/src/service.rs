@@ -226,6 +226,7 @@ pub fn new_full<
             pool: transaction_pool,
             client_submissions,
             keystore,
+            local_keystore: Some(keystore_container.local_keystore()),
             validator: is_validator,
             network,
             notifications: bsmr_notifications,

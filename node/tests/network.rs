@@ -765,12 +765,12 @@ fn a_validator_that_equivocates_its_finality_votes_is_reported_on_chain() {
     net.wait_finalized(&[0, 1, 2], height + 3, Duration::from_secs(60));
     let (height, _) = net.finalized(0);
     net.assert_same_chain(&[0, 1, 2], height);
-    for i in 0..3 {
+    for (key, slot) in keys.iter().zip(&net.slots).take(3) {
         assert_eq!(
-            offence_at(0, &keys[i]),
+            offence_at(0, key),
             None,
             "{} is correct and must not be convicted",
-            net.slots[i].name
+            slot.name
         );
     }
     // A validator that already finalized a height ignores later votes for it, so not every

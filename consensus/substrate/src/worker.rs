@@ -15,7 +15,7 @@
 
 use crate::aux_store::AuxStorage;
 use crate::builder::{build_block, Built};
-use crate::crypto::{local_member_key, validator_ids, KeystoreSigner, Sr25519Verifier};
+use crate::crypto::{local_member_key, validator_ids, KeySource, KeystoreSigner, Sr25519Verifier};
 use crate::fetch::{self, FetchRequest, FetchResponse};
 use crate::justification::{FinalityCertificate, FinalityVote};
 use crate::metrics::Metrics;
@@ -140,6 +140,9 @@ pub struct EngineParams<B: BlockT, C, P> {
     pub client_submissions: ClientSubmissions<H256>,
     /// The keystore (the validator key is looked up in it).
     pub keystore: KeystorePtr,
+    /// The same keystore as a local one, if it is: the validator key pair is then loaded once
+    /// rather than on every signature (see [`KeystoreSigner`]).
+    pub local_keystore: Option<Arc<sc_keystore::LocalKeystore>>,
     /// Whether the node runs as a validator (`--validator`); otherwise it only follows.
     pub validator: bool,
     /// The network service.
@@ -281,7 +284,7 @@ fn membership_of(genesis: Digest, set: &bsmr_primitives::ValidatorSet, mode: Mod
 /// timestamp are seeded from the chain, so its first candidate or reply names the right base.
 fn make_replica<B, BE, C>(
     client: &C,
-    keystore: &KeystorePtr,
+    keys: &KeySource,
     validator: bool,
     membership: &Membership,
     set: &bsmr_primitives::ValidatorSet,
@@ -294,7 +297,7 @@ where
     C: HeaderBackend<B> + StorageProvider<B, BE> + AuxStore,
 {
     let local = if validator {
-        local_member_key(keystore, &set.validators)
+        local_member_key(&keys.keystore, &set.validators)
     } else {
         None
     };
@@ -345,7 +348,7 @@ where
     let replica = Replica::new(
         core_cfg,
         &*storage,
-        Box::new(KeystoreSigner::new(keystore.clone(), public)),
+        Box::new(keys.signer(public)),
         Box::new(Sr25519Verifier),
     );
     log::info!(
@@ -358,10 +361,7 @@ where
         membership.q(),
         storage.len()
     );
-    Ok((
-        Some(Arc::new(KeystoreSigner::new(keystore.clone(), public))),
-        Some(replica),
-    ))
+    Ok((Some(Arc::new(keys.signer(public))), Some(replica)))
 }
 
 struct Engine<B: BlockT, BE, C, P> {
@@ -379,7 +379,7 @@ struct Engine<B: BlockT, BE, C, P> {
     cfg: EngineConfig,
     genesis: Digest,
     membership: Membership,
-    keystore: KeystorePtr,
+    keys: KeySource,
     validator: bool,
     signer: Option<Arc<KeystoreSigner>>,
     replica: Option<Replica>,
@@ -473,9 +473,13 @@ where
             Some(r) => Some(Metrics::register(r).map_err(|e| format!("registering metrics: {e}"))?),
             None => None,
         };
+        let keys = KeySource {
+            keystore: p.keystore.clone(),
+            local: p.local_keystore.clone(),
+        };
         let (signer, replica) = make_replica(
             &*p.client,
-            &p.keystore,
+            &keys,
             p.validator,
             &membership,
             &set,
@@ -498,7 +502,7 @@ where
             metrics,
             genesis,
             membership,
-            keystore: p.keystore,
+            keys,
             validator: p.validator,
             signer,
             replica,
@@ -1649,7 +1653,7 @@ where
             AuxStorage::open(self.client.clone(), set.epoch).map_err(|e| e.to_string())?;
         let (signer, replica) = make_replica::<B, BE, C>(
             &*self.client,
-            &self.keystore,
+            &self.keys,
             self.validator,
             &membership,
             &set,
