@@ -424,6 +424,8 @@ struct Engine<B: BlockT, BE, C, P> {
     awaiting_since_ms: u64,
     /// The height whose certificate was last requested because the network is past it.
     early_certificate_request: u64,
+    /// When the "too far behind to rejoin" warning may be logged again.
+    next_lag_warning_ms: u64,
     /// The highest height each validator sent a valid finality vote for (also above the vote
     /// horizon): how far ahead the network is.
     highest_vote: BTreeMap<ValidatorId, u64>,
@@ -530,6 +532,7 @@ where
             next_vote_resend_ms: now,
             awaiting_since_ms: now,
             early_certificate_request: 0,
+            next_lag_warning_ms: 0,
             highest_vote: BTreeMap::new(),
             reports: BTreeMap::new(),
             reported: BTreeSet::new(),
@@ -1716,6 +1719,16 @@ where
         }
         if let Some(r) = &self.replica {
             let st = r.stats();
+            let reach = r.retained_sync_blocks();
+            if fin > st.built + reach && now_ms() >= self.next_lag_warning_ms {
+                self.next_lag_warning_ms = now_ms() + 60_000;
+                log::warn!(
+                    target: LOG,
+                    "⚠️ consensus state is at block #{}, the chain at #{fin}: more than the {reach} blocks peers keep for catch-up. \
+                     This node follows and verifies the chain but cannot rejoin consensus in this epoch (docs/consensus.md, Known gaps)",
+                    st.built
+                );
+            }
             s.last_block = st.built;
             s.pending_batches = r.pending_batches() as u64;
             s.undecided_instances = r.undecided().len() as u64;
