@@ -158,8 +158,12 @@ impl Proof {
                         Some(h.body.dep_ref())
                     }
                     (InstanceId::Ckpt(_), None) => {
-                        if matches!(pp.body.value, Value::Deps { .. }) && pp.body.view == 0 {
-                            // Cannot judge a fresh candidate proposal without its header.
+                        if matches!(pp.body.value, Value::Deps { .. }) {
+                            // A candidate proposal cannot be judged without the candidate's
+                            // header, in any view: a correct leader's fresh candidate in a view
+                            // above 0 fails the header-less check, and the signature does not
+                            // cover the header, so anyone holding the pre-prepare could drop
+                            // it and frame the leader (reports are open to anyone on chain).
                             return None;
                         }
                         None
@@ -178,6 +182,7 @@ impl Proof {
 mod tests {
     use super::*;
     use crate::crypto::{InsecureTestCrypto, Signer};
+    use crate::wire::ViewChangeBody;
 
     #[test]
     fn vote_equivocation_convicts_and_same_vote_does_not() {
@@ -201,6 +206,44 @@ mod tests {
             Some([1; 32])
         );
         assert_eq!(Proof::VoteEquivocation(v(1), v(1)).check(&m, &k, 8), None);
+    }
+
+    #[test]
+    fn a_checkpoint_candidate_without_its_header_convicts_nobody() {
+        // A correct leader's fresh candidate in view 1: q view changes without a prepared
+        // certificate and a candidate value. Without the candidate's header it cannot be judged.
+        let m = Membership::new([0; 32], 0, vec![[1; 32], [2; 32], [3; 32], [4; 32]]);
+        let vc = |k: u8| {
+            Signed::sign(
+                ViewChangeBody {
+                    epoch: 0,
+                    inst: InstanceId::Ckpt(3),
+                    new_view: 1,
+                    prepared: None,
+                    has_payload: true,
+                },
+                &m.genesis,
+                &InsecureTestCrypto([k; 32]),
+            )
+        };
+        let pp = Signed::sign(
+            PrePrepareBody {
+                epoch: 0,
+                inst: InstanceId::Ckpt(3),
+                view: 1,
+                value: Value::Deps {
+                    cmd: [5; 32],
+                    deps: vec![],
+                    after: 2,
+                },
+                proof: vec![],
+                new_view: vec![vc(1), vc(2), vc(3)],
+            },
+            &m.genesis,
+            &InsecureTestCrypto([2; 32]),
+        );
+        let k = InsecureTestCrypto([0; 32]);
+        assert_eq!(Proof::InvalidProposal(pp, None).check(&m, &k, 8), None);
     }
 
     #[test]

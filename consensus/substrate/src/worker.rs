@@ -265,6 +265,13 @@ where
     C: EngineClient<B, BE>,
     P: TransactionPool<Block = B, Hash = H256> + 'static,
 {
+    if params.config.equivocate_finality_votes {
+        log::error!(
+            target: LOG,
+            "🎭 TESTING ONLY: --unsafe-equivocate-finality-votes is set. This validator signs \
+             conflicting finality votes, and its peers will report it on chain"
+        );
+    }
     let engine = Engine::<B, BE, C, P>::new(params)?;
     Ok(engine.run())
 }
@@ -844,16 +851,25 @@ where
             m.misbehaviour.inc();
         }
         let accused = proof.accused();
-        log::warn!(
+        let key = (proof.epoch(), accused);
+        let first = !self.reported.contains(&key) && !self.reports.contains_key(&key);
+        // Once per accused validator and epoch at warning level: an equivocator that keeps
+        // sending conflicting messages must not flood the log.
+        let level = if first {
+            log::Level::Warn
+        } else {
+            log::Level::Debug
+        };
+        log::log!(
             target: LOG,
+            level,
             "🚨 {} by {} in epoch {}",
             proof.kind(),
             hex(&accused),
             proof.epoch()
         );
-        let key = (proof.epoch(), accused);
-        if proof.epoch() == self.membership.epoch && !self.reported.contains(&key) {
-            self.reports.entry(key).or_insert(proof);
+        if first && proof.epoch() == self.membership.epoch {
+            self.reports.insert(key, proof);
         }
     }
 
@@ -891,8 +907,9 @@ where
                         hex(&accused)
                     );
                 }
-                // Typically: another validator's report of the same offence landed first.
-                Err(e) => log::info!(
+                // Typically another validator's report of the same offence landed first (the
+                // pool then calls it stale); not retried.
+                Err(e) => log::warn!(
                     target: LOG,
                     "misbehaviour report against {} not submitted: {e}",
                     hex(&accused)

@@ -441,6 +441,13 @@ pub mod pallet {
             let proof = Proof::decode_untrusted(proof).ok_or(Error::<T>::InvalidProof)?;
             let epoch = CurrentEpoch::<T>::get();
             ensure!(proof.epoch() == epoch, Error::<T>::StaleProof);
+            // Cheap checks before any signature: a duplicate report (an equivocator can vary its
+            // proofs without limit) costs one storage read.
+            let accused = AuthorityId::from(sp_core::sr25519::Public::from_raw(proof.accused()));
+            ensure!(
+                !Offences::<T>::contains_key(epoch, &accused),
+                Error::<T>::AlreadyReported
+            );
             let keys: Vec<[u8; 32]> = Self::validator_keys()
                 .into_iter()
                 .map(|k| sp_core::sr25519::Public::from(k).0)
@@ -455,12 +462,9 @@ pub mod pallet {
             let offender = proof
                 .check(&set, &RuntimeVerifier, DEFAULT_WINDOW)
                 .ok_or(Error::<T>::InvalidProof)?;
-            let offender = AuthorityId::from(sp_core::sr25519::Public::from_raw(offender));
-            ensure!(
-                !Offences::<T>::contains_key(epoch, &offender),
-                Error::<T>::AlreadyReported
-            );
-            Ok((epoch, offender, MisbehaviourKind::from(&proof)))
+            // `check` convicts the accused or nobody.
+            debug_assert_eq!(offender, proof.accused());
+            Ok((epoch, accused, MisbehaviourKind::from(&proof)))
         }
 
         /// Whether `who` is a member of the set in force.
