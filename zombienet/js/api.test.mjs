@@ -1,7 +1,7 @@
 // What polkadot.js apps does, against a running bsmr network, with @polkadot/api:
 // connect, read metadata and chain properties, list balances (api-derive), transfer and follow it
 // to finalized, subscribe to finalized heads, read the membership pallet and call it via sudo,
-// call the bsmr_* RPC with declared types, decode the BSMR justification of a block.
+// submit a bogus (unsigned) misbehaviour report and see it refused, call the bsmr_* RPC with declared types, decode the BSMR justification of a block.
 //
 // usage: node js/api.test.mjs ws://127.0.0.1:9944 [ws://other-node ...]
 // (zombienet runs the same checks through js/api.zn.cjs.) Throws on the first failed check.
@@ -106,6 +106,17 @@ export async function runChecks(endpoints) {
     }).catch(reject);
   }), 120000, 'sudo membership call finalized');
   check(events.includes(want), `sudo ${isMember ? 'remove_member' : 'add_member'}(Ferdie): ${events.join(', ')}`);
+
+  // Misbehaviour reports: the unsigned call and the offence record are in the metadata; on an
+  // honest network nobody is recorded, and a report that proves nothing is refused by the pool
+  // (the runtime checks every proof before it is accepted).
+  const offences = await api.query.membership.offences.entries();
+  check(offences.length === 0, 'membership.offences: no validator recorded on an honest network');
+  const refused = await api.tx.membership.reportMisbehaviour('0x00ff').send().then(
+    () => null,
+    (e) => String(e.message || e),
+  );
+  check(refused !== null && refused.includes('1010'), `a bogus misbehaviour report is refused: ${refused}`);
 
   // The BSMR justification of a finalized block decodes to a certificate with a quorum.
   const head = await api.rpc.chain.getFinalizedHead();
