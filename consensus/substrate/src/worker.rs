@@ -431,7 +431,7 @@ struct Engine<B: BlockT, BE, C, P> {
     awaiting_since_ms: u64,
     /// The height whose certificate was last requested because the network is past it.
     early_certificate_request: u64,
-    /// When the "too far behind to rejoin" warning may be logged again.
+    /// When to check next whether this validator is too far behind to rejoin.
     next_lag_warning_ms: u64,
     /// The highest height each validator sent a valid finality vote for (also above the vote
     /// horizon): how far ahead the network is.
@@ -602,6 +602,9 @@ where
             if now >= self.next_status_ms {
                 self.next_status_ms = now + 200;
                 self.publish_status();
+            }
+            if now >= self.next_lag_warning_ms {
+                self.warn_if_beyond_catch_up(now);
             }
             let wake = self.next_wake(now).saturating_sub(now).clamp(1, 100);
             let event = {
@@ -1713,6 +1716,24 @@ where
         Ok(())
     }
 
+    /// Checked once a second; warns at most once a minute when this validator's consensus state
+    /// is further behind the finalized chain than its peers keep finished blocks: it cannot
+    /// catch up through them.
+    fn warn_if_beyond_catch_up(&mut self, now: u64) {
+        self.next_lag_warning_ms = now + 1_000;
+        let Some(r) = &self.replica else { return };
+        let (fin, _) = self.finalized();
+        let (built, reach) = (r.stats().built, r.retained_sync_blocks());
+        if fin > built + reach {
+            self.next_lag_warning_ms = now + 60_000;
+            log::warn!(
+                target: LOG,
+                "⚠️ consensus state is at block #{built}, the chain at #{fin}: more than the {reach} blocks peers keep for catch-up. \
+                 This node follows and verifies the chain but cannot rejoin consensus in this epoch (docs/consensus.md, Known gaps)"
+            );
+        }
+    }
+
     fn publish_status(&mut self) {
         let (fin, fin_hash) = self.finalized();
         let rotation = self.finalized_rotation(fin_hash);
@@ -1736,16 +1757,6 @@ where
         }
         if let Some(r) = &self.replica {
             let st = r.stats();
-            let reach = r.retained_sync_blocks();
-            if fin > st.built + reach && now_ms() >= self.next_lag_warning_ms {
-                self.next_lag_warning_ms = now_ms() + 60_000;
-                log::warn!(
-                    target: LOG,
-                    "⚠️ consensus state is at block #{}, the chain at #{fin}: more than the {reach} blocks peers keep for catch-up. \
-                     This node follows and verifies the chain but cannot rejoin consensus in this epoch (docs/consensus.md, Known gaps)",
-                    st.built
-                );
-            }
             s.last_block = st.built;
             s.pending_batches = r.pending_batches() as u64;
             s.undecided_instances = r.undecided().len() as u64;
