@@ -97,6 +97,13 @@ pub struct EngineArgs {
     #[arg(long, default_value_t = 6_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
     pub anyone_delay_ms: u64,
 
+    /// Finished blocks a validator keeps (in memory) to serve peers that fell behind. A validator
+    /// further behind than its peers keep rejoins from the certified chain instead, which is
+    /// slower to set up; more costs memory (about 45 KB per block at 300 tx/s).
+    #[arg(long, default_value_t = bsmr_consensus_core::replica::DEFAULT_RETAIN_SYNC_BLOCKS,
+          value_parser = clap::value_parser!(u64).range(8..=1_000_000))]
+    pub retain_sync_blocks: u64,
+
     /// Ordering mode: `leaderless` (bsmr) or `leader`, a benchmark baseline in which the first
     /// validator proposes every batch and leads every checkpoint. All validators must agree.
     #[arg(long, value_enum, default_value_t = ConsensusMode::Leaderless)]
@@ -125,6 +132,7 @@ impl EngineArgs {
             batch_interval_ms: self.batch_interval_ms,
             max_batch_txs: self.max_batch_txs as usize,
             max_inflight_batches: self.max_inflight_batches as usize,
+            retain_sync_blocks: self.retain_sync_blocks,
             owner_delay_ms: self.owner_delay_ms,
             anyone_delay_ms: self.anyone_delay_ms.max(self.owner_delay_ms),
             mode: match self.consensus_mode {

@@ -793,6 +793,121 @@ fn a_validator_that_equivocates_its_finality_votes_is_reported_on_chain() {
     );
 }
 
+/// Dave is down for longer than his peers keep finished blocks (`--retain-sync-blocks 16`, 250 ms
+/// blocks, 60+ blocks missed): Substrate sync brings his chain up to date, and his consensus
+/// state rejoins from the certified chain (the finalized head's position plus what f+1 peers
+/// vouch is settled there). He then builds and signs blocks and proposes transactions again.
+#[test]
+fn a_validator_down_longer_than_peers_keep_blocks_rejoins_from_the_chain() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let hour = "3600000";
+    // Only the validator a client submits to proposes a transaction: one that reaches a block
+    // through Dave shows that he proposes again.
+    let mut net = Net::with_args(
+        "rejoin",
+        &[
+            "--block-time-ms",
+            "250",
+            "--retain-sync-blocks",
+            "16",
+            "--owner-delay-ms",
+            hour,
+            "--anyone-delay-ms",
+            hour,
+        ],
+    );
+    for i in 0..4 {
+        net.start(i);
+    }
+    net.wait_finalized(&[0, 1, 2, 3], 3, Duration::from_secs(120));
+    let genesis = net.genesis();
+    let dave = Sr25519Keyring::Dave;
+    net.submit(
+        3,
+        signed_transfer(
+            &dave.pair(),
+            account_of(&user(200)),
+            1_000_000_000,
+            0,
+            genesis,
+        ),
+    );
+    wait_nonces(
+        &net,
+        &[0, 3],
+        &[(dave.to_account_id(), 1)],
+        Duration::from_secs(60),
+    );
+    net.kill(3);
+    let (down_at, _) = net.finalized(0);
+    net.wait_finalized(&[0, 1, 2], down_at + 64, Duration::from_secs(120));
+    net.start(3);
+    let status = |i: usize| status_of(&net, i);
+    let start = Instant::now();
+    loop {
+        let s = status(3);
+        if s["rejoins"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "Dave did not rejoin: {s}\n{}",
+            net.logs(&[3])
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        net.nodes[3]
+            .as_ref()
+            .unwrap()
+            .log()
+            .contains("rejoined from the certified chain"),
+        "the rejoin is logged"
+    );
+    // His consensus state keeps pace with the network afterwards.
+    let from = status(3)["lastBlock"].as_u64().unwrap();
+    net.wait_finalized(&[0, 1, 2, 3], from + 20, Duration::from_secs(60));
+    let (chain, _) = net.finalized(0);
+    let built = status(3)["lastBlock"].as_u64().unwrap();
+    assert!(
+        built + 8 >= chain,
+        "Dave's consensus state is at #{built}, the chain at #{chain}\n{}",
+        net.logs(&[3])
+    );
+    // He proposes again: a transfer submitted only to him is finalized.
+    net.submit(
+        3,
+        signed_transfer(
+            &dave.pair(),
+            account_of(&user(200)),
+            1_000_000_000,
+            1,
+            genesis,
+        ),
+    );
+    wait_nonces(
+        &net,
+        &[0, 1, 2, 3],
+        &[(dave.to_account_id(), 2)],
+        Duration::from_secs(60),
+    );
+    // He builds and votes: his own certificates carry his signature.
+    let upto = (0..4).map(|i| net.finalized(i).0).min().unwrap();
+    net.assert_same_chain(&[0, 1, 2, 3], upto);
+    let dave_key: [u8; 32] = dave.public().0;
+    let signed_by_dave = (upto.saturating_sub(5)..=upto).any(|n| {
+        certificate(&net, 3, n)
+            .signatures
+            .iter()
+            .any(|(who, _)| *who == dave_key)
+    });
+    assert!(
+        signed_by_dave,
+        "no recent certificate on Dave's node carries his signature\n{}",
+        net.logs(&[3])
+    );
+}
+
 /// The hash of block `n` and the block with its justifications, as `c`'s node has them.
 async fn block_at(c: &HttpClient, n: u64) -> (H256, serde_json::Value) {
     let hash: H256 = c

@@ -8,7 +8,10 @@
 //!   recorded as decided, is answered with `Decided`, never with a fresh reply: a replayed
 //!   announce after GC cannot make a correct replica equivocate its reply;
 //! - exact `(proposer, seq, id)` marks are kept until `seq + retain < watermark`; below that floor
-//!   every reference is treated as decided (see docs/consensus.md, "Decided record floor").
+//!   every reference is treated as decided (see docs/consensus.md, "Decided record floor");
+//! - a replica rejoining from the chain ([`DecidedRecord::settle`]) may also learn whole seqs as
+//!   settled without their ids: every reference to such a seq counts as decided, like one below
+//!   the floor.
 
 use crate::types::{CommandId, Seq, ValidatorId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +23,7 @@ pub struct DecidedRecord {
     decided_seqs: BTreeMap<ValidatorId, BTreeSet<Seq>>,
     watermark: BTreeMap<ValidatorId, Seq>,
     floor: BTreeMap<ValidatorId, Seq>,
+    settled: BTreeMap<ValidatorId, BTreeSet<Seq>>,
     retain: u64,
 }
 
@@ -41,7 +45,49 @@ impl DecidedRecord {
     }
     /// Is this exact command known decided?
     pub fn is_decided(&self, p: &ValidatorId, seq: Seq, id: &CommandId) -> bool {
-        seq < self.floor(p) || self.marks.contains(&(*p, seq, *id))
+        seq < self.floor(p) || self.marks.contains(&(*p, seq, *id)) || self.is_settled(p, seq)
+    }
+    /// Was this whole seq learnt as settled (see [`DecidedRecord::settle`])?
+    fn is_settled(&self, p: &ValidatorId, seq: Seq) -> bool {
+        self.settled.get(p).is_some_and(|s| s.contains(&seq))
+    }
+    /// Seqs of `p` above the watermark known decided (for a settled-state claim).
+    pub fn decided_above_watermark(&self, p: &ValidatorId) -> impl Iterator<Item = Seq> + '_ {
+        self.decided_seqs.get(p).into_iter().flatten().copied()
+    }
+    /// Raise the floor of `p` to `floor` and count every seq in `above` as decided, whatever the
+    /// command id: what a replica rejoining from the chain learns from f+1 validators' settled
+    /// claims (docs/consensus.md, "Rejoining from the chain"). Returns the marks pruned.
+    pub fn settle(
+        &mut self,
+        p: ValidatorId,
+        floor: Seq,
+        above: &BTreeSet<Seq>,
+    ) -> Vec<(ValidatorId, Seq, CommandId)> {
+        let fl = self.floor.entry(p).or_insert(0);
+        let mut pruned = Vec::new();
+        if floor > *fl {
+            let lo = (p, *fl, [0u8; 32]);
+            let hi = (p, floor, [0u8; 32]);
+            pruned = self.marks.range(lo..hi).copied().collect();
+            for m in &pruned {
+                self.marks.remove(m);
+            }
+            *fl = floor;
+        }
+        let fl = *fl;
+        let settled = self.settled.entry(p).or_default();
+        settled.extend(above.iter().copied().filter(|s| *s >= fl));
+        let seqs = self.decided_seqs.entry(p).or_default();
+        seqs.extend(settled.iter().copied());
+        let wm = self.watermark.entry(p).or_insert(0);
+        *wm = (*wm).max(fl);
+        seqs.retain(|s| *s >= *wm);
+        while seqs.remove(wm) {
+            *wm += 1;
+        }
+        settled.retain(|s| *s >= fl);
+        pruned
     }
     /// Has any command with this (proposer, seq) been decided?
     pub fn seq_decided(&self, p: &ValidatorId, seq: Seq) -> bool {
@@ -87,6 +133,9 @@ impl DecidedRecord {
                 self.marks.remove(m);
             }
             *fl = new_floor;
+            if let Some(s) = self.settled.get_mut(&p) {
+                s.retain(|x| *x >= new_floor);
+            }
         }
         pruned
     }
@@ -130,5 +179,43 @@ mod tests {
             "below the floor everything counts as decided"
         );
         assert!(r.seq_decided(&p, 2));
+    }
+
+    #[test]
+    fn settling_raises_floor_and_watermark_and_counts_whole_seqs() {
+        let mut r = DecidedRecord::new(64);
+        let p = [1; 32];
+        r.mark(p, 0, [0; 32], true);
+        r.mark(p, 12, [12; 32], true);
+        let pruned = r.settle(p, 10, &[11, 13, 20].into_iter().collect());
+        assert_eq!(pruned, vec![(p, 0, [0; 32])]);
+        assert_eq!(r.floor(&p), 10);
+        assert_eq!(
+            r.watermark(&p),
+            10,
+            "seq 10 is neither below the floor nor settled"
+        );
+        assert!(r.is_decided(&p, 9, &[7; 32]), "below the floor");
+        assert!(
+            r.is_decided(&p, 11, &[7; 32]),
+            "a settled seq counts for any id"
+        );
+        assert!(!r.is_decided(&p, 10, &[7; 32]));
+        assert!(
+            !r.is_decided(&p, 12, &[7; 32]),
+            "an exact mark counts only for its id"
+        );
+        r.mark(p, 10, [10; 32], true);
+        assert_eq!(
+            r.watermark(&p),
+            14,
+            "10 decided, 11 settled, 12 marked, 13 settled"
+        );
+        assert!(r.seq_decided(&p, 20));
+        assert!(
+            r.settle(p, 5, &Default::default()).is_empty(),
+            "a floor never goes down"
+        );
+        assert_eq!(r.floor(&p), 10);
     }
 }

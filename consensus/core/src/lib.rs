@@ -32,6 +32,8 @@ pub mod instance;
 pub mod membership;
 pub mod misbehaviour;
 #[cfg(feature = "std")]
+pub mod rejoin;
+#[cfg(feature = "std")]
 pub mod replica;
 pub mod rotation;
 #[cfg(feature = "std")]
@@ -44,7 +46,7 @@ pub use crypto::{InsecureTestCrypto, Signed, Signer, Verifier};
 pub use membership::Membership;
 pub use misbehaviour::Proof;
 #[cfg(feature = "std")]
-pub use replica::{Config, Input, Output, Replica, Stats, TimerId};
+pub use replica::{ChainPosition, Config, Input, Output, Replica, Stats, TimerId};
 pub use rotation::Rotation;
 #[cfg(feature = "std")]
 pub use storage::{Key, MemStorage, Record, Storage, StorageOp};

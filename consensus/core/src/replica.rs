@@ -23,6 +23,11 @@ use crate::wire::*;
 use codec::Encode;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+/// Finished blocks kept for laggards by default: 17 minutes of 1 s blocks, at most ~46 MB at
+/// 300 tx/s. A replica further behind rejoins from the chain instead (docs/consensus.md,
+/// "Rejoining from the chain").
+pub const DEFAULT_RETAIN_SYNC_BLOCKS: u64 = 1024;
+
 /// Tunables.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -58,9 +63,7 @@ impl Config {
             drift_ms: 2_000,
             retain_blocks: 32,
             max_batch_txs: 4096,
-            // 17 minutes of 1 s blocks: how long a validator may be down and still rejoin
-            // (see docs/consensus.md, "Known gaps"); at most ~46 MB at 300 tx/s.
-            retain_sync_blocks: 1024,
+            retain_sync_blocks: DEFAULT_RETAIN_SYNC_BLOCKS,
         }
     }
 }
@@ -104,6 +107,23 @@ pub enum Input {
     CheckpointDue,
     /// Just advance time.
     Tick,
+    /// A finalized block of the certified chain (fed by the engine when the chain is ahead of
+    /// this replica): lets a replica too far behind for `SyncBlock`s rejoin from the chain.
+    ChainBlock(ChainPosition),
+}
+
+/// Where a finalized block of the certified chain leaves consensus: what its header commits to
+/// and the timestamp in its state.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ChainPosition {
+    /// Block index b.
+    pub index: BlockIndex,
+    /// K_b's id.
+    pub checkpoint: CommandId,
+    /// The block's timestamp.
+    pub timestamp_ms: u64,
+    /// The checkpoint-leader rotation in force for block b + 1.
+    pub next_rotation: Rotation,
 }
 
 /// Outputs.
@@ -138,6 +158,14 @@ pub enum Output {
     BlockReady(FinishedBlock),
     /// A misbehaviour proof.
     Misbehaviour(Proof),
+    /// The replica jumped from block `from` to block `to` of the certified chain (blocks in
+    /// between are not handed out: the engine has them from the chain).
+    Rejoined {
+        /// Last block built before.
+        from: BlockIndex,
+        /// The chain block it continues after.
+        to: BlockIndex,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -222,6 +250,10 @@ pub struct Replica {
     sync_votes: BTreeMap<BlockIndex, BTreeMap<Digest, (FinishedBlock, BTreeSet<ValidatorId>)>>,
     old_decisions: BTreeMap<InstanceId, (BlockIndex, Decision, Option<SignedBatch>)>,
     reported: BTreeSet<Digest>,
+    /// Finalized chain blocks above `built` (the last few fed by the engine).
+    chain: BTreeMap<BlockIndex, ChainPosition>,
+    /// Settled claims received per chain block asked about, per sender.
+    settled_claims: BTreeMap<BlockIndex, BTreeMap<ValidatorId, Vec<SettledSeqs>>>,
     out: Vec<Output>,
     inbox: VecDeque<(ValidatorId, Message)>,
 }
@@ -265,6 +297,8 @@ impl Replica {
             sync_votes: BTreeMap::new(),
             old_decisions: BTreeMap::new(),
             reported: BTreeSet::new(),
+            chain: BTreeMap::new(),
+            settled_claims: BTreeMap::new(),
             out: Vec::new(),
             inbox: VecDeque::new(),
         };
@@ -380,7 +414,18 @@ impl Replica {
                     self.insts.entry(inst).or_default().note_prepared(c);
                 }
                 (Key::Decided(p, s, id), Record::Marked(counts)) => {
+                    if p == self.me && counts {
+                        // Never reuse a seq, even when every own batch was collected.
+                        self.next_seq = self.next_seq.max(s + 1);
+                    }
                     self.record.mark(p, s, id, counts);
+                }
+                (Key::Settled(p), Record::Settled(floor, above)) => {
+                    if p == self.me {
+                        let top = above.iter().max().map(|s| s + 1).unwrap_or(0);
+                        self.next_seq = self.next_seq.max(floor).max(top);
+                    }
+                    self.record.settle(p, floor, &above.into_iter().collect());
                 }
                 (Key::Decision(_), Record::Decision(d, p)) => decisions.push((d, p)),
                 _ => {}
@@ -487,6 +532,7 @@ impl Replica {
                 self.maybe_announce_candidate();
             }
             Input::Tick => {}
+            Input::ChainBlock(pos) => self.on_chain_block(pos),
         }
         self.drain();
         std::mem::take(&mut self.out)
@@ -658,6 +704,12 @@ impl Replica {
             Message::Fetch(inst) => self.on_fetch(from, inst),
             Message::SyncRequest(b) => self.on_sync_request(from, b),
             Message::SyncBlock(blk) => self.on_sync_block(from, blk),
+            Message::SettledRequest { epoch, at } => self.on_settled_request(from, epoch, at),
+            Message::Settled {
+                epoch,
+                at,
+                proposers,
+            } => self.on_settled(from, epoch, at, proposers),
         }
     }
 
@@ -2119,6 +2171,189 @@ impl Replica {
         self.try_build_blocks();
     }
 
+    // ---------------------------------------------------------------- rejoining from the chain
+
+    /// The engine saw a finalized chain block: remember the last few above our position.
+    fn on_chain_block(&mut self, pos: ChainPosition) {
+        if pos.index <= self.built {
+            return;
+        }
+        self.chain.insert(pos.index, pos);
+        while self.chain.len() > 8 {
+            self.chain.pop_first();
+        }
+        let lowest = self.chain.keys().next().copied().unwrap_or(0);
+        self.settled_claims = self.settled_claims.split_off(&lowest);
+        self.try_rejoin();
+    }
+
+    /// Answer what is settled at block `at`, if we built it and still hold every finished
+    /// block after it (those commands are not settled at `at`).
+    fn on_settled_request(&mut self, from: ValidatorId, epoch: Epoch, at: BlockIndex) {
+        if epoch != self.m().epoch || at > self.built || at == 0 {
+            return;
+        }
+        let after: Vec<&FinishedBlock> =
+            self.recent_blocks.range(at + 1..).map(|(_, b)| b).collect();
+        if after.len() as u64 != self.built - at {
+            return;
+        }
+        let mut unsettled: BTreeMap<ValidatorId, BTreeSet<Seq>> = BTreeMap::new();
+        let waiting = self.committed.values().map(|c| &c.batch.header.body);
+        let later = after.iter().flat_map(|b| b.batches.iter().map(|(h, _)| h));
+        for h in waiting.chain(later) {
+            unsettled.entry(h.proposer).or_default().insert(h.seq);
+        }
+        let proposers = crate::rejoin::claim(self.m(), &self.record, &unsettled);
+        self.send(
+            from,
+            Message::Settled {
+                epoch,
+                at,
+                proposers,
+            },
+        );
+    }
+
+    fn on_settled(
+        &mut self,
+        from: ValidatorId,
+        epoch: Epoch,
+        at: BlockIndex,
+        proposers: Vec<SettledSeqs>,
+    ) {
+        if epoch != self.m().epoch
+            || from == self.me
+            || !self.chain.contains_key(&at)
+            || !crate::rejoin::well_formed(&proposers, self.m())
+        {
+            return;
+        }
+        self.settled_claims
+            .entry(at)
+            .or_default()
+            .insert(from, proposers);
+        self.try_rejoin();
+    }
+
+    /// Rejoin at the highest chain block f+1 validators sent settled claims for.
+    fn try_rejoin(&mut self) {
+        let need = self.m().f() + 1;
+        let Some(at) = self
+            .settled_claims
+            .iter()
+            .rev()
+            .find(|(at, c)| c.len() >= need && **at > self.built && self.chain.contains_key(at))
+            .map(|(at, _)| *at)
+        else {
+            return;
+        };
+        let pos = self.chain[&at].clone();
+        let settled = crate::rejoin::combine(self.m(), &self.settled_claims[&at]);
+        self.rejoin(pos, settled);
+    }
+
+    /// Continue after chain block `pos`: take its position, count what f+1 validators vouch
+    /// settled as decided, and drop every command of ours about those seqs.
+    fn rejoin(&mut self, pos: ChainPosition, settled: BTreeMap<ValidatorId, (Seq, BTreeSet<Seq>)>) {
+        let (from, c) = (self.built, pos.index);
+        let mut ops = vec![];
+        for (p, (floor, above)) in &settled {
+            for (p, s, i) in self.record.settle(*p, *floor, above) {
+                ops.push(StorageOp::Delete(Key::Decided(p, s, i)));
+            }
+            ops.push(StorageOp::Put(
+                Key::Settled(*p),
+                Record::Settled(*floor, above.iter().copied().collect()),
+            ));
+            if *p == self.me {
+                let top = above.iter().next_back().map(|s| s + 1).unwrap_or(0);
+                self.next_seq = self.next_seq.max(*floor).max(top);
+            }
+        }
+        self.persist(ops);
+        // Commands of settled seqs: decided, and in a block up to c unless we know it lands later.
+        let lands_later =
+            |r: &Self, id: &CommandId| r.committed.get(id).is_some_and(|k| k.after >= c);
+        let mut refs: BTreeSet<(ValidatorId, Seq, CommandId)> = BTreeSet::new();
+        for inst in self.insts.keys() {
+            if let InstanceId::Cmd { proposer, seq, id } = inst {
+                refs.insert((*proposer, *seq, *id));
+            }
+        }
+        for e in self.dds.entries() {
+            if let DepKind::Txs { seq } = e.dep.kind {
+                refs.insert((e.dep.proposer, seq, e.dep.id));
+            }
+        }
+        for (id, b) in &self.payloads {
+            let h = &b.header.body;
+            if !h.is_checkpoint() {
+                refs.insert((h.proposer, h.seq, *id));
+            }
+        }
+        for (p, seq, id) in refs {
+            if !self.record.is_decided(&p, seq, &id) || lands_later(self, &id) {
+                continue;
+            }
+            if p == self.me && !self.committed.contains_key(&id) {
+                // Ours, outcome unknown (in a skipped block, or Noop): propose its transactions
+                // again; a copy already in a block is skipped by every builder.
+                if let Some(b) = self.payloads.get(&id) {
+                    self.pending.push_front(b.txs.clone());
+                }
+            }
+            self.collect_garbage_cmd(
+                InstanceId::Cmd {
+                    proposer: p,
+                    seq,
+                    id,
+                },
+                c,
+            );
+        }
+        // Checkpoint candidates up to c.
+        let stale: Vec<CommandId> = self
+            .dds
+            .entries()
+            .filter(|e| matches!(e.dep.kind, DepKind::Ckpt { index, .. } if index <= c))
+            .map(|e| e.dep.id)
+            .collect();
+        let mut ops = vec![];
+        for id in stale {
+            self.dds.remove(&id);
+            self.payloads.remove(&id);
+            ops.push(StorageOp::Delete(Key::Reply(id)));
+        }
+        self.persist(ops);
+        if self.last_ckpt < c {
+            self.ckpt_decided = self.ckpt_decided.split_off(&(c + 1));
+            self.ckpt_ids.insert(c, (pos.checkpoint, pos.timestamp_ms));
+            self.rotations.insert(c + 1, pos.next_rotation.clone());
+            self.last_ckpt = c - 1;
+        }
+        self.dds.restore_counters(c, 0);
+        self.built = c;
+        self.last_build_ms = self.now;
+        self.sync_votes = self.sync_votes.split_off(&(c + 1));
+        self.chain = self.chain.split_off(&(c + 1));
+        self.settled_claims = self.settled_claims.split_off(&(c + 1));
+        self.gc(c);
+        let meta = self.meta();
+        self.persist(vec![meta]);
+        self.out.push(Output::Rejoined { from, to: c });
+        // Peers still hold the few blocks finished since c.
+        if self.m().n() > 1 {
+            self.out.push(Output::Send {
+                to: None,
+                msg: Message::SyncRequest(c + 1),
+            });
+        }
+        self.advance_ckpts();
+        self.try_build_blocks();
+        self.try_propose_own();
+    }
+
     fn resend(&mut self) {
         let now = self.now;
         let horizon = self.cfg.resend_ms;
@@ -2163,12 +2398,63 @@ impl Replica {
                 self.out.push(Output::Send { to: None, msg: m });
             }
         }
-        if now.saturating_sub(self.last_build_ms) >= 2 * horizon {
-            let next = self.built + 1;
+        // The next checkpoint has made no progress here for a while: ask for its decision (a
+        // replica that fell behind, or rejoined, missed its votes; peers do not resend those).
+        let next = InstanceId::Ckpt(self.last_ckpt + 1);
+        let stalled = self
+            .insts
+            .get(&next)
+            .is_none_or(|st| now.saturating_sub(st.last_progress_ms) >= horizon);
+        if stalled && self.m().n() > 1 {
+            self.out.push(Output::Send {
+                to: None,
+                msg: Message::Fetch(next),
+            });
+        }
+        // The next block's checkpoint is decided but some of its commands are not decided here
+        // and made no progress for a while: ask for their decisions (a replica that rejoined, or
+        // missed the votes, never saw them).
+        if let Some(k) = self.ckpt_decided.get(&(self.built + 1)) {
+            let missing: Vec<InstanceId> = k
+                .deps
+                .iter()
+                .filter(|d| matches!(d.kind, DepKind::Txs { .. }) && !self.dep_decided(d))
+                .map(|d| d.instance())
+                .filter(|i| {
+                    self.insts
+                        .get(i)
+                        .is_none_or(|st| now.saturating_sub(st.last_progress_ms) >= horizon)
+                })
+                .take(64)
+                .collect();
             if self.m().n() > 1 {
+                for inst in missing {
+                    self.out.push(Output::Send {
+                        to: None,
+                        msg: Message::Fetch(inst),
+                    });
+                }
+            }
+        }
+        // Ask for finished blocks when none was built for a while, or when the chain shows we are
+        // behind.
+        let chain_ahead = self
+            .chain
+            .keys()
+            .next_back()
+            .is_some_and(|c| *c > self.built + 1);
+        let idle = now.saturating_sub(self.last_build_ms) >= 2 * horizon;
+        if (idle || chain_ahead) && self.m().n() > 1 {
+            let next = self.built + 1;
+            self.out.push(Output::Send {
+                to: None,
+                msg: Message::SyncRequest(next),
+            });
+            if let Some(&at) = self.chain.keys().next_back().filter(|_| idle) {
+                let epoch = self.m().epoch;
                 self.out.push(Output::Send {
                     to: None,
-                    msg: Message::SyncRequest(next),
+                    msg: Message::SettledRequest { epoch, at },
                 });
             }
         }

@@ -232,7 +232,40 @@ pub enum Message {
     SyncRequest(BlockIndex),
     /// A finished block (accepted once f+1 validators sent the same one).
     SyncBlock(FinishedBlock),
+    /// Ask what is settled at block `at` of `epoch` (sent by a replica too far behind for
+    /// `SyncBlock`s, which knows block `at` from the certified chain).
+    SettledRequest {
+        /// Epoch of the asking replica.
+        epoch: Epoch,
+        /// A finalized block index.
+        at: BlockIndex,
+    },
+    /// The answer: per proposer, the seqs the sender knows settled at block `at`. Taken as true
+    /// only when f+1 validators vouch for it (docs/consensus.md, "Rejoining from the chain").
+    Settled {
+        /// Epoch of the answering replica.
+        epoch: Epoch,
+        /// The block index asked about.
+        at: BlockIndex,
+        /// One entry per proposer with something settled.
+        proposers: Vec<SettledSeqs>,
+    },
 }
+
+/// The seqs of one proposer settled at a block: every command of `proposer` with a seq below
+/// `floor` or in `above` is decided, and if it committed, it is in that block or an earlier one.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
+pub struct SettledSeqs {
+    /// The proposer.
+    pub proposer: ValidatorId,
+    /// Every seq below is settled.
+    pub floor: Seq,
+    /// Settled seqs above `floor` (at most [`MAX_SETTLED_ABOVE`]).
+    pub above: Vec<Seq>,
+}
+
+/// Most seqs above the floor one [`SettledSeqs`] may list.
+pub const MAX_SETTLED_ABOVE: usize = 256;
 
 /// Why untrusted bytes were rejected.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]

@@ -7,7 +7,7 @@
 use crate::crypto::Sr25519Signer;
 use crate::ledger::Transfer;
 use bsmr_consensus_core::crypto::Signable;
-use bsmr_consensus_core::wire::{PrePrepareBody, ReplyBody, ViewChangeBody, VoteBody};
+use bsmr_consensus_core::wire::{PrePrepareBody, ReplyBody, SettledSeqs, ViewChangeBody, VoteBody};
 use bsmr_consensus_core::*;
 use codec::{Decode, Encode};
 use rand::Rng;
@@ -57,11 +57,13 @@ pub enum Behaviour {
     ReplayAnnounce,
     /// Proposes the same transactions in two batches.
     DuplicateTx,
+    /// Claims far more settled than it knows when a validator rejoins from the chain.
+    LieSettled,
 }
 
 impl Behaviour {
     /// Every Byzantine behaviour (not Honest).
-    pub const ALL: [Behaviour; 19] = [
+    pub const ALL: [Behaviour; 20] = [
         Behaviour::Silent,
         Behaviour::Equivocate,
         Behaviour::OmitDeps,
@@ -81,6 +83,7 @@ impl Behaviour {
         Behaviour::TimestampAhead,
         Behaviour::ReplayAnnounce,
         Behaviour::DuplicateTx,
+        Behaviour::LieSettled,
     ];
     /// CLI name.
     pub fn name(&self) -> &'static str {
@@ -105,6 +108,7 @@ impl Behaviour {
             Behaviour::TimestampAhead => "timestamp-ahead",
             Behaviour::ReplayAnnounce => "replay-announce",
             Behaviour::DuplicateTx => "duplicate-tx",
+            Behaviour::LieSettled => "lie-settled",
         }
     }
     /// Parse a CLI name.
@@ -294,6 +298,26 @@ impl Adversary {
                     } else {
                         out.push((to, Message::Announce(b)));
                     }
+                }
+                (Behaviour::LieSettled, Message::Settled { epoch, at, .. }) => {
+                    // Every proposer, a floor far ahead, and the seqs right above it.
+                    let proposers = self
+                        .validators
+                        .iter()
+                        .map(|p| SettledSeqs {
+                            proposer: *p,
+                            floor: 1_000,
+                            above: (1_001..1_100).collect(),
+                        })
+                        .collect();
+                    out.push((
+                        to,
+                        Message::Settled {
+                            epoch,
+                            at,
+                            proposers,
+                        },
+                    ));
                 }
                 (Behaviour::OmitDeps, Message::Reply(r)) => {
                     let r = self.resign_reply(&r, |b| b.deps.clear());

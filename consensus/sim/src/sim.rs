@@ -92,6 +92,12 @@ pub struct SimConfig {
     /// checkpoint, and every other validator forwards its clients' batches to it (paying the
     /// WAN latency) instead of proposing them.
     pub leader_based: bool,
+    /// Core tunable: finished blocks a replica keeps for laggards' `SyncRequest`s.
+    pub retain_sync_blocks: u64,
+    /// Crash-restart: how long a crashed validator stays down (random 0.2-3 s when None).
+    pub outage_ms: Option<u64>,
+    /// When crashes happen (random during the load when None).
+    pub crash_at_ms: Option<u64>,
 }
 
 impl SimConfig {
@@ -130,6 +136,9 @@ impl SimConfig {
             max_events: 3_000_000,
             window: 16,
             leader_based: false,
+            retain_sync_blocks: bsmr_consensus_core::replica::DEFAULT_RETAIN_SYNC_BLOCKS,
+            outage_ms: None,
+            crash_at_ms: None,
         }
     }
 }
@@ -176,6 +185,12 @@ pub struct Report {
     pub checkpoint_views: Vec<(u64, u32, u64)>,
     /// Virtual ms of each crash.
     pub crashes_ms: Vec<u64>,
+    /// Rejoins from the chain: (node, block before, chain block after).
+    pub rejoins: Vec<(usize, u64, u64)>,
+    /// Blocks each node built itself (not taken from the chain), by node index.
+    pub blocks_built: BTreeMap<usize, u64>,
+    /// The last block each node built itself, by node index.
+    pub last_built: BTreeMap<usize, u64>,
 }
 
 impl Report {
@@ -239,6 +254,11 @@ struct Node {
     submitted: Vec<u64>,
     /// Client batches lost in a crash before they were proposed, submitted again on restart.
     resubmit: Vec<Vec<Tx>>,
+    /// Position of the last block built (what the chain's header and state would say).
+    last_position: Option<ChainPosition>,
+    /// Chain blocks fed to this node's replica, with the ledger state after each (what block
+    /// sync would have brought): taken over when the replica rejoins at one of them.
+    fed_chain: BTreeMap<u64, Ledger>,
 }
 
 /// A simulation.
@@ -289,6 +309,7 @@ impl Sim {
         });
         let mut core_cfg = Config::new(membership.clone());
         core_cfg.window = cfg.window;
+        core_cfg.retain_sync_blocks = cfg.retain_sync_blocks;
         if cfg.net == NetKind::Lan {
             core_cfg.recovery_timeout_ms = 600;
             core_cfg.ckpt_timeout_ms = 900;
@@ -334,6 +355,8 @@ impl Sim {
                 inc: 0,
                 crashed_for_good: false,
                 resubmit: Vec::new(),
+                last_position: None,
+                fed_chain: BTreeMap::new(),
                 skew_ms,
                 next_tx: 0,
                 submitted: vec![],
@@ -385,9 +408,11 @@ impl Sim {
             let at = sim
                 .rng
                 .gen_range(cfg.load_ms / 4..cfg.load_ms.max(cfg.load_ms / 4 + 1));
+            let at = cfg.crash_at_ms.unwrap_or(at);
             sim.schedule(at * 1000, Ev::Crash { node });
             if restart {
                 let down = sim.rng.gen_range(200..3_000);
+                let down = cfg.outage_ms.unwrap_or(down);
                 sim.schedule((at + down) * 1000, Ev::Restart { node });
             } else {
                 sim.nodes[node].crashed_for_good = true;
@@ -554,7 +579,18 @@ impl Sim {
                 }
                 Output::BlockReady(b) => {
                     let node = &mut self.nodes[i];
-                    if let Err(e) = node.ledger.execute(&b) {
+                    *self.report.blocks_built.entry(i).or_default() += 1;
+                    self.report.last_built.insert(i, b.index);
+                    let executed = node.ledger.execute(&b);
+                    if executed.is_ok() {
+                        node.last_position = Some(ChainPosition {
+                            index: b.index,
+                            checkpoint: b.checkpoint,
+                            timestamp_ms: node.ledger.time_ms,
+                            next_rotation: b.next_rotation.clone(),
+                        });
+                    }
+                    if let Err(e) = executed {
                         if correct {
                             self.checker.violations.push(format!("node {i}: {e}"));
                         }
@@ -574,6 +610,20 @@ impl Sim {
                 Output::Misbehaviour(p) => {
                     if correct {
                         self.checker.on_proof(i, &p);
+                    }
+                }
+                Output::Rejoined { from, to } => {
+                    self.report.rejoins.push((i, from, to));
+                    let node = &mut self.nodes[i];
+                    match node.fed_chain.remove(&to) {
+                        Some(l) => {
+                            node.ledger = l;
+                            node.fed_chain = node.fed_chain.split_off(&(to + 1));
+                        }
+                        None => self
+                            .checker
+                            .violations
+                            .push(format!("node {i} rejoined at block {to}, never fed")),
                     }
                 }
             }
@@ -747,6 +797,7 @@ impl Sim {
                 }
             }
             Ev::Due { node } => {
+                self.feed_chain(node);
                 self.feed(node, Input::CheckpointDue);
                 self.schedule(self.now_us + self.cfg.block_ms * 1000, Ev::Due { node });
             }
@@ -789,6 +840,37 @@ impl Sim {
                 self.schedule(self.now_us + 300_000, Ev::AdvTick { node });
             }
         }
+    }
+
+    /// What the engine does once a second: hand a replica that is behind the finalized chain
+    /// the chain's head. The most advanced correct node's last block stands for it (every
+    /// correct node builds the same block, and q of them certify it).
+    fn feed_chain(&mut self, i: usize) {
+        if !self.is_correct(i) || self.nodes[i].replica.is_none() {
+            return;
+        }
+        let height = self.nodes[i].ledger.height;
+        let Some(j) = self
+            .live_correct()
+            .into_iter()
+            .filter(|j| self.nodes[*j].replica.is_some())
+            .max_by_key(|j| (self.nodes[*j].ledger.height, Reverse(*j)))
+        else {
+            return;
+        };
+        if self.nodes[j].ledger.height < height + 2 {
+            return;
+        }
+        let Some(pos) = self.nodes[j].last_position.clone() else {
+            return;
+        };
+        let ledger = self.nodes[j].ledger.clone();
+        let node = &mut self.nodes[i];
+        node.fed_chain.insert(pos.index, ledger);
+        while node.fed_chain.len() > 8 {
+            node.fed_chain.pop_first();
+        }
+        self.feed(i, Input::ChainBlock(pos));
     }
 
     fn live_correct(&self) -> Vec<usize> {

@@ -3,7 +3,8 @@
 //! Notifications carry what every validator must see; a fetch is one validator asking one peer
 //! for something it missed, and wants exactly one answer:
 //! - [`FetchRequest::Core`]: a consensus-core `Fetch` (the payload and decision of an instance)
-//!   or `SyncRequest` (finished blocks from an index on). The server hands it to its core as a
+//!   `SyncRequest` (finished blocks from an index on) or `SettledRequest` (what is settled at a
+//!   finalized block, for a validator rejoining from the chain). The server hands it to its core as a
 //!   message from the requester and answers with the messages the core addressed to it; the
 //!   requester feeds them to its core like notifications. Only members may ask.
 //! - [`FetchRequest::Certificate`]: the BSMR justification of a finalized block, so that a
@@ -87,7 +88,10 @@ impl FetchResponse {
 
 /// Whether a core message may travel as a fetch request.
 pub fn is_fetch(msg: &Message) -> bool {
-    matches!(msg, Message::Fetch(_) | Message::SyncRequest(_))
+    matches!(
+        msg,
+        Message::Fetch(_) | Message::SyncRequest(_) | Message::SettledRequest { .. }
+    )
 }
 
 fn decode_all<T: Decode>(bytes: &[u8]) -> Option<T> {

@@ -57,6 +57,10 @@ pub struct EngineStatus {
     /// did not collect a quorum of votes for: the fallback when neither gossip nor block sync
     /// brought the certificate.
     pub certificates_fetched: u64,
+    /// Times this validator's consensus state rejoined from the certified chain, having fallen
+    /// further behind than peers keep finished blocks (docs/consensus.md, "Rejoining from the
+    /// chain").
+    pub rejoins: u64,
     /// "leaderless" or "leader".
     pub mode: String,
     /// The validator (hex) that leads, in view 0, the checkpoint of the block after the last

@@ -101,6 +101,8 @@ pub struct EngineConfig {
     /// batch clock (Nagle-style batching); at low load it changes nothing. The baseline's
     /// primary, which proposes for everyone, may have n times as many.
     pub max_inflight_batches: usize,
+    /// Finished blocks the core keeps to serve validators that fell behind.
+    pub retain_sync_blocks: u64,
     /// A transaction a client submitted to another node is proposed by its sender's partition
     /// owner once it has been pending here this long (the receiver may be slow or Byzantine).
     pub owner_delay_ms: u64,
@@ -121,6 +123,7 @@ impl Default for EngineConfig {
             batch_interval_ms: 100,
             max_batch_txs: 512,
             max_inflight_batches: 3,
+            retain_sync_blocks: bsmr_consensus_core::replica::DEFAULT_RETAIN_SYNC_BLOCKS,
             owner_delay_ms: 2_000,
             anyone_delay_ms: 6_000,
             mode: Mode::Leaderless,
@@ -352,6 +355,7 @@ where
     }
     let mut core_cfg = CoreConfig::new(membership.clone());
     core_cfg.max_batch_txs = engine.max_batch_txs;
+    core_cfg.retain_sync_blocks = engine.retain_sync_blocks;
     let replica = Replica::new(
         core_cfg,
         &*storage,
@@ -431,8 +435,10 @@ struct Engine<B: BlockT, BE, C, P> {
     awaiting_since_ms: u64,
     /// The height whose certificate was last requested because the network is past it.
     early_certificate_request: u64,
-    /// When to check next whether this validator is too far behind to rejoin.
+    /// No warning about being beyond the peers' finished blocks before this.
     next_lag_warning_ms: u64,
+    /// When to hand the core the finalized head next (if the chain is ahead of it).
+    next_chain_feed_ms: u64,
     /// The highest height each validator sent a valid finality vote for (also above the vote
     /// horizon): how far ahead the network is.
     highest_vote: BTreeMap<ValidatorId, u64>,
@@ -540,6 +546,7 @@ where
             awaiting_since_ms: now,
             early_certificate_request: 0,
             next_lag_warning_ms: 0,
+            next_chain_feed_ms: 0,
             highest_vote: BTreeMap::new(),
             reports: BTreeMap::new(),
             reported: BTreeSet::new(),
@@ -603,8 +610,8 @@ where
                 self.next_status_ms = now + 200;
                 self.publish_status();
             }
-            if now >= self.next_lag_warning_ms {
-                self.warn_if_beyond_catch_up(now);
+            if now >= self.next_chain_feed_ms {
+                self.feed_chain_head(now)?;
             }
             let wake = self.next_wake(now).saturating_sub(now).clamp(1, 100);
             let event = {
@@ -740,6 +747,15 @@ where
                     self.build_queue.insert(fb.index, fb);
                 }
                 Output::Misbehaviour(proof) => self.on_misbehaviour(proof),
+                Output::Rejoined { from, to } => {
+                    self.counters.rejoins += 1;
+                    self.build_queue.retain(|b, _| *b > to);
+                    log::info!(
+                        target: LOG,
+                        "🔁 consensus state rejoined from the certified chain: block #{from} -> #{to} \
+                         (position from finalized block #{to}, settled commands vouched for by f+1 validators)"
+                    );
+                }
             }
         }
         Ok(())
@@ -1716,22 +1732,48 @@ where
         Ok(())
     }
 
-    /// Checked once a second; warns at most once a minute when this validator's consensus state
-    /// is further behind the finalized chain than its peers keep finished blocks: it cannot
-    /// catch up through them.
-    fn warn_if_beyond_catch_up(&mut self, now: u64) {
-        self.next_lag_warning_ms = now + 1_000;
-        let Some(r) = &self.replica else { return };
-        let (fin, _) = self.finalized();
+    /// Checked once a second: when the finalized chain is ahead of this validator's consensus
+    /// state, hands the core the finalized head (what lets a replica too far behind for its
+    /// peers' finished blocks rejoin from the chain), and says so at most once a minute.
+    fn feed_chain_head(&mut self, now: u64) -> Result<(), String> {
+        self.next_chain_feed_ms = now + 1_000;
+        let Some(r) = &self.replica else {
+            return Ok(());
+        };
+        let (fin, fin_hash) = self.finalized();
         let (built, reach) = (r.stats().built, r.retained_sync_blocks());
-        if fin > built + reach {
+        if fin <= built {
+            return Ok(());
+        }
+        if fin > built + reach && now >= self.next_lag_warning_ms {
             self.next_lag_warning_ms = now + 60_000;
             log::warn!(
                 target: LOG,
-                "⚠️ consensus state is at block #{built}, the chain at #{fin}: more than the {reach} blocks peers keep for catch-up. \
-                 This node follows and verifies the chain but cannot rejoin consensus in this epoch (docs/consensus.md, Known gaps)"
+                "⚠️ consensus state is at block #{built}, the chain at #{fin}: more than the {reach} blocks peers keep for catch-up; \
+                 rejoining from the certified chain"
             );
         }
+        let header = self
+            .client
+            .header(fin_hash)
+            .map_err(|e| format!("reading finalized header #{fin}: {e}"))?
+            .ok_or_else(|| format!("finalized header #{fin} is missing"))?;
+        let Some((index, checkpoint, next_rotation)) = crate::builder::checkpoint_of(&header)
+        else {
+            return Ok(()); // genesis or a block of no bsmr replica
+        };
+        if index != fin || next_rotation.epoch != self.membership.epoch {
+            return Ok(()); // another epoch's block: the epoch handover takes it from here
+        }
+        let timestamp_ms = crate::builder::chain_timestamp::<B, BE, C>(&*self.client, fin_hash)?;
+        self.feed(bsmr_consensus_core::Input::ChainBlock(
+            bsmr_consensus_core::ChainPosition {
+                index,
+                checkpoint,
+                timestamp_ms,
+                next_rotation,
+            },
+        ))
     }
 
     fn publish_status(&mut self) {
