@@ -8,10 +8,11 @@
 //!   recorded as decided, is answered with `Decided`, never with a fresh reply: a replayed
 //!   announce after GC cannot make a correct replica equivocate its reply;
 //! - exact `(proposer, seq, id)` marks are kept until `seq + retain < watermark`; below that floor
-//!   every reference is treated as decided (see docs/consensus.md, "Decided record floor");
-//! - a replica rejoining from the chain ([`DecidedRecord::settle`]) may also learn whole seqs as
-//!   settled without their ids: every reference to such a seq counts as decided, like one below
-//!   the floor.
+//!   every reference is treated as decided (see docs/consensus.md, "Decided record floor"). The
+//!   floor only rises, and the replica persists it whenever it does: after a restart the
+//!   watermark starts from the floor, not from seq 0 (the marks below it are gone);
+//! - above the floor, decidedness is per command id: a Byzantine proposer may get two commands
+//!   with one seq decided (one Noop, one committed), so a seq is never "decided" as a whole.
 
 use crate::types::{CommandId, Seq, ValidatorId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,11 +20,11 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The decided record.
 #[derive(Clone, Debug, Default)]
 pub struct DecidedRecord {
-    marks: BTreeSet<(ValidatorId, Seq, CommandId)>,
+    /// Exact marks; the value says whether the command counts for the watermark.
+    marks: BTreeMap<(ValidatorId, Seq, CommandId), bool>,
     decided_seqs: BTreeMap<ValidatorId, BTreeSet<Seq>>,
     watermark: BTreeMap<ValidatorId, Seq>,
     floor: BTreeMap<ValidatorId, Seq>,
-    settled: BTreeMap<ValidatorId, BTreeSet<Seq>>,
     retain: u64,
 }
 
@@ -45,49 +46,7 @@ impl DecidedRecord {
     }
     /// Is this exact command known decided?
     pub fn is_decided(&self, p: &ValidatorId, seq: Seq, id: &CommandId) -> bool {
-        seq < self.floor(p) || self.marks.contains(&(*p, seq, *id)) || self.is_settled(p, seq)
-    }
-    /// Was this whole seq learnt as settled (see [`DecidedRecord::settle`])?
-    fn is_settled(&self, p: &ValidatorId, seq: Seq) -> bool {
-        self.settled.get(p).is_some_and(|s| s.contains(&seq))
-    }
-    /// Seqs of `p` above the watermark known decided (for a settled-state claim).
-    pub fn decided_above_watermark(&self, p: &ValidatorId) -> impl Iterator<Item = Seq> + '_ {
-        self.decided_seqs.get(p).into_iter().flatten().copied()
-    }
-    /// Raise the floor of `p` to `floor` and count every seq in `above` as decided, whatever the
-    /// command id: what a replica rejoining from the chain learns from f+1 validators' settled
-    /// claims (docs/consensus.md, "Rejoining from the chain"). Returns the marks pruned.
-    pub fn settle(
-        &mut self,
-        p: ValidatorId,
-        floor: Seq,
-        above: &BTreeSet<Seq>,
-    ) -> Vec<(ValidatorId, Seq, CommandId)> {
-        let fl = self.floor.entry(p).or_insert(0);
-        let mut pruned = Vec::new();
-        if floor > *fl {
-            let lo = (p, *fl, [0u8; 32]);
-            let hi = (p, floor, [0u8; 32]);
-            pruned = self.marks.range(lo..hi).copied().collect();
-            for m in &pruned {
-                self.marks.remove(m);
-            }
-            *fl = floor;
-        }
-        let fl = *fl;
-        let settled = self.settled.entry(p).or_default();
-        settled.extend(above.iter().copied().filter(|s| *s >= fl));
-        let seqs = self.decided_seqs.entry(p).or_default();
-        seqs.extend(settled.iter().copied());
-        let wm = self.watermark.entry(p).or_insert(0);
-        *wm = (*wm).max(fl);
-        seqs.retain(|s| *s >= *wm);
-        while seqs.remove(wm) {
-            *wm += 1;
-        }
-        settled.retain(|s| *s >= fl);
-        pruned
+        seq < self.floor(p) || self.marks.contains_key(&(*p, seq, *id))
     }
     /// Has any command with this (proposer, seq) been decided?
     pub fn seq_decided(&self, p: &ValidatorId, seq: Seq) -> bool {
@@ -97,6 +56,13 @@ impl DecidedRecord {
                 .get(p)
                 .map(|s| s.contains(&seq))
                 .unwrap_or(false)
+    }
+    /// The marks of `p` that count (real commands, their header held), in seq order.
+    pub fn counted_marks(&self, p: &ValidatorId) -> impl Iterator<Item = (Seq, CommandId)> + '_ {
+        self.marks
+            .range((*p, 0, [0u8; 32])..=(*p, Seq::MAX, [0xff; 32]))
+            .filter(|(_, counts)| **counts)
+            .map(|((_, s, id), _)| (*s, *id))
     }
     /// Record a decision. `counts` says whether the command is known to be real (its header,
     /// signed by the proposer, is held): only real commands advance the watermark, so a fake
@@ -112,7 +78,8 @@ impl DecidedRecord {
         if seq < self.floor(&p) {
             return vec![];
         }
-        self.marks.insert((p, seq, id));
+        let c = self.marks.entry((p, seq, id)).or_insert(false);
+        *c |= counts;
         if !counts {
             return vec![];
         }
@@ -123,19 +90,33 @@ impl DecidedRecord {
             *wm += 1;
         }
         let new_floor = wm.saturating_sub(self.retain);
+        self.raise_floor(p, new_floor)
+    }
+    /// Raise the floor of `p` (never lowers it): marks below are dropped and the watermark moves
+    /// up to at least the floor. Used when marks advance, on restart (from the persisted floor)
+    /// and when rejoining from the chain. Returns the marks pruned.
+    pub fn raise_floor(
+        &mut self,
+        p: ValidatorId,
+        floor: Seq,
+    ) -> Vec<(ValidatorId, Seq, CommandId)> {
         let fl = self.floor.entry(p).or_insert(0);
-        let mut pruned = Vec::new();
-        if new_floor > *fl {
-            let lo = (p, *fl, [0u8; 32]);
-            let hi = (p, new_floor, [0u8; 32]);
-            pruned = self.marks.range(lo..hi).copied().collect();
-            for m in &pruned {
-                self.marks.remove(m);
-            }
-            *fl = new_floor;
-            if let Some(s) = self.settled.get_mut(&p) {
-                s.retain(|x| *x >= new_floor);
-            }
+        if floor <= *fl {
+            return vec![];
+        }
+        let lo = (p, *fl, [0u8; 32]);
+        let hi = (p, floor, [0u8; 32]);
+        let pruned: Vec<_> = self.marks.range(lo..hi).map(|(k, _)| *k).collect();
+        for m in &pruned {
+            self.marks.remove(m);
+        }
+        *fl = floor;
+        let seqs = self.decided_seqs.entry(p).or_default();
+        let wm = self.watermark.entry(p).or_insert(0);
+        *wm = (*wm).max(floor);
+        seqs.retain(|s| *s >= *wm);
+        while seqs.remove(wm) {
+            *wm += 1;
         }
         pruned
     }
@@ -182,40 +163,34 @@ mod tests {
     }
 
     #[test]
-    fn settling_raises_floor_and_watermark_and_counts_whole_seqs() {
+    fn a_raised_floor_restores_the_watermark_and_marks_stay_per_id() {
         let mut r = DecidedRecord::new(64);
         let p = [1; 32];
         r.mark(p, 0, [0; 32], true);
         r.mark(p, 12, [12; 32], true);
-        let pruned = r.settle(p, 10, &[11, 13, 20].into_iter().collect());
+        r.mark(p, 11, [99; 32], false);
+        let pruned = r.raise_floor(p, 10);
         assert_eq!(pruned, vec![(p, 0, [0; 32])]);
         assert_eq!(r.floor(&p), 10);
         assert_eq!(
             r.watermark(&p),
             10,
-            "seq 10 is neither below the floor nor settled"
+            "seq 10 is neither below the floor nor marked"
         );
         assert!(r.is_decided(&p, 9, &[7; 32]), "below the floor");
         assert!(
-            r.is_decided(&p, 11, &[7; 32]),
-            "a settled seq counts for any id"
-        );
-        assert!(!r.is_decided(&p, 10, &[7; 32]));
-        assert!(
             !r.is_decided(&p, 12, &[7; 32]),
-            "an exact mark counts only for its id"
+            "above it, a mark counts only for its id"
+        );
+        assert_eq!(
+            r.counted_marks(&p).collect::<Vec<_>>(),
+            vec![(12, [12; 32])],
+            "a fake id decided Noop does not count"
         );
         r.mark(p, 10, [10; 32], true);
-        assert_eq!(
-            r.watermark(&p),
-            14,
-            "10 decided, 11 settled, 12 marked, 13 settled"
-        );
-        assert!(r.seq_decided(&p, 20));
-        assert!(
-            r.settle(p, 5, &Default::default()).is_empty(),
-            "a floor never goes down"
-        );
+        r.mark(p, 11, [11; 32], true);
+        assert_eq!(r.watermark(&p), 13);
+        assert!(r.raise_floor(p, 5).is_empty(), "a floor never goes down");
         assert_eq!(r.floor(&p), 10);
     }
 }

@@ -2,48 +2,67 @@
 //! (docs/consensus.md, "Rejoining from the chain").
 //!
 //! A replica further behind than its peers keep finished blocks takes its block position from a
-//! finalized chain block `c` (certified by q signatures) and its per-proposer decided record from
-//! what validators claim is *settled* at `c`: a seq of proposer p is settled at c when every
-//! command of p with that seq is decided and, if it committed, is in block c or earlier.
+//! finalized chain block `c` (certified by q signatures) and raises its decided record to what
+//! validators claim is *settled* at `c`: a command is settled at c when it is decided and, if it
+//! committed, it is in block c or earlier.
 //!
 //! Invariants:
-//! - a correct claim only lists settled seqs: below `min(watermark, lowest seq still waiting for
-//!   a block)`, or decided above that and not waiting for a block after c;
-//! - the combination takes, per proposer, the (f+1)-th highest floor and the seqs f+1 claims
-//!   vouch for, so at least one correct validator vouches for everything it returns, whatever
-//!   f Byzantine claims say;
-//! - claims are bounded: one entry per member, at most [`MAX_SETTLED_ABOVE`] seqs each.
+//! - a correct claim lists only settled commands: below its decided-record floor (where every
+//!   correct replica already counts every reference as decided) and not waiting for a block
+//!   after c, and above it exact (seq, id) marks of real commands that are not waiting either;
+//!   never a whole seq (a Byzantine proposer can get two ids of one seq decided);
+//! - the combination takes, per proposer, the (f+1)-th highest floor and the commands f+1 claims
+//!   vouch for, so at least one correct validator vouches for everything it returns, whatever f
+//!   Byzantine claims say;
+//! - claims are bounded: one entry per member, at most [`MAX_SETTLED_MARKS`] commands each.
 
 use crate::gc::DecidedRecord;
 use crate::membership::Membership;
-use crate::types::{Seq, ValidatorId};
-use crate::wire::{SettledSeqs, MAX_SETTLED_ABOVE};
+use crate::types::{CommandId, Seq, ValidatorId};
+use crate::wire::{SettledSeqs, MAX_SETTLED_MARKS};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Our claim at block c. `unsettled` holds, per proposer, the seqs of commands decided but
-/// landing after c (waiting for a block, or in a block after c).
+/// Commands decided but not settled at the block asked about (waiting for a block, or in a
+/// finished block after it).
+#[derive(Default)]
+pub struct Unsettled {
+    /// Their ids.
+    pub ids: BTreeSet<CommandId>,
+    /// The lowest of their seqs, per proposer.
+    pub lowest: BTreeMap<ValidatorId, Seq>,
+}
+
+impl Unsettled {
+    /// Note one.
+    pub fn add(&mut self, proposer: ValidatorId, seq: Seq, id: CommandId) {
+        self.ids.insert(id);
+        let l = self.lowest.entry(proposer).or_insert(seq);
+        *l = (*l).min(seq);
+    }
+}
+
+/// Our claim.
 pub fn claim(
     membership: &Membership,
     record: &DecidedRecord,
-    unsettled: &BTreeMap<ValidatorId, BTreeSet<Seq>>,
+    unsettled: &Unsettled,
 ) -> Vec<SettledSeqs> {
-    let none = BTreeSet::new();
     membership
         .validators()
         .iter()
         .filter_map(|p| {
-            let waiting = unsettled.get(p).unwrap_or(&none);
-            let wm = record.watermark(p);
-            let floor = waiting.first().map_or(wm, |s| (*s).min(wm));
-            let above: Vec<Seq> = (floor..wm)
-                .chain(record.decided_above_watermark(p))
-                .filter(|s| *s > floor && !waiting.contains(s))
-                .take(MAX_SETTLED_ABOVE)
+            let floor = record
+                .floor(p)
+                .min(unsettled.lowest.get(p).copied().unwrap_or(Seq::MAX));
+            let decided: Vec<(Seq, CommandId)> = record
+                .counted_marks(p)
+                .filter(|(s, id)| *s >= floor && !unsettled.ids.contains(id))
+                .take(MAX_SETTLED_MARKS)
                 .collect();
-            (floor > 0 || !above.is_empty()).then_some(SettledSeqs {
+            (floor > 0 || !decided.is_empty()).then_some(SettledSeqs {
                 proposer: *p,
                 floor,
-                above,
+                decided,
             })
         })
         .collect()
@@ -56,48 +75,73 @@ pub fn well_formed(proposers: &[SettledSeqs], membership: &Membership) -> bool {
         && proposers.iter().all(|s| {
             membership.contains(&s.proposer)
                 && seen.insert(s.proposer)
-                && s.above.len() <= MAX_SETTLED_ABOVE
+                && s.decided.len() <= MAX_SETTLED_MARKS
         })
 }
 
+/// A command of a known proposer: (seq, id).
+pub type Mark = (Seq, CommandId);
+
+/// What the claims establish about one proposer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Combined {
+    /// The (f+1)-th highest floor.
+    pub floor: Seq,
+    /// Commands at or above it that f+1 claims count as settled.
+    pub decided: Vec<(Seq, CommandId)>,
+    /// The lowest few commands some claim lists but fewer than f+1 vouch for (a proposer's two
+    /// ids of one seq, each held by different validators): their decisions are worth fetching,
+    /// each comes with its own certificate.
+    pub unvouched: Vec<(Seq, CommandId)>,
+}
+
+/// Most unvouched commands returned per proposer.
+pub const MAX_UNVOUCHED: usize = 8;
+
 /// Combine the claims of at least f+1 distinct validators: per proposer, the (f+1)-th highest
-/// floor and the seqs above it that f+1 claims count as settled (below their own floor or
-/// listed), searched up to [`MAX_SETTLED_ABOVE`] seqs above the combined floor.
+/// floor, and the commands at or above it that f+1 claims count as settled (listed, or below the
+/// claimer's own floor).
 pub fn combine(
     membership: &Membership,
     claims: &BTreeMap<ValidatorId, Vec<SettledSeqs>>,
-) -> BTreeMap<ValidatorId, (Seq, BTreeSet<Seq>)> {
+) -> BTreeMap<ValidatorId, Combined> {
     let need = membership.f() + 1;
     let mut out = BTreeMap::new();
     if claims.len() < need {
         return out;
     }
     for p in membership.validators() {
-        let of_p: Vec<Option<&SettledSeqs>> = claims
+        let of_p: Vec<(Seq, BTreeSet<(Seq, CommandId)>)> = claims
             .values()
-            .map(|c| c.iter().find(|s| s.proposer == *p))
+            .map(|c| match c.iter().find(|s| s.proposer == *p) {
+                Some(s) => (s.floor, s.decided.iter().copied().collect()),
+                None => (0, BTreeSet::new()),
+            })
             .collect();
-        let mut floors: Vec<Seq> = of_p.iter().map(|s| s.map_or(0, |s| s.floor)).collect();
+        let mut floors: Vec<Seq> = of_p.iter().map(|(f, _)| *f).collect();
         floors.sort_unstable_by(|a, b| b.cmp(a));
         let floor = floors[need - 1];
-        let mut counts: BTreeMap<Seq, usize> = BTreeMap::new();
-        let end = floor.saturating_add(MAX_SETTLED_ABOVE as Seq);
-        for s in of_p.iter().flatten() {
-            let listed: BTreeSet<Seq> = s.above.iter().copied().collect();
-            let below_own = floor..s.floor.min(end);
-            for seq in below_own.chain(listed.into_iter().filter(|x| *x >= s.floor)) {
-                if seq >= floor && seq < end {
-                    *counts.entry(seq).or_default() += 1;
-                }
-            }
-        }
-        let above: BTreeSet<Seq> = counts
-            .into_iter()
-            .filter(|(_, c)| *c >= need)
-            .map(|(s, _)| s)
+        let candidates: BTreeSet<(Seq, CommandId)> = of_p
+            .iter()
+            .flat_map(|(_, d)| d.iter().copied())
+            .filter(|(s, _)| *s >= floor)
             .collect();
-        if floor > 0 || !above.is_empty() {
-            out.insert(*p, (floor, above));
+        let (decided, unvouched): (Vec<Mark>, Vec<Mark>) = candidates.into_iter().partition(|c| {
+            of_p.iter()
+                .filter(|(their_floor, listed)| c.0 < *their_floor || listed.contains(c))
+                .count()
+                >= need
+        });
+        let unvouched: Vec<(Seq, CommandId)> = unvouched.into_iter().take(MAX_UNVOUCHED).collect();
+        if floor > 0 || !decided.is_empty() || !unvouched.is_empty() {
+            out.insert(
+                *p,
+                Combined {
+                    floor,
+                    decided,
+                    unvouched,
+                },
+            );
         }
     }
     out
@@ -110,26 +154,36 @@ mod tests {
     fn m() -> Membership {
         Membership::new([0; 32], 0, (1..=4u8).map(|i| [i; 32]).collect())
     }
-    fn s(p: u8, floor: Seq, above: &[Seq]) -> SettledSeqs {
+    fn s(p: u8, floor: Seq, decided: &[(Seq, u8)]) -> SettledSeqs {
         SettledSeqs {
             proposer: [p; 32],
             floor,
-            above: above.to_vec(),
+            decided: decided.iter().map(|(s, i)| (*s, [*i; 32])).collect(),
         }
     }
 
     #[test]
-    fn a_claim_stops_at_the_first_seq_still_waiting_for_a_block() {
+    fn a_claim_lists_counted_marks_and_stops_below_what_waits_for_a_block() {
         let m = m();
-        let mut r = DecidedRecord::new(64);
+        let mut r = DecidedRecord::new(2);
         let p = [1; 32];
-        for seq in [0, 1, 2, 3, 5, 7] {
+        for seq in [0u64, 1, 2, 3, 5, 7] {
             r.mark(p, seq, [seq as u8; 32], true);
         }
-        let waiting = BTreeMap::from([(p, BTreeSet::from([2]))]);
+        r.mark(p, 6, [66; 32], false);
+        // Watermark 4, floor 2 (retain 2).
+        assert_eq!(r.floor(&p), 2);
+        let mut waiting = Unsettled::default();
+        waiting.add(p, 5, [5; 32]);
         let c = claim(&m, &r, &waiting);
-        assert_eq!(c, vec![s(1, 2, &[3, 5, 7])]);
-        assert_eq!(claim(&m, &r, &BTreeMap::new()), vec![s(1, 4, &[5, 7])]);
+        assert_eq!(c, vec![s(1, 2, &[(2, 2), (3, 3), (7, 7)])]);
+        let mut waiting = Unsettled::default();
+        waiting.add(p, 1, [1; 32]);
+        assert_eq!(
+            claim(&m, &r, &waiting),
+            vec![s(1, 1, &[(2, 2), (3, 3), (5, 5), (7, 7)])],
+            "the floor drops below a command still waiting"
+        );
     }
 
     #[test]
@@ -137,30 +191,52 @@ mod tests {
         let m = m();
         // f = 1: validators 1 and 2 correct, 3 lies high.
         let claims = BTreeMap::from([
-            ([1; 32], vec![s(1, 10, &[12]), s(2, 4, &[])]),
-            ([2; 32], vec![s(1, 11, &[12, 13])]),
-            ([3; 32], vec![s(1, 500, &[]), s(2, 900, &[]), s(4, 70, &[])]),
+            ([1; 32], vec![s(1, 10, &[(12, 12)]), s(2, 4, &[])]),
+            ([2; 32], vec![s(1, 11, &[(12, 12), (13, 13)])]),
+            (
+                [3; 32],
+                vec![s(1, 500, &[(600, 1)]), s(2, 900, &[]), s(4, 70, &[(80, 8)])],
+            ),
         ]);
         let c = combine(&m, &claims);
-        // Proposer 1: floors 500, 11, 10 -> 11; 12 vouched by three, 13 by two.
-        assert_eq!(c[&[1; 32]], (11, BTreeSet::from([12, 13])));
+        // Proposer 1: floors 500, 11, 10 -> 11; (12) vouched by all three, (13) by two.
+        assert_eq!(c[&[1; 32]].floor, 11);
+        assert_eq!(c[&[1; 32]].decided, vec![(12, [12; 32]), (13, [13; 32])]);
+        assert_eq!(c[&[1; 32]].unvouched, vec![(600, [1; 32])]);
         // Proposer 2: floors 900, 4, 0 -> 4.
-        assert_eq!(c[&[2; 32]].0, 4);
-        // Proposer 4: only the liar -> nothing.
-        assert!(!c.contains_key(&[4; 32]));
+        assert_eq!(c[&[2; 32]].floor, 4);
+        assert!(c[&[2; 32]].decided.is_empty());
+        // Proposer 4: only the liar -> nothing settled, one command worth asking about.
+        assert_eq!(c[&[4; 32]].floor, 0);
+        assert!(c[&[4; 32]].decided.is_empty());
         let one = BTreeMap::from([([3; 32], vec![s(1, 500, &[])])]);
         assert!(combine(&m, &one).is_empty(), "f claims are not enough");
     }
 
     #[test]
+    fn another_id_of_a_settled_seq_is_not_settled() {
+        let m = m();
+        let claims = BTreeMap::from([
+            ([1; 32], vec![s(1, 0, &[(5, 1)])]),
+            ([2; 32], vec![s(1, 0, &[(5, 1)])]),
+            ([3; 32], vec![s(1, 0, &[(5, 2)])]),
+        ]);
+        let c = &combine(&m, &claims)[&[1; 32]];
+        assert_eq!(c.decided, vec![(5, [1; 32])]);
+        assert_eq!(
+            c.unvouched,
+            vec![(5, [2; 32])],
+            "its decision is fetched instead"
+        );
+    }
+
+    #[test]
     fn malformed_claims_are_refused() {
         let m = m();
-        assert!(well_formed(&[s(1, 3, &[4])], &m));
+        assert!(well_formed(&[s(1, 3, &[(4, 4)])], &m));
         assert!(!well_formed(&[s(1, 3, &[]), s(1, 4, &[])], &m));
         assert!(!well_formed(&[s(9, 3, &[])], &m));
-        assert!(!well_formed(
-            &[s(1, 3, &vec![7; MAX_SETTLED_ABOVE + 1])],
-            &m
-        ));
+        let many: Vec<(Seq, u8)> = (0..=MAX_SETTLED_MARKS as u64).map(|i| (i, 1)).collect();
+        assert!(!well_formed(&[s(1, 3, &many)], &m));
     }
 }

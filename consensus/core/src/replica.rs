@@ -252,8 +252,13 @@ pub struct Replica {
     reported: BTreeSet<Digest>,
     /// Finalized chain blocks above `built` (the last few fed by the engine).
     chain: BTreeMap<BlockIndex, ChainPosition>,
-    /// Settled claims received per chain block asked about, per sender.
-    settled_claims: BTreeMap<BlockIndex, BTreeMap<ValidatorId, Vec<SettledSeqs>>>,
+    /// The chain block we last asked what is settled at, the claims received about it per
+    /// sender, and when the first arrived.
+    settled_asked: Option<BlockIndex>,
+    settled_claims: BTreeMap<ValidatorId, Vec<SettledSeqs>>,
+    settled_first_ms: Option<u64>,
+    /// Resend periods so far (rotates the peer asked for a missing decision).
+    resend_rounds: u64,
     out: Vec<Output>,
     inbox: VecDeque<(ValidatorId, Message)>,
 }
@@ -298,7 +303,10 @@ impl Replica {
             old_decisions: BTreeMap::new(),
             reported: BTreeSet::new(),
             chain: BTreeMap::new(),
+            settled_asked: None,
             settled_claims: BTreeMap::new(),
+            settled_first_ms: None,
+            resend_rounds: 0,
             out: Vec::new(),
             inbox: VecDeque::new(),
         };
@@ -342,6 +350,14 @@ impl Replica {
                     s.vcs.get(&s.view).map(|m| m.len()).unwrap_or(0),
                 )
             })
+            .collect()
+    }
+    /// Diagnostics: per proposer, (decided watermark, decided-record floor).
+    pub fn watermarks(&self) -> Vec<(ValidatorId, Seq, Seq)> {
+        self.m()
+            .validators()
+            .iter()
+            .map(|p| (*p, self.record.watermark(p), self.record.floor(p)))
             .collect()
     }
     /// How many finished blocks this replica keeps for laggards: a replica further behind the
@@ -420,12 +436,11 @@ impl Replica {
                     }
                     self.record.mark(p, s, id, counts);
                 }
-                (Key::Settled(p), Record::Settled(floor, above)) => {
+                (Key::Floor(p), Record::Floor(floor)) => {
                     if p == self.me {
-                        let top = above.iter().max().map(|s| s + 1).unwrap_or(0);
-                        self.next_seq = self.next_seq.max(floor).max(top);
+                        self.next_seq = self.next_seq.max(floor);
                     }
-                    self.record.settle(p, floor, &above.into_iter().collect());
+                    self.record.raise_floor(p, floor);
                 }
                 (Key::Decision(_), Record::Decision(d, p)) => decisions.push((d, p)),
                 _ => {}
@@ -1749,13 +1764,7 @@ impl Replica {
                         .get(&Slot::Seq(proposer, seq))
                         .map(|h| h.body.id() == id)
                         .unwrap_or(false);
-                for (p, s, i) in self.record.mark(proposer, seq, id, counts) {
-                    ops.push(StorageOp::Delete(Key::Decided(p, s, i)));
-                }
-                ops.push(StorageOp::Put(
-                    Key::Decided(proposer, seq, id),
-                    Record::Marked(counts),
-                ));
+                ops.extend(self.record_decided(proposer, seq, id, counts));
                 self.persist(ops);
                 self.collects.remove(&id);
                 match value {
@@ -1964,6 +1973,7 @@ impl Replica {
         self.ckpt_ids
             .insert(b, (block.checkpoint, block.timestamp_ms));
         self.recent_blocks.insert(b, block.clone());
+        self.chain = self.chain.split_off(&(b + 1));
         self.out.push(Output::BlockReady(block));
         self.gc(b);
         let meta = self.meta();
@@ -2141,13 +2151,7 @@ impl Replica {
         let mut ops = vec![];
         for (h, _) in &blk.batches {
             let id = h.id();
-            for (p, s, i) in self.record.mark(h.proposer, h.seq, id, true) {
-                ops.push(StorageOp::Delete(Key::Decided(p, s, i)));
-            }
-            ops.push(StorageOp::Put(
-                Key::Decided(h.proposer, h.seq, id),
-                Record::Marked(true),
-            ));
+            ops.extend(self.record_decided(h.proposer, h.seq, id, true));
         }
         self.persist(ops);
         let b = blk.index;
@@ -2182,15 +2186,30 @@ impl Replica {
         while self.chain.len() > 8 {
             self.chain.pop_first();
         }
-        let lowest = self.chain.keys().next().copied().unwrap_or(0);
-        self.settled_claims = self.settled_claims.split_off(&lowest);
-        self.try_rejoin();
     }
 
-    /// Answer what is settled at block `at`, if we built it and still hold every finished
-    /// block after it (those commands are not settled at `at`).
+    /// Ask what is settled at the newest chain block we know of (a fetch to every peer); claims
+    /// about anything else are dropped from now on.
+    fn ask_settled(&mut self) {
+        let Some(&at) = self.chain.keys().next_back() else {
+            return;
+        };
+        if self.settled_asked != Some(at) {
+            self.settled_asked = Some(at);
+            self.settled_claims.clear();
+            self.settled_first_ms = None;
+        }
+        let epoch = self.m().epoch;
+        self.out.push(Output::Send {
+            to: None,
+            msg: Message::SettledRequest { epoch, at },
+        });
+    }
+
+    /// Answer what is settled at block `at`, if we built it, it is recent, and we still hold
+    /// every finished block after it (their commands are not settled at `at`).
     fn on_settled_request(&mut self, from: ValidatorId, epoch: Epoch, at: BlockIndex) {
-        if epoch != self.m().epoch || at > self.built || at == 0 {
+        if epoch != self.m().epoch || at > self.built || at == 0 || self.built - at > 64 {
             return;
         }
         let after: Vec<&FinishedBlock> =
@@ -2198,11 +2217,11 @@ impl Replica {
         if after.len() as u64 != self.built - at {
             return;
         }
-        let mut unsettled: BTreeMap<ValidatorId, BTreeSet<Seq>> = BTreeMap::new();
+        let mut unsettled = crate::rejoin::Unsettled::default();
         let waiting = self.committed.values().map(|c| &c.batch.header.body);
         let later = after.iter().flat_map(|b| b.batches.iter().map(|(h, _)| h));
         for h in waiting.chain(later) {
-            unsettled.entry(h.proposer).or_default().insert(h.seq);
+            unsettled.add(h.proposer, h.seq, h.id());
         }
         let proposers = crate::rejoin::claim(self.m(), &self.record, &unsettled);
         self.send(
@@ -2224,57 +2243,119 @@ impl Replica {
     ) {
         if epoch != self.m().epoch
             || from == self.me
-            || !self.chain.contains_key(&at)
+            || self.settled_asked != Some(at)
+            || at <= self.built
             || !crate::rejoin::well_formed(&proposers, self.m())
         {
             return;
         }
-        self.settled_claims
-            .entry(at)
-            .or_default()
-            .insert(from, proposers);
+        self.settled_claims.insert(from, proposers);
+        self.settled_first_ms.get_or_insert(self.now);
         self.try_rejoin();
     }
 
-    /// Rejoin at the highest chain block f+1 validators sent settled claims for.
+    /// Rejoin at the chain block asked about once f+1 validators answered and either every
+    /// other member did or a resend period passed since the first answer: with more answers
+    /// than f+1, the (f+1)-th highest floor is a correct validator's even if f answer low.
     fn try_rejoin(&mut self) {
-        let need = self.m().f() + 1;
-        let Some(at) = self
-            .settled_claims
-            .iter()
-            .rev()
-            .find(|(at, c)| c.len() >= need && **at > self.built && self.chain.contains_key(at))
-            .map(|(at, _)| *at)
-        else {
+        let Some(at) = self.settled_asked else {
             return;
         };
-        let pos = self.chain[&at].clone();
-        let settled = crate::rejoin::combine(self.m(), &self.settled_claims[&at]);
+        let (m, have) = (self.m(), self.settled_claims.len());
+        let all = (m.n() - 1).min(2 * m.f() + 1);
+        let waited = self
+            .settled_first_ms
+            .is_some_and(|t| self.now.saturating_sub(t) >= self.cfg.resend_ms);
+        if at <= self.built || have < m.f() + 1 || (have < all && !waited) {
+            return;
+        }
+        let Some(pos) = self.chain.get(&at).cloned() else {
+            return;
+        };
+        let settled = crate::rejoin::combine(self.m(), &self.settled_claims);
+        self.settled_asked = None;
+        self.settled_claims.clear();
+        self.settled_first_ms = None;
         self.rejoin(pos, settled);
     }
 
+    /// Record a decision: the mark, the marks it prunes and, when the floor rises, the floor.
+    fn record_decided(
+        &mut self,
+        p: ValidatorId,
+        seq: Seq,
+        id: CommandId,
+        counts: bool,
+    ) -> Vec<StorageOp> {
+        let before = self.record.floor(&p);
+        let mut ops: Vec<StorageOp> = self
+            .record
+            .mark(p, seq, id, counts)
+            .into_iter()
+            .map(|(p, s, i)| StorageOp::Delete(Key::Decided(p, s, i)))
+            .collect();
+        let floor = self.record.floor(&p);
+        if floor > before {
+            ops.push(StorageOp::Put(Key::Floor(p), Record::Floor(floor)));
+        }
+        if seq >= floor {
+            ops.push(StorageOp::Put(
+                Key::Decided(p, seq, id),
+                Record::Marked(counts),
+            ));
+        }
+        ops
+    }
+
     /// Continue after chain block `pos`: take its position, count what f+1 validators vouch
-    /// settled as decided, and drop every command of ours about those seqs.
-    fn rejoin(&mut self, pos: ChainPosition, settled: BTreeMap<ValidatorId, (Seq, BTreeSet<Seq>)>) {
+    /// settled as decided, and drop every command we hold that is now known settled.
+    fn rejoin(
+        &mut self,
+        pos: ChainPosition,
+        settled: BTreeMap<ValidatorId, crate::rejoin::Combined>,
+    ) {
         let (from, c) = (self.built, pos.index);
+        if self.last_ckpt >= c && self.ckpt_ids.get(&c).is_some_and(|k| k.0 != pos.checkpoint) {
+            // We decided another K_c than the certified chain holds: never adopt over it (the
+            // engine halts when it checks the block it builds against the chain).
+            return;
+        }
         let mut ops = vec![];
-        for (p, (floor, above)) in &settled {
-            for (p, s, i) in self.record.settle(*p, *floor, above) {
+        let mut fetch = vec![];
+        for (
+            p,
+            crate::rejoin::Combined {
+                floor,
+                decided,
+                unvouched,
+            },
+        ) in &settled
+        {
+            fetch.extend(unvouched.iter().map(|(seq, id)| InstanceId::Cmd {
+                proposer: *p,
+                seq: *seq,
+                id: *id,
+            }));
+            let before = self.record.floor(p);
+            for (p, s, i) in self.record.raise_floor(*p, *floor) {
                 ops.push(StorageOp::Delete(Key::Decided(p, s, i)));
             }
-            ops.push(StorageOp::Put(
-                Key::Settled(*p),
-                Record::Settled(*floor, above.iter().copied().collect()),
-            ));
+            if self.record.floor(p) > before {
+                ops.push(StorageOp::Put(
+                    Key::Floor(*p),
+                    Record::Floor(self.record.floor(p)),
+                ));
+            }
+            for (seq, id) in decided {
+                ops.extend(self.record_decided(*p, *seq, *id, true));
+            }
             if *p == self.me {
-                let top = above.iter().next_back().map(|s| s + 1).unwrap_or(0);
+                let top = decided.iter().map(|(s, _)| s + 1).max().unwrap_or(0);
                 self.next_seq = self.next_seq.max(*floor).max(top);
             }
         }
         self.persist(ops);
-        // Commands of settled seqs: decided, and in a block up to c unless we know it lands later.
-        let lands_later =
-            |r: &Self, id: &CommandId| r.committed.get(id).is_some_and(|k| k.after >= c);
+        // Commands now known decided: in a block up to c unless we know it lands later.
         let mut refs: BTreeSet<(ValidatorId, Seq, CommandId)> = BTreeSet::new();
         for inst in self.insts.keys() {
             if let InstanceId::Cmd { proposer, seq, id } = inst {
@@ -2292,15 +2373,17 @@ impl Replica {
                 refs.insert((h.proposer, h.seq, *id));
             }
         }
+        let mut requeue: Vec<(Seq, Vec<Tx>)> = vec![];
         for (p, seq, id) in refs {
-            if !self.record.is_decided(&p, seq, &id) || lands_later(self, &id) {
+            let lands_later = self.committed.get(&id).is_some_and(|k| k.after >= c);
+            if !self.record.is_decided(&p, seq, &id) || lands_later {
                 continue;
             }
             if p == self.me && !self.committed.contains_key(&id) {
                 // Ours, outcome unknown (in a skipped block, or Noop): propose its transactions
                 // again; a copy already in a block is skipped by every builder.
                 if let Some(b) = self.payloads.get(&id) {
-                    self.pending.push_front(b.txs.clone());
+                    requeue.push((seq, b.txs.clone()));
                 }
             }
             self.collect_garbage_cmd(
@@ -2311,6 +2394,10 @@ impl Replica {
                 },
                 c,
             );
+        }
+        requeue.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        for (_, txs) in requeue {
+            self.pending.push_front(txs);
         }
         // Checkpoint candidates up to c.
         let stale: Vec<CommandId> = self
@@ -2326,8 +2413,8 @@ impl Replica {
             ops.push(StorageOp::Delete(Key::Reply(id)));
         }
         self.persist(ops);
+        self.ckpt_decided = self.ckpt_decided.split_off(&(c + 1));
         if self.last_ckpt < c {
-            self.ckpt_decided = self.ckpt_decided.split_off(&(c + 1));
             self.ckpt_ids.insert(c, (pos.checkpoint, pos.timestamp_ms));
             self.rotations.insert(c + 1, pos.next_rotation.clone());
             self.last_ckpt = c - 1;
@@ -2337,17 +2424,28 @@ impl Replica {
         self.last_build_ms = self.now;
         self.sync_votes = self.sync_votes.split_off(&(c + 1));
         self.chain = self.chain.split_off(&(c + 1));
-        self.settled_claims = self.settled_claims.split_off(&(c + 1));
         self.gc(c);
         let meta = self.meta();
         self.persist(vec![meta]);
         self.out.push(Output::Rejoined { from, to: c });
-        // Peers still hold the few blocks finished since c.
+        // Peers still hold the few blocks finished since c, and the decisions some of them
+        // listed but too few to vouch for.
         if self.m().n() > 1 {
             self.out.push(Output::Send {
                 to: None,
                 msg: Message::SyncRequest(c + 1),
             });
+            let fetch: Vec<InstanceId> = fetch
+                .into_iter()
+                .filter(|i| !self.is_decided_inst(i))
+                .take(64)
+                .collect();
+            for inst in fetch {
+                self.out.push(Output::Send {
+                    to: None,
+                    msg: Message::Fetch(inst),
+                });
+            }
         }
         self.advance_ckpts();
         self.try_build_blocks();
@@ -2398,65 +2496,82 @@ impl Replica {
                 self.out.push(Output::Send { to: None, msg: m });
             }
         }
-        // The next checkpoint has made no progress here for a while: ask for its decision (a
-        // replica that fell behind, or rejoined, missed its votes; peers do not resend those).
-        let next = InstanceId::Ckpt(self.last_ckpt + 1);
-        let stalled = self
-            .insts
-            .get(&next)
-            .is_none_or(|st| now.saturating_sub(st.last_progress_ms) >= horizon);
-        if stalled && self.m().n() > 1 {
-            self.out.push(Output::Send {
-                to: None,
-                msg: Message::Fetch(next),
-            });
+        if self.m().n() == 1 {
+            return;
         }
-        // The next block's checkpoint is decided but some of its commands are not decided here
-        // and made no progress for a while: ask for their decisions (a replica that rejoined, or
-        // missed the votes, never saw them).
-        if let Some(k) = self.ckpt_decided.get(&(self.built + 1)) {
-            let missing: Vec<InstanceId> = k
-                .deps
-                .iter()
-                .filter(|d| matches!(d.kind, DepKind::Txs { .. }) && !self.dep_decided(d))
-                .map(|d| d.instance())
-                .filter(|i| {
-                    self.insts
-                        .get(i)
-                        .is_none_or(|st| now.saturating_sub(st.last_progress_ms) >= horizon)
-                })
-                .take(64)
-                .collect();
-            if self.m().n() > 1 {
-                for inst in missing {
-                    self.out.push(Output::Send {
-                        to: None,
-                        msg: Message::Fetch(inst),
-                    });
-                }
-            }
-        }
+        self.resend_rounds += 1;
         // Ask for finished blocks when none was built for a while, or when the chain shows we are
-        // behind.
+        // behind; when idle and the chain is ahead, also what is settled there (rejoining).
         let chain_ahead = self
             .chain
             .keys()
             .next_back()
             .is_some_and(|c| *c > self.built + 1);
         let idle = now.saturating_sub(self.last_build_ms) >= 2 * horizon;
-        if (idle || chain_ahead) && self.m().n() > 1 {
+        if idle || chain_ahead {
             let next = self.built + 1;
             self.out.push(Output::Send {
                 to: None,
                 msg: Message::SyncRequest(next),
             });
-            if let Some(&at) = self.chain.keys().next_back().filter(|_| idle) {
-                let epoch = self.m().epoch;
-                self.out.push(Output::Send {
-                    to: None,
-                    msg: Message::SettledRequest { epoch, at },
-                });
-            }
+        }
+        // Rejoin from the chain when stuck behind it, or when so far behind that peers will soon
+        // no longer hold the blocks to catch up with.
+        let far_behind = self
+            .chain
+            .keys()
+            .next_back()
+            .is_some_and(|c| *c > self.built + (self.cfg.retain_sync_blocks / 2).max(4));
+        if (idle && chain_ahead) || far_behind {
+            self.ask_settled();
+        }
+        self.try_rejoin();
+        if !chain_ahead {
+            return;
+        }
+        // Behind the chain: the next checkpoint made no progress here for a while, so ask for
+        // its decision (peers do not resend votes of decided instances).
+        let next = InstanceId::Ckpt(self.last_ckpt + 1);
+        let stalled = self
+            .insts
+            .get(&next)
+            .is_none_or(|st| now.saturating_sub(st.last_progress_ms) >= horizon);
+        if stalled {
+            self.out.push(Output::Send {
+                to: None,
+                msg: Message::Fetch(next),
+            });
+        }
+        // ... and when the next block's checkpoint is decided but some of its commands made no
+        // progress here, ask one peer each (rotating) for their decisions.
+        let Some(k) = self.ckpt_decided.get(&(self.built + 1)) else {
+            return;
+        };
+        let missing: Vec<InstanceId> = k
+            .deps
+            .iter()
+            .filter(|d| matches!(d.kind, DepKind::Txs { .. }) && !self.dep_decided(d))
+            .map(|d| d.instance())
+            .filter(|i| {
+                self.insts
+                    .get(i)
+                    .is_none_or(|st| now.saturating_sub(st.last_progress_ms) >= horizon)
+            })
+            .take(16)
+            .collect();
+        let peers: Vec<ValidatorId> = self
+            .m()
+            .validators()
+            .iter()
+            .copied()
+            .filter(|v| *v != self.me)
+            .collect();
+        for (k, inst) in missing.into_iter().enumerate() {
+            let to = peers[(self.resend_rounds as usize + k) % peers.len()];
+            self.out.push(Output::Send {
+                to: Some(to),
+                msg: Message::Fetch(inst),
+            });
         }
     }
 }

@@ -6,9 +6,10 @@
 //! a seq), own candidates per (b, v) and pre-prepares per (instance, view) (never two proposals in
 //! one slot), cached replies with the command header (never a second reply; fence and positions
 //! rebuilt), votes (never a second vote in one (instance, view, phase)), view changes, decisions,
-//! decided marks, seqs learnt settled when rejoining from the chain, and the block meta. The next
-//! own seq is rebuilt from own batches, own decided marks and own settled seqs, so a seq is never
-//! reused even after every own batch was collected.
+//! decided marks and per-proposer floors (below a floor the marks are gone: the watermark restarts
+//! there, not at seq 0), and the block meta. The next own seq is rebuilt from own batches, own
+//! decided marks and the own floor, so a seq is never reused even after every own batch was
+//! collected.
 
 use crate::crypto::Signed;
 use crate::rotation::Rotation;
@@ -42,8 +43,8 @@ pub enum Key {
     Decided(ValidatorId, Seq, CommandId),
     /// Our highest prepared certificate of an instance (PBFT locking survives restarts).
     Prepared(InstanceId),
-    /// Seqs of a proposer learnt settled when rejoining from the chain.
-    Settled(ValidatorId),
+    /// The decided-record floor of a proposer (written whenever it rises).
+    Floor(ValidatorId),
 }
 
 /// Block and fence meta.
@@ -84,8 +85,8 @@ pub enum Record {
     Marked(bool),
     /// A prepared certificate.
     Prepared(PreparedCert),
-    /// A settled floor and the settled seqs above it.
-    Settled(Seq, Vec<Seq>),
+    /// A decided-record floor.
+    Floor(Seq),
 }
 
 /// One write.

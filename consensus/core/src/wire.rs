@@ -252,20 +252,21 @@ pub enum Message {
     },
 }
 
-/// The seqs of one proposer settled at a block: every command of `proposer` with a seq below
-/// `floor` or in `above` is decided, and if it committed, it is in that block or an earlier one.
+/// What is settled at a block for one proposer: every command of `proposer` with a seq below
+/// `floor`, and every listed command, is decided, and if it committed, it is in that block or an
+/// earlier one.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
 pub struct SettledSeqs {
     /// The proposer.
     pub proposer: ValidatorId,
-    /// Every seq below is settled.
+    /// Every command with a lower seq is settled (the sender's decided-record floor, or lower).
     pub floor: Seq,
-    /// Settled seqs above `floor` (at most [`MAX_SETTLED_ABOVE`]).
-    pub above: Vec<Seq>,
+    /// Settled commands at or above `floor`, as (seq, id) (at most [`MAX_SETTLED_MARKS`]).
+    pub decided: Vec<(Seq, CommandId)>,
 }
 
-/// Most seqs above the floor one [`SettledSeqs`] may list.
-pub const MAX_SETTLED_ABOVE: usize = 256;
+/// Most commands above the floor one [`SettledSeqs`] may list.
+pub const MAX_SETTLED_MARKS: usize = 256;
 
 /// Why untrusted bytes were rejected.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]

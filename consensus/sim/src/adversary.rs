@@ -57,7 +57,8 @@ pub enum Behaviour {
     ReplayAnnounce,
     /// Proposes the same transactions in two batches.
     DuplicateTx,
-    /// Claims far more settled than it knows when a validator rejoins from the chain.
+    /// Claims far more settled than it knows when a validator rejoins from the chain (to half the
+    /// validators), or nothing at all (to the others).
     LieSettled,
 }
 
@@ -300,14 +301,17 @@ impl Adversary {
                     }
                 }
                 (Behaviour::LieSettled, Message::Settled { epoch, at, .. }) => {
-                    // Every proposer, a floor far ahead, and the seqs right above it.
+                    // To half the validators: every proposer, a floor far ahead and made-up
+                    // commands above it; to the other half: nothing settled at all.
+                    let high = half(&to, &self.validators);
                     let proposers = self
                         .validators
                         .iter()
+                        .filter(|_| high)
                         .map(|p| SettledSeqs {
                             proposer: *p,
                             floor: 1_000,
-                            above: (1_001..1_100).collect(),
+                            decided: (1_001..1_100).map(|s| (s, [s as u8; 32])).collect(),
                         })
                         .collect();
                     out.push((

@@ -951,6 +951,12 @@ impl Sim {
                     self.partitioned.contains(&i)
                 );
                 if let Some(r) = &n.replica {
+                    let wms: Vec<(u8, u64, u64)> = r
+                        .watermarks()
+                        .iter()
+                        .map(|(p, w, f)| (p[0], *w, *f))
+                        .collect();
+                    eprintln!("   watermarks (proposer, watermark, floor) {wms:?}");
                     for u in r.undecided().iter().take(6) {
                         eprintln!("   undecided {:?}", u);
                     }
