@@ -8,7 +8,8 @@
 //!   recorded as decided, is answered with `Decided`, never with a fresh reply: a replayed
 //!   announce after GC cannot make a correct replica equivocate its reply;
 //! - exact `(proposer, seq, id)` marks are kept until `seq + retain < watermark`; below that floor
-//!   every reference is treated as decided (see docs/consensus.md, "Decided record floor"). The
+//!   every reference is treated as decided (the margin covers commands still in flight: correct
+//!   replicas reply only W seqs above a proposer's lowest undecided one). The
 //!   floor only rises, and the replica persists it whenever it does: after a restart the
 //!   watermark starts from the floor, not from seq 0 (the marks below it are gone);
 //! - above the floor, decidedness is per command id: a Byzantine proposer may get two commands
@@ -56,6 +57,14 @@ impl DecidedRecord {
                 .get(p)
                 .map(|s| s.contains(&seq))
                 .unwrap_or(false)
+    }
+    /// Decided seqs of `p` above its watermark.
+    pub fn decided_above_watermark(&self, p: &ValidatorId) -> usize {
+        self.decided_seqs.get(p).map_or(0, |s| s.len())
+    }
+    /// Whether the exact mark of this command counts for the watermark (false if absent).
+    pub fn counts(&self, p: &ValidatorId, seq: Seq, id: &CommandId) -> bool {
+        self.marks.get(&(*p, seq, *id)).copied().unwrap_or(false)
     }
     /// The marks of `p` that count (real commands, their header held), in seq order.
     pub fn counted_marks(&self, p: &ValidatorId) -> impl Iterator<Item = (Seq, CommandId)> + '_ {

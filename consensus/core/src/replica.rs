@@ -254,9 +254,11 @@ pub struct Replica {
     chain: BTreeMap<BlockIndex, ChainPosition>,
     /// The chain block we last asked what is settled at, the claims received about it per
     /// sender, and when the first arrived.
-    settled_asked: Option<BlockIndex>,
+    settled_asked: Option<ChainPosition>,
     settled_claims: BTreeMap<ValidatorId, Vec<SettledSeqs>>,
-    settled_first_ms: Option<u64>,
+    settled_asked_ms: u64,
+    /// Settled requests answered, per requester, for the block they asked about (once each).
+    settled_answered: BTreeMap<ValidatorId, BlockIndex>,
     /// Resend periods so far (rotates the peer asked for a missing decision).
     resend_rounds: u64,
     out: Vec<Output>,
@@ -305,7 +307,8 @@ impl Replica {
             chain: BTreeMap::new(),
             settled_asked: None,
             settled_claims: BTreeMap::new(),
-            settled_first_ms: None,
+            settled_asked_ms: 0,
+            settled_answered: BTreeMap::new(),
             resend_rounds: 0,
             out: Vec::new(),
             inbox: VecDeque::new(),
@@ -2188,17 +2191,20 @@ impl Replica {
         }
     }
 
-    /// Ask what is settled at the newest chain block we know of (a fetch to every peer); claims
-    /// about anything else are dropped from now on.
-    fn ask_settled(&mut self) {
-        let Some(&at) = self.chain.keys().next_back() else {
-            return;
-        };
-        if self.settled_asked != Some(at) {
-            self.settled_asked = Some(at);
+    /// Ask what is settled at `pos`: keep asking about the same block until the rejoin happens
+    /// or the chain is 16 blocks past it (a new question would drop the answers so far, and with
+    /// a head that moves every period no question would ever collect them), then move on.
+    fn ask_settled(&mut self, pos: ChainPosition) {
+        let keep = self
+            .settled_asked
+            .as_ref()
+            .is_some_and(|a| a.index >= self.built && pos.index <= a.index + 16);
+        if !keep {
+            self.settled_asked = Some(pos);
             self.settled_claims.clear();
-            self.settled_first_ms = None;
+            self.settled_asked_ms = self.now;
         }
+        let at = self.settled_asked.as_ref().map_or(0, |a| a.index);
         let epoch = self.m().epoch;
         self.out.push(Output::Send {
             to: None,
@@ -2206,12 +2212,30 @@ impl Replica {
         });
     }
 
+    /// Our own position at the last block built, to ask what is settled there (a floor refresh
+    /// when a watermark is stuck, see `resend`).
+    fn own_position(&self) -> Option<ChainPosition> {
+        let (checkpoint, timestamp_ms) = *self.ckpt_ids.get(&self.built)?;
+        Some(ChainPosition {
+            index: self.built,
+            checkpoint,
+            timestamp_ms,
+            next_rotation: self.rotation(self.built + 1),
+        })
+    }
+
     /// Answer what is settled at block `at`, if we built it, it is recent, and we still hold
     /// every finished block after it (their commands are not settled at `at`).
     fn on_settled_request(&mut self, from: ValidatorId, epoch: Epoch, at: BlockIndex) {
-        if epoch != self.m().epoch || at > self.built || at == 0 || self.built - at > 64 {
+        if epoch != self.m().epoch
+            || at > self.built
+            || at == 0
+            || self.built - at > 32
+            || self.settled_answered.get(&from) == Some(&at)
+        {
             return;
         }
+        self.settled_answered.insert(from, at);
         let after: Vec<&FinishedBlock> =
             self.recent_blocks.range(at + 1..).map(|(_, b)| b).collect();
         if after.len() as u64 != self.built - at {
@@ -2243,40 +2267,43 @@ impl Replica {
     ) {
         if epoch != self.m().epoch
             || from == self.me
-            || self.settled_asked != Some(at)
-            || at <= self.built
+            || self.settled_asked.as_ref().map(|a| a.index) != Some(at)
+            || at < self.built
             || !crate::rejoin::well_formed(&proposers, self.m())
         {
             return;
         }
         self.settled_claims.insert(from, proposers);
-        self.settled_first_ms.get_or_insert(self.now);
         self.try_rejoin();
     }
 
-    /// Rejoin at the chain block asked about once f+1 validators answered and either every
-    /// other member did or a resend period passed since the first answer: with more answers
-    /// than f+1, the (f+1)-th highest floor is a correct validator's even if f answer low.
+    /// Rejoin at the block asked about once f+1 validators answered and either 2f+1 (or every
+    /// other member) did or a resend period passed since the question: with more answers than
+    /// f+1, the (f+1)-th highest floor is a correct validator's even if f answer low.
     fn try_rejoin(&mut self) {
-        let Some(at) = self.settled_asked else {
+        let Some(pos) = self.settled_asked.clone() else {
             return;
         };
         let (m, have) = (self.m(), self.settled_claims.len());
         let all = (m.n() - 1).min(2 * m.f() + 1);
-        let waited = self
-            .settled_first_ms
-            .is_some_and(|t| self.now.saturating_sub(t) >= self.cfg.resend_ms);
-        if at <= self.built || have < m.f() + 1 || (have < all && !waited) {
+        let waited = self.now.saturating_sub(self.settled_asked_ms) >= self.cfg.resend_ms;
+        if pos.index < self.built || have < m.f() + 1 || (have < all && !waited) {
             return;
         }
-        let Some(pos) = self.chain.get(&at).cloned() else {
-            return;
-        };
         let settled = crate::rejoin::combine(self.m(), &self.settled_claims);
         self.settled_asked = None;
         self.settled_claims.clear();
-        self.settled_first_ms = None;
         self.rejoin(pos, settled);
+    }
+
+    /// Some proposer has more than 2W decided seqs above its watermark: a correct proposer
+    /// cannot get that far ahead of an undecided seq (replies stop W above it), so the seq at our
+    /// watermark was decided without us learning of it.
+    fn watermark_stuck(&self) -> bool {
+        self.m()
+            .validators()
+            .iter()
+            .any(|p| self.record.decided_above_watermark(p) > 2 * self.cfg.window as usize)
     }
 
     /// Record a decision: the mark, the marks it prunes and, when the floor rises, the floor.
@@ -2299,6 +2326,7 @@ impl Replica {
             ops.push(StorageOp::Put(Key::Floor(p), Record::Floor(floor)));
         }
         if seq >= floor {
+            let counts = self.record.counts(&p, seq, &id);
             ops.push(StorageOp::Put(
                 Key::Decided(p, seq, id),
                 Record::Marked(counts),
@@ -2320,6 +2348,9 @@ impl Replica {
             // engine halts when it checks the block it builds against the chain).
             return;
         }
+        // Everything written below goes out as one write with the block meta: a crash in the
+        // middle must not leave raised floors with the old block position.
+        let first_output = self.out.len();
         let mut ops = vec![];
         let mut fetch = vec![];
         for (
@@ -2427,7 +2458,10 @@ impl Replica {
         self.gc(c);
         let meta = self.meta();
         self.persist(vec![meta]);
-        self.out.push(Output::Rejoined { from, to: c });
+        self.merge_persists_since(first_output);
+        if c > from {
+            self.out.push(Output::Rejoined { from, to: c });
+        }
         // Peers still hold the few blocks finished since c, and the decisions some of them
         // listed but too few to vouch for.
         if self.m().n() > 1 {
@@ -2450,6 +2484,25 @@ impl Replica {
         self.advance_ckpts();
         self.try_build_blocks();
         self.try_propose_own();
+    }
+
+    /// Merge the `Persist` outputs from `first` on into one, placed where the first was; the
+    /// other outputs (none of them a `Send`) keep their order after it.
+    fn merge_persists_since(&mut self, first: usize) {
+        let tail: Vec<Output> = self.out.drain(first..).collect();
+        let mut ops = vec![];
+        let mut rest = vec![];
+        for o in tail {
+            match o {
+                Output::Persist(mut p) => ops.append(&mut p),
+                Output::Send { .. } => {
+                    unreachable!("no message leaves before the merged write; qed")
+                }
+                other => rest.push(other),
+            }
+        }
+        self.persist(ops);
+        self.out.extend(rest);
     }
 
     fn resend(&mut self) {
@@ -2522,10 +2575,18 @@ impl Replica {
             .keys()
             .next_back()
             .is_some_and(|c| *c > self.built + (self.cfg.retain_sync_blocks / 2).max(4));
-        if (idle && chain_ahead) || far_behind {
-            self.ask_settled();
-        }
         self.try_rejoin();
+        if (idle && chain_ahead) || far_behind {
+            if let Some(head) = self.chain.values().next_back().cloned() {
+                self.ask_settled(head);
+            }
+        } else if !chain_ahead && self.watermark_stuck() {
+            // Caught up, but a proposer's watermark waits on a seq nobody listed when we
+            // rejoined: ask again about our own last block to raise the floors past it.
+            if let Some(own) = self.own_position() {
+                self.ask_settled(own);
+            }
+        }
         if !chain_ahead {
             return;
         }

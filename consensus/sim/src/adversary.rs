@@ -57,8 +57,8 @@ pub enum Behaviour {
     ReplayAnnounce,
     /// Proposes the same transactions in two batches.
     DuplicateTx,
-    /// Claims far more settled than it knows when a validator rejoins from the chain (to half the
-    /// validators), or nothing at all (to the others).
+    /// When a validator rejoins from the chain, claims far more settled than it knows, or
+    /// nothing at all, or does not answer (by the receiver).
     LieSettled,
 }
 
@@ -301,13 +301,16 @@ impl Adversary {
                     }
                 }
                 (Behaviour::LieSettled, Message::Settled { epoch, at, .. }) => {
-                    // To half the validators: every proposer, a floor far ahead and made-up
-                    // commands above it; to the other half: nothing settled at all.
-                    let high = half(&to, &self.validators);
+                    // By the receiver's position: a floor far ahead for every proposer with
+                    // made-up commands above it; nothing settled at all; or no answer.
+                    let third = self.validators.iter().position(|v| *v == to).unwrap_or(0) % 3;
+                    if third == 2 {
+                        continue;
+                    }
                     let proposers = self
                         .validators
                         .iter()
-                        .filter(|_| high)
+                        .filter(|_| third == 0)
                         .map(|p| SettledSeqs {
                             proposer: *p,
                             floor: 1_000,
