@@ -67,7 +67,9 @@ pub struct Cli {
 /// Tunables of the leaderless engine (every validator of a network should use the same values).
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineArgs {
-    /// Target block time in milliseconds: how often a checkpoint (block cut) is due.
+    /// Block time in milliseconds: how often each validator may cut a block. Validators take
+    /// turns leading the cut, so blocks come up to n times as often, as fast as the checkpoint
+    /// consensus allows; the checkpoint view timeout is at least this plus 2 s.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub block_time_ms: u64,
 

@@ -908,6 +908,34 @@ fn a_validator_down_longer_than_peers_keep_blocks_rejoins_from_the_chain() {
     );
 }
 
+/// A block time longer than the default checkpoint view timeout (4 s): a leader announces its
+/// cut when its own due tick comes, so the view timer must outlast a block time. Before the
+/// engine raised it, most blocks needed a view change and correct validators were suspended
+/// from checkpoint turns.
+#[test]
+fn a_long_block_time_needs_no_view_changes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut net = Net::with_args("long-blocks", &["--block-time-ms", "6000"]);
+    for i in 0..4 {
+        net.start(i);
+    }
+    net.wait_finalized(&[0, 1, 2, 3], 2, Duration::from_secs(120));
+    let view_changes = |net: &Net| -> Vec<u64> {
+        (0..4)
+            .map(|i| status_of(net, i)["viewChanges"].as_u64().unwrap())
+            .collect()
+    };
+    let before = view_changes(&net);
+    let (from, _) = net.finalized(0);
+    net.wait_finalized(&[0, 1, 2, 3], from + 12, Duration::from_secs(120));
+    assert_eq!(
+        view_changes(&net),
+        before,
+        "view changes on a healthy network with 6 s blocks\n{}",
+        net.logs(&[0])
+    );
+}
+
 /// The hash of block `n` and the block with its justifications, as `c`'s node has them.
 async fn block_at(c: &HttpClient, n: u64) -> (H256, serde_json::Value) {
     let hash: H256 = c

@@ -1970,6 +1970,13 @@ impl Replica {
     }
 
     fn finish_block(&mut self, block: FinishedBlock) {
+        let first_output = self.out.len();
+        self.finish_block_with(block, first_output);
+    }
+
+    /// Finish a block; every write since output `first_output`, the block meta included, goes
+    /// out as one `Persist`.
+    fn finish_block_with(&mut self, block: FinishedBlock, first_output: usize) {
         let b = block.index;
         self.built = b;
         self.last_build_ms = self.now;
@@ -1981,6 +1988,7 @@ impl Replica {
         self.gc(b);
         let meta = self.meta();
         self.persist(vec![meta]);
+        self.merge_persists_since(first_output);
         self.try_propose_own();
     }
 
@@ -2150,7 +2158,10 @@ impl Replica {
     }
 
     fn adopt(&mut self, blk: FinishedBlock) {
-        // f+1 identical blocks: at least one correct validator built it.
+        // f+1 identical blocks: at least one correct validator built it. Its marks go out in one
+        // write with the block meta (a crash between them must not restart with the marks and the
+        // old position): everything up to the block meta is merged below.
+        let first_output = self.out.len();
         let mut ops = vec![];
         for (h, _) in &blk.batches {
             let id = h.id();
@@ -2173,7 +2184,7 @@ impl Replica {
             };
             self.collect_garbage_cmd(inst, b);
         }
-        self.finish_block(blk);
+        self.finish_block_with(blk, first_output);
         self.advance_ckpts();
         self.try_build_blocks();
     }
@@ -2486,23 +2497,27 @@ impl Replica {
         self.try_propose_own();
     }
 
-    /// Merge the `Persist` outputs from `first` on into one, placed where the first was; the
-    /// other outputs (none of them a `Send`) keep their order after it.
+    /// Merge the `Persist` outputs from `first` on into one, placed after the other outputs of
+    /// that range (none of them a `Send`, so persist-before-send holds; a `BlockReady` stays
+    /// ahead of the meta that says it was handed out).
     fn merge_persists_since(&mut self, first: usize) {
+        if self.out[first..]
+            .iter()
+            .any(|o| matches!(o, Output::Send { .. }))
+        {
+            return; // never move a write after a message (not expected: callers send nothing here)
+        }
         let tail: Vec<Output> = self.out.drain(first..).collect();
         let mut ops = vec![];
         let mut rest = vec![];
         for o in tail {
             match o {
                 Output::Persist(mut p) => ops.append(&mut p),
-                Output::Send { .. } => {
-                    unreachable!("no message leaves before the merged write; qed")
-                }
                 other => rest.push(other),
             }
         }
-        self.persist(ops);
         self.out.extend(rest);
+        self.persist(ops);
     }
 
     fn resend(&mut self) {
