@@ -2326,22 +2326,34 @@ impl Replica {
         counts: bool,
     ) -> Vec<StorageOp> {
         let before = self.record.floor(&p);
-        let mut ops: Vec<StorageOp> = self
-            .record
-            .mark(p, seq, id, counts)
-            .into_iter()
-            .map(|(p, s, i)| StorageOp::Delete(Key::Decided(p, s, i)))
-            .collect();
+        let pruned = self.record.mark(p, seq, id, counts);
+        let mut ops = self.floor_ops(p, before, pruned);
         let floor = self.record.floor(&p);
-        if floor > before {
-            ops.push(StorageOp::Put(Key::Floor(p), Record::Floor(floor)));
-        }
         if seq >= floor {
             let counts = self.record.counts(&p, seq, &id);
             ops.push(StorageOp::Put(
                 Key::Decided(p, seq, id),
                 Record::Marked(counts),
             ));
+        }
+        ops
+    }
+
+    /// The writes after the floor of `p` may have risen from `before`: the pruned marks go, and
+    /// a risen floor is stored.
+    fn floor_ops(
+        &self,
+        p: ValidatorId,
+        before: Seq,
+        pruned: Vec<(ValidatorId, Seq, CommandId)>,
+    ) -> Vec<StorageOp> {
+        let mut ops: Vec<StorageOp> = pruned
+            .into_iter()
+            .map(|(p, s, i)| StorageOp::Delete(Key::Decided(p, s, i)))
+            .collect();
+        let floor = self.record.floor(&p);
+        if floor > before {
+            ops.push(StorageOp::Put(Key::Floor(p), Record::Floor(floor)));
         }
         ops
     }
@@ -2379,15 +2391,8 @@ impl Replica {
                 id: *id,
             }));
             let before = self.record.floor(p);
-            for (p, s, i) in self.record.raise_floor(*p, *floor) {
-                ops.push(StorageOp::Delete(Key::Decided(p, s, i)));
-            }
-            if self.record.floor(p) > before {
-                ops.push(StorageOp::Put(
-                    Key::Floor(*p),
-                    Record::Floor(self.record.floor(p)),
-                ));
-            }
+            let pruned = self.record.raise_floor(*p, *floor);
+            ops.extend(self.floor_ops(*p, before, pruned));
             for (seq, id) in decided {
                 ops.extend(self.record_decided(*p, *seq, *id, true));
             }
