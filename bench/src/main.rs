@@ -107,9 +107,11 @@ struct NetworkArgs {
 
 #[derive(clap::Args, Debug, Clone)]
 struct LoadArgs {
-    /// Trace CSV (`from,to,amount[,timestamp]` or the Ethereum export's columns).
-    #[arg(long, default_value_os_t = default_trace())]
-    trace: PathBuf,
+    /// Trace CSV (`from,to,amount[,timestamp]` or the Ethereum export's columns). Default: the
+    /// Ethereum mainnet trace shipped in the repository's `traces/` folder, looked up in the
+    /// checkout this binary was built from, then in the current directory and its parents.
+    #[arg(long)]
+    trace: Option<PathBuf>,
     /// Use at most this many transfers of the trace (0 = all).
     #[arg(long, default_value_t = 2000)]
     limit: usize,
@@ -164,8 +166,36 @@ fn default_node() -> PathBuf {
     target.join("release/bsmr-node")
 }
 
-fn default_trace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../traces/ethereum-mainnet-2015-11.csv")
+const SHIPPED_TRACE: &str = "traces/ethereum-mainnet-2015-11.csv";
+
+/// The shipped trace: in the checkout this binary was built from or, when that checkout is gone
+/// or elsewhere (a binary copied, or a target folder shared by two clones), in the current
+/// directory or one of its parents.
+fn default_trace() -> Result<PathBuf, String> {
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(SHIPPED_TRACE);
+    let mut tried = vec![built_from.clone()];
+    if built_from.is_file() {
+        return Ok(built_from);
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        for dir in cwd.ancestors() {
+            let candidate = dir.join(SHIPPED_TRACE);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+            tried.push(candidate);
+        }
+    }
+    Err(format!(
+        "no --trace given and the shipped trace was not found; looked at: {}",
+        tried
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 fn main() {
@@ -199,7 +229,11 @@ fn load_trace(load: &LoadArgs, uniform: bool) -> Result<trace::Trace, String> {
             load.accounts,
         )
     } else {
-        trace::load(&load.trace).map_err(|e| e.to_string())?
+        let path = match &load.trace {
+            Some(p) => p.clone(),
+            None => default_trace()?,
+        };
+        trace::load(&path).map_err(|e| e.to_string())?
     };
     if !t.skipped.is_empty() {
         eprintln!(
