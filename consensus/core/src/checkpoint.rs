@@ -78,6 +78,7 @@ mod tests {
                 index,
                 view,
                 timestamp_ms: 5,
+                floors: vec![],
             },
             access: vec![],
             txs_root: [0; 32],

@@ -226,6 +226,7 @@ mod tests {
                 index,
                 view: 0,
                 timestamp_ms: 1,
+                floors: vec![],
             },
             access: vec![],
             txs_root: [0; 32],

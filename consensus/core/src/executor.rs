@@ -10,9 +10,60 @@
 //! with the same members and the same committed deps produce the same sequence, whatever the
 //! order in which they learned the commits (property-tested below).
 
-use crate::types::{CanonicalKey, CommandId};
+use crate::floors::floor_of;
+use crate::types::{BlockIndex, CanonicalKey, CommandId, DepKind, DepRef, Floors};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+/// The outcome of cutting block b.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// A dependency of K_b above the floors is not known decided yet.
+    Wait,
+    /// The block's Txs members (unordered), and the committed dependencies it voids (their
+    /// fence names b, their seq is below their proposer's floor).
+    Ready {
+        /// Members.
+        members: BTreeSet<CommandId>,
+        /// Voided.
+        voided: BTreeSet<CommandId>,
+    },
+}
+
+/// Which Txs commands block b holds (protocol.md, "Execution and blocks", with the agreed floors
+/// of docs/consensus.md): K_b's dependencies with `after == b - 1`, except those below
+/// their proposer's floor in K_b, which are void. Nothing below the floors is waited for;
+/// every other dependency must be known decided (`decided`). `committed` answers for commands
+/// committed with a value. Local knowledge enters only through `decided` and `committed`, which
+/// agree on every correct replica once they answer; the floors are agreed.
+pub fn cut(
+    b: BlockIndex,
+    deps: &[DepRef],
+    floors: &Floors,
+    decided: impl Fn(&DepRef) -> bool,
+    committed: impl Fn(&CommandId) -> Option<BlockIndex>,
+) -> Cut {
+    let below_floor = |d: &DepRef| match d.kind {
+        DepKind::Txs { seq } => seq < floor_of(floors, &d.proposer),
+        DepKind::Ckpt { .. } => false,
+    };
+    if !deps.iter().all(|d| below_floor(d) || decided(d)) {
+        return Cut::Wait;
+    }
+    let mut members = BTreeSet::new();
+    let mut voided = BTreeSet::new();
+    for d in deps {
+        if !matches!(d.kind, DepKind::Txs { .. }) || committed(&d.id).map(|a| a + 1) != Some(b) {
+            continue;
+        }
+        if below_floor(d) {
+            voided.insert(d.id);
+        } else {
+            members.insert(d.id);
+        }
+    }
+    Cut::Ready { members, voided }
+}
 
 /// A block member: its canonical key and its committed dependencies (any ids; non-members are
 /// ignored).
@@ -164,6 +215,71 @@ mod tests {
             seq: i as u64,
             id: [i; 32],
         }
+    }
+
+    fn txs_dep(proposer: u8, seq: u64, id: u8) -> DepRef {
+        DepRef {
+            proposer: [proposer; 32],
+            kind: DepKind::Txs { seq },
+            id: [id; 32],
+        }
+    }
+
+    /// The floor-gap scenario of docs/consensus.md ("Agreed floors"): a Byzantine proposer 9 got
+    /// seq 5 decided twice, id 50 as Noop (everyone saw it) and id 51 committed for block 3
+    /// (replica A saw it, replica B never heard of it). B's own watermark for 9 is far past 5.
+    /// Under the old local floor B counted 51 as decided and built block 3 without it, A with
+    /// it. With agreed floors both wait or both void it.
+    #[test]
+    fn replicas_that_know_different_things_cut_the_same_block_or_wait() {
+        let deps = vec![txs_dep(9, 5, 51), txs_dep(1, 0, 10)];
+        let a_decided = |d: &DepRef| d.id == [51; 32] || d.id == [10; 32];
+        let a_committed = |id: &CommandId| (*id == [51; 32] || *id == [10; 32]).then_some(2);
+        let b_decided = |d: &DepRef| d.id == [10; 32];
+        let b_committed = |id: &CommandId| (*id == [10; 32]).then_some(2);
+        // Floor of 9 at or below 5: B waits for 51's decision instead of building without it.
+        let floors = vec![([9; 32], 5)];
+        let a = cut(3, &deps, &floors, a_decided, a_committed);
+        assert_eq!(
+            a,
+            Cut::Ready {
+                members: BTreeSet::from([[10; 32], [51; 32]]),
+                voided: BTreeSet::new()
+            }
+        );
+        assert_eq!(cut(3, &deps, &floors, b_decided, b_committed), Cut::Wait);
+        // Floor of 9 above 5: 51 is void on both, and both cut the same block.
+        let floors = vec![([9; 32], 6)];
+        let a = cut(3, &deps, &floors, a_decided, a_committed);
+        let b = cut(3, &deps, &floors, b_decided, b_committed);
+        assert_eq!(
+            a,
+            Cut::Ready {
+                members: BTreeSet::from([[10; 32]]),
+                voided: BTreeSet::from([[51; 32]])
+            }
+        );
+        assert_eq!(
+            b,
+            Cut::Ready {
+                members: BTreeSet::from([[10; 32]]),
+                voided: BTreeSet::new()
+            },
+            "B voids nothing it holds, and its block has the same members"
+        );
+    }
+
+    #[test]
+    fn a_member_lands_only_in_the_block_its_fence_names() {
+        let deps = vec![txs_dep(1, 0, 10), txs_dep(2, 0, 20)];
+        let later = |id: &CommandId| Some(if *id == [10; 32] { 2 } else { 3 });
+        assert_eq!(
+            cut(3, &deps, &vec![], |_| true, later),
+            Cut::Ready {
+                members: BTreeSet::from([[10; 32]]),
+                voided: BTreeSet::new()
+            }
+        );
     }
 
     fn graph(edges: &[(u8, u8)], n: u8) -> BTreeMap<CommandId, Member> {

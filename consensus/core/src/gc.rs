@@ -7,11 +7,14 @@
 //!   seq below it has a decided command. An announce at or below the watermark, or of any command
 //!   recorded as decided, is answered with `Decided`, never with a fresh reply: a replayed
 //!   announce after GC cannot make a correct replica equivocate its reply;
-//! - exact `(proposer, seq, id)` marks are kept until `seq + retain < watermark`; below that floor
-//!   every reference is treated as decided (the margin covers commands still in flight: correct
-//!   replicas reply only W seqs above a proposer's lowest undecided one). The
-//!   floor only rises, and the replica persists it whenever it does: after a restart the
-//!   watermark starts from the floor, not from seq 0 (the marks below it are gone);
+//! - exact `(proposer, seq, id)` marks are kept down to the floor, and below it every reference
+//!   counts as decided. The floor is agreed state, never local progress: it is the floor of the
+//!   last block built, adopted or rejoined at ([`crate::floors`]), raised by the replica when it
+//!   takes that block. It only rises; after a restart it comes back from the block meta, and the
+//!   watermark starts from it (the marks below it are gone);
+//! - a checkpoint leader proposes `watermark - retain` as the next floor (the margin covers
+//!   commands still in flight: correct replicas reply only W seqs above a proposer's lowest
+//!   undecided one);
 //! - above the floor, decidedness is per command id: a Byzantine proposer may get two commands
 //!   with one seq decided (one Noop, one committed), so a seq is never "decided" as a whole.
 
@@ -30,7 +33,7 @@ pub struct DecidedRecord {
 }
 
 impl DecidedRecord {
-    /// A record keeping exact marks `retain` seqs below the watermark.
+    /// A record whose proposed floors stay `retain` seqs below the watermark.
     pub fn new(retain: u64) -> Self {
         DecidedRecord {
             retain,
@@ -44,6 +47,10 @@ impl DecidedRecord {
     /// Below this seq every reference of `p` counts as decided.
     pub fn floor(&self, p: &ValidatorId) -> Seq {
         self.floor.get(p).copied().unwrap_or(0)
+    }
+    /// The floor of `p` this replica would propose in a checkpoint: `retain` below the watermark.
+    pub fn proposed_floor(&self, p: &ValidatorId) -> Seq {
+        self.watermark(p).saturating_sub(self.retain)
     }
     /// Is this exact command known decided?
     pub fn is_decided(&self, p: &ValidatorId, seq: Seq, id: &CommandId) -> bool {
@@ -76,21 +83,15 @@ impl DecidedRecord {
     /// Record a decision. `counts` says whether the command is known to be real (its header,
     /// signed by the proposer, is held): only real commands advance the watermark, so a fake
     /// dependency id decided Noop can never push the watermark over a real, undecided command.
-    /// Returns the marks pruned below the new floor (to delete from storage).
-    pub fn mark(
-        &mut self,
-        p: ValidatorId,
-        seq: Seq,
-        id: CommandId,
-        counts: bool,
-    ) -> Vec<(ValidatorId, Seq, CommandId)> {
+    /// Below the floor nothing is recorded.
+    pub fn mark(&mut self, p: ValidatorId, seq: Seq, id: CommandId, counts: bool) {
         if seq < self.floor(&p) {
-            return vec![];
+            return;
         }
         let c = self.marks.entry((p, seq, id)).or_insert(false);
         *c |= counts;
         if !counts {
-            return vec![];
+            return;
         }
         let seqs = self.decided_seqs.entry(p).or_default();
         seqs.insert(seq);
@@ -98,12 +99,10 @@ impl DecidedRecord {
         while seqs.remove(wm) {
             *wm += 1;
         }
-        let new_floor = wm.saturating_sub(self.retain);
-        self.raise_floor(p, new_floor)
     }
     /// Raise the floor of `p` (never lowers it): marks below are dropped and the watermark moves
-    /// up to at least the floor. Used when marks advance, on restart (from the persisted floor)
-    /// and when rejoining from the chain. Returns the marks pruned.
+    /// up to at least the floor. Used when a block is built or adopted, on restart and when
+    /// rejoining from the chain, always with that block's agreed floor. Returns the marks pruned.
     pub fn raise_floor(
         &mut self,
         p: ValidatorId,
@@ -159,9 +158,15 @@ mod tests {
         assert!(!r.is_decided(&p, 1, &[2; 32]));
         r.mark(p, 0, [0; 32], true);
         assert_eq!(r.watermark(&p), 2);
-        assert_eq!(r.floor(&p), 0);
-        let pruned = r.mark(p, 2, [2; 32], true);
+        r.mark(p, 2, [2; 32], true);
         assert_eq!(r.watermark(&p), 3);
+        assert_eq!(
+            r.floor(&p),
+            0,
+            "local progress alone never raises the floor"
+        );
+        assert_eq!(r.proposed_floor(&p), 1);
+        let pruned = r.raise_floor(p, r.proposed_floor(&p));
         assert_eq!(r.floor(&p), 1);
         assert_eq!(pruned, vec![(p, 0, [0; 32]), (p, 0, [7; 32])]);
         assert!(

@@ -25,6 +25,7 @@ pub mod dds;
 pub mod epoch;
 #[cfg(feature = "std")]
 pub mod executor;
+pub mod floors;
 #[cfg(feature = "std")]
 pub mod gc;
 #[cfg(feature = "std")]

@@ -171,8 +171,8 @@ mod tests {
             r.mark(p, seq, [seq as u8; 32], true);
         }
         r.mark(p, 6, [66; 32], false);
-        // Watermark 4, floor 2 (retain 2).
-        assert_eq!(r.floor(&p), 2);
+        // Watermark 4; the block taken last agreed on floor 2.
+        r.raise_floor(p, 2);
         let mut waiting = Unsettled::default();
         waiting.add(p, 5, [5; 32]);
         let c = claim(&m, &r, &waiting);

@@ -8,7 +8,7 @@
 use crate::checkpoint::{self, CandidateAction};
 use crate::crypto::{Signed, Signer, Verifier};
 use crate::dds::Dds;
-use crate::executor::{canonical_order, Member};
+use crate::executor::{canonical_order, cut, Cut, Member};
 use crate::gc::DecidedRecord;
 use crate::instance::Instance;
 use crate::membership::Membership;
@@ -124,6 +124,8 @@ pub struct ChainPosition {
     pub timestamp_ms: u64,
     /// The checkpoint-leader rotation in force for block b + 1.
     pub next_rotation: Rotation,
+    /// K_b's agreed floors.
+    pub floors: Floors,
 }
 
 /// Outputs.
@@ -239,6 +241,8 @@ pub struct Replica {
     announced: BTreeMap<(BlockIndex, View), CommandId>,
     last_ckpt: BlockIndex,
     ckpt_ids: BTreeMap<BlockIndex, (CommandId, u64)>,
+    /// K_b's agreed floors, for the same indexes as `ckpt_ids`.
+    floors_at: BTreeMap<BlockIndex, Floors>,
     ckpt_decided: BTreeMap<BlockIndex, CkptDecided>,
     /// Checkpoint-leader rotation in force for each block index (known up to last_ckpt + 1).
     rotations: BTreeMap<BlockIndex, Rotation>,
@@ -259,6 +263,9 @@ pub struct Replica {
     settled_asked_ms: u64,
     /// Settled requests answered, per requester, for the block they asked about (once each).
     settled_answered: BTreeMap<ValidatorId, BlockIndex>,
+    /// A candidate was refused only because a floor passed our watermark: ask peers what is
+    /// settled at our last block (their marks fill the gap) on the next resend.
+    floor_gap: bool,
     /// Resend periods so far (rotates the peer asked for a missing decision).
     resend_rounds: u64,
     out: Vec<Output>,
@@ -294,6 +301,7 @@ impl Replica {
             announced: BTreeMap::new(),
             last_ckpt: 0,
             ckpt_ids: BTreeMap::new(),
+            floors_at: BTreeMap::new(),
             ckpt_decided: BTreeMap::new(),
             rotations: BTreeMap::new(),
             ckpt_due: false,
@@ -309,11 +317,13 @@ impl Replica {
             settled_claims: BTreeMap::new(),
             settled_asked_ms: 0,
             settled_answered: BTreeMap::new(),
+            floor_gap: false,
             resend_rounds: 0,
             out: Vec::new(),
             inbox: VecDeque::new(),
         };
         r.ckpt_ids.insert(0, ([0u8; 32], 0));
+        r.floors_at.insert(0, Floors::new());
         r.rotations.insert(1, Rotation::fresh(r.m().epoch));
         r.restore(storage.load());
         r
@@ -389,12 +399,20 @@ impl Replica {
                     self.ckpt_ids.insert(m.built, (m.built_ckpt, m.built_ts));
                     // A rotation of another epoch (a replica seeded from the chain at an epoch
                     // boundary) does not apply: the new epoch starts with nobody suspended.
-                    let rotation = if m.next_rotation.epoch == self.m().epoch {
-                        m.next_rotation
+                    // Floors of another epoch do not apply either: seqs start again.
+                    let (rotation, floors) = if m.next_rotation.epoch == self.m().epoch {
+                        (m.next_rotation, m.built_floors)
                     } else {
-                        Rotation::fresh(self.m().epoch)
+                        (Rotation::fresh(self.m().epoch), Floors::new())
                     };
                     self.rotations.insert(m.built + 1, rotation);
+                    for (p, floor) in &floors {
+                        if *p == self.me {
+                            self.next_seq = self.next_seq.max(*floor);
+                        }
+                        self.record.raise_floor(*p, *floor);
+                    }
+                    self.floors_at.insert(m.built, floors);
                 }
                 (Key::OwnBatch(seq), Record::Batch(b)) => {
                     self.next_seq = self.next_seq.max(seq + 1);
@@ -438,12 +456,6 @@ impl Replica {
                         self.next_seq = self.next_seq.max(s + 1);
                     }
                     self.record.mark(p, s, id, counts);
-                }
-                (Key::Floor(p), Record::Floor(floor)) => {
-                    if p == self.me {
-                        self.next_seq = self.next_seq.max(floor);
-                    }
-                    self.record.raise_floor(p, floor);
                 }
                 (Key::Decision(_), Record::Decision(d, p)) => decisions.push((d, p)),
                 _ => {}
@@ -614,6 +626,7 @@ impl Replica {
                 built_ckpt,
                 built_ts,
                 next_rotation: self.rotation(self.built + 1),
+                built_floors: self.floors_at.get(&self.built).cloned().unwrap_or_default(),
             }),
         )
     }
@@ -897,6 +910,11 @@ impl Replica {
                         index: b,
                         view,
                         timestamp_ms: self.now.max(prev_ts + 1),
+                        floors: crate::floors::propose(
+                            self.m(),
+                            self.floors_at.get(&(b - 1)).map_or(&[][..], |f| &f[..]),
+                            |p| self.record.proposed_floor(p),
+                        ),
                     },
                     access: vec![],
                     txs_root: hash(&Vec::<Tx>::new().encode()),
@@ -1112,6 +1130,29 @@ impl Replica {
                                 return;
                             }
                         }
+                        // Floors that go down, or past what we know decided: no reply (the
+                        // leader re-announces; a later view's leader proposes its own). The
+                        // header is not recorded, so a second one for this view is judged
+                        // afresh.
+                        let BatchKind::Checkpoint { floors, .. } = &h.kind else {
+                            return;
+                        };
+                        let prev = self
+                            .floors_at
+                            .get(&self.last_ckpt)
+                            .map_or(&[][..], |f| &f[..]);
+                        if !crate::floors::acceptable(floors, prev, self.m(), |p| {
+                            self.record.watermark(p)
+                        }) {
+                            if crate::floors::well_formed(floors, self.m())
+                                && crate::floors::extends(floors, prev)
+                            {
+                                // Only our watermark is short: our record has a gap that
+                                // peers' settled marks fill.
+                                self.floor_gap = true;
+                            }
+                            return;
+                        }
                         self.first_header.insert(slot, b.header.clone());
                         self.payloads.insert(id, b.clone());
                         self.reply_to(from, &b.header);
@@ -1254,15 +1295,19 @@ impl Replica {
             let BatchKind::Checkpoint {
                 index,
                 timestamp_ms,
+                ref floors,
                 ..
             } = h.body.kind
             else {
                 return;
             };
             let (k_prev, prev_ts) = self.ckpt_ids.get(&(b - 1)).copied().unwrap_or(([0; 32], 0));
+            let prev_floors = self.floors_at.get(&(b - 1)).map_or(&[][..], |f| &f[..]);
             if index != b
                 || h.body.base != k_prev
                 || !checkpoint::timestamp_ok(prev_ts, timestamp_ms, self.now, self.cfg.drift_ms)
+                || !crate::floors::well_formed(floors, self.m())
+                || !crate::floors::extends(floors, prev_floors)
             {
                 return;
             }
@@ -1806,10 +1851,16 @@ impl Replica {
                 let Some(h) = self.payloads.get(&cmd).map(|p| p.header.body.clone()) else {
                     return;
                 };
-                let BatchKind::Checkpoint { timestamp_ms, .. } = h.kind else {
+                let BatchKind::Checkpoint {
+                    timestamp_ms,
+                    ref floors,
+                    ..
+                } = h.kind
+                else {
                     return;
                 };
                 self.ckpt_ids.insert(b, (cmd, timestamp_ms));
+                self.floors_at.insert(b, floors.clone());
                 self.ckpt_decided.insert(
                     b,
                     CkptDecided {
@@ -1818,9 +1869,13 @@ impl Replica {
                     },
                 );
                 self.advance_ckpts();
+                // Dependencies below K_b's floors are void: nothing to wait or recover for.
+                let floors = self.floors_at.get(&b).cloned().unwrap_or_default();
                 for d in deps {
-                    if let DepKind::Txs { .. } = d.kind {
-                        self.know(d.instance());
+                    if let DepKind::Txs { seq } = d.kind {
+                        if seq >= crate::floors::floor_of(&floors, &d.proposer) {
+                            self.know(d.instance());
+                        }
                     }
                 }
             }
@@ -1914,26 +1969,43 @@ impl Replica {
             let Some(k) = self.ckpt_decided.get(&b) else {
                 return;
             };
-            if !k.deps.iter().all(|d| self.dep_decided(d)) {
+            let BatchKind::Checkpoint {
+                timestamp_ms,
+                view,
+                ref floors,
+                ..
+            } = k.header.kind
+            else {
                 return;
-            }
+            };
+            // Below K_b's agreed floors nothing is waited for and nothing lands (void): the
+            // same cut-off on every replica, whatever each knows locally.
+            let Cut::Ready {
+                members: member_ids,
+                ..
+            } = cut(
+                b,
+                &k.deps,
+                floors,
+                |d| self.dep_decided(d),
+                |id| self.committed.get(id).map(|c| c.after),
+            )
+            else {
+                return;
+            };
+            let floors = floors.clone();
             let k = k.clone();
-            let mut members: BTreeMap<CommandId, Member> = BTreeMap::new();
-            for d in &k.deps {
-                if let DepKind::Txs { .. } = d.kind {
-                    if let Some(c) = self.committed.get(&d.id) {
-                        if c.after + 1 == b {
-                            members.insert(
-                                d.id,
-                                Member {
-                                    key: c.batch.header.body.canonical_key(),
-                                    deps: c.deps.iter().map(|x| x.id).collect(),
-                                },
-                            );
-                        }
-                    }
-                }
-            }
+            let mut members: BTreeMap<CommandId, Member> = member_ids
+                .iter()
+                .map(|id| {
+                    let c = &self.committed[id];
+                    let member = Member {
+                        key: c.batch.header.body.canonical_key(),
+                        deps: c.deps.iter().map(|x| x.id).collect(),
+                    };
+                    (*id, member)
+                })
+                .collect();
             let kid = k.header.id();
             members.insert(
                 kid,
@@ -1951,17 +2023,12 @@ impl Replica {
                     (c.batch.header.body.clone(), c.batch.txs.clone())
                 })
                 .collect();
-            let BatchKind::Checkpoint {
-                timestamp_ms, view, ..
-            } = k.header.kind
-            else {
-                return;
-            };
             let block = FinishedBlock {
                 index: b,
                 timestamp_ms,
                 checkpoint_view: view,
                 next_rotation: self.rotation(b + 1),
+                floors,
                 checkpoint: kid,
                 batches,
             };
@@ -1982,6 +2049,31 @@ impl Replica {
         self.last_build_ms = self.now;
         self.ckpt_ids
             .insert(b, (block.checkpoint, block.timestamp_ms));
+        // Our own batches this block voids (their fence names it, their seq is below our floor
+        // in it; built or adopted alike): their transactions are proposed again, lowest first.
+        let own_floor = crate::floors::floor_of(&block.floors, &self.me);
+        let mut own_voided: Vec<(Seq, Vec<Tx>)> = self
+            .committed
+            .values()
+            .map(|c| (&c.batch.header.body, c))
+            .filter(|(h, c)| h.proposer == self.me && h.seq < own_floor && c.after + 1 == b)
+            .map(|(h, c)| (h.seq, c.batch.txs.clone()))
+            .collect();
+        own_voided.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        for (_, txs) in own_voided {
+            self.pending.push_front(txs);
+        }
+        // The decided record's floors are the agreed floors of the last block taken.
+        let mut ops = vec![];
+        for (p, floor) in &block.floors {
+            let pruned = self.record.raise_floor(*p, *floor);
+            ops.extend(Self::prune_ops(pruned));
+            if *p == self.me {
+                self.next_seq = self.next_seq.max(*floor);
+            }
+        }
+        self.persist(ops);
+        self.floors_at.insert(b, block.floors.clone());
         self.recent_blocks.insert(b, block.clone());
         self.chain = self.chain.split_off(&(b + 1));
         self.out.push(Output::BlockReady(block));
@@ -2096,6 +2188,9 @@ impl Replica {
             .recent_blocks
             .split_off(&b.saturating_sub(self.cfg.retain_sync_blocks));
         self.ckpt_ids = self.ckpt_ids.split_off(&keep_from.min(b.saturating_sub(1)));
+        self.floors_at = self
+            .floors_at
+            .split_off(&keep_from.min(b.saturating_sub(1)));
         self.rotations = self.rotations.split_off(&keep_from.min(b));
         self.sync_votes = self.sync_votes.split_off(&(b + 1));
         let record = &self.record;
@@ -2171,6 +2266,7 @@ impl Replica {
         let b = blk.index;
         if self.last_ckpt < b {
             self.ckpt_ids.insert(b, (blk.checkpoint, blk.timestamp_ms));
+            self.floors_at.insert(b, blk.floors.clone());
             self.ckpt_decided.remove(&b);
             self.rotations.insert(b + 1, blk.next_rotation.clone());
         }
@@ -2232,6 +2328,7 @@ impl Replica {
             checkpoint,
             timestamp_ms,
             next_rotation: self.rotation(self.built + 1),
+            floors: self.floors_at.get(&self.built).cloned().unwrap_or_default(),
         })
     }
 
@@ -2317,7 +2414,7 @@ impl Replica {
             .any(|p| self.record.decided_above_watermark(p) > 2 * self.cfg.window as usize)
     }
 
-    /// Record a decision: the mark, the marks it prunes and, when the floor rises, the floor.
+    /// Record a decision: the mark (nothing below the floor).
     fn record_decided(
         &mut self,
         p: ValidatorId,
@@ -2325,37 +2422,24 @@ impl Replica {
         id: CommandId,
         counts: bool,
     ) -> Vec<StorageOp> {
-        let before = self.record.floor(&p);
-        let pruned = self.record.mark(p, seq, id, counts);
-        let mut ops = self.floor_ops(p, before, pruned);
-        let floor = self.record.floor(&p);
-        if seq >= floor {
-            let counts = self.record.counts(&p, seq, &id);
-            ops.push(StorageOp::Put(
-                Key::Decided(p, seq, id),
-                Record::Marked(counts),
-            ));
+        if seq < self.record.floor(&p) {
+            return vec![];
         }
-        ops
+        self.record.mark(p, seq, id, counts);
+        let counts = self.record.counts(&p, seq, &id);
+        vec![StorageOp::Put(
+            Key::Decided(p, seq, id),
+            Record::Marked(counts),
+        )]
     }
 
-    /// The writes after the floor of `p` may have risen from `before`: the pruned marks go, and
-    /// a risen floor is stored.
-    fn floor_ops(
-        &self,
-        p: ValidatorId,
-        before: Seq,
-        pruned: Vec<(ValidatorId, Seq, CommandId)>,
-    ) -> Vec<StorageOp> {
-        let mut ops: Vec<StorageOp> = pruned
+    /// The writes deleting marks pruned under a risen floor (the floor itself is stored with
+    /// the block meta).
+    fn prune_ops(pruned: Vec<(ValidatorId, Seq, CommandId)>) -> Vec<StorageOp> {
+        pruned
             .into_iter()
             .map(|(p, s, i)| StorageOp::Delete(Key::Decided(p, s, i)))
-            .collect();
-        let floor = self.record.floor(&p);
-        if floor > before {
-            ops.push(StorageOp::Put(Key::Floor(p), Record::Floor(floor)));
-        }
-        ops
+            .collect()
     }
 
     /// Continue after chain block `pos`: take its position, count what f+1 validators vouch
@@ -2374,14 +2458,21 @@ impl Replica {
         // Everything written below goes out as one write with the block meta: a crash in the
         // middle must not leave raised floors with the old block position.
         let first_output = self.out.len();
+        // The floors are c's agreed floors, from the certified chain; the claims add exact
+        // marks above them.
         let mut ops = vec![];
+        for (p, floor) in &pos.floors {
+            let pruned = self.record.raise_floor(*p, *floor);
+            ops.extend(Self::prune_ops(pruned));
+            if *p == self.me {
+                self.next_seq = self.next_seq.max(*floor);
+            }
+        }
         let mut fetch = vec![];
         for (
             p,
             crate::rejoin::Combined {
-                floor,
-                decided,
-                unvouched,
+                decided, unvouched, ..
             },
         ) in &settled
         {
@@ -2390,15 +2481,12 @@ impl Replica {
                 seq: *seq,
                 id: *id,
             }));
-            let before = self.record.floor(p);
-            let pruned = self.record.raise_floor(*p, *floor);
-            ops.extend(self.floor_ops(*p, before, pruned));
             for (seq, id) in decided {
                 ops.extend(self.record_decided(*p, *seq, *id, true));
             }
             if *p == self.me {
                 let top = decided.iter().map(|(s, _)| s + 1).max().unwrap_or(0);
-                self.next_seq = self.next_seq.max(*floor).max(top);
+                self.next_seq = self.next_seq.max(top);
             }
         }
         self.persist(ops);
@@ -2426,9 +2514,11 @@ impl Replica {
             if !self.record.is_decided(&p, seq, &id) || lands_later {
                 continue;
             }
-            if p == self.me && !self.committed.contains_key(&id) {
-                // Ours, outcome unknown (in a skipped block, or Noop): propose its transactions
-                // again; a copy already in a block is skipped by every builder.
+            let maybe_void = seq < crate::floors::floor_of(&pos.floors, &self.me);
+            if p == self.me && (!self.committed.contains_key(&id) || maybe_void) {
+                // Ours, outcome unknown (in a skipped block, Noop, or void below c's floor):
+                // propose its transactions again; a copy already in a block is skipped by every
+                // builder.
                 if let Some(b) = self.payloads.get(&id) {
                     requeue.push((seq, b.txs.clone()));
                 }
@@ -2463,6 +2553,7 @@ impl Replica {
         self.ckpt_decided = self.ckpt_decided.split_off(&(c + 1));
         if self.last_ckpt < c {
             self.ckpt_ids.insert(c, (pos.checkpoint, pos.timestamp_ms));
+            self.floors_at.insert(c, pos.floors.clone());
             self.rotations.insert(c + 1, pos.next_rotation.clone());
             self.last_ckpt = c - 1;
         }
@@ -2600,9 +2691,11 @@ impl Replica {
             if let Some(head) = self.chain.values().next_back().cloned() {
                 self.ask_settled(head);
             }
-        } else if !chain_ahead && self.watermark_stuck() {
+        } else if !chain_ahead && (self.watermark_stuck() || self.floor_gap) {
             // Caught up, but a proposer's watermark waits on a seq nobody listed when we
-            // rejoined: ask again about our own last block to raise the floors past it.
+            // rejoined, or we refused a candidate whose floor passed it: ask again about our
+            // own last block; the marks f+1 peers vouch for fill the gap.
+            self.floor_gap = false;
             if let Some(own) = self.own_position() {
                 self.ask_settled(own);
             }
@@ -2628,10 +2721,18 @@ impl Replica {
         let Some(k) = self.ckpt_decided.get(&(self.built + 1)) else {
             return;
         };
+        let BatchKind::Checkpoint { floors, .. } = &k.header.kind else {
+            return;
+        };
         let missing: Vec<InstanceId> = k
             .deps
             .iter()
-            .filter(|d| matches!(d.kind, DepKind::Txs { .. }) && !self.dep_decided(d))
+            .filter(|d| match d.kind {
+                DepKind::Txs { seq } => {
+                    seq >= crate::floors::floor_of(floors, &d.proposer) && !self.dep_decided(d)
+                }
+                DepKind::Ckpt { .. } => false,
+            })
             .map(|d| d.instance())
             .filter(|i| {
                 self.insts

@@ -43,8 +43,6 @@ pub enum Key {
     Decided(ValidatorId, Seq, CommandId),
     /// Our highest prepared certificate of an instance (PBFT locking survives restarts).
     Prepared(InstanceId),
-    /// The decided-record floor of a proposer (written whenever it rises).
-    Floor(ValidatorId),
 }
 
 /// Block and fence meta.
@@ -62,6 +60,8 @@ pub struct Meta {
     pub built_ts: u64,
     /// The checkpoint-leader rotation in force for block built + 1.
     pub next_rotation: Rotation,
+    /// K_built's agreed floors (the decided record's floors after a restart).
+    pub built_floors: Floors,
 }
 
 /// Stored values.
@@ -85,8 +85,6 @@ pub enum Record {
     Marked(bool),
     /// A prepared certificate.
     Prepared(PreparedCert),
-    /// A decided-record floor.
-    Floor(Seq),
 }
 
 /// One write.

@@ -17,6 +17,8 @@ pub type Signature = [u8; 64];
 pub type Epoch = u64;
 /// Per-proposer, gap-free batch sequence number.
 pub type Seq = u64;
+/// Per-proposer floors (see [`crate::floors`]): sorted by validator, zero entries left out.
+pub type Floors = Vec<(ValidatorId, Seq)>;
 /// Block / checkpoint index (block 0 is genesis; the first cut block is 1).
 pub type BlockIndex = u64;
 /// PBFT view of one single-shot instance.
@@ -56,6 +58,9 @@ pub enum BatchKind {
         view: View,
         /// Proposed chain time.
         timestamp_ms: u64,
+        /// Agreed floors from this block on: a Txs command of p with a seq below p's floor
+        /// that has not landed yet never lands ([`crate::floors`]).
+        floors: Floors,
     },
 }
 

@@ -199,6 +199,9 @@ pub struct FinishedBlock {
     /// and `checkpoint_view`; carried so that replicas adopting the block, and nodes starting
     /// from the chain, learn it).
     pub next_rotation: Rotation,
+    /// K_b's agreed floors (what this block voided, and what a replica adopting the block
+    /// counts as decided).
+    pub floors: Floors,
     /// Txs batches in canonical order: (command id, header, transactions).
     pub batches: Vec<(BatchHeader, Vec<Tx>)>,
 }

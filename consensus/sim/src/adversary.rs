@@ -60,11 +60,14 @@ pub enum Behaviour {
     /// When a validator rejoins from the chain, claims far more settled than it knows, or
     /// nothing at all, or does not answer (by the receiver).
     LieSettled,
+    /// As checkpoint leader, candidates whose floors void every proposer's next seqs (to half
+    /// the validators) or drop every floor (to the other half).
+    BadFloors,
 }
 
 impl Behaviour {
     /// Every Byzantine behaviour (not Honest).
-    pub const ALL: [Behaviour; 20] = [
+    pub const ALL: [Behaviour; 21] = [
         Behaviour::Silent,
         Behaviour::Equivocate,
         Behaviour::OmitDeps,
@@ -85,6 +88,7 @@ impl Behaviour {
         Behaviour::ReplayAnnounce,
         Behaviour::DuplicateTx,
         Behaviour::LieSettled,
+        Behaviour::BadFloors,
     ];
     /// CLI name.
     pub fn name(&self) -> &'static str {
@@ -110,6 +114,7 @@ impl Behaviour {
             Behaviour::ReplayAnnounce => "replay-announce",
             Behaviour::DuplicateTx => "duplicate-tx",
             Behaviour::LieSettled => "lie-settled",
+            Behaviour::BadFloors => "bad-floors",
         }
     }
     /// Parse a CLI name.
@@ -231,6 +236,24 @@ impl Adversary {
         };
         self.alt_batches.insert(id, a.clone());
         a
+    }
+
+    /// The candidate with floors far above anything decided (`high`) or with none at all.
+    fn bad_floors(&mut self, b: &SignedBatch, high: bool) -> SignedBatch {
+        let mut h = b.header.body.clone();
+        if let BatchKind::Checkpoint { floors, .. } = &mut h.kind {
+            *floors = if high {
+                let mut all: Floors = self.validators.iter().map(|v| (*v, 1 << 20)).collect();
+                all.sort_unstable();
+                all
+            } else {
+                vec![]
+            };
+        }
+        SignedBatch {
+            header: self.sign(h),
+            txs: vec![],
+        }
     }
 
     fn tamper(&self, pp: &Signed<PrePrepareBody>) -> Signed<PrePrepareBody> {
@@ -414,6 +437,12 @@ impl Adversary {
                 }
                 (Behaviour::SilentCheckpoint, Message::Announce(b))
                     if b.header.body.is_checkpoint() && b.header.body.proposer == self.me => {}
+                (Behaviour::BadFloors, Message::Announce(b))
+                    if b.header.body.is_checkpoint() && b.header.body.proposer == self.me =>
+                {
+                    let high = half(&to, &self.validators);
+                    out.push((to, Message::Announce(self.bad_floors(&b, high))));
+                }
                 (Behaviour::SilentCheckpoint, Message::PrePrepare(pp, _))
                     if matches!(pp.body.inst, InstanceId::Ckpt(_)) => {}
                 (_, msg) => out.push((to, msg)),

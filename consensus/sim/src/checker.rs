@@ -13,7 +13,9 @@
 //!   anything but x in a view > v;
 //! - S10 replies stable per (replier, command); positions strictly increase; fences never decrease;
 //! - S11 every committed Txs command lands in exactly one block, the one its fence names, and K_b
-//!   in block b (the "lands at all" half is checked at the end of a run);
+//!   in block b (the "lands at all" half is checked at the end of a run), unless it is void:
+//!   its seq is below its proposer's floor in that block, and then it lands nowhere; floors
+//!   never go down from one block to the next;
 //! - S12 every misbehaviour proof verifies and convicts a Byzantine validator.
 
 use crate::ledger::Ledger;
@@ -23,6 +25,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug)]
 struct CommittedInfo {
+    proposer: ValidatorId,
+    seq: Seq,
     access: Vec<AccountId>,
     deps: Vec<CommandId>,
     after: BlockIndex,
@@ -43,6 +47,7 @@ pub struct Checker {
     reply_progress: BTreeMap<ValidatorId, (u64, BlockIndex)>,
     blocks: BTreeMap<BlockIndex, (Digest, Digest)>,
     landed: BTreeMap<CommandId, BlockIndex>,
+    floors: BTreeMap<BlockIndex, Floors>,
     account_ref: BTreeMap<u32, Vec<u64>>,
     supply: u64,
     /// Proofs seen, per convicted validator.
@@ -73,6 +78,7 @@ impl Checker {
             reply_progress: BTreeMap::new(),
             blocks: BTreeMap::new(),
             landed: BTreeMap::new(),
+            floors: BTreeMap::new(),
             account_ref: BTreeMap::new(),
             supply,
             proofs: BTreeMap::new(),
@@ -138,6 +144,8 @@ impl Checker {
                     self.committed.insert(
                         id,
                         CommittedInfo {
+                            proposer: b.header.body.proposer,
+                            seq: b.header.body.seq,
                             access: b.header.body.access.clone(),
                             deps: ids,
                             after: *after,
@@ -283,8 +291,24 @@ impl Checker {
                 b.index
             )),
         }
+        if first {
+            let prev = self.floors.get(&(b.index - 1)).cloned().unwrap_or_default();
+            if b.index > 1
+                && self.floors.contains_key(&(b.index - 1))
+                && !floors::extends(&b.floors, &prev)
+            {
+                self.fail(format!("S11: the floors of block {} went down", b.index));
+            }
+            self.floors.insert(b.index, b.floors.clone());
+        }
         for (h, _) in &b.batches {
             let id = h.id();
+            if h.seq < floors::floor_of(&b.floors, &h.proposer) {
+                self.fail(format!(
+                    "S11: a command below its proposer's floor landed in block {}",
+                    b.index
+                ));
+            }
             match self.committed.get(&id) {
                 Some(c) if c.after + 1 != b.index => self.fail(format!(
                     "S11: command with after {} landed in block {}",
@@ -388,6 +412,23 @@ impl Checker {
         false
     }
 
+    /// Whether a committed command is void: below its proposer's floor in the block its fence
+    /// names.
+    fn is_void(&self, c: &CommittedInfo) -> bool {
+        self.floors
+            .get(&(c.after + 1))
+            .is_some_and(|f| c.seq < floors::floor_of(f, &c.proposer))
+    }
+
+    /// Committed commands that were void (landed nowhere by agreement), as (proposer, seq).
+    pub fn voided(&self) -> Vec<(ValidatorId, Seq)> {
+        self.committed
+            .values()
+            .filter(|c| self.is_void(c))
+            .map(|c| (c.proposer, c.seq))
+            .collect()
+    }
+
     /// End of run: every committed Txs command whose block height is reached by every live correct
     /// validator has landed (S11).
     pub fn final_check(&mut self, min_height: BlockIndex) {
@@ -395,6 +436,7 @@ impl Checker {
             .committed
             .iter()
             .filter(|(id, c)| c.after < min_height && !self.landed.contains_key(*id))
+            .filter(|(_, c)| !self.is_void(c))
             .map(|(id, c)| (*id, c.after))
             .collect();
         for (_, after) in missing.into_iter().take(5) {

@@ -18,7 +18,8 @@ struct Args {
     /// Byzantine behaviour (honest, silent, equivocate, omit-deps, fake-deps, inflate-fence,
     /// lower-fence, reply-equivocate, subset-announce, withhold-payload, invalid-proof,
     /// conflicting-preprepare, double-vote, withhold-votes, vc-spam, dup-checkpoint,
-    /// silent-checkpoint, timestamp-ahead, replay-announce, duplicate-tx).
+    /// silent-checkpoint, timestamp-ahead, replay-announce, duplicate-tx, lie-settled,
+    /// bad-floors).
     #[arg(long, default_value = "honest")]
     behaviour: String,
     /// Seed (a failing run prints it; the same seed replays exactly).
@@ -133,8 +134,12 @@ fn print(r: &Report, wall_s: f64) {
         Report::pct(&r.msg_delay_ms, 0.99)
     );
     println!(
-        "  blocks: min height={} max height={}  max log={}  proofs={:?}",
-        r.min_height, r.max_height, r.max_log, r.proofs
+        "  blocks: min height={} max height={}  max log={}  proofs={:?}  voided commands={}",
+        r.min_height,
+        r.max_height,
+        r.max_log,
+        r.proofs,
+        r.voided.len()
     );
     if r.violations.is_empty() {
         println!("  violations: none");
@@ -142,6 +147,20 @@ fn print(r: &Report, wall_s: f64) {
         println!("  VIOLATIONS (replay with --seed {}):", r.seed);
         for x in &r.violations {
             println!("    {x}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_help_names_every_behaviour() {
+        let help = Args::command().render_long_help().to_string();
+        for b in Behaviour::ALL {
+            assert!(help.contains(b.name()), "--help lacks {}", b.name());
         }
     }
 }

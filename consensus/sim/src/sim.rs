@@ -191,6 +191,8 @@ pub struct Report {
     pub blocks_built: BTreeMap<usize, u64>,
     /// The last block each node built itself, by node index.
     pub last_built: BTreeMap<usize, u64>,
+    /// Committed commands void by their block's agreed floor: (proposer's node index, seq).
+    pub voided: Vec<(usize, u64)>,
 }
 
 impl Report {
@@ -588,6 +590,7 @@ impl Sim {
                             checkpoint: b.checkpoint,
                             timestamp_ms: node.ledger.time_ms,
                             next_rotation: b.next_rotation.clone(),
+                            floors: b.floors.clone(),
                         });
                     }
                     if let Err(e) = executed {
@@ -892,6 +895,17 @@ impl Sim {
         })
     }
 
+    /// Live correct validators are within two blocks of each other.
+    fn heights_close(&self) -> bool {
+        let heights: Vec<u64> = self
+            .live_correct()
+            .iter()
+            .map(|i| self.nodes[*i].ledger.height)
+            .collect();
+        let (lo, hi) = (heights.iter().min(), heights.iter().max());
+        lo.zip(hi).is_none_or(|(lo, hi)| hi - lo <= 2)
+    }
+
     /// Run to completion and check liveness.
     pub fn run(mut self) -> Report {
         let mut n_events = 0u64;
@@ -923,12 +937,14 @@ impl Sim {
             if !self.checker.violations.is_empty() {
                 break;
             }
-            // Early stop: load over, past GST, everything included everywhere and a few blocks later.
+            // Early stop: load over, past GST, everything included everywhere, a few blocks
+            // later, and no live validator more than two blocks behind (a laggard catching up
+            // is not stopped mid-way).
             if t > (self.cfg.load_ms.max(self.cfg.gst_ms) + 2 * self.cfg.block_ms) * 1000
                 && t - last_check_us > 200_000
             {
                 last_check_us = t;
-                if self.all_included() {
+                if self.all_included() && self.heights_close() {
                     break;
                 }
             }
@@ -1005,6 +1021,11 @@ impl Sim {
         for (v, c) in &self.checker.proofs {
             if let Some(k) = ids.iter().position(|x| x == v) {
                 self.report.proofs.insert(k, *c);
+            }
+        }
+        for (v, seq) in self.checker.voided() {
+            if let Some(k) = ids.iter().position(|x| *x == v) {
+                self.report.voided.push((k, seq));
             }
         }
         self.report.txs_submitted = self.nodes.iter().map(|n| n.submitted.len() as u64).sum();

@@ -17,8 +17,8 @@ fn long_outage(n: usize, seed: u64, retain: u64) -> SimConfig {
 
 fn check(r: &Report, crashed: usize) {
     eprintln!(
-        "rejoins {:?} crashes {:?} end {} ms heights {}..{} last built {:?}",
-        r.rejoins, r.crashes_ms, r.virtual_ms, r.min_height, r.max_height, r.last_built
+        "rejoins {:?} crashes {:?} end {} ms heights {}..{} last built {:?} voided {:?}",
+        r.rejoins, r.crashes_ms, r.virtual_ms, r.min_height, r.max_height, r.last_built, r.voided
     );
     // Violations include the liveness check: every correct proposer's transactions are in the
     // blocks of every live correct validator, the rejoined one included.

@@ -257,6 +257,7 @@ mod tests {
             built_ckpt: [1; 32],
             built_ts: 77,
             next_rotation: Default::default(),
+            built_floors: vec![([7; 32], 12)],
         });
         s.apply(&[
             StorageOp::Put(Key::Meta, meta.clone()),
@@ -283,6 +284,7 @@ mod tests {
                 checkpoint: [0; 32],
                 checkpoint_view: 0,
                 next_rotation: Default::default(),
+                floors: vec![],
                 batches: vec![],
             })
             .unwrap();
@@ -297,6 +299,7 @@ mod tests {
             checkpoint: [0; 32],
             checkpoint_view: 0,
             next_rotation: Default::default(),
+            floors: vec![],
             batches: vec![],
         })
         .unwrap();

@@ -14,7 +14,7 @@
 //! Nothing here reads the wall clock, the local pool or any other node-local state.
 
 use crate::TxClassifier;
-use bsmr_consensus_core::{FinishedBlock, Rotation};
+use bsmr_consensus_core::{FinishedBlock, Floors, Rotation};
 use bsmr_primitives::BSMR_ENGINE_ID;
 use codec::{Decode, Encode};
 use sc_block_builder::{BlockBuilderBuilder, BuiltBlock};
@@ -79,7 +79,7 @@ where
     let digest = Digest {
         logs: vec![DigestItem::PreRuntime(
             BSMR_ENGINE_ID,
-            (fb.index, fb.checkpoint, &fb.next_rotation).encode(),
+            (fb.index, fb.checkpoint, &fb.next_rotation, &fb.floors).encode(),
         )],
     };
     let mut bb = BlockBuilderBuilder::new(client)
@@ -128,12 +128,24 @@ where
     })
 }
 
-/// The (index, checkpoint id, rotation for the next block) a bsmr block header commits to, if
-/// any.
-pub fn checkpoint_of<H: HeaderT>(header: &H) -> Option<(u64, [u8; 32], Rotation)> {
+/// What a bsmr block header's pre-runtime digest commits to.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ChainCheckpoint {
+    /// Block index b.
+    pub index: u64,
+    /// K_b's id.
+    pub checkpoint: [u8; 32],
+    /// The checkpoint-leader rotation for block b + 1.
+    pub next_rotation: Rotation,
+    /// K_b's agreed floors.
+    pub floors: Floors,
+}
+
+/// The checkpoint a bsmr block header commits to, if any.
+pub fn checkpoint_of<H: HeaderT>(header: &H) -> Option<ChainCheckpoint> {
     header.digest().logs().iter().find_map(|d| match d {
         DigestItem::PreRuntime(id, data) if *id == BSMR_ENGINE_ID => {
-            <(u64, [u8; 32], Rotation)>::decode(&mut &data[..]).ok()
+            ChainCheckpoint::decode(&mut &data[..]).ok()
         }
         _ => None,
     })

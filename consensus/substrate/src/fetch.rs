@@ -142,6 +142,7 @@ mod tests {
                 checkpoint: [0; 32],
                 checkpoint_view: 0,
                 next_rotation: Default::default(),
+                floors: vec![],
                 batches: vec![],
             }
         )));

@@ -321,9 +321,13 @@ where
         );
         return Ok((None, None));
     };
-    storage
-        .load_checked()
-        .map_err(|e| format!("reading persisted consensus state: {e}"))?;
+    storage.load_checked().map_err(|e| {
+        format!(
+            "reading persisted consensus state: {e} (written by an incompatible bsmr version? \
+                 such a chain cannot be continued: remove the base path, e.g. `make clean-chain` \
+                 for the local network)"
+        )
+    })?;
     let info = client.info();
     let fin: u64 = info.finalized_number.try_into().unwrap_or(0);
     if storage.is_empty() && fin > 0 {
@@ -331,11 +335,25 @@ where
             .header(info.finalized_hash)
             .map_err(|e| e.to_string())?
             .ok_or("the finalized header is missing")?;
-        let (_, ckpt, next_rotation) = crate::builder::checkpoint_of(&header).unwrap_or((
-            fin,
-            [0; 32],
-            Rotation::fresh(membership.epoch),
-        ));
+        let crate::builder::ChainCheckpoint {
+            checkpoint: ckpt,
+            next_rotation,
+            floors,
+            ..
+        } = crate::builder::checkpoint_of(&header).unwrap_or_else(|| {
+            log::warn!(
+                target: LOG,
+                "finalized block #{fin} has no readable BSMR digest (made by another bsmr version?): \
+                 starting from it with no checkpoint id; this validator will not reply to \
+                 checkpoint candidates until it rejoins from the chain"
+            );
+            crate::builder::ChainCheckpoint {
+                index: fin,
+                checkpoint: [0; 32],
+                next_rotation: Rotation::fresh(membership.epoch),
+                floors: vec![],
+            }
+        });
         let ts = crate::builder::chain_timestamp::<B, BE, C>(client, info.finalized_hash)?;
         let meta = bsmr_consensus_core::storage::Meta {
             fence: fin,
@@ -344,6 +362,7 @@ where
             built_ckpt: ckpt,
             built_ts: ts,
             next_rotation,
+            built_floors: floors,
         };
         storage
             .apply(&[bsmr_consensus_core::StorageOp::Put(
@@ -1380,7 +1399,7 @@ where
                 .ok()
                 .flatten()
                 .and_then(|h| crate::builder::checkpoint_of(&h))
-                .map(|(index, _, rotation)| (index + 1, rotation));
+                .map(|c| (c.index + 1, c.next_rotation));
             self.rotation_cache = Some((hash, found));
         }
         let (_, found) = self.rotation_cache.as_ref()?;
@@ -1764,7 +1783,12 @@ where
             .header(fin_hash)
             .map_err(|e| format!("reading finalized header #{fin}: {e}"))?
             .ok_or_else(|| format!("finalized header #{fin} is missing"))?;
-        let Some((index, checkpoint, next_rotation)) = crate::builder::checkpoint_of(&header)
+        let Some(crate::builder::ChainCheckpoint {
+            index,
+            checkpoint,
+            next_rotation,
+            floors,
+        }) = crate::builder::checkpoint_of(&header)
         else {
             return Ok(()); // genesis or a block of no bsmr replica
         };
@@ -1778,6 +1802,7 @@ where
                 checkpoint,
                 timestamp_ms,
                 next_rotation,
+                floors,
             },
         ))
     }
