@@ -37,7 +37,10 @@ pub struct Config {
     pub window: u64,
     /// T_rec: base recovery timeout of command instances.
     pub recovery_timeout_ms: u64,
-    /// Base view timeout of CONS_ckpt(b), started when K_(b-1) commits.
+    /// Base view timeout of CONS_ckpt(b), started when K_(b-1) commits. Also how long a member
+    /// may stay unheard before it counts as silent: a view-0 timer of an instance it leads then
+    /// fires no later than that point (a live member votes on every checkpoint, and the engine
+    /// keeps this above the block time).
     pub ckpt_timeout_ms: u64,
     /// Retransmission period (messages lost before GST).
     pub resend_ms: u64,
@@ -263,6 +266,11 @@ pub struct Replica {
     settled_asked_ms: u64,
     /// Settled requests answered, per requester, for the block they asked about (once each).
     settled_answered: BTreeMap<ValidatorId, BlockIndex>,
+    /// When each other member was last heard from (silence shortens the timers of instances
+    /// it leads).
+    last_heard: BTreeMap<ValidatorId, u64>,
+    /// When this replica started (members not heard from yet count from here).
+    started_ms: u64,
     /// A candidate was refused only because a floor passed our watermark: ask peers what is
     /// settled at our last block (their marks fill the gap) on the next resend.
     floor_gap: bool,
@@ -318,6 +326,8 @@ impl Replica {
             settled_asked_ms: 0,
             settled_answered: BTreeMap::new(),
             floor_gap: false,
+            last_heard: BTreeMap::new(),
+            started_ms: 0,
             resend_rounds: 0,
             out: Vec::new(),
             inbox: VecDeque::new(),
@@ -515,6 +525,7 @@ impl Replica {
     /// Initial outputs: timers and re-announcements after a restart.
     pub fn start(&mut self, now_ms: u64) -> Vec<Output> {
         self.now = self.now.max(now_ms);
+        self.started_ms = self.now;
         self.set_timer(TimerId::Resend, self.cfg.resend_ms);
         let b = self.last_ckpt + 1;
         self.know(InstanceId::Ckpt(b));
@@ -725,6 +736,7 @@ impl Replica {
         if !self.m().contains(&from) {
             return;
         }
+        self.last_heard.insert(from, self.now);
         match msg {
             Message::Announce(b) => self.on_announce(from, b),
             Message::Reply(r) => self.on_reply(r),
@@ -816,8 +828,28 @@ impl Replica {
             st.last_progress_ms = now;
         }
         let v = st.view;
-        let t = self.timeout(&inst, v);
+        let t = self.timeout(&inst, v).min(self.until_silent(&inst, v));
         self.set_timer(TimerId::View(inst, v), t);
+    }
+
+    /// How long until the leader of `inst` in view `v` has been unheard for `ckpt_timeout_ms`
+    /// (at least 100 ms; unbounded for ourselves or an unknown leader). A crashed proposer's
+    /// batches and a crashed checkpoint leader's turn are then recovered from the moment it fell
+    /// silent, not a full timeout after we learned of them.
+    fn until_silent(&self, inst: &InstanceId, v: View) -> u64 {
+        let leader = match inst {
+            InstanceId::Cmd { proposer, .. } => Some(self.m().leader_cmd(proposer, v)),
+            InstanceId::Ckpt(b) => self.ckpt_leader(*b, v),
+        };
+        match leader {
+            Some(l) if l != self.me => {
+                let heard = self.last_heard.get(&l).copied().unwrap_or(self.started_ms);
+                (heard + self.cfg.ckpt_timeout_ms)
+                    .saturating_sub(self.now)
+                    .max(100)
+            }
+            _ => u64::MAX,
+        }
     }
 
     // ---------------------------------------------------------------- proposer side

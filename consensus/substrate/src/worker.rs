@@ -321,13 +321,7 @@ where
         );
         return Ok((None, None));
     };
-    storage.load_checked().map_err(|e| {
-        format!(
-            "reading persisted consensus state: {e} (written by an incompatible bsmr version? \
-                 such a chain cannot be continued: remove the base path, e.g. `make clean-chain` \
-                 for the local network)"
-        )
-    })?;
+    storage.load_checked().map_err(incompatible_state)?;
     let info = client.info();
     let fin: u64 = info.finalized_number.try_into().unwrap_or(0);
     if storage.is_empty() && fin > 0 {
@@ -508,7 +502,7 @@ where
         }
         let membership = membership_of(genesis, &set, p.config.mode);
         let mut storage =
-            AuxStorage::open(p.client.clone(), set.epoch).map_err(|e| e.to_string())?;
+            AuxStorage::open(p.client.clone(), set.epoch).map_err(incompatible_state)?;
         let metrics = match &p.registry {
             Some(r) => Some(Metrics::register(r).map_err(|e| format!("registering metrics: {e}"))?),
             None => None,
@@ -1714,7 +1708,7 @@ where
     ) -> Result<(), String> {
         let membership = membership_of(self.genesis, &set, self.cfg.mode);
         let mut storage =
-            AuxStorage::open(self.client.clone(), set.epoch).map_err(|e| e.to_string())?;
+            AuxStorage::open(self.client.clone(), set.epoch).map_err(incompatible_state)?;
         let (signer, replica) = make_replica::<B, BE, C>(
             &*self.client,
             &self.keys,
@@ -1839,4 +1833,13 @@ where
         }
         self.status.set(s);
     }
+}
+
+/// A persisted consensus state that does not decode, with what to do about it.
+fn incompatible_state(e: impl std::fmt::Display) -> String {
+    format!(
+        "reading persisted consensus state: {e} (written by an incompatible bsmr version? such a \
+         chain cannot be continued: remove the base path, e.g. `make clean-chain` for the local \
+         network)"
+    )
 }

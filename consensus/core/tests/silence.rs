@@ -1,0 +1,107 @@
+//! A member that has been silent for a checkpoint timeout gets no full timeout on top: the
+//! view-0 timer of a batch it proposed fires from the moment it fell silent, while a batch of a
+//! member heard from recently gets the usual recovery timeout.
+use bsmr_consensus_core::crypto::Signed;
+use bsmr_consensus_core::*;
+use codec::Encode;
+
+const GENESIS: [u8; 32] = [9; 32];
+
+fn batch(proposer: u8) -> SignedBatch {
+    let txs = vec![Tx {
+        data: vec![proposer; 8],
+        access: vec![[proposer; 32]],
+    }];
+    let header = BatchHeader {
+        epoch: 0,
+        proposer: [proposer; 32],
+        seq: 0,
+        base: [0; 32],
+        kind: BatchKind::Txs,
+        access: vec![[proposer; 32]],
+        txs_root: hash(&txs.encode()),
+        weight: txs.encoded_size() as u64,
+    };
+    SignedBatch {
+        header: Signed::sign(header, &GENESIS, &InsecureTestCrypto([proposer; 32])),
+        txs,
+    }
+}
+
+/// The view-0 timer the replica arms for `b`'s instance when `b` is announced to it at `now`.
+fn view_timer(r: &mut Replica, now: u64, b: SignedBatch) -> u64 {
+    let from = b.header.body.proposer;
+    let id = b.id();
+    r.handle(
+        now,
+        Input::Message {
+            from,
+            msg: Message::Announce(b),
+        },
+    )
+    .into_iter()
+    .find_map(|o| match o {
+        Output::SetTimer {
+            id: TimerId::View(InstanceId::Cmd { id: i, .. }, 0),
+            after_ms,
+        } if i == id => Some(after_ms),
+        _ => None,
+    })
+    .expect("the announced batch gets a view timer")
+}
+
+#[test]
+fn a_silent_proposers_batch_is_recovered_from_when_it_fell_silent() {
+    let me = [1u8; 32];
+    let members = vec![me, [2; 32], [3; 32], [4; 32]];
+    let cfg = Config::new(Membership::new(GENESIS, 0, members));
+    let (t_rec, silence) = (cfg.recovery_timeout_ms, cfg.ckpt_timeout_ms);
+    let mut r = Replica::new(
+        cfg,
+        &MemStorage::default(),
+        Box::new(InsecureTestCrypto(me)),
+        Box::new(InsecureTestCrypto(me)),
+    );
+    let _ = r.start(0);
+    // Validator 2 keeps talking; 3 and 4 say nothing after the start.
+    for now in (0..=10_000).step_by(500) {
+        let _ = r.handle(
+            now,
+            Input::Message {
+                from: [2; 32],
+                msg: Message::SyncRequest(1_000),
+            },
+        );
+    }
+    assert_eq!(
+        view_timer(&mut r, 10_000, batch(2)),
+        t_rec,
+        "a member heard from keeps the full recovery timeout"
+    );
+    // 3 said nothing for 10 s, but its own announce is news from it: the full timeout too.
+    assert_eq!(view_timer(&mut r, 10_000, batch(3)), t_rec);
+    // A batch of 4 relayed by 2 (4 itself silent since the start): recovered at once.
+    let b4 = batch(4);
+    let id = b4.id();
+    let after = r
+        .handle(
+            10_000,
+            Input::Message {
+                from: [2; 32],
+                msg: Message::Announce(b4),
+            },
+        )
+        .into_iter()
+        .find_map(|o| match o {
+            Output::SetTimer {
+                id: TimerId::View(InstanceId::Cmd { id: i, .. }, 0),
+                after_ms,
+            } if i == id => Some(after_ms),
+            _ => None,
+        })
+        .expect("the relayed batch gets a view timer");
+    assert!(
+        after < t_rec && after <= 10_000u64.saturating_sub(silence).max(100),
+        "a batch of a member silent for {silence} ms waits {after} ms"
+    );
+}
