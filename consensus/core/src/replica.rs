@@ -416,12 +416,8 @@ impl Replica {
                         (Rotation::fresh(self.m().epoch), Floors::new())
                     };
                     self.rotations.insert(m.built + 1, rotation);
-                    for (p, floor) in &floors {
-                        if *p == self.me {
-                            self.next_seq = self.next_seq.max(*floor);
-                        }
-                        self.record.raise_floor(*p, *floor);
-                    }
+                    // Marks below were deleted when the floors rose.
+                    let _ = self.take_floors(&floors);
                     self.floors_at.insert(m.built, floors);
                 }
                 (Key::OwnBatch(seq), Record::Batch(b)) => {
@@ -2096,14 +2092,7 @@ impl Replica {
             self.pending.push_front(txs);
         }
         // The decided record's floors are the agreed floors of the last block taken.
-        let mut ops = vec![];
-        for (p, floor) in &block.floors {
-            let pruned = self.record.raise_floor(*p, *floor);
-            ops.extend(Self::prune_ops(pruned));
-            if *p == self.me {
-                self.next_seq = self.next_seq.max(*floor);
-            }
-        }
+        let ops = self.take_floors(&block.floors);
         self.persist(ops);
         self.floors_at.insert(b, block.floors.clone());
         self.recent_blocks.insert(b, block.clone());
@@ -2465,13 +2454,23 @@ impl Replica {
         )]
     }
 
-    /// The writes deleting marks pruned under a risen floor (the floor itself is stored with
-    /// the block meta).
-    fn prune_ops(pruned: Vec<(ValidatorId, Seq, CommandId)>) -> Vec<StorageOp> {
-        pruned
-            .into_iter()
-            .map(|(p, s, i)| StorageOp::Delete(Key::Decided(p, s, i)))
-            .collect()
+    /// Raise the decided record to a taken block's agreed floors (our own next seq never falls
+    /// below ours); returns the writes deleting the marks pruned under them (the floors
+    /// themselves are stored with the block meta).
+    fn take_floors(&mut self, floors: &Floors) -> Vec<StorageOp> {
+        let mut ops = vec![];
+        for (p, floor) in floors {
+            let pruned = self.record.raise_floor(*p, *floor);
+            ops.extend(
+                pruned
+                    .into_iter()
+                    .map(|(p, s, i)| StorageOp::Delete(Key::Decided(p, s, i))),
+            );
+            if *p == self.me {
+                self.next_seq = self.next_seq.max(*floor);
+            }
+        }
+        ops
     }
 
     /// Continue after chain block `pos`: take its position, count what f+1 validators vouch
@@ -2492,14 +2491,7 @@ impl Replica {
         let first_output = self.out.len();
         // The floors are c's agreed floors, from the certified chain; the claims add exact
         // marks above them.
-        let mut ops = vec![];
-        for (p, floor) in &pos.floors {
-            let pruned = self.record.raise_floor(*p, *floor);
-            ops.extend(Self::prune_ops(pruned));
-            if *p == self.me {
-                self.next_seq = self.next_seq.max(*floor);
-            }
-        }
+        let mut ops = self.take_floors(&pos.floors);
         let mut fetch = vec![];
         for (
             p,

@@ -28,9 +28,8 @@ fn batch(proposer: u8) -> SignedBatch {
     }
 }
 
-/// The view-0 timer the replica arms for `b`'s instance when `b` is announced to it at `now`.
-fn view_timer(r: &mut Replica, now: u64, b: SignedBatch) -> u64 {
-    let from = b.header.body.proposer;
+/// The view-0 timer the replica arms for `b`'s instance when `from` announces `b` at `now`.
+fn view_timer(r: &mut Replica, now: u64, from: ValidatorId, b: SignedBatch) -> u64 {
     let id = b.id();
     r.handle(
         now,
@@ -74,32 +73,14 @@ fn a_silent_proposers_batch_is_recovered_from_when_it_fell_silent() {
         );
     }
     assert_eq!(
-        view_timer(&mut r, 10_000, batch(2)),
+        view_timer(&mut r, 10_000, [2; 32], batch(2)),
         t_rec,
         "a member heard from keeps the full recovery timeout"
     );
     // 3 said nothing for 10 s, but its own announce is news from it: the full timeout too.
-    assert_eq!(view_timer(&mut r, 10_000, batch(3)), t_rec);
+    assert_eq!(view_timer(&mut r, 10_000, [3; 32], batch(3)), t_rec);
     // A batch of 4 relayed by 2 (4 itself silent since the start): recovered at once.
-    let b4 = batch(4);
-    let id = b4.id();
-    let after = r
-        .handle(
-            10_000,
-            Input::Message {
-                from: [2; 32],
-                msg: Message::Announce(b4),
-            },
-        )
-        .into_iter()
-        .find_map(|o| match o {
-            Output::SetTimer {
-                id: TimerId::View(InstanceId::Cmd { id: i, .. }, 0),
-                after_ms,
-            } if i == id => Some(after_ms),
-            _ => None,
-        })
-        .expect("the relayed batch gets a view timer");
+    let after = view_timer(&mut r, 10_000, [2; 32], batch(4));
     assert!(
         after < t_rec && after <= 10_000u64.saturating_sub(silence).max(100),
         "a batch of a member silent for {silence} ms waits {after} ms"
