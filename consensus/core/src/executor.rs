@@ -10,7 +10,7 @@
 //! with the same members and the same committed deps produce the same sequence, whatever the
 //! order in which they learned the commits (property-tested below).
 
-use crate::floors::floor_of;
+use crate::floors::voids;
 use crate::types::{BlockIndex, CanonicalKey, CommandId, DepKind, DepRef, Floors};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -43,10 +43,7 @@ pub fn cut(
     decided: impl Fn(&DepRef) -> bool,
     committed: impl Fn(&CommandId) -> Option<BlockIndex>,
 ) -> Cut {
-    let below_floor = |d: &DepRef| match d.kind {
-        DepKind::Txs { seq } => seq < floor_of(floors, &d.proposer),
-        DepKind::Ckpt { .. } => false,
-    };
+    let below_floor = |d: &DepRef| voids(floors, d);
     if !deps.iter().all(|d| below_floor(d) || decided(d)) {
         return Cut::Wait;
     }

@@ -19,7 +19,7 @@
 
 use crate::membership::Membership;
 pub use crate::types::Floors;
-use crate::types::{Seq, ValidatorId};
+use crate::types::{DepKind, DepRef, Seq, ValidatorId};
 
 /// The floor of `p` (0 if absent).
 pub fn floor_of(floors: &[(ValidatorId, Seq)], p: &ValidatorId) -> Seq {
@@ -27,6 +27,15 @@ pub fn floor_of(floors: &[(ValidatorId, Seq)], p: &ValidatorId) -> Seq {
         .binary_search_by(|(v, _)| v.cmp(p))
         .map(|i| floors[i].1)
         .unwrap_or(0)
+}
+
+/// Whether a dependency is a Txs command below its proposer's floor: void in the block these
+/// floors belong to (nothing to wait or recover for).
+pub fn voids(floors: &[(ValidatorId, Seq)], d: &DepRef) -> bool {
+    match d.kind {
+        DepKind::Txs { seq } => seq < floor_of(floors, &d.proposer),
+        DepKind::Ckpt { .. } => false,
+    }
 }
 
 /// Members only, strictly sorted, no zero entries.

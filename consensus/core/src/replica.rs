@@ -1900,10 +1900,8 @@ impl Replica {
                 // Dependencies below K_b's floors are void: nothing to wait or recover for.
                 let floors = self.floors_at.get(&b).cloned().unwrap_or_default();
                 for d in deps {
-                    if let DepKind::Txs { seq } = d.kind {
-                        if seq >= crate::floors::floor_of(&floors, &d.proposer) {
-                            self.know(d.instance());
-                        }
+                    if matches!(d.kind, DepKind::Txs { .. }) && !crate::floors::voids(&floors, &d) {
+                        self.know(d.instance());
                     }
                 }
             }
@@ -2751,11 +2749,10 @@ impl Replica {
         let missing: Vec<InstanceId> = k
             .deps
             .iter()
-            .filter(|d| match d.kind {
-                DepKind::Txs { seq } => {
-                    seq >= crate::floors::floor_of(floors, &d.proposer) && !self.dep_decided(d)
-                }
-                DepKind::Ckpt { .. } => false,
+            .filter(|d| {
+                matches!(d.kind, DepKind::Txs { .. })
+                    && !crate::floors::voids(floors, d)
+                    && !self.dep_decided(d)
             })
             .map(|d| d.instance())
             .filter(|i| {
