@@ -824,7 +824,13 @@ impl Replica {
             st.last_progress_ms = now;
         }
         let v = st.view;
-        let t = self.timeout(&inst, v).min(self.until_silent(&inst, v));
+        // Only view 0: later views keep their exponential back-off (a capped timer would let a
+        // slow view-change round cycle through views forever).
+        let t = if v == 0 {
+            self.timeout(&inst, v).min(self.until_silent(&inst, v))
+        } else {
+            self.timeout(&inst, v)
+        };
         self.set_timer(TimerId::View(inst, v), t);
     }
 
