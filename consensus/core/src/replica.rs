@@ -679,6 +679,10 @@ impl Replica {
         let wm = self.record.watermark(p);
         self.dds.lowest_seq(p).map(|l| l.min(wm)).unwrap_or(wm) + self.cfg.window
     }
+    /// K_b's agreed floors (none if unknown).
+    fn floors_of(&self, b: BlockIndex) -> &[(ValidatorId, Seq)] {
+        self.floors_at.get(&b).map_or(&[][..], |f| &f[..])
+    }
     fn k_id(&self, b: BlockIndex) -> Option<CommandId> {
         self.ckpt_ids.get(&b).map(|x| x.0)
     }
@@ -944,11 +948,9 @@ impl Replica {
                         index: b,
                         view,
                         timestamp_ms: self.now.max(prev_ts + 1),
-                        floors: crate::floors::propose(
-                            self.m(),
-                            self.floors_at.get(&(b - 1)).map_or(&[][..], |f| &f[..]),
-                            |p| self.record.proposed_floor(p),
-                        ),
+                        floors: crate::floors::propose(self.m(), self.floors_of(b - 1), |p| {
+                            self.record.proposed_floor(p)
+                        }),
                     },
                     access: vec![],
                     txs_root: hash(&Vec::<Tx>::new().encode()),
@@ -1171,10 +1173,7 @@ impl Replica {
                         let BatchKind::Checkpoint { floors, .. } = &h.kind else {
                             return;
                         };
-                        let prev = self
-                            .floors_at
-                            .get(&self.last_ckpt)
-                            .map_or(&[][..], |f| &f[..]);
+                        let prev = self.floors_of(self.last_ckpt);
                         if !crate::floors::acceptable(floors, prev, self.m(), |p| {
                             self.record.watermark(p)
                         }) {
@@ -1336,7 +1335,7 @@ impl Replica {
                 return;
             };
             let (k_prev, prev_ts) = self.ckpt_ids.get(&(b - 1)).copied().unwrap_or(([0; 32], 0));
-            let prev_floors = self.floors_at.get(&(b - 1)).map_or(&[][..], |f| &f[..]);
+            let prev_floors = self.floors_of(b - 1);
             if index != b
                 || h.body.base != k_prev
                 || !checkpoint::timestamp_ok(prev_ts, timestamp_ms, self.now, self.cfg.drift_ms)
