@@ -74,11 +74,18 @@ enum Mode {
 #[derive(clap::Args, Debug, Clone)]
 struct NetworkArgs {
     /// The bsmr-node binary.
-    #[arg(long, default_value_os_t = default_node())]
+    #[arg(long, default_value_os_t = default_binary("bsmr-node"))]
     node: PathBuf,
-    /// Which consensus modes to run (side by side when `both`).
-    #[arg(long, value_enum, default_value_t = Modes::Both)]
-    modes: Modes,
+    /// Which networks to run, one after the other, reported side by side: bsmr `leaderless`,
+    /// bsmr `leader` (the baseline inside the same engine), `both` of them, `aura-grandpa` (the
+    /// reference chain: a plain Substrate node, Aura blocks every 6 s and GRANDPA finality, see
+    /// --reference-node), or `all` three.
+    #[arg(long, value_enum, default_value_t = NetModes::Both)]
+    modes: NetModes,
+    /// The reference chain's node binary (`cargo build --release -p aura-grandpa-node`), for
+    /// `--modes aura-grandpa` or `all`.
+    #[arg(long, default_value_os_t = default_binary("aura-grandpa-node"))]
+    reference_node: PathBuf,
     /// Scenario: `uniform` (synthetic, every account equally likely), `trace` (the trace with
     /// its hot accounts), `crash` (the trace; the first validator, the leader of the baseline,
     /// is killed halfway; the latency spike and recovery time are reported), `far-client` (the
@@ -93,10 +100,11 @@ struct NetworkArgs {
     /// (region) and a per-region plot.
     #[arg(long)]
     wan: bool,
-    /// Block time of the network (ms).
+    /// Block time of the bsmr networks (ms; the reference chain's is fixed by its runtime).
     #[arg(long, default_value_t = 1000)]
     block_time_ms: u64,
-    /// Extra argument for every bsmr-node (repeat it), e.g. `--node-arg=-ltxpool=debug`.
+    /// Extra argument for every bsmr-node (repeat it), e.g. `--node-arg=-ltxpool=debug`; not
+    /// given to the reference chain's nodes.
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     node_args: Vec<String>,
     /// Keep every node's log in this folder (`<label>-<mode>-<name>.log`); by default logs are
@@ -149,6 +157,19 @@ enum Modes {
     Both,
 }
 
+/// The networks `network` can start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum NetModes {
+    Leaderless,
+    Leader,
+    Both,
+    AuraGrandpa,
+    All,
+}
+
+/// The label of the reference chain's runs.
+const REFERENCE: &str = "aura-grandpa";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Scenario {
     Uniform,
@@ -157,13 +178,14 @@ enum Scenario {
     FarClient,
 }
 
-fn default_node() -> PathBuf {
+/// `binary` in the release folder of the target directory the bench uses by default.
+fn default_binary(binary: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/bsmr-target")
         });
-    target.join("release/bsmr-node")
+    target.join("release").join(binary)
 }
 
 const SHIPPED_TRACE: &str = "traces/ethereum-mainnet-2015-11.csv";
@@ -464,6 +486,7 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
     let NetworkArgs {
         node,
         modes,
+        reference_node,
         scenario,
         block_time_ms,
         node_args,
@@ -472,42 +495,67 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
     } = opts;
     let wan = *wan || *scenario == Scenario::FarClient;
     let (modes, scenario, block_time_ms) = (*modes, *scenario, *block_time_ms);
-    if !node.exists() {
+    let list: Vec<&str> = match modes {
+        NetModes::Leaderless => vec!["leaderless"],
+        NetModes::Leader => vec!["leader"],
+        NetModes::Both => vec!["leaderless", "leader"],
+        NetModes::AuraGrandpa => vec![REFERENCE],
+        NetModes::All => vec!["leaderless", "leader", REFERENCE],
+    };
+    if list.iter().any(|m| *m != REFERENCE) && !node.exists() {
         return Err(format!(
             "bsmr-node not found at {} (build it with `make build`, or pass --node)",
             node.display()
         ));
     }
-    let list: Vec<&str> = match modes {
-        Modes::Leaderless => vec!["leaderless"],
-        Modes::Leader => vec!["leader"],
-        Modes::Both => vec!["leaderless", "leader"],
-    };
+    if list.contains(&REFERENCE) && !reference_node.exists() {
+        return Err(format!(
+            "aura-grandpa-node not found at {} (build it with `cargo build --release -p \
+             aura-grandpa-node`, or pass --reference-node)",
+            reference_node.display()
+        ));
+    }
     let t = load_trace(load, scenario == Scenario::Uniform)?;
     let scen = format!("{scenario:?}").to_lowercase();
     let mut results = vec![];
-    for mode in list {
+    for &mode in &list {
         eprintln!(
             "starting a 4-validator network{}, consensus mode {mode} ...",
             if wan { " (WAN emulation)" } else { "" }
         );
-        let mut args = vec!["--block-time-ms".to_string(), block_time_ms.to_string()];
-        args.extend(node_args.iter().cloned());
+        let reference = mode == REFERENCE;
+        let args: Vec<String> = if reference {
+            vec![]
+        } else {
+            let mut args = vec![
+                "--consensus-mode".to_string(),
+                mode.to_string(),
+                "--block-time-ms".to_string(),
+                block_time_ms.to_string(),
+            ];
+            args.extend(node_args.iter().cloned());
+            args
+        };
+        let binary = if reference { reference_node } else { node };
         let log_prefix = format!("{}-{mode}", load.label);
-        let net = network::LocalNet::start(node, mode, &args, logs.as_deref(), &log_prefix, wan)?;
+        let net = network::LocalNet::start(binary, mode, &args, logs.as_deref(), &log_prefix, wan)?;
         let all = net.endpoints();
         wait_connected(&all, Duration::from_secs(120)).await?;
         wait_finalized(&all, 3, Duration::from_secs(120)).await?;
-        // Crash: the victim is the first validator of the set (the baseline's primary); the load
-        // goes to the other three, and the victim is killed halfway through.
-        let victim = if scenario == Scenario::Crash {
-            Some(primary_index(&all).await?)
+        // The baseline's primary: the first validator of the set. The reference chain has no
+        // fixed leader (Aura rotates authors by slot); its runs use Alice, the first validator.
+        let primary = if reference {
+            0
+        } else if matches!(scenario, Scenario::Crash | Scenario::FarClient) {
+            primary_index(&all).await?
         } else {
-            None
+            0
         };
+        // Crash: the victim is the primary; the load goes to the other three, and the victim is
+        // killed halfway through.
+        let victim = (scenario == Scenario::Crash).then_some(primary);
         // Far client: the validator whose region is farthest from the baseline's leader.
         let far = if scenario == Scenario::FarClient {
-            let primary = primary_index(&all).await?;
             let region = |i: usize| net.validators[i].region.unwrap_or(0);
             let far = (0..all.len())
                 .max_by_key(|&i| wan::REGION_MS[region(primary)][region(i)])
@@ -548,8 +596,7 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
         results.push((summary, outcome));
         drop(net);
     }
-    if results.len() == 2 {
-        let (a, b) = (&results[0].0, &results[1].0);
+    if results.len() >= 2 {
         let ratio = |x: u64, y: u64| {
             if x == 0 {
                 f64::NAN
@@ -557,12 +604,19 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
                 y as f64 / x as f64
             }
         };
-        println!(
-            "leader / leaderless: finality p50 x{:.2}, p99 x{:.2}; sustained TPS leaderless/leader x{:.2}",
-            ratio(a.finality_ms[0], b.finality_ms[0]),
-            ratio(a.finality_ms[2], b.finality_ms[2]),
-            if b.sustained_tps > 0.0 { a.sustained_tps / b.sustained_tps } else { f64::NAN }
-        );
+        let (first, first_mode) = (&results[0].0, list[0]);
+        for ((other, _), mode) in results.iter().zip(&list).skip(1) {
+            println!(
+                "{mode} / {first_mode}: finality p50 x{:.2}, p99 x{:.2}; sustained TPS {first_mode}/{mode} x{:.2}",
+                ratio(first.finality_ms[0], other.finality_ms[0]),
+                ratio(first.finality_ms[2], other.finality_ms[2]),
+                if other.sustained_tps > 0.0 {
+                    first.sustained_tps / other.sustained_tps
+                } else {
+                    f64::NAN
+                }
+            );
+        }
         let runs: Vec<(String, &replay::Outcome)> =
             results.iter().map(|(s, o)| (s.label.clone(), o)).collect();
         report::plot_cdf(
@@ -582,7 +636,7 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
                 &load
                     .out
                     .join(format!("{}-{scen}-compare-per-region.svg", load.label)),
-                &[a, b],
+                &results.iter().map(|(s, _)| s).collect::<Vec<_>>(),
             )?;
         }
         let json =

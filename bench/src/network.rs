@@ -1,7 +1,7 @@
-//! A local bsmr network started by the bench: n validators (`--chain local`: Alice..Dave) on
-//! loopback, each in its own temporary base path, killed and removed on drop. With `wan`, each
-//! validator runs in its own network namespace in a region of the WAN matrix, reachable only
-//! through the bench's delaying relay (see [`crate::wan`]).
+//! A local network started by the bench (bsmr-node, or the reference chain's node): n validators
+//! (`--chain local`: Alice..Dave) on loopback, each in its own temporary base path, killed and
+//! removed on drop. With `wan`, each validator runs in its own network namespace in a region of
+//! the WAN matrix, reachable only through the bench's delaying relay (see [`crate::wan`]).
 
 use crate::wan::{self, Namespace, Target, REGION_MS, VALIDATOR_REGIONS};
 use std::collections::BTreeSet;
@@ -48,7 +48,6 @@ pub struct LocalNet {
     dir: PathBuf,
     /// Log file prefix (folder plus run label).
     logs: PathBuf,
-    mode: String,
     extra: Vec<String>,
     /// The validators.
     pub validators: Vec<Validator>,
@@ -63,7 +62,8 @@ struct Wan {
 }
 
 impl LocalNet {
-    /// Start the four `--chain local` validators with `--consensus-mode <mode>` plus `extra` args.
+    /// Start the four `--chain local` validators of `node` (bsmr-node, or any Substrate node with
+    /// a `local` chain of Alice..Dave) with `extra` args; `mode` names the run.
     /// Node logs go to `logs` (named `<log_prefix>-<name>.log`, kept) or to the network's
     /// temporary folder (deleted with it). With `wan`, validator i runs in its own namespace in
     /// region `VALIDATOR_REGIONS[i]` (needs root, iproute2, and a tokio runtime for the relays).
@@ -91,7 +91,8 @@ impl LocalNet {
                 .map_err(|e| format!("running {}: {e}", node.display()))?;
             if !out.status.success() {
                 return Err(format!(
-                    "bsmr-node key inspect-node-key failed: {}",
+                    "{} key inspect-node-key failed: {}",
+                    node.display(),
                     String::from_utf8_lossy(&out.stderr)
                 ));
             }
@@ -117,7 +118,6 @@ impl LocalNet {
             node: node.to_path_buf(),
             dir,
             logs,
-            mode: mode.to_string(),
             extra: extra.to_vec(),
             validators,
             wan: None,
@@ -233,14 +233,7 @@ impl LocalNet {
                 "--rpc-max-connections",
                 "10000",
             ])
-            .args([
-                "--consensus-mode",
-                &self.mode,
-                "--pool-limit",
-                "65536",
-                "--pool-kbytes",
-                "1048576",
-            ])
+            .args(["--pool-limit", "65536", "--pool-kbytes", "1048576"])
             .args(&self.extra);
         if !boot.is_empty() {
             command.arg("--bootnodes").args(boot);

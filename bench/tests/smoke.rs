@@ -1,15 +1,17 @@
-//! End-to-end check of `bsmr-bench`: a short `network` run (both consensus modes, a 60-transfer
-//! slice of the real trace) against real `bsmr-node` processes, with exact accounting: every
-//! submitted transaction is finalized or reported dropped with a reason. Bad traces are refused
-//! with an error naming the file and line.
+//! End-to-end check of `bsmr-bench`: a short `network` run (a 60-transfer slice of the real
+//! trace) against real node processes, with exact accounting: every submitted transaction is
+//! finalized or reported dropped with a reason. It runs both bsmr consensus modes and the
+//! reference chain (`aura-grandpa-node`: another runtime, another consensus), which shows that a
+//! replay signs for whatever chain it is pointed at. Bad traces are refused with an error naming
+//! the file and line.
 
 mod common;
 
-use common::{bench, node, succeeded, summary};
+use common::{bench, node, reference_node, succeeded, summary};
 use std::process::Command;
 
 #[test]
-fn network_run_accounts_for_every_transaction_in_both_modes() {
+fn network_run_accounts_for_every_transaction_in_every_mode_and_on_the_reference_chain() {
     let out = std::env::temp_dir().join(format!("bsmr-bench-smoke-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     assert!(
@@ -17,11 +19,16 @@ fn network_run_accounts_for_every_transaction_in_both_modes() {
         "bsmr-node is built next to bsmr-bench: {}",
         node().display()
     );
+    assert!(
+        reference_node().exists(),
+        "aura-grandpa-node is built next to bsmr-bench: {}",
+        reference_node().display()
+    );
     let run = Command::new(bench())
         .args([
             "network",
             "--modes",
-            "both",
+            "all",
             "--scenario",
             "trace",
             "--limit",
@@ -38,16 +45,20 @@ fn network_run_accounts_for_every_transaction_in_both_modes() {
             "--node",
         ])
         .arg(node())
+        .arg("--reference-node")
+        .arg(reference_node())
         .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
     let (stdout, _) = succeeded(&run);
-    assert!(
-        stdout.contains("leader / leaderless"),
-        "side-by-side ratios printed:\n{stdout}"
-    );
-    for mode in ["leaderless", "leader"] {
+    for other in ["leader", "aura-grandpa"] {
+        assert!(
+            stdout.contains(&format!("{other} / leaderless: finality p50 x")),
+            "side-by-side ratios printed:\n{stdout}"
+        );
+    }
+    for mode in ["leaderless", "leader", "aura-grandpa"] {
         let label = format!("smoke-trace-{mode}");
         let (summary, finalized, dropped) = summary(&out, &label);
         let submitted = summary["submitted"].as_u64().unwrap();

@@ -10,10 +10,21 @@ pub fn bench() -> PathBuf {
 
 /// The node cargo built in the same target directory.
 pub fn node() -> PathBuf {
+    sibling("bsmr-node")
+}
+
+/// The reference chain's node (`aura-grandpa-node`), built in the same target directory by
+/// `cargo test --workspace`.
+#[allow(dead_code)] // each test file compiles this module; only smoke.rs runs the reference chain
+pub fn reference_node() -> PathBuf {
+    sibling("aura-grandpa-node")
+}
+
+fn sibling(binary: &str) -> PathBuf {
     bench()
         .parent()
         .expect("the binary has a directory")
-        .join("bsmr-node")
+        .join(binary)
 }
 
 /// Assert the run succeeded; its stdout and stderr.
