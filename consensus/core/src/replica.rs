@@ -69,6 +69,23 @@ impl Config {
             retain_sync_blocks: DEFAULT_RETAIN_SYNC_BLOCKS,
         }
     }
+
+    /// Make the checkpoint view timeout outlast one block time by at least `margin_ms`. A
+    /// checkpoint leader announces its cut when its own block-time tick comes, up to a block time
+    /// after the previous checkpoint was decided; a shorter timer changes views on correct
+    /// leaders and charges them a missed turn.
+    ///
+    /// ```
+    /// # use bsmr_consensus_core::*;
+    /// let mut cfg = Config::new(Membership::new([0; 32], 0, vec![[1; 32]]));
+    /// cfg.fit_block_time(6_000, 2_000);
+    /// assert_eq!(cfg.ckpt_timeout_ms, 8_000);
+    /// cfg.fit_block_time(500, 250); // never lowered
+    /// assert_eq!(cfg.ckpt_timeout_ms, 8_000);
+    /// ```
+    pub fn fit_block_time(&mut self, block_ms: u64, margin_ms: u64) {
+        self.ckpt_timeout_ms = self.ckpt_timeout_ms.max(block_ms.saturating_add(margin_ms));
+    }
 }
 
 /// Timer identities.
@@ -269,8 +286,9 @@ pub struct Replica {
     /// When each other member was last heard from (silence shortens the timers of instances
     /// it leads).
     last_heard: BTreeMap<ValidatorId, u64>,
-    /// When this replica started (members not heard from yet count from here).
-    started_ms: u64,
+    /// When this replica started (members not heard from yet count from here; `None` before
+    /// `start`, when nobody counts as silent).
+    started_ms: Option<u64>,
     /// A candidate was refused only because a floor passed our watermark: ask peers what is
     /// settled at our last block (their marks fill the gap) on the next resend.
     floor_gap: bool,
@@ -327,7 +345,7 @@ impl Replica {
             settled_answered: BTreeMap::new(),
             floor_gap: false,
             last_heard: BTreeMap::new(),
-            started_ms: 0,
+            started_ms: None,
             resend_rounds: 0,
             out: Vec::new(),
             inbox: VecDeque::new(),
@@ -521,7 +539,7 @@ impl Replica {
     /// Initial outputs: timers and re-announcements after a restart.
     pub fn start(&mut self, now_ms: u64) -> Vec<Output> {
         self.now = self.now.max(now_ms);
-        self.started_ms = self.now;
+        self.started_ms = Some(self.now);
         self.set_timer(TimerId::Resend, self.cfg.resend_ms);
         let b = self.last_ckpt + 1;
         self.know(InstanceId::Ckpt(b));
@@ -849,7 +867,12 @@ impl Replica {
         };
         match leader {
             Some(l) if l != self.me => {
-                let heard = self.last_heard.get(&l).copied().unwrap_or(self.started_ms);
+                // Never heard of since the start; before `start`, nobody counts as silent.
+                let heard = self
+                    .last_heard
+                    .get(&l)
+                    .copied()
+                    .unwrap_or(self.started_ms.unwrap_or(self.now));
                 (heard + self.cfg.ckpt_timeout_ms)
                     .saturating_sub(self.now)
                     .max(100)

@@ -1,6 +1,6 @@
 //! A member that has been silent for a checkpoint timeout gets no full timeout on top: the
 //! view-0 timer of a batch it proposed fires from the moment it fell silent, while a batch of a
-//! member heard from recently gets the usual recovery timeout.
+//! member heard from recently gets the usual recovery timeout. Later views keep their back-off.
 use bsmr_consensus_core::crypto::Signed;
 use bsmr_consensus_core::*;
 use codec::Encode;
@@ -85,4 +85,74 @@ fn a_silent_proposers_batch_is_recovered_from_when_it_fell_silent() {
         after < t_rec && after <= 10_000u64.saturating_sub(silence).max(100),
         "a batch of a member silent for {silence} ms waits {after} ms"
     );
+}
+
+#[test]
+fn later_views_keep_their_back_off_when_their_leader_is_silent_too() {
+    let me = [1u8; 32];
+    let members = vec![me, [2; 32], [3; 32], [4; 32]];
+    let cfg = Config::new(Membership::new(GENESIS, 0, members.clone()));
+    let t_rec = cfg.recovery_timeout_ms;
+    let m = cfg.membership.clone();
+    let mut r = Replica::new(
+        cfg,
+        &MemStorage::default(),
+        Box::new(InsecureTestCrypto(me)),
+        Box::new(InsecureTestCrypto(me)),
+    );
+    let _ = r.start(0);
+    // 3 proposes; the leader of its instance's view 1 is 4. Both stay silent; 2 relays 3's batch.
+    assert_eq!(m.leader_cmd(&[3; 32], 0), [3; 32]);
+    assert_eq!(m.leader_cmd(&[3; 32], 1), [4; 32]);
+    for now in (0..=10_000).step_by(500) {
+        let _ = r.handle(
+            now,
+            Input::Message {
+                from: [2; 32],
+                msg: Message::SyncRequest(1_000),
+            },
+        );
+    }
+    let b = batch(3);
+    let inst = InstanceId::Cmd {
+        proposer: [3; 32],
+        seq: 0,
+        id: b.id(),
+    };
+    let first = view_timer(&mut r, 10_000, [2; 32], b);
+    assert!(first < t_rec, "view 0 of a silent proposer is cut short");
+    // View 0 expires: the view-1 timer keeps the exponential back-off although 4 is silent too
+    // (capping it would let a slow view-change round cycle through views without end).
+    let next = r
+        .handle(10_000 + first, Input::Timer(TimerId::View(inst, 0)))
+        .into_iter()
+        .find_map(|o| match o {
+            Output::SetTimer {
+                id: TimerId::View(i, 1),
+                after_ms,
+            } if i == inst => Some(after_ms),
+            _ => None,
+        })
+        .expect("the view change arms a view-1 timer");
+    assert_eq!(next, 2 * t_rec);
+}
+
+#[test]
+fn before_start_nobody_counts_as_silent() {
+    let me = [1u8; 32];
+    let cfg = Config::new(Membership::new(
+        GENESIS,
+        0,
+        vec![me, [2; 32], [3; 32], [4; 32]],
+    ));
+    let t_rec = cfg.recovery_timeout_ms;
+    let mut r = Replica::new(
+        cfg,
+        &MemStorage::default(),
+        Box::new(InsecureTestCrypto(me)),
+        Box::new(InsecureTestCrypto(me)),
+    );
+    // No `start`: a host that feeds messages first must not see every member as silent since
+    // time 0.
+    assert_eq!(view_timer(&mut r, 10_000, [2; 32], batch(4)), t_rec);
 }

@@ -317,6 +317,10 @@ impl Sim {
             core_cfg.ckpt_timeout_ms = 900;
             core_cfg.resend_ms = 500;
         }
+        // As the engine does (with its own margin): a checkpoint timer shorter than the block time
+        // would charge correct leaders. Half a block covers the simulated checkpoint consensus and
+        // leaves the default timeouts as they are.
+        core_cfg.fit_block_time(cfg.block_ms, cfg.block_ms / 2);
         let verifier = Sr25519Verifier::default();
         let byz_start = cfg.n - cfg.byzantine;
         let byz: BTreeSet<ValidatorId> = ids[byz_start..].iter().copied().collect();
