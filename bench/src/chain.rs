@@ -12,6 +12,23 @@ use subxt::config::SubstrateExtrinsicParamsBuilder as Params;
 use subxt::metadata::Metadata;
 use subxt::utils::{AccountId32 as SubxtAccountId, MultiAddress, MultiSignature};
 
+/// The runtime version an endpoint reports (`state_getRuntimeVersion`).
+async fn runtime_version(client: &WsClient) -> Result<serde_json::Value, String> {
+    client
+        .request("state_getRuntimeVersion", rpc_params![])
+        .await
+        .map_err(|e| format!("state_getRuntimeVersion: {e}"))
+}
+
+/// The name of the runtime an endpoint runs (`specName`, e.g. `bsmr`).
+pub async fn spec_name(client: &WsClient) -> Result<String, String> {
+    let version = runtime_version(client).await?;
+    version["specName"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("state_getRuntimeVersion has no specName: {version}"))
+}
+
 /// What signing for one chain needs, fetched once from an endpoint.
 pub struct Chain {
     at: subxt::client::ClientAtBlock<SubstrateConfig, OfflineClientAtBlockImpl<SubstrateConfig>>,
@@ -24,10 +41,7 @@ impl Chain {
             .request("chain_getBlockHash", rpc_params![0])
             .await
             .map_err(|e| format!("chain_getBlockHash: {e}"))?;
-        let version: serde_json::Value = client
-            .request("state_getRuntimeVersion", rpc_params![])
-            .await
-            .map_err(|e| format!("state_getRuntimeVersion: {e}"))?;
+        let version = runtime_version(client).await?;
         let metadata: String = client
             .request("state_getMetadata", rpc_params![])
             .await

@@ -13,6 +13,17 @@ use std::time::{Duration, Instant};
 
 const NAMES: [&str; 4] = ["alice", "bob", "charlie", "dave"];
 
+/// The index (in `alice, bob, charlie, dave` order) of the validator that comes first in the
+/// canonical validator order (by account; the membership pallet sorts the set): bsmr's
+/// leader-based baseline makes it the primary, and the bench's crash and far-client scenarios
+/// are defined by it, for the reference chain (which has no fixed leader) too.
+pub fn first_of_set() -> usize {
+    use sp_keyring::Sr25519Keyring::{Alice, Bob, Charlie, Dave};
+    (0..NAMES.len())
+        .min_by_key(|&i| [Alice, Bob, Charlie, Dave][i].public().0)
+        .expect("four names; qed")
+}
+
 /// A free port of this namespace not in `taken` (the namespaces share the port plan).
 fn free_port(taken: &mut BTreeSet<u16>) -> Result<u16, String> {
     for _ in 0..100 {
@@ -233,6 +244,9 @@ impl LocalNet {
                 "--rpc-max-connections",
                 "10000",
             ])
+            // The same transaction pool for every chain: bsmr-node's default (docs/consensus.md,
+            // "Transaction pool": stable2609's fork-aware pool drops future transactions).
+            .args(["--pool-type", "single-state"])
             .args(["--pool-limit", "65536", "--pool-kbytes", "1048576"])
             .args(&self.extra);
         if !boot.is_empty() {
@@ -315,5 +329,16 @@ impl Drop for LocalNet {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dave_comes_first_in_the_validator_order() {
+        // wan::VALIDATOR_REGIONS places the baseline's primary by this.
+        assert_eq!(NAMES[first_of_set()], "dave");
     }
 }

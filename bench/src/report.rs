@@ -15,6 +15,8 @@ use std::path::Path;
 pub struct Summary {
     /// Run label (scenario and mode).
     pub label: String,
+    /// The chain's runtime (`specName` of its runtime version), e.g. `bsmr`.
+    pub runtime: String,
     /// Transactions planned and submitted.
     pub submitted: usize,
     /// Finalized.
@@ -116,7 +118,7 @@ pub fn percentiles(mut v: Vec<u64>) -> [u64; 3] {
 }
 
 /// Summarize an outcome; `endpoints` names the submission endpoints by index.
-pub fn summarize(label: &str, o: &Outcome, endpoints: &[String]) -> Summary {
+pub fn summarize(label: &str, runtime: &str, o: &Outcome, endpoints: &[String]) -> Summary {
     let fin: Vec<&TxRecord> = o
         .records
         .iter()
@@ -157,6 +159,7 @@ pub fn summarize(label: &str, o: &Outcome, endpoints: &[String]) -> Summary {
     let span = (last.saturating_sub(first)).max(1) as f64 / 1000.0;
     Summary {
         label: label.to_string(),
+        runtime: runtime.to_string(),
         submitted: o.records.len(),
         finalized: fin.len(),
         dropped,
@@ -280,12 +283,14 @@ pub fn plot_throughput(path: &Path, runs: &[(String, &Outcome)]) -> Result<(), S
 }
 
 /// Finality per submission endpoint (region) for several runs: a bar per run for p50, a cross
-/// on it for p99.
+/// on it for p99, grouped by endpoint name (runs may have loaded different endpoints).
 pub fn plot_per_endpoint(path: &Path, runs: &[&Summary]) -> Result<(), String> {
-    let names: Vec<String> = runs
-        .first()
-        .map(|s| s.per_endpoint.iter().map(|e| e.endpoint.clone()).collect())
-        .unwrap_or_default();
+    let mut names: Vec<String> = vec![];
+    for e in runs.iter().flat_map(|s| &s.per_endpoint) {
+        if !names.contains(&e.endpoint) {
+            names.push(e.endpoint.clone());
+        }
+    }
     let y_max = runs
         .iter()
         .flat_map(|s| {
@@ -324,8 +329,11 @@ pub fn plot_per_endpoint(path: &Path, runs: &[&Summary]) -> Result<(), String> {
         let bars: Vec<(f64, f64, f64)> = s
             .per_endpoint
             .iter()
-            .enumerate()
-            .map(|(k, e)| {
+            .map(|e| {
+                let k = names
+                    .iter()
+                    .position(|n| *n == e.endpoint)
+                    .expect("every endpoint is named; qed");
                 let x0 = k as f64 + 0.1 + r as f64 * width;
                 (
                     x0,
@@ -470,7 +478,12 @@ mod tests {
             blocks: vec![],
             fault_ms: None,
         };
-        let s = summarize("t", &o, &["alice@r0".to_string(), "bob@r1".to_string()]);
+        let s = summarize(
+            "t",
+            "bsmr",
+            &o,
+            &["alice@r0".to_string(), "bob@r1".to_string()],
+        );
         assert_eq!(s.submitted, 3);
         assert_eq!(s.finalized + s.dropped.values().sum::<usize>(), 3);
         assert_eq!(s.finality_ms[0], 1000);

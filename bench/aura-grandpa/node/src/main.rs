@@ -1,5 +1,5 @@
 //! `aura-grandpa-node`: the bench's reference chain, a plain Substrate node with Aura block
-//! production and GRANDPA finality. `bsmr-bench network --chain aura-grandpa` starts a network
+//! production and GRANDPA finality. `bsmr-bench network --modes aura-grandpa` starts a network
 //! of these to measure leader-based Substrate consensus next to bsmr on the same machine and
 //! trace; it is not part of bsmr.
 

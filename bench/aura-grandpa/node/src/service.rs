@@ -24,11 +24,12 @@ type GrandpaBlockImport =
 type GrandpaLink = sc_consensus_grandpa::LinkHalf<Block, FullClient, FullSelectChain>;
 type TransactionPool = sc_transaction_pool::TransactionPoolHandle<Block, FullClient>;
 
-/// How often GRANDPA imports a justification with a block (in blocks).
+/// GRANDPA's justification period: a justification is generated for (and imported with) at
+/// least one block in this many; other blocks are finalized by the voters' rounds.
 const GRANDPA_JUSTIFICATION_PERIOD: u32 = 512;
 
-/// The parts shared by the node and the maintenance subcommands.
-pub type Service = sc_service::PartialComponents<
+/// The node's parts before the network starts.
+type Service = sc_service::PartialComponents<
     FullClient,
     FullBackend,
     FullSelectChain,
@@ -38,7 +39,7 @@ pub type Service = sc_service::PartialComponents<
 >;
 
 /// Build the client, backend, pool and the Aura import queue behind GRANDPA's block import.
-pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
+fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
     let telemetry = config
         .telemetry_endpoints
         .clone()
@@ -176,6 +177,7 @@ pub fn new_full<
         })?;
 
     let role = config.role;
+    let grandpa_enabled = !config.disable_grandpa;
     let force_authoring = config.force_authoring;
     let name = config.network.node_name.clone();
     let prometheus_registry = config.prometheus_registry().cloned();
@@ -250,6 +252,10 @@ pub fn new_full<
             .spawn_blocking("aura", Some("block-authoring"), aura);
     }
 
+    if !grandpa_enabled {
+        // `--no-grandpa`: author (and import) blocks without finalizing them.
+        return Ok(task_manager);
+    }
     let keystore = if role.is_authority() {
         Some(keystore_container.keystore())
     } else {
