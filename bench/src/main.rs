@@ -598,42 +598,8 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
         drop(net);
     }
     if results.len() >= 2 {
-        let ratio = |x: u64, y: u64| {
-            if x == 0 {
-                f64::NAN
-            } else {
-                y as f64 / x as f64
-            }
-        };
-        let (first, first_mode) = (&results[0].0, list[0]);
-        for ((other, _), mode) in results.iter().zip(&list).skip(1) {
-            // The reference chain finalizes in bursts of 6 s blocks: its first-to-last
-            // finalization span, hence its sustained TPS, says little at bench lengths.
-            let tps = if *mode == REFERENCE {
-                "sustained TPS not compared (finalized in bursts of 6 s blocks)".to_string()
-            } else {
-                format!(
-                    "sustained TPS {first_mode}/{mode} x{:.2}",
-                    if other.sustained_tps > 0.0 {
-                        first.sustained_tps / other.sustained_tps
-                    } else {
-                        f64::NAN
-                    }
-                )
-            };
-            println!(
-                "{mode} / {first_mode}: finality p50 x{:.2}, p99 x{:.2}; {tps}",
-                ratio(first.finality_ms[0], other.finality_ms[0]),
-                ratio(first.finality_ms[2], other.finality_ms[2]),
-            );
-        }
-        if list.contains(&REFERENCE) {
-            println!(
-                "block times: bsmr {block_time_ms} ms per validator (leaders take turns); \
-                 aura-grandpa one block per 6 s slot, GRANDPA votes 2 blocks behind the best \
-                 block (Substrate's default voting rules)"
-            );
-        }
+        let summaries: Vec<&report::Summary> = results.iter().map(|(s, _)| s).collect();
+        print_ratios(&list, &summaries, block_time_ms);
         let runs: Vec<(String, &replay::Outcome)> =
             results.iter().map(|(s, o)| (s.label.clone(), o)).collect();
         report::plot_cdf(
@@ -666,6 +632,47 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
         .map_err(|e| e.to_string())?;
     }
     Ok(results.into_iter().map(|(s, _)| s).collect())
+}
+
+/// Each mode's finality against the first mode's (leaderless), as ratios, with the block times
+/// when the reference chain ran.
+fn print_ratios(list: &[&str], summaries: &[&report::Summary], block_time_ms: u64) {
+    let ratio = |x: u64, y: u64| {
+        if x == 0 {
+            f64::NAN
+        } else {
+            y as f64 / x as f64
+        }
+    };
+    let (first, first_mode) = (summaries[0], list[0]);
+    for (other, mode) in summaries.iter().zip(list).skip(1) {
+        // The reference chain finalizes in bursts of 6 s blocks: its first-to-last
+        // finalization span, hence its sustained TPS, says little at bench lengths.
+        let tps = if *mode == REFERENCE {
+            "sustained TPS not compared (finalized in bursts of 6 s blocks)".to_string()
+        } else {
+            format!(
+                "sustained TPS {first_mode}/{mode} x{:.2}",
+                if other.sustained_tps > 0.0 {
+                    first.sustained_tps / other.sustained_tps
+                } else {
+                    f64::NAN
+                }
+            )
+        };
+        println!(
+            "{mode} / {first_mode}: finality p50 x{:.2}, p99 x{:.2}; {tps}",
+            ratio(first.finality_ms[0], other.finality_ms[0]),
+            ratio(first.finality_ms[2], other.finality_ms[2]),
+        );
+    }
+    if list.contains(&REFERENCE) {
+        println!(
+            "block times: bsmr {block_time_ms} ms per validator (leaders take turns); \
+             aura-grandpa one block per 6 s slot, GRANDPA votes 2 blocks behind the best \
+             block (Substrate's default voting rules)"
+        );
+    }
 }
 
 /// Index of the endpoint whose validator key is the first of the set (the baseline's primary).

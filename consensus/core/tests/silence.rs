@@ -49,29 +49,43 @@ fn view_timer(r: &mut Replica, now: u64, from: ValidatorId, b: SignedBatch) -> u
     .expect("the announced batch gets a view timer")
 }
 
-#[test]
-fn a_silent_proposers_batch_is_recovered_from_when_it_fell_silent() {
+/// Validator 1 of a 4-member set, started at time 0, and its configuration.
+fn replica() -> (Replica, Config) {
     let me = [1u8; 32];
-    let members = vec![me, [2; 32], [3; 32], [4; 32]];
-    let cfg = Config::new(Membership::new(GENESIS, 0, members));
-    let (t_rec, silence) = (cfg.recovery_timeout_ms, cfg.ckpt_timeout_ms);
-    let mut r = Replica::new(
-        cfg,
+    let cfg = Config::new(Membership::new(
+        GENESIS,
+        0,
+        vec![me, [2; 32], [3; 32], [4; 32]],
+    ));
+    let r = Replica::new(
+        cfg.clone(),
         &MemStorage::default(),
         Box::new(InsecureTestCrypto(me)),
         Box::new(InsecureTestCrypto(me)),
     );
-    let _ = r.start(0);
-    // Validator 2 keeps talking; 3 and 4 say nothing after the start.
-    for now in (0..=10_000).step_by(500) {
+    (r, cfg)
+}
+
+/// `from` sends something every 500 ms up to `until`; the others stay silent.
+fn chatter(r: &mut Replica, from: ValidatorId, until: u64) {
+    for now in (0..=until).step_by(500) {
         let _ = r.handle(
             now,
             Input::Message {
-                from: [2; 32],
+                from,
                 msg: Message::SyncRequest(1_000),
             },
         );
     }
+}
+
+#[test]
+fn a_silent_proposers_batch_is_recovered_from_when_it_fell_silent() {
+    let (mut r, cfg) = replica();
+    let (t_rec, silence) = (cfg.recovery_timeout_ms, cfg.ckpt_timeout_ms);
+    let _ = r.start(0);
+    // Validator 2 keeps talking; 3 and 4 say nothing after the start.
+    chatter(&mut r, [2; 32], 10_000);
     assert_eq!(
         view_timer(&mut r, 10_000, [2; 32], batch(2)),
         t_rec,
@@ -89,30 +103,13 @@ fn a_silent_proposers_batch_is_recovered_from_when_it_fell_silent() {
 
 #[test]
 fn later_views_keep_their_back_off_when_their_leader_is_silent_too() {
-    let me = [1u8; 32];
-    let members = vec![me, [2; 32], [3; 32], [4; 32]];
-    let cfg = Config::new(Membership::new(GENESIS, 0, members.clone()));
-    let t_rec = cfg.recovery_timeout_ms;
-    let m = cfg.membership.clone();
-    let mut r = Replica::new(
-        cfg,
-        &MemStorage::default(),
-        Box::new(InsecureTestCrypto(me)),
-        Box::new(InsecureTestCrypto(me)),
-    );
+    let (mut r, cfg) = replica();
+    let (t_rec, m) = (cfg.recovery_timeout_ms, &cfg.membership);
     let _ = r.start(0);
     // 3 proposes; the leader of its instance's view 1 is 4. Both stay silent; 2 relays 3's batch.
     assert_eq!(m.leader_cmd(&[3; 32], 0), [3; 32]);
     assert_eq!(m.leader_cmd(&[3; 32], 1), [4; 32]);
-    for now in (0..=10_000).step_by(500) {
-        let _ = r.handle(
-            now,
-            Input::Message {
-                from: [2; 32],
-                msg: Message::SyncRequest(1_000),
-            },
-        );
-    }
+    chatter(&mut r, [2; 32], 10_000);
     let b = batch(3);
     let inst = InstanceId::Cmd {
         proposer: [3; 32],
@@ -139,20 +136,11 @@ fn later_views_keep_their_back_off_when_their_leader_is_silent_too() {
 
 #[test]
 fn before_start_nobody_counts_as_silent() {
-    let me = [1u8; 32];
-    let cfg = Config::new(Membership::new(
-        GENESIS,
-        0,
-        vec![me, [2; 32], [3; 32], [4; 32]],
-    ));
-    let t_rec = cfg.recovery_timeout_ms;
-    let mut r = Replica::new(
-        cfg,
-        &MemStorage::default(),
-        Box::new(InsecureTestCrypto(me)),
-        Box::new(InsecureTestCrypto(me)),
-    );
+    let (mut r, cfg) = replica();
     // No `start`: a host that feeds messages first must not see every member as silent since
     // time 0.
-    assert_eq!(view_timer(&mut r, 10_000, [2; 32], batch(4)), t_rec);
+    assert_eq!(
+        view_timer(&mut r, 10_000, [2; 32], batch(4)),
+        cfg.recovery_timeout_ms
+    );
 }

@@ -38,6 +38,25 @@ type Service = sc_service::PartialComponents<
     (GrandpaBlockImport, GrandpaLink, Option<Telemetry>),
 >;
 
+/// A block's inherent data at wall-clock time: the timestamp and the Aura slot it falls in (for
+/// authoring, and for checking imported blocks against the clock).
+async fn inherent_data(
+    slot_duration: sp_consensus_aura::SlotDuration,
+) -> Result<
+    (
+        sp_consensus_aura::inherents::InherentDataProvider,
+        sp_timestamp::InherentDataProvider,
+    ),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    let timestamp = sp_timestamp::InherentDataProvider::from_system_time();
+    let slot = sp_consensus_aura::inherents::InherentDataProvider::from_timestamp_and_slot_duration(
+        *timestamp,
+        slot_duration,
+    );
+    Ok((slot, timestamp))
+}
+
 /// Build the client, backend, pool and the Aura import queue behind GRANDPA's block import.
 fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
     let telemetry = config
@@ -93,15 +112,7 @@ fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
             block_import: grandpa_block_import.clone(),
             justification_import: Some(Box::new(grandpa_block_import.clone())),
             client: client.clone(),
-            create_inherent_data_providers: move |_, ()| async move {
-                let timestamp = sp_timestamp::InherentDataProvider::from_system_time();
-                let slot =
-                    sp_consensus_aura::inherents::InherentDataProvider::from_timestamp_and_slot_duration(
-                        *timestamp,
-                        slot_duration,
-                    );
-                Ok((slot, timestamp))
-            },
+            create_inherent_data_providers: move |_, ()| inherent_data(slot_duration),
             spawner: &task_manager.spawn_essential_handle(),
             registry: config.prometheus_registry(),
             check_for_equivocation: Default::default(),
@@ -227,15 +238,7 @@ pub fn new_full<
                 select_chain,
                 block_import,
                 proposer_factory,
-                create_inherent_data_providers: move |_, ()| async move {
-                    let timestamp = sp_timestamp::InherentDataProvider::from_system_time();
-                    let slot =
-                        sp_consensus_aura::inherents::InherentDataProvider::from_timestamp_and_slot_duration(
-                            *timestamp,
-                            slot_duration,
-                        );
-                    Ok((slot, timestamp))
-                },
+                create_inherent_data_providers: move |_, ()| inherent_data(slot_duration),
                 force_authoring,
                 backoff_authoring_blocks: Option::<()>::None,
                 keystore: keystore_container.keystore(),
