@@ -619,7 +619,7 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
                 &load
                     .out
                     .join(format!("{}-{scen}-compare-per-region.svg", load.label)),
-                &results.iter().map(|(s, _)| s).collect::<Vec<_>>(),
+                &summaries,
             )?;
         }
         let json =
