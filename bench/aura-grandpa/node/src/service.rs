@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use aura_grandpa_runtime::{apis::RuntimeApi, opaque::Block};
-use sc_client_api::BlockBackend;
+use sc_client_api::HeaderBackend;
 use sc_consensus_aura::{ImportQueueParams, SlotProportion, StartAuraParams};
 use sc_consensus_grandpa::SharedVoterState;
 use sc_service::{error::Error as ServiceError, Configuration, TaskManager};
@@ -156,11 +156,7 @@ pub fn new_full<
         N,
     >::new(&config.network, config.prometheus_registry().cloned());
     let metrics = N::register_notification_metrics(config.prometheus_registry());
-    let genesis = client
-        .block_hash(0)
-        .ok()
-        .flatten()
-        .expect("the genesis block exists once the client is built");
+    let genesis = client.info().genesis_hash;
     let grandpa_protocol_name =
         sc_consensus_grandpa::protocol_standard_name(&genesis, &config.chain_spec);
     let (grandpa_protocol_config, grandpa_notification_service) =
