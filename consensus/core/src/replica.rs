@@ -286,9 +286,6 @@ pub struct Replica {
     /// When each other member was last heard from (silence shortens the timers of instances
     /// it leads).
     last_heard: BTreeMap<ValidatorId, u64>,
-    /// When this replica started (members not heard from yet count from here; `None` before
-    /// `start`, when nobody counts as silent).
-    started_ms: Option<u64>,
     /// A candidate was refused only because a floor passed our watermark: ask peers what is
     /// settled at our last block (their marks fill the gap) on the next resend.
     floor_gap: bool,
@@ -345,7 +342,6 @@ impl Replica {
             settled_answered: BTreeMap::new(),
             floor_gap: false,
             last_heard: BTreeMap::new(),
-            started_ms: None,
             resend_rounds: 0,
             out: Vec::new(),
             inbox: VecDeque::new(),
@@ -539,7 +535,6 @@ impl Replica {
     /// Initial outputs: timers and re-announcements after a restart.
     pub fn start(&mut self, now_ms: u64) -> Vec<Output> {
         self.now = self.now.max(now_ms);
-        self.started_ms = Some(self.now);
         self.set_timer(TimerId::Resend, self.cfg.resend_ms);
         let b = self.last_ckpt + 1;
         self.know(InstanceId::Ckpt(b));
@@ -857,26 +852,23 @@ impl Replica {
     }
 
     /// How long until the leader of `inst` in view `v` has been unheard for `ckpt_timeout_ms`
-    /// (at least 100 ms; unbounded for ourselves or an unknown leader). A crashed proposer's
-    /// batches and a crashed checkpoint leader's turn are then recovered from the moment it fell
-    /// silent, not a full timeout after we learned of them.
+    /// (at least 100 ms; unbounded for ourselves, an unknown leader, or a member never heard
+    /// from). A crashed proposer's batches and a crashed checkpoint leader's turn are then
+    /// recovered from the moment it fell silent, not a full timeout after we learned of them. A
+    /// member we never heard from is not known to have fallen silent: at a network's start it may
+    /// not be up, connected or caught up yet, so its instances keep the full timeout.
     fn until_silent(&self, inst: &InstanceId, v: View) -> u64 {
         let leader = match inst {
             InstanceId::Cmd { proposer, .. } => Some(self.m().leader_cmd(proposer, v)),
             InstanceId::Ckpt(b) => self.ckpt_leader(*b, v),
         };
         match leader {
-            Some(l) if l != self.me => {
-                // Never heard of since the start; before `start`, nobody counts as silent.
-                let heard = self
-                    .last_heard
-                    .get(&l)
-                    .copied()
-                    .unwrap_or(self.started_ms.unwrap_or(self.now));
-                (heard + self.cfg.ckpt_timeout_ms)
+            Some(l) if l != self.me => match self.last_heard.get(&l) {
+                Some(heard) => (heard + self.cfg.ckpt_timeout_ms)
                     .saturating_sub(self.now)
-                    .max(100)
-            }
+                    .max(100),
+                None => u64::MAX,
+            },
             _ => u64::MAX,
         }
     }
