@@ -65,13 +65,15 @@ pub fn node_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_bsmr-node"))
 }
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `n` distinct ports nobody listens on right now (all held while they are chosen, so no two
+/// are the same).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 /// A running `bsmr-node`, killed when dropped. Its log is kept for assertions.
@@ -85,7 +87,8 @@ pub struct Node {
 impl Node {
     /// Start `bsmr-node` with `args` plus the ports it needs, and wait until RPC answers.
     pub fn start(args: &[&str]) -> Node {
-        Self::start_on(args, free_port(), free_port())
+        let ports = free_ports(2);
+        Self::start_on(args, ports[0], ports[1])
     }
 
     /// Start `bsmr-node` with `args` on the given RPC and p2p ports, and wait until RPC answers.

@@ -136,12 +136,13 @@ export async function runChecks(endpoints) {
   for (const ep of endpoints.slice(1)) {
     const other = await withTimeout(ApiPromise.create({ provider: new WsProvider(ep), rpc, types, noInitWarn: true }), 60000, `connect ${ep}`);
     const n = signed.block.header.number.toNumber();
-    let h;
-    for (let i = 0; i < 120; i++) {
-      if ((await other.rpc.chain.getHeader(await other.rpc.chain.getFinalizedHead())).number.toNumber() >= n) break;
-      await new Promise((r) => setTimeout(r, 500));
+    let finalized = 0;
+    for (let i = 0; i < 240 && finalized < n; i++) {
+      finalized = (await other.rpc.chain.getHeader(await other.rpc.chain.getFinalizedHead())).number.toNumber();
+      if (finalized < n) await new Promise((r) => setTimeout(r, 500));
     }
-    h = await other.rpc.chain.getBlockHash(n);
+    check(finalized >= n, `${ep} finalized #${n} (it is at #${finalized} after 120 s)`);
+    const h = await other.rpc.chain.getBlockHash(n);
     check(h.toHex() === head.toHex(), `${ep} has the same block #${n}`);
     await other.disconnect();
   }
