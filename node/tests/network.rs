@@ -728,7 +728,7 @@ fn a_validator_added_through_sudo_joins_at_the_epoch_boundary_and_signs() {
             &[0, 1, 2, 3, 4],
             eve.public().0,
             upto,
-            upto - switched_at
+            upto.saturating_sub(switched_at)
         ),
         "no certificate since epoch 1 carries Eve's signature\n{}",
         net.logs(&[4])
@@ -930,7 +930,13 @@ fn a_validator_down_longer_than_peers_keep_blocks_rejoins_from_the_chain() {
     let upto = (0..4).map(|i| net.finalized(i).0).min().unwrap();
     net.assert_same_chain(&[0, 1, 2, 3], upto);
     assert!(
-        signs_recent_certificates(&net, &[0, 1, 2, 3], dave.public().0, upto, upto - chain),
+        signs_recent_certificates(
+            &net,
+            &[0, 1, 2, 3],
+            dave.public().0,
+            upto,
+            upto.saturating_sub(chain)
+        ),
         "no certificate since Dave caught up carries his signature\n{}",
         net.logs(&[3])
     );
