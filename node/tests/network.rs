@@ -709,15 +709,11 @@ fn a_validator_added_through_sudo_joins_at_the_epoch_boundary_and_signs() {
         Duration::from_secs(120),
     );
     let from = status(4)["lastBlock"].as_u64().unwrap();
-    let started = Instant::now();
-    while status(4)["lastBlock"].as_u64().unwrap() < from + 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "Eve's replica does not finish blocks\n{}",
-            net.logs(&[4])
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    eventually(
+        Duration::from_secs(60),
+        || status(4)["lastBlock"].as_u64().unwrap() >= from + 2,
+        || format!("Eve's replica does not finish blocks\n{}", net.logs(&[4])),
+    );
     let upto = (0..5).map(|i| net.finalized(i).0).min().unwrap();
     net.assert_same_chain(&[0, 1, 2, 3, 4], upto);
     // Eve votes: certificates since her epoch began carry her signature (a node's certificate
@@ -955,15 +951,16 @@ fn a_long_block_time_needs_no_view_changes() {
         net.start(i);
     }
     net.wait_finalized(&[0, 1, 2, 3], 2, Duration::from_secs(120));
-    let start = Instant::now();
-    while !(0..4).all(|i| status_of(&net, i)["connectedValidators"].as_u64() == Some(3)) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the validators did not all connect\n{}",
-            net.logs(&[0, 1, 2, 3])
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    eventually(
+        Duration::from_secs(60),
+        || (0..4).all(|i| status_of(&net, i)["connectedValidators"].as_u64() == Some(3)),
+        || {
+            format!(
+                "the validators did not all connect\n{}",
+                net.logs(&[0, 1, 2, 3])
+            )
+        },
+    );
     // One rotation of checkpoint turns after everyone connected: each validator has caught up.
     let (connected_at, _) = net.finalized(0);
     net.wait_finalized(&[0, 1, 2, 3], connected_at + 4, Duration::from_secs(120));
