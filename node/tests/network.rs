@@ -637,14 +637,7 @@ fn a_validator_added_through_sudo_joins_at_the_epoch_boundary_and_signs() {
     net.start_with_key(4, Some("eve"));
     net.wait_finalized(&[0, 1, 2, 3, 4], 2, Duration::from_secs(120));
     let genesis = net.genesis();
-    let status = |i: usize| -> serde_json::Value {
-        net.rt.block_on(async {
-            net.http(i)
-                .request("bsmr_status", rpc_params![])
-                .await
-                .unwrap()
-        })
-    };
+    let status = |i: usize| status_of(&net, i);
     assert!(
         status(4)["localValidator"].is_null(),
         "Eve is not a member yet"
@@ -663,24 +656,17 @@ fn a_validator_added_through_sudo_joins_at_the_epoch_boundary_and_signs() {
     );
 
     // The epoch boundary is block 20 (epoch length 20): epoch 1 takes over at block 22.
-    let start = Instant::now();
-    loop {
-        let s = status(0);
-        if s["epoch"].as_u64() == Some(1) {
-            assert_eq!(
-                (s["n"].as_u64(), s["f"].as_u64(), s["quorum"].as_u64()),
-                (Some(5), Some(1), Some(4)),
-                "{s}"
-            );
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(180),
-            "no epoch change: {s}\n{}",
-            net.logs(&[0, 4])
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    eventually(
+        Duration::from_secs(180),
+        || status(0)["epoch"].as_u64() == Some(1),
+        || format!("no epoch change: {}\n{}", status(0), net.logs(&[0, 4])),
+    );
+    let s = status(0);
+    assert_eq!(
+        (s["n"].as_u64(), s["f"].as_u64(), s["quorum"].as_u64()),
+        (Some(5), Some(1), Some(4)),
+        "{s}"
+    );
     let (switched_at, _) = net.finalized(0);
     net.wait_finalized(&[0, 1, 2, 3, 4], switched_at + 4, Duration::from_secs(120));
     // Eve is a validator now: her replica finishes blocks and transfers keep finalizing.
@@ -871,25 +857,19 @@ fn a_validator_down_longer_than_peers_keep_blocks_rejoins_from_the_chain() {
     net.wait_finalized(&[0, 1, 2], down_at + 64, Duration::from_secs(120));
     net.start(3);
     let status = |i: usize| status_of(&net, i);
-    let start = Instant::now();
-    loop {
-        let s = status(3);
-        // The log line may reach the captured output a moment after the status counter.
-        let logged = net.nodes[3]
-            .as_ref()
-            .unwrap()
-            .log()
-            .contains("rejoined from the certified chain");
-        if s["rejoins"].as_u64().unwrap_or(0) >= 1 && logged {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "Dave did not rejoin: {s}\n{}",
-            net.logs(&[3])
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    eventually(
+        Duration::from_secs(120),
+        || {
+            // The log line may reach the captured output a moment after the status counter.
+            let logged = net.nodes[3]
+                .as_ref()
+                .unwrap()
+                .log()
+                .contains("rejoined from the certified chain");
+            status(3)["rejoins"].as_u64().unwrap_or(0) >= 1 && logged
+        },
+        || format!("Dave did not rejoin: {}\n{}", status(3), net.logs(&[3])),
+    );
     // His consensus state keeps pace with the network afterwards.
     let from = status(3)["lastBlock"].as_u64().unwrap();
     net.wait_finalized(&[0, 1, 2, 3], from + 20, Duration::from_secs(60));
