@@ -17,8 +17,10 @@ help:
 setup:
 	@bash scripts/setup.sh
 
+# Every binary of the workspace, with the same feature set `cargo test --workspace` resolves, so
+# `make run` after `make test` (and the reverse) rebuilds nothing.
 build: setup
-	cargo build --release -p bsmr-node
+	cargo build --release --workspace --bins
 
 run: build
 	@bash scripts/local-network.sh "$(NODE)"

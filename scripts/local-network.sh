@@ -87,7 +87,8 @@ cat <<MSG
 
 RPC endpoint: ws://127.0.0.1:$RPC_BASE
 polkadot.js apps: open https://polkadot.js.org/apps/?rpc=ws%3A%2F%2F127.0.0.1%3A$RPC_BASE
-  (or a locally served apps build) and pick "Development > Local Node" at port $RPC_BASE.
+  or, in any apps build, Settings > custom endpoint ws://127.0.0.1:$RPC_BASE ("Development >
+  Local Node" is port 9944 only). bsmr_* RPC: Developer > JavaScript, see README.
 
 Press Ctrl-C to stop the network.
 MSG

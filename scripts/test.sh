@@ -17,8 +17,14 @@ fi
 echo "== clippy -D warnings on the protocol crates (the whole workspace: make lint)"
 cargo clippy -p bsmr-consensus-core -p bsmr-sim --all-targets -- -D warnings
 
+# `cargo test` builds the binaries of packages that own integration tests, not the ones those
+# tests start from other packages (aura-grandpa-node has no tests of its own): build every binary
+# first. Same package selection as `make build`, so both share one feature set and one build.
+echo "== cargo build --release --workspace --bins (every binary the tests start)"
+cargo build --release --workspace --bins
+
 echo "== cargo test --release --workspace"
-cargo test --release --workspace
+cargo test --release --workspace --no-fail-fast
 
 echo "== zombienet networks and @polkadot/api checks (native provider)"
 bash scripts/zombienet.sh "$CARGO_TARGET_DIR/release/bsmr-node"

@@ -97,7 +97,8 @@ struct NetworkArgs {
     /// Emulate a wide-area network: each validator in its own network namespace in one of the
     /// simulator's five regions (Alice r0, Bob r1, Charlie r4, Dave r2 where the baseline's
     /// leader sits best; one-way delays 40-150 ms), connected only through the bench's delaying
-    /// relay. Needs root and iproute2. Results then include finality per submission endpoint
+    /// relay. Needs iproute2, and root or unprivileged user namespaces (without root the bench
+    /// re-runs itself with `unshare --user --map-root-user --mount`). Results then include finality per submission endpoint
     /// (region) and a per-region plot.
     #[arg(long)]
     wan: bool,
@@ -112,6 +113,13 @@ struct NetworkArgs {
     /// deleted with the network.
     #[arg(long)]
     logs: Option<PathBuf>,
+}
+
+impl NetworkArgs {
+    /// Does this run emulate the WAN (asked for, or implied by the far-client scenario)?
+    fn needs_wan(&self) -> bool {
+        self.wan || self.scenario == Scenario::FarClient
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -223,6 +231,13 @@ fn default_trace() -> Result<PathBuf, String> {
 
 fn main() {
     let cli = Cli::parse();
+    if let Mode::Network { net, .. } = &cli.mode {
+        if net.needs_wan() && !wan::is_root() {
+            // Network namespaces need CAP_SYS_ADMIN: get it in a user namespace of our own.
+            eprintln!("bsmr-bench: {}", wan::enter_user_namespace());
+            std::process::exit(1);
+        }
+    }
     let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let result = match cli.mode {
         Mode::Replay { endpoints, load } => rt
@@ -495,7 +510,7 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
         logs,
         wan,
     } = opts;
-    let wan = *wan || *scenario == Scenario::FarClient;
+    let wan = opts.needs_wan();
     let (modes, scenario, block_time_ms) = (*modes, *scenario, *block_time_ms);
     let list: Vec<&str> = match modes {
         NetModes::Leaderless => vec!["leaderless"],

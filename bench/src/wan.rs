@@ -11,7 +11,9 @@
 //! to the validator they talk to (no delay), as a client in that validator's region would.
 //!
 //! Latency only: bandwidth, loss and jitter are not emulated (TCP would hide loss as delay
-//! anyway). Needs root (CAP_SYS_ADMIN) and iproute2's `ip netns`.
+//! anyway). Needs iproute2's `ip netns` and CAP_SYS_ADMIN: as root directly, otherwise
+//! [`enter_user_namespace`] re-runs the bench as root of its own user and mount namespace
+//! (`unshare`), where the kernel allows unprivileged user namespaces.
 
 use std::fs::File;
 use std::io;
@@ -33,6 +35,64 @@ pub const REGION_MS: [[u64; 5]; 5] = bsmr_sim::sim::WAN;
 /// leader. Charlie (r4) is the farthest from him (120 ms one way).
 pub const VALIDATOR_REGIONS: [usize; 4] = [0, 1, 4, 2];
 
+/// Set on the bench when it re-runs itself inside its own user namespace.
+const IN_USER_NAMESPACE: &str = "BSMR_BENCH_IN_USER_NAMESPACE";
+
+/// The `unshare` arguments that give an unprivileged user a user namespace in which it is root
+/// and a private mount namespace; `/run` is replaced there by an empty tmpfs so that `ip netns`
+/// can create `/run/netns` (the real `/run` belongs to the real root).
+const UNSHARE: [&str; 5] = [
+    "--user",
+    "--map-root-user",
+    "--mount",
+    "--propagation",
+    "private",
+];
+const MOUNT_RUN: &str = "mount -t tmpfs bsmr-wan /run && exec \"$0\" \"$@\"";
+
+/// Can this process create network namespaces itself (it is root)?
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Re-run this bench with the same arguments as root of a fresh user and mount namespace, where
+/// `ip netns` works without privileges on the machine. Returns only on failure, with a message
+/// saying what is missing; call it before any thread starts.
+pub fn enter_user_namespace() -> String {
+    if std::env::var_os(IN_USER_NAMESPACE).is_some() {
+        return "--wan: inside the bench's own user namespace and still not root".to_string();
+    }
+    let probe = Command::new("unshare")
+        .args(UNSHARE)
+        .args(["sh", "-c", "mount -t tmpfs bsmr-wan /run"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            return format!(
+                "--wan needs network namespaces: run as root, or allow unprivileged user \
+                 namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces \
+                 > 0); `unshare --user --map-root-user --mount` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        }
+        Err(e) => return format!("--wan needs root or util-linux's unshare: {e}"),
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return format!("--wan: cannot find the bench's own binary: {e}"),
+    };
+    use std::os::unix::process::CommandExt;
+    let err = Command::new("unshare")
+        .args(UNSHARE)
+        .args(["sh", "-c", MOUNT_RUN])
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(IN_USER_NAMESPACE, "1")
+        .exec();
+    format!("--wan: running unshare failed: {err}")
+}
+
 /// A named network namespace with loopback up, deleted on drop.
 pub struct Namespace {
     name: String,
@@ -43,7 +103,7 @@ impl Namespace {
     pub fn create(name: &str) -> Result<Namespace, String> {
         let _ = Command::new("ip").args(["netns", "del", name]).output();
         ip(&["netns", "add", name]).map_err(|e| {
-            format!("--wan needs root and iproute2 (`ip netns add {name}` failed: {e})")
+            format!("--wan needs iproute2 and CAP_SYS_ADMIN (`ip netns add {name}` failed: {e})")
         })?;
         let ns = Namespace {
             name: name.to_string(),
