@@ -5,7 +5,7 @@ use frame_support::{
     derive_impl, parameter_types,
     traits::{ConstU128, ConstU32, ConstU64, ConstU8},
     weights::{
-        constants::{RocksDbWeight, WEIGHT_REF_TIME_PER_SECOND},
+        constants::{ParityDbWeight, WEIGHT_REF_TIME_PER_SECOND},
         IdentityFee, Weight,
     },
 };
@@ -42,8 +42,8 @@ impl frame_system::Config for Runtime {
     type Nonce = Nonce;
     type Hash = Hash;
     type BlockHashCount = BlockHashCount;
-    // ParityDb is the database; the reference RocksDB weights are the conservative choice.
-    type DbWeight = RocksDbWeight;
+    // The nodes store state in ParityDb (no RocksDB): its reference read and write weights.
+    type DbWeight = ParityDbWeight;
     type Version = Version;
     type AccountData = pallet_balances::AccountData<Balance>;
     type SS58Prefix = SS58Prefix;

@@ -28,6 +28,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// "Rejoining from the chain").
 pub const DEFAULT_RETAIN_SYNC_BLOCKS: u64 = 1024;
 
+/// Most instances one (proposer, seq) slot gets from what peers send about ids whose header we
+/// do not hold: any member can sign votes and view changes for made-up ids, and an
+/// equivocating proposer makes only a few ids per seq real.
+const MAX_UNKNOWN_IDS_PER_SLOT: usize = 4;
+
 /// Tunables.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -625,7 +630,14 @@ impl Replica {
     fn set_timer(&mut self, id: TimerId, after_ms: u64) {
         self.out.push(Output::SetTimer { id, after_ms });
     }
+    /// Emit a misbehaviour proof, once, and only if anyone can check it: a proof that does not
+    /// convict would be refused on chain and accuse without evidence.
     fn report(&mut self, p: Proof) {
+        if p.check(self.m(), &*self.verifier, self.cfg.window)
+            .is_none()
+        {
+            return;
+        }
         let d = hash(&p.encode());
         if self.reported.insert(d) {
             self.out.push(Output::Misbehaviour(p));
@@ -691,6 +703,68 @@ impl Replica {
     fn window_end(&self, p: &ValidatorId) -> Seq {
         let wm = self.record.watermark(p);
         self.dds.lowest_seq(p).map(|l| l.min(wm)).unwrap_or(wm) + self.cfg.window
+    }
+    /// The reference the header of command `id` names, if we hold that header (payload, commit
+    /// or our own reply to it).
+    fn held_ref(&self, id: &CommandId) -> Option<DepRef> {
+        if let Some(b) = self.payloads.get(id) {
+            return Some(b.header.body.dep_ref());
+        }
+        if let Some(c) = self.committed.get(id) {
+            return Some(c.batch.header.body.dep_ref());
+        }
+        self.dds.cached(id).map(|r| r.body.cmd)
+    }
+    /// Does `inst` name a command id under another (proposer, seq) than the header we hold for
+    /// it? An id is only ever used together with the header it names: a Byzantine validator
+    /// may put a real id under another member's name (in a reply or a view change). Such an
+    /// instance can only be decided Noop, and never touches the real command's payload,
+    /// collect, log entry, commit or watermark.
+    fn misnamed(&self, inst: &InstanceId) -> bool {
+        let InstanceId::Cmd { id, .. } = inst else {
+            return false;
+        };
+        self.held_ref(id).is_some_and(|r| r.instance() != *inst)
+    }
+    /// Is `inst` a dependency of a decided checkpoint whose block is not built yet? Its block
+    /// waits for its decision, so it is taken part in whatever our window says.
+    fn needed_by_checkpoint(&self, inst: &InstanceId) -> bool {
+        let InstanceId::Cmd { proposer, seq, id } = *inst else {
+            return false;
+        };
+        let d = DepRef {
+            proposer,
+            kind: DepKind::Txs { seq },
+            id,
+        };
+        self.ckpt_decided
+            .range(self.built + 1..)
+            .any(|(_, k)| k.deps.binary_search(&d).is_ok())
+    }
+    /// Is a command of this seq within reach of our window (as far above the watermark as
+    /// proposals and votes are taken: 4 W)? A checkpoint's dependencies are what its block
+    /// waits for: a correct collector and voter take no checkpoint value naming one beyond.
+    fn within_reach(&self, d: &DepRef) -> bool {
+        match d.kind {
+            DepKind::Txs { seq } => seq < self.record.watermark(&d.proposer) + 4 * self.cfg.window,
+            DepKind::Ckpt { .. } => true,
+        }
+    }
+    /// May a peer's message create state for `inst`? Always for checkpoint instances (their
+    /// index is bounded at the door) and for commands whose header we hold or a decided
+    /// checkpoint waits for; other ids only while their slot has few instances.
+    fn may_create(&self, inst: &InstanceId) -> bool {
+        let InstanceId::Cmd { proposer, seq, id } = *inst else {
+            return true;
+        };
+        if self.insts.contains_key(inst)
+            || self.held_ref(&id).is_some()
+            || self.needed_by_checkpoint(inst)
+        {
+            return true;
+        }
+        let slot = |id| InstanceId::Cmd { proposer, seq, id };
+        self.insts.range(slot([0; 32])..=slot([0xff; 32])).count() < MAX_UNKNOWN_IDS_PER_SLOT
     }
     /// K_b's agreed floors (none if unknown).
     fn floors_of(&self, b: BlockIndex) -> &[(ValidatorId, Seq)] {
@@ -781,6 +855,15 @@ impl Replica {
                 }
                 if let InstanceId::Ckpt(b) = inst {
                     if b != self.last_ckpt + 1 {
+                        // Not the current checkpoint yet (a vote for it came early): disarm, so
+                        // that `know` arms it afresh when K_(b-1) commits. Left armed, no timer
+                        // would ever run for it, and a replica that missed its decision would
+                        // wait for it forever.
+                        if let Some(st) = self.insts.get_mut(&inst) {
+                            if st.view == v {
+                                st.timer_armed = false;
+                            }
+                        }
                         return;
                     }
                 }
@@ -814,9 +897,15 @@ impl Replica {
                                 && nv.iter().all(|vc| vc.body.prepared.is_none())
                             {
                                 if let Some(c) = self.collects.get_mut(&id) {
-                                    c.view = None;
+                                    if c.inst == inst {
+                                        c.view = None;
+                                    }
                                 }
-                                let p = self.payloads.get(&id).cloned();
+                                let p = if self.misnamed(&inst) {
+                                    None
+                                } else {
+                                    self.payloads.get(&id).cloned()
+                                };
                                 self.propose(inst, v, Value::Noop, vec![], nv, p);
                             }
                         }
@@ -1022,7 +1111,14 @@ impl Replica {
         if c.replies.len() >= q && c.view.is_none() {
             return;
         }
-        if check_reply_shape(&r.body, window).is_err() || !r.verify(&self.g(), &*self.verifier) {
+        if check_reply_shape(&r.body, window, self.m()).is_err() {
+            return;
+        }
+        if c.batch.header.body.is_checkpoint() && !r.body.deps.iter().all(|d| self.within_reach(d))
+        {
+            return;
+        }
+        if !r.verify(&self.g(), &*self.verifier) {
             return;
         }
         let c = self.collects.get_mut(&id).expect("looked up above; qed");
@@ -1237,7 +1333,8 @@ impl Replica {
         }
         if let InstanceId::Cmd { proposer, seq, .. } = inst {
             if seq < self.record.floor(&proposer)
-                || seq >= self.record.watermark(&proposer) + 4 * self.cfg.window
+                || (seq >= self.record.watermark(&proposer) + 4 * self.cfg.window
+                    && !self.needed_by_checkpoint(&inst))
             {
                 return;
             }
@@ -1246,8 +1343,25 @@ impl Replica {
                 return;
             }
         }
+        // Signature before any state: an unsigned or outsider's pre-prepare creates no
+        // instance, parks nothing and makes us fetch nothing.
+        let leader_ok = match inst {
+            InstanceId::Cmd { proposer, .. } => {
+                pp.signer == self.m().leader_cmd(&proposer, pp.body.view)
+            }
+            InstanceId::Ckpt(_) => self.m().contains(&pp.signer),
+        };
+        if pp.body.epoch != self.m().epoch
+            || !leader_ok
+            || !pp.verify(&self.cfg.membership.genesis, &*self.verifier)
+        {
+            return;
+        }
         if let Some(p) = &payload {
             self.accept_payload(p);
+        }
+        if !self.may_create(&inst) {
+            return;
         }
         let view = pp.body.view;
         let st = self.insts.entry(inst).or_default();
@@ -1255,10 +1369,9 @@ impl Replica {
             return;
         }
         if let Some(acc) = st.accepted.get(&view) {
-            if acc.body != pp.body
-                && acc.signer == pp.signer
-                && pp.verify(&self.cfg.membership.genesis, &*self.verifier)
-            {
+            // Only another value is an equivocation (what `Proof::check` convicts): the same
+            // value with another proof or view-change set is a retransmission.
+            if acc.body.value != pp.body.value && acc.signer == pp.signer {
                 let p = Proof::PrePrepareEquivocation(acc.clone(), pp);
                 self.report(p);
             }
@@ -1294,11 +1407,9 @@ impl Replica {
         if let InstanceId::Ckpt(b) = inst {
             if b != self.last_ckpt + 1 {
                 // Its leader depends on the rotation for b, known once K_(b-1) commits.
-                if pp.verify(&self.cfg.membership.genesis, &*self.verifier) {
-                    let st = self.insts.get_mut(&inst).expect("inserted above; qed");
-                    if st.parked.len() < 8 {
-                        st.parked.push((from, pp));
-                    }
+                let st = self.insts.get_mut(&inst).expect("inserted above; qed");
+                if st.parked.len() < 8 {
+                    st.parked.push((from, pp));
                 }
                 return;
             }
@@ -1319,16 +1430,16 @@ impl Replica {
                 e,
                 validity::Invalid::NotLeader | validity::Invalid::Signature
             ) {
-                let p = Proof::InvalidProposal(pp, cmd_header);
-                if p.check(self.m(), &*self.verifier, self.cfg.window)
-                    .is_some()
-                {
-                    self.report(p);
-                }
+                self.report(Proof::InvalidProposal(pp, cmd_header));
             }
             return;
         }
         // Local-state checks.
+        if let (InstanceId::Ckpt(_), Value::Deps { deps, .. }) = (&inst, &pp.body.value) {
+            if !deps.iter().all(|d| self.within_reach(d)) {
+                return;
+            }
+        }
         if let Value::Deps { after, .. } = &pp.body.value {
             if *after > self.last_ckpt + 1 {
                 let st = self.insts.get_mut(&inst).expect("inserted above; qed");
@@ -1425,7 +1536,8 @@ impl Replica {
         match inst {
             InstanceId::Cmd { proposer, seq, .. } => {
                 if seq < self.record.floor(&proposer)
-                    || seq >= self.record.watermark(&proposer) + 4 * self.cfg.window
+                    || (seq >= self.record.watermark(&proposer) + 4 * self.cfg.window
+                        && !self.needed_by_checkpoint(&inst))
                 {
                     return;
                 }
@@ -1450,7 +1562,7 @@ impl Replica {
                 return;
             }
         }
-        if !v.verify(&self.g(), &*self.verifier) {
+        if !v.verify(&self.g(), &*self.verifier) || !self.may_create(&inst) {
             return;
         }
         let now = self.now;
@@ -1524,7 +1636,7 @@ impl Replica {
 
     fn start_view_change(&mut self, inst: InstanceId, nv: View) {
         let has_payload = match inst {
-            InstanceId::Cmd { id, .. } => self.payloads.contains_key(&id),
+            InstanceId::Cmd { id, .. } => self.payloads.contains_key(&id) && !self.misnamed(&inst),
             InstanceId::Ckpt(_) => false,
         };
         let st = self.insts.entry(inst).or_default();
@@ -1569,7 +1681,8 @@ impl Replica {
                 // a decision (Noop): only pruned seqs are ignored.
                 if !self.m().contains(&proposer)
                     || seq < self.record.floor(&proposer)
-                    || seq >= self.record.watermark(&proposer) + self.cfg.window
+                    || (seq >= self.record.watermark(&proposer) + self.cfg.window
+                        && !self.needed_by_checkpoint(&inst))
                 {
                     return;
                 }
@@ -1594,7 +1707,7 @@ impl Replica {
                 return;
             }
         }
-        if !check_view_change(self.m(), &*self.verifier, &vc) {
+        if !check_view_change(self.m(), &*self.verifier, &vc) || !self.may_create(&inst) {
             return;
         }
         let f1 = self.m().join();
@@ -1656,6 +1769,10 @@ impl Replica {
             return;
         }
         match inst {
+            InstanceId::Cmd { .. } if self.misnamed(&inst) => {
+                // No command has this name: nothing to collect for.
+                self.propose(inst, v, Value::Noop, vec![], vcs, None);
+            }
             InstanceId::Cmd { id, .. } => {
                 if let Some(batch) = self.payloads.get(&id).cloned() {
                     self.lead_collect(inst, id, batch, v, vcs);
@@ -1690,6 +1807,9 @@ impl Replica {
         let InstanceId::Cmd { id, .. } = inst else {
             return;
         };
+        if self.misnamed(&inst) {
+            return;
+        }
         let Some(st) = self.insts.get(&inst) else {
             return;
         };
@@ -1854,15 +1974,19 @@ impl Replica {
         });
         match inst {
             InstanceId::Cmd { proposer, seq, id } => {
-                let counts = self.payloads.contains_key(&id)
-                    || self
-                        .first_header
-                        .get(&Slot::Seq(proposer, seq))
-                        .map(|h| h.body.id() == id)
-                        .unwrap_or(false);
+                let misnamed = self.misnamed(&inst);
+                let counts = !misnamed
+                    && (self.payloads.contains_key(&id)
+                        || self
+                            .first_header
+                            .get(&Slot::Seq(proposer, seq))
+                            .map(|h| h.body.id() == id)
+                            .unwrap_or(false));
                 ops.extend(self.record_decided(proposer, seq, id, counts));
                 self.persist(ops);
-                self.collects.remove(&id);
+                if !misnamed {
+                    self.collects.remove(&id);
+                }
                 match value {
                     Value::Deps { deps, after, .. } => {
                         let batch = self
@@ -1879,7 +2003,7 @@ impl Replica {
                         }
                     }
                     Value::Noop => {
-                        if proposer == self.me {
+                        if proposer == self.me && !misnamed {
                             if let Some(b) = self.payloads.get(&id) {
                                 self.pending.push_front(b.txs.clone());
                             }
@@ -2112,6 +2236,7 @@ impl Replica {
         // The decided record's floors are the agreed floors of the last block taken.
         let ops = self.take_floors(&block.floors);
         self.persist(ops);
+        self.collect_below_floors(b);
         self.floors_at.insert(b, block.floors.clone());
         self.recent_blocks.insert(b, block.clone());
         self.chain = self.chain.split_off(&(b + 1));
@@ -2123,15 +2248,68 @@ impl Replica {
         self.try_propose_own();
     }
 
+    /// Commands below the agreed floors that are not committed (so in no block, now or later)
+    /// are decided by the floor: nothing decides them any more (every message about them is
+    /// dropped). Our own go back to the pool, lowest first (a copy already in a block is skipped
+    /// by every builder), and every one is collected, so that no log entry below a floor pins
+    /// the proposer's window.
+    fn collect_below_floors(&mut self, b: BlockIndex) {
+        let below = |r: &Self, p: &ValidatorId, seq: Seq, id: &CommandId| {
+            seq < r.record.floor(p) && !r.committed.contains_key(id)
+        };
+        let mut refs: BTreeSet<(ValidatorId, Seq, CommandId)> = BTreeSet::new();
+        for inst in self.insts.keys() {
+            if let InstanceId::Cmd { proposer, seq, id } = inst {
+                if below(self, proposer, *seq, id) {
+                    refs.insert((*proposer, *seq, *id));
+                }
+            }
+        }
+        for e in self.dds.entries() {
+            if let DepKind::Txs { seq } = e.dep.kind {
+                if below(self, &e.dep.proposer, seq, &e.dep.id) {
+                    refs.insert((e.dep.proposer, seq, e.dep.id));
+                }
+            }
+        }
+        for (id, batch) in &self.payloads {
+            let h = &batch.header.body;
+            if !h.is_checkpoint() && below(self, &h.proposer, h.seq, id) {
+                refs.insert((h.proposer, h.seq, *id));
+            }
+        }
+        let mut requeue: Vec<(Seq, Vec<Tx>)> = vec![];
+        for (proposer, seq, id) in refs {
+            if proposer == self.me {
+                if let Some(batch) = self.payloads.get(&id) {
+                    let h = &batch.header.body;
+                    if h.proposer == self.me && h.seq == seq {
+                        requeue.push((seq, batch.txs.clone()));
+                    }
+                }
+            }
+            self.collect_garbage_cmd(InstanceId::Cmd { proposer, seq, id }, b);
+        }
+        requeue.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        for (_, txs) in requeue {
+            self.pending.push_front(txs);
+        }
+    }
+
     fn collect_garbage_cmd(&mut self, inst: InstanceId, at_block: BlockIndex) {
         let InstanceId::Cmd { id, .. } = inst else {
             return;
         };
+        // A misnamed instance owns only its own consensus state, never what is keyed by the id
+        // of the real command it borrowed.
+        let owns_id = !self.misnamed(&inst);
         let mut ops = vec![
-            StorageOp::Delete(Key::Reply(id)),
             StorageOp::Delete(Key::Decision(inst)),
             StorageOp::Delete(Key::Prepared(inst)),
         ];
+        if owns_id {
+            ops.push(StorageOp::Delete(Key::Reply(id)));
+        }
         if let Some(st) = self.insts.remove(&inst) {
             for v in 0..=st.view {
                 ops.push(StorageOp::Delete(Key::Vote(inst, v, Phase::Prepare)));
@@ -2147,13 +2325,15 @@ impl Replica {
                 self.old_decisions.insert(inst, (at_block, d, payload));
             }
         }
-        self.dds.remove(&id);
-        self.payloads.remove(&id);
-        self.committed.remove(&id);
-        self.collects.remove(&id);
-        if let InstanceId::Cmd { proposer, seq, .. } = inst {
-            if proposer == self.me {
-                ops.push(StorageOp::Delete(Key::OwnBatch(seq)));
+        if owns_id {
+            self.dds.remove(&id);
+            self.payloads.remove(&id);
+            self.committed.remove(&id);
+            self.collects.remove(&id);
+            if let InstanceId::Cmd { proposer, seq, .. } = inst {
+                if proposer == self.me {
+                    ops.push(StorageOp::Delete(Key::OwnBatch(seq)));
+                }
             }
         }
         self.persist(ops);
@@ -2259,14 +2439,18 @@ impl Replica {
         }
         let f1 = self.m().join();
         let d = blk.digest();
-        let _ = from;
-        let e = self
-            .sync_votes
-            .entry(blk.index)
-            .or_default()
+        // One vote per sender and index (its latest): what a peer sends never grows this past
+        // n blocks per index.
+        let votes = self.sync_votes.entry(blk.index).or_default();
+        for (_, voters) in votes.values_mut() {
+            voters.remove(&from);
+        }
+        votes.retain(|_, (_, voters)| !voters.is_empty());
+        votes
             .entry(d)
-            .or_insert_with(|| (blk.clone(), BTreeSet::new()));
-        e.1.insert(from);
+            .or_insert_with(|| (blk.clone(), BTreeSet::new()))
+            .1
+            .insert(from);
         // Adopt every consecutive block that f+1 validators vouch for.
         let before = self.built;
         loop {

@@ -34,6 +34,9 @@ pub enum Invalid {
     /// A reply lists too many entries.
     #[error("reply too large")]
     TooManyDeps,
+    /// A reply names a command of a proposer outside the validator set.
+    #[error("dependency on a proposer outside the set")]
+    UnknownProposer,
     /// A reply names a candidate beyond its fence.
     #[error("candidate reference beyond fence")]
     CkptBeyondFence,
@@ -51,9 +54,11 @@ pub enum Invalid {
     BadViewChanges,
 }
 
-/// Check one reply's shape (not its signature): at most `window` Txs entries per proposer, at
-/// most [`MAX_CKPT_REFS`] candidate entries, none beyond the reply's fence.
-pub fn check_reply_shape(r: &ReplyBody, window: u64) -> Result<(), Invalid> {
+/// Check one reply's shape (not its signature): every entry names a member as its proposer, at
+/// most `window` Txs entries per proposer, at most [`MAX_CKPT_REFS`] candidate entries, none
+/// beyond the reply's fence. A correct replier only lists commands whose signed header it holds,
+/// and only members' headers verify, so a reply failing this is proof of its signer's fault.
+pub fn check_reply_shape(r: &ReplyBody, window: u64, m: &Membership) -> Result<(), Invalid> {
     let sorted;
     let deps: &[DepRef] = if r.deps.windows(2).all(|w| w[0] <= w[1]) {
         &r.deps
@@ -66,6 +71,9 @@ pub fn check_reply_shape(r: &ReplyBody, window: u64) -> Result<(), Invalid> {
     let mut ck = 0usize;
     let mut run: (Option<ValidatorId>, u64) = (None, 0);
     for d in deps {
+        if !m.contains(&d.proposer) {
+            return Err(Invalid::UnknownProposer);
+        }
         match d.kind {
             DepKind::Txs { .. } => {
                 if run.0 == Some(d.proposer) {
@@ -126,7 +134,7 @@ pub fn check_reply_proof(
         if !m.contains(&r.signer) || !signers.insert(r.signer) {
             return Err(Invalid::Signature);
         }
-        check_reply_shape(&r.body, window)?;
+        check_reply_shape(&r.body, window, m)?;
     }
     if signers.len() != m.q() {
         return Err(Invalid::NotQuorum);
@@ -415,10 +423,36 @@ mod tests {
         let (m, k) = setup();
         let c = dep(1, 0);
         let many: Vec<DepRef> = (0..3).map(|s| dep(2, s)).collect();
-        assert!(check_reply_shape(&reply(&m, &k[0], c, many.clone(), 0).body, 3).is_ok());
+        assert!(check_reply_shape(&reply(&m, &k[0], c, many.clone(), 0).body, 3, &m).is_ok());
         assert_eq!(
-            check_reply_shape(&reply(&m, &k[0], c, many, 0).body, 2),
+            check_reply_shape(&reply(&m, &k[0], c, many, 0).body, 2, &m),
             Err(Invalid::TooManyDeps)
+        );
+    }
+
+    #[test]
+    fn reply_naming_a_proposer_outside_the_set_is_invalid() {
+        let (m, k) = setup();
+        let c = dep(1, 0);
+        let outsider = dep(7, 0);
+        assert_eq!(
+            check_reply_shape(
+                &reply(&m, &k[0], c, vec![dep(2, 0), outsider], 0).body,
+                16,
+                &m
+            ),
+            Err(Invalid::UnknownProposer)
+        );
+        // In a proof it convicts: the value the proof determines cannot be proposed.
+        let proof = vec![
+            reply(&m, &k[0], c, vec![outsider], 0),
+            reply(&m, &k[1], c, vec![], 0),
+            reply(&m, &k[2], c, vec![], 0),
+        ];
+        let v = value_from_replies(&c, &proof);
+        assert_eq!(
+            check_reply_proof(&m, &k[0], 16, &c, &v, &proof),
+            Err(Invalid::UnknownProposer)
         );
     }
 }

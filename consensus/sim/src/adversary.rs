@@ -63,11 +63,19 @@ pub enum Behaviour {
     /// As checkpoint leader, candidates whose floors void every proposer's next seqs (to half
     /// the validators) or drop every floor (to the other half).
     BadFloors,
+    /// Dependency replies naming fake commands of members at seqs far beyond any window.
+    FarDeps,
+    /// Dependency replies naming fake commands of a proposer outside the validator set.
+    OutsiderDeps,
+    /// Names real commands (the one it replies to, and those its reply lists) under other
+    /// members' (proposer, seq): in its replies' dependencies and in a view change for each
+    /// misnamed instance sent to everyone.
+    MisnamedDeps,
 }
 
 impl Behaviour {
     /// Every Byzantine behaviour (not Honest).
-    pub const ALL: [Behaviour; 21] = [
+    pub const ALL: [Behaviour; 24] = [
         Behaviour::Silent,
         Behaviour::Equivocate,
         Behaviour::OmitDeps,
@@ -89,6 +97,9 @@ impl Behaviour {
         Behaviour::DuplicateTx,
         Behaviour::LieSettled,
         Behaviour::BadFloors,
+        Behaviour::FarDeps,
+        Behaviour::OutsiderDeps,
+        Behaviour::MisnamedDeps,
     ];
     /// CLI name.
     pub fn name(&self) -> &'static str {
@@ -115,6 +126,9 @@ impl Behaviour {
             Behaviour::DuplicateTx => "duplicate-tx",
             Behaviour::LieSettled => "lie-settled",
             Behaviour::BadFloors => "bad-floors",
+            Behaviour::FarDeps => "far-deps",
+            Behaviour::OutsiderDeps => "outsider-deps",
+            Behaviour::MisnamedDeps => "misnamed-deps",
         }
     }
     /// Parse a CLI name.
@@ -195,6 +209,44 @@ impl Adversary {
             },
             id,
         }
+    }
+
+    /// A fake command of a member at a seq no window reaches.
+    fn far_dep(&self, rng: &mut ChaCha8Rng) -> DepRef {
+        let mut d = self.fake_dep(rng);
+        d.kind = DepKind::Txs {
+            seq: self.window * 1_000 + rng.gen_range(0..1_000),
+        };
+        d
+    }
+
+    /// A fake command of a proposer that is not a member.
+    fn outsider_dep(&self, rng: &mut ChaCha8Rng) -> DepRef {
+        let mut d = self.fake_dep(rng);
+        rng.fill(&mut d.proposer[..]);
+        d
+    }
+
+    /// The real command `real` under another member's name: same id, another proposer, and a
+    /// seq at or next to the real one.
+    fn misnamed(&self, real: &DepRef, rng: &mut ChaCha8Rng) -> Option<DepRef> {
+        let DepKind::Txs { seq } = real.kind else {
+            return None;
+        };
+        let others: Vec<ValidatorId> = self
+            .validators
+            .iter()
+            .copied()
+            .filter(|v| *v != real.proposer)
+            .collect();
+        let proposer = others[rng.gen_range(0..others.len())];
+        Some(DepRef {
+            proposer,
+            kind: DepKind::Txs {
+                seq: seq + rng.gen_range(0..2),
+            },
+            id: real.id,
+        })
     }
 
     fn alt_batch(&mut self, b: &SignedBatch) -> SignedBatch {
@@ -361,6 +413,60 @@ impl Adversary {
                         b.deps.dedup();
                     });
                     out.push((to, Message::Reply(r)));
+                }
+                (Behaviour::FarDeps, Message::Reply(r)) => {
+                    let fakes: Vec<DepRef> = (0..2).map(|_| self.far_dep(rng)).collect();
+                    let r = self.resign_reply(&r, |b| {
+                        b.deps.extend(fakes);
+                        b.deps.sort();
+                        b.deps.dedup();
+                    });
+                    out.push((to, Message::Reply(r)));
+                }
+                (Behaviour::OutsiderDeps, Message::Reply(r)) => {
+                    let fakes: Vec<DepRef> = (0..2).map(|_| self.outsider_dep(rng)).collect();
+                    let r = self.resign_reply(&r, |b| {
+                        b.deps.extend(fakes);
+                        b.deps.sort();
+                        b.deps.dedup();
+                    });
+                    out.push((to, Message::Reply(r)));
+                }
+                (Behaviour::MisnamedDeps, Message::Reply(r)) => {
+                    // Real commands (the one replied to, and the ones the reply names) under
+                    // other members' names: in a checkpoint's reply quorum they reach K_b next
+                    // to the real reference, and block b waits for the misnamed instance.
+                    let real: Vec<DepRef> = std::iter::once(r.body.cmd)
+                        .chain(r.body.deps.iter().copied())
+                        .filter(|d| matches!(d.kind, DepKind::Txs { .. }))
+                        .collect();
+                    let misnamed: Vec<DepRef> = real
+                        .iter()
+                        .take(3)
+                        .filter_map(|d| self.misnamed(d, rng))
+                        .collect();
+                    let r = if misnamed.is_empty() {
+                        r
+                    } else {
+                        self.resign_reply(&r, |b| {
+                            b.deps.extend(misnamed.iter().copied());
+                            b.deps.sort();
+                            b.deps.dedup();
+                        })
+                    };
+                    out.push((to, Message::Reply(r)));
+                    for m in misnamed {
+                        let vc = self.sign(ViewChangeBody {
+                            epoch: self.epoch,
+                            inst: m.instance(),
+                            new_view: 1,
+                            prepared: None,
+                            has_payload: true,
+                        });
+                        for v in self.validators.iter().filter(|v| **v != self.me) {
+                            out.push((*v, Message::ViewChange(vc.clone())));
+                        }
+                    }
                 }
                 (Behaviour::InflateFence, Message::Reply(r)) => {
                     let r = self.resign_reply(&r, |b| b.fence += 3);

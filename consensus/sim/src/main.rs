@@ -19,7 +19,7 @@ struct Args {
     /// lower-fence, reply-equivocate, subset-announce, withhold-payload, invalid-proof,
     /// conflicting-preprepare, double-vote, withhold-votes, vc-spam, dup-checkpoint,
     /// silent-checkpoint, timestamp-ahead, replay-announce, duplicate-tx, lie-settled,
-    /// bad-floors).
+    /// bad-floors, far-deps, outsider-deps, misnamed-deps).
     #[arg(long, default_value = "honest")]
     behaviour: String,
     /// Seed (a failing run prints it; the same seed replays exactly).

@@ -1019,6 +1019,9 @@ impl Sim {
                 }
             }
         }
+        if !violations.is_empty() && std::env::var_os("BSMR_SIM_DUMP").is_some() {
+            self.dump_state();
+        }
         self.report.violations = violations;
         self.report.decisions = self.checker.decisions;
         let ids: Vec<ValidatorId> = self.membership.validators().to_vec();
@@ -1039,6 +1042,46 @@ impl Sim {
             .max()
             .unwrap_or(0);
         self.report
+    }
+}
+
+impl Sim {
+    /// What each live replica holds at the end of a failing run (`BSMR_SIM_DUMP=1`): the first
+    /// place to look when shrinking a failing seed.
+    fn dump_state(&self) {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let short = |v: &ValidatorId| hex(&v[..3]);
+        for (i, node) in self.nodes.iter().enumerate() {
+            let Some(r) = &node.replica else {
+                eprintln!("node {i}: down");
+                continue;
+            };
+            let byz = node.adv.is_some();
+            eprintln!(
+                "node {i}{}: {:?} pending batches {}",
+                if byz { " (byzantine)" } else { "" },
+                r.stats(),
+                r.pending_batches()
+            );
+            let marks: Vec<String> = r
+                .watermarks()
+                .iter()
+                .map(|(p, wm, fl)| format!("{}: wm {wm} floor {fl}", short(p)))
+                .collect();
+            eprintln!("  watermarks: {}", marks.join(", "));
+            let mut undecided = r.undecided();
+            // Checkpoints first: block building waits on them.
+            undecided.sort_by_key(|(inst, ..)| !matches!(inst, InstanceId::Ckpt(_)));
+            for (inst, view, in_vc, vcs) in undecided.iter().take(12) {
+                let name = match inst {
+                    InstanceId::Cmd { proposer, seq, id } => {
+                        format!("cmd {}#{seq} {}", short(proposer), hex(&id[..3]))
+                    }
+                    InstanceId::Ckpt(b) => format!("ckpt {b}"),
+                };
+                eprintln!("  undecided {name} view {view} in view change {in_vc} vcs {vcs}");
+            }
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The seeded simulation matrix: n in {1, 4, 7, 10}, every Byzantine behaviour at f, crash and
 //! crash-restart faults; zero invariant or liveness violations allowed. A failure prints the
-//! exact CLI command that replays it. Total: 2,034 runs.
+//! exact CLI command that replays it. Total: 2,469 runs.
 use bsmr_sim::{run, Behaviour, CrashMode, SimConfig};
 use std::time::Instant;
 
@@ -93,6 +93,17 @@ fn n4_second_half() {
     assert_eq!(matrix(4, 0..50, Some(&(11..22).collect::<Vec<_>>())), 550);
 }
 
+/// The behaviours after the first 22 scenarios (lie-settled, bad-floors, far-deps,
+/// outsider-deps, misnamed-deps).
+fn rest() -> Vec<usize> {
+    (22..scenarios().len()).collect()
+}
+
+#[test]
+fn n4_rest() {
+    assert_eq!(matrix(4, 0..50, Some(&rest())), 50 * rest().len());
+}
+
 #[test]
 fn n7_first_half() {
     assert_eq!(matrix(7, 100..125, Some(&(0..11).collect::<Vec<_>>())), 275);
@@ -104,6 +115,11 @@ fn n7_second_half() {
         matrix(7, 100..125, Some(&(11..22).collect::<Vec<_>>())),
         275
     );
+}
+
+#[test]
+fn n7_rest() {
+    assert_eq!(matrix(7, 100..125, Some(&rest())), 25 * rest().len());
 }
 
 #[test]
@@ -120,4 +136,9 @@ fn n10_second_half() {
         matrix(10, 200..212, Some(&(11..22).collect::<Vec<_>>())),
         132
     );
+}
+
+#[test]
+fn n10_rest() {
+    assert_eq!(matrix(10, 200..212, Some(&rest())), 12 * rest().len());
 }

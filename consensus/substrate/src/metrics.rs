@@ -21,6 +21,8 @@ pub struct Metrics {
     pub view_changes: Counter<U64>,
     /// Blocks finalized by this engine.
     pub blocks_finalized: Counter<U64>,
+    /// Own blocks: built and voted to certified (the finality round), seconds.
+    pub block_finality: Histogram,
     /// Transactions included in finalized blocks.
     pub txs_finalized: Counter<U64>,
     /// Misbehaviour proofs produced.
@@ -78,6 +80,18 @@ impl Metrics {
             )?,
             blocks_finalized: register(
                 Counter::new("bsmr_blocks_finalized_total", "Blocks finalized")?,
+                registry,
+            )?,
+            block_finality: register(
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "bsmr_block_finality_seconds",
+                        "Blocks this node built: its finality vote to the certificate's import",
+                    )
+                    .buckets(vec![
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                    ]),
+                )?,
                 registry,
             )?,
             txs_finalized: register(

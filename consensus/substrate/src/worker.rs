@@ -189,6 +189,8 @@ struct Awaiting<B: BlockT> {
     vote: Signed<FinalityVote>,
     included: Vec<H256>,
     skipped: Vec<H256>,
+    /// When this node had built and voted for the block (for the finality-latency metric).
+    voted_at: std::time::Instant,
 }
 
 /// What one of this node's fetch requests asked for.
@@ -1577,6 +1579,7 @@ where
             vote: signed,
             included: built.included,
             skipped: built.skipped,
+            voted_at: std::time::Instant::now(),
         });
         self.try_finalize().await
     }
@@ -1629,6 +1632,9 @@ where
                 ))
             }
             Err(e) => return Err(format!("importing own block #{}: {e}", a.number)),
+        }
+        if let Some(m) = &self.metrics {
+            m.block_finality.observe(a.voted_at.elapsed().as_secs_f64());
         }
         log::info!(
             target: LOG,

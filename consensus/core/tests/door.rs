@@ -1,0 +1,101 @@
+//! Checks at the door: what a peer sends creates no state before its signature is checked.
+use bsmr_consensus_core::crypto::Signed;
+use bsmr_consensus_core::wire::PrePrepareBody;
+use bsmr_consensus_core::*;
+
+const GENESIS: [u8; 32] = [9; 32];
+
+/// Validator 1 of a 4-member set.
+fn replica() -> Replica {
+    let me = [1u8; 32];
+    let cfg = Config::new(Membership::new(
+        GENESIS,
+        0,
+        vec![me, [2; 32], [3; 32], [4; 32]],
+    ));
+    Replica::new(
+        cfg,
+        &MemStorage::default(),
+        Box::new(InsecureTestCrypto(me)),
+        Box::new(InsecureTestCrypto(me)),
+    )
+}
+
+/// A view-0 pre-prepare for a command nobody has seen, signed by `key`.
+fn preprepare(key: u8) -> Signed<PrePrepareBody> {
+    let id = [7u8; 32];
+    Signed::sign(
+        PrePrepareBody {
+            epoch: 0,
+            inst: InstanceId::Cmd {
+                proposer: [2; 32],
+                seq: 0,
+                id,
+            },
+            view: 0,
+            value: Value::Deps {
+                cmd: id,
+                deps: vec![],
+                after: 0,
+            },
+            proof: vec![],
+            new_view: vec![],
+        },
+        &GENESIS,
+        &InsecureTestCrypto([key; 32]),
+    )
+}
+
+fn fetches(out: &[Output]) -> usize {
+    out.iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Send {
+                    msg: Message::Fetch(_),
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+#[test]
+fn a_forged_preprepare_creates_no_instance_and_fetches_nothing() {
+    let mut r = replica();
+    let _ = r.start(0);
+    let before = r.stats().instances; // the replica's own (the next checkpoint's)
+                                      // Relayed by member 2, but signed by a key outside the set, then with a broken signature.
+    let outsider = preprepare(5);
+    let mut broken = preprepare(2);
+    broken.sig = [0; 64];
+    for pp in [outsider, broken] {
+        let out = r.handle(
+            10,
+            Input::Message {
+                from: [2; 32],
+                msg: Message::PrePrepare(pp, None),
+            },
+        );
+        assert_eq!(fetches(&out), 0, "no fetch for a forged pre-prepare");
+        assert_eq!(
+            r.stats().instances,
+            before,
+            "no instance for a forged pre-prepare"
+        );
+    }
+    // The genuine one (its leader, member 2, signed it) is parked and its payload fetched.
+    let out = r.handle(
+        20,
+        Input::Message {
+            from: [2; 32],
+            msg: Message::PrePrepare(preprepare(2), None),
+        },
+    );
+    assert_eq!(
+        fetches(&out),
+        1,
+        "the payload of a signed pre-prepare is fetched"
+    );
+    assert_eq!(r.stats().instances, before + 1);
+}
