@@ -9,10 +9,11 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # Debian packages needed to build a Substrate node (protoc for litep2p/sc-network,
-# clang for some -sys crates, pkg-config/libssl for openssl-src fallbacks, iproute2 for the
-# bench's WAN emulation in network namespaces).
+# clang for some -sys crates, pkg-config/libssl for openssl-src fallbacks, iproute2 and unshare
+# for the bench's WAN emulation in network namespaces, prometheus for the metrics test).
 need_apt=()
-for bin_pkg in protoc:protobuf-compiler clang:clang make:make pkg-config:pkg-config curl:curl ip:iproute2; do
+for bin_pkg in protoc:protobuf-compiler clang:clang make:make pkg-config:pkg-config curl:curl ip:iproute2 \
+  unshare:util-linux prometheus:prometheus; do
   bin=${bin_pkg%%:*}; pkg=${bin_pkg##*:}
   command -v "$bin" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

@@ -508,7 +508,7 @@ async fn network_mode(opts: &NetworkArgs, load: &LoadArgs) -> Result<Vec<report:
         block_time_ms,
         node_args,
         logs,
-        wan,
+        wan: _,
     } = opts;
     let wan = opts.needs_wan();
     let (modes, scenario, block_time_ms) = (*modes, *scenario, *block_time_ms);

@@ -7,6 +7,7 @@
 import { createClient } from 'polkadot-api';
 import { getWsProvider } from 'polkadot-api/ws';
 import { getPolkadotSigner } from 'polkadot-api/signer';
+import { WebSocket } from 'ws';
 import { Keyring } from '@polkadot/keyring';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 
@@ -24,7 +25,8 @@ export async function runPapiChecks(endpoint) {
   // Charlie pays, so that this can run next to the @polkadot/api checks (Alice) without nonce races.
   const payer = keyring.addFromUri('//Charlie');
   const payee = keyring.addFromUri('//Ferdie');
-  const client = createClient(getWsProvider(endpoint));
+  // Node.js 20 has no global WebSocket; 22 and browsers do.
+  const client = createClient(getWsProvider(endpoint, { websocketClass: WebSocket }));
   try {
     const api = client.getUnsafeApi();
 

@@ -84,7 +84,10 @@ export async function runSidecarChecks(endpoint) {
     check(!!xt, `/blocks/${blockHash.slice(0, 10)}… (#${block.number}) lists the transfer`);
     check(xt.success === true, 'the transfer succeeded');
     check(xt.events.some((e) => e.method.pallet === 'balances' && e.method.method === 'Transfer'), 'with its balances.Transfer event');
-    check(xt.info && xt.info.partialFee !== undefined, `fee info: partialFee ${xt.info && xt.info.partialFee}`);
+    // Sidecar computes `info.partialFee` only for chains its fee calculator knows; the fee paid
+    // is in the transaction-payment event, which is what an indexer of bsmr reads.
+    const feePaid = xt.events.find((e) => e.method.pallet === 'transactionPayment' && e.method.method === 'TransactionFeePaid');
+    check(feePaid && BigInt(feePaid.data[1]) > 0n, `fee paid (transactionPayment.TransactionFeePaid): ${feePaid && feePaid.data[1]}`);
 
     // Balances, now and at the transfer's block.
     const bal = await getJson(base, `/accounts/${eve.address}/balance-info`);
