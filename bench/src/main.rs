@@ -98,7 +98,7 @@ struct NetworkArgs {
     /// simulator's five regions (Alice r0, Bob r1, Charlie r4, Dave r2 where the baseline's
     /// leader sits best; one-way delays 40-150 ms), connected only through the bench's delaying
     /// relay. Needs iproute2, and root or unprivileged user namespaces (without root the bench
-    /// re-runs itself with `unshare --user --map-root-user --mount`). Results then include finality per submission endpoint
+    /// re-runs itself with `unshare --user --map-root-user --mount --net`). Results then include finality per submission endpoint
     /// (region) and a per-region plot.
     #[arg(long)]
     wan: bool,

@@ -38,17 +38,20 @@ pub const VALIDATOR_REGIONS: [usize; 4] = [0, 1, 4, 2];
 /// Set on the bench when it re-runs itself inside its own user namespace.
 const IN_USER_NAMESPACE: &str = "BSMR_BENCH_IN_USER_NAMESPACE";
 
-/// The `unshare` arguments that give an unprivileged user a user namespace in which it is root
-/// and a private mount namespace; `/run` is replaced there by an empty tmpfs so that `ip netns`
-/// can create `/run/netns` (the real `/run` belongs to the real root).
-const UNSHARE: [&str; 5] = [
+/// The `unshare` arguments that give an unprivileged user a user namespace in which it is root,
+/// with a private mount namespace and network namespace of its own: `/run` is replaced there by
+/// an empty tmpfs so that `ip netns` can create `/run/netns` (the real `/run` belongs to the
+/// real root), and the bench's own network namespace (where its clients and relay run, on
+/// loopback) belongs to the new user namespace, so `ip netns` may switch back into it.
+const UNSHARE: [&str; 6] = [
     "--user",
     "--map-root-user",
     "--mount",
+    "--net",
     "--propagation",
     "private",
 ];
-const MOUNT_RUN: &str = "mount -t tmpfs bsmr-wan /run && exec \"$0\" \"$@\"";
+const SET_UP: &str = "mount -t tmpfs bsmr-wan /run && ip link set lo up";
 
 /// Can this process create network namespaces itself (it is root)?
 pub fn is_root() -> bool {
@@ -64,7 +67,7 @@ pub fn enter_user_namespace() -> String {
     }
     let probe = Command::new("unshare")
         .args(UNSHARE)
-        .args(["sh", "-c", "mount -t tmpfs bsmr-wan /run"])
+        .args(["sh", "-c", SET_UP])
         .output();
     match probe {
         Ok(out) if out.status.success() => {}
@@ -72,7 +75,7 @@ pub fn enter_user_namespace() -> String {
             return format!(
                 "--wan needs network namespaces: run as root, or allow unprivileged user \
                  namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces \
-                 > 0); `unshare --user --map-root-user --mount` failed: {}",
+                 > 0); `unshare --user --map-root-user --mount --net` failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             )
         }
@@ -85,7 +88,7 @@ pub fn enter_user_namespace() -> String {
     use std::os::unix::process::CommandExt;
     let err = Command::new("unshare")
         .args(UNSHARE)
-        .args(["sh", "-c", MOUNT_RUN])
+        .args(["sh", "-c", &format!("{SET_UP} && exec \"$0\" \"$@\"")])
         .arg(exe)
         .args(std::env::args_os().skip(1))
         .env(IN_USER_NAMESPACE, "1")

@@ -21,8 +21,12 @@ fn no_namespaces() -> Option<String> {
         return None;
     }
     let probe = Command::new("unshare")
-        .args(["--user", "--map-root-user", "--mount"])
-        .args(["sh", "-c", "mount -t tmpfs bsmr-wan /run"])
+        .args(["--user", "--map-root-user", "--mount", "--net"])
+        .args([
+            "sh",
+            "-c",
+            "mount -t tmpfs bsmr-wan /run && ip link set lo up",
+        ])
         .output();
     match probe {
         Ok(out) if out.status.success() => None,
