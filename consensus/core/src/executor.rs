@@ -41,7 +41,7 @@ pub fn cut(
     deps: &[DepRef],
     floors: &Floors,
     decided: impl Fn(&DepRef) -> bool,
-    committed: impl Fn(&CommandId) -> Option<BlockIndex>,
+    committed: impl Fn(&DepRef) -> Option<BlockIndex>,
 ) -> Cut {
     let below_floor = |d: &DepRef| voids(floors, d);
     if !deps.iter().all(|d| below_floor(d) || decided(d)) {
@@ -50,7 +50,7 @@ pub fn cut(
     let mut members = BTreeSet::new();
     let mut voided = BTreeSet::new();
     for d in deps {
-        if !matches!(d.kind, DepKind::Txs { .. }) || committed(&d.id).map(|a| a + 1) != Some(b) {
+        if !matches!(d.kind, DepKind::Txs { .. }) || committed(d).map(|a| a + 1) != Some(b) {
             continue;
         }
         if below_floor(d) {
@@ -231,9 +231,9 @@ mod tests {
     fn replicas_that_know_different_things_cut_the_same_block_or_wait() {
         let deps = vec![txs_dep(9, 5, 51), txs_dep(1, 0, 10)];
         let a_decided = |d: &DepRef| d.id == [51; 32] || d.id == [10; 32];
-        let a_committed = |id: &CommandId| (*id == [51; 32] || *id == [10; 32]).then_some(2);
+        let a_committed = |d: &DepRef| (d.id == [51; 32] || d.id == [10; 32]).then_some(2);
         let b_decided = |d: &DepRef| d.id == [10; 32];
-        let b_committed = |id: &CommandId| (*id == [10; 32]).then_some(2);
+        let b_committed = |d: &DepRef| (d.id == [10; 32]).then_some(2);
         // Floor of 9 at or below 5: B waits for 51's decision instead of building without it.
         let floors = vec![([9; 32], 5)];
         let a = cut(3, &deps, &floors, a_decided, a_committed);
@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn a_member_lands_only_in_the_block_its_fence_names() {
         let deps = vec![txs_dep(1, 0, 10), txs_dep(2, 0, 20)];
-        let later = |id: &CommandId| Some(if *id == [10; 32] { 2 } else { 3 });
+        let later = |d: &DepRef| Some(if d.id == [10; 32] { 2 } else { 3 });
         assert_eq!(
             cut(3, &deps, &vec![], |_| true, later),
             Cut::Ready {

@@ -726,6 +726,22 @@ impl Replica {
         };
         self.held_ref(id).is_some_and(|r| r.instance() != *inst)
     }
+    /// Did the proposer of `inst` sign another command for the same seq (a header we hold, or
+    /// another id for the slot in a decided, unbuilt checkpoint)?
+    fn equivocated(&self, inst: &InstanceId) -> bool {
+        let InstanceId::Cmd { proposer, seq, id } = *inst else {
+            return false;
+        };
+        let other =
+            |d: &DepRef| d.proposer == proposer && d.kind == DepKind::Txs { seq } && d.id != id;
+        self.first_header
+            .get(&Slot::Seq(proposer, seq))
+            .is_some_and(|h| h.body.id() != id)
+            || self
+                .ckpt_decided
+                .range(self.built + 1..)
+                .any(|(_, k)| k.deps.iter().any(other))
+    }
     /// Is `inst` a dependency of a decided checkpoint whose block is not built yet? Its block
     /// waits for its decision, so it is taken part in whatever our window says.
     fn needed_by_checkpoint(&self, inst: &InstanceId) -> bool {
@@ -743,7 +759,7 @@ impl Replica {
     }
     /// Is a command of this seq within reach of our window (as far above the watermark as
     /// proposals and votes are taken: 4 W)? A checkpoint's dependencies are what its block
-    /// waits for: a correct collector and voter take no checkpoint value naming one beyond.
+    /// waits for: a correct checkpoint leader takes no reply naming one beyond.
     fn within_reach(&self, d: &DepRef) -> bool {
         match d.kind {
             DepKind::Txs { seq } => seq < self.record.watermark(&d.proposer) + 4 * self.cfg.window,
@@ -757,8 +773,11 @@ impl Replica {
         let InstanceId::Cmd { proposer, seq, id } = *inst else {
             return true;
         };
+        if !self.m().contains(&proposer) {
+            return false;
+        }
         if self.insts.contains_key(inst)
-            || self.held_ref(&id).is_some()
+            || self.held_ref(&id).is_some_and(|r| r.instance() == *inst)
             || self.needed_by_checkpoint(inst)
         {
             return true;
@@ -1343,6 +1362,15 @@ impl Replica {
                 return;
             }
         }
+        // A retransmission of the pre-prepare we accepted costs no signature check.
+        if self
+            .insts
+            .get(&inst)
+            .and_then(|st| st.accepted.get(&pp.body.view))
+            == Some(&pp)
+        {
+            return;
+        }
         // Signature before any state: an unsigned or outsider's pre-prepare creates no
         // instance, parks nothing and makes us fetch nothing.
         let leader_ok = match inst {
@@ -1402,6 +1430,9 @@ impl Replica {
                 to: None,
                 msg: Message::Fetch(inst),
             });
+            // A signed proposal names a real instance: if the payload never comes, its timer
+            // takes it to a view change (and a Noop) like any other.
+            self.know(inst);
             return;
         }
         if let InstanceId::Ckpt(b) = inst {
@@ -1435,11 +1466,6 @@ impl Replica {
             return;
         }
         // Local-state checks.
-        if let (InstanceId::Ckpt(_), Value::Deps { deps, .. }) = (&inst, &pp.body.value) {
-            if !deps.iter().all(|d| self.within_reach(d)) {
-                return;
-            }
-        }
         if let Value::Deps { after, .. } = &pp.body.value {
             if *after > self.last_ckpt + 1 {
                 let st = self.insts.get_mut(&inst).expect("inserted above; qed");
@@ -1769,8 +1795,9 @@ impl Replica {
             return;
         }
         match inst {
-            InstanceId::Cmd { .. } if self.misnamed(&inst) => {
-                // No command has this name: nothing to collect for.
+            InstanceId::Cmd { .. } if self.misnamed(&inst) || self.equivocated(&inst) => {
+                // No command has this name, or its proposer signed two for this seq: nothing
+                // worth collecting for (no prepared value binds us, see above).
                 self.propose(inst, v, Value::Noop, vec![], vcs, None);
             }
             InstanceId::Cmd { id, .. } => {
@@ -2043,9 +2070,30 @@ impl Replica {
                 self.advance_ckpts();
                 // Dependencies below K_b's floors are void: nothing to wait or recover for.
                 let floors = self.floors_at.get(&b).cloned().unwrap_or_default();
-                for d in deps {
-                    if matches!(d.kind, DepKind::Txs { .. }) && !crate::floors::voids(&floors, &d) {
+                for d in &deps {
+                    if matches!(d.kind, DepKind::Txs { .. }) && !crate::floors::voids(&floors, d) {
                         self.know(d.instance());
+                    }
+                }
+                // Two ids of one (proposer, seq) in K_b prove that proposer equivocated (every
+                // replica sees the same K_b): its undecided ones go to a view change at once
+                // instead of holding block b for a whole view-0 timeout.
+                for w in deps.windows(2) {
+                    let same_slot = w[0].proposer == w[1].proposer
+                        && matches!((w[0].kind, w[1].kind),
+                            (DepKind::Txs { seq: a }, DepKind::Txs { seq: c }) if a == c);
+                    if !same_slot || crate::floors::voids(&floors, &w[0]) {
+                        continue;
+                    }
+                    for d in w {
+                        let inst = d.instance();
+                        let view0 = self
+                            .insts
+                            .get(&inst)
+                            .is_none_or(|st| st.view == 0 && !st.in_view_change);
+                        if !self.is_decided_inst(&inst) && view0 {
+                            self.start_view_change(inst, 1);
+                        }
                     }
                 }
             }
@@ -2158,7 +2206,14 @@ impl Replica {
                 &k.deps,
                 floors,
                 |d| self.dep_decided(d),
-                |id| self.committed.get(id).map(|c| c.after),
+                // A commit is a member only under the name its header gives it (a misnamed
+                // reference to the same id is not).
+                |d| {
+                    self.committed
+                        .get(&d.id)
+                        .filter(|c| c.batch.header.body.dep_ref() == *d)
+                        .map(|c| c.after)
+                },
             )
             else {
                 return;
@@ -2326,15 +2381,21 @@ impl Replica {
             }
         }
         if owns_id {
+            // Our own batch record goes only with our own batch: an instance naming our seq
+            // with an id we never proposed (a Byzantine validator's invention) must not delete
+            // the record of the real batch at that seq, or a restart would reuse the seq.
+            let own_batch = self
+                .held_ref(&id)
+                .is_some_and(|r| r.proposer == self.me && r.instance() == inst);
+            if own_batch {
+                if let InstanceId::Cmd { seq, .. } = inst {
+                    ops.push(StorageOp::Delete(Key::OwnBatch(seq)));
+                }
+            }
             self.dds.remove(&id);
             self.payloads.remove(&id);
             self.committed.remove(&id);
             self.collects.remove(&id);
-            if let InstanceId::Cmd { proposer, seq, .. } = inst {
-                if proposer == self.me {
-                    ops.push(StorageOp::Delete(Key::OwnBatch(seq)));
-                }
-            }
         }
         self.persist(ops);
     }

@@ -337,6 +337,15 @@ impl Adversary {
         self.sign(body)
     }
 
+    /// The reply with `extra` dependencies added, re-signed.
+    fn with_deps(&self, r: &Signed<ReplyBody>, extra: Vec<DepRef>) -> Signed<ReplyBody> {
+        self.resign_reply(r, |b| {
+            b.deps.extend(extra);
+            b.deps.sort();
+            b.deps.dedup();
+        })
+    }
+
     fn resign_reply(
         &self,
         r: &Signed<ReplyBody>,
@@ -407,30 +416,15 @@ impl Adversary {
                 }
                 (Behaviour::FakeDeps, Message::Reply(r)) => {
                     let fakes: Vec<DepRef> = (0..3).map(|_| self.fake_dep(rng)).collect();
-                    let r = self.resign_reply(&r, |b| {
-                        b.deps.extend(fakes);
-                        b.deps.sort();
-                        b.deps.dedup();
-                    });
-                    out.push((to, Message::Reply(r)));
+                    out.push((to, Message::Reply(self.with_deps(&r, fakes))));
                 }
                 (Behaviour::FarDeps, Message::Reply(r)) => {
                     let fakes: Vec<DepRef> = (0..2).map(|_| self.far_dep(rng)).collect();
-                    let r = self.resign_reply(&r, |b| {
-                        b.deps.extend(fakes);
-                        b.deps.sort();
-                        b.deps.dedup();
-                    });
-                    out.push((to, Message::Reply(r)));
+                    out.push((to, Message::Reply(self.with_deps(&r, fakes))));
                 }
                 (Behaviour::OutsiderDeps, Message::Reply(r)) => {
                     let fakes: Vec<DepRef> = (0..2).map(|_| self.outsider_dep(rng)).collect();
-                    let r = self.resign_reply(&r, |b| {
-                        b.deps.extend(fakes);
-                        b.deps.sort();
-                        b.deps.dedup();
-                    });
-                    out.push((to, Message::Reply(r)));
+                    out.push((to, Message::Reply(self.with_deps(&r, fakes))));
                 }
                 (Behaviour::MisnamedDeps, Message::Reply(r)) => {
                     // Real commands (the one replied to, and the ones the reply names) under
@@ -448,11 +442,7 @@ impl Adversary {
                     let r = if misnamed.is_empty() {
                         r
                     } else {
-                        self.resign_reply(&r, |b| {
-                            b.deps.extend(misnamed.iter().copied());
-                            b.deps.sort();
-                            b.deps.dedup();
-                        })
+                        self.with_deps(&r, misnamed.clone())
                     };
                     out.push((to, Message::Reply(r)));
                     for m in misnamed {
