@@ -1,5 +1,7 @@
 //! What the bench's end-to-end tests share: the binaries under test and reading a run's summary.
 
+pub mod dev_node;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

@@ -15,6 +15,7 @@
 //! - [`builder`]: deterministic block building from a finished block;
 //! - [`client_txs`]: which transactions clients submitted to this node (they propose them);
 //! - [`justification`]: finality votes and certificates;
+//! - [`finality_proof`]: finality proofs and certificate subscriptions for outside verifiers;
 //! - [`import`]: the import-queue verifier that checks certificates of synced blocks;
 //! - [`aux_store`]: the core's persisted state in the node's database;
 //! - [`crypto`]: the keystore as the core's signer, sp-core sr25519 as its verifier;
@@ -29,6 +30,7 @@ pub mod builder;
 pub mod client_txs;
 pub mod crypto;
 pub mod fetch;
+pub mod finality_proof;
 pub mod import;
 pub mod justification;
 pub mod metrics;
@@ -42,6 +44,7 @@ use sp_runtime::traits::Block as BlockT;
 use std::sync::Arc;
 
 pub use client_txs::{ClientSubmissions, ClientTrackingPool};
+pub use finality_proof::{BsmrFinality, BsmrFinalityRpcServer};
 pub use import::CertificateVerifier;
 pub use status::{BsmrRpcHandler, BsmrRpcServer, CommandStatus, EngineStatus, SharedStatus};
 pub use worker::{start, EngineClient, EngineConfig, EngineParams, Mode};
