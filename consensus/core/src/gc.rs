@@ -100,6 +100,21 @@ impl DecidedRecord {
             *wm += 1;
         }
     }
+    /// Record that some real command of `p` with this seq is decided, without knowing which id
+    /// (f+1 validators vouch for the seq, each with a counted decision there, but not all for
+    /// the same id: a Byzantine proposer's two commands). Advances the watermark like a counted
+    /// mark; is_decided stays per id.
+    pub fn mark_seq(&mut self, p: ValidatorId, seq: Seq) {
+        if seq < self.floor(&p) || seq < self.watermark(&p) {
+            return;
+        }
+        let seqs = self.decided_seqs.entry(p).or_default();
+        seqs.insert(seq);
+        let wm = self.watermark.entry(p).or_insert(0);
+        while seqs.remove(wm) {
+            *wm += 1;
+        }
+    }
     /// Raise the floor of `p` (never lowers it): marks below are dropped and the watermark moves
     /// up to at least the floor. Used when a block is built or adopted, on restart and when
     /// rejoining from the chain, always with that block's agreed floor. Returns the marks pruned.
@@ -127,6 +142,13 @@ impl DecidedRecord {
             *wm += 1;
         }
         pruned
+    }
+    /// The exact marks of `p`: (seq, id, counts for the watermark).
+    pub fn marks_of(&self, p: &ValidatorId) -> Vec<(Seq, CommandId, bool)> {
+        self.marks
+            .range((*p, 0, [0u8; 32])..=(*p, Seq::MAX, [0xff; 32]))
+            .map(|((_, s, id), c)| (*s, *id, *c))
+            .collect()
     }
     /// Number of exact marks held (memory check).
     pub fn len(&self) -> usize {
@@ -174,6 +196,23 @@ mod tests {
             "below the floor everything counts as decided"
         );
         assert!(r.seq_decided(&p, 2));
+    }
+
+    #[test]
+    fn a_vouched_seq_advances_the_watermark_without_deciding_an_id() {
+        let mut r = DecidedRecord::new(2);
+        let p = [1; 32];
+        r.mark(p, 0, [0; 32], true);
+        r.mark(p, 1, [7; 32], false);
+        r.mark(p, 2, [2; 32], true);
+        assert_eq!(r.watermark(&p), 1, "seq 1 holds only an uncounted mark");
+        r.mark_seq(p, 1);
+        assert_eq!(r.watermark(&p), 3);
+        assert!(
+            !r.is_decided(&p, 1, &[8; 32]),
+            "no id at seq 1 became decided"
+        );
+        assert!(r.is_decided(&p, 1, &[7; 32]));
     }
 
     #[test]

@@ -93,6 +93,11 @@ pub struct Combined {
     /// ids of one seq, each held by different validators): their decisions are worth fetching,
     /// each comes with its own certificate.
     pub unvouched: Vec<(Seq, CommandId)>,
+    /// Seqs at or above the floor that f+1 claims show decided with some command, though not
+    /// f+1 with the same one (a Byzantine proposer's two ids, each counted by different
+    /// validators). One of the f+1 is correct and counted a real command there, so the seq is
+    /// decided for the watermark (which needs some decided command per seq, not a given id).
+    pub seqs: Vec<Seq>,
 }
 
 /// Most unvouched commands returned per proposer.
@@ -132,14 +137,29 @@ pub fn combine(
                 .count()
                 >= need
         });
+        let decided_seqs: BTreeSet<Seq> = decided.iter().map(|(s, _)| *s).collect();
+        let listed_seqs: BTreeSet<Seq> = unvouched.iter().map(|(s, _)| *s).collect();
+        let seqs: Vec<Seq> = listed_seqs
+            .into_iter()
+            .filter(|s| !decided_seqs.contains(s))
+            .filter(|s| {
+                of_p.iter()
+                    .filter(|(their_floor, listed)| {
+                        *s < *their_floor || listed.iter().any(|(ls, _)| ls == s)
+                    })
+                    .count()
+                    >= need
+            })
+            .collect();
         let unvouched: Vec<(Seq, CommandId)> = unvouched.into_iter().take(MAX_UNVOUCHED).collect();
-        if floor > 0 || !decided.is_empty() || !unvouched.is_empty() {
+        if floor > 0 || !decided.is_empty() || !unvouched.is_empty() || !seqs.is_empty() {
             out.insert(
                 *p,
                 Combined {
                     floor,
                     decided,
                     unvouched,
+                    seqs,
                 },
             );
         }
@@ -184,6 +204,30 @@ mod tests {
             vec![s(1, 1, &[(2, 2), (3, 3), (5, 5), (7, 7)])],
             "the floor drops below a command still waiting"
         );
+    }
+
+    #[test]
+    fn a_seq_two_claims_list_under_different_ids_is_settled_but_neither_id_is() {
+        let m = m();
+        // f = 1. Proposer 4 equivocated at seq 13: validator 1 counted id 1, validator 2 id 2.
+        let claims = BTreeMap::from([
+            ([1; 32], vec![s(4, 10, &[(13, 1), (14, 5)])]),
+            ([2; 32], vec![s(4, 10, &[(13, 2), (14, 5)])]),
+        ]);
+        let c = &combine(&m, &claims)[&[4; 32]];
+        assert_eq!(c.decided, vec![(14, [5; 32])]);
+        assert_eq!(
+            c.seqs,
+            vec![13],
+            "f+1 show seq 13 decided with some command"
+        );
+        assert_eq!(c.unvouched, vec![(13, [1; 32]), (13, [2; 32])]);
+        // One claim alone (possibly Byzantine) settles nothing.
+        let claims = BTreeMap::from([
+            ([1; 32], vec![s(4, 10, &[(13, 1)])]),
+            ([2; 32], vec![s(4, 10, &[])]),
+        ]);
+        assert!(combine(&m, &claims)[&[4; 32]].seqs.is_empty());
     }
 
     #[test]

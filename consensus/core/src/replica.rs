@@ -379,6 +379,22 @@ impl Replica {
             last_ckpt: self.last_ckpt,
         }
     }
+    /// Diagnostics: what the next block waits for: the dependencies of its decided checkpoint
+    /// above the agreed floors that are not known decided (empty if its checkpoint is not
+    /// decided, or nothing is missing).
+    pub fn next_block_waits_for(&self) -> Vec<DepRef> {
+        let Some(k) = self.ckpt_decided.get(&(self.built + 1)) else {
+            return vec![];
+        };
+        let BatchKind::Checkpoint { ref floors, .. } = k.header.kind else {
+            return vec![];
+        };
+        k.deps
+            .iter()
+            .filter(|d| !crate::floors::voids(floors, d) && !self.dep_decided(d))
+            .copied()
+            .collect()
+    }
     /// Diagnostics: undecided instances with (view, in view change, view changes held for it).
     pub fn undecided(&self) -> Vec<(InstanceId, View, bool, usize)> {
         self.insts
@@ -401,6 +417,10 @@ impl Replica {
             .iter()
             .map(|p| (*p, self.record.watermark(p), self.record.floor(p)))
             .collect()
+    }
+    /// Diagnostics: the exact decided marks of `p` (seq, id, counts for the watermark).
+    pub fn marks_of(&self, p: &ValidatorId) -> Vec<(Seq, CommandId, bool)> {
+        self.record.marks_of(p)
     }
     /// How many finished blocks this replica keeps for laggards: a replica further behind the
     /// chain than this cannot catch up through its peers.
@@ -2759,10 +2779,16 @@ impl Replica {
         for (
             p,
             crate::rejoin::Combined {
-                decided, unvouched, ..
+                decided,
+                unvouched,
+                seqs,
+                ..
             },
         ) in &settled
         {
+            for seq in seqs {
+                self.record.mark_seq(*p, *seq);
+            }
             fetch.extend(unvouched.iter().map(|(seq, id)| InstanceId::Cmd {
                 proposer: *p,
                 seq: *seq,

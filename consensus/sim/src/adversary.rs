@@ -6,6 +6,7 @@
 
 use crate::crypto::Sr25519Signer;
 use crate::ledger::Transfer;
+use crate::mutator::Mutator;
 use bsmr_consensus_core::crypto::Signable;
 use bsmr_consensus_core::wire::{PrePrepareBody, ReplyBody, SettledSeqs, ViewChangeBody, VoteBody};
 use bsmr_consensus_core::*;
@@ -71,11 +72,17 @@ pub enum Behaviour {
     /// members' (proposer, seq): in its replies' dependencies and in a view change for each
     /// misnamed instance sent to everyone.
     MisnamedDeps,
+    /// Mutation fuzzing (ByzzFuzz): every message, per recipient, passed on, mutated in one
+    /// field (re-signed), sent twice, replaced by a replay, or dropped (see [`crate::mutator`]).
+    Mutate,
+    /// Twins (Bano et al.): the validator's key runs two honest replicas, each talking to its
+    /// own half of the others before GST and to everyone after.
+    Twins,
 }
 
 impl Behaviour {
     /// Every Byzantine behaviour (not Honest).
-    pub const ALL: [Behaviour; 24] = [
+    pub const ALL: [Behaviour; 26] = [
         Behaviour::Silent,
         Behaviour::Equivocate,
         Behaviour::OmitDeps,
@@ -100,6 +107,8 @@ impl Behaviour {
         Behaviour::FarDeps,
         Behaviour::OutsiderDeps,
         Behaviour::MisnamedDeps,
+        Behaviour::Mutate,
+        Behaviour::Twins,
     ];
     /// CLI name.
     pub fn name(&self) -> &'static str {
@@ -129,6 +138,8 @@ impl Behaviour {
             Behaviour::FarDeps => "far-deps",
             Behaviour::OutsiderDeps => "outsider-deps",
             Behaviour::MisnamedDeps => "misnamed-deps",
+            Behaviour::Mutate => "mutate",
+            Behaviour::Twins => "twins",
         }
     }
     /// Parse a CLI name.
@@ -152,6 +163,8 @@ pub struct Adversary {
     alt_batches: BTreeMap<CommandId, SignedBatch>,
     replay: Vec<SignedBatch>,
     subset: Vec<ValidatorId>,
+    /// The mutation adversary's state (behaviour `mutate`).
+    pub mutator: Option<Mutator>,
 }
 
 impl Adversary {
@@ -164,6 +177,7 @@ impl Adversary {
         rng: &mut ChaCha8Rng,
     ) -> Self {
         let me = signer.public();
+        let signer_copy = signer.clone();
         let mut others: Vec<ValidatorId> = m
             .validators()
             .iter()
@@ -191,6 +205,7 @@ impl Adversary {
             alt_batches: BTreeMap::new(),
             replay: Vec::new(),
             subset: others,
+            mutator: (behaviour == Behaviour::Mutate).then(|| Mutator::new(signer_copy, m)),
         }
     }
 
@@ -362,6 +377,9 @@ impl Adversary {
         sends: Vec<(ValidatorId, Message)>,
         rng: &mut ChaCha8Rng,
     ) -> Vec<(ValidatorId, Message)> {
+        if let Some(m) = self.mutator.as_mut() {
+            return m.rewrite(sends, rng);
+        }
         let mut out = Vec::with_capacity(sends.len());
         let half = |to: &ValidatorId, vs: &[ValidatorId]| {
             vs.iter().position(|v| v == to).unwrap_or(0) % 2 == 1
@@ -545,6 +563,14 @@ impl Adversary {
             }
         }
         out
+    }
+
+    /// A message delivered to this validator (the mutator remembers real values to swap in and
+    /// messages to replay).
+    pub fn observe(&mut self, msg: &Message, rng: &mut ChaCha8Rng) {
+        if let Some(m) = self.mutator.as_mut() {
+            m.observe(msg, rng);
+        }
     }
 
     /// Messages the adversary sends on its own periodic tick: (recipient or None = all, message).

@@ -9,7 +9,9 @@
 pub mod adversary;
 pub mod checker;
 pub mod crypto;
+pub mod fuzz;
 pub mod ledger;
+pub mod mutator;
 pub mod sim;
 
 pub use adversary::Behaviour;

@@ -1,6 +1,6 @@
 //! `bsmr-sim` command line: run seeded simulations and print throughput, latency and violations.
 
-use bsmr_sim::{run, Behaviour, CrashMode, NetKind, Report, SimConfig};
+use bsmr_sim::{fuzz, run, Behaviour, CrashMode, NetKind, Report, SimConfig};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -19,7 +19,10 @@ struct Args {
     /// lower-fence, reply-equivocate, subset-announce, withhold-payload, invalid-proof,
     /// conflicting-preprepare, double-vote, withhold-votes, vc-spam, dup-checkpoint,
     /// silent-checkpoint, timestamp-ahead, replay-announce, duplicate-tx, lie-settled,
-    /// bad-floors, far-deps, outsider-deps, misnamed-deps).
+    /// bad-floors, far-deps, outsider-deps, misnamed-deps, mutate, twins). `mutate` is
+    /// mutation fuzzing (every message, per recipient, passed on, mutated in one field and
+    /// re-signed, sent twice, replaced by a replay, or dropped); `twins` runs the key as two
+    /// honest replicas in different partitions.
     #[arg(long, default_value = "honest")]
     behaviour: String,
     /// Seed (a failing run prints it; the same seed replays exactly).
@@ -61,10 +64,42 @@ struct Args {
     /// Loss probability before GST.
     #[arg(long, default_value_t = 0.05)]
     loss: f64,
+    /// Crashes strike in the middle of a step: after a `Persist`, before the `Send` after it.
+    #[arg(long)]
+    crash_mid_step: bool,
+    /// Soak mode: run fuzz cases from `--seed` on (each seed draws its own scenario: n, faults,
+    /// adversary, network, load, window, retention) until `--budget-secs` or `--runs` is spent;
+    /// prints each failing seed's replay command and a summary. The other scenario flags are
+    /// ignored.
+    #[arg(long)]
+    fuzz: bool,
+    /// Soak mode's time budget in seconds.
+    #[arg(long, default_value_t = 60)]
+    budget_secs: u64,
+    /// Soak mode's worker threads (default: the machine's cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// With `--fuzz` or `--fuzz-case`: the lighter workload `make test` runs the fuzz cases at.
+    #[arg(long)]
+    ci_scale: bool,
+    /// Replay the fuzz case of this seed (as `--fuzz` printed it), with its full report.
+    #[arg(long, value_name = "SEED")]
+    fuzz_case: Option<u64>,
 }
 
 fn main() {
     let a = Args::parse();
+    if a.fuzz {
+        soak(&a);
+    }
+    if let Some(seed) = a.fuzz_case {
+        let c = fuzz::case_at(seed, scale(&a));
+        println!("fuzz case {seed}: {}", fuzz::describe(&c));
+        let wall = std::time::Instant::now();
+        let r = run(c);
+        print(&r, wall.elapsed().as_secs_f64());
+        std::process::exit(if r.violations.is_empty() { 0 } else { 1 });
+    }
     let Some(behaviour) = Behaviour::parse(&a.behaviour) else {
         eprintln!("unknown behaviour {}", a.behaviour);
         std::process::exit(2);
@@ -96,6 +131,7 @@ fn main() {
         c.txs_per_batch = a.txs_per_batch;
         c.block_ms = a.block_ms;
         c.hot = a.hot;
+        c.crash_between_persist_and_send = a.crash_mid_step;
         let wall = std::time::Instant::now();
         let r = run(c);
         let secs = wall.elapsed().as_secs_f64();
@@ -108,6 +144,50 @@ fn main() {
         eprintln!("{failed} run(s) with violations");
         std::process::exit(1);
     }
+}
+
+fn scale(a: &Args) -> fuzz::Scale {
+    if a.ci_scale {
+        fuzz::Scale::Ci
+    } else {
+        fuzz::Scale::Soak
+    }
+}
+
+/// `--fuzz`: run fuzz cases until the budget is spent; exit 1 if any failed.
+fn soak(a: &Args) -> ! {
+    let runs = if a.runs > 1 { a.runs } else { u64::MAX };
+    println!(
+        "soak: fuzz cases from seed {} for up to {} s{}",
+        a.seed,
+        a.budget_secs,
+        if runs < u64::MAX {
+            format!(" or {runs} runs")
+        } else {
+            String::new()
+        }
+    );
+    let result = fuzz::soak(
+        a.seed,
+        runs,
+        std::time::Duration::from_secs(a.budget_secs),
+        scale(a),
+        a.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }),
+        |seed, c, r| {
+            println!(
+                "FAIL seed {seed}: {}\n  {}\n  replay: bsmr-sim --fuzz-case {seed}{}",
+                fuzz::describe(c),
+                r.violations.join("; "),
+                if a.ci_scale { " --ci-scale" } else { "" }
+            );
+        },
+    );
+    println!("{}", result.summary());
+    std::process::exit(if result.failures.is_empty() { 0 } else { 1 });
 }
 
 fn print(r: &Report, wall_s: f64) {
@@ -134,12 +214,13 @@ fn print(r: &Report, wall_s: f64) {
         Report::pct(&r.msg_delay_ms, 0.99)
     );
     println!(
-        "  blocks: min height={} max height={}  max log={}  proofs={:?}  voided commands={}",
+        "  blocks: min height={} max height={}  max log={}  proofs={:?}  voided commands={}  highest floor={}",
         r.min_height,
         r.max_height,
         r.max_log,
         r.proofs,
-        r.voided.len()
+        r.voided.len(),
+        r.max_floor
     );
     if r.violations.is_empty() {
         println!("  violations: none");

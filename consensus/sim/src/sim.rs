@@ -98,6 +98,9 @@ pub struct SimConfig {
     pub outage_ms: Option<u64>,
     /// When crashes happen (random during the load when None).
     pub crash_at_ms: Option<u64>,
+    /// A crash strikes in the middle of a step: after the replica's first `Persist` that is
+    /// followed by a `Send`, before that send (and the rest of the step's output) leaves.
+    pub crash_between_persist_and_send: bool,
 }
 
 impl SimConfig {
@@ -139,6 +142,7 @@ impl SimConfig {
             retain_sync_blocks: bsmr_consensus_core::replica::DEFAULT_RETAIN_SYNC_BLOCKS,
             outage_ms: None,
             crash_at_ms: None,
+            crash_between_persist_and_send: false,
         }
     }
 }
@@ -193,6 +197,10 @@ pub struct Report {
     pub last_built: BTreeMap<usize, u64>,
     /// Committed commands void by their block's agreed floor: (proposer's node index, seq).
     pub voided: Vec<(usize, u64)>,
+    /// The highest agreed floor of any proposer in a block a correct validator built.
+    pub max_floor: u64,
+    /// Mutation operators the Byzantine validators applied (behaviour `mutate`).
+    pub mutations: BTreeMap<&'static str, u64>,
 }
 
 impl Report {
@@ -219,6 +227,8 @@ enum Ev {
         node: usize,
         inc: u32,
         id: TimerId,
+        /// For the second replica of a Twins validator.
+        twin: bool,
     },
     Load {
         node: usize,
@@ -261,6 +271,18 @@ struct Node {
     /// Chain blocks fed to this node's replica, with the ledger state after each (what block
     /// sync would have brought): taken over when the replica rejoins at one of them.
     fed_chain: BTreeMap<u64, Ledger>,
+    /// A crash is due at this node's next `Persist` followed by a `Send`.
+    crash_pending: bool,
+    /// Twins: the second honest replica run with this validator's key, and the node indices
+    /// it talks to before GST (the first replica talks to the others).
+    twin: Option<Twin>,
+}
+
+/// The second replica of a Twins validator.
+struct Twin {
+    replica: Replica,
+    storage: MemStorage,
+    side: BTreeSet<usize>,
 }
 
 /// A simulation.
@@ -363,6 +385,8 @@ impl Sim {
                 resubmit: Vec::new(),
                 last_position: None,
                 fed_chain: BTreeMap::new(),
+                twin: None,
+                crash_pending: false,
                 skew_ms,
                 next_tx: 0,
                 submitted: vec![],
@@ -424,8 +448,40 @@ impl Sim {
                 sim.nodes[node].crashed_for_good = true;
             }
         }
+        if cfg.behaviour == Behaviour::Twins {
+            for i in byz_start..cfg.n {
+                let mut others: Vec<usize> = (0..cfg.n).filter(|k| *k != i).collect();
+                for k in (1..others.len()).rev() {
+                    let j = sim.rng.gen_range(0..=k);
+                    others.swap(k, j);
+                }
+                let side: BTreeSet<usize> = others[..others.len() / 2].iter().copied().collect();
+                let node = &sim.nodes[i];
+                let replica = Replica::new(
+                    sim.core_cfg.clone(),
+                    &MemStorage::default(),
+                    Box::new(node.signer.clone()),
+                    Box::new(sim.verifier.clone()),
+                );
+                sim.nodes[i].twin = Some(Twin {
+                    replica,
+                    storage: MemStorage::default(),
+                    side,
+                });
+            }
+        }
         for i in 0..cfg.n {
             sim.boot(i);
+            if sim.nodes[i].twin.is_some() {
+                let now = sim.now_us / 1000;
+                let outs = sim.nodes[i]
+                    .twin
+                    .as_mut()
+                    .expect("checked; qed")
+                    .replica
+                    .start(now);
+                sim.apply_twin(i, outs);
+            }
             let off = sim.rng.gen_range(0..cfg.batch_interval_ms.max(1));
             sim.schedule(off * 1000, Ev::Load { node: i });
             let off = sim.rng.gen_range(0..50);
@@ -460,6 +516,76 @@ impl Sim {
             .expect("just set; qed")
             .start(now);
         self.apply(i, outs);
+    }
+
+    /// Feed the second replica of Twins validator `i`.
+    fn feed_twin(&mut self, i: usize, input: Input) {
+        let now = self.now_us / 1000;
+        let Some(t) = self.nodes[i].twin.as_mut() else {
+            return;
+        };
+        let outs = t.replica.handle(now, input);
+        self.apply_twin(i, outs);
+    }
+
+    /// What the second replica of a Twins validator does: it persists to its own storage, and
+    /// before GST talks only to its side.
+    fn apply_twin(&mut self, i: usize, outs: Vec<Output>) {
+        let before_gst = self.now_us < self.cfg.gst_ms * 1000;
+        let mut sends = vec![];
+        for o in outs {
+            match o {
+                Output::Persist(ops) => {
+                    if let Some(t) = self.nodes[i].twin.as_mut() {
+                        t.storage.apply(&ops);
+                    }
+                }
+                Output::Send { to, msg } => {
+                    self.note_payloads(&msg);
+                    sends.push((to, msg));
+                }
+                Output::SetTimer { id, after_ms } => {
+                    let inc = self.nodes[i].inc;
+                    self.schedule(
+                        self.now_us + after_ms * 1000,
+                        Ev::Timer {
+                            node: i,
+                            inc,
+                            id,
+                            twin: true,
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        let side = self.nodes[i]
+            .twin
+            .as_ref()
+            .map(|t| t.side.clone())
+            .unwrap_or_default();
+        let ids: Vec<ValidatorId> = self.membership.validators().to_vec();
+        for (to, msg) in sends {
+            for (k, v) in ids.iter().enumerate() {
+                let addressed = to.map(|t| t == *v).unwrap_or(true);
+                if k != i && addressed && (!before_gst || side.contains(&k)) {
+                    self.transmit(i, k, msg.clone());
+                }
+            }
+        }
+    }
+
+    /// Which replicas of node `to` a message from `from` reaches: (first, twin). Before GST a
+    /// Twins validator's replicas each hear only their own side.
+    fn reaches(&self, from: usize, to: usize) -> (bool, bool) {
+        match &self.nodes[to].twin {
+            None => (true, false),
+            Some(_) if self.now_us >= self.cfg.gst_ms * 1000 => (true, true),
+            Some(t) => {
+                let twin_side = t.side.contains(&from);
+                (!twin_side, twin_side)
+            }
+        }
     }
 
     fn latency_us(&mut self, from: usize, to: usize) -> u64 {
@@ -522,7 +648,30 @@ impl Sim {
         let me = self.nodes[i].id;
         let mut sends: Vec<(ValidatorId, Message)> = vec![];
         let ids: Vec<ValidatorId> = self.membership.validators().to_vec();
-        for o in outs {
+        let mut persisted = false;
+        let mut crash_here = false;
+        // Own batches the crash kept from being written: their clients submit them again.
+        let mut unwritten: Vec<Vec<Tx>> = vec![];
+        let mut outs = outs.into_iter();
+        while let Some(o) = outs.next() {
+            if self.nodes[i].crash_pending && persisted && matches!(o, Output::Send { .. }) {
+                // The crash strikes between the write and the send that depends on it: what
+                // was persisted and sent before stays, this send and the rest of the step are
+                // lost.
+                self.nodes[i].crash_pending = false;
+                crash_here = true;
+                for rest in outs.by_ref() {
+                    if let Output::Persist(ops) = rest {
+                        for op in ops {
+                            if let StorageOp::Put(Key::OwnBatch(_), Record::Batch(b)) = op {
+                                unwritten.push(b.txs);
+                            }
+                        }
+                    }
+                }
+                break;
+            }
+            persisted |= matches!(o, Output::Persist(_));
             match o {
                 Output::Persist(ops) => {
                     if correct {
@@ -558,7 +707,12 @@ impl Sim {
                     let inc = self.nodes[i].inc;
                     self.schedule(
                         self.now_us + after_ms * 1000,
-                        Ev::Timer { node: i, inc, id },
+                        Ev::Timer {
+                            node: i,
+                            inc,
+                            id,
+                            twin: false,
+                        },
                     );
                 }
                 Output::Committed { inst, value, view } => {
@@ -609,6 +763,8 @@ impl Sim {
                                 self.now_us / 1000,
                             ));
                         }
+                        let top = b.floors.iter().map(|(_, f)| *f).max().unwrap_or(0);
+                        self.report.max_floor = self.report.max_floor.max(top);
                         let l = self.nodes[i].ledger.clone();
                         self.checker.on_block(i, &b, &l);
                         self.note_client_latency(i, &b);
@@ -640,10 +796,21 @@ impl Sim {
         }
         let pos: BTreeMap<ValidatorId, usize> =
             ids.iter().enumerate().map(|(k, v)| (*v, k)).collect();
+        let twin_side = match &self.nodes[i].twin {
+            Some(t) if self.now_us < self.cfg.gst_ms * 1000 => t.side.clone(),
+            _ => BTreeSet::new(),
+        };
         for (to, msg) in sends {
             if let Some(&t) = pos.get(&to) {
-                self.transmit(i, t, msg);
+                if !twin_side.contains(&t) {
+                    self.transmit(i, t, msg);
+                }
             }
+        }
+        if crash_here {
+            self.crash_now(i);
+            let pending = std::mem::take(&mut self.nodes[i].resubmit);
+            self.nodes[i].resubmit = unwritten.into_iter().chain(pending).collect();
         }
     }
 
@@ -735,6 +902,22 @@ impl Sim {
                 self.report.messages += 1;
                 self.note_payloads(&msg);
                 let from_id = self.nodes[from].id;
+                if let Some(adv) = self.nodes[to].adv.as_mut() {
+                    adv.observe(&msg, &mut self.rng);
+                }
+                let (first, twin) = self.reaches(from, to);
+                if twin {
+                    self.feed_twin(
+                        to,
+                        Input::Message {
+                            from: from_id,
+                            msg: (*msg).clone(),
+                        },
+                    );
+                }
+                if !first {
+                    return;
+                }
                 let bytes = if self.rng.gen_bool(0.01) {
                     Some(encode_message(&msg))
                 } else {
@@ -758,11 +941,17 @@ impl Sim {
                     ),
                 }
             }
-            Ev::Timer { node, inc, id } => {
+            Ev::Timer {
+                node,
+                inc,
+                id,
+                twin: false,
+            } => {
                 if self.nodes[node].inc == inc {
                     self.feed(node, Input::Timer(id));
                 }
             }
+            Ev::Timer { node, id, .. } => self.feed_twin(node, Input::Timer(id)),
             Ev::Load { node } => {
                 if self.now_us < self.cfg.load_ms * 1000 {
                     if self.nodes[node].replica.is_some() {
@@ -782,6 +971,9 @@ impl Sim {
                                 txs.append(&mut self.forwarded);
                                 if dup {
                                     self.feed(node, Input::ClientBatch(txs.clone()));
+                                }
+                                if self.nodes[node].twin.is_some() {
+                                    self.feed_twin(node, Input::ClientBatch(txs.clone()));
                                 }
                                 self.feed(node, Input::ClientBatch(txs));
                             }
@@ -806,47 +998,67 @@ impl Sim {
             Ev::Due { node } => {
                 self.feed_chain(node);
                 self.feed(node, Input::CheckpointDue);
+                self.feed_twin(node, Input::CheckpointDue);
                 self.schedule(self.now_us + self.cfg.block_ms * 1000, Ev::Due { node });
             }
             Ev::Crash { node } => {
-                self.report.crashes_ms.push(self.now_us / 1000);
-                // Client batches the replica held but had not proposed die with it; their
-                // clients submit them again once it is back (below).
-                let lost: Vec<Vec<Tx>> = self.nodes[node]
-                    .replica
-                    .as_ref()
-                    .map(|r| r.unproposed().cloned().collect())
-                    .unwrap_or_default();
-                self.nodes[node].resubmit = lost;
-                self.nodes[node].replica = None;
-                self.nodes[node].inc += 1;
+                if self.cfg.crash_between_persist_and_send && self.nodes[node].replica.is_some() {
+                    self.nodes[node].crash_pending = true;
+                } else {
+                    self.crash_now(node);
+                }
             }
             Ev::Restart { node } => {
+                if std::mem::take(&mut self.nodes[node].crash_pending) {
+                    // No persist-then-send step came: it crashes here, as a plain crash.
+                    self.crash_now(node);
+                }
                 self.boot(node);
                 for txs in std::mem::take(&mut self.nodes[node].resubmit) {
                     self.feed(node, Input::ClientBatch(txs));
                 }
             }
             Ev::AdvTick { node } => {
-                let last = self.nodes[node]
-                    .replica
-                    .as_ref()
-                    .map(|r| r.stats().last_ckpt)
-                    .unwrap_or(0);
-                let msgs = match self.nodes[node].adv.as_mut() {
-                    Some(a) => a.tick(last, &mut self.rng),
-                    None => vec![],
-                };
-                for (to, msg) in msgs {
-                    for t in 0..self.cfg.n {
-                        if t != node && to.map(|x| x == self.nodes[t].id).unwrap_or(true) {
-                            self.transmit(node, t, msg.clone());
-                        }
-                    }
-                }
-                self.schedule(self.now_us + 300_000, Ev::AdvTick { node });
+                self.adv_tick(node);
             }
         }
+    }
+
+    /// Crash node `node` now: its replica and unproposed client batches are gone, its storage
+    /// stays.
+    fn crash_now(&mut self, node: usize) {
+        self.report.crashes_ms.push(self.now_us / 1000);
+        // Client batches the replica held but had not proposed die with it; their clients
+        // submit them again once it is back (at restart).
+        let lost: Vec<Vec<Tx>> = self.nodes[node]
+            .replica
+            .as_ref()
+            .map(|r| r.unproposed().cloned().collect())
+            .unwrap_or_default();
+        self.nodes[node].resubmit = lost;
+        self.nodes[node].replica = None;
+        self.nodes[node].inc += 1;
+    }
+
+    /// A Byzantine validator's own periodic messages.
+    fn adv_tick(&mut self, node: usize) {
+        let last = self.nodes[node]
+            .replica
+            .as_ref()
+            .map(|r| r.stats().last_ckpt)
+            .unwrap_or(0);
+        let msgs = match self.nodes[node].adv.as_mut() {
+            Some(a) => a.tick(last, &mut self.rng),
+            None => vec![],
+        };
+        for (to, msg) in msgs {
+            for t in 0..self.cfg.n {
+                if t != node && to.map(|x| x == self.nodes[t].id).unwrap_or(true) {
+                    self.transmit(node, t, msg.clone());
+                }
+            }
+        }
+        self.schedule(self.now_us + 300_000, Ev::AdvTick { node });
     }
 
     /// What the engine does once a second: hand a replica that is behind the finalized chain
@@ -988,17 +1200,21 @@ impl Sim {
             // Liveness after GST.
             if !self.all_included() {
                 let mut missing = 0;
+                let mut origins: BTreeMap<usize, usize> = BTreeMap::new();
                 for i in &live {
                     for p in &live {
-                        missing += self.nodes[*p]
+                        let lost = self.nodes[*p]
                             .submitted
                             .iter()
                             .filter(|t| !self.nodes[*i].ledger.included.contains(t))
                             .count();
+                        missing += lost;
+                        *origins.entry(*p).or_default() += lost;
                     }
                 }
+                origins.retain(|_, k| *k > 0);
                 violations.push(format!(
-                    "liveness: {missing} (validator, tx) pairs of correct proposers not in blocks by {} ms (heights {:?})",
+                    "liveness: {missing} (validator, tx) pairs of correct proposers not in blocks by {} ms (heights {:?}; by submitting node {origins:?})",
                     self.report.virtual_ms, heights
                 ));
             }
@@ -1020,6 +1236,16 @@ impl Sim {
             }
         }
         if !violations.is_empty() && std::env::var_os("BSMR_SIM_DUMP").is_some() {
+            let mut last = 0;
+            for (b, v, at) in &self.report.checkpoint_views {
+                if at - last > 1_000 || *v > 0 {
+                    eprintln!(
+                        "block {b} built at {at} ms (K_b in view {v}), {} ms after the previous",
+                        at - last
+                    );
+                }
+                last = *at;
+            }
             self.dump_state();
         }
         self.report.violations = violations;
@@ -1033,6 +1259,13 @@ impl Sim {
         for (v, seq) in self.checker.voided() {
             if let Some(k) = ids.iter().position(|x| *x == v) {
                 self.report.voided.push((k, seq));
+            }
+        }
+        for node in &self.nodes {
+            if let Some(m) = node.adv.as_ref().and_then(|a| a.mutator.as_ref()) {
+                for (op, k) in &m.applied {
+                    *self.report.mutations.entry(op).or_default() += k;
+                }
             }
         }
         self.report.txs_submitted = self.nodes.iter().map(|n| n.submitted.len() as u64).sum();
@@ -1058,7 +1291,8 @@ impl Sim {
             };
             let byz = node.adv.is_some();
             eprintln!(
-                "node {i}{}: {:?} pending batches {}",
+                "node {i} ({}){}: {:?} pending batches {}",
+                short(&node.id),
                 if byz { " (byzantine)" } else { "" },
                 r.stats(),
                 r.pending_batches()
@@ -1069,6 +1303,34 @@ impl Sim {
                 .map(|(p, wm, fl)| format!("{}: wm {wm} floor {fl}", short(p)))
                 .collect();
             eprintln!("  watermarks: {}", marks.join(", "));
+            for (p, wm, _) in r.watermarks() {
+                let near: Vec<String> = r
+                    .marks_of(&p)
+                    .into_iter()
+                    .filter(|(s, _, _)| *s + 2 >= wm && *s <= wm + 2)
+                    .map(|(s, id, c)| {
+                        format!(
+                            "{s}:{}{}",
+                            hex(&id[..2]),
+                            if c { "" } else { "(not counted)" }
+                        )
+                    })
+                    .collect();
+                eprintln!(
+                    "    marks of {} near wm {wm}: {}",
+                    short(&p),
+                    near.join(" ")
+                );
+            }
+            for d in r.next_block_waits_for() {
+                let name = match d.kind {
+                    DepKind::Txs { seq } => {
+                        format!("cmd {}#{seq} {}", short(&d.proposer), hex(&d.id[..3]))
+                    }
+                    DepKind::Ckpt { index, view } => format!("ckpt {index} view {view}"),
+                };
+                eprintln!("  block {} waits for {name}", r.stats().built + 1);
+            }
             let mut undecided = r.undecided();
             // Checkpoints first: block building waits on them.
             undecided.sort_by_key(|(inst, ..)| !matches!(inst, InstanceId::Ckpt(_)));

@@ -1,0 +1,623 @@
+//! Small-scope mutation of a Byzantine validator's messages, after ByzzFuzz (Winter, Burgess,
+//! Kadiyala, Gonzalez, Hanumanthappa, Mandal and Piskac, "Randomized Testing of Byzantine Fault
+//! Tolerant Algorithms", OOPSLA 2023): the validator runs the honest core, and each message it
+//! sends is, per recipient and at random, passed on, mutated in one field, sent twice (real and
+//! mutated), replaced by a replay of a message seen earlier, or dropped. Different recipients
+//! get different choices, so one round carries several conflicting, validly signed variants.
+//!
+//! Mutations stay small in scope, which is what finds bugs (ByzzFuzz, section 4): a seq, view,
+//! fence, floor, index, position or timestamp moves by one; an id, proposer or dependency is
+//! swapped for another *real* one the validator has seen; a dependency is added, dropped or
+//! swapped; a value becomes another seen value or Noop. Bodies the validator signs are re-signed
+//! with its real key, so every variant passes the signature check and tests the protocol's
+//! logic, not its cryptography. The operators are listed in [`OPERATORS`].
+
+use crate::crypto::Sr25519Signer;
+use bsmr_consensus_core::crypto::Signable;
+use bsmr_consensus_core::wire::{PrePrepareBody, ReplyBody, ViewChangeBody, VoteBody};
+use bsmr_consensus_core::*;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+
+/// How many real references, values and messages the mutator remembers (each a ring).
+const MEMORY: usize = 256;
+
+/// The mutation operators, by name (docs/consensus.md lists what each does).
+pub const OPERATORS: [&str; 24] = [
+    "instance-proposer",
+    "instance-seq",
+    "instance-id",
+    "checkpoint-index",
+    "reply-pos",
+    "dep-add",
+    "dep-drop",
+    "dep-swap",
+    "dep-field",
+    "fence",
+    "epoch",
+    "view",
+    "phase",
+    "vote-value",
+    "vc-prepared-drop",
+    "vc-has-payload",
+    "pp-value",
+    "pp-proof",
+    "pp-batch",
+    "header-field",
+    "candidate-field",
+    "sync-block",
+    "settled",
+    "request",
+];
+
+/// What the mutator did to one (recipient, message).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fate {
+    /// Sent unchanged.
+    Pass,
+    /// Sent mutated.
+    Mutated,
+    /// Sent unchanged and mutated.
+    Both,
+    /// A message seen earlier sent too.
+    Replayed,
+    /// Not sent.
+    Dropped,
+}
+
+/// The mutating state of one Byzantine validator.
+pub struct Mutator {
+    signer: Sr25519Signer,
+    me: ValidatorId,
+    genesis: Digest,
+    validators: Vec<ValidatorId>,
+    refs: Vec<DepRef>,
+    values: Vec<Value>,
+    history: Vec<Message>,
+    /// How often each operator was applied (for reports and to show every operator runs).
+    pub applied: BTreeMap<&'static str, u64>,
+    /// How often each fate was chosen.
+    pub fates: BTreeMap<Fate, u64>,
+}
+
+fn push_ring<T>(ring: &mut Vec<T>, item: T, rng: &mut ChaCha8Rng) {
+    if ring.len() < MEMORY {
+        ring.push(item);
+    } else {
+        let k = rng.gen_range(0..MEMORY);
+        ring[k] = item;
+    }
+}
+
+/// `x` moved by one either way, or left, or (rarely) far.
+fn nudge(x: u64, rng: &mut ChaCha8Rng) -> u64 {
+    match rng.gen_range(0..10) {
+        0..=3 => x.saturating_add(1),
+        4..=7 => x.saturating_sub(1),
+        8 => x.saturating_add(rng.gen_range(2..64)),
+        _ => 0,
+    }
+}
+
+fn nudge32(x: u32, rng: &mut ChaCha8Rng) -> u32 {
+    nudge(x as u64, rng).min(u32::MAX as u64) as u32
+}
+
+impl Mutator {
+    /// A mutator for the validator of `signer` in `m`.
+    pub fn new(signer: Sr25519Signer, m: &Membership) -> Self {
+        Mutator {
+            me: signer.public(),
+            signer,
+            genesis: m.genesis,
+            validators: m.validators().to_vec(),
+            refs: Vec::new(),
+            values: Vec::new(),
+            history: Vec::new(),
+            applied: BTreeMap::new(),
+            fates: BTreeMap::new(),
+        }
+    }
+
+    fn sign<T: Signable>(&self, body: T) -> Signed<T> {
+        Signed::sign(body, &self.genesis, &self.signer)
+    }
+
+    fn note(&mut self, op: &'static str) {
+        *self.applied.entry(op).or_default() += 1;
+    }
+
+    /// Remember the real references, values and the message itself (for swaps and replays).
+    pub fn observe(&mut self, msg: &Message, rng: &mut ChaCha8Rng) {
+        let mut refs: Vec<DepRef> = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        match msg {
+            Message::Announce(b) => refs.push(b.header.body.dep_ref()),
+            Message::Reply(r) => {
+                refs.push(r.body.cmd);
+                refs.extend(r.body.deps.iter().copied());
+            }
+            Message::PrePrepare(pp, _) => {
+                values.push(pp.body.value.clone());
+                if let Value::Deps { deps, .. } = &pp.body.value {
+                    refs.extend(deps.iter().copied());
+                }
+            }
+            Message::Decided(d, _) => values.push(d.value.clone()),
+            _ => {}
+        }
+        for r in refs {
+            push_ring(&mut self.refs, r, rng);
+        }
+        for v in values {
+            push_ring(&mut self.values, v, rng);
+        }
+        if !matches!(msg, Message::SyncBlock(_)) {
+            push_ring(&mut self.history, msg.clone(), rng);
+        }
+    }
+
+    /// Rewrite what the honest core sends: per (recipient, message), pass, mutate, both, replay
+    /// or drop.
+    pub fn rewrite(
+        &mut self,
+        sends: Vec<(ValidatorId, Message)>,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<(ValidatorId, Message)> {
+        let mut out = Vec::with_capacity(sends.len());
+        for (to, msg) in sends {
+            self.observe(&msg, rng);
+            let fate = match rng.gen_range(0..100) {
+                0..=54 => Fate::Pass,
+                55..=79 => Fate::Mutated,
+                80..=87 => Fate::Both,
+                88..=94 => Fate::Replayed,
+                _ => Fate::Dropped,
+            };
+            *self.fates.entry(fate).or_default() += 1;
+            match fate {
+                Fate::Pass => out.push((to, msg)),
+                Fate::Mutated => out.push((to, self.mutate(msg, rng))),
+                Fate::Both => {
+                    out.push((to, msg.clone()));
+                    out.push((to, self.mutate(msg, rng)));
+                }
+                Fate::Replayed => {
+                    if !self.history.is_empty() {
+                        let old = self.history[rng.gen_range(0..self.history.len())].clone();
+                        out.push((to, old));
+                    }
+                    out.push((to, msg));
+                }
+                Fate::Dropped => {}
+            }
+        }
+        out
+    }
+
+    fn other_member(&self, not: &ValidatorId, rng: &mut ChaCha8Rng) -> ValidatorId {
+        let others: Vec<&ValidatorId> = self.validators.iter().filter(|v| *v != not).collect();
+        if others.is_empty() {
+            *not
+        } else {
+            *others[rng.gen_range(0..others.len())]
+        }
+    }
+
+    fn seen_ref(&self, rng: &mut ChaCha8Rng) -> Option<DepRef> {
+        (!self.refs.is_empty()).then(|| self.refs[rng.gen_range(0..self.refs.len())])
+    }
+
+    fn mutate_instance(&mut self, inst: InstanceId, rng: &mut ChaCha8Rng) -> InstanceId {
+        match inst {
+            InstanceId::Cmd { proposer, seq, id } => match rng.gen_range(0..3) {
+                0 => {
+                    self.note("instance-proposer");
+                    InstanceId::Cmd {
+                        proposer: self.other_member(&proposer, rng),
+                        seq,
+                        id,
+                    }
+                }
+                1 => {
+                    self.note("instance-seq");
+                    InstanceId::Cmd {
+                        proposer,
+                        seq: nudge(seq, rng),
+                        id,
+                    }
+                }
+                _ => {
+                    self.note("instance-id");
+                    let id = self.seen_ref(rng).map(|r| r.id).unwrap_or(id);
+                    InstanceId::Cmd { proposer, seq, id }
+                }
+            },
+            InstanceId::Ckpt(b) => {
+                self.note("checkpoint-index");
+                InstanceId::Ckpt(nudge(b, rng))
+            }
+        }
+    }
+
+    fn mutate_ref(&mut self, d: DepRef, rng: &mut ChaCha8Rng) -> DepRef {
+        let mut d = d;
+        match rng.gen_range(0..4) {
+            0 => d.proposer = self.other_member(&d.proposer, rng),
+            1 => {
+                d.kind = match d.kind {
+                    DepKind::Txs { seq } => DepKind::Txs {
+                        seq: nudge(seq, rng),
+                    },
+                    DepKind::Ckpt { index, view } => DepKind::Ckpt {
+                        index: nudge(index, rng),
+                        view,
+                    },
+                }
+            }
+            2 => {
+                if let DepKind::Ckpt { index, view } = d.kind {
+                    d.kind = DepKind::Ckpt {
+                        index,
+                        view: nudge32(view, rng),
+                    };
+                } else if let Some(r) = self.seen_ref(rng) {
+                    d.id = r.id;
+                }
+            }
+            _ => {
+                if let Some(r) = self.seen_ref(rng) {
+                    d.id = r.id;
+                }
+            }
+        }
+        d
+    }
+
+    fn mutate_deps(&mut self, deps: &mut Vec<DepRef>, rng: &mut ChaCha8Rng) {
+        match rng.gen_range(0..4) {
+            0 => {
+                self.note("dep-add");
+                if let Some(r) = self.seen_ref(rng) {
+                    deps.push(r);
+                }
+            }
+            1 => {
+                self.note("dep-drop");
+                if !deps.is_empty() {
+                    deps.remove(rng.gen_range(0..deps.len()));
+                }
+            }
+            2 => {
+                self.note("dep-swap");
+                if let (false, Some(r)) = (deps.is_empty(), self.seen_ref(rng)) {
+                    let k = rng.gen_range(0..deps.len());
+                    deps[k] = r;
+                }
+            }
+            _ => {
+                self.note("dep-field");
+                if !deps.is_empty() {
+                    let k = rng.gen_range(0..deps.len());
+                    deps[k] = self.mutate_ref(deps[k], rng);
+                }
+            }
+        }
+        // Honest senders keep dependencies sorted and distinct; half the time so does the
+        // mutant (so it is not refused for its shape alone).
+        if rng.gen_bool(0.5) {
+            deps.sort();
+            deps.dedup();
+        }
+    }
+
+    fn mutate_value(&mut self, v: Value, rng: &mut ChaCha8Rng) -> Value {
+        match (v, rng.gen_range(0..4)) {
+            (
+                Value::Deps {
+                    cmd,
+                    mut deps,
+                    after,
+                },
+                0,
+            ) => {
+                self.mutate_deps(&mut deps, rng);
+                Value::Deps { cmd, deps, after }
+            }
+            (Value::Deps { cmd, deps, after }, 1) => Value::Deps {
+                cmd,
+                deps,
+                after: nudge(after, rng),
+            },
+            (Value::Deps { .. }, 2) => Value::Noop,
+            (v, _) => {
+                if self.values.is_empty() {
+                    v
+                } else {
+                    self.values[rng.gen_range(0..self.values.len())].clone()
+                }
+            }
+        }
+    }
+
+    fn mutate_reply(&mut self, body: ReplyBody, rng: &mut ChaCha8Rng) -> ReplyBody {
+        let mut b = body;
+        match rng.gen_range(0..6) {
+            0 => {
+                let inst = self.mutate_instance(b.cmd.instance(), rng);
+                if let InstanceId::Cmd { proposer, seq, id } = inst {
+                    b.cmd = DepRef {
+                        proposer,
+                        kind: DepKind::Txs { seq },
+                        id,
+                    };
+                } else {
+                    b.cmd = self.mutate_ref(b.cmd, rng);
+                }
+            }
+            1 => {
+                self.note("reply-pos");
+                b.pos = nudge(b.pos, rng);
+            }
+            2 | 3 => self.mutate_deps(&mut b.deps, rng),
+            4 => {
+                self.note("fence");
+                b.fence = nudge(b.fence, rng);
+            }
+            _ => {
+                self.note("epoch");
+                b.epoch = nudge(b.epoch, rng);
+            }
+        }
+        b
+    }
+
+    fn mutate_header(&mut self, h: BatchHeader, rng: &mut ChaCha8Rng) -> BatchHeader {
+        let mut h = h;
+        if let BatchKind::Checkpoint {
+            index,
+            view,
+            timestamp_ms,
+            floors,
+        } = &mut h.kind
+        {
+            self.note("candidate-field");
+            match rng.gen_range(0..4) {
+                0 => *index = nudge(*index, rng),
+                1 => *view = nudge32(*view, rng),
+                2 => {
+                    *timestamp_ms = match rng.gen_range(0..3) {
+                        0 => timestamp_ms.saturating_add(1),
+                        1 => timestamp_ms.saturating_sub(1),
+                        _ => timestamp_ms.saturating_add(600_000),
+                    }
+                }
+                _ => {
+                    if floors.is_empty() {
+                        let p = self.validators[rng.gen_range(0..self.validators.len())];
+                        floors.push((p, rng.gen_range(1..4)));
+                    } else {
+                        let k = rng.gen_range(0..floors.len());
+                        floors[k].1 = nudge(floors[k].1, rng);
+                    }
+                }
+            }
+            return h;
+        }
+        self.note("header-field");
+        match rng.gen_range(0..4) {
+            0 => h.seq = nudge(h.seq, rng),
+            1 => h.weight = nudge(h.weight, rng),
+            2 => {
+                if let Some(r) = self.seen_ref(rng) {
+                    h.base = r.id;
+                }
+            }
+            _ => {
+                let mut a = [0u8; 32];
+                rng.fill(&mut a[..]);
+                h.access.push(a);
+                h.access.sort();
+            }
+        }
+        h
+    }
+
+    /// One mutation of `msg`, re-signed where the validator signs.
+    pub fn mutate(&mut self, msg: Message, rng: &mut ChaCha8Rng) -> Message {
+        match msg {
+            Message::Reply(r) => {
+                let b = self.mutate_reply(r.body, rng);
+                Message::Reply(self.sign(b))
+            }
+            Message::Vote(v) => {
+                let mut b: VoteBody = v.body;
+                match rng.gen_range(0..4) {
+                    0 => {
+                        self.note("view");
+                        b.view = nudge32(b.view, rng);
+                    }
+                    1 => {
+                        self.note("phase");
+                        b.phase = match b.phase {
+                            wire::Phase::Prepare => wire::Phase::Commit,
+                            wire::Phase::Commit => wire::Phase::Prepare,
+                        };
+                    }
+                    2 => {
+                        self.note("vote-value");
+                        b.value = if self.values.is_empty() || rng.gen_bool(0.3) {
+                            Value::Noop.digest()
+                        } else {
+                            self.values[rng.gen_range(0..self.values.len())].digest()
+                        };
+                    }
+                    _ => b.inst = self.mutate_instance(b.inst, rng),
+                }
+                Message::Vote(self.sign(b))
+            }
+            Message::ViewChange(vc) => {
+                let mut b: ViewChangeBody = vc.body;
+                match rng.gen_range(0..4) {
+                    0 => {
+                        self.note("view");
+                        b.new_view = nudge32(b.new_view, rng);
+                    }
+                    1 => {
+                        self.note("vc-prepared-drop");
+                        b.prepared = None;
+                    }
+                    2 => {
+                        self.note("vc-has-payload");
+                        b.has_payload = !b.has_payload;
+                    }
+                    _ => b.inst = self.mutate_instance(b.inst, rng),
+                }
+                Message::ViewChange(self.sign(b))
+            }
+            Message::PrePrepare(pp, batch) => {
+                let mut b: PrePrepareBody = pp.body;
+                let mut batch = batch;
+                match rng.gen_range(0..5) {
+                    0 => {
+                        self.note("view");
+                        b.view = nudge32(b.view, rng);
+                    }
+                    1 => {
+                        self.note("pp-value");
+                        b.value = self.mutate_value(b.value, rng);
+                    }
+                    2 => {
+                        self.note("pp-proof");
+                        if !b.proof.is_empty() && rng.gen_bool(0.5) {
+                            b.proof.remove(rng.gen_range(0..b.proof.len()));
+                        } else if !b.new_view.is_empty() {
+                            b.new_view.remove(rng.gen_range(0..b.new_view.len()));
+                        } else if let Some(r) = b.proof.first().cloned() {
+                            b.proof.push(r);
+                        }
+                    }
+                    3 => {
+                        self.note("pp-batch");
+                        batch = match (batch, self.replayable_batch(rng)) {
+                            (Some(_), _) if rng.gen_bool(0.5) => None,
+                            (_, Some(other)) => Some(other),
+                            (b, None) => b,
+                        };
+                    }
+                    _ => b.inst = self.mutate_instance(b.inst, rng),
+                }
+                Message::PrePrepare(self.sign(b), batch)
+            }
+            Message::Announce(sb) if sb.header.signer == self.me => {
+                let h = self.mutate_header(sb.header.body, rng);
+                Message::Announce(wire::SignedBatch {
+                    header: self.sign(h),
+                    txs: sb.txs,
+                })
+            }
+            Message::Announce(sb) => {
+                self.note("pp-batch");
+                Message::Announce(self.replayable_batch(rng).unwrap_or(sb))
+            }
+            Message::Decided(d, batch) => {
+                self.note("pp-value");
+                let mut d = d;
+                if rng.gen_bool(0.5) {
+                    d.value = self.mutate_value(d.value, rng);
+                } else {
+                    d.inst = self.mutate_instance(d.inst, rng);
+                }
+                Message::Decided(d, batch)
+            }
+            Message::SyncBlock(fb) => {
+                self.note("sync-block");
+                let mut fb = fb;
+                match rng.gen_range(0..4) {
+                    0 => fb.index = nudge(fb.index, rng),
+                    1 => fb.timestamp_ms = nudge(fb.timestamp_ms, rng),
+                    2 => {
+                        if !fb.batches.is_empty() {
+                            fb.batches.remove(rng.gen_range(0..fb.batches.len()));
+                        }
+                    }
+                    _ => {
+                        if let Some(f) = fb.floors.first_mut() {
+                            f.1 = nudge(f.1, rng);
+                        }
+                    }
+                }
+                Message::SyncBlock(fb)
+            }
+            Message::Settled {
+                epoch,
+                at,
+                mut proposers,
+            } => {
+                self.note("settled");
+                match rng.gen_range(0..3) {
+                    0 => {
+                        if let Some(p) = proposers.first_mut() {
+                            p.floor = nudge(p.floor, rng);
+                        }
+                    }
+                    1 => {
+                        if let Some(p) = proposers.first_mut() {
+                            if let Some(r) = self.seen_ref(rng) {
+                                let seq = match r.kind {
+                                    DepKind::Txs { seq } => seq,
+                                    DepKind::Ckpt { index, .. } => index,
+                                };
+                                p.decided.push((seq, r.id));
+                                p.decided.sort();
+                                p.decided.dedup_by_key(|(s, _)| *s);
+                            }
+                        }
+                    }
+                    _ => {
+                        if let Some(p) = proposers.first_mut() {
+                            p.decided.pop();
+                        }
+                    }
+                }
+                Message::Settled {
+                    epoch,
+                    at: if rng.gen_bool(0.2) {
+                        nudge(at, rng)
+                    } else {
+                        at
+                    },
+                    proposers,
+                }
+            }
+            Message::Fetch(inst) => {
+                self.note("request");
+                Message::Fetch(self.mutate_instance(inst, rng))
+            }
+            Message::SyncRequest(b) => {
+                self.note("request");
+                Message::SyncRequest(nudge(b, rng))
+            }
+            Message::SettledRequest { epoch, at } => {
+                self.note("request");
+                Message::SettledRequest {
+                    epoch,
+                    at: nudge(at, rng),
+                }
+            }
+        }
+    }
+
+    fn replayable_batch(&self, rng: &mut ChaCha8Rng) -> Option<wire::SignedBatch> {
+        let batches: Vec<&wire::SignedBatch> = self
+            .history
+            .iter()
+            .filter_map(|m| match m {
+                Message::Announce(b) => Some(b),
+                _ => None,
+            })
+            .collect();
+        (!batches.is_empty()).then(|| batches[rng.gen_range(0..batches.len())].clone())
+    }
+}
