@@ -115,6 +115,32 @@ pub struct EngineArgs {
     /// sends a conflicting one, which its peers prove and report on chain. Hidden from --help.
     #[arg(long, hide = true)]
     pub unsafe_equivocate_finality_votes: bool,
+
+    /// TESTING ONLY: make this validator Byzantine: every consensus message it sends goes
+    /// through the simulator's adversary with this behaviour (`mutate` for mutation fuzzing, or
+    /// a scripted one such as `equivocate`, `fake-deps`, `double-vote`; see `bsmr-sim --help`),
+    /// re-signed with its key. Hidden from --help.
+    #[arg(long, hide = true, value_name = "BEHAVIOUR", value_parser = parse_behaviour)]
+    pub unsafe_byzantine: Option<bsmr_sim::Behaviour>,
+}
+
+fn parse_behaviour(s: &str) -> Result<bsmr_sim::Behaviour, String> {
+    match bsmr_sim::Behaviour::parse(s) {
+        Some(bsmr_sim::Behaviour::Twins) => Err(
+            "twins needs two processes with one key: run two nodes with the same key instead"
+                .into(),
+        ),
+        Some(b) => Ok(b),
+        None => Err(format!(
+            "unknown behaviour `{s}`; one of: {}",
+            bsmr_sim::Behaviour::ALL
+                .iter()
+                .filter(|b| **b != bsmr_sim::Behaviour::Twins)
+                .map(|b| b.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 /// `--consensus-mode` values.
@@ -142,6 +168,7 @@ impl EngineArgs {
                 ConsensusMode::Leader => sc_consensus_bsmr::Mode::Leader,
             },
             equivocate_finality_votes: self.unsafe_equivocate_finality_votes,
+            byzantine: self.unsafe_byzantine,
         }
     }
 }

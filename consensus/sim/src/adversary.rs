@@ -4,7 +4,6 @@
 //! may add messages on its own ticks), re-signing with the validator's real sr25519 key, so that
 //! every attack uses validly signed material and the checks in the core are exercised for real.
 
-use crate::crypto::Sr25519Signer;
 use crate::ledger::Transfer;
 use crate::mutator::Mutator;
 use bsmr_consensus_core::crypto::Signable;
@@ -14,6 +13,10 @@ use codec::{Decode, Encode};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The key a Byzantine validator signs its rewritten messages with (its real one).
+pub type SharedSigner = Arc<dyn Signer + Send + Sync>;
 
 /// A named Byzantine behaviour.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -154,7 +157,7 @@ impl Behaviour {
 pub struct Adversary {
     /// Behaviour.
     pub behaviour: Behaviour,
-    signer: Sr25519Signer,
+    signer: SharedSigner,
     me: ValidatorId,
     genesis: Digest,
     epoch: Epoch,
@@ -171,13 +174,13 @@ impl Adversary {
     /// A new adversary for validator `signer`.
     pub fn new(
         behaviour: Behaviour,
-        signer: Sr25519Signer,
+        signer: SharedSigner,
         m: &Membership,
         window: u64,
         rng: &mut ChaCha8Rng,
     ) -> Self {
         let me = signer.public();
-        let signer_copy = signer.clone();
+        let signer_copy = Arc::clone(&signer);
         let mut others: Vec<ValidatorId> = m
             .validators()
             .iter()
@@ -210,7 +213,7 @@ impl Adversary {
     }
 
     fn sign<T: Signable>(&self, body: T) -> Signed<T> {
-        Signed::sign(body, &self.genesis, &self.signer)
+        Signed::sign(body, &self.genesis, &*self.signer)
     }
 
     fn fake_dep(&self, rng: &mut ChaCha8Rng) -> DepRef {

@@ -12,7 +12,7 @@
 //! with its real key, so every variant passes the signature check and tests the protocol's
 //! logic, not its cryptography. The operators are listed in [`OPERATORS`].
 
-use crate::crypto::Sr25519Signer;
+use crate::adversary::SharedSigner;
 use bsmr_consensus_core::crypto::Signable;
 use bsmr_consensus_core::wire::{PrePrepareBody, ReplyBody, ViewChangeBody, VoteBody};
 use bsmr_consensus_core::*;
@@ -68,7 +68,7 @@ pub enum Fate {
 
 /// The mutating state of one Byzantine validator.
 pub struct Mutator {
-    signer: Sr25519Signer,
+    signer: SharedSigner,
     me: ValidatorId,
     genesis: Digest,
     validators: Vec<ValidatorId>,
@@ -106,7 +106,7 @@ fn nudge32(x: u32, rng: &mut ChaCha8Rng) -> u32 {
 
 impl Mutator {
     /// A mutator for the validator of `signer` in `m`.
-    pub fn new(signer: Sr25519Signer, m: &Membership) -> Self {
+    pub fn new(signer: SharedSigner, m: &Membership) -> Self {
         Mutator {
             me: signer.public(),
             signer,
@@ -121,7 +121,7 @@ impl Mutator {
     }
 
     fn sign<T: Signable>(&self, body: T) -> Signed<T> {
-        Signed::sign(body, &self.genesis, &self.signer)
+        Signed::sign(body, &self.genesis, &*self.signer)
     }
 
     fn note(&mut self, op: &'static str) {

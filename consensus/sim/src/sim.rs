@@ -360,7 +360,7 @@ impl Sim {
             let adv = if is_byz {
                 Some(Adversary::new(
                     cfg.behaviour,
-                    s.clone(),
+                    std::sync::Arc::new(s.clone()),
                     &membership,
                     cfg.window,
                     &mut rng,

@@ -29,10 +29,12 @@ use bsmr_consensus_core::{
     Signer, TimerId, Tx, ValidatorId, Value,
 };
 use bsmr_primitives::{BsmrApi, BSMR_ENGINE_ID};
+use bsmr_sim::adversary::Adversary;
 use codec::Encode;
 use futures::{
     channel::oneshot, future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt,
 };
+use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
 use sc_client_api::{backend::Backend, AuxStore, BlockBackend, StorageProvider};
 use sc_consensus::{
     BlockImport, BlockImportParams, ForkChoiceStrategy, ImportResult, StateAction, StorageChanges,
@@ -114,6 +116,10 @@ pub struct EngineConfig {
     /// TESTING ONLY: a Byzantine validator that sends a second, conflicting finality vote for
     /// every block (the process tests' misbehaviour reporter check).
     pub equivocate_finality_votes: bool,
+    /// TESTING ONLY: a Byzantine validator whose outgoing core messages go through the
+    /// simulator's adversary with this behaviour (scripted, or `mutate` for mutation fuzzing),
+    /// re-signed with its real key.
+    pub byzantine: Option<bsmr_sim::Behaviour>,
 }
 
 impl Default for EngineConfig {
@@ -128,6 +134,7 @@ impl Default for EngineConfig {
             anyone_delay_ms: 6_000,
             mode: Mode::Leaderless,
             equivocate_finality_votes: false,
+            byzantine: None,
         }
     }
 }
@@ -277,6 +284,14 @@ where
              conflicting finality votes, and its peers will report it on chain"
         );
     }
+    if let Some(b) = params.config.byzantine {
+        log::error!(
+            target: LOG,
+            "🎭 TESTING ONLY: --unsafe-byzantine {} is set. This validator rewrites the consensus \
+             messages it sends (re-signed with its key); its peers will treat it as Byzantine",
+            b.name()
+        );
+    }
     let engine = Engine::<B, BE, C, P>::new(params)?;
     Ok(engine.run())
 }
@@ -393,6 +408,22 @@ where
     Ok((Some(Arc::new(keys.signer(public))), Some(replica)))
 }
 
+/// The adversary of a validator run with `--unsafe-byzantine` (TESTING ONLY), seeded from its
+/// key so that a run can be repeated.
+fn adversary_for(
+    cfg: &EngineConfig,
+    signer: Option<&Arc<KeystoreSigner>>,
+    membership: &Membership,
+) -> Option<(Adversary, ChaCha8Rng)> {
+    let behaviour = cfg.byzantine?;
+    let signer = signer?;
+    let mut rng = ChaCha8Rng::from_seed(signer.public());
+    let window = CoreConfig::new(membership.clone()).window;
+    let shared: bsmr_sim::adversary::SharedSigner = signer.clone();
+    let adversary = Adversary::new(behaviour, shared, membership, window, &mut rng);
+    Some((adversary, rng))
+}
+
 struct Engine<B: BlockT, BE, C, P> {
     client: Arc<C>,
     pool: Arc<P>,
@@ -412,6 +443,8 @@ struct Engine<B: BlockT, BE, C, P> {
     validator: bool,
     signer: Option<Arc<KeystoreSigner>>,
     replica: Option<Replica>,
+    /// TESTING ONLY (`--unsafe-byzantine`): rewrites what the replica sends.
+    adversary: Option<(Adversary, ChaCha8Rng)>,
     /// A validator-set change seen on chain: (first index s of the new epoch, its set).
     handover: Option<(u64, bsmr_primitives::ValidatorSet)>,
     /// Blocks up to this number were checked for an epoch change.
@@ -521,6 +554,7 @@ where
         )?;
         let primary = membership.validators()[0];
         let now = now_ms();
+        let adversary = adversary_for(&p.config, signer.as_ref(), &membership);
         Ok(Engine {
             client: p.client,
             pool: p.pool,
@@ -538,6 +572,7 @@ where
             keys,
             validator: p.validator,
             signer,
+            adversary,
             replica,
             handover: None,
             epoch_checked: source_number,
@@ -691,6 +726,9 @@ where
                 }
             }
         }
+        if let Some((adversary, rng)) = self.adversary.as_mut() {
+            adversary.observe(&msg, rng);
+        }
         self.feed(bsmr_consensus_core::Input::Message { from, msg })
     }
 
@@ -706,7 +744,26 @@ where
     }
 
     fn process(&mut self, outs: Vec<Output>) -> Result<(), String> {
+        // With an adversary, sends are collected and rewritten after the step's writes.
+        let mut sends: Vec<(ValidatorId, Message)> = vec![];
         for o in outs {
+            let o = match o {
+                Output::Send { to, msg } if self.adversary.is_some() => {
+                    let me = self.me();
+                    match to {
+                        Some(t) => sends.push((t, msg)),
+                        None => sends.extend(
+                            self.membership
+                                .validators()
+                                .iter()
+                                .filter(|v| Some(**v) != me)
+                                .map(|v| (*v, msg.clone())),
+                        ),
+                    }
+                    continue;
+                }
+                o => o,
+            };
             match o {
                 Output::Persist(ops) => {
                     self.storage
@@ -774,6 +831,11 @@ where
                          (position from finalized block #{to}, settled commands vouched for by f+1 validators)"
                     );
                 }
+            }
+        }
+        if let Some((adversary, rng)) = self.adversary.as_mut() {
+            for (to, msg) in adversary.rewrite(sends, rng) {
+                self.send_core(Some(to), &msg);
             }
         }
         Ok(())
@@ -1734,6 +1796,7 @@ where
         self.storage = storage;
         let newly_signing = signer.is_some()
             && self.signer.as_ref().map(|s| s.public()) != signer.as_ref().map(|s| s.public());
+        self.adversary = adversary_for(&self.cfg, signer.as_ref(), &self.membership);
         self.signer = signer;
         if newly_signing {
             // A key that joins in this epoch introduces itself on the streams already open.
