@@ -2,6 +2,7 @@
 use bsmr_consensus_core::*;
 use bsmr_sim::checker::Checker;
 use bsmr_sim::crypto::Sr25519Verifier;
+use bsmr_sim::ledger::Ledger;
 use bsmr_sim::{run, Behaviour, SimConfig};
 use std::collections::BTreeSet;
 
@@ -118,4 +119,46 @@ fn replay_is_exact() {
         );
         assert_eq!(a.commit_latency_ms, z.commit_latency_ms);
     }
+}
+
+/// S6 and S8 fire on a forged ledger: one that applied a transaction twice, and one whose
+/// supply changed. (Real runs cannot produce either while the toy ledger skips applied ids and
+/// transfers conserve; the checks guard the ledger itself.)
+#[test]
+fn s6_and_s8_can_fail_on_a_forged_ledger() {
+    let m = Membership::new([0; 32], 0, vec![[1; 32], [2; 32], [3; 32], [4; 32]]);
+    let block = wire::FinishedBlock {
+        index: 1,
+        timestamp_ms: 1,
+        checkpoint: [9; 32],
+        checkpoint_view: 0,
+        next_rotation: bsmr_consensus_core::rotation::Rotation::fresh(0),
+        floors: vec![],
+        batches: vec![],
+    };
+    let check = |ledger: &Ledger| {
+        let mut c = Checker::new(
+            m.clone(),
+            Box::new(Sr25519Verifier::default()),
+            16,
+            BTreeSet::new(),
+            4 * 1_000,
+        );
+        c.on_block(0, &block, ledger);
+        c.violations
+    };
+    let honest = Ledger::genesis(4, 1_000);
+    let clean = check(&honest);
+    assert!(
+        !clean
+            .iter()
+            .any(|v| v.starts_with("S6") || v.starts_with("S8")),
+        "{clean:?}"
+    );
+    let mut twice = honest.clone();
+    twice.double_applied = 1;
+    assert!(check(&twice).iter().any(|v| v.starts_with("S6")));
+    let mut minted = honest.clone();
+    *minted.balances.get_mut(&0).unwrap() += 1;
+    assert!(check(&minted).iter().any(|v| v.starts_with("S8")));
 }
