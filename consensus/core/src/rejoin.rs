@@ -95,8 +95,11 @@ pub struct Combined {
     pub unvouched: Vec<(Seq, CommandId)>,
     /// Seqs at or above the floor that f+1 claims show decided with some command, though not
     /// f+1 with the same one (a Byzantine proposer's two ids, each counted by different
-    /// validators). One of the f+1 is correct and counted a real command there, so the seq is
-    /// decided for the watermark (which needs some decided command per seq, not a given id).
+    /// validators), or that the proposer's own claim lists. One of the f+1 is correct and
+    /// counted a real command there; a correct proposer lists only its one command of that seq
+    /// once decided. Either way the seq is decided for the watermark (which needs some decided
+    /// command per seq, not a given id); no id is taken as decided on this ground, and a
+    /// Byzantine proposer's claim can only move the watermark over its own commands.
     pub seqs: Vec<Seq>,
 }
 
@@ -139,16 +142,25 @@ pub fn combine(
         });
         let decided_seqs: BTreeSet<Seq> = decided.iter().map(|(s, _)| *s).collect();
         let listed_seqs: BTreeSet<Seq> = unvouched.iter().map(|(s, _)| *s).collect();
+        // The proposer's own claim about its own seqs: a correct proposer counts only commands
+        // it signed and knows decided, and has one command per seq.
+        let own: BTreeSet<Seq> = claims
+            .get(p)
+            .and_then(|c| c.iter().find(|s| s.proposer == *p))
+            .map(|s| s.decided.iter().map(|(seq, _)| *seq).collect())
+            .unwrap_or_default();
         let seqs: Vec<Seq> = listed_seqs
             .into_iter()
             .filter(|s| !decided_seqs.contains(s))
             .filter(|s| {
-                of_p.iter()
-                    .filter(|(their_floor, listed)| {
-                        *s < *their_floor || listed.iter().any(|(ls, _)| ls == s)
-                    })
-                    .count()
-                    >= need
+                own.contains(s)
+                    || of_p
+                        .iter()
+                        .filter(|(their_floor, listed)| {
+                            *s < *their_floor || listed.iter().any(|(ls, _)| ls == s)
+                        })
+                        .count()
+                        >= need
             })
             .collect();
         let unvouched: Vec<(Seq, CommandId)> = unvouched.into_iter().take(MAX_UNVOUCHED).collect();
@@ -222,6 +234,13 @@ mod tests {
             "f+1 show seq 13 decided with some command"
         );
         assert_eq!(c.unvouched, vec![(13, [1; 32]), (13, [2; 32])]);
+        // The proposer's own claim moves the watermark over its own seq (its command was
+        // decided Noop while nobody else held its header).
+        let claims = BTreeMap::from([
+            ([4; 32], vec![s(4, 10, &[(13, 1)])]),
+            ([2; 32], vec![s(4, 10, &[])]),
+        ]);
+        assert_eq!(combine(&m, &claims)[&[4; 32]].seqs, vec![13]);
         // One claim alone (possibly Byzantine) settles nothing.
         let claims = BTreeMap::from([
             ([1; 32], vec![s(4, 10, &[(13, 1)])]),

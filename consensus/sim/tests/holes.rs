@@ -75,3 +75,22 @@ fn equivocation_under_sustained_load_does_not_starve_correct_proposers() {
         );
     }
 }
+
+/// Soak seeds that failed before the fix they led to (docs/consensus.md, "Watermarks over an
+/// equivocating proposer's Noop'd seqs"): 100607 (mutate; two correct groups' watermarks of the
+/// Byzantine proposer drifted apart, no checkpoint quorum), 201803 and 203230 (a correct
+/// proposer's command decided Noop while nobody else held its header: the others' watermark of it
+/// stuck, and they stopped replying to its later batches).
+#[test]
+fn soak_seeds_that_failed_before_their_fix() {
+    for seed in [100_607, 201_803, 203_230] {
+        let c = bsmr_sim::fuzz::case(seed);
+        let r = run(c.clone());
+        assert!(
+            r.violations.is_empty(),
+            "seed {seed} ({}): {:?}",
+            bsmr_sim::fuzz::describe(&c),
+            r.violations
+        );
+    }
+}
