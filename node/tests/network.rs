@@ -196,6 +196,23 @@ impl Net {
         }
     }
 
+    /// Fail if any of these nodes' logs shows a panic or a halted engine.
+    fn assert_no_panic_or_halt(&self, nodes: impl IntoIterator<Item = usize>) {
+        for i in nodes {
+            let log = self.nodes[i].as_ref().unwrap().log();
+            assert!(
+                !log.contains("panicked"),
+                "{} panicked:\n{log}",
+                self.slots[i].name
+            );
+            assert!(
+                !log.contains("bsmr engine halted"),
+                "{} halted:\n{log}",
+                self.slots[i].name
+            );
+        }
+    }
+
     fn logs(&self, nodes: &[usize]) -> String {
         nodes
             .iter()
@@ -500,19 +517,7 @@ fn four_validators_finalize_500_transfers_survive_a_crash_and_serve_a_late_full_
             "the follower is not a validator: {status}"
         );
     });
-    for i in 0..5 {
-        let log = net.nodes[i].as_ref().unwrap().log();
-        assert!(
-            !log.contains("panicked"),
-            "{} panicked:\n{log}",
-            net.slots[i].name
-        );
-        assert!(
-            !log.contains("bsmr engine halted"),
-            "{} halted:\n{log}",
-            net.slots[i].name
-        );
-    }
+    net.assert_no_panic_or_halt(0..5);
 }
 
 /// The proposal rule: the validator a client submitted a transaction to proposes it. With the
@@ -888,18 +893,8 @@ fn a_validator_under_mutation_fuzzing_cannot_stop_or_split_the_correct_ones() {
             "{} is correct and must not be convicted",
             net.slots[i].name
         );
-        let log = net.nodes[i].as_ref().unwrap().log();
-        assert!(
-            !log.contains("panicked"),
-            "{} panicked:\n{log}",
-            net.slots[i].name
-        );
-        assert!(
-            !log.contains("bsmr engine halted"),
-            "{} halted:\n{log}",
-            net.slots[i].name
-        );
     }
+    net.assert_no_panic_or_halt(0..3);
     // Dave's variants did reach them: conflicting signed messages were proven.
     let proofs: u64 = (0..3)
         .map(|i| {

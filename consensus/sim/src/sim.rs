@@ -518,6 +518,20 @@ impl Sim {
         self.apply(i, outs);
     }
 
+    /// Schedule timer `id` of node `i` (of its Twins replica if `twin`) in `after_ms`.
+    fn schedule_timer(&mut self, i: usize, id: TimerId, after_ms: u64, twin: bool) {
+        let inc = self.nodes[i].inc;
+        self.schedule(
+            self.now_us + after_ms * 1000,
+            Ev::Timer {
+                node: i,
+                inc,
+                id,
+                twin,
+            },
+        );
+    }
+
     /// Feed the second replica of Twins validator `i`.
     fn feed_twin(&mut self, i: usize, input: Input) {
         let now = self.now_us / 1000;
@@ -544,18 +558,7 @@ impl Sim {
                     self.note_payloads(&msg);
                     sends.push((to, msg));
                 }
-                Output::SetTimer { id, after_ms } => {
-                    let inc = self.nodes[i].inc;
-                    self.schedule(
-                        self.now_us + after_ms * 1000,
-                        Ev::Timer {
-                            node: i,
-                            inc,
-                            id,
-                            twin: true,
-                        },
-                    );
-                }
+                Output::SetTimer { id, after_ms } => self.schedule_timer(i, id, after_ms, true),
                 _ => {}
             }
         }
@@ -703,18 +706,7 @@ impl Sim {
                         }
                     }
                 }
-                Output::SetTimer { id, after_ms } => {
-                    let inc = self.nodes[i].inc;
-                    self.schedule(
-                        self.now_us + after_ms * 1000,
-                        Ev::Timer {
-                            node: i,
-                            inc,
-                            id,
-                            twin: false,
-                        },
-                    );
-                }
+                Output::SetTimer { id, after_ms } => self.schedule_timer(i, id, after_ms, false),
                 Output::Committed { inst, value, view } => {
                     if correct {
                         let payload = match (&inst, &value) {
