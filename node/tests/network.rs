@@ -329,6 +329,40 @@ fn account_of(p: &sr25519::Pair) -> AccountId32 {
 }
 
 /// The nonce of `who` in the finalized state of node `i`.
+/// Who the test transfers pay: the senders themselves and the dev accounts.
+fn sinks_of(users: &[sr25519::Pair]) -> Vec<AccountId32> {
+    users
+        .iter()
+        .map(account_of)
+        .chain(Sr25519Keyring::well_known().map(|k| k.to_account_id()))
+        .collect()
+}
+
+/// 500 transfers: 20 senders x 25, to `sinks` round-robin, submitted to nodes `0..nodes` in turn.
+/// Returns the nonce each sender reaches once all are finalized.
+fn submit_500_transfers(
+    net: &Net,
+    users: &[sr25519::Pair],
+    sinks: &[AccountId32],
+    nodes: usize,
+    genesis: H256,
+) -> Vec<(AccountId32, u32)> {
+    assert_eq!(users.len(), 20, "20 senders");
+    let mut k = 0usize;
+    for nonce in 0..25u32 {
+        for (j, u) in users.iter().enumerate() {
+            let to = sinks[(j * 7 + nonce as usize * 3 + 1) % sinks.len()].clone();
+            net.submit(
+                k % nodes,
+                signed_transfer(u, to, 1_000_000_000 + k as u128, nonce, genesis),
+            );
+            k += 1;
+        }
+    }
+    assert_eq!(k, 500);
+    users.iter().map(|u| (account_of(u), 25)).collect()
+}
+
 fn finalized_nonce(net: &Net, i: usize, who: &AccountId32) -> u32 {
     let (_, head) = net.finalized(i);
     net.rt
@@ -395,24 +429,8 @@ fn four_validators_finalize_500_transfers_survive_a_crash_and_serve_a_late_full_
     let alice = Sr25519Keyring::Alice;
 
     // 500 transfers: 20 senders x 25, to one another and to the dev accounts, round-robin.
-    let sinks: Vec<AccountId32> = users
-        .iter()
-        .map(account_of)
-        .chain(Sr25519Keyring::well_known().map(|k| k.to_account_id()))
-        .collect();
-    let mut k = 0usize;
-    for nonce in 0..25u32 {
-        for (j, u) in users.iter().enumerate() {
-            let to = sinks[(j * 7 + nonce as usize * 3 + 1) % sinks.len()].clone();
-            net.submit(
-                k % 4,
-                signed_transfer(u, to, 1_000_000_000 + k as u128, nonce, genesis),
-            );
-            k += 1;
-        }
-    }
-    assert_eq!(k, 500);
-    let expect: Vec<(AccountId32, u32)> = users.iter().map(|u| (account_of(u), 25)).collect();
+    let sinks = sinks_of(&users);
+    let expect = submit_500_transfers(&net, &users, &sinks, 4, genesis);
     wait_nonces(&net, &[0, 1, 2, 3], &expect, Duration::from_secs(300));
 
     // Same chain everywhere, certified; no balance created.
@@ -859,24 +877,8 @@ fn a_validator_under_mutation_fuzzing_cannot_stop_or_split_the_correct_ones() {
     let genesis = net.genesis();
     let users: Vec<sr25519::Pair> = (100..120).map(user).collect();
     fund_from_alice(&net, &users, genesis);
-    let sinks: Vec<AccountId32> = users
-        .iter()
-        .map(account_of)
-        .chain(Sr25519Keyring::well_known().map(|k| k.to_account_id()))
-        .collect();
-    let mut k = 0usize;
-    for nonce in 0..25u32 {
-        for (j, u) in users.iter().enumerate() {
-            let to = sinks[(j * 5 + nonce as usize + 1) % sinks.len()].clone();
-            net.submit(
-                k % 3,
-                signed_transfer(u, to, 1_000_000_000 + k as u128, nonce, genesis),
-            );
-            k += 1;
-        }
-    }
-    assert_eq!(k, 500);
-    let expect: Vec<(AccountId32, u32)> = users.iter().map(|u| (account_of(u), 25)).collect();
+    let sinks = sinks_of(&users);
+    let expect = submit_500_transfers(&net, &users, &sinks, 3, genesis);
     wait_nonces(&net, &[0, 1, 2], &expect, Duration::from_secs(400));
     let upto = (0..3).map(|i| net.finalized(i).0).min().unwrap();
     net.assert_same_chain(&[0, 1, 2], upto);
