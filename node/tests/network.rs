@@ -753,40 +753,10 @@ fn a_validator_that_equivocates_its_finality_votes_is_reported_on_chain() {
     }
     net.start_with(3, Some("dave"), &["--unsafe-equivocate-finality-votes"]);
     net.wait_finalized(&[0, 1, 2], 2, Duration::from_secs(120));
-    let keys: Vec<[u8; 32]> = (0..4)
-        .map(|i| {
-            let key = status_of(&net, i)["localValidator"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            hex::decode(key.trim_start_matches("0x"))
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect();
-    // Membership::Offences(epoch 0, key): Twox64Concat epoch, Blake2_128Concat key.
-    let offence_key = |key: &[u8; 32]| -> String {
-        let mut k = sp_io::hashing::twox_128(b"Membership").to_vec();
-        k.extend(sp_io::hashing::twox_128(b"Offences"));
-        k.extend(sp_io::hashing::twox_64(&0u64.to_le_bytes()));
-        k.extend(0u64.to_le_bytes());
-        k.extend(sp_io::hashing::blake2_128(key));
-        k.extend(key);
-        format!("0x{}", hex::encode(k))
-    };
-    let offence_at = |i: usize, key: &[u8; 32]| -> Option<String> {
-        let (_, hash) = net.finalized(i);
-        net.rt
-            .block_on(
-                net.http(i)
-                    .request("state_getStorage", rpc_params![offence_key(key), hash]),
-            )
-            .unwrap()
-    };
+    let keys: Vec<[u8; 32]> = (0..4).map(|i| validator_key(&net, i)).collect();
     let start = Instant::now();
     loop {
-        if let Some(kind) = offence_at(0, &keys[3]) {
+        if let Some(kind) = offence_against(&net, 0, &keys[3]) {
             // MisbehaviourKind::FinalityEquivocation is variant 5.
             assert_eq!(kind, "0x05", "the offence is a finality equivocation");
             break;
@@ -804,7 +774,7 @@ fn a_validator_that_equivocates_its_finality_votes_is_reported_on_chain() {
     net.assert_same_chain(&[0, 1, 2], height);
     for (key, slot) in keys.iter().zip(&net.slots).take(3) {
         assert_eq!(
-            offence_at(0, key),
+            offence_against(&net, 0, key),
             None,
             "{} is correct and must not be convicted",
             slot.name
@@ -812,13 +782,7 @@ fn a_validator_that_equivocates_its_finality_votes_is_reported_on_chain() {
     }
     // A validator that already finalized a height ignores later votes for it, so not every
     // validator sees both of Dave's votes; some do.
-    let caught: u64 = (0..3)
-        .map(|i| {
-            status_of(&net, i)["misbehaviourProofs"]
-                .as_u64()
-                .unwrap_or(0)
-        })
-        .sum();
+    let caught = misbehaviour_proofs(&net, 0..3);
     assert!(caught > 0, "no validator counted the equivocation");
     assert!(
         (0..3).any(|i| net.nodes[i]
@@ -840,6 +804,18 @@ fn validator_key(net: &Net, i: usize) -> [u8; 32] {
         .expect("hex")
         .try_into()
         .expect("32 bytes")
+}
+
+/// Misbehaviour proofs these nodes' engines produced, summed (`bsmr_status`).
+fn misbehaviour_proofs(net: &Net, nodes: impl IntoIterator<Item = usize>) -> u64 {
+    nodes
+        .into_iter()
+        .map(|i| {
+            status_of(net, i)["misbehaviourProofs"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum()
 }
 
 /// The finalized `Membership::Offences(epoch 0, key)` entry at node `i`, if any.
@@ -898,13 +874,7 @@ fn a_validator_under_mutation_fuzzing_cannot_stop_or_split_the_correct_ones() {
     }
     net.assert_no_panic_or_halt(0..3);
     // Dave's variants did reach them: conflicting signed messages were proven.
-    let proofs: u64 = (0..3)
-        .map(|i| {
-            status_of(&net, i)["misbehaviourProofs"]
-                .as_u64()
-                .unwrap_or(0)
-        })
-        .sum();
+    let proofs = misbehaviour_proofs(&net, 0..3);
     assert!(
         proofs > 0,
         "no correct validator proved dave's mutated messages"
