@@ -5,6 +5,9 @@
 //! - S1 agreement: one decided value per instance;
 //! - S2 validity: a committed value names its own command (Deps.cmd == instance id), checkpoints
 //!   never decide Noop, and a committed Txs value's payload carries a valid proposer signature;
+//!   a correct leader's Txs proposal, and every Txs value a correct validator prepares, passes the
+//!   self-contained check against its proof, re-run here: its dependencies are the union of q
+//!   signed replies and its fence their largest (or it is a justified re-proposal or Noop);
 //! - S3 visibility: two conflicting Txs commands of one block are related by deps*;
 //! - S4 per-account order: per-account application sequences are prefix-consistent;
 //! - S5 same block digest and state root per height;
@@ -42,6 +45,9 @@ pub struct Checker {
     pub violations: Vec<String>,
     decided: BTreeMap<InstanceId, (View, Digest)>,
     prepares: BTreeMap<InstanceId, BTreeMap<View, BTreeSet<Digest>>>,
+    /// Txs pre-prepares seen on the wire, by (instance, view, value digest): whether one of them
+    /// passed the self-contained check (S2 against the proof).
+    proposals: BTreeMap<(InstanceId, View, Digest), bool>,
     committed: BTreeMap<CommandId, CommittedInfo>,
     replies: BTreeMap<(ValidatorId, CommandId), wire::ReplyBody>,
     reply_progress: BTreeMap<ValidatorId, (u64, BlockIndex)>,
@@ -73,6 +79,7 @@ impl Checker {
             violations: vec![],
             decided: BTreeMap::new(),
             prepares: BTreeMap::new(),
+            proposals: BTreeMap::new(),
             committed: BTreeMap::new(),
             replies: BTreeMap::new(),
             reply_progress: BTreeMap::new(),
@@ -137,6 +144,7 @@ impl Checker {
             match payload {
                 Some(b)
                     if b.id() == id
+                        && b.header.signer == b.header.body.proposer
                         && b.header.verify(&self.membership.genesis, &*self.verifier) =>
                 {
                     let mut ids: Vec<CommandId> = deps.iter().map(|x| x.id).collect();
@@ -174,13 +182,63 @@ impl Checker {
                 }
             }
             Message::Vote(v) if v.signer == from && v.body.phase == Phase::Prepare => {
-                self.on_prepare(node, v.body.inst, v.body.view, v.body.value)
+                let (inst, view) = (v.body.inst, v.body.view);
+                if matches!(inst, InstanceId::Cmd { .. })
+                    && self.proposals.get(&(inst, view, v.body.value)) != Some(&true)
+                {
+                    self.fail(format!(
+                        "S2: node {node} prepared a value of {inst:?} in view {view} that no valid proposal carried"
+                    ));
+                }
+                self.on_prepare(node, inst, view, v.body.value)
             }
             Message::PrePrepare(pp, _) if pp.signer == from => {
+                if !self.note_proposal(pp) {
+                    self.fail(format!(
+                        "S2: node {node} proposed for {:?} in view {} a value its proof does not support",
+                        pp.body.inst, pp.body.view
+                    ));
+                }
                 self.on_prepare(node, pp.body.inst, pp.body.view, pp.body.value.digest())
             }
             _ => {}
         }
+    }
+
+    /// A message reached a correct validator: note the proposals it may vote for.
+    pub fn on_deliver(&mut self, msg: &Message) {
+        if let Message::PrePrepare(pp, _) = msg {
+            self.note_proposal(pp);
+        }
+    }
+
+    /// Re-run the self-contained check of a Txs pre-prepare (once per valid value) and remember
+    /// whether its value is supported; true for checkpoint proposals, whose check needs the
+    /// candidate's header.
+    fn note_proposal(&mut self, pp: &Signed<wire::PrePrepareBody>) -> bool {
+        let InstanceId::Cmd { proposer, seq, id } = pp.body.inst else {
+            return true;
+        };
+        let key = (pp.body.inst, pp.body.view, pp.body.value.digest());
+        if self.proposals.get(&key) == Some(&true) {
+            return true;
+        }
+        let cmd = DepRef {
+            proposer,
+            kind: DepKind::Txs { seq },
+            id,
+        };
+        let valid = validity::check_preprepare(
+            &self.membership,
+            &*self.verifier,
+            self.window,
+            pp,
+            Some(&cmd),
+            None,
+        )
+        .is_ok();
+        *self.proposals.entry(key).or_default() |= valid;
+        valid
     }
 
     /// A correct validator created (persisted) a reply: positions strictly increase, fences never

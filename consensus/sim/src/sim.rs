@@ -910,6 +910,9 @@ impl Sim {
                 if !first {
                     return;
                 }
+                if self.is_correct(to) {
+                    self.checker.on_deliver(&msg);
+                }
                 let bytes = if self.rng.gen_bool(0.01) {
                     Some(encode_message(&msg))
                 } else {
