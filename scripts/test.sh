@@ -26,5 +26,13 @@ cargo build --release --workspace --bins
 echo "== cargo test --release --workspace"
 cargo test --release --workspace --no-fail-fast
 
+# Feature builds of their own (never unified into the workspace's, so `make run` stays one build):
+# the pallet's benchmarks run as tests (a keystore signs the proofs), and try-runtime checks a
+# live dev chain's state (runtime/tests/try_runtime.rs starts the bsmr-node built above). Native
+# code only, so no wasm is built for this feature set.
+echo "== runtime benchmarks as tests, and try-runtime over a live dev chain's state"
+SKIP_WASM_BUILD=1 cargo test --release -p pallet-bsmr-membership -p bsmr-runtime \
+  --features pallet-bsmr-membership/runtime-benchmarks,bsmr-runtime/try-runtime --no-fail-fast
+
 echo "== zombienet networks and @polkadot/api checks (native provider)"
 bash scripts/zombienet.sh "$CARGO_TARGET_DIR/release/bsmr-node"

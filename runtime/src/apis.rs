@@ -166,6 +166,26 @@ impl_runtime_apis! {
         }
     }
 
+    #[cfg(feature = "try-runtime")]
+    impl frame_try_runtime::TryRuntime<Block> for Runtime {
+        fn on_runtime_upgrade(checks: frame_try_runtime::UpgradeCheckSelect) -> (Weight, Weight) {
+            // A failing pre/post check must stop try-runtime here, with the reason in the panic.
+            let weight = Executive::try_runtime_upgrade(checks)
+                .unwrap_or_else(|e| panic!("try-runtime upgrade checks failed: {e:?}"));
+            (weight, super::configs::RuntimeBlockWeights::get().max_block)
+        }
+
+        fn execute_block(
+            block: <Block as BlockT>::LazyBlock,
+            state_root_check: bool,
+            signature_check: bool,
+            select: frame_try_runtime::TryStateSelect,
+        ) -> Weight {
+            Executive::try_execute_block(block, state_root_check, signature_check, select)
+                .unwrap_or_else(|e| panic!("try-runtime execute-block failed: {e:?}"))
+        }
+    }
+
     #[cfg(feature = "runtime-benchmarks")]
     impl frame_benchmarking::Benchmark<Block> for Runtime {
         fn benchmark_metadata(extra: bool) -> (

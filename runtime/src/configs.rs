@@ -48,6 +48,7 @@ impl frame_system::Config for Runtime {
     type AccountData = pallet_balances::AccountData<Balance>;
     type SS58Prefix = SS58Prefix;
     type MaxConsumers = ConstU32<16>;
+    type SystemWeightInfo = crate::weights::frame_system::WeightInfo<Runtime>;
 }
 
 impl pallet_timestamp::Config for Runtime {
@@ -56,7 +57,7 @@ impl pallet_timestamp::Config for Runtime {
     // Block times come from the consensus checkpoints, which only guarantee a strictly
     // increasing timestamp: allow consecutive blocks one millisecond apart.
     type MinimumPeriod = ConstU64<1>;
-    type WeightInfo = ();
+    type WeightInfo = crate::weights::pallet_timestamp::WeightInfo<Runtime>;
 }
 
 impl pallet_balances::Config for Runtime {
@@ -68,7 +69,7 @@ impl pallet_balances::Config for Runtime {
     type DustRemoval = ();
     type ExistentialDeposit = ConstU128<EXISTENTIAL_DEPOSIT>;
     type AccountStore = System;
-    type WeightInfo = pallet_balances::weights::SubstrateWeight<Runtime>;
+    type WeightInfo = crate::weights::pallet_balances::WeightInfo<Runtime>;
     type FreezeIdentifier = RuntimeFreezeReason;
     type MaxFreezes = ConstU32<1>;
     type RuntimeHoldReason = RuntimeHoldReason;
@@ -95,11 +96,11 @@ impl pallet_transaction_payment::Config for Runtime {
 impl pallet_sudo::Config for Runtime {
     type RuntimeEvent = RuntimeEvent;
     type RuntimeCall = RuntimeCall;
-    type WeightInfo = pallet_sudo::weights::SubstrateWeight<Runtime>;
+    type WeightInfo = crate::weights::pallet_sudo::WeightInfo<Runtime>;
 }
 
 impl pallet_bsmr_membership::Config for Runtime {
     type EpochLength = ConstU32<EPOCH_LENGTH>;
     type MaxMembers = ConstU32<MAX_VALIDATORS>;
-    type WeightInfo = pallet_bsmr_membership::weights::SubstrateWeight<Runtime>;
+    type WeightInfo = crate::weights::pallet_bsmr_membership::WeightInfo<Runtime>;
 }

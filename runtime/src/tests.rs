@@ -101,3 +101,32 @@ fn local_genesis_has_four_validators_and_endowed_accounts() {
         assert_eq!(System::block_number(), 0);
     });
 }
+
+/// A misbehaviour report is priced from its length with the measured weights: a two-vote proof
+/// is cheap, a longer proof never costs less, and the largest proof the core accepts still fits
+/// in one block's normal extrinsic weight.
+#[test]
+fn report_weights_grow_with_the_proof_and_the_largest_fits_a_block() {
+    use frame_support::dispatch::DispatchClass;
+    let largest = pallet_bsmr_membership::ProofBytes::bound() as u32;
+    let two_votes = Membership::report_weight(300);
+    let mut previous = two_votes;
+    for len in [1_000, 10_000, 100_000, largest] {
+        let weight = Membership::report_weight(len);
+        assert!(
+            weight.all_gte(previous),
+            "{len} bytes cost less than fewer bytes"
+        );
+        previous = weight;
+    }
+    assert!(previous.ref_time() > two_votes.ref_time());
+    let max = crate::configs::RuntimeBlockWeights::get()
+        .get(DispatchClass::Normal)
+        .max_extrinsic
+        .expect("normal extrinsics are bounded");
+    assert!(previous.all_lte(max), "{previous:?} exceeds {max:?}");
+    // Two sr25519 verifications in wasm take well under 20 ms, twice over.
+    assert!(
+        two_votes.ref_time() < 40 * frame_support::weights::constants::WEIGHT_REF_TIME_PER_MILLIS
+    );
+}

@@ -35,6 +35,13 @@ pub use weights::WeightInfo;
 
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
+
+/// The fewest bytes a signed statement takes in an encoded proof: its signer and signature.
+pub const SIGNED_ITEM_MIN_LEN: u32 = 32 + 64;
+
+/// The most prepared certificates the `report_misbehaviour` benchmark puts in one proof: with
+/// 128 members (q = 86) its proof stays below the core's bound on proofs.
+pub const MAX_BENCHMARKED_CERTS: u32 = 16;
 #[cfg(test)]
 mod mock;
 #[cfg(test)]
@@ -119,7 +126,7 @@ pub enum MemberChange<Key> {
 
 #[frame_support::pallet]
 pub mod pallet {
-    use super::{MemberChange, MisbehaviourKind, RuntimeVerifier, WeightInfo};
+    use super::{MemberChange, MisbehaviourKind, RuntimeVerifier, WeightInfo, SIGNED_ITEM_MIN_LEN};
     use alloc::vec::Vec;
     use bsmr_consensus_core::{misbehaviour::MAX_PROOF_LEN, validity::DEFAULT_WINDOW, Proof};
     use bsmr_primitives::{AuthorityId, EpochIndex, ValidatorSet};
@@ -290,6 +297,11 @@ pub mod pallet {
             Self::enact_pending_changes();
             T::WeightInfo::enact_changes(pending)
         }
+
+        #[cfg(feature = "try-runtime")]
+        fn try_state(_n: BlockNumberFor<T>) -> Result<(), sp_runtime::TryRuntimeError> {
+            Self::do_try_state()
+        }
     }
 
     #[pallet::call]
@@ -392,7 +404,7 @@ pub mod pallet {
         /// [`Proof`] of the current epoch). Unsigned: the proof is its own authorization, and
         /// it is checked again here when the block executes.
         #[pallet::call_index(4)]
-        #[pallet::weight(T::WeightInfo::report_misbehaviour(proof.len() as u32))]
+        #[pallet::weight(Pallet::<T>::report_weight(proof.len() as u32))]
         pub fn report_misbehaviour(origin: OriginFor<T>, proof: ProofBytes) -> DispatchResult {
             ensure_none(origin)?;
             let (epoch, offender, kind) = Self::convict(&proof)?;
@@ -432,6 +444,14 @@ pub mod pallet {
         }
     }
 
+    /// Whether no two members hold one key.
+    #[cfg(any(feature = "try-runtime", test))]
+    fn distinct_keys<T: Config>(members: &[MemberOf<T>]) -> bool {
+        let mut keys: Vec<&AuthorityId> = members.iter().map(|(_, k)| k).collect();
+        keys.sort();
+        keys.windows(2).all(|w| w[0] != w[1])
+    }
+
     impl<T: Config> Pallet<T> {
         /// Check an encoded proof against the current set: the epoch, the offender and the kind
         /// of misbehaviour, if it convicts a member not yet recorded for this epoch.
@@ -465,6 +485,18 @@ pub mod pallet {
             // `check` convicts the accused or nobody.
             debug_assert_eq!(offender, proof.accused());
             Ok((epoch, accused, MisbehaviourKind::from(&proof)))
+        }
+
+        /// Weight of `report_misbehaviour` with a proof of `len` bytes. Signature checks dominate
+        /// and every signature the runtime verifies takes at least 96 bytes of the proof (signer
+        /// and signature), so `len / 96` bounds them; the benchmark's `c` prepared certificates
+        /// of q votes against the largest set verify `q * c` of them, so `c = len / (96 q)`
+        /// covers the proof. A block checks the proof twice (`pre_dispatch` runs the unsigned
+        /// validation, then the call), hence the factor 2.
+        pub fn report_weight(len: u32) -> Weight {
+            let q = bsmr_primitives::quorum_size(T::MaxMembers::get()).max(1);
+            let certs = len.div_ceil(SIGNED_ITEM_MIN_LEN.saturating_mul(q));
+            T::WeightInfo::report_misbehaviour(certs).saturating_mul(2)
         }
 
         /// Whether `who` is a member of the set in force.
@@ -551,6 +583,49 @@ pub mod pallet {
                 }
             }
             members
+        }
+
+        /// The invariants the calls and the epoch hook keep (run by try-runtime after every block
+        /// and by the unit tests): members sorted by account without duplicates, keys distinct,
+        /// the set within [`MinMembers`] (at least 1) and [`Config::MaxMembers`], and the pending
+        /// changes applicable: each names a member (remove, rotate) or a non-member (add), and
+        /// enacting them keeps the size in bounds and the keys distinct.
+        #[cfg(any(feature = "try-runtime", test))]
+        pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
+            let members = Members::<T>::get().into_inner();
+            let min = MinMembers::<T>::get();
+            ensure!(min >= 1, "MinMembers is 0");
+            ensure!(
+                members.windows(2).all(|w| w[0].0 < w[1].0),
+                "Members is not sorted by account or holds an account twice"
+            );
+            ensure!(
+                distinct_keys::<T>(&members),
+                "two members hold one consensus key"
+            );
+            ensure!(
+                members.len() as u32 >= min,
+                "the set is smaller than MinMembers"
+            );
+            let pending = PendingChanges::<T>::get();
+            for (who, change) in pending.iter() {
+                let member = members.binary_search_by(|(a, _)| a.cmp(who)).is_ok();
+                let applicable = match change {
+                    MemberChange::Add(_) => !member,
+                    MemberChange::Remove | MemberChange::RotateKey(_) => member,
+                };
+                ensure!(applicable, "a pending change does not apply to the set");
+            }
+            let size = Self::size_after(&pending);
+            ensure!(
+                size >= min && size <= T::MaxMembers::get(),
+                "enacting the pending changes leaves the size out of bounds"
+            );
+            ensure!(
+                distinct_keys::<T>(&Self::apply(members, &pending)),
+                "enacting the pending changes gives two members one key"
+            );
+            Ok(())
         }
 
         /// The set size after the pending changes.

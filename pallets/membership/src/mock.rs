@@ -40,6 +40,16 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
     new_test_ext_with((1..=4).map(|i| (i as u64, key(i))).collect(), 4)
 }
 
+/// The default genesis with a keystore, in which the benchmarks generate and sign with keys.
+#[cfg(feature = "runtime-benchmarks")]
+pub fn new_bench_ext() -> sp_io::TestExternalities {
+    let mut ext = new_test_ext();
+    ext.register_extension(sp_keystore::KeystoreExt::new(
+        sp_keystore::testing::MemoryKeystore::new(),
+    ));
+    ext
+}
+
 /// Genesis with the given members and minimum, at block 1.
 pub fn new_test_ext_with(
     members: Vec<(u64, AuthorityId)>,

@@ -123,7 +123,9 @@ fn several_changes_are_enacted_together() {
         assert_ok!(Membership::add_member(root(), 5, key(5)));
         assert_ok!(Membership::remove_member(root(), 2));
         assert_ok!(Membership::rotate_key(root(), 3, key(33)));
+        assert_ok!(Membership::do_try_state());
         run_to_block(10);
+        assert_ok!(Membership::do_try_state());
         assert_eq!(member_accounts(), vec![1, 3, 4, 5, 6]);
         assert_eq!(
             Membership::validator_keys(),
@@ -464,6 +466,64 @@ mod misbehaviour {
             );
             let _ = Membership::on_initialize(2);
             assert_eq!(Offences::<Test>::iter().count(), 0);
+        });
+    }
+}
+
+#[test]
+fn the_state_check_fails_on_each_broken_invariant() {
+    use frame_support::BoundedVec;
+    let broken: Vec<(&str, Box<dyn Fn()>)> = vec![
+        (
+            "unsorted members",
+            Box::new(|| {
+                Members::<Test>::put(BoundedVec::truncate_from(vec![(2, key(2)), (1, key(1))]))
+            }),
+        ),
+        (
+            "a key held twice",
+            Box::new(|| {
+                Members::<Test>::mutate(|m| m[1].1 = key(1));
+            }),
+        ),
+        (
+            "fewer members than the minimum",
+            Box::new(|| MinMembers::<Test>::put(5)),
+        ),
+        ("a minimum of 0", Box::new(|| MinMembers::<Test>::put(0))),
+        (
+            "a pending add of a member",
+            Box::new(|| {
+                PendingChanges::<Test>::mutate(|p| {
+                    p.try_insert(1, MemberChange::Add(key(9))).unwrap();
+                })
+            }),
+        ),
+        (
+            "a pending rotation to a member's key",
+            Box::new(|| {
+                PendingChanges::<Test>::mutate(|p| {
+                    p.try_insert(1, MemberChange::RotateKey(key(2))).unwrap();
+                })
+            }),
+        ),
+        (
+            "pending removals below the minimum",
+            Box::new(|| {
+                PendingChanges::<Test>::mutate(|p| {
+                    p.try_insert(1, MemberChange::Remove).unwrap();
+                })
+            }),
+        ),
+    ];
+    for (what, break_it) in broken {
+        new_test_ext().execute_with(|| {
+            assert_ok!(Membership::do_try_state());
+            break_it();
+            assert!(
+                Membership::do_try_state().is_err(),
+                "the state check accepts {what}"
+            );
         });
     }
 }
