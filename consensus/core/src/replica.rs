@@ -1422,6 +1422,7 @@ impl Replica {
             if acc.body.value != pp.body.value && acc.signer == pp.signer {
                 let p = Proof::PrePrepareEquivocation(acc.clone(), pp);
                 self.report(p);
+                self.leave_faulty_view(inst, view);
             }
             return;
         }
@@ -1482,6 +1483,7 @@ impl Replica {
                 validity::Invalid::NotLeader | validity::Invalid::Signature
             ) {
                 self.report(Proof::InvalidProposal(pp, cmd_header));
+                self.leave_faulty_view(inst, view);
             }
             return;
         }
@@ -1679,6 +1681,20 @@ impl Replica {
     }
 
     // ---------------------------------------------------------------- view change
+
+    /// The leader of `inst` in `view` is proven Byzantine (we just reported its proposal): if
+    /// that is our current view, ask for the next one now rather than when its timer runs out.
+    /// Its leader cannot be correct, so the wait would only delay; with doubling timers and f
+    /// Byzantine leaders in a row it is most of the time an instance can take after GST. Asking
+    /// for a view change is always safe; the others join once f+1 of us ask.
+    fn leave_faulty_view(&mut self, inst: InstanceId, view: View) {
+        if self.is_decided_inst(&inst) {
+            return;
+        }
+        if self.insts.get(&inst).is_some_and(|st| st.view == view) {
+            self.start_view_change(inst, view + 1);
+        }
+    }
 
     fn start_view_change(&mut self, inst: InstanceId, nv: View) {
         let has_payload = match inst {
