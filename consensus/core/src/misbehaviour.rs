@@ -141,11 +141,7 @@ impl Proof {
                     return None;
                 }
                 let cmd = match (pp.body.inst, header) {
-                    (InstanceId::Cmd { proposer, seq, id }, _) => Some(DepRef {
-                        proposer,
-                        kind: DepKind::Txs { seq },
-                        id,
-                    }),
+                    (InstanceId::Cmd { .. }, _) => pp.body.inst.txs_ref(),
                     (InstanceId::Ckpt(_), Some(h)) => {
                         if !h.verify(g, verifier) {
                             return None;

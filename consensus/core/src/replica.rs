@@ -765,13 +765,8 @@ impl Replica {
     /// Is `inst` a dependency of a decided checkpoint whose block is not built yet? Its block
     /// waits for its decision, so it is taken part in whatever our window says.
     fn needed_by_checkpoint(&self, inst: &InstanceId) -> bool {
-        let InstanceId::Cmd { proposer, seq, id } = *inst else {
+        let Some(d) = inst.txs_ref() else {
             return false;
-        };
-        let d = DepRef {
-            proposer,
-            kind: DepKind::Txs { seq },
-            id,
         };
         self.ckpt_decided
             .range(self.built + 1..)
@@ -1432,11 +1427,7 @@ impl Replica {
             Value::Noop => None,
         };
         let cmd_ref = match inst {
-            InstanceId::Cmd { proposer, seq, id } => Some(DepRef {
-                proposer,
-                kind: DepKind::Txs { seq },
-                id,
-            }),
+            InstanceId::Cmd { .. } => inst.txs_ref(),
             InstanceId::Ckpt(_) => cmd_header.as_ref().map(|h| h.body.dep_ref()),
         };
         let needs_payload = matches!(pp.body.value, Value::Deps { .. });

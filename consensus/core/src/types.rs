@@ -192,6 +192,22 @@ pub enum InstanceId {
     Ckpt(BlockIndex),
 }
 
+impl InstanceId {
+    /// The dependency reference naming the Txs command this instance decides (the inverse of
+    /// [`DepRef::instance`]); `None` for a checkpoint instance, whose candidate the id alone
+    /// does not name.
+    pub fn txs_ref(&self) -> Option<DepRef> {
+        match *self {
+            InstanceId::Cmd { proposer, seq, id } => Some(DepRef {
+                proposer,
+                kind: DepKind::Txs { seq },
+                id,
+            }),
+            InstanceId::Ckpt(_) => None,
+        }
+    }
+}
+
 /// The value a consensus instance decides.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug, Encode, Decode)]
 pub enum Value {

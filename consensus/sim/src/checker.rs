@@ -216,18 +216,13 @@ impl Checker {
     /// whether its value is supported; true for checkpoint proposals, whose check needs the
     /// candidate's header.
     fn note_proposal(&mut self, pp: &Signed<wire::PrePrepareBody>) -> bool {
-        let InstanceId::Cmd { proposer, seq, id } = pp.body.inst else {
+        let Some(cmd) = pp.body.inst.txs_ref() else {
             return true;
         };
         let key = (pp.body.inst, pp.body.view, pp.body.value.digest());
         if self.proposals.get(&key) == Some(&true) {
             return true;
         }
-        let cmd = DepRef {
-            proposer,
-            kind: DepKind::Txs { seq },
-            id,
-        };
         let valid = validity::check_preprepare(
             &self.membership,
             &*self.verifier,
@@ -287,11 +282,7 @@ impl Checker {
                 let why = match p {
                     Proof::InvalidProposal(pp, h) => {
                         let cmd = match (pp.body.inst, h) {
-                            (InstanceId::Cmd { proposer, seq, id }, _) => Some(DepRef {
-                                proposer,
-                                kind: DepKind::Txs { seq },
-                                id,
-                            }),
+                            (InstanceId::Cmd { .. }, _) => pp.body.inst.txs_ref(),
                             (_, Some(h)) => Some(h.body.dep_ref()),
                             _ => None,
                         };

@@ -110,12 +110,7 @@ impl Forge {
 }
 
 fn inst_of(b: &SignedBatch) -> InstanceId {
-    let h = &b.header.body;
-    InstanceId::Cmd {
-        proposer: h.proposer,
-        seq: h.seq,
-        id: b.id(),
-    }
+    b.header.body.dep_ref().instance()
 }
 
 fn checkpoint(c: &mut Checker, index: BlockIndex) {
@@ -192,12 +187,7 @@ fn s2_fires_on_a_wrong_value_or_payload() {
     assert_fired(&other_command, "S2");
 
     let mut no_payload = f.checker();
-    let value = Value::Deps {
-        cmd: b.id(),
-        deps: vec![],
-        after: 0,
-    };
-    no_payload.on_commit(0, inst_of(&b), &value, 0, None);
+    no_payload.on_commit(0, inst_of(&b), &value_of(&b), 0, None);
     assert_fired(&no_payload, "S2");
 
     // Validator 1 signed a header in validator 0's name.

@@ -33,24 +33,11 @@ impl Signer for KeystoreSigner {
 
 /// Fill the set with `n` members whose keys live in the keystore, so their signatures are real.
 fn fill_with_signers<T: Config>(n: u32) -> Vec<KeystoreSigner> {
-    let mut members: Vec<(T::AccountId, AuthorityId, KeystoreSigner)> = (0..n)
-        .map(|i| {
-            let public = sp_io::crypto::sr25519_generate(KEY_TYPE, None);
-            (
-                account("member", i, 0),
-                AuthorityId::from(public),
-                KeystoreSigner(public),
-            )
-        })
+    let signers: Vec<KeystoreSigner> = (0..n)
+        .map(|_| KeystoreSigner(sp_io::crypto::sr25519_generate(KEY_TYPE, None)))
         .collect();
-    members.sort_by(|a, b| a.0.cmp(&b.0));
-    let set = members
-        .iter()
-        .map(|(a, k, _)| (a.clone(), k.clone()))
-        .collect();
-    Members::<T>::put(BoundedVec::truncate_from(set));
-    MinMembers::<T>::put(1);
-    members.into_iter().map(|(_, _, s)| s).collect()
+    fill_with::<T>(n, |i| AuthorityId::from(signers[i as usize].0));
+    signers
 }
 
 /// The most expensive proof per byte a reporter can submit: a checkpoint leader's pre-prepare
@@ -123,6 +110,12 @@ fn key(i: u32) -> AuthorityId {
 
 /// Fill the set with `n` members (accounts `account("member", i, 0)`).
 fn fill<T: Config>(n: u32) -> Vec<T::AccountId> {
+    fill_with::<T>(n, key)
+}
+
+/// Make the set `n` members, `account("member", i, 0)` holding `key(i)`, sorted by account as
+/// the pallet keeps them, with a minimum of 1; returns the accounts in that order.
+fn fill_with<T: Config>(n: u32, key: impl Fn(u32) -> AuthorityId) -> Vec<T::AccountId> {
     let mut members: Vec<(T::AccountId, AuthorityId)> =
         (0..n).map(|i| (account("member", i, 0), key(i))).collect();
     members.sort_by(|a, b| a.0.cmp(&b.0));
