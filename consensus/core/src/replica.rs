@@ -28,9 +28,18 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// "Rejoining from the chain").
 pub const DEFAULT_RETAIN_SYNC_BLOCKS: u64 = 1024;
 
+/// How many blocks back a settled question is answered. Answering about block `at` needs the
+/// batches of every block after it, so their references are kept this long even when the full
+/// finished blocks are kept for fewer (`Config::retain_sync_blocks`): a replica rejoining a chain
+/// that moves several blocks per round trip asks about a head its peers have already passed.
+pub const SETTLED_ANSWER_BLOCKS: u64 = 64;
+
 /// Most instances one (proposer, seq) slot gets from what peers send about ids whose header we
 /// do not hold: any member can sign votes and view changes for made-up ids, and an
 /// equivocating proposer makes only a few ids per seq real.
+/// How long a view whose leader is already silent is kept (long enough for the view changes
+/// of the replicas that moved to it first to arrive).
+const SILENT_VIEW_MS: u64 = 100;
 const MAX_UNKNOWN_IDS_PER_SLOT: usize = 4;
 
 /// Tunables.
@@ -276,6 +285,9 @@ pub struct Replica {
     built: BlockIndex,
     last_build_ms: u64,
     recent_blocks: BTreeMap<BlockIndex, FinishedBlock>,
+    /// The batches (proposer, seq, id) of each of the last [`SETTLED_ANSWER_BLOCKS`] finished
+    /// blocks: what is not settled at an older block.
+    block_batches: BTreeMap<BlockIndex, Vec<(ValidatorId, Seq, CommandId)>>,
     sync_votes: BTreeMap<BlockIndex, BTreeMap<Digest, (FinishedBlock, BTreeSet<ValidatorId>)>>,
     old_decisions: BTreeMap<InstanceId, (BlockIndex, Decision, Option<SignedBatch>)>,
     reported: BTreeSet<Digest>,
@@ -291,6 +303,8 @@ pub struct Replica {
     /// When each other member was last heard from (silence shortens the timers of instances
     /// it leads).
     last_heard: BTreeMap<ValidatorId, u64>,
+    /// When `start` ran (in views above 0, a member never heard from counts as heard then).
+    started_ms: u64,
     /// A candidate was refused only because a floor passed our watermark: ask peers what is
     /// settled at our last block (their marks fill the gap) on the next resend.
     floor_gap: bool,
@@ -337,6 +351,7 @@ impl Replica {
             built: 0,
             last_build_ms: 0,
             recent_blocks: BTreeMap::new(),
+            block_batches: BTreeMap::new(),
             sync_votes: BTreeMap::new(),
             old_decisions: BTreeMap::new(),
             reported: BTreeSet::new(),
@@ -347,6 +362,7 @@ impl Replica {
             settled_answered: BTreeMap::new(),
             floor_gap: false,
             last_heard: BTreeMap::new(),
+            started_ms: 0,
             resend_rounds: 0,
             out: Vec::new(),
             inbox: VecDeque::new(),
@@ -560,6 +576,7 @@ impl Replica {
     /// Initial outputs: timers and re-announcements after a restart.
     pub fn start(&mut self, now_ms: u64) -> Vec<Output> {
         self.now = self.now.max(now_ms);
+        self.started_ms = self.now;
         self.set_timer(TimerId::Resend, self.cfg.resend_ms);
         let b = self.last_ckpt + 1;
         self.know(InstanceId::Ckpt(b));
@@ -964,10 +981,15 @@ impl Replica {
             st.last_progress_ms = now;
         }
         let v = st.view;
-        // Only view 0: later views keep their exponential back-off (a capped timer would let a
-        // slow view-change round cycle through views forever).
+        // View 0 ends no later than its leader falls silent. A later view's leader keeps the
+        // exponential back-off (a capped timer would let a slow view-change round cycle through
+        // views forever) unless it is silent already: waiting out the doubled timers of views
+        // whose leaders say nothing made f silent leaders in a row cost `base * (2^(f+1) - 1)`.
+        let silent_in = self.until_silent(&inst, v);
         let t = if v == 0 {
-            self.timeout(&inst, v).min(self.until_silent(&inst, v))
+            self.timeout(&inst, v).min(silent_in)
+        } else if silent_in <= SILENT_VIEW_MS {
+            SILENT_VIEW_MS
         } else {
             self.timeout(&inst, v)
         };
@@ -975,23 +997,29 @@ impl Replica {
     }
 
     /// How long until the leader of `inst` in view `v` has been unheard for `ckpt_timeout_ms`
-    /// (at least 100 ms; unbounded for ourselves, an unknown leader, or a member never heard
-    /// from). A crashed proposer's batches and a crashed checkpoint leader's turn are then
-    /// recovered from the moment it fell silent, not a full timeout after we learned of them. A
-    /// member we never heard from is not known to have fallen silent: at a network's start it may
-    /// not be up, connected or caught up yet, so its instances keep the full timeout.
+    /// (at least [`SILENT_VIEW_MS`]; unbounded for ourselves or an unknown leader). A crashed
+    /// proposer's batches and a crashed or silent leader's view are then recovered from the
+    /// moment it fell silent, not a full (doubled) timeout after we learned of them. A member
+    /// never heard from is not known to have fallen silent in view 0 (at a network's start it
+    /// may not be up, connected or caught up yet: validators started one after another would
+    /// cut the latecomers' first turns short); a later view of it counts from our start, so
+    /// f never-heard leaders in a row cost one view-0 timeout, not f doubled ones.
     fn until_silent(&self, inst: &InstanceId, v: View) -> u64 {
         let leader = match inst {
             InstanceId::Cmd { proposer, .. } => Some(self.m().leader_cmd(proposer, v)),
             InstanceId::Ckpt(b) => self.ckpt_leader(*b, v),
         };
         match leader {
-            Some(l) if l != self.me => match self.last_heard.get(&l) {
-                Some(heard) => (heard + self.cfg.ckpt_timeout_ms)
+            Some(l) if l != self.me => {
+                let heard = match self.last_heard.get(&l) {
+                    Some(heard) => *heard,
+                    None if v > 0 => self.started_ms,
+                    None => return u64::MAX,
+                };
+                (heard + self.cfg.ckpt_timeout_ms)
                     .saturating_sub(self.now)
-                    .max(100),
-                None => u64::MAX,
-            },
+                    .max(SILENT_VIEW_MS)
+            }
             _ => u64::MAX,
         }
     }
@@ -2321,6 +2349,11 @@ impl Replica {
         self.collect_below_floors(b);
         self.floors_at.insert(b, block.floors.clone());
         self.recent_blocks.insert(b, block.clone());
+        let batches = block
+            .batches
+            .iter()
+            .map(|(h, _)| (h.proposer, h.seq, h.id()));
+        self.block_batches.insert(b, batches.collect());
         self.chain = self.chain.split_off(&(b + 1));
         self.out.push(Output::BlockReady(block));
         self.gc(b);
@@ -2494,6 +2527,9 @@ impl Replica {
         self.recent_blocks = self
             .recent_blocks
             .split_off(&b.saturating_sub(self.cfg.retain_sync_blocks));
+        self.block_batches = self
+            .block_batches
+            .split_off(&b.saturating_sub(SETTLED_ANSWER_BLOCKS));
         self.ckpt_ids = self.ckpt_ids.split_off(&keep_from.min(b.saturating_sub(1)));
         self.floors_at = self
             .floors_at
@@ -2643,28 +2679,28 @@ impl Replica {
         })
     }
 
-    /// Answer what is settled at block `at`, if we built it, it is recent, and we still hold
-    /// every finished block after it (their commands are not settled at `at`).
+    /// Answer what is settled at block `at`, if we built it, it is recent, and we still know
+    /// the batches of every block after it (their commands are not settled at `at`).
     fn on_settled_request(&mut self, from: ValidatorId, epoch: Epoch, at: BlockIndex) {
         if epoch != self.m().epoch
             || at > self.built
             || at == 0
-            || self.built - at > 32
+            || self.built - at > SETTLED_ANSWER_BLOCKS
             || self.settled_answered.get(&from) == Some(&at)
         {
             return;
         }
         self.settled_answered.insert(from, at);
-        let after: Vec<&FinishedBlock> =
-            self.recent_blocks.range(at + 1..).map(|(_, b)| b).collect();
-        if after.len() as u64 != self.built - at {
+        let after = self.block_batches.range(at + 1..);
+        if after.clone().count() as u64 != self.built - at {
             return;
         }
         let mut unsettled = crate::rejoin::Unsettled::default();
-        let waiting = self.committed.values().map(|c| &c.batch.header.body);
-        let later = after.iter().flat_map(|b| b.batches.iter().map(|(h, _)| h));
-        for h in waiting.chain(later) {
+        for h in self.committed.values().map(|c| &c.batch.header.body) {
             unsettled.add(h.proposer, h.seq, h.id());
+        }
+        for (p, seq, id) in after.flat_map(|(_, batches)| batches) {
+            unsettled.add(*p, *seq, *id);
         }
         let proposers = crate::rejoin::claim(self.m(), &self.record, &unsettled);
         self.send(

@@ -98,3 +98,40 @@ fn soak_seeds_that_failed_before_their_fix() {
         );
     }
 }
+
+/// Soak seeds where a replica partitioned before GST was left behind for good (n = 9-13,
+/// retention of 4-8 finished blocks, blocks at consensus speed): its settled question named a
+/// chain head its peers had passed by more blocks than they kept, so nobody answered. Peers now
+/// keep the batch references of the last `SETTLED_ANSWER_BLOCKS` blocks to answer it.
+#[test]
+fn soak_seeds_where_a_partitioned_replica_could_not_rejoin() {
+    for seed in [102_973, 201_444, 207_747, 212_100] {
+        let c = bsmr_sim::fuzz::case(seed);
+        let r = run(c.clone());
+        assert!(
+            r.violations.is_empty(),
+            "seed {seed} ({}): {:?}",
+            bsmr_sim::fuzz::describe(&c),
+            r.violations
+        );
+    }
+}
+
+/// Soak seeds that stalled on leaders that say nothing (n = 13): 202410 and 209808 (three
+/// silent Byzantine validators and a crashed one, or four crashed, in a row in the checkpoint
+/// rotation: each of their views was waited out on a doubled timer, 4 + 8 + 16 + 32 s), 200614
+/// (`mutate` with three crashes, the same on a Byzantine proposer's recovered batch). A view
+/// whose leader has been silent for a checkpoint timeout now lasts `SILENT_VIEW_MS`.
+#[test]
+fn soak_seeds_with_silent_leaders_in_a_row() {
+    for seed in [202_410, 209_808, 200_614] {
+        let c = bsmr_sim::fuzz::case(seed);
+        let r = run(c.clone());
+        assert!(
+            r.violations.is_empty(),
+            "seed {seed} ({}): {:?}",
+            bsmr_sim::fuzz::describe(&c),
+            r.violations
+        );
+    }
+}
