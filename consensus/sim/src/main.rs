@@ -46,9 +46,11 @@ struct Args {
     /// Client load duration in virtual ms.
     #[arg(long, default_value_t = 3000)]
     load_ms: u64,
-    /// Hard end in virtual ms.
-    #[arg(long, default_value_t = 60000)]
-    end_ms: u64,
+    /// Hard end in virtual ms (default: the later of 60 s and the liveness deadline: GST, the end
+    /// of the load or the last restart, whichever is latest, plus the liveness bound of
+    /// docs/consensus.md; a run stops early once every transaction is in a block).
+    #[arg(long)]
+    end_ms: Option<u64>,
     /// One client batch per validator every this many ms.
     #[arg(long, default_value_t = 250)]
     batch_interval_ms: u64,
@@ -126,12 +128,15 @@ fn main() {
         c.loss = if a.gst_ms > 0 { a.loss } else { 0.0 };
         c.dup = if a.gst_ms > 0 { 0.05 } else { 0.0 };
         c.load_ms = a.load_ms;
-        c.end_ms = a.end_ms.max(a.load_ms + 5_000);
         c.batch_interval_ms = a.batch_interval_ms;
         c.txs_per_batch = a.txs_per_batch;
         c.block_ms = a.block_ms;
         c.hot = a.hot;
         c.crash_between_persist_and_send = a.crash_mid_step;
+        c.end_ms = a
+            .end_ms
+            .unwrap_or_else(|| c.liveness_deadline_ms().max(60_000))
+            .max(a.load_ms + 5_000);
         let wall = std::time::Instant::now();
         let r = run(c);
         let secs = wall.elapsed().as_secs_f64();

@@ -34,6 +34,9 @@ pub const WAN: [[u64; 5]; 5] = [
     [150, 140, 120, 90, 1],
 ];
 
+/// The longest outage of a crash-restart when the scenario does not fix it.
+pub const MAX_OUTAGE_MS: u64 = 3_000;
+
 /// Crash faults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CrashMode {
@@ -103,7 +106,78 @@ pub struct SimConfig {
     pub crash_between_persist_and_send: bool,
 }
 
+/// The core's timers in a scenario.
+#[derive(Clone, Copy, Debug)]
+pub struct CoreTimeouts {
+    /// Base view timeout of a command instance.
+    pub recovery_ms: u64,
+    /// Base view timeout of a checkpoint instance.
+    pub ckpt_ms: u64,
+    /// Retransmission period.
+    pub resend_ms: u64,
+}
+
 impl SimConfig {
+    /// The core's timers: its defaults on the WAN, shorter on the LAN, and as the engine does
+    /// (with its own margin) a checkpoint timer above the block time, which would otherwise
+    /// charge correct leaders (half a block covers the simulated checkpoint consensus).
+    pub fn core_timeouts(&self) -> CoreTimeouts {
+        let mut c = Config::new(Membership::new([0; 32], 0, vec![[0; 32]]));
+        if self.net == NetKind::Lan {
+            c.recovery_timeout_ms = 600;
+            c.ckpt_timeout_ms = 900;
+            c.resend_ms = 500;
+        }
+        c.fit_block_time(self.block_ms, self.block_ms / 2);
+        CoreTimeouts {
+            recovery_ms: c.recovery_timeout_ms,
+            ckpt_ms: c.ckpt_timeout_ms,
+            resend_ms: c.resend_ms,
+        }
+    }
+
+    /// Δ: the longest message delay after GST (the farthest WAN pair with its jitter).
+    pub fn max_delay_ms(&self) -> u64 {
+        match self.net {
+            NetKind::Lan => 1,
+            NetKind::Wan => {
+                let b = WAN.iter().flatten().copied().max().unwrap_or(0);
+                b + b / 10 + 101
+            }
+        }
+    }
+
+    /// The liveness bound (docs/consensus.md, "Liveness bound"): once GST has passed, the load
+    /// has ended and every crashed validator that restarts is back, every correct proposer's
+    /// transaction is in a block on every live correct replica within this. Its command's
+    /// instance and then the checkpoint that cuts it each meet at most f faulty leaders in a
+    /// row; the worst of them stay live and withhold, so each pays its doubled view timer
+    /// (`base * (2^(f+1) - 1)`) plus the rounds of f + 1 view changes and the deciding view
+    /// (`(f + 5) Δ`); then a block period and two retransmission periods for what was lost
+    /// before GST.
+    pub fn liveness_bound_ms(&self) -> u64 {
+        let f = self.n.saturating_sub(1) / 3;
+        let t = self.core_timeouts();
+        let back_off = (1u64 << (f + 1)) - 1;
+        let rounds = (f as u64 + 5) * self.max_delay_ms();
+        (t.recovery_ms * back_off + rounds)
+            + (t.ckpt_ms * back_off + rounds)
+            + self.block_ms
+            + 2 * t.resend_ms
+    }
+
+    /// When the liveness bound has run out: from the latest of GST, the end of the load and the
+    /// last restart, plus the bound.
+    pub fn liveness_deadline_ms(&self) -> u64 {
+        let restart = match self.crash {
+            CrashMode::CrashRestart(_) => {
+                self.crash_at_ms.unwrap_or(self.load_ms) + self.outage_ms.unwrap_or(MAX_OUTAGE_MS)
+            }
+            _ => 0,
+        };
+        self.gst_ms.max(self.load_ms).max(restart) + self.liveness_bound_ms()
+    }
+
     /// The small workload of the seeded CI matrix: short load, lossy and partitioned before GST.
     pub fn ci(n: usize, seed: u64) -> Self {
         let mut c = Self::small(n, seed);
@@ -334,15 +408,10 @@ impl Sim {
         let mut core_cfg = Config::new(membership.clone());
         core_cfg.window = cfg.window;
         core_cfg.retain_sync_blocks = cfg.retain_sync_blocks;
-        if cfg.net == NetKind::Lan {
-            core_cfg.recovery_timeout_ms = 600;
-            core_cfg.ckpt_timeout_ms = 900;
-            core_cfg.resend_ms = 500;
-        }
-        // As the engine does (with its own margin): a checkpoint timer shorter than the block time
-        // would charge correct leaders. Half a block covers the simulated checkpoint consensus and
-        // leaves the default timeouts as they are.
-        core_cfg.fit_block_time(cfg.block_ms, cfg.block_ms / 2);
+        let t = cfg.core_timeouts();
+        core_cfg.recovery_timeout_ms = t.recovery_ms;
+        core_cfg.ckpt_timeout_ms = t.ckpt_ms;
+        core_cfg.resend_ms = t.resend_ms;
         let verifier = Sr25519Verifier::default();
         let byz_start = cfg.n - cfg.byzantine;
         let byz: BTreeSet<ValidatorId> = ids[byz_start..].iter().copied().collect();
@@ -441,7 +510,7 @@ impl Sim {
             let at = cfg.crash_at_ms.unwrap_or(at);
             sim.schedule(at * 1000, Ev::Crash { node });
             if restart {
-                let down = sim.rng.gen_range(200..3_000);
+                let down = sim.rng.gen_range(200..MAX_OUTAGE_MS);
                 let down = cfg.outage_ms.unwrap_or(down);
                 sim.schedule((at + down) * 1000, Ev::Restart { node });
             } else {
@@ -1209,8 +1278,8 @@ impl Sim {
                 }
                 origins.retain(|_, k| *k > 0);
                 violations.push(format!(
-                    "liveness: {missing} (validator, tx) pairs of correct proposers not in blocks by {} ms (heights {:?}; by submitting node {origins:?})",
-                    self.report.virtual_ms, heights
+                    "liveness: {missing} (validator, tx) pairs of correct proposers not in blocks by {} ms (liveness deadline {} ms; heights {:?}; by submitting node {origins:?})",
+                    self.report.virtual_ms, self.cfg.liveness_deadline_ms(), heights
                 ));
             }
             for i in &live {

@@ -473,3 +473,27 @@ fn s11_fires_on_each_misplaced_lost_or_duplicated_command() {
     below_floor.on_block(0, &block(2, &[&b], vec![(f.id(1), 1)]), &ledger());
     assert_fired(&below_floor, "S11");
 }
+
+/// The liveness check is the stated bound: with f + 1 of 4 validators silent no quorum is left,
+/// so the run lasts until the liveness deadline and reports the transactions still missing.
+#[test]
+fn liveness_fires_at_the_deadline_when_no_quorum_is_left() {
+    let mut c = bsmr_sim::SimConfig::ci(N, 5);
+    c.byzantine = 2;
+    c.behaviour = bsmr_sim::Behaviour::Silent;
+    c.end_ms = c.liveness_deadline_ms();
+    let deadline = c.end_ms;
+    let r = bsmr_sim::run(c);
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.starts_with("liveness:") && v.contains("not in blocks")),
+        "{:?}",
+        r.violations
+    );
+    assert!(
+        r.virtual_ms + 1_000 >= deadline,
+        "{} < {deadline}",
+        r.virtual_ms
+    );
+}
