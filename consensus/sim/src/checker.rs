@@ -33,11 +33,14 @@ struct CommittedInfo {
     access: Vec<AccountId>,
     deps: Vec<CommandId>,
     after: BlockIndex,
+    epoch: Epoch,
 }
 
 /// The global checker.
 pub struct Checker {
-    membership: Membership,
+    /// The validator set of each epoch, and the block index each later epoch starts at.
+    memberships: BTreeMap<Epoch, Membership>,
+    epoch_starts: BTreeMap<Epoch, BlockIndex>,
     verifier: Box<dyn Verifier>,
     window: u64,
     byz: BTreeSet<ValidatorId>,
@@ -50,7 +53,7 @@ pub struct Checker {
     proposals: BTreeMap<(InstanceId, View, Digest), bool>,
     committed: BTreeMap<CommandId, CommittedInfo>,
     replies: BTreeMap<(ValidatorId, CommandId), wire::ReplyBody>,
-    reply_progress: BTreeMap<ValidatorId, (u64, BlockIndex)>,
+    reply_progress: BTreeMap<(Epoch, ValidatorId), (u64, BlockIndex)>,
     blocks: BTreeMap<BlockIndex, (Digest, Digest)>,
     landed: BTreeMap<CommandId, BlockIndex>,
     floors: BTreeMap<BlockIndex, Floors>,
@@ -72,7 +75,8 @@ impl Checker {
         supply: u64,
     ) -> Self {
         Checker {
-            membership,
+            memberships: BTreeMap::from([(membership.epoch, membership)]),
+            epoch_starts: BTreeMap::new(),
             verifier,
             window,
             byz,
@@ -90,6 +94,37 @@ impl Checker {
             supply,
             proofs: BTreeMap::new(),
             decisions: 0,
+        }
+    }
+
+    /// A validator-set change: `m`'s epoch starts at block `start` (protocol.md, "Epochs"):
+    /// earlier epochs' checkpoint instances from `start` on, and their Txs commands whose fence
+    /// would land them there, are void.
+    pub fn begin_epoch(&mut self, m: Membership, start: BlockIndex) {
+        self.epoch_starts.insert(m.epoch, start);
+        self.memberships.insert(m.epoch, m);
+    }
+
+    /// The validator set of `epoch` (the nearest earlier one if unknown).
+    fn m(&self, epoch: Epoch) -> &Membership {
+        self.memberships
+            .range(..=epoch)
+            .next_back()
+            .or_else(|| self.memberships.iter().next())
+            .map(|(_, m)| m)
+            .expect("the checker holds the first epoch's set; qed")
+    }
+
+    /// Where the epoch after `epoch` starts, if a later one is known.
+    fn next_start(&self, epoch: Epoch) -> Option<BlockIndex> {
+        self.epoch_starts.range(epoch + 1..).next().map(|(_, s)| *s)
+    }
+
+    /// An instance of `epoch` that a later epoch made void: a checkpoint at or after its start.
+    pub fn superseded(&self, epoch: Epoch, inst: &InstanceId) -> bool {
+        match (inst, self.next_start(epoch)) {
+            (InstanceId::Ckpt(b), Some(s)) => *b >= s,
+            _ => false,
         }
     }
 
@@ -145,7 +180,7 @@ impl Checker {
                 Some(b)
                     if b.id() == id
                         && b.header.signer == b.header.body.proposer
-                        && b.header.verify(&self.membership.genesis, &*self.verifier) =>
+                        && b.header.verify(&self.m(0).genesis, &*self.verifier) =>
                 {
                     let mut ids: Vec<CommandId> = deps.iter().map(|x| x.id).collect();
                     ids.sort_unstable();
@@ -157,6 +192,7 @@ impl Checker {
                             access: b.header.body.access.clone(),
                             deps: ids,
                             after: *after,
+                            epoch: b.header.body.epoch,
                         },
                     );
                 }
@@ -181,6 +217,8 @@ impl Checker {
                     self.fail(format!("S10: node {node} sent a reply it never persisted"));
                 }
             }
+            Message::Vote(v) if self.superseded(v.body.epoch, &v.body.inst) => {}
+            Message::PrePrepare(pp, _) if self.superseded(pp.body.epoch, &pp.body.inst) => {}
             Message::Vote(v) if v.signer == from && v.body.phase == Phase::Prepare => {
                 let (inst, view) = (v.body.inst, v.body.view);
                 if matches!(inst, InstanceId::Cmd { .. })
@@ -224,7 +262,7 @@ impl Checker {
             return true;
         }
         let valid = validity::check_preprepare(
-            &self.membership,
+            self.m(pp.body.epoch),
             &*self.verifier,
             self.window,
             pp,
@@ -248,7 +286,7 @@ impl Checker {
             }
             return;
         }
-        let prev = self.reply_progress.get(&from).copied();
+        let prev = self.reply_progress.get(&(r.epoch, from)).copied();
         if let Some((pos, fence)) = prev {
             if r.pos <= pos || r.fence < fence {
                 self.fail(format!("S10: node {node} reply position/fence went back ({} after {pos}, fence {} after {fence})", r.pos, r.fence));
@@ -256,7 +294,7 @@ impl Checker {
         }
         let (pos, fence) = prev.unwrap_or((0, 0));
         self.reply_progress
-            .insert(from, (r.pos.max(pos), r.fence.max(fence)));
+            .insert((r.epoch, from), (r.pos.max(pos), r.fence.max(fence)));
         self.replies.insert(key, r.clone());
     }
 
@@ -276,7 +314,8 @@ impl Checker {
 
     /// A correct validator emitted a misbehaviour proof.
     pub fn on_proof(&mut self, node: usize, p: &Proof) {
-        match p.check(&self.membership, &*self.verifier, self.window) {
+        let m = self.m(p.epoch()).clone();
+        match p.check(&m, &*self.verifier, self.window) {
             Some(c) if self.byz.contains(&c) => *self.proofs.entry(c).or_default() += 1,
             Some(_) => {
                 let why = match p {
@@ -289,7 +328,7 @@ impl Checker {
                         format!(
                             "{:?} (view {}, {} view changes, proof {})",
                             validity::check_preprepare(
-                                &self.membership,
+                                &m,
                                 &*self.verifier,
                                 self.window,
                                 pp,
@@ -342,7 +381,10 @@ impl Checker {
         }
         if first {
             let prev = self.floors.get(&(b.index - 1)).cloned().unwrap_or_default();
+            // Seqs start again in a new epoch, and so do floors.
+            let epoch_start = self.epoch_starts.values().any(|s| *s == b.index);
             if b.index > 1
+                && !epoch_start
                 && self.floors.contains_key(&(b.index - 1))
                 && !floors::extends(&b.floors, &prev)
             {
@@ -464,9 +506,12 @@ impl Checker {
     /// Whether a committed command is void: below its proposer's floor in the block its fence
     /// names.
     fn is_void(&self, c: &CommittedInfo) -> bool {
-        self.floors
-            .get(&(c.after + 1))
-            .is_some_and(|f| c.seq < floors::floor_of(f, &c.proposer))
+        let by_epoch = self.next_start(c.epoch).is_some_and(|s| c.after + 1 >= s);
+        by_epoch
+            || self
+                .floors
+                .get(&(c.after + 1))
+                .is_some_and(|f| c.seq < floors::floor_of(f, &c.proposer))
     }
 
     /// Committed commands that were void (landed nowhere by agreement), as (proposer, seq).

@@ -103,6 +103,13 @@ pub fn case(seed: u64) -> SimConfig {
     c.window = [4, 8, 16][rng.gen_range(0..3)];
     c.retain_sync_blocks = [4, 8, 64][rng.gen_range(0..3)];
     c.hot = [0.0, 0.25, 0.9][rng.gen_range(0..3)];
+    // A validator-set change in one case in four (not with Twins, whose second replica runs
+    // one epoch): drawn from a stream of its own, so that the other draws, and the scenario of
+    // a seed without one, stay what they were.
+    let mut erng = ChaCha8Rng::seed_from_u64(seed ^ 0xe90c_0000_0000);
+    if c.behaviour != Behaviour::Twins && erng.gen_range(0..4) == 0 {
+        c.epoch_change_at = Some(erng.gen_range(1..5));
+    }
     // The liveness check is the stated bound: the run lasts until it has run out (at least the
     // 60 s the cases always had), and stops early once everything is in blocks.
     c.end_ms = c.liveness_deadline_ms().max(60_000);
@@ -116,13 +123,17 @@ pub fn describe(c: &SimConfig) -> String {
         CrashMode::Crash(k) => format!(" crash={k}"),
         CrashMode::CrashRestart(k) => format!(" crash-restart={k}"),
     };
+    let epoch = match c.epoch_change_at {
+        Some(b) => format!(" set-change-at={b}"),
+        None => String::new(),
+    };
     let mid = if c.crash_between_persist_and_send {
         " (between persist and send)"
     } else {
         ""
     };
     format!(
-        "n={} byzantine={} behaviour={}{crash}{mid} net={:?} gst={}ms load={}ms interval={}ms txs/batch={} block={}ms window={} retain={} hot={}",
+        "n={} byzantine={} behaviour={}{crash}{mid}{epoch} net={:?} gst={}ms load={}ms interval={}ms txs/batch={} block={}ms window={} retain={} hot={}",
         c.n,
         c.byzantine,
         c.behaviour.name(),
@@ -157,6 +168,8 @@ pub struct Soak {
     pub rejoined: u64,
     /// Runs with a crash.
     pub crashed: u64,
+    /// Runs in which the validator set changed (epoch 1 started on the live validators).
+    pub epoch_changed: u64,
     /// Runs with Byzantine validators and a crash.
     pub byzantine_and_crash: u64,
     /// Mutation operators applied, summed over runs.
@@ -174,6 +187,7 @@ impl Soak {
         self.voided += u64::from(!r.voided.is_empty());
         self.rejoined += u64::from(!r.rejoins.is_empty());
         self.crashed += u64::from(!r.crashes_ms.is_empty());
+        self.epoch_changed += u64::from(r.epoch_switches > 0);
         self.byzantine_and_crash += u64::from(!r.crashes_ms.is_empty() && c.byzantine > 0);
         for (op, k) in &r.mutations {
             *self.mutations.entry(op).or_default() += k;
@@ -186,7 +200,7 @@ impl Soak {
     /// A few lines summing up the soak.
     pub fn summary(&self) -> String {
         format!(
-            "{} runs in {:.0} s, {} failing\n  by n: {:?}\n  by behaviour: {:?}\n  floors above 0 in {} runs, voided commands in {}, rejoins in {}, crashes in {} ({} with Byzantine validators)",
+            "{} runs in {:.0} s, {} failing\n  by n: {:?}\n  by behaviour: {:?}\n  floors above 0 in {} runs, voided commands in {}, rejoins in {}, crashes in {} ({} with Byzantine validators), set changes in {}",
             self.runs,
             self.elapsed.as_secs_f64(),
             self.failures.len(),
@@ -196,7 +210,8 @@ impl Soak {
             self.voided,
             self.rejoined,
             self.crashed,
-            self.byzantine_and_crash
+            self.byzantine_and_crash,
+            self.epoch_changed
         )
     }
 }

@@ -66,6 +66,10 @@ struct Args {
     /// Loss probability before GST.
     #[arg(long, default_value_t = 0.05)]
     loss: f64,
+    /// A validator-set change enacted in this block: the highest-indexed validator leaves and
+    /// epoch 1 starts two blocks later (the engine's handover rule).
+    #[arg(long, value_name = "BLOCK")]
+    set_change_at: Option<u64>,
     /// Crashes strike in the middle of a step: after a `Persist`, before the `Send` after it.
     #[arg(long)]
     crash_mid_step: bool,
@@ -133,6 +137,7 @@ fn main() {
         c.block_ms = a.block_ms;
         c.hot = a.hot;
         c.crash_between_persist_and_send = a.crash_mid_step;
+        c.epoch_change_at = a.set_change_at;
         c.end_ms = a
             .end_ms
             .unwrap_or_else(|| c.liveness_deadline_ms().max(60_000))

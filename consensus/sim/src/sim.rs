@@ -104,6 +104,12 @@ pub struct SimConfig {
     /// A crash strikes in the middle of a step: after the replica's first `Persist` that is
     /// followed by a `Send`, before that send (and the rest of the step's output) leaves.
     pub crash_between_persist_and_send: bool,
+    /// A validator-set change enacted in this block (b*): the highest-indexed validator (a
+    /// Byzantine one if any) leaves, and epoch 1 starts at block b* + 2 with the engine's
+    /// handover rule (protocol.md, "Epochs"): each node switches to a new replica once block
+    /// b* + 1 is built or in its chain, void batches' transactions are proposed again, and the
+    /// leaving validator's clients' transactions go to a member (as its pool would gossip them).
+    pub epoch_change_at: Option<BlockIndex>,
 }
 
 /// The core's timers in a scenario.
@@ -217,6 +223,7 @@ impl SimConfig {
             outage_ms: None,
             crash_at_ms: None,
             crash_between_persist_and_send: false,
+            epoch_change_at: None,
         }
     }
 }
@@ -275,6 +282,8 @@ pub struct Report {
     pub max_floor: u64,
     /// Mutation operators the Byzantine validators applied (behaviour `mutate`).
     pub mutations: BTreeMap<&'static str, u64>,
+    /// Nodes that switched to epoch 1 (a validator-set change).
+    pub epoch_switches: usize,
 }
 
 impl Report {
@@ -350,6 +359,12 @@ struct Node {
     /// Twins: the second honest replica run with this validator's key, and the node indices
     /// it talks to before GST (the first replica talks to the others).
     twin: Option<Twin>,
+    /// The epoch its replica runs.
+    epoch: Epoch,
+    /// Left the validator set at an epoch change (a follower from then on).
+    retired: bool,
+    /// Every transaction its clients submitted (what void batches' re-proposal draws on).
+    sent: BTreeMap<u64, Tx>,
 }
 
 /// The second replica of a Twins validator.
@@ -385,6 +400,11 @@ pub struct Sim {
     first_announce: BTreeMap<CommandId, u64>,
     payloads: BTreeMap<CommandId, SignedBatch>,
     height_at_gst: BTreeMap<usize, u64>,
+    /// The set and core configuration of epoch 1 when a set change is configured.
+    next_epoch: Option<(Membership, Config)>,
+    /// The chain at block s - 1 (ledger and position), once a correct node built it: what block
+    /// sync gives a node that switches epochs while behind.
+    handover_chain: Option<(Ledger, ChainPosition)>,
 }
 
 impl Sim {
@@ -459,6 +479,9 @@ impl Sim {
                 skew_ms,
                 next_tx: 0,
                 submitted: vec![],
+                epoch: 0,
+                retired: false,
+                sent: BTreeMap::new(),
             });
         }
         let region = (0..cfg.n).map(|i| i % 5).collect();
@@ -494,7 +517,19 @@ impl Sim {
             primary,
             submitted_at: BTreeMap::new(),
             forwarded: vec![],
+            next_epoch: None,
+            handover_chain: None,
         };
+        if let Some(b_star) = cfg.epoch_change_at {
+            let leaving = ids[cfg.n - 1];
+            let staying: Vec<ValidatorId> = ids.iter().copied().filter(|v| *v != leaving).collect();
+            let m1 = Membership::new(genesis, 1, staying);
+            let mut c1 = sim.core_cfg.clone();
+            c1.membership = m1.clone();
+            let start = epoch::next_epoch_start(b_star);
+            sim.checker.begin_epoch(m1.clone(), start);
+            sim.next_epoch = Some((m1, c1));
+        }
         // Crash schedule among correct validators (lowest indices first after 0 stays up).
         let (count, restart) = match cfg.crash {
             CrashMode::None => (0, false),
@@ -562,6 +597,117 @@ impl Sim {
         sim
     }
 
+    /// The core configuration of the epoch node `i` runs.
+    fn core_cfg_of(&self, i: usize) -> Config {
+        match &self.next_epoch {
+            Some((_, c1)) if self.nodes[i].epoch == 1 => c1.clone(),
+            _ => self.core_cfg.clone(),
+        }
+    }
+
+    /// The block index epoch 1 starts at, when a set change is configured.
+    fn epoch_start(&self) -> Option<BlockIndex> {
+        self.cfg.epoch_change_at.map(epoch::next_epoch_start)
+    }
+
+    /// Replace node `i`'s epoch-0 replica by one for epoch 1 (as the engine's `switch_epoch`),
+    /// taking the chain at block s - 1 if it is behind it.
+    fn switch_epoch(&mut self, i: usize) {
+        let (Some(s), Some((m1, c1)), Some((chain, pos))) = (
+            self.epoch_start(),
+            self.next_epoch.clone(),
+            self.handover_chain.clone(),
+        ) else {
+            return;
+        };
+        let node = &mut self.nodes[i];
+        if node.epoch > 0 || node.replica.is_none() {
+            return;
+        }
+        node.epoch = 1;
+        self.report.epoch_switches += 1;
+        node.inc += 1;
+        node.fed_chain.clear();
+        if node.ledger.height < s - 1 {
+            node.ledger = chain;
+            node.last_position = Some(pos.clone());
+        }
+        let again: Vec<(u64, Tx)> = node
+            .sent
+            .iter()
+            .filter(|(id, _)| !node.ledger.included.contains(id))
+            .map(|(id, t)| (*id, t.clone()))
+            .collect();
+        if !m1.contains(&node.id) {
+            node.retired = true;
+            node.replica = None;
+            node.adv = None;
+            // Its pool's transactions reach a member of the new set, which proposes them.
+            let to = (0..self.cfg.n)
+                .find(|k| {
+                    *k != i
+                        && self.is_correct(*k)
+                        && !self.nodes[*k].crashed_for_good
+                        && m1.contains(&self.nodes[*k].id)
+                })
+                .expect("a correct member stays; qed");
+            for (id, t) in &again {
+                self.nodes[to].sent.insert(*id, t.clone());
+            }
+            if self.nodes[to].epoch == 1 {
+                self.propose_again(to, again);
+            }
+            return;
+        }
+        let mut storage = MemStorage::default();
+        storage.apply(&[StorageOp::Put(
+            Key::Meta,
+            Record::Meta(storage::Meta {
+                fence: s - 1,
+                next_pos: 0,
+                built: s - 1,
+                built_ckpt: pos.checkpoint,
+                built_ts: pos.timestamp_ms,
+                next_rotation: pos.next_rotation.clone(),
+                built_floors: pos.floors.clone(),
+            }),
+        )]);
+        node.storage = storage;
+        node.twin = None;
+        if node.adv.is_some() {
+            node.adv = Some(Adversary::new(
+                self.cfg.behaviour,
+                std::sync::Arc::new(node.signer.clone()),
+                &m1,
+                self.cfg.window,
+                &mut self.rng,
+            ));
+        }
+        let replica = Replica::new(
+            c1,
+            &self.nodes[i].storage,
+            Box::new(self.nodes[i].signer.clone()),
+            Box::new(self.verifier.clone()),
+        );
+        self.nodes[i].replica = Some(replica);
+        let now = self.now_us / 1000 + self.nodes[i].skew_ms;
+        let outs = self.nodes[i]
+            .replica
+            .as_mut()
+            .expect("just set; qed")
+            .start(now);
+        self.apply(i, outs);
+        self.propose_again(i, again);
+    }
+
+    /// Hand transactions to node `i`'s replica again, a client batch at a time.
+    fn propose_again(&mut self, i: usize, txs: Vec<(u64, Tx)>) {
+        let txs: Vec<Tx> = txs.into_iter().map(|(_, t)| t).collect();
+        for chunk in txs.chunks(self.cfg.txs_per_batch.max(1)) {
+            self.feed(i, Input::ClientBatch(chunk.to_vec()));
+        }
+    }
+
     fn schedule(&mut self, at_us: u64, ev: Ev) {
         self.seq += 1;
         self.heap.push(Reverse((at_us, self.seq)));
@@ -569,10 +715,11 @@ impl Sim {
     }
 
     fn boot(&mut self, i: usize) {
+        let cfg = self.core_cfg_of(i);
         let node = &mut self.nodes[i];
         node.inc += 1;
         let replica = Replica::new(
-            self.core_cfg.clone(),
+            cfg,
             &node.storage,
             Box::new(node.signer.clone()),
             Box::new(self.verifier.clone()),
@@ -719,7 +866,12 @@ impl Sim {
         let correct = self.is_correct(i);
         let me = self.nodes[i].id;
         let mut sends: Vec<(ValidatorId, Message)> = vec![];
-        let ids: Vec<ValidatorId> = self.membership.validators().to_vec();
+        let ids: Vec<ValidatorId> = match &self.next_epoch {
+            Some((m1, _)) if self.nodes[i].epoch == 1 => m1.validators().to_vec(),
+            _ => self.membership.validators().to_vec(),
+        };
+        let epoch = self.nodes[i].epoch;
+        let mut switch = false;
         let mut persisted = false;
         let mut crash_here = false;
         // Own batches the crash kept from being written: their clients submit them again.
@@ -777,7 +929,7 @@ impl Sim {
                 }
                 Output::SetTimer { id, after_ms } => self.schedule_timer(i, id, after_ms, false),
                 Output::Committed { inst, value, view } => {
-                    if correct {
+                    if correct && !self.checker.superseded(epoch, &inst) {
                         let payload = match (&inst, &value) {
                             (InstanceId::Cmd { id, .. }, Value::Deps { .. }) => {
                                 self.find_payload(i, id)
@@ -798,7 +950,13 @@ impl Sim {
                         }
                     }
                 }
+                Output::BlockReady(b)
+                    if epoch == 0 && self.epoch_start().is_some_and(|s| b.index >= s) =>
+                {
+                    // Void: the old epoch's replica is replaced before it could build here.
+                }
                 Output::BlockReady(b) => {
+                    let handover = epoch == 0 && self.epoch_start() == Some(b.index + 1);
                     let node = &mut self.nodes[i];
                     *self.report.blocks_built.entry(i).or_default() += 1;
                     self.report.last_built.insert(i, b.index);
@@ -829,7 +987,12 @@ impl Sim {
                         let l = self.nodes[i].ledger.clone();
                         self.checker.on_block(i, &b, &l);
                         self.note_client_latency(i, &b);
+                        if handover && self.handover_chain.is_none() {
+                            let pos = self.nodes[i].last_position.clone();
+                            self.handover_chain = pos.map(|p| (l, p));
+                        }
                     }
+                    switch |= handover;
                 }
                 Output::Misbehaviour(p) => {
                     if correct {
@@ -855,8 +1018,13 @@ impl Sim {
         if let Some(adv) = self.nodes[i].adv.as_mut() {
             sends = adv.rewrite(sends, &mut self.rng);
         }
-        let pos: BTreeMap<ValidatorId, usize> =
-            ids.iter().enumerate().map(|(k, v)| (*v, k)).collect();
+        let pos: BTreeMap<ValidatorId, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| ids.contains(&n.id))
+            .map(|(k, n)| (n.id, k))
+            .collect();
         let twin_side = match &self.nodes[i].twin {
             Some(t) if self.now_us < self.cfg.gst_ms * 1000 => t.side.clone(),
             _ => BTreeSet::new(),
@@ -872,6 +1040,8 @@ impl Sim {
             self.crash_now(i);
             let pending = std::mem::take(&mut self.nodes[i].resubmit);
             self.nodes[i].resubmit = unwritten.into_iter().chain(pending).collect();
+        } else if switch {
+            self.switch_epoch(i);
         }
     }
 
@@ -952,7 +1122,11 @@ impl Sim {
             };
             self.nodes[i].submitted.push(id);
             self.submitted_at.insert(id, self.now_us);
-            txs.push(t.to_tx());
+            let tx = t.to_tx();
+            if self.cfg.epoch_change_at.is_some() {
+                self.nodes[i].sent.insert(id, tx.clone());
+            }
+            txs.push(tx);
         }
         txs
     }
@@ -1129,6 +1303,10 @@ impl Sim {
     /// the chain's head. The most advanced correct node's last block stands for it (every
     /// correct node builds the same block, and q of them certify it).
     fn feed_chain(&mut self, i: usize) {
+        if self.nodes[i].epoch == 0 && self.handover_chain.is_some() {
+            // The chain passed the handover block: sync brings it, and the node switches.
+            self.switch_epoch(i);
+        }
         if !self.is_correct(i) || self.nodes[i].replica.is_none() {
             return;
         }
@@ -1158,21 +1336,42 @@ impl Sim {
 
     fn live_correct(&self) -> Vec<usize> {
         (0..self.cfg.n)
+            .filter(|i| {
+                self.is_correct(*i) && !self.nodes[*i].crashed_for_good && !self.nodes[*i].retired
+            })
+            .collect()
+    }
+
+    /// Correct validators whose clients' transactions must land: the live ones and those that
+    /// left the set at an epoch change.
+    fn origins(&self) -> Vec<usize> {
+        (0..self.cfg.n)
             .filter(|i| self.is_correct(*i) && !self.nodes[*i].crashed_for_good)
             .collect()
     }
 
     fn all_included(&self) -> bool {
         let live = self.live_correct();
+        let origins = self.origins();
         live.iter().all(|i| {
             let l = &self.nodes[*i].ledger;
-            live.iter().all(|p| {
+            origins.iter().all(|p| {
                 self.nodes[*p]
                     .submitted
                     .iter()
                     .all(|t| l.included.contains(t))
             })
         })
+    }
+
+    /// With a validator-set change: every live correct validator built a block of epoch 1.
+    fn in_last_epoch(&self) -> bool {
+        let Some(s) = self.epoch_start() else {
+            return true;
+        };
+        self.live_correct()
+            .iter()
+            .all(|i| self.nodes[*i].epoch == 1 && self.nodes[*i].ledger.height >= s)
     }
 
     /// Live correct validators are within two blocks of each other.
@@ -1224,7 +1423,7 @@ impl Sim {
                 && t - last_check_us > 200_000
             {
                 last_check_us = t;
-                if self.all_included() && self.heights_close() {
+                if self.all_included() && self.heights_close() && self.in_last_epoch() {
                     break;
                 }
             }
@@ -1266,7 +1465,7 @@ impl Sim {
                 let mut missing = 0;
                 let mut origins: BTreeMap<usize, usize> = BTreeMap::new();
                 for i in &live {
-                    for p in &live {
+                    for p in &self.origins() {
                         let lost = self.nodes[*p]
                             .submitted
                             .iter()
@@ -1280,6 +1479,11 @@ impl Sim {
                 violations.push(format!(
                     "liveness: {missing} (validator, tx) pairs of correct proposers not in blocks by {} ms (liveness deadline {} ms; heights {:?}; by submitting node {origins:?})",
                     self.report.virtual_ms, self.cfg.liveness_deadline_ms(), heights
+                ));
+            }
+            if !self.in_last_epoch() {
+                violations.push(format!(
+                    "liveness: not every live correct validator built a block of the new epoch (heights {heights:?})"
                 ));
             }
             for i in &live {

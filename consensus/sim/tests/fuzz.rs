@@ -1,7 +1,8 @@
 //! Fuzz cases at CI scale: each seed draws a whole scenario (n in {4, 5, 7, 10, 13}, scripted,
 //! mutation or Twins adversaries, crashes also between a persist and its send, Byzantine faults
-//! next to crashes, small windows and retention, LAN/WAN, GST and partitions); zero violations
-//! allowed. A failure prints `bsmr-sim --fuzz-case SEED --ci-scale`, which replays it exactly.
+//! next to crashes, small windows and retention, LAN/WAN, GST and partitions, a validator-set
+//! change in one case in four); zero violations allowed. A failure prints
+//! `bsmr-sim --fuzz-case SEED --ci-scale`, which replays it exactly.
 //! Each part also checks that the scenarios it claims to cover did occur. Total: 2,600 runs.
 
 use bsmr_sim::fuzz::{self, Scale, Soak};
@@ -54,6 +55,7 @@ fn covers(soak: &Soak) {
         );
     }
     assert!(soak.floors_above_zero > 0, "no run reached a floor above 0");
+    assert!(soak.epoch_changed > 0, "no run changed the validator set");
     assert!(
         soak.byzantine_and_crash > 0,
         "no run combined Byzantine faults and a crash"

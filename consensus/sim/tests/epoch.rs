@@ -1,0 +1,60 @@
+//! Validator-set changes mid-run with the engine's handover rule (protocol.md, "Epochs"): a
+//! change enacted in block b* starts epoch 1 at s = b* + 2; every node replaces its replica once
+//! block s - 1 is built or in its chain, void batches' transactions are proposed again, and the
+//! validator that leaves hands its clients' transactions to a member.
+
+use bsmr_sim::{run, Behaviour, SimConfig};
+
+fn change(n: usize, byzantine: usize, behaviour: Behaviour, at: u64, seed: u64) -> SimConfig {
+    let mut c = SimConfig::small(n, seed);
+    c.byzantine = byzantine;
+    c.behaviour = behaviour;
+    c.load_ms = 4_000;
+    c.batch_interval_ms = 100;
+    c.end_ms = c.liveness_deadline_ms().max(60_000);
+    c.epoch_change_at = Some(at);
+    c
+}
+
+#[test]
+fn a_correct_validator_leaves_mid_load_and_nothing_is_lost() {
+    for seed in 1..=4 {
+        let r = run(change(5, 0, Behaviour::Honest, 3, seed));
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        assert_eq!(r.epoch_switches, 5, "seed {seed}: every node switched");
+        assert_eq!(r.txs_in_blocks, r.txs_submitted, "seed {seed}");
+    }
+}
+
+#[test]
+fn a_byzantine_validator_is_removed_mid_load_under_attack() {
+    for (behaviour, seed) in [
+        (Behaviour::Equivocate, 11),
+        (Behaviour::Mutate, 12),
+        (Behaviour::FakeDeps, 13),
+        (Behaviour::BadFloors, 14),
+    ] {
+        let r = run(change(7, 2, behaviour, 4, seed));
+        assert!(
+            r.violations.is_empty(),
+            "{} seed {seed}: {:?}",
+            behaviour.name(),
+            r.violations
+        );
+        assert_eq!(r.epoch_switches, 7, "{} seed {seed}", behaviour.name());
+    }
+}
+
+#[test]
+fn the_new_epoch_check_fails_when_the_run_never_reaches_it() {
+    let mut c = change(4, 0, Behaviour::Honest, 500, 3);
+    c.end_ms = c.load_ms + 5_000;
+    let r = run(c);
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.contains("built a block of the new epoch")),
+        "{:?}",
+        r.violations
+    );
+}
