@@ -30,6 +30,8 @@ pub mod floors;
 pub mod gc;
 #[cfg(feature = "std")]
 pub mod instance;
+#[cfg(feature = "std")]
+pub mod io;
 pub mod membership;
 pub mod misbehaviour;
 #[cfg(feature = "std")]
@@ -44,10 +46,12 @@ pub mod validity;
 pub mod wire;
 
 pub use crypto::{InsecureTestCrypto, Signed, Signer, Verifier};
+#[cfg(feature = "std")]
+pub use io::{ChainPosition, Config, Input, Output, Stats, TimerId};
 pub use membership::Membership;
 pub use misbehaviour::Proof;
 #[cfg(feature = "std")]
-pub use replica::{ChainPosition, Config, Input, Output, Replica, Stats, TimerId};
+pub use replica::Replica;
 pub use rotation::Rotation;
 #[cfg(feature = "std")]
 pub use storage::{Key, MemStorage, Record, Storage, StorageOp};
