@@ -55,6 +55,11 @@ pub struct Instance {
     pub last_progress_ms: u64,
     /// Is the recovery timer for the current view armed?
     pub timer_armed: bool,
+    /// When this replica entered its current view (view 0: when it first armed a timer for it).
+    pub view_began_ms: Option<u64>,
+    /// When it entered the view before (a later view's leader counts as silent only if it had
+    /// been silent for a checkpoint timeout already then).
+    pub prev_view_began_ms: Option<u64>,
 }
 
 impl Instance {

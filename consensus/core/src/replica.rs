@@ -119,7 +119,8 @@ pub struct Replica {
     /// When each other member was last heard from (silence shortens the timers of instances
     /// it leads).
     last_heard: BTreeMap<ValidatorId, u64>,
-    /// When `start` ran (in views above 0, a member never heard from counts as heard then).
+    /// When `start` ran (in views above 0, a member never heard from counts as heard then, see
+    /// `silent_view`).
     started_ms: u64,
     /// A candidate was refused only because a floor passed our watermark: ask peers what is
     /// settled at our last block (their marks fill the gap) on the next resend.
@@ -796,15 +797,15 @@ impl Replica {
         if st.last_progress_ms == 0 {
             st.last_progress_ms = now;
         }
+        st.view_began_ms.get_or_insert(now);
         let v = st.view;
-        // View 0 ends no later than its leader falls silent. A later view's leader keeps the
-        // exponential back-off (a capped timer would let a slow view-change round cycle through
-        // views forever) unless it is silent already: waiting out the doubled timers of views
-        // whose leaders say nothing made f silent leaders in a row cost `base * (2^(f+1) - 1)`.
-        let silent_in = self.until_silent(&inst, v);
+        // View 0 ends no later than its leader falls silent. A later view keeps the exponential
+        // back-off (a capped timer would let a slow view-change round cycle through views
+        // forever) unless its leader is a silent one and f+1 of us are in it (see
+        // `silent_view`).
         let t = if v == 0 {
-            self.timeout(&inst, v).min(silent_in)
-        } else if silent_in <= SILENT_VIEW_MS {
+            self.timeout(&inst, v).min(self.until_silent(&inst, v))
+        } else if self.silent_view(&inst) {
             SILENT_VIEW_MS
         } else {
             self.timeout(&inst, v)
@@ -812,14 +813,41 @@ impl Replica {
         self.set_timer(TimerId::View(inst, v), t);
     }
 
+    /// Whether the current view (above 0) of `inst` may be left after [`SILENT_VIEW_MS`]: its
+    /// leader had said nothing for a checkpoint timeout already when the view before began here,
+    /// nor since, and f+1 replicas (us included) asked for this view. Waiting out the doubled
+    /// timers of views whose leaders say nothing made f silent leaders in a row cost
+    /// `base * (2^(f+1) - 1)`. Silence is judged from before the previous view began because a
+    /// correct member can be quiet for a whole view at low load (nothing to vote on until it
+    /// sends its own view change); the f+1 view changes keep a replica cut off from the others
+    /// (before GST) from racing through views alone, which would leave it ahead of everyone
+    /// once the network heals.
+    fn silent_view(&self, inst: &InstanceId) -> bool {
+        let Some(st) = self.insts.get(inst) else {
+            return false;
+        };
+        let v = st.view;
+        let leader = match inst {
+            InstanceId::Cmd { proposer, .. } => Some(self.m().leader_cmd(proposer, v)),
+            InstanceId::Ckpt(b) => self.ckpt_leader(*b, v),
+        };
+        let Some(l) = leader.filter(|l| *l != self.me) else {
+            return false;
+        };
+        let heard = self.last_heard.get(&l).copied().unwrap_or(self.started_ms);
+        let began = st.prev_view_began_ms.unwrap_or(self.now);
+        v > 0
+            && heard + self.cfg.ckpt_timeout_ms <= began
+            && st.vcs.get(&v).map_or(0, |m| m.len()) >= self.m().join()
+    }
+
     /// How long until the leader of `inst` in view `v` has been unheard for `ckpt_timeout_ms`
     /// (at least [`SILENT_VIEW_MS`]; unbounded for ourselves or an unknown leader). A crashed
     /// proposer's batches and a crashed or silent leader's view are then recovered from the
-    /// moment it fell silent, not a full (doubled) timeout after we learned of them. A member
-    /// never heard from is not known to have fallen silent in view 0 (at a network's start it
-    /// may not be up, connected or caught up yet: validators started one after another would
-    /// cut the latecomers' first turns short); a later view of it counts from our start, so
-    /// f never-heard leaders in a row cost one view-0 timeout, not f doubled ones.
+    /// moment it fell silent, not a full timeout after we learned of them. A member never heard
+    /// from is not known to have fallen silent (at a network's start it may not be up,
+    /// connected or caught up yet: validators started one after another would cut the
+    /// latecomers' first turns short).
     fn until_silent(&self, inst: &InstanceId, v: View) -> u64 {
         let leader = match inst {
             InstanceId::Cmd { proposer, .. } => Some(self.m().leader_cmd(proposer, v)),
@@ -827,10 +855,8 @@ impl Replica {
         };
         match leader {
             Some(l) if l != self.me => {
-                let heard = match self.last_heard.get(&l) {
-                    Some(heard) => *heard,
-                    None if v > 0 => self.started_ms,
-                    None => return u64::MAX,
+                let Some(heard) = self.last_heard.get(&l).copied() else {
+                    return u64::MAX;
                 };
                 (heard + self.cfg.ckpt_timeout_ms)
                     .saturating_sub(self.now)
@@ -1358,6 +1384,10 @@ impl Replica {
         let now = self.now;
         let st = self.insts.get_mut(&inst).expect("inserted above; qed");
         if view > st.view || (view == st.view && st.in_view_change) {
+            if view > st.view {
+                st.prev_view_began_ms = st.view_began_ms.or(Some(now));
+                st.view_began_ms = Some(now);
+            }
             st.view = view;
             st.in_view_change = false;
             st.timer_armed = false;
@@ -1540,6 +1570,10 @@ impl Replica {
         if nv < st.view || (nv == st.view && st.in_view_change && st.my_vcs.contains_key(&nv)) {
             return;
         }
+        if nv > st.view {
+            st.prev_view_began_ms = st.view_began_ms.or(Some(self.now));
+            st.view_began_ms = Some(self.now);
+        }
         st.view = nv;
         st.in_view_change = true;
         st.timer_armed = false;
@@ -1626,6 +1660,13 @@ impl Replica {
         self.know(inst);
         if let Some(target) = join {
             self.start_view_change(inst, target);
+        }
+        let f1_now = self.insts.get(&inst).is_some_and(|st| {
+            st.view == nv && st.timer_armed && st.vcs.get(&nv).map_or(0, |m| m.len()) == f1
+        });
+        if f1_now && self.silent_view(&inst) {
+            // f+1 of us just reached the view of a silent leader: leave it soon.
+            self.set_timer(TimerId::View(inst, nv), SILENT_VIEW_MS);
         }
         let leader = match inst {
             InstanceId::Cmd { proposer, .. } => Some(self.m().leader_cmd(&proposer, nv)),

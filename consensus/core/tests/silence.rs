@@ -1,9 +1,11 @@
 //! A member that has been silent for a checkpoint timeout gets no full timeout on top: the
 //! view-0 timer of a batch it proposed fires from the moment it fell silent, while a batch of a
 //! member heard from recently gets the usual recovery timeout. A member never heard from keeps
-//! the full view-0 timeout; in later views it counts as heard when we started. Later views keep
-//! their back-off unless their leader is silent already.
+//! the full view-0 timeout. A later view keeps its back-off unless its leader had been silent
+//! for a checkpoint timeout when the instance began (a member never heard from counts as heard
+//! at our start) and f+1 replicas asked for that view.
 use bsmr_consensus_core::crypto::Signed;
+use bsmr_consensus_core::wire::ViewChangeBody;
 use bsmr_consensus_core::*;
 use codec::Encode;
 
@@ -126,46 +128,95 @@ fn instance(b: &SignedBatch) -> InstanceId {
     }
 }
 
-#[test]
-fn a_later_view_whose_leader_is_silent_too_is_left_at_once() {
+/// `from`'s view change asking for view `v` of `inst`, fed at `now`; the view timer of `v` it
+/// makes the replica arm, if any.
+fn view_change_from(r: &mut Replica, now: u64, from: u8, inst: InstanceId, v: View) -> Option<u64> {
+    let body = ViewChangeBody {
+        epoch: 0,
+        inst,
+        new_view: v,
+        prepared: None,
+        has_payload: true,
+    };
+    let vc = Signed::sign(body, &GENESIS, &InsecureTestCrypto([from; 32]));
+    r.handle(
+        now,
+        Input::Message {
+            from: [from; 32],
+            msg: Message::ViewChange(vc),
+        },
+    )
+    .into_iter()
+    .find_map(|o| match o {
+        Output::SetTimer {
+            id: TimerId::View(i, w),
+            after_ms,
+        } if i == inst && w == v => Some(after_ms),
+        _ => None,
+    })
+}
+
+/// 3 proposes at the start and falls silent; view 1's leader is 4. Returns the replica, the
+/// instance, the view-1 timer armed when view 0 expired, and when that was.
+fn in_view_1(four_speaks_until: Option<u64>) -> (Replica, InstanceId, u64, u64) {
     let (mut r, cfg) = replica();
-    let (t_rec, m) = (cfg.recovery_timeout_ms, &cfg.membership);
-    let _ = r.start(0);
-    // 3 proposes; the leader of its instance's view 1 is 4. Both speak at the start and fall
-    // silent; 2 relays 3's batch.
+    let m = &cfg.membership;
     assert_eq!(m.leader_cmd(&[3; 32], 0), [3; 32]);
     assert_eq!(m.leader_cmd(&[3; 32], 1), [4; 32]);
+    let _ = r.start(0);
     chatter(&mut r, [3; 32], 0);
-    chatter(&mut r, [4; 32], 0);
+    if let Some(until) = four_speaks_until {
+        chatter(&mut r, [4; 32], until);
+    }
     chatter(&mut r, [2; 32], 10_000);
     let b = batch(3);
     let inst = instance(&b);
-    let first = view_timer(&mut r, 10_000, [2; 32], b);
-    assert!(first < t_rec, "view 0 of a silent proposer is cut short");
-    // View 0 expires: view 1's leader is silent as well, so waiting out its doubled timer
-    // would only delay the next leader (f silent leaders in a row would cost
-    // base * (2^(f+1) - 1)).
-    let next = next_view_timer(&mut r, 10_000 + first, inst);
+    let _ = view_timer(&mut r, 10_000, [2; 32], b);
+    // View 0 runs out a checkpoint timeout after the instance began (a checkpoint's view 0
+    // lasts that long; a timer may also fire late).
+    let at = 10_000 + cfg.ckpt_timeout_ms;
+    let next = next_view_timer(&mut r, at, inst);
+    (r, inst, next, at)
+}
+
+#[test]
+fn a_later_view_whose_leader_is_silent_too_is_left_once_f_plus_1_are_in_it() {
+    let t_rec = replica().1.recovery_timeout_ms;
+    // 4 spoke at the start only: silent for 10 s when the instance began.
+    let (mut r, inst, next, at) = in_view_1(Some(0));
+    assert_eq!(
+        next,
+        2 * t_rec,
+        "alone in view 1, the replica keeps the back-off"
+    );
+    // 2 asks for view 1 too: f + 1 = 2 are there, and its leader says nothing.
+    let hastened = view_change_from(&mut r, at + 50, 2, inst, 1);
     assert!(
-        next < t_rec,
-        "the view of a leader silent for 10 s lasts {next} ms"
+        hastened.is_some_and(|t| t < t_rec),
+        "view 1 of a silent leader with f+1 in it: {hastened:?}"
     );
 }
 
 #[test]
-fn a_later_view_whose_leader_is_live_keeps_its_back_off() {
-    let (mut r, cfg) = replica();
-    let t_rec = cfg.recovery_timeout_ms;
-    let _ = r.start(0);
-    // 3 proposes and falls silent; view 1's leader 4 keeps talking: its view gets the doubled
-    // timer (capping it would let a slow view-change round cycle through views without end).
-    chatter(&mut r, [3; 32], 0);
-    chatter(&mut r, [4; 32], 10_000);
-    let b = batch(3);
-    let inst = instance(&b);
-    let first = view_timer(&mut r, 10_000, [4; 32], b);
-    assert!(first < t_rec);
-    assert_eq!(next_view_timer(&mut r, 10_000 + first, inst), 2 * t_rec);
+fn a_later_view_of_a_leader_never_heard_from_counts_from_our_start() {
+    let t_rec = replica().1.recovery_timeout_ms;
+    // 4 never said a word in the 10 s since our start (a silent Byzantine validator, or one
+    // that crashed before we came up).
+    let (mut r, inst, _, at) = in_view_1(None);
+    let hastened = view_change_from(&mut r, at + 50, 2, inst, 1);
+    assert!(hastened.is_some_and(|t| t < t_rec), "{hastened:?}");
+}
+
+#[test]
+fn a_later_view_whose_leader_was_quiet_only_during_view_0_keeps_its_back_off() {
+    // 4 spoke until the instance began, then said nothing during view 0 (at low load a correct
+    // member has nothing to send then): it is not silent, and view 1 keeps the doubled timer
+    // even with f+1 in it (a review found the first version cut such a correct leader's view).
+    // A leader that keeps talking is the same case.
+    let (mut r, inst, next, at) = in_view_1(Some(10_000));
+    let t_rec = replica().1.recovery_timeout_ms;
+    assert_eq!(next, 2 * t_rec);
+    assert_eq!(view_change_from(&mut r, at + 50, 2, inst, 1), None);
 }
 
 #[test]
@@ -178,24 +229,5 @@ fn a_member_never_heard_from_keeps_the_full_view_0_timeout() {
     assert_eq!(
         view_timer(&mut r, 10_000, [2; 32], batch(4)),
         cfg.recovery_timeout_ms
-    );
-}
-
-#[test]
-fn a_later_view_of_a_leader_never_heard_from_counts_from_our_start() {
-    let (mut r, cfg) = replica();
-    let t_rec = cfg.recovery_timeout_ms;
-    let _ = r.start(0);
-    // 3 proposes and falls silent; view 1's leader 4 never said a word in the 10 s since our
-    // start (a silent Byzantine validator, or one that crashed before we came up).
-    chatter(&mut r, [3; 32], 0);
-    chatter(&mut r, [2; 32], 10_000);
-    let b = batch(3);
-    let inst = instance(&b);
-    let first = view_timer(&mut r, 10_000, [2; 32], b);
-    let next = next_view_timer(&mut r, 10_000 + first, inst);
-    assert!(
-        next < t_rec,
-        "view 1 of a leader unheard since our start 10 s ago lasts {next} ms"
     );
 }

@@ -613,7 +613,7 @@ impl Sim {
     /// Replace node `i`'s epoch-0 replica by one for epoch 1 (as the engine's `switch_epoch`),
     /// taking the chain at block s - 1 if it is behind it.
     fn switch_epoch(&mut self, i: usize) {
-        let (Some(s), Some((m1, c1)), Some((chain, pos))) = (
+        let (Some(s), Some((m1, _)), Some((chain, pos))) = (
             self.epoch_start(),
             self.next_epoch.clone(),
             self.handover_chain.clone(),
@@ -626,7 +626,6 @@ impl Sim {
         }
         node.epoch = 1;
         self.report.epoch_switches += 1;
-        node.inc += 1;
         node.fed_chain.clear();
         if node.ledger.height < s - 1 {
             node.ledger = chain;
@@ -683,20 +682,8 @@ impl Sim {
                 &mut self.rng,
             ));
         }
-        let replica = Replica::new(
-            c1,
-            &self.nodes[i].storage,
-            Box::new(self.nodes[i].signer.clone()),
-            Box::new(self.verifier.clone()),
-        );
-        self.nodes[i].replica = Some(replica);
-        let now = self.now_us / 1000 + self.nodes[i].skew_ms;
-        let outs = self.nodes[i]
-            .replica
-            .as_mut()
-            .expect("just set; qed")
-            .start(now);
-        self.apply(i, outs);
+        // Epoch 1's configuration and the storage just seeded.
+        self.boot(i);
         self.propose_again(i, again);
     }
 
@@ -1250,6 +1237,11 @@ impl Sim {
                 if std::mem::take(&mut self.nodes[node].crash_pending) {
                     // No persist-then-send step came: it crashes here, as a plain crash.
                     self.crash_now(node);
+                }
+                if self.nodes[node].retired {
+                    // It left the validator set while down: it comes back as a follower, its
+                    // clients' transactions already handed to a member.
+                    return;
                 }
                 self.boot(node);
                 for txs in std::mem::take(&mut self.nodes[node].resubmit) {

@@ -58,3 +58,14 @@ fn the_new_epoch_check_fails_when_the_run_never_reaches_it() {
         r.violations
     );
 }
+
+/// Soak seed 501371 (n = 4, the leaving validator crash-restarts): it left the set, then
+/// crashed and came back; it used to boot a replica of the new epoch it is not a member of and
+/// hand its clients' transactions to it. It now comes back as a follower.
+#[test]
+fn a_validator_that_left_and_then_crashed_comes_back_as_a_follower() {
+    let c = bsmr_sim::fuzz::case(501_371);
+    assert!(c.epoch_change_at.is_some());
+    let r = run(c);
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+}

@@ -11,6 +11,20 @@ fn soak_case(seed: u64) -> SimConfig {
     c
 }
 
+/// Each soak seed's scenario runs with no violation.
+fn soak_seeds_pass(seeds: &[u64]) {
+    for seed in seeds {
+        let c = soak_case(*seed);
+        let r = run(c.clone());
+        assert!(
+            r.violations.is_empty(),
+            "seed {seed} ({}): {:?}",
+            bsmr_sim::fuzz::describe(&c),
+            r.violations
+        );
+    }
+}
+
 /// `behaviour` at f Byzantine validators for n in `ns` and every seed: no violation of any
 /// invariant or liveness bound, no proof against a correct validator, and every transaction a
 /// correct validator accepted in a block.
@@ -95,16 +109,7 @@ fn equivocation_under_sustained_load_does_not_starve_correct_proposers() {
 /// leader of its current view asks for the next view at once).
 #[test]
 fn soak_seeds_that_failed_before_their_fix() {
-    for seed in [100_607, 201_803, 203_230, 102_638, 207_265, 213_187] {
-        let c = soak_case(seed);
-        let r = run(c.clone());
-        assert!(
-            r.violations.is_empty(),
-            "seed {seed} ({}): {:?}",
-            bsmr_sim::fuzz::describe(&c),
-            r.violations
-        );
-    }
+    soak_seeds_pass(&[100_607, 201_803, 203_230, 102_638, 207_265, 213_187]);
 }
 
 /// Soak seeds where a replica partitioned before GST was left behind for good (n = 9-13,
@@ -113,16 +118,7 @@ fn soak_seeds_that_failed_before_their_fix() {
 /// keep the batch references of the last `SETTLED_ANSWER_BLOCKS` blocks to answer it.
 #[test]
 fn soak_seeds_where_a_partitioned_replica_could_not_rejoin() {
-    for seed in [102_973, 201_444, 207_747, 212_100] {
-        let c = soak_case(seed);
-        let r = run(c.clone());
-        assert!(
-            r.violations.is_empty(),
-            "seed {seed} ({}): {:?}",
-            bsmr_sim::fuzz::describe(&c),
-            r.violations
-        );
-    }
+    soak_seeds_pass(&[102_973, 201_444, 207_747, 212_100]);
 }
 
 /// Soak seeds that stalled on leaders that say nothing (n = 13): 202410 and 209808 (three
@@ -132,14 +128,5 @@ fn soak_seeds_where_a_partitioned_replica_could_not_rejoin() {
 /// whose leader has been silent for a checkpoint timeout now lasts `SILENT_VIEW_MS`.
 #[test]
 fn soak_seeds_with_silent_leaders_in_a_row() {
-    for seed in [202_410, 209_808, 200_614] {
-        let c = soak_case(seed);
-        let r = run(c.clone());
-        assert!(
-            r.violations.is_empty(),
-            "seed {seed} ({}): {:?}",
-            bsmr_sim::fuzz::describe(&c),
-            r.violations
-        );
-    }
+    soak_seeds_pass(&[202_410, 209_808, 200_614]);
 }
