@@ -46,11 +46,15 @@ pub struct Checker {
     byz: BTreeSet<ValidatorId>,
     /// Violations found (empty = pass).
     pub violations: Vec<String>,
-    decided: BTreeMap<InstanceId, (View, Digest)>,
-    prepares: BTreeMap<InstanceId, BTreeMap<View, BTreeSet<Digest>>>,
-    /// Txs pre-prepares seen on the wire, by (instance, view, value digest): whether one of them
-    /// passed the self-contained check (S2 against the proof).
-    proposals: BTreeMap<(InstanceId, View, Digest), bool>,
+    /// Instances are per epoch: a later epoch's replicas can be told of an earlier epoch's id
+    /// under the same (proposer, seq), which is another instance there (decided Noop).
+    decided: BTreeMap<(Epoch, InstanceId), (View, Digest)>,
+    prepares: BTreeMap<(Epoch, InstanceId), BTreeMap<View, BTreeSet<Digest>>>,
+    /// Txs pre-prepares seen on the wire, by (epoch, instance, view, value digest): whether one
+    /// of them passed the self-contained check (S2 against the proof).
+    proposals: BTreeMap<(Epoch, InstanceId, View, Digest), bool>,
+    /// The epoch each node's replica runs (set by the simulator at a set change).
+    node_epochs: BTreeMap<usize, Epoch>,
     committed: BTreeMap<CommandId, CommittedInfo>,
     replies: BTreeMap<(ValidatorId, CommandId), wire::ReplyBody>,
     reply_progress: BTreeMap<(Epoch, ValidatorId), (u64, BlockIndex)>,
@@ -84,6 +88,7 @@ impl Checker {
             decided: BTreeMap::new(),
             prepares: BTreeMap::new(),
             proposals: BTreeMap::new(),
+            node_epochs: BTreeMap::new(),
             committed: BTreeMap::new(),
             replies: BTreeMap::new(),
             reply_progress: BTreeMap::new(),
@@ -103,6 +108,21 @@ impl Checker {
     pub fn begin_epoch(&mut self, m: Membership, start: BlockIndex) {
         self.epoch_starts.insert(m.epoch, start);
         self.memberships.insert(m.epoch, m);
+    }
+
+    /// Node `node`'s replica now runs `epoch` (its decisions are that epoch's).
+    pub fn node_in_epoch(&mut self, node: usize, epoch: Epoch) {
+        self.node_epochs.insert(node, epoch);
+    }
+
+    /// The epoch block `b` belongs to.
+    fn epoch_of_block(&self, b: BlockIndex) -> Epoch {
+        self.epoch_starts
+            .iter()
+            .filter(|(_, s)| **s <= b)
+            .map(|(e, _)| *e)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The validator set of `epoch` (the nearest earlier one if unknown).
@@ -144,7 +164,9 @@ impl Checker {
         payload: Option<&SignedBatch>,
     ) {
         let d = value.digest();
-        match self.decided.get(&inst) {
+        let epoch = self.node_epochs.get(&node).copied().unwrap_or(0);
+        let key = (epoch, inst);
+        match self.decided.get(&key) {
             Some((_, x)) if *x != d => self.fail(format!(
                 "S1: node {node} decided a different value for {inst:?}"
             )),
@@ -152,11 +174,11 @@ impl Checker {
             None => {}
         }
         self.decisions += 1;
-        self.decided.insert(inst, (view, d));
+        self.decided.insert(key, (view, d));
         // S9 against earlier-observed prepares.
         let bad: Vec<View> = self
             .prepares
-            .get(&inst)
+            .get(&key)
             .map(|p| {
                 p.range(view + 1..)
                     .filter(|(_, ds)| ds.iter().any(|x| *x != d))
@@ -220,15 +242,15 @@ impl Checker {
             Message::Vote(v) if self.superseded(v.body.epoch, &v.body.inst) => {}
             Message::PrePrepare(pp, _) if self.superseded(pp.body.epoch, &pp.body.inst) => {}
             Message::Vote(v) if v.signer == from && v.body.phase == Phase::Prepare => {
-                let (inst, view) = (v.body.inst, v.body.view);
+                let (epoch, inst, view) = (v.body.epoch, v.body.inst, v.body.view);
                 if matches!(inst, InstanceId::Cmd { .. })
-                    && self.proposals.get(&(inst, view, v.body.value)) != Some(&true)
+                    && self.proposals.get(&(epoch, inst, view, v.body.value)) != Some(&true)
                 {
                     self.fail(format!(
                         "S2: node {node} prepared a value of {inst:?} in view {view} that no valid proposal carried"
                     ));
                 }
-                self.on_prepare(node, inst, view, v.body.value)
+                self.on_prepare(node, (epoch, inst), view, v.body.value)
             }
             Message::PrePrepare(pp, _) if pp.signer == from => {
                 if !self.note_proposal(pp) {
@@ -237,7 +259,8 @@ impl Checker {
                         pp.body.inst, pp.body.view
                     ));
                 }
-                self.on_prepare(node, pp.body.inst, pp.body.view, pp.body.value.digest())
+                let key = (pp.body.epoch, pp.body.inst);
+                self.on_prepare(node, key, pp.body.view, pp.body.value.digest())
             }
             _ => {}
         }
@@ -257,7 +280,12 @@ impl Checker {
         let Some(cmd) = pp.body.inst.txs_ref() else {
             return true;
         };
-        let key = (pp.body.inst, pp.body.view, pp.body.value.digest());
+        let key = (
+            pp.body.epoch,
+            pp.body.inst,
+            pp.body.view,
+            pp.body.value.digest(),
+        );
         if self.proposals.get(&key) == Some(&true) {
             return true;
         }
@@ -298,14 +326,15 @@ impl Checker {
         self.replies.insert(key, r.clone());
     }
 
-    fn on_prepare(&mut self, node: usize, inst: InstanceId, view: View, d: Digest) {
-        if let Some((v, x)) = self.decided.get(&inst) {
+    fn on_prepare(&mut self, node: usize, key: (Epoch, InstanceId), view: View, d: Digest) {
+        if let Some((v, x)) = self.decided.get(&key) {
             if view > *v && d != *x {
+                let inst = key.1;
                 self.fail(format!("S9: node {node} prepared/proposed another value in view {view} of {inst:?} decided in view {v}"));
             }
         }
         self.prepares
-            .entry(inst)
+            .entry(key)
             .or_default()
             .entry(view)
             .or_default()
@@ -372,7 +401,10 @@ impl Checker {
             }
         };
         // S11: K_b in block b; members with after == b - 1; each lands once.
-        match self.decided.get(&InstanceId::Ckpt(b.index)) {
+        match self
+            .decided
+            .get(&(self.epoch_of_block(b.index), InstanceId::Ckpt(b.index)))
+        {
             Some(_) => {}
             None => self.fail(format!(
                 "S11: block {} built before its checkpoint was decided",

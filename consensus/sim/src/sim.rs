@@ -626,6 +626,7 @@ impl Sim {
         }
         node.epoch = 1;
         self.report.epoch_switches += 1;
+        self.checker.node_in_epoch(i, 1);
         node.fed_chain.clear();
         if node.ledger.height < s - 1 {
             node.ledger = chain;

@@ -69,3 +69,18 @@ fn a_validator_that_left_and_then_crashed_comes_back_as_a_follower() {
     let r = run(c);
     assert!(r.violations.is_empty(), "{:?}", r.violations);
 }
+
+/// Soak seeds 601495 and 601597 (n = 13 and 10, `mutate`): a Byzantine validator of the new
+/// epoch names an old epoch's command id under its old (proposer, seq); the new epoch's
+/// replicas hold no such header and decide that instance Noop. It is another instance than the
+/// old epoch's (every message carries its epoch), so the checker keys instances by epoch; it
+/// used to report the Noop as a locking violation (S9) against the old epoch's decision.
+#[test]
+fn an_old_epochs_id_named_in_the_new_epoch_is_another_instance() {
+    for seed in [601_495, 601_597] {
+        let c = bsmr_sim::fuzz::case(seed);
+        assert!(c.epoch_change_at.is_some());
+        let r = run(c);
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+    }
+}
