@@ -113,6 +113,18 @@ impl Instance {
         self.accepted_digest
             .retain(|v, _| *v >= view.saturating_sub(1));
     }
+    /// Move to view `v` at `now` if it is above the current one, noting when each view began.
+    pub fn enter_view(&mut self, v: View, now: u64) {
+        if v > self.view {
+            self.prev_view_began_ms = self.view_began_ms.or(Some(now));
+            self.view_began_ms = Some(now);
+            self.view = v;
+        }
+    }
+    /// View changes received asking for view `v`.
+    pub fn vcs_for(&self, v: View) -> usize {
+        self.vcs.get(&v).map_or(0, |m| m.len())
+    }
     /// Distinct signers asking for views above `view`, with the highest view each asked.
     pub fn higher_vcs(&self, view: View) -> BTreeMap<ValidatorId, View> {
         let mut out: BTreeMap<ValidatorId, View> = BTreeMap::new();

@@ -527,6 +527,13 @@ impl Replica {
     fn ckpt_leader(&self, b: BlockIndex, view: View) -> Option<ValidatorId> {
         self.rotations.get(&b).map(|r| r.leader(self.m(), b, view))
     }
+    /// The leader of `inst` in `view` (of a checkpoint once its rotation is known).
+    fn leader_of(&self, inst: &InstanceId, view: View) -> Option<ValidatorId> {
+        match inst {
+            InstanceId::Cmd { proposer, .. } => Some(self.m().leader_cmd(proposer, view)),
+            InstanceId::Ckpt(b) => self.ckpt_leader(*b, view),
+        }
+    }
     fn timeout(&self, inst: &InstanceId, view: View) -> u64 {
         let base = match inst {
             InstanceId::Cmd { .. } => self.cfg.recovery_timeout_ms,
@@ -827,18 +834,12 @@ impl Replica {
             return false;
         };
         let v = st.view;
-        let leader = match inst {
-            InstanceId::Cmd { proposer, .. } => Some(self.m().leader_cmd(proposer, v)),
-            InstanceId::Ckpt(b) => self.ckpt_leader(*b, v),
-        };
-        let Some(l) = leader.filter(|l| *l != self.me) else {
+        let Some(l) = self.leader_of(inst, v).filter(|l| *l != self.me) else {
             return false;
         };
         let heard = self.last_heard.get(&l).copied().unwrap_or(self.started_ms);
         let began = st.prev_view_began_ms.unwrap_or(self.now);
-        v > 0
-            && heard + self.cfg.ckpt_timeout_ms <= began
-            && st.vcs.get(&v).map_or(0, |m| m.len()) >= self.m().join()
+        v > 0 && heard + self.cfg.ckpt_timeout_ms <= began && st.vcs_for(v) >= self.m().join()
     }
 
     /// How long until the leader of `inst` in view `v` has been unheard for `ckpt_timeout_ms`
@@ -849,11 +850,7 @@ impl Replica {
     /// connected or caught up yet: validators started one after another would cut the
     /// latecomers' first turns short).
     fn until_silent(&self, inst: &InstanceId, v: View) -> u64 {
-        let leader = match inst {
-            InstanceId::Cmd { proposer, .. } => Some(self.m().leader_cmd(proposer, v)),
-            InstanceId::Ckpt(b) => self.ckpt_leader(*b, v),
-        };
-        match leader {
+        match self.leader_of(inst, v) {
             Some(l) if l != self.me => {
                 let Some(heard) = self.last_heard.get(&l).copied() else {
                     return u64::MAX;
@@ -1384,11 +1381,7 @@ impl Replica {
         let now = self.now;
         let st = self.insts.get_mut(&inst).expect("inserted above; qed");
         if view > st.view || (view == st.view && st.in_view_change) {
-            if view > st.view {
-                st.prev_view_began_ms = st.view_began_ms.or(Some(now));
-                st.view_began_ms = Some(now);
-            }
-            st.view = view;
+            st.enter_view(view, now);
             st.in_view_change = false;
             st.timer_armed = false;
         }
@@ -1570,11 +1563,7 @@ impl Replica {
         if nv < st.view || (nv == st.view && st.in_view_change && st.my_vcs.contains_key(&nv)) {
             return;
         }
-        if nv > st.view {
-            st.prev_view_began_ms = st.view_began_ms.or(Some(self.now));
-            st.view_began_ms = Some(self.now);
-        }
-        st.view = nv;
+        st.enter_view(nv, self.now);
         st.in_view_change = true;
         st.timer_armed = false;
         let vc = match st.my_vcs.get(&nv) {
@@ -1661,17 +1650,15 @@ impl Replica {
         if let Some(target) = join {
             self.start_view_change(inst, target);
         }
-        let f1_now = self.insts.get(&inst).is_some_and(|st| {
-            st.view == nv && st.timer_armed && st.vcs.get(&nv).map_or(0, |m| m.len()) == f1
-        });
+        let f1_now = self
+            .insts
+            .get(&inst)
+            .is_some_and(|st| st.view == nv && st.timer_armed && st.vcs_for(nv) == f1);
         if f1_now && self.silent_view(&inst) {
             // f+1 of us just reached the view of a silent leader: leave it soon.
             self.set_timer(TimerId::View(inst, nv), SILENT_VIEW_MS);
         }
-        let leader = match inst {
-            InstanceId::Cmd { proposer, .. } => Some(self.m().leader_cmd(&proposer, nv)),
-            InstanceId::Ckpt(b) => self.ckpt_leader(b, nv),
-        };
+        let leader = self.leader_of(&inst, nv);
         if enough && leader == Some(self.me) {
             self.lead_new_view(inst, nv);
         }
