@@ -162,6 +162,14 @@ pub enum Output {
         /// View of the commit certificate.
         view: View,
     },
+    /// We proposed a batch of our own (or announce it again after a restart): its id and
+    /// transactions, so that the caller tracks them without reading our messages.
+    Proposed {
+        /// The batch id.
+        id: CommandId,
+        /// Its transactions.
+        txs: Vec<Tx>,
+    },
     /// A block is ready to be built.
     BlockReady(FinishedBlock),
     /// A misbehaviour proof.

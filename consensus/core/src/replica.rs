@@ -5,33 +5,34 @@
 //! later `Send` of the same batch (persist before send). There is no clock, no thread, no
 //! randomness; everything ordered iterates BTreeMaps.
 
+use crate::chain::CheckpointChain;
 use crate::checkpoint::{self, CandidateAction};
 use crate::crypto::{Signed, Signer, Verifier};
 use crate::dds::Dds;
-use crate::executor::{canonical_order, cut, Cut, Member};
+use crate::discovery::collect::{Collector, ReplyLimits, ReplyOutcome};
+use crate::discovery::own::OwnBatches;
+use crate::execution::blocks::Committed;
 use crate::gc::DecidedRecord;
-use crate::instance::Instance;
 use crate::membership::Membership;
 use crate::misbehaviour::Proof;
+use crate::outbox::{Outbox, WriteMark};
+use crate::recovery::catch_up::{CatchUp, SYNC_BATCH};
+use crate::recovery::rejoin::Combined;
+use crate::recovery::settled::SettledExchange;
+pub use crate::recovery::settled::SETTLED_ANSWER_BLOCKS;
 use crate::rotation::Rotation;
+use crate::single_shot::progress::{step, Step};
+use crate::single_shot::Instances;
 use crate::storage::{Key, Meta, Record, Storage, StorageOp};
 use crate::types::*;
-use crate::validity::{
-    self, check_preprepare, check_reply_shape, check_view_change, check_votes, value_from_replies,
-};
+use crate::validity::{self, check_preprepare, check_view_change, check_votes};
 use crate::wire::*;
 use codec::Encode;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use crate::io::{
     ChainPosition, Config, Input, Output, Stats, TimerId, DEFAULT_RETAIN_SYNC_BLOCKS,
 };
-
-/// How many blocks back a settled question is answered. Answering about block `at` needs the
-/// batches of every block after it, so their references are kept this long even when the full
-/// finished blocks are kept for fewer (`Config::retain_sync_blocks`): a replica rejoining a chain
-/// that moves several blocks per round trip asks about a head its peers have already passed.
-pub const SETTLED_ANSWER_BLOCKS: u64 = 64;
 
 /// How long a view whose leader is already silent is kept (long enough for the view changes
 /// of the replicas that moved to it first to arrive).
@@ -40,31 +41,6 @@ const SILENT_VIEW_MS: u64 = 100;
 /// do not hold: any member can sign votes and view changes for made-up ids, and an
 /// equivocating proposer makes only a few ids per seq real.
 const MAX_UNKNOWN_IDS_PER_SLOT: usize = 4;
-
-#[derive(Clone, Debug)]
-struct Collect {
-    batch: SignedBatch,
-    dep: DepRef,
-    inst: InstanceId,
-    replies: BTreeMap<ValidatorId, Signed<ReplyBody>>,
-    parked: Vec<Signed<ReplyBody>>,
-    /// View to propose in, None once proposed (or not leading).
-    view: Option<View>,
-    new_view: Vec<Signed<ViewChangeBody>>,
-}
-
-#[derive(Clone, Debug)]
-struct CommittedCmd {
-    batch: SignedBatch,
-    deps: Vec<DepRef>,
-    after: BlockIndex,
-}
-
-#[derive(Clone, Debug)]
-struct CkptDecided {
-    header: BatchHeader,
-    deps: Vec<DepRef>,
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Slot {
@@ -81,54 +57,37 @@ pub struct Replica {
     now: u64,
     dds: Dds,
     record: DecidedRecord,
-    insts: BTreeMap<InstanceId, Instance>,
+    /// The single-shot instances, live and recently collected.
+    insts: Instances,
     payloads: BTreeMap<CommandId, SignedBatch>,
     first_header: BTreeMap<Slot, Signed<BatchHeader>>,
     buffered: BTreeMap<BlockIndex, Vec<(ValidatorId, SignedBatch)>>,
-    next_seq: Seq,
-    pending: VecDeque<Vec<Tx>>,
-    collects: BTreeMap<CommandId, Collect>,
+    /// Our client batches waiting for a seq, and the next seq.
+    own: OwnBatches,
+    /// The batches we collect dependency replies for.
+    collector: Collector,
     announced: BTreeMap<(BlockIndex, View), CommandId>,
-    last_ckpt: BlockIndex,
-    ckpt_ids: BTreeMap<BlockIndex, (CommandId, u64)>,
-    /// K_b's agreed floors, for the same indexes as `ckpt_ids`.
-    floors_at: BTreeMap<BlockIndex, Floors>,
-    ckpt_decided: BTreeMap<BlockIndex, CkptDecided>,
-    /// Checkpoint-leader rotation in force for each block index (known up to last_ckpt + 1).
-    rotations: BTreeMap<BlockIndex, Rotation>,
+    /// Decided checkpoints, their floors and rotations, per block index.
+    chain: CheckpointChain,
     ckpt_due: bool,
-    committed: BTreeMap<CommandId, CommittedCmd>,
+    /// Commands decided with dependencies, waiting for their blocks.
+    committed: Committed,
     built: BlockIndex,
     last_build_ms: u64,
-    recent_blocks: BTreeMap<BlockIndex, FinishedBlock>,
-    /// The batches (proposer, seq, id) of each of the last [`SETTLED_ANSWER_BLOCKS`] finished
-    /// blocks: what is not settled at an older block.
-    block_batches: BTreeMap<BlockIndex, Vec<(ValidatorId, Seq, CommandId)>>,
-    sync_votes: BTreeMap<BlockIndex, BTreeMap<Digest, (FinishedBlock, BTreeSet<ValidatorId>)>>,
-    old_decisions: BTreeMap<InstanceId, (BlockIndex, Decision, Option<SignedBatch>)>,
-    reported: BTreeSet<Digest>,
-    /// Finalized chain blocks above `built` (the last few fed by the engine).
-    chain: BTreeMap<BlockIndex, ChainPosition>,
-    /// The chain block we last asked what is settled at, the claims received about it per
-    /// sender, and when the first arrived.
-    settled_asked: Option<ChainPosition>,
-    settled_claims: BTreeMap<ValidatorId, Vec<SettledSeqs>>,
-    settled_asked_ms: u64,
-    /// Settled requests answered, per requester, for the block they asked about (once each).
-    settled_answered: BTreeMap<ValidatorId, BlockIndex>,
+    /// Finished blocks for laggards, blocks offered to us, chain blocks above us.
+    catch_up: CatchUp,
+    /// What is settled at a chain block: asked, answered, collected.
+    settled: SettledExchange,
     /// When each other member was last heard from (silence shortens the timers of instances
     /// it leads).
     last_heard: BTreeMap<ValidatorId, u64>,
     /// When `start` ran (in views above 0, a member never heard from counts as heard then, see
     /// `silent_view`).
     started_ms: u64,
-    /// A candidate was refused only because a floor passed our watermark: ask peers what is
-    /// settled at our last block (their marks fill the gap) on the next resend.
-    floor_gap: bool,
     /// Resend periods so far (rotates the peer asked for a missing decision).
     resend_rounds: u64,
-    out: Vec<Output>,
-    inbox: VecDeque<(ValidatorId, Message)>,
+    /// What this input emits, and the messages we send ourselves.
+    outbox: Outbox,
 }
 
 impl Replica {
@@ -142,6 +101,7 @@ impl Replica {
     ) -> Self {
         let me = signer.public();
         let retain = cfg.window * 4;
+        let chain = CheckpointChain::new(cfg.membership.epoch);
         let mut r = Replica {
             cfg,
             signer,
@@ -150,43 +110,25 @@ impl Replica {
             now: 0,
             dds: Dds::default(),
             record: DecidedRecord::new(retain),
-            insts: BTreeMap::new(),
+            insts: Instances::default(),
             payloads: BTreeMap::new(),
             first_header: BTreeMap::new(),
             buffered: BTreeMap::new(),
-            next_seq: 0,
-            pending: VecDeque::new(),
-            collects: BTreeMap::new(),
+            own: OwnBatches::default(),
+            collector: Collector::default(),
             announced: BTreeMap::new(),
-            last_ckpt: 0,
-            ckpt_ids: BTreeMap::new(),
-            floors_at: BTreeMap::new(),
-            ckpt_decided: BTreeMap::new(),
-            rotations: BTreeMap::new(),
+            chain,
             ckpt_due: false,
-            committed: BTreeMap::new(),
+            committed: Committed::default(),
             built: 0,
             last_build_ms: 0,
-            recent_blocks: BTreeMap::new(),
-            block_batches: BTreeMap::new(),
-            sync_votes: BTreeMap::new(),
-            old_decisions: BTreeMap::new(),
-            reported: BTreeSet::new(),
-            chain: BTreeMap::new(),
-            settled_asked: None,
-            settled_claims: BTreeMap::new(),
-            settled_asked_ms: 0,
-            settled_answered: BTreeMap::new(),
-            floor_gap: false,
+            catch_up: CatchUp::default(),
+            settled: SettledExchange::default(),
             last_heard: BTreeMap::new(),
             started_ms: 0,
             resend_rounds: 0,
-            out: Vec::new(),
-            inbox: VecDeque::new(),
+            outbox: Outbox::new(me),
         };
-        r.ckpt_ids.insert(0, ([0u8; 32], 0));
-        r.floors_at.insert(0, Floors::new());
-        r.rotations.insert(1, Rotation::fresh(r.m().epoch));
         r.restore(storage.load());
         r
     }
@@ -206,25 +148,22 @@ impl Replica {
             instances: self.insts.len(),
             payloads: self.payloads.len(),
             committed: self.committed.len(),
-            old_decisions: self.old_decisions.len(),
+            old_decisions: self.insts.old_len(),
             marks: self.record.len(),
             built: self.built,
-            last_ckpt: self.last_ckpt,
+            last_ckpt: self.chain.last(),
         }
     }
     /// Diagnostics: what the next block waits for: the dependencies of its decided checkpoint
     /// above the agreed floors that are not known decided (empty if its checkpoint is not
     /// decided, or nothing is missing).
     pub fn next_block_waits_for(&self) -> Vec<DepRef> {
-        let Some(k) = self.ckpt_decided.get(&(self.built + 1)) else {
-            return vec![];
-        };
-        let BatchKind::Checkpoint { ref floors, .. } = k.header.kind else {
+        let Some(k) = self.chain.decided(self.built + 1) else {
             return vec![];
         };
         k.deps
             .iter()
-            .filter(|d| !crate::floors::voids(floors, d) && !self.dep_decided(d))
+            .filter(|d| !crate::floors::voids(k.floors(), d) && !self.dep_decided(d))
             .copied()
             .collect()
     }
@@ -262,12 +201,12 @@ impl Replica {
     }
     /// Transactions waiting for a free seq in the window.
     pub fn pending_batches(&self) -> usize {
-        self.pending.len()
+        self.own.len()
     }
     /// The client batches not yet proposed (held in memory only: a crash loses them, as it
     /// loses a node's transaction pool, and their clients must submit them again).
     pub fn unproposed(&self) -> impl Iterator<Item = &Vec<Tx>> {
-        self.pending.iter()
+        self.own.iter()
     }
 
     fn restore(&mut self, records: Vec<(Key, Record)>) {
@@ -277,8 +216,6 @@ impl Replica {
                 (Key::Meta, Record::Meta(m)) => {
                     self.dds.restore_counters(m.fence, m.next_pos);
                     self.built = m.built;
-                    self.last_ckpt = self.last_ckpt.max(m.built);
-                    self.ckpt_ids.insert(m.built, (m.built_ckpt, m.built_ts));
                     // A rotation of another epoch (a replica seeded from the chain at an epoch
                     // boundary) does not apply: the new epoch starts with nobody suspended.
                     // Floors of another epoch do not apply either: seqs start again.
@@ -287,13 +224,18 @@ impl Replica {
                     } else {
                         (Rotation::fresh(self.m().epoch), Floors::new())
                     };
-                    self.rotations.insert(m.built + 1, rotation);
                     // Marks below were deleted when the floors rose.
                     let _ = self.take_floors(&floors);
-                    self.floors_at.insert(m.built, floors);
+                    self.chain.restore(&ChainPosition {
+                        index: m.built,
+                        checkpoint: m.built_ckpt,
+                        timestamp_ms: m.built_ts,
+                        next_rotation: rotation,
+                        floors,
+                    });
                 }
                 (Key::OwnBatch(seq), Record::Batch(b)) => {
-                    self.next_seq = self.next_seq.max(seq + 1);
+                    self.own.skip_below(seq + 1);
                     self.payloads.insert(b.id(), b);
                 }
                 (Key::OwnCandidate(b, v), Record::Batch(c)) => {
@@ -306,12 +248,12 @@ impl Replica {
                     self.dds.restore(r, &h.body);
                 }
                 (Key::Vote(inst, view, phase), Record::Vote(v)) => {
-                    let st = self.insts.entry(inst).or_default();
+                    let st = self.insts.entry(inst);
                     st.view = st.view.max(view);
                     st.my_votes.insert((view, phase), v);
                 }
                 (Key::ViewChange(inst, view), Record::ViewChange(vc)) => {
-                    let st = self.insts.entry(inst).or_default();
+                    let st = self.insts.entry(inst);
                     if view >= st.view {
                         st.view = view;
                         st.in_view_change = true;
@@ -319,19 +261,15 @@ impl Replica {
                     st.my_vcs.insert(view, vc);
                 }
                 (Key::PrePrepare(inst, view), Record::PrePrepare(pp)) => {
-                    self.insts
-                        .entry(inst)
-                        .or_default()
-                        .my_preprepares
-                        .insert(view, pp);
+                    self.insts.entry(inst).my_preprepares.insert(view, pp);
                 }
                 (Key::Prepared(inst), Record::Prepared(c)) => {
-                    self.insts.entry(inst).or_default().note_prepared(c);
+                    self.insts.entry(inst).note_prepared(c);
                 }
                 (Key::Decided(p, s, id), Record::Marked(counts)) => {
                     if p == self.me && counts {
                         // Never reuse a seq, even when every own batch was collected.
-                        self.next_seq = self.next_seq.max(s + 1);
+                        self.own.skip_below(s + 1);
                     }
                     self.record.mark(p, s, id, counts);
                 }
@@ -356,7 +294,7 @@ impl Replica {
                 .get(&d.inst)
                 .map(|s| s.decided.is_some())
                 .unwrap_or(false);
-            let ckpt_done = matches!(d.inst, InstanceId::Ckpt(b) if b <= self.last_ckpt);
+            let ckpt_done = matches!(d.inst, InstanceId::Ckpt(b) if b <= self.chain.last());
             if !replayed && !ckpt_done {
                 self.decide(d.inst, d.value, d.cert);
             }
@@ -371,23 +309,12 @@ impl Replica {
         for b in own {
             let h = &b.header.body;
             if !self.record.is_decided(&h.proposer, h.seq, &b.id()) {
-                let dep = h.dep_ref();
-                self.collects.insert(
-                    b.id(),
-                    Collect {
-                        inst: dep.instance(),
-                        dep,
-                        batch: b,
-                        replies: BTreeMap::new(),
-                        parked: vec![],
-                        view: Some(0),
-                        new_view: vec![],
-                    },
-                );
+                let inst = h.dep_ref().instance();
+                self.collector.open(b, inst, 0, vec![]);
             }
         }
         // Keep only blocks rebuilt from persisted decisions (handed out by `start`).
-        self.out.retain(|o| matches!(o, Output::BlockReady(_)));
+        self.outbox.retain(|o| matches!(o, Output::BlockReady(_)));
     }
 
     /// Initial outputs: timers and re-announcements after a restart.
@@ -395,44 +322,39 @@ impl Replica {
         self.now = self.now.max(now_ms);
         self.started_ms = self.now;
         self.set_timer(TimerId::Resend, self.cfg.resend_ms);
-        let b = self.last_ckpt + 1;
-        self.know(InstanceId::Ckpt(b));
+        self.know(InstanceId::Ckpt(self.chain.next()));
         let undecided: Vec<InstanceId> = self
             .insts
-            .keys()
+            .ids()
             .copied()
             .filter(|i| !self.is_decided_inst(i))
             .collect();
         for i in undecided {
             self.know(i);
         }
-        let ann: Vec<SignedBatch> = self
-            .collects
-            .values()
-            .filter(|c| c.view.is_some())
-            .map(|c| c.batch.clone())
-            .collect();
-        for b in ann {
+        for b in self.collector.to_announce() {
+            if b.header.body.proposer == self.me && !b.header.body.is_checkpoint() {
+                let txs = b.txs.clone();
+                self.outbox.emit(Output::Proposed { id: b.id(), txs });
+            }
             self.broadcast(Message::Announce(b));
         }
         self.drain();
-        std::mem::take(&mut self.out)
+        self.outbox.take()
     }
 
     /// Process one input at virtual time `now_ms`.
     pub fn handle(&mut self, now_ms: u64, input: Input) -> Vec<Output> {
         self.now = self.now.max(now_ms);
         match input {
-            Input::Message { from, msg } => self.inbox.push_back((from, msg)),
+            Input::Message { from, msg } => self.outbox.receive(from, msg),
             Input::Bytes { from, bytes } => {
                 if let Ok(msg) = decode_message(&bytes) {
-                    self.inbox.push_back((from, msg));
+                    self.outbox.receive(from, msg);
                 }
             }
             Input::ClientBatch(txs) => {
-                for chunk in txs.chunks(self.cfg.max_batch_txs.max(1)) {
-                    self.pending.push_back(chunk.to_vec());
-                }
+                self.own.add(&txs, self.cfg.max_batch_txs);
                 self.try_propose_own();
             }
             Input::Timer(t) => self.on_timer(t),
@@ -441,14 +363,14 @@ impl Replica {
                 self.maybe_announce_candidate();
             }
             Input::Tick => {}
-            Input::ChainBlock(pos) => self.on_chain_block(pos),
+            Input::ChainBlock(pos) => self.catch_up.chain_block(pos, self.built),
         }
         self.drain();
-        std::mem::take(&mut self.out)
+        self.outbox.take()
     }
 
     fn drain(&mut self) {
-        while let Some((from, msg)) = self.inbox.pop_front() {
+        while let Some((from, msg)) = self.outbox.next_received() {
             self.on_message(from, msg);
         }
     }
@@ -462,27 +384,16 @@ impl Replica {
         self.cfg.membership.genesis
     }
     fn send(&mut self, to: ValidatorId, msg: Message) {
-        if to == self.me {
-            self.inbox.push_back((to, msg));
-        } else {
-            self.out.push(Output::Send { to: Some(to), msg });
-        }
+        self.outbox.send(to, msg);
     }
     fn broadcast(&mut self, msg: Message) {
-        // Emitted even when n = 1 (to nobody) so that observers see every broadcast.
-        self.out.push(Output::Send {
-            to: None,
-            msg: msg.clone(),
-        });
-        self.inbox.push_back((self.me, msg));
+        self.outbox.broadcast(msg);
     }
     fn persist(&mut self, ops: Vec<StorageOp>) {
-        if !ops.is_empty() {
-            self.out.push(Output::Persist(ops));
-        }
+        self.outbox.persist(ops);
     }
     fn set_timer(&mut self, id: TimerId, after_ms: u64) {
-        self.out.push(Output::SetTimer { id, after_ms });
+        self.outbox.set_timer(id, after_ms);
     }
     /// Emit a misbehaviour proof, once, and only if anyone can check it: a proof that does not
     /// convict would be refused on chain and accuse without evidence.
@@ -492,17 +403,10 @@ impl Replica {
         {
             return;
         }
-        let d = hash(&p.encode());
-        if self.reported.insert(d) {
-            self.out.push(Output::Misbehaviour(p));
-        }
+        self.outbox.misbehaviour(p);
     }
     fn meta(&self) -> StorageOp {
-        let (built_ckpt, built_ts) = self
-            .ckpt_ids
-            .get(&self.built)
-            .copied()
-            .unwrap_or(([0; 32], 0));
+        let (built_ckpt, built_ts) = self.chain.id_and_time(self.built).unwrap_or(([0; 32], 0));
         StorageOp::Put(
             Key::Meta,
             Record::Meta(Meta {
@@ -511,21 +415,14 @@ impl Replica {
                 built: self.built,
                 built_ckpt,
                 built_ts,
-                next_rotation: self.rotation(self.built + 1),
-                built_floors: self.floors_at.get(&self.built).cloned().unwrap_or_default(),
+                next_rotation: self.chain.rotation(self.built + 1),
+                built_floors: self.chain.floors(self.built).to_vec(),
             }),
         )
     }
-    /// The rotation in force for block `b` (known for b <= last_ckpt + 1).
-    fn rotation(&self, b: BlockIndex) -> Rotation {
-        self.rotations
-            .get(&b)
-            .cloned()
-            .unwrap_or_else(|| Rotation::fresh(self.m().epoch))
-    }
     /// leader(b, view) of CONS_ckpt(b), once the rotation for b is known.
     fn ckpt_leader(&self, b: BlockIndex, view: View) -> Option<ValidatorId> {
-        self.rotations.get(&b).map(|r| r.leader(self.m(), b, view))
+        self.chain.leader(self.m(), b, view)
     }
     /// The leader of `inst` in `view` (of a checkpoint once its rotation is known).
     fn leader_of(&self, inst: &InstanceId, view: View) -> Option<ValidatorId> {
@@ -547,13 +444,13 @@ impl Replica {
     fn is_decided_inst(&self, inst: &InstanceId) -> bool {
         match inst {
             InstanceId::Cmd { proposer, seq, id } => self.record.is_decided(proposer, *seq, id),
-            InstanceId::Ckpt(b) => *b <= self.last_ckpt,
+            InstanceId::Ckpt(b) => *b <= self.chain.last(),
         }
     }
     fn dep_decided(&self, d: &DepRef) -> bool {
         match d.kind {
             DepKind::Txs { seq } => self.record.is_decided(&d.proposer, seq, &d.id),
-            DepKind::Ckpt { index, .. } => index <= self.last_ckpt,
+            DepKind::Ckpt { index, .. } => index <= self.chain.last(),
         }
     }
     /// Replier window [design]: a replica replies to seq s of p only if s < low(p) + W, where
@@ -599,9 +496,9 @@ impl Replica {
             .get(&Slot::Seq(proposer, seq))
             .is_some_and(|h| h.body.id() != id)
             || self
-                .ckpt_decided
-                .range(self.built + 1..)
-                .any(|(_, k)| k.deps.iter().any(other))
+                .chain
+                .decided_from(self.built + 1)
+                .any(|k| k.deps.iter().any(other))
     }
     /// Is `inst` a dependency of a decided checkpoint whose block is not built yet? Its block
     /// waits for its decision, so it is taken part in whatever our window says.
@@ -609,18 +506,9 @@ impl Replica {
         let Some(d) = inst.txs_ref() else {
             return false;
         };
-        self.ckpt_decided
-            .range(self.built + 1..)
-            .any(|(_, k)| k.deps.binary_search(&d).is_ok())
-    }
-    /// Is a command of this seq within reach of our window (as far above the watermark as
-    /// proposals and votes are taken: 4 W)? A checkpoint's dependencies are what its block
-    /// waits for: a correct checkpoint leader takes no reply naming one beyond.
-    fn within_reach(&self, d: &DepRef) -> bool {
-        match d.kind {
-            DepKind::Txs { seq } => seq < self.record.watermark(&d.proposer) + 4 * self.cfg.window,
-            DepKind::Ckpt { .. } => true,
-        }
+        self.chain
+            .decided_from(self.built + 1)
+            .any(|k| k.deps.binary_search(&d).is_ok())
     }
     /// May a peer's message create state for `inst`? Always for checkpoint instances (their
     /// index is bounded at the door) and for commands whose header we hold or a decided
@@ -632,23 +520,14 @@ impl Replica {
         if !self.m().contains(&proposer) {
             return false;
         }
-        if self.insts.contains_key(inst)
+        if self.insts.contains(inst)
             || self.held_ref(&id).is_some_and(|r| r.instance() == *inst)
             || self.needed_by_checkpoint(inst)
         {
             return true;
         }
-        let slot = |id| InstanceId::Cmd { proposer, seq, id };
-        self.insts.range(slot([0; 32])..=slot([0xff; 32])).count() < MAX_UNKNOWN_IDS_PER_SLOT
+        self.insts.in_slot(proposer, seq) < MAX_UNKNOWN_IDS_PER_SLOT
     }
-    /// K_b's agreed floors (none if unknown).
-    fn floors_of(&self, b: BlockIndex) -> &[(ValidatorId, Seq)] {
-        self.floors_at.get(&b).map_or(&[][..], |f| &f[..])
-    }
-    fn k_id(&self, b: BlockIndex) -> Option<CommandId> {
-        self.ckpt_ids.get(&b).map(|x| x.0)
-    }
-
     fn verify_batch(&self, b: &SignedBatch) -> bool {
         let h = &b.header.body;
         if b.header.signer != h.proposer
@@ -729,7 +608,7 @@ impl Replica {
                     return;
                 }
                 if let InstanceId::Ckpt(b) = inst {
-                    if b != self.last_ckpt + 1 {
+                    if b != self.chain.next() {
                         // Not the current checkpoint yet (a vote for it came early): disarm, so
                         // that `know` arms it afresh when K_(b-1) commits. Left armed, no timer
                         // would ever run for it, and a replica that missed its decision would
@@ -771,11 +650,7 @@ impl Replica {
                             if nv.len() == self.m().q()
                                 && nv.iter().all(|vc| vc.body.prepared.is_none())
                             {
-                                if let Some(c) = self.collects.get_mut(&id) {
-                                    if c.inst == inst {
-                                        c.view = None;
-                                    }
-                                }
+                                self.collector.stop(&id, &inst);
                                 let p = if self.misnamed(&inst) {
                                     None
                                 } else {
@@ -796,7 +671,7 @@ impl Replica {
             return;
         }
         let now = self.now;
-        let st = self.insts.entry(inst).or_default();
+        let st = self.insts.entry(inst);
         if st.timer_armed {
             return;
         }
@@ -866,50 +741,41 @@ impl Replica {
     // ---------------------------------------------------------------- proposer side
 
     fn try_propose_own(&mut self) {
-        while !self.pending.is_empty() && self.next_seq < self.window_end(&self.me) {
-            let txs = self.pending.pop_front().expect("checked non-empty; qed");
+        let window_end = self.window_end(&self.me);
+        while let Some((seq, txs)) = self.own.next(window_end) {
             let access = union_access(txs.iter().map(|t| &t.access[..]));
             let weight = txs.iter().map(|t| t.encoded_size() as u64).sum();
             let header = BatchHeader {
                 epoch: self.m().epoch,
                 proposer: self.me,
-                seq: self.next_seq,
-                base: self.k_id(self.last_ckpt).unwrap_or([0; 32]),
+                seq,
+                base: self.chain.id(self.chain.last()).unwrap_or([0; 32]),
                 kind: BatchKind::Txs,
                 access,
                 txs_root: hash(&txs.encode()),
                 weight,
             };
-            self.next_seq += 1;
             let batch = SignedBatch {
                 header: Signed::sign(header, &self.g(), &*self.signer),
                 txs,
             };
-            let id = batch.id();
             self.persist(vec![StorageOp::Put(
-                Key::OwnBatch(batch.header.body.seq),
+                Key::OwnBatch(seq),
                 Record::Batch(batch.clone()),
             )]);
-            self.payloads.insert(id, batch.clone());
-            let dep = batch.header.body.dep_ref();
-            self.collects.insert(
-                id,
-                Collect {
-                    inst: dep.instance(),
-                    dep,
-                    batch: batch.clone(),
-                    replies: BTreeMap::new(),
-                    parked: vec![],
-                    view: Some(0),
-                    new_view: vec![],
-                },
-            );
+            self.payloads.insert(batch.id(), batch.clone());
+            let inst = batch.header.body.dep_ref().instance();
+            self.collector.open(batch.clone(), inst, 0, vec![]);
+            self.outbox.emit(Output::Proposed {
+                id: batch.id(),
+                txs: batch.txs.clone(),
+            });
             self.broadcast(Message::Announce(batch));
         }
     }
 
     fn maybe_announce_candidate(&mut self) {
-        let b = self.last_ckpt + 1;
+        let b = self.chain.next();
         if !self.ckpt_due
             || self.ckpt_leader(b, 0) != Some(self.me)
             || self.announced.contains_key(&(b, 0))
@@ -934,7 +800,7 @@ impl Replica {
         view: View,
         new_view: Vec<Signed<ViewChangeBody>>,
     ) {
-        let Some((base, prev_ts)) = self.ckpt_ids.get(&(b - 1)).copied() else {
+        let Some((base, prev_ts)) = self.chain.id_and_time(b - 1) else {
             return;
         };
         let batch = match self
@@ -953,7 +819,7 @@ impl Replica {
                         index: b,
                         view,
                         timestamp_ms: self.now.max(prev_ts + 1),
-                        floors: crate::floors::propose(self.m(), self.floors_of(b - 1), |p| {
+                        floors: crate::floors::propose(self.m(), self.chain.floors(b - 1), |p| {
                             self.record.proposed_floor(p)
                         }),
                     },
@@ -974,82 +840,37 @@ impl Replica {
                 c
             }
         };
-        let dep = batch.header.body.dep_ref();
         let id = batch.id();
-        let e = self.collects.entry(id).or_insert_with(|| Collect {
-            inst: InstanceId::Ckpt(b),
-            dep,
-            batch: batch.clone(),
-            replies: BTreeMap::new(),
-            parked: vec![],
-            view: Some(view),
-            new_view: vec![],
-        });
-        e.view = Some(view);
-        e.new_view = new_view;
+        self.collector
+            .open(batch.clone(), InstanceId::Ckpt(b), view, new_view);
         self.broadcast(Message::Announce(batch));
         self.try_collect(id);
     }
 
     fn on_reply(&mut self, r: Signed<ReplyBody>) {
         let id = r.body.cmd.id;
-        let q = self.m().q();
-        let last = self.last_ckpt;
-        let window = self.cfg.window;
-        let Some(c) = self.collects.get(&id) else {
-            return;
+        let (record, window) = (&self.record, self.cfg.window);
+        let limits = ReplyLimits {
+            membership: &self.cfg.membership,
+            verifier: &*self.verifier,
+            window,
+            last_checkpoint: self.chain.last(),
+            within_reach: &|d| within_reach(record, window, d),
         };
-        if r.body.epoch != self.m().epoch || !self.m().contains(&r.signer) || r.body.cmd != c.dep {
-            return;
-        }
-        if let Some(old) = c.replies.get(&r.signer) {
-            if old.body != r.body && r.verify(&self.g(), &*self.verifier) {
-                let p = Proof::ReplyEquivocation(old.clone(), r);
-                self.report(p);
+        match self.collector.on_reply(r, &limits) {
+            ReplyOutcome::Counted => self.try_collect(id),
+            ReplyOutcome::Equivocation(old, new) => {
+                self.report(Proof::ReplyEquivocation(*old, *new))
             }
-            return;
+            ReplyOutcome::Dropped | ReplyOutcome::Parked => {}
         }
-        if c.replies.len() >= q && c.view.is_none() {
-            return;
-        }
-        if check_reply_shape(&r.body, window, self.m()).is_err() {
-            return;
-        }
-        if c.batch.header.body.is_checkpoint() && !r.body.deps.iter().all(|d| self.within_reach(d))
-        {
-            return;
-        }
-        if !r.verify(&self.g(), &*self.verifier) {
-            return;
-        }
-        let c = self.collects.get_mut(&id).expect("looked up above; qed");
-        if r.body.fence > last + 1 {
-            c.parked.push(r);
-            return;
-        }
-        c.replies.insert(r.signer, r);
-        self.try_collect(id);
     }
 
+    /// Propose for `id` once a quorum replied.
     fn try_collect(&mut self, id: CommandId) {
-        let q = self.m().q();
-        let Some(c) = self.collects.get(&id) else {
-            return;
-        };
-        let Some(view) = c.view else { return };
-        if c.replies.len() < q {
-            return;
+        if let Some(p) = self.collector.ready(&id, self.m().q()) {
+            self.propose(p.inst, p.view, p.value, p.proof, p.new_view, p.payload);
         }
-        let proof: Vec<Signed<ReplyBody>> = c.replies.values().take(q).cloned().collect();
-        let value = value_from_replies(&c.dep, &proof);
-        let (inst, nv, batch) = (c.inst, c.new_view.clone(), c.batch.clone());
-        let payload = if view > 0 || batch.header.body.is_checkpoint() {
-            Some(batch)
-        } else {
-            None
-        };
-        self.collects.get_mut(&id).expect("present; qed").view = None;
-        self.propose(inst, view, value, proof, nv, payload);
     }
 
     fn propose(
@@ -1061,7 +882,7 @@ impl Replica {
         new_view: Vec<Signed<ViewChangeBody>>,
         payload: Option<SignedBatch>,
     ) {
-        let st = self.insts.entry(inst).or_default();
+        let st = self.insts.entry(inst);
         if st.my_preprepares.contains_key(&view) {
             return;
         }
@@ -1106,7 +927,7 @@ impl Replica {
                     return;
                 }
                 // A payload we were waiting for (to vote, or to lead a recovery).
-                if self.insts.contains_key(&inst) && !self.payloads.contains_key(&id) {
+                if self.insts.contains(&inst) && !self.payloads.contains_key(&id) {
                     self.payloads.insert(id, b.clone());
                     self.resume_lead(inst);
                     self.recheck_parked(inst);
@@ -1139,7 +960,7 @@ impl Replica {
             }
             BatchKind::Checkpoint { index, view, .. } => {
                 let inst = InstanceId::Ckpt(index);
-                if index <= self.last_ckpt {
+                if index <= self.chain.last() {
                     self.send_decided(from, inst);
                     return;
                 }
@@ -1149,9 +970,10 @@ impl Replica {
                     return;
                 }
                 let cur = self.insts.get(&inst).map(|s| s.view).unwrap_or(0);
-                let k_prev = self.k_id(self.last_ckpt).unwrap_or([0; 32]);
-                let rotation = self.rotation(self.last_ckpt + 1);
-                match checkpoint::classify(self.m(), &h, self.last_ckpt, &k_prev, cur, &rotation) {
+                let k_prev = self.chain.id(self.chain.last()).unwrap_or([0; 32]);
+                let rotation = self.chain.rotation(self.chain.next());
+                match checkpoint::classify(self.m(), &h, self.chain.last(), &k_prev, cur, &rotation)
+                {
                     CandidateAction::Ignore => {}
                     CandidateAction::Buffer => {
                         // Judged when K_(index-1) commits; at most a few per signer, so that no
@@ -1185,7 +1007,7 @@ impl Replica {
                         let BatchKind::Checkpoint { floors, .. } = &h.kind else {
                             return;
                         };
-                        let prev = self.floors_of(self.last_ckpt);
+                        let prev = self.chain.floors(self.chain.last());
                         if !crate::floors::acceptable(floors, prev, self.m(), |p| {
                             self.record.watermark(p)
                         }) {
@@ -1194,7 +1016,7 @@ impl Replica {
                             {
                                 // Only our watermark is short: our record has a gap that
                                 // peers' settled marks fill.
-                                self.floor_gap = true;
+                                self.settled.note_floor_gap();
                             }
                             return;
                         }
@@ -1240,7 +1062,7 @@ impl Replica {
                 return;
             }
         } else if let InstanceId::Ckpt(b) = inst {
-            if b > self.last_ckpt + checkpoint::MAX_INDEX_AHEAD {
+            if b > self.chain.last() + checkpoint::MAX_INDEX_AHEAD {
                 return;
             }
         }
@@ -1274,7 +1096,7 @@ impl Replica {
             return;
         }
         let view = pp.body.view;
-        let st = self.insts.entry(inst).or_default();
+        let st = self.insts.entry(inst);
         if view < st.view {
             return;
         }
@@ -1305,17 +1127,14 @@ impl Replica {
                 st.parked.push((from, pp));
             }
             // The leader may not hold it either (a re-proposed prepared value): ask everyone.
-            self.out.push(Output::Send {
-                to: None,
-                msg: Message::Fetch(inst),
-            });
+            self.outbox.ask_others(Message::Fetch(inst));
             // A signed proposal names a real instance: if the payload never comes, its timer
             // takes it to a view change (and a Noop) like any other.
             self.know(inst);
             return;
         }
         if let InstanceId::Ckpt(b) = inst {
-            if b != self.last_ckpt + 1 {
+            if b != self.chain.next() {
                 // Its leader depends on the rotation for b, known once K_(b-1) commits.
                 let st = self.insts.get_mut(&inst).expect("inserted above; qed");
                 if st.parked.len() < 8 {
@@ -1347,7 +1166,7 @@ impl Replica {
         }
         // Local-state checks.
         if let Value::Deps { after, .. } = &pp.body.value {
-            if *after > self.last_ckpt + 1 {
+            if *after > self.chain.next() {
                 let st = self.insts.get_mut(&inst).expect("inserted above; qed");
                 if st.parked.len() < 8 {
                     st.parked.push((from, pp));
@@ -1366,8 +1185,8 @@ impl Replica {
             else {
                 return;
             };
-            let (k_prev, prev_ts) = self.ckpt_ids.get(&(b - 1)).copied().unwrap_or(([0; 32], 0));
-            let prev_floors = self.floors_of(b - 1);
+            let (k_prev, prev_ts) = self.chain.id_and_time(b - 1).unwrap_or(([0; 32], 0));
+            let prev_floors = self.chain.floors(b - 1);
             if index != b
                 || h.body.base != k_prev
                 || !checkpoint::timestamp_ok(prev_ts, timestamp_ms, self.now, self.cfg.drift_ms)
@@ -1449,7 +1268,7 @@ impl Replica {
                 }
             }
             InstanceId::Ckpt(b) => {
-                if b > self.last_ckpt + checkpoint::MAX_INDEX_AHEAD {
+                if b > self.chain.last() + checkpoint::MAX_INDEX_AHEAD {
                     return;
                 }
             }
@@ -1472,7 +1291,7 @@ impl Replica {
             return;
         }
         let now = self.now;
-        let st = self.insts.entry(inst).or_default();
+        let st = self.insts.entry(inst);
         st.last_progress_ms = now;
         let (view, digest) = (v.body.view, v.body.value);
         if let Some(old) = st.add_vote(v.clone()) {
@@ -1484,57 +1303,27 @@ impl Replica {
     }
 
     fn check_progress(&mut self, inst: InstanceId, view: View, digest: Digest) {
-        let q = self.m().q();
         let Some(st) = self.insts.get(&inst) else {
             return;
         };
-        if st.count(view, Phase::Commit, &digest) >= q {
-            if let Some(value) = st.values.get(&digest).cloned() {
-                let mut cert = st.matching(view, Phase::Commit, &digest);
-                cert.truncate(q);
-                let have_payload = match (&inst, &value) {
-                    (_, Value::Noop) => true,
-                    (_, Value::Deps { cmd, .. }) => self.payloads.contains_key(cmd),
-                };
-                if have_payload {
-                    self.decide(inst, value, cert);
-                    return;
+        match step(st, view, &digest, self.m().q(), |c| {
+            self.payloads.contains_key(c)
+        }) {
+            Step::Decide { value, cert } => self.decide(inst, value, cert),
+            Step::Fetch(voter) if voter != self.me => self.send(voter, Message::Fetch(inst)),
+            Step::Prepared { cert, commit } => {
+                if let Some(cert) = cert {
+                    self.insts.entry(inst).note_prepared(cert.clone());
+                    self.persist(vec![StorageOp::Put(
+                        Key::Prepared(inst),
+                        Record::Prepared(cert),
+                    )]);
+                }
+                if commit {
+                    self.vote(inst, view, Phase::Commit, digest);
                 }
             }
-            let voter = st
-                .matching(view, Phase::Commit, &digest)
-                .first()
-                .map(|v| v.signer);
-            if let Some(to) = voter {
-                if to != self.me {
-                    self.send(to, Message::Fetch(inst));
-                }
-            }
-            return;
-        }
-        let accepted_here = st.accepted_digest.get(&view) == Some(&digest);
-        if accepted_here && st.count(view, Phase::Prepare, &digest) >= q {
-            let value = st.values[&digest].clone();
-            let mut votes = st.matching(view, Phase::Prepare, &digest);
-            votes.truncate(q);
-            let higher = st.prepared.as_ref().map(|c| view > c.view).unwrap_or(true);
-            let may_commit = view == st.view
-                && !st.in_view_change
-                && !st.my_votes.contains_key(&(view, Phase::Commit));
-            if higher {
-                let cert = PreparedCert { view, value, votes };
-                self.insts
-                    .get_mut(&inst)
-                    .expect("present; qed")
-                    .note_prepared(cert.clone());
-                self.persist(vec![StorageOp::Put(
-                    Key::Prepared(inst),
-                    Record::Prepared(cert),
-                )]);
-            }
-            if may_commit {
-                self.vote(inst, view, Phase::Commit, digest);
-            }
+            Step::Fetch(_) | Step::Wait => {}
         }
     }
 
@@ -1559,7 +1348,7 @@ impl Replica {
             InstanceId::Cmd { id, .. } => self.payloads.contains_key(&id) && !self.misnamed(&inst),
             InstanceId::Ckpt(_) => false,
         };
-        let st = self.insts.entry(inst).or_default();
+        let st = self.insts.entry(inst);
         if nv < st.view || (nv == st.view && st.in_view_change && st.my_vcs.contains_key(&nv)) {
             return;
         }
@@ -1608,7 +1397,7 @@ impl Replica {
                 }
             }
             InstanceId::Ckpt(b) => {
-                if b != self.last_ckpt + 1 {
+                if b != self.chain.next() {
                     return;
                 }
             }
@@ -1632,7 +1421,7 @@ impl Replica {
         }
         let f1 = self.m().join();
         let q = self.m().q();
-        let st = self.insts.entry(inst).or_default();
+        let st = self.insts.entry(inst);
         st.vcs.entry(nv).or_default().insert(vc.signer, vc);
         // Join: f+1 validators ask for views above ours.
         let higher = st.higher_vcs(st.view);
@@ -1685,10 +1474,7 @@ impl Replica {
             };
             if payload.is_none() && matches!(cert.value, Value::Deps { .. }) {
                 // Voters fetch it from the holders; so do we, to attach it when retransmitting.
-                self.out.push(Output::Send {
-                    to: None,
-                    msg: Message::Fetch(inst),
-                });
+                self.outbox.ask_others(Message::Fetch(inst));
             }
             self.propose(inst, v, cert.value, vec![], vcs, payload);
             return;
@@ -1701,7 +1487,7 @@ impl Replica {
             }
             InstanceId::Cmd { id, .. } => {
                 if let Some(batch) = self.payloads.get(&id).cloned() {
-                    self.lead_collect(inst, id, batch, v, vcs);
+                    self.lead_collect(inst, batch, v, vcs);
                     let t = self.timeout(&inst, v) / 2;
                     self.set_timer(TimerId::Deadline(inst, v), t);
                     self.try_collect(id);
@@ -1721,7 +1507,7 @@ impl Replica {
                 }
             }
             InstanceId::Ckpt(b) => {
-                if b == self.last_ckpt + 1 {
+                if b == self.chain.next() {
                     self.announce_candidate(b, v, vcs);
                 }
             }
@@ -1742,20 +1528,14 @@ impl Replica {
         let Some(&v) = st.led.iter().next_back() else {
             return;
         };
-        if st.my_preprepares.contains_key(&v)
-            || self
-                .collects
-                .get(&id)
-                .map(|c| c.view == Some(v))
-                .unwrap_or(false)
-        {
+        if st.my_preprepares.contains_key(&v) || self.collector.collecting(&id, v) {
             return;
         }
         let Some(batch) = self.payloads.get(&id).cloned() else {
             return;
         };
         let vcs: Vec<Signed<ViewChangeBody>> = st.lead_vcs.get(&v).cloned().unwrap_or_default();
-        self.lead_collect(inst, id, batch, v, vcs);
+        self.lead_collect(inst, batch, v, vcs);
         self.try_collect(id);
     }
 
@@ -1764,23 +1544,11 @@ impl Replica {
     fn lead_collect(
         &mut self,
         inst: InstanceId,
-        id: CommandId,
         batch: SignedBatch,
         v: View,
         vcs: Vec<Signed<ViewChangeBody>>,
     ) {
-        let dep = batch.header.body.dep_ref();
-        let c = self.collects.entry(id).or_insert_with(|| Collect {
-            inst,
-            dep,
-            batch: batch.clone(),
-            replies: BTreeMap::new(),
-            parked: vec![],
-            view: None,
-            new_view: vec![],
-        });
-        c.view = Some(v);
-        c.new_view = vcs;
+        self.collector.open(batch.clone(), inst, v, vcs);
         self.broadcast(Message::Announce(batch));
     }
 
@@ -1798,9 +1566,7 @@ impl Replica {
             };
             Some((d, payload))
         } else {
-            self.old_decisions
-                .get(&inst)
-                .map(|(_, d, p)| (d.clone(), p.clone()))
+            self.insts.old_decision(&inst)
         };
         if let Some((d, p)) = found {
             self.send(to, Message::Decided(d, p));
@@ -1884,7 +1650,7 @@ impl Replica {
             Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
             Value::Noop => None,
         };
-        let st = self.insts.entry(inst).or_default();
+        let st = self.insts.entry(inst);
         st.decided = Some(decision.clone());
         st.parked.clear();
         st.votes.clear();
@@ -1893,7 +1659,7 @@ impl Replica {
             Key::Decision(inst),
             Record::Decision(decision, payload),
         )];
-        self.out.push(Output::Committed {
+        self.outbox.emit(Output::Committed {
             inst,
             value: value.clone(),
             view,
@@ -1911,7 +1677,7 @@ impl Replica {
                 ops.extend(self.record_decided(proposer, seq, id, counts));
                 self.persist(ops);
                 if !misnamed {
-                    self.collects.remove(&id);
+                    self.collector.remove(&id);
                 }
                 match value {
                     Value::Deps { deps, after, .. } => {
@@ -1924,14 +1690,13 @@ impl Replica {
                             // Would land in no block: the S11 checker reports it.
                             self.collect_garbage_cmd(inst, self.built);
                         } else {
-                            self.committed
-                                .insert(id, CommittedCmd { batch, deps, after });
+                            self.committed.insert(batch, deps, after);
                         }
                     }
                     Value::Noop => {
                         if proposer == self.me && !misnamed {
                             if let Some(b) = self.payloads.get(&id) {
-                                self.pending.push_front(b.txs.clone());
+                                self.own.requeue(vec![(seq, b.txs.clone())]);
                             }
                         }
                         self.collect_garbage_cmd(inst, self.built);
@@ -1949,26 +1714,13 @@ impl Replica {
                 let Some(h) = self.payloads.get(&cmd).map(|p| p.header.body.clone()) else {
                     return;
                 };
-                let BatchKind::Checkpoint {
-                    timestamp_ms,
-                    ref floors,
-                    ..
-                } = h.kind
-                else {
+                if !h.is_checkpoint() {
                     return;
-                };
-                self.ckpt_ids.insert(b, (cmd, timestamp_ms));
-                self.floors_at.insert(b, floors.clone());
-                self.ckpt_decided.insert(
-                    b,
-                    CkptDecided {
-                        header: h,
-                        deps: deps.clone(),
-                    },
-                );
+                }
+                self.chain.decide(b, h, deps.clone());
                 self.advance_ckpts();
                 // Dependencies below K_b's floors are void: nothing to wait or recover for.
-                let floors = self.floors_at.get(&b).cloned().unwrap_or_default();
+                let floors = self.chain.floors(b).to_vec();
                 for d in &deps {
                     if matches!(d.kind, DepKind::Txs { .. }) && !crate::floors::voids(&floors, d) {
                         self.know(d.instance());
@@ -2001,21 +1753,11 @@ impl Replica {
     }
 
     fn advance_ckpts(&mut self) {
-        let mut advanced = false;
-        while self.ckpt_ids.contains_key(&(self.last_ckpt + 1)) {
-            self.last_ckpt += 1;
-            advanced = true;
-            let b = self.last_ckpt;
-            if !self.rotations.contains_key(&(b + 1)) {
-                let view = match self.ckpt_decided.get(&b).map(|k| &k.header.kind) {
-                    Some(BatchKind::Checkpoint { view, .. }) => *view,
-                    _ => 0,
-                };
-                let next = self.rotation(b).after(self.m(), b, view);
-                self.rotations.insert(b + 1, next);
-            }
+        let passed = self.chain.advance(&self.cfg.membership);
+        let advanced = !passed.is_empty();
+        for b in passed {
             // Losing candidates for b are decided Noop.
-            let winner = self.ckpt_ids[&b].0;
+            let winner = self.chain.id(b).expect("passed indexes are known; qed");
             let losers: Vec<CommandId> = self
                 .dds
                 .entries()
@@ -2032,17 +1774,16 @@ impl Replica {
                 ops.push(StorageOp::Delete(Key::Reply(id)));
             }
             self.persist(ops);
-            self.collects
-                .retain(|_, c| !matches!(c.inst, InstanceId::Ckpt(i) if i <= b));
+            self.collector.drop_checkpoints_upto(b);
         }
         if !advanced {
             return;
         }
-        let next = self.last_ckpt + 1;
+        let next = self.chain.next();
         self.know(InstanceId::Ckpt(next));
         let stale: Vec<BlockIndex> = self
             .buffered
-            .range(..=self.last_ckpt)
+            .range(..=self.chain.last())
             .map(|(b, _)| *b)
             .collect();
         for b in stale {
@@ -2050,30 +1791,14 @@ impl Replica {
         }
         if let Some(buf) = self.buffered.remove(&next) {
             for (from, b) in buf {
-                self.inbox.push_back((from, Message::Announce(b)));
+                self.outbox.receive(from, Message::Announce(b));
             }
         }
-        let parked: Vec<InstanceId> = self
-            .insts
-            .iter()
-            .filter(|(_, s)| !s.parked.is_empty())
-            .map(|(i, _)| *i)
-            .collect();
-        for i in parked {
+        for i in self.insts.with_parked() {
             self.recheck_parked(i);
         }
-        let replies: Vec<CommandId> = self
-            .collects
-            .iter()
-            .filter(|(_, c)| !c.parked.is_empty())
-            .map(|(i, _)| *i)
-            .collect();
-        for id in replies {
-            let c = self.collects.get_mut(&id).expect("listed above; qed");
-            let parked = std::mem::take(&mut c.parked);
-            for r in parked {
-                self.on_reply(r);
-            }
+        for r in self.collector.take_parked() {
+            self.on_reply(r);
         }
         self.maybe_announce_candidate();
     }
@@ -2083,127 +1808,49 @@ impl Replica {
     fn try_build_blocks(&mut self) {
         loop {
             let b = self.built + 1;
-            let Some(k) = self.ckpt_decided.get(&b) else {
+            let Some(k) = self.chain.decided(b) else {
                 return;
             };
-            let BatchKind::Checkpoint {
-                timestamp_ms,
-                view,
-                ref floors,
-                ..
-            } = k.header.kind
-            else {
+            let next_rotation = self.chain.rotation(b + 1);
+            let decided = |d: &DepRef| self.dep_decided(d);
+            let Some(block) = self.committed.block(b, k, decided, next_rotation) else {
                 return;
-            };
-            // Below K_b's agreed floors nothing is waited for and nothing lands (void): the
-            // same cut-off on every replica, whatever each knows locally.
-            let Cut::Ready {
-                members: member_ids,
-                ..
-            } = cut(
-                b,
-                &k.deps,
-                floors,
-                |d| self.dep_decided(d),
-                // A commit is a member only under the name its header gives it (a misnamed
-                // reference to the same id is not).
-                |d| {
-                    self.committed
-                        .get(&d.id)
-                        .filter(|c| c.batch.header.body.dep_ref() == *d)
-                        .map(|c| c.after)
-                },
-            )
-            else {
-                return;
-            };
-            let floors = floors.clone();
-            let k = k.clone();
-            let mut members: BTreeMap<CommandId, Member> = member_ids
-                .iter()
-                .map(|id| {
-                    let c = &self.committed[id];
-                    let member = Member {
-                        key: c.batch.header.body.canonical_key(),
-                        deps: c.deps.iter().map(|x| x.id).collect(),
-                    };
-                    (*id, member)
-                })
-                .collect();
-            let kid = k.header.id();
-            members.insert(
-                kid,
-                Member {
-                    key: k.header.canonical_key(),
-                    deps: k.deps.iter().map(|x| x.id).collect(),
-                },
-            );
-            let order = canonical_order(&members);
-            let batches = order
-                .iter()
-                .filter(|id| **id != kid)
-                .map(|id| {
-                    let c = &self.committed[id];
-                    (c.batch.header.body.clone(), c.batch.txs.clone())
-                })
-                .collect();
-            let block = FinishedBlock {
-                index: b,
-                timestamp_ms,
-                checkpoint_view: view,
-                next_rotation: self.rotation(b + 1),
-                floors,
-                checkpoint: kid,
-                batches,
             };
             self.finish_block(block);
         }
     }
 
     fn finish_block(&mut self, block: FinishedBlock) {
-        let first_output = self.out.len();
-        self.finish_block_with(block, first_output);
+        let write = self.outbox.begin_write();
+        self.finish_block_with(block, write);
     }
 
-    /// Finish a block; every write since output `first_output`, the block meta included, goes
+    /// Finish a block; every write since `write` began, the block meta included, goes
     /// out as one `Persist`.
-    fn finish_block_with(&mut self, block: FinishedBlock, first_output: usize) {
+    fn finish_block_with(&mut self, block: FinishedBlock, write: WriteMark) {
         let b = block.index;
         self.built = b;
         self.last_build_ms = self.now;
-        self.ckpt_ids
-            .insert(b, (block.checkpoint, block.timestamp_ms));
+        self.chain
+            .built(b, block.checkpoint, block.timestamp_ms, &block.floors);
         // Our own batches this block voids (their fence names it, their seq is below our floor
         // in it; built or adopted alike): their transactions are proposed again, lowest first.
         let own_floor = crate::floors::floor_of(&block.floors, &self.me);
-        let mut own_voided: Vec<(Seq, Vec<Tx>)> = self
-            .committed
-            .values()
-            .map(|c| (&c.batch.header.body, c))
-            .filter(|(h, c)| h.proposer == self.me && h.seq < own_floor && c.after + 1 == b)
-            .map(|(h, c)| (h.seq, c.batch.txs.clone()))
-            .collect();
-        own_voided.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
-        for (_, txs) in own_voided {
-            self.pending.push_front(txs);
-        }
+        let own_voided = self.committed.voided_own(&self.me, own_floor, b);
+        self.own.requeue(own_voided);
         // The decided record's floors are the agreed floors of the last block taken.
         let ops = self.take_floors(&block.floors);
         self.persist(ops);
         self.collect_below_floors(b);
-        self.floors_at.insert(b, block.floors.clone());
-        self.recent_blocks.insert(b, block.clone());
-        let batches = block
-            .batches
-            .iter()
-            .map(|(h, _)| (h.proposer, h.seq, h.id()));
-        self.block_batches.insert(b, batches.collect());
-        self.chain = self.chain.split_off(&(b + 1));
-        self.out.push(Output::BlockReady(block));
+        self.catch_up.block_finished(&block);
+        let batches = block.batches.iter();
+        let batches = batches.map(|(h, _)| (h.proposer, h.seq, h.id())).collect();
+        self.settled.block_finished(b, batches);
+        self.outbox.emit(Output::BlockReady(block));
         self.gc(b);
         let meta = self.meta();
         self.persist(vec![meta]);
-        self.merge_persists_since(first_output);
+        self.outbox.end_write(write);
         self.try_propose_own();
     }
 
@@ -2214,10 +1861,10 @@ impl Replica {
     /// the proposer's window.
     fn collect_below_floors(&mut self, b: BlockIndex) {
         let below = |r: &Self, p: &ValidatorId, seq: Seq, id: &CommandId| {
-            seq < r.record.floor(p) && !r.committed.contains_key(id)
+            seq < r.record.floor(p) && !r.committed.contains(id)
         };
         let mut refs: BTreeSet<(ValidatorId, Seq, CommandId)> = BTreeSet::new();
-        for inst in self.insts.keys() {
+        for inst in self.insts.ids() {
             if let InstanceId::Cmd { proposer, seq, id } = inst {
                 if below(self, proposer, *seq, id) {
                     refs.insert((*proposer, *seq, *id));
@@ -2249,10 +1896,7 @@ impl Replica {
             }
             self.collect_garbage_cmd(InstanceId::Cmd { proposer, seq, id }, b);
         }
-        requeue.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
-        for (_, txs) in requeue {
-            self.pending.push_front(txs);
-        }
+        self.own.requeue(requeue);
     }
 
     fn collect_garbage_cmd(&mut self, inst: InstanceId, at_block: BlockIndex) {
@@ -2262,29 +1906,12 @@ impl Replica {
         // A misnamed instance owns only its own consensus state, never what is keyed by the id
         // of the real command it borrowed.
         let owns_id = !self.misnamed(&inst);
-        let mut ops = vec![
-            StorageOp::Delete(Key::Decision(inst)),
-            StorageOp::Delete(Key::Prepared(inst)),
-        ];
+        let payloads = &self.payloads;
+        let (_, mut ops) = self
+            .insts
+            .retire(inst, at_block, |v| payload_of(payloads, v));
         if owns_id {
             ops.push(StorageOp::Delete(Key::Reply(id)));
-        }
-        if let Some(st) = self.insts.remove(&inst) {
-            for v in 0..=st.view {
-                ops.push(StorageOp::Delete(Key::Vote(inst, v, Phase::Prepare)));
-                ops.push(StorageOp::Delete(Key::Vote(inst, v, Phase::Commit)));
-                ops.push(StorageOp::Delete(Key::ViewChange(inst, v)));
-                ops.push(StorageOp::Delete(Key::PrePrepare(inst, v)));
-            }
-            if let Some(d) = st.decided {
-                let payload = match &d.value {
-                    Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
-                    Value::Noop => None,
-                };
-                self.old_decisions.insert(inst, (at_block, d, payload));
-            }
-        }
-        if owns_id {
             // Our own batch record goes only with our own batch: an instance naming our seq
             // with an id we never proposed (a Byzantine validator's invention) must not delete
             // the record of the real batch at that seq, or a restart would reuse the seq.
@@ -2299,87 +1926,41 @@ impl Replica {
             self.dds.remove(&id);
             self.payloads.remove(&id);
             self.committed.remove(&id);
-            self.collects.remove(&id);
+            self.collector.remove(&id);
         }
         self.persist(ops);
     }
 
     fn gc(&mut self, b: BlockIndex) {
-        let done: Vec<InstanceId> = self
-            .committed
-            .iter()
-            .filter(|(_, c)| c.after < b)
-            .map(|(id, c)| {
-                let h = &c.batch.header.body;
-                InstanceId::Cmd {
-                    proposer: h.proposer,
-                    seq: h.seq,
-                    id: *id,
-                }
-            })
-            .collect();
-        for inst in done {
+        for inst in self.committed.landed_before(b) {
             self.collect_garbage_cmd(inst, b);
         }
         // Checkpoint instances up to b.
-        let ck: Vec<InstanceId> = self
-            .insts
-            .range(InstanceId::Ckpt(0)..=InstanceId::Ckpt(b))
-            .map(|(i, _)| *i)
-            .collect();
         let mut ops = vec![];
-        for inst in ck {
-            if let Some(st) = self.insts.remove(&inst) {
-                for v in 0..=st.view {
-                    ops.push(StorageOp::Delete(Key::Vote(inst, v, Phase::Prepare)));
-                    ops.push(StorageOp::Delete(Key::Vote(inst, v, Phase::Commit)));
-                    ops.push(StorageOp::Delete(Key::ViewChange(inst, v)));
-                    ops.push(StorageOp::Delete(Key::PrePrepare(inst, v)));
-                    if let Some(id) = self.announced.remove(&(
-                        match inst {
-                            InstanceId::Ckpt(i) => i,
-                            _ => 0,
-                        },
-                        v,
-                    )) {
-                        if let InstanceId::Ckpt(i) = inst {
-                            ops.push(StorageOp::Delete(Key::OwnCandidate(i, v)));
-                        }
-                        self.payloads.remove(&id);
-                    }
-                }
-                ops.push(StorageOp::Delete(Key::Decision(inst)));
-                ops.push(StorageOp::Delete(Key::Prepared(inst)));
-                if let Some(d) = st.decided {
-                    let payload = match &d.value {
-                        Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
-                        Value::Noop => None,
-                    };
-                    self.old_decisions.insert(inst, (b, d, payload));
+        for inst in self.insts.checkpoints_upto(b) {
+            let InstanceId::Ckpt(i) = inst else { continue };
+            let payloads = &self.payloads;
+            let (view, deletes) = self.insts.retire(inst, b, |v| payload_of(payloads, v));
+            ops.extend(deletes);
+            // Our own candidates for it, in every view it reached.
+            for v in 0..=view.unwrap_or(0) {
+                if let Some(id) = self.announced.remove(&(i, v)) {
+                    ops.push(StorageOp::Delete(Key::OwnCandidate(i, v)));
+                    self.payloads.remove(&id);
                 }
             }
         }
-        if let Some(k) = self.ckpt_decided.remove(&b) {
+        let keep_from = b.saturating_sub(self.cfg.retain_blocks);
+        if let Some(k) = self.chain.trim(b, keep_from) {
             let kid = k.header.id();
             self.dds.remove(&kid);
             self.payloads.remove(&kid);
             ops.push(StorageOp::Delete(Key::Reply(kid)));
         }
         self.persist(ops);
-        let keep_from = b.saturating_sub(self.cfg.retain_blocks);
-        self.old_decisions.retain(|_, (at, _, _)| *at >= keep_from);
-        self.recent_blocks = self
-            .recent_blocks
-            .split_off(&b.saturating_sub(self.cfg.retain_sync_blocks));
-        self.block_batches = self
-            .block_batches
-            .split_off(&b.saturating_sub(SETTLED_ANSWER_BLOCKS));
-        self.ckpt_ids = self.ckpt_ids.split_off(&keep_from.min(b.saturating_sub(1)));
-        self.floors_at = self
-            .floors_at
-            .split_off(&keep_from.min(b.saturating_sub(1)));
-        self.rotations = self.rotations.split_off(&keep_from.min(b));
-        self.sync_votes = self.sync_votes.split_off(&(b + 1));
+        self.insts.trim_old(keep_from);
+        self.catch_up.trim(b, self.cfg.retain_sync_blocks);
+        self.settled.trim(b);
         let record = &self.record;
         self.first_header.retain(|s, _| match s {
             Slot::Seq(p, seq) => *seq >= record.floor(p),
@@ -2391,55 +1972,24 @@ impl Replica {
     // ---------------------------------------------------------------- sync and retransmission
 
     fn on_sync_request(&mut self, from: ValidatorId, b: BlockIndex) {
-        let blocks: Vec<FinishedBlock> = self
-            .recent_blocks
-            .range(b..b + 16)
-            .map(|(_, x)| x.clone())
-            .collect();
-        for blk in blocks {
+        for blk in self.catch_up.serve(b) {
             self.send(from, Message::SyncBlock(blk));
         }
     }
 
     fn on_sync_block(&mut self, from: ValidatorId, blk: FinishedBlock) {
-        if blk.index <= self.built || blk.index > self.built + 16 {
+        if !self.catch_up.offer(from, blk, self.built) {
             return;
         }
-        let f1 = self.m().join();
-        let d = blk.digest();
-        // One vote per sender and index (its latest): what a peer sends never grows this past
-        // n blocks per index.
-        let votes = self.sync_votes.entry(blk.index).or_default();
-        for (_, voters) in votes.values_mut() {
-            voters.remove(&from);
-        }
-        votes.retain(|_, (_, voters)| !voters.is_empty());
-        votes
-            .entry(d)
-            .or_insert_with(|| (blk.clone(), BTreeSet::new()))
-            .1
-            .insert(from);
         // Adopt every consecutive block that f+1 validators vouch for.
         let before = self.built;
-        loop {
-            let next = self.built + 1;
-            let Some(blk) = self
-                .sync_votes
-                .get(&next)
-                .and_then(|m| m.values().find(|(_, s)| s.len() >= f1))
-                .map(|(b, _)| b.clone())
-            else {
-                break;
-            };
+        while let Some(blk) = self.catch_up.vouched(self.built + 1, self.m().join()) {
             self.adopt(blk);
         }
-        if self.built >= before + 16 {
+        if self.built >= before + SYNC_BATCH {
             // A full batch was adopted: keep pulling.
             let next = self.built + 1;
-            self.out.push(Output::Send {
-                to: None,
-                msg: Message::SyncRequest(next),
-            });
+            self.outbox.ask_others(Message::SyncRequest(next));
         }
     }
 
@@ -2447,7 +1997,7 @@ impl Replica {
         // f+1 identical blocks: at least one correct validator built it. Its marks go out in one
         // write with the block meta (a crash between them must not restart with the marks and the
         // old position): everything up to the block meta is merged below.
-        let first_output = self.out.len();
+        let write = self.outbox.begin_write();
         let mut ops = vec![];
         for (h, _) in &blk.batches {
             let id = h.id();
@@ -2455,12 +2005,13 @@ impl Replica {
         }
         self.persist(ops);
         let b = blk.index;
-        if self.last_ckpt < b {
-            self.ckpt_ids.insert(b, (blk.checkpoint, blk.timestamp_ms));
-            self.floors_at.insert(b, blk.floors.clone());
-            self.ckpt_decided.remove(&b);
-            self.rotations.insert(b + 1, blk.next_rotation.clone());
-        }
+        self.chain.take(&ChainPosition {
+            index: b,
+            checkpoint: blk.checkpoint,
+            timestamp_ms: blk.timestamp_ms,
+            next_rotation: blk.next_rotation.clone(),
+            floors: blk.floors.clone(),
+        });
         for (h, _) in &blk.batches {
             let id = h.id();
             self.committed.remove(&id);
@@ -2471,90 +2022,44 @@ impl Replica {
             };
             self.collect_garbage_cmd(inst, b);
         }
-        self.finish_block_with(blk, first_output);
+        self.finish_block_with(blk, write);
         self.advance_ckpts();
         self.try_build_blocks();
     }
 
     // ---------------------------------------------------------------- rejoining from the chain
 
-    /// The engine saw a finalized chain block: remember the last few above our position.
-    fn on_chain_block(&mut self, pos: ChainPosition) {
-        if pos.index <= self.built {
-            return;
-        }
-        self.chain.insert(pos.index, pos);
-        while self.chain.len() > 8 {
-            self.chain.pop_first();
-        }
-    }
-
-    /// Ask what is settled at `pos`: keep asking about the same block until the rejoin happens
-    /// or the chain is 16 blocks past it (a new question would drop the answers so far, and with
-    /// a head that moves every period no question would ever collect them), then move on.
+    /// Ask what is settled at `pos` (the same question is kept a while, see
+    /// [`SettledExchange::ask`]).
     fn ask_settled(&mut self, pos: ChainPosition) {
-        let keep = self
-            .settled_asked
-            .as_ref()
-            .is_some_and(|a| a.index >= self.built && pos.index <= a.index + 16);
-        if !keep {
-            self.settled_asked = Some(pos);
-            self.settled_claims.clear();
-            self.settled_asked_ms = self.now;
-        }
-        let at = self.settled_asked.as_ref().map_or(0, |a| a.index);
+        let at = self.settled.ask(pos, self.built, self.now);
         let epoch = self.m().epoch;
-        self.out.push(Output::Send {
-            to: None,
-            msg: Message::SettledRequest { epoch, at },
-        });
+        self.outbox
+            .ask_others(Message::SettledRequest { epoch, at });
     }
 
-    /// Our own position at the last block built, to ask what is settled there (a floor refresh
-    /// when a watermark is stuck, see `resend`).
-    fn own_position(&self) -> Option<ChainPosition> {
-        let (checkpoint, timestamp_ms) = *self.ckpt_ids.get(&self.built)?;
-        Some(ChainPosition {
-            index: self.built,
-            checkpoint,
-            timestamp_ms,
-            next_rotation: self.rotation(self.built + 1),
-            floors: self.floors_at.get(&self.built).cloned().unwrap_or_default(),
-        })
-    }
-
-    /// Answer what is settled at block `at`, if we built it, it is recent, and we still know
-    /// the batches of every block after it (their commands are not settled at `at`).
+    /// Answer what is settled at block `at` (see [`SettledExchange::answer`]).
     fn on_settled_request(&mut self, from: ValidatorId, epoch: Epoch, at: BlockIndex) {
-        if epoch != self.m().epoch
-            || at > self.built
-            || at == 0
-            || self.built - at > SETTLED_ANSWER_BLOCKS
-            || self.settled_answered.get(&from) == Some(&at)
-        {
+        if epoch != self.m().epoch {
             return;
         }
-        self.settled_answered.insert(from, at);
-        let after = self.block_batches.range(at + 1..);
-        if after.clone().count() as u64 != self.built - at {
-            return;
-        }
-        let mut unsettled = crate::rejoin::Unsettled::default();
-        for h in self.committed.values().map(|c| &c.batch.header.body) {
-            unsettled.add(h.proposer, h.seq, h.id());
-        }
-        for (p, seq, id) in after.flat_map(|(_, batches)| batches) {
-            unsettled.add(*p, *seq, *id);
-        }
-        let proposers = crate::rejoin::claim(self.m(), &self.record, &unsettled);
-        self.send(
+        let committed = self.committed.headers();
+        let answer = self.settled.answer(
             from,
-            Message::Settled {
+            at,
+            self.built,
+            &self.cfg.membership,
+            &self.record,
+            committed,
+        );
+        if let Some(proposers) = answer {
+            let msg = Message::Settled {
                 epoch,
                 at,
                 proposers,
-            },
-        );
+            };
+            self.send(from, msg);
+        }
     }
 
     fn on_settled(
@@ -2564,35 +2069,27 @@ impl Replica {
         at: BlockIndex,
         proposers: Vec<SettledSeqs>,
     ) {
-        if epoch != self.m().epoch
-            || from == self.me
-            || self.settled_asked.as_ref().map(|a| a.index) != Some(at)
-            || at < self.built
-            || !crate::rejoin::well_formed(&proposers, self.m())
+        if epoch == self.m().epoch
+            && from != self.me
+            && self
+                .settled
+                .on_claim(from, at, proposers, self.built, &self.cfg.membership)
         {
-            return;
+            self.try_rejoin();
         }
-        self.settled_claims.insert(from, proposers);
-        self.try_rejoin();
     }
 
-    /// Rejoin at the block asked about once f+1 validators answered and either 2f+1 (or every
-    /// other member) did or a resend period passed since the question: with more answers than
-    /// f+1, the (f+1)-th highest floor is a correct validator's even if f answer low.
+    /// Rejoin once the settled exchange has enough claims (see [`SettledExchange::ready`]).
     fn try_rejoin(&mut self) {
-        let Some(pos) = self.settled_asked.clone() else {
-            return;
-        };
-        let (m, have) = (self.m(), self.settled_claims.len());
-        let all = (m.n() - 1).min(2 * m.f() + 1);
-        let waited = self.now.saturating_sub(self.settled_asked_ms) >= self.cfg.resend_ms;
-        if pos.index < self.built || have < m.f() + 1 || (have < all && !waited) {
-            return;
+        let ready = self.settled.ready(
+            &self.cfg.membership,
+            self.built,
+            self.now,
+            self.cfg.resend_ms,
+        );
+        if let Some((pos, settled)) = ready {
+            self.rejoin(pos, settled);
         }
-        let settled = crate::rejoin::combine(self.m(), &self.settled_claims);
-        self.settled_asked = None;
-        self.settled_claims.clear();
-        self.rejoin(pos, settled);
     }
 
     /// Some proposer has more than 2W decided seqs above its watermark: a correct proposer
@@ -2637,7 +2134,7 @@ impl Replica {
                     .map(|(p, s, i)| StorageOp::Delete(Key::Decided(p, s, i))),
             );
             if *p == self.me {
-                self.next_seq = self.next_seq.max(*floor);
+                self.own.skip_below(*floor);
             }
         }
         ops
@@ -2645,27 +2142,23 @@ impl Replica {
 
     /// Continue after chain block `pos`: take its position, count what f+1 validators vouch
     /// settled as decided, and drop every command we hold that is now known settled.
-    fn rejoin(
-        &mut self,
-        pos: ChainPosition,
-        settled: BTreeMap<ValidatorId, crate::rejoin::Combined>,
-    ) {
+    fn rejoin(&mut self, pos: ChainPosition, settled: BTreeMap<ValidatorId, Combined>) {
         let (from, c) = (self.built, pos.index);
-        if self.last_ckpt >= c && self.ckpt_ids.get(&c).is_some_and(|k| k.0 != pos.checkpoint) {
+        if self.chain.last() >= c && self.chain.id(c).is_some_and(|k| k != pos.checkpoint) {
             // We decided another K_c than the certified chain holds: never adopt over it (the
             // engine halts when it checks the block it builds against the chain).
             return;
         }
         // Everything written below goes out as one write with the block meta: a crash in the
         // middle must not leave raised floors with the old block position.
-        let first_output = self.out.len();
+        let write = self.outbox.begin_write();
         // The floors are c's agreed floors, from the certified chain; the claims add exact
         // marks above them.
         let mut ops = self.take_floors(&pos.floors);
         let mut fetch = vec![];
         for (
             p,
-            crate::rejoin::Combined {
+            Combined {
                 decided,
                 unvouched,
                 seqs,
@@ -2686,13 +2179,13 @@ impl Replica {
             }
             if *p == self.me {
                 let top = decided.iter().map(|(s, _)| s + 1).max().unwrap_or(0);
-                self.next_seq = self.next_seq.max(top);
+                self.own.skip_below(top);
             }
         }
         self.persist(ops);
         // Commands now known decided: in a block up to c unless we know it lands later.
         let mut refs: BTreeSet<(ValidatorId, Seq, CommandId)> = BTreeSet::new();
-        for inst in self.insts.keys() {
+        for inst in self.insts.ids() {
             if let InstanceId::Cmd { proposer, seq, id } = inst {
                 refs.insert((*proposer, *seq, *id));
             }
@@ -2715,7 +2208,7 @@ impl Replica {
                 continue;
             }
             let maybe_void = seq < crate::floors::floor_of(&pos.floors, &self.me);
-            if p == self.me && (!self.committed.contains_key(&id) || maybe_void) {
+            if p == self.me && (!self.committed.contains(&id) || maybe_void) {
                 // Ours, outcome unknown (in a skipped block, Noop, or void below c's floor):
                 // propose its transactions again; a copy already in a block is skipped by every
                 // builder.
@@ -2732,10 +2225,7 @@ impl Replica {
                 c,
             );
         }
-        requeue.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
-        for (_, txs) in requeue {
-            self.pending.push_front(txs);
-        }
+        self.own.requeue(requeue);
         // Checkpoint candidates up to c.
         let stale: Vec<CommandId> = self
             .dds
@@ -2750,42 +2240,29 @@ impl Replica {
             ops.push(StorageOp::Delete(Key::Reply(id)));
         }
         self.persist(ops);
-        self.ckpt_decided = self.ckpt_decided.split_off(&(c + 1));
-        if self.last_ckpt < c {
-            self.ckpt_ids.insert(c, (pos.checkpoint, pos.timestamp_ms));
-            self.floors_at.insert(c, pos.floors.clone());
-            self.rotations.insert(c + 1, pos.next_rotation.clone());
-            self.last_ckpt = c - 1;
-        }
+        self.chain.rejoin_at(&pos);
         self.dds.restore_counters(c, 0);
         self.built = c;
         self.last_build_ms = self.now;
-        self.sync_votes = self.sync_votes.split_off(&(c + 1));
-        self.chain = self.chain.split_off(&(c + 1));
+        self.catch_up.rejoined(c);
         self.gc(c);
         let meta = self.meta();
         self.persist(vec![meta]);
-        self.merge_persists_since(first_output);
+        self.outbox.end_write(write);
         if c > from {
-            self.out.push(Output::Rejoined { from, to: c });
+            self.outbox.emit(Output::Rejoined { from, to: c });
         }
         // Peers still hold the few blocks finished since c, and the decisions some of them
         // listed but too few to vouch for.
         if self.m().n() > 1 {
-            self.out.push(Output::Send {
-                to: None,
-                msg: Message::SyncRequest(c + 1),
-            });
+            self.outbox.ask_others(Message::SyncRequest(c + 1));
             let fetch: Vec<InstanceId> = fetch
                 .into_iter()
                 .filter(|i| !self.is_decided_inst(i))
                 .take(64)
                 .collect();
             for inst in fetch {
-                self.out.push(Output::Send {
-                    to: None,
-                    msg: Message::Fetch(inst),
-                });
+                self.outbox.ask_others(Message::Fetch(inst));
             }
         }
         self.advance_ckpts();
@@ -2793,47 +2270,18 @@ impl Replica {
         self.try_propose_own();
     }
 
-    /// Merge the `Persist` outputs from `first` on into one, placed after the other outputs of
-    /// that range (none of them a `Send`, so persist-before-send holds; a `BlockReady` stays
-    /// ahead of the meta that says it was handed out).
-    fn merge_persists_since(&mut self, first: usize) {
-        if self.out[first..]
-            .iter()
-            .any(|o| matches!(o, Output::Send { .. }))
-        {
-            return; // never move a write after a message (not expected: callers send nothing here)
-        }
-        let tail: Vec<Output> = self.out.drain(first..).collect();
-        let mut ops = vec![];
-        let mut rest = vec![];
-        for o in tail {
-            match o {
-                Output::Persist(mut p) => ops.append(&mut p),
-                other => rest.push(other),
-            }
-        }
-        self.out.extend(rest);
-        self.persist(ops);
-    }
-
     fn resend(&mut self) {
         let now = self.now;
         let horizon = self.cfg.resend_ms;
-        let ann: Vec<SignedBatch> = self
-            .collects
-            .values()
-            .filter(|c| c.view.is_some())
-            .map(|c| c.batch.clone())
-            .collect();
-        for b in ann {
+        for b in self.collector.to_announce() {
             self.broadcast(Message::Announce(b));
         }
         let mut msgs = vec![];
-        for (inst, st) in &self.insts {
+        for (inst, st) in self.insts.iter() {
             if st.decided.is_some() || now.saturating_sub(st.last_progress_ms) < horizon {
                 continue;
             }
-            if matches!(inst, InstanceId::Ckpt(b) if *b != self.last_ckpt + 1) {
+            if matches!(inst, InstanceId::Ckpt(b) if *b != self.chain.next()) {
                 continue;
             }
             if st.in_view_change {
@@ -2857,7 +2305,7 @@ impl Replica {
         }
         for m in msgs {
             if self.m().n() > 1 {
-                self.out.push(Output::Send { to: None, msg: m });
+                self.outbox.ask_others(m);
             }
         }
         if self.m().n() == 1 {
@@ -2866,37 +2314,28 @@ impl Replica {
         self.resend_rounds += 1;
         // Ask for finished blocks when none was built for a while, or when the chain shows we are
         // behind; when idle and the chain is ahead, also what is settled there (rejoining).
-        let chain_ahead = self
-            .chain
-            .keys()
-            .next_back()
-            .is_some_and(|c| *c > self.built + 1);
+        let chain_ahead = self.catch_up.chain_ahead_by(self.built, 1);
         let idle = now.saturating_sub(self.last_build_ms) >= 2 * horizon;
         if idle || chain_ahead {
             let next = self.built + 1;
-            self.out.push(Output::Send {
-                to: None,
-                msg: Message::SyncRequest(next),
-            });
+            self.outbox.ask_others(Message::SyncRequest(next));
         }
         // Rejoin from the chain when stuck behind it, or when so far behind that peers will soon
         // no longer hold the blocks to catch up with.
         let far_behind = self
-            .chain
-            .keys()
-            .next_back()
-            .is_some_and(|c| *c > self.built + (self.cfg.retain_sync_blocks / 2).max(4));
+            .catch_up
+            .chain_ahead_by(self.built, (self.cfg.retain_sync_blocks / 2).max(4));
         self.try_rejoin();
         if (idle && chain_ahead) || far_behind {
-            if let Some(head) = self.chain.values().next_back().cloned() {
+            if let Some(head) = self.catch_up.chain_head().cloned() {
                 self.ask_settled(head);
             }
-        } else if !chain_ahead && (self.watermark_stuck() || self.floor_gap) {
+        } else if !chain_ahead && (self.watermark_stuck() || self.settled.floor_gap()) {
             // Caught up, but a proposer's watermark waits on a seq nobody listed when we
             // rejoined, or we refused a candidate whose floor passed it: ask again about our
             // own last block; the marks f+1 peers vouch for fill the gap.
-            self.floor_gap = false;
-            if let Some(own) = self.own_position() {
+            self.settled.clear_floor_gap();
+            if let Some(own) = self.chain.position(self.built) {
                 self.ask_settled(own);
             }
         }
@@ -2905,25 +2344,20 @@ impl Replica {
         }
         // Behind the chain: the next checkpoint made no progress here for a while, so ask for
         // its decision (peers do not resend votes of decided instances).
-        let next = InstanceId::Ckpt(self.last_ckpt + 1);
+        let next = InstanceId::Ckpt(self.chain.next());
         let stalled = self
             .insts
             .get(&next)
             .is_none_or(|st| now.saturating_sub(st.last_progress_ms) >= horizon);
         if stalled {
-            self.out.push(Output::Send {
-                to: None,
-                msg: Message::Fetch(next),
-            });
+            self.outbox.ask_others(Message::Fetch(next));
         }
         // ... and when the next block's checkpoint is decided but some of its commands made no
         // progress here, ask one peer each (rotating) for their decisions.
-        let Some(k) = self.ckpt_decided.get(&(self.built + 1)) else {
+        let Some(k) = self.chain.decided(self.built + 1) else {
             return;
         };
-        let BatchKind::Checkpoint { floors, .. } = &k.header.kind else {
-            return;
-        };
+        let floors = k.floors();
         let missing: Vec<InstanceId> = k
             .deps
             .iter()
@@ -2949,11 +2383,26 @@ impl Replica {
             .collect();
         for (k, inst) in missing.into_iter().enumerate() {
             let to = peers[(self.resend_rounds as usize + k) % peers.len()];
-            self.out.push(Output::Send {
-                to: Some(to),
-                msg: Message::Fetch(inst),
-            });
+            self.outbox.send(to, Message::Fetch(inst));
         }
+    }
+}
+
+/// The payload a decided value names (kept with the decision for laggards).
+fn payload_of(payloads: &BTreeMap<CommandId, SignedBatch>, v: &Value) -> Option<SignedBatch> {
+    match v {
+        Value::Deps { cmd, .. } => payloads.get(cmd).cloned(),
+        Value::Noop => None,
+    }
+}
+
+/// Is a command of this seq within reach of our window (as far above the watermark as
+/// proposals and votes are taken: 4 W)? A checkpoint's dependencies are what its block waits
+/// for: a correct checkpoint leader takes no reply naming one beyond.
+fn within_reach(record: &DecidedRecord, window: u64, d: &DepRef) -> bool {
+    match d.kind {
+        DepKind::Txs { seq } => seq < record.watermark(&d.proposer) + 4 * window,
+        DepKind::Ckpt { .. } => true,
     }
 }
 

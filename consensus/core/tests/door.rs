@@ -99,3 +99,49 @@ fn a_forged_preprepare_creates_no_instance_and_fetches_nothing() {
     );
     assert_eq!(r.stats().instances, before + 1);
 }
+
+/// A sync request for an index at the top of the range (a Byzantine member's choice) is
+/// answered with nothing: the requested range must not wrap around (a reversed range panics
+/// once any finished block is kept).
+#[test]
+fn a_sync_request_at_the_top_of_the_index_range_is_answered_with_nothing() {
+    let me = [1u8; 32];
+    let cfg = Config::new(Membership::new(GENESIS, 0, vec![me]));
+    let mut r = Replica::new(
+        cfg,
+        &MemStorage::default(),
+        Box::new(InsecureTestCrypto(me)),
+        Box::new(InsecureTestCrypto(me)),
+    );
+    let _ = r.start(0);
+    let tx = Tx {
+        access: vec![[3; 32]],
+        data: vec![1],
+    };
+    let _ = r.handle(1, Input::ClientBatch(vec![tx]));
+    let _ = r.handle(2, Input::CheckpointDue);
+    assert_eq!(
+        r.stats().built,
+        1,
+        "a lone validator builds block 1 at once"
+    );
+    for b in [u64::MAX, u64::MAX - 3, u64::MAX - 15] {
+        let out = r.handle(
+            10,
+            Input::Message {
+                from: me,
+                msg: Message::SyncRequest(b),
+            },
+        );
+        let blocks = out.iter().filter(|o| {
+            matches!(
+                o,
+                Output::Send {
+                    msg: Message::SyncBlock(_),
+                    ..
+                }
+            )
+        });
+        assert_eq!(blocks.count(), 0);
+    }
+}

@@ -90,13 +90,16 @@ fn push_ring<T>(ring: &mut Vec<T>, item: T, rng: &mut ChaCha8Rng) {
     }
 }
 
-/// `x` moved by one either way, or left, or (rarely) far.
+/// `x` moved by one either way, or (rarely) far, or to either end of its range (where an
+/// unchecked `x + k` wraps: a sync request for `u64::MAX` crashed correct replicas that kept
+/// finished blocks until requested ranges saturated).
 fn nudge(x: u64, rng: &mut ChaCha8Rng) -> u64 {
     match rng.gen_range(0..10) {
         0..=3 => x.saturating_add(1),
         4..=7 => x.saturating_sub(1),
         8 => x.saturating_add(rng.gen_range(2..64)),
-        _ => 0,
+        _ if rng.gen_bool(0.5) => 0,
+        _ => u64::MAX - rng.gen_range(0..32),
     }
 }
 

@@ -898,11 +898,6 @@ impl Sim {
                 Output::Send { to, msg } => {
                     if correct {
                         self.checker.on_send(i, me, &msg);
-                        if let Message::Announce(b) = &msg {
-                            if b.header.body.proposer == me && !b.header.body.is_checkpoint() {
-                                self.first_announce.entry(b.id()).or_insert(self.now_us);
-                            }
-                        }
                     }
                     match to {
                         Some(t) => sends.push((t, msg)),
@@ -916,6 +911,11 @@ impl Sim {
                     }
                 }
                 Output::SetTimer { id, after_ms } => self.schedule_timer(i, id, after_ms, false),
+                Output::Proposed { id, .. } => {
+                    if correct {
+                        self.first_announce.entry(id).or_insert(self.now_us);
+                    }
+                }
                 Output::Committed { inst, value, view } => {
                     if correct && !self.checker.superseded(epoch, &inst) {
                         let payload = match (&inst, &value) {

@@ -35,6 +35,7 @@ pub mod import;
 pub mod justification;
 pub mod metrics;
 pub mod network;
+pub mod pool_proposer;
 pub mod status;
 pub mod worker;
 

@@ -20,13 +20,14 @@ use crate::fetch::{self, FetchRequest, FetchResponse};
 use crate::justification::{FinalityCertificate, FinalityVote};
 use crate::metrics::Metrics;
 use crate::network::{check_hello, cost, hello, Frame, RateLimit};
+use crate::pool_proposer::{PoolProposer, ProposerConfig, Turn};
 use crate::status::{CommandStatus, EngineStatus, SharedStatus};
 use crate::TxClassifier;
 use bsmr_consensus_core::epoch as consensus_epoch;
 use bsmr_consensus_core::{
     decode_message, encode_message, BatchKind, CommandId, Config as CoreConfig, Digest, Epoch,
     FinishedBlock, InstanceId, Membership, Message, Output, Proof, Replica, Rotation, Signed,
-    Signer, TimerId, Tx, ValidatorId, Value,
+    Signer, TimerId, ValidatorId, Value,
 };
 use bsmr_primitives::{BsmrApi, BSMR_ENGINE_ID};
 use bsmr_sim::adversary::Adversary;
@@ -215,15 +216,11 @@ struct FetchAnswer {
     result: Result<Vec<u8>, String>,
 }
 
-/// How long after its block is final a skipped own transaction may be proposed again.
-const REPROPOSE_GRACE_MS: u64 = 1_000;
 /// Fetch requests in flight at most; the core asks again on its resend timers.
 const MAX_FETCHES_IN_FLIGHT: usize = 256;
 /// A built block still waiting for votes this long asks peers for its certificate. It asks at
 /// once when the network is visibly past it (see `network_is_past`).
 const CERTIFICATE_FETCH_AFTER_MS: u64 = 4_000;
-/// An own batch counts as undecided for the in-flight limit for at most this long.
-const INFLIGHT_HORIZON_MS: u64 = 5_000;
 
 /// What woke the engine.
 enum Wake {
@@ -459,26 +456,10 @@ struct Engine<B: BlockT, BE, C, P> {
     build_queue: BTreeMap<u64, FinishedBlock>,
     awaiting: Option<Awaiting<B>>,
     votes: BTreeMap<u64, BTreeMap<ValidatorId, Signed<FinalityVote>>>,
-    seen_txs: BTreeMap<H256, u64>,
-    /// Transactions in batches other validators announced, and when: the fallbacks leave them to
-    /// their proposer for a while (no duplicate storm when latency nears the owner delay).
-    announced_txs: BTreeMap<H256, u64>,
-    proposed_txs: BTreeMap<H256, u64>,
-    own_batches: BTreeMap<CommandId, (u64, Vec<H256>)>,
-    /// Own Txs batches announced and not decided yet, with when they were announced.
-    undecided_own: BTreeMap<CommandId, u64>,
+    /// Which pool transactions go into our batches, and when.
+    proposer: PoolProposer,
     /// The rotation read from the last finalized header (status only).
     rotation_cache: Option<(H256, Option<(u64, Rotation)>)>,
-    /// Transactions of this node's batches, by the finished block that holds them: once that
-    /// block is final, those still in the pool (skipped by the builder, e.g. a nonce ordered
-    /// before its predecessor) may be proposed again.
-    repropose_after_block: BTreeMap<u64, Vec<H256>>,
-    /// Own proposed transactions whose batch's block is not finished yet, with their sender. A
-    /// sender with one of these gets no transaction into a later batch of this node until that
-    /// block is finished: two conflicting batches of one proposer may be ordered against their
-    /// proposal order, which would run nonce n+1 before n (and skip it). An entry lapses after
-    /// the anyone-delay (a batch that never reaches a block must not lock its senders).
-    inflight_txs: BTreeMap<H256, (bsmr_consensus_core::AccountId, u64)>,
     next_batch_ms: u64,
     next_ckpt_ms: u64,
     next_vote_resend_ms: u64,
@@ -585,14 +566,14 @@ where
             build_queue: BTreeMap::new(),
             awaiting: None,
             votes: BTreeMap::new(),
-            seen_txs: BTreeMap::new(),
-            announced_txs: BTreeMap::new(),
-            proposed_txs: BTreeMap::new(),
-            own_batches: BTreeMap::new(),
-            undecided_own: BTreeMap::new(),
+            proposer: PoolProposer::new(ProposerConfig {
+                mode: p.config.mode,
+                owner_delay_ms: p.config.owner_delay_ms,
+                anyone_delay_ms: p.config.anyone_delay_ms,
+                max_batch_txs: p.config.max_batch_txs,
+                max_inflight_batches: p.config.max_inflight_batches,
+            }),
             rotation_cache: None,
-            repropose_after_block: BTreeMap::new(),
-            inflight_txs: BTreeMap::new(),
             next_batch_ms: now + p.config.batch_interval_ms,
             next_ckpt_ms: now + p.config.block_time_ms,
             next_vote_resend_ms: now,
@@ -718,12 +699,11 @@ where
     fn feed_peer_message(&mut self, from: ValidatorId, msg: Message) -> Result<(), String> {
         if let Message::Announce(b) = &msg {
             if b.header.body.kind == BatchKind::Txs && Some(from) != self.me() {
-                let now = now_ms();
-                for t in &b.txs {
-                    self.announced_txs
-                        .entry(H256(sp_crypto_hashing::blake2_256(&t.data)))
-                        .or_insert(now);
-                }
+                let txs = b
+                    .txs
+                    .iter()
+                    .map(|t| H256(sp_crypto_hashing::blake2_256(&t.data)));
+                self.proposer.announced_by_other(txs, now_ms());
             }
         }
         if let Some((adversary, rng)) = self.adversary.as_mut() {
@@ -807,20 +787,13 @@ where
                     }
                     log::debug!(target: LOG, "core finished block #{} ({} batches)", fb.index, fb.batches.len());
                     if let Some(me) = self.me() {
-                        for (header, _) in fb.batches.iter().filter(|(h, _)| h.proposer == me) {
-                            if let Some((_, hashes)) = self.own_batches.get(&header.id()) {
-                                for h in hashes {
-                                    self.inflight_txs.remove(h);
-                                }
-                                self.repropose_after_block
-                                    .entry(fb.index)
-                                    .or_default()
-                                    .extend(hashes.iter().copied());
-                            }
-                        }
+                        let ours = fb.batches.iter().filter(|(h, _)| h.proposer == me);
+                        self.proposer
+                            .block_finished(fb.index, ours.map(|(h, _)| h.id()));
                     }
                     self.build_queue.insert(fb.index, fb);
                 }
+                Output::Proposed { id, txs } => self.on_proposed(id, &txs),
                 Output::Misbehaviour(proof) => self.on_misbehaviour(proof),
                 Output::Rejoined { from, to } => {
                     self.counters.rejoins += 1;
@@ -841,34 +814,26 @@ where
         Ok(())
     }
 
+    /// The core proposed a batch of ours: track its transactions until its block.
+    fn on_proposed(&mut self, id: CommandId, txs: &[bsmr_consensus_core::Tx]) {
+        let hashes: Vec<H256> = txs
+            .iter()
+            .map(|t| H256(sp_crypto_hashing::blake2_256(&t.data)))
+            .collect();
+        if self.proposer.proposed(id, hashes.clone(), now_ms()) {
+            for h in hashes {
+                self.status
+                    .set_tx(h, CommandStatus::Proposed { batch: hex(&id) });
+            }
+        }
+    }
+
     fn send_core(&mut self, to: Option<ValidatorId>, msg: &Message) {
-        match msg {
-            Message::ViewChange(_) => {
-                self.counters.view_changes += 1;
-                if let Some(m) = &self.metrics {
-                    m.view_changes.inc();
-                }
+        if let Message::ViewChange(_) = msg {
+            self.counters.view_changes += 1;
+            if let Some(m) = &self.metrics {
+                m.view_changes.inc();
             }
-            Message::Announce(b)
-                if Some(b.header.body.proposer) == self.me()
-                    && b.header.body.kind == BatchKind::Txs =>
-            {
-                let id = b.id();
-                if !self.own_batches.contains_key(&id) {
-                    let hashes: Vec<H256> = b
-                        .txs
-                        .iter()
-                        .map(|t| H256(sp_crypto_hashing::blake2_256(&t.data)))
-                        .collect();
-                    for h in &hashes {
-                        self.status
-                            .set_tx(*h, CommandStatus::Proposed { batch: hex(&id) });
-                    }
-                    self.own_batches.insert(id, (now_ms(), hashes));
-                    self.undecided_own.insert(id, now_ms());
-                }
-            }
-            _ => {}
         }
         if fetch::is_fetch(msg) {
             let payload = FetchRequest::Core(encode_message(msg)).encode();
@@ -1218,7 +1183,7 @@ where
         let InstanceId::Cmd { id, .. } = inst else {
             return;
         };
-        self.undecided_own.remove(&id);
+        let own = self.proposer.decided(&id).cloned();
         let Value::Deps { deps, .. } = value else {
             return;
         };
@@ -1235,135 +1200,41 @@ where
             }
             m.dependency_set_size.observe(deps.len() as f64);
         }
-        if let Some((at, hashes)) = self.own_batches.get(&id) {
+        if let Some(own) = own {
             if let Some(m) = &self.metrics {
                 m.commit_latency
-                    .observe(now_ms().saturating_sub(*at) as f64 / 1000.0);
+                    .observe(now_ms().saturating_sub(own.at) as f64 / 1000.0);
             }
-            for h in hashes {
+            for h in own.txs {
                 self.status
-                    .set_tx(*h, CommandStatus::Committed { batch: hex(&id) });
+                    .set_tx(h, CommandStatus::Committed { batch: hex(&id) });
             }
         }
     }
 
     // ------------------------------------------------------------------ transactions
 
-    fn partition_owner(&self, sender: &[u8; 32]) -> ValidatorId {
-        let h = sp_crypto_hashing::blake2_256(sender);
-        let k = u64::from_le_bytes(h[..8].try_into().expect("8 bytes; qed"))
-            % self.membership.n() as u64;
-        self.membership.validators()[k as usize]
-    }
-
     fn propose_from_pool(&mut self, now: u64) -> Result<(), String> {
         let Some(me) = self.me() else { return Ok(()) };
-        if self
-            .replica
-            .as_ref()
-            .map(|r| r.pending_batches())
-            .unwrap_or(0)
-            > 8
-        {
-            return Ok(()); // window full: let the core drain before adding more
-        }
-        // A decision the engine never saw (say the batch was adopted with a synced block) must
-        // not block proposing for long.
-        self.undecided_own
-            .retain(|_, at| now.saturating_sub(*at) < INFLIGHT_HORIZON_MS);
-        // The baseline's primary proposes every validator's share, so it gets every
-        // validator's allowance.
-        let allowance = match self.cfg.mode {
-            Mode::Leaderless => self.cfg.max_inflight_batches,
-            Mode::Leader => self.cfg.max_inflight_batches * self.membership.n(),
+        let core_pending = self.replica.as_ref().map_or(0, |r| r.pending_batches());
+        let submissions = &self.client_submissions;
+        let turn = Turn {
+            now,
+            me,
+            membership: &self.membership,
+            primary: self.primary,
+            finalized: self.finalized().0,
+            core_pending,
+            submitted_here: &|h| submissions.contains(h),
         };
-        if allowance > 0 && self.undecided_own.len() >= allowance {
-            return Ok(()); // let the transactions gather into the next batch
-        }
-        // Own transactions whose block is final but which are still pending were skipped by
-        // the builder: they become eligible again after a grace period (the pool first drops
-        // what the block included).
-        let (fin, _) = self.finalized();
-        while let Some(entry) = self.repropose_after_block.first_entry() {
-            if *entry.key() > fin {
-                break;
-            }
-            for h in entry.remove() {
-                if let Some(at) = self.proposed_txs.get_mut(&h) {
-                    *at = (now + REPROPOSE_GRACE_MS).saturating_sub(self.cfg.anyone_delay_ms);
-                }
-            }
-        }
-        let mut present = BTreeSet::new();
-        // Senders with a transaction in an own batch whose block is not finished, and the
-        // senders of each batch of this pass (a sender's transactions share one batch).
-        let anyone_delay = self.cfg.anyone_delay_ms;
-        self.inflight_txs
-            .retain(|_, (_, at)| now < *at + anyone_delay);
-        let busy: BTreeSet<bsmr_consensus_core::AccountId> =
-            self.inflight_txs.values().map(|(s, _)| *s).collect();
-        let mut in_earlier_batch = BTreeSet::new();
-        let mut in_this_batch = BTreeSet::new();
-        let mut batch: Vec<Tx> = vec![];
-        let mut batches = vec![];
-        for tx in self.pool.ready() {
-            let h = *tx.hash();
-            present.insert(h);
-            let first = *self.seen_txs.entry(h).or_insert(now);
-            if let Some(at) = self.proposed_txs.get(&h) {
-                if now < at + self.cfg.anyone_delay_ms {
-                    continue;
-                }
-            }
-            let bytes = (**tx.data()).encode();
-            let Some(info) = self.classifier.classify(&bytes) else {
-                continue;
-            };
-            let proposes = match self.cfg.mode {
-                // The validator a client gave it to proposes at once; its sender's partition
-                // owner if it is still pending after a delay; anyone after a longer one.
-                // Fallbacks skip what another validator announced less than the anyone-delay
-                // ago: it is being ordered.
-                Mode::Leaderless => {
-                    let waited = now.saturating_sub(first);
-                    let in_flight = self
-                        .announced_txs
-                        .get(&h)
-                        .is_some_and(|at| now < at + self.cfg.anyone_delay_ms);
-                    self.client_submissions.contains(&h)
-                        || (!in_flight
-                            && ((waited >= self.cfg.owner_delay_ms
-                                && self.partition_owner(&info.sender) == me)
-                                || waited >= self.cfg.anyone_delay_ms))
-                }
-                // The primary proposes everything; the others forward by gossip and wait.
-                Mode::Leader => self.primary == me,
-            };
-            if !proposes || busy.contains(&info.sender) || in_earlier_batch.contains(&info.sender) {
-                continue;
-            }
-            self.proposed_txs.insert(h, now);
-            self.inflight_txs.insert(h, (info.sender, now));
-            in_this_batch.insert(info.sender);
-            batch.push(Tx {
-                access: info.access,
-                data: bytes,
-            });
-            if batch.len() >= self.cfg.max_batch_txs {
-                batches.push(std::mem::take(&mut batch));
-                in_earlier_batch.append(&mut in_this_batch);
-            }
-        }
-        if !batch.is_empty() {
-            batches.push(batch);
-        }
-        self.seen_txs.retain(|h, _| present.contains(h));
-        // Announcements may precede the transaction's arrival here: keep them by age.
-        let horizon = 2 * self.cfg.anyone_delay_ms;
-        self.announced_txs
-            .retain(|_, at| now.saturating_sub(*at) < horizon);
-        self.proposed_txs.retain(|h, _| present.contains(h));
-        self.inflight_txs.retain(|h, _| present.contains(h));
+        let ready = self
+            .pool
+            .ready()
+            .map(|tx| (*tx.hash(), move || (**tx.data()).encode()));
+        let classifier = &self.classifier;
+        let batches = self
+            .proposer
+            .next_batches(ready, |b| classifier.classify(b), &turn);
         for b in batches {
             self.counters.proposed_txs += b.len() as u64;
             self.feed(bsmr_consensus_core::Input::ClientBatch(b))?;
@@ -1591,10 +1462,7 @@ where
     /// Own transactions that block `b` included are done: only the ones it skipped may be
     /// proposed again (the pool may take longer than the grace period to drop included ones).
     fn forget_included(&mut self, b: u64, included: &[H256]) {
-        if let Some(list) = self.repropose_after_block.get_mut(&b) {
-            let included: BTreeSet<&H256> = included.iter().collect();
-            list.retain(|h| !included.contains(h));
-        }
+        self.proposer.included(b, included);
     }
 
     async fn vote_on(&mut self, b: u64, built: Built<B>) -> Result<(), String> {
@@ -1727,8 +1595,7 @@ where
                 },
             );
         }
-        self.own_batches
-            .retain(|_, (at, _)| now_ms().saturating_sub(*at) < 600_000);
+        self.proposer.finalized(now_ms());
     }
 
     /// Look for a validator-set change enacted in finalized blocks not checked yet. A change
@@ -1807,9 +1674,7 @@ where
         self.build_queue.clear();
         self.votes.clear();
         // Transactions of void old-epoch batches are proposed again at once.
-        self.proposed_txs.clear();
-        self.repropose_after_block.clear();
-        self.inflight_txs.clear();
+        self.proposer.new_epoch();
         if let Some(r) = self.replica.as_mut() {
             let outs = r.start(now_ms());
             self.process(outs)?;

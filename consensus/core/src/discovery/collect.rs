@@ -1,0 +1,336 @@
+//! Dependency collection, the proposer side of dependency discovery: for each batch we announce
+//! (our own, our checkpoint candidate, or another's batch we lead a recovery view for), gather
+//! signed replies until a quorum's dependencies make the value to propose (protocol.md,
+//! "Dependency discovery").
+//!
+//! A reply is checked at the door, in order: it names the collected batch under the header it
+//! announces (never an id under another proposer or seq), its signer is a member that has not
+//! replied yet (a second, different reply is an equivocation), its dependency list is within
+//! the window bounds, and only then its signature. A reply whose fence is a checkpoint ahead of
+//! ours is parked until we catch up, so no quorum mixes fences we cannot judge.
+
+use crate::crypto::{Signed, Verifier};
+use crate::membership::Membership;
+use crate::types::*;
+use crate::validity::{check_reply_shape, value_from_replies};
+use crate::wire::*;
+use std::collections::BTreeMap;
+
+/// One batch being collected for.
+#[derive(Clone, Debug)]
+struct Collect {
+    batch: SignedBatch,
+    dep: DepRef,
+    inst: InstanceId,
+    replies: BTreeMap<ValidatorId, Signed<ReplyBody>>,
+    parked: Vec<Signed<ReplyBody>>,
+    /// View to propose in, None once proposed (or not leading).
+    view: Option<View>,
+    /// The view changes that justify proposing in a view above 0.
+    new_view: Vec<Signed<ViewChangeBody>>,
+}
+
+/// What a reply did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReplyOutcome {
+    /// Not for a batch we collect for, out of bounds, a duplicate or unsigned: dropped.
+    Dropped,
+    /// Its signer replied differently before: both replies, for a misbehaviour proof.
+    Equivocation(Box<Signed<ReplyBody>>, Box<Signed<ReplyBody>>),
+    /// Its fence is ahead of our checkpoints: kept until they catch up.
+    Parked,
+    /// Counted.
+    Counted,
+}
+
+/// What to propose once a quorum replied.
+#[derive(Debug)]
+pub struct Proposal {
+    /// The instance.
+    pub inst: InstanceId,
+    /// The view to propose in.
+    pub view: View,
+    /// The value the replies make.
+    pub value: Value,
+    /// The quorum of replies that justify it.
+    pub proof: Vec<Signed<ReplyBody>>,
+    /// The view changes that justify a view above 0.
+    pub new_view: Vec<Signed<ViewChangeBody>>,
+    /// The batch, sent along when voters may not hold it (recovery views, checkpoints).
+    pub payload: Option<SignedBatch>,
+}
+
+/// The limits a reply is judged against.
+pub struct ReplyLimits<'a> {
+    /// The validator set.
+    pub membership: &'a Membership,
+    /// Checks reply signatures.
+    pub verifier: &'a dyn Verifier,
+    /// W.
+    pub window: u64,
+    /// The last checkpoint decided here (a fence above the next one parks the reply).
+    pub last_checkpoint: BlockIndex,
+    /// Whether a dependency a checkpoint candidate's reply names is within reach of our
+    /// window (a correct leader takes no reply naming one beyond).
+    pub within_reach: &'a dyn Fn(&DepRef) -> bool,
+}
+
+/// The batches being collected for.
+#[derive(Debug, Default)]
+pub struct Collector {
+    collects: BTreeMap<CommandId, Collect>,
+}
+
+impl Collector {
+    /// Collect for `batch` as instance `inst` in `view`, justified by `new_view` (replies
+    /// already counted for it are kept).
+    pub fn open(
+        &mut self,
+        batch: SignedBatch,
+        inst: InstanceId,
+        view: View,
+        new_view: Vec<Signed<ViewChangeBody>>,
+    ) {
+        let c = self.collects.entry(batch.id()).or_insert_with(|| Collect {
+            dep: batch.header.body.dep_ref(),
+            batch,
+            inst,
+            replies: BTreeMap::new(),
+            parked: vec![],
+            view: None,
+            new_view: vec![],
+        });
+        c.view = Some(view);
+        c.new_view = new_view;
+    }
+
+    /// The batches still collecting replies (announced again on every resend).
+    pub fn to_announce(&self) -> Vec<SignedBatch> {
+        self.collects
+            .values()
+            .filter(|c| c.view.is_some())
+            .map(|c| c.batch.clone())
+            .collect()
+    }
+
+    /// Whether `id` collects for view `view` now.
+    pub fn collecting(&self, id: &CommandId, view: View) -> bool {
+        self.collects.get(id).is_some_and(|c| c.view == Some(view))
+    }
+
+    /// Stop collecting for `id` as `inst` (its view proposes something else).
+    pub fn stop(&mut self, id: &CommandId, inst: &InstanceId) {
+        if let Some(c) = self.collects.get_mut(id).filter(|c| c.inst == *inst) {
+            c.view = None;
+        }
+    }
+
+    /// Forget `id` (decided or collected).
+    pub fn remove(&mut self, id: &CommandId) {
+        self.collects.remove(id);
+    }
+
+    /// Forget the checkpoint candidates up to index `b` (decided).
+    pub fn drop_checkpoints_upto(&mut self, b: BlockIndex) {
+        self.collects
+            .retain(|_, c| !matches!(c.inst, InstanceId::Ckpt(i) if i <= b));
+    }
+
+    /// Every parked reply, to be judged again (our checkpoints moved).
+    pub fn take_parked(&mut self) -> Vec<Signed<ReplyBody>> {
+        self.collects
+            .values_mut()
+            .flat_map(|c| std::mem::take(&mut c.parked))
+            .collect()
+    }
+
+    /// Judge a reply (see the module docs for the order of the checks).
+    pub fn on_reply(&mut self, r: Signed<ReplyBody>, limits: &ReplyLimits) -> ReplyOutcome {
+        let m = limits.membership;
+        let Some(c) = self.collects.get_mut(&r.body.cmd.id) else {
+            return ReplyOutcome::Dropped;
+        };
+        if r.body.epoch != m.epoch || !m.contains(&r.signer) || r.body.cmd != c.dep {
+            return ReplyOutcome::Dropped;
+        }
+        if let Some(old) = c.replies.get(&r.signer) {
+            if old.body != r.body && r.verify(&m.genesis, limits.verifier) {
+                return ReplyOutcome::Equivocation(Box::new(old.clone()), Box::new(r));
+            }
+            return ReplyOutcome::Dropped;
+        }
+        if (c.replies.len() >= m.q() && c.view.is_none())
+            || check_reply_shape(&r.body, limits.window, m).is_err()
+            || (c.batch.header.body.is_checkpoint()
+                && !r.body.deps.iter().all(|d| (limits.within_reach)(d)))
+            || !r.verify(&m.genesis, limits.verifier)
+        {
+            return ReplyOutcome::Dropped;
+        }
+        if r.body.fence > limits.last_checkpoint + 1 {
+            c.parked.push(r);
+            return ReplyOutcome::Parked;
+        }
+        c.replies.insert(r.signer, r);
+        ReplyOutcome::Counted
+    }
+
+    /// The proposal for `id` once `q` replies are counted while collecting (collection for it
+    /// then ends).
+    pub fn ready(&mut self, id: &CommandId, q: usize) -> Option<Proposal> {
+        let c = self.collects.get_mut(id)?;
+        let view = c.view?;
+        if c.replies.len() < q {
+            return None;
+        }
+        c.view = None;
+        let proof: Vec<Signed<ReplyBody>> = c.replies.values().take(q).cloned().collect();
+        let payload = (view > 0 || c.batch.header.body.is_checkpoint()).then(|| c.batch.clone());
+        Some(Proposal {
+            inst: c.inst,
+            view,
+            value: value_from_replies(&c.dep, &proof),
+            proof,
+            new_view: c.new_view.clone(),
+            payload,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{InsecureTestCrypto, Signer};
+
+    fn keys() -> Vec<InsecureTestCrypto> {
+        (1..=4u8).map(|i| InsecureTestCrypto([i; 32])).collect()
+    }
+
+    fn members() -> Membership {
+        Membership::new([0; 32], 1, keys().iter().map(|k| k.public()).collect())
+    }
+
+    fn batch(proposer: &InsecureTestCrypto, seq: Seq) -> SignedBatch {
+        let txs: Vec<Tx> = vec![];
+        let header = BatchHeader {
+            epoch: 1,
+            proposer: proposer.public(),
+            seq,
+            base: [0; 32],
+            kind: BatchKind::Txs,
+            access: vec![],
+            txs_root: hash(&codec::Encode::encode(&txs)),
+            weight: 0,
+        };
+        SignedBatch {
+            header: Signed::sign(header, &[0; 32], proposer),
+            txs,
+        }
+    }
+
+    fn reply(by: &InsecureTestCrypto, cmd: DepRef, fence: BlockIndex) -> Signed<ReplyBody> {
+        let body = ReplyBody {
+            epoch: 1,
+            cmd,
+            pos: 0,
+            deps: vec![],
+            fence,
+        };
+        Signed::sign(body, &[0; 32], by)
+    }
+
+    fn limits<'a>(m: &'a Membership, v: &'a InsecureTestCrypto) -> ReplyLimits<'a> {
+        ReplyLimits {
+            membership: m,
+            verifier: v,
+            window: 16,
+            last_checkpoint: 0,
+            within_reach: &|_| true,
+        }
+    }
+
+    #[test]
+    fn a_quorum_of_replies_makes_one_proposal() {
+        let (k, m) = (keys(), members());
+        let mut c = Collector::default();
+        let b = batch(&k[0], 0);
+        let dep = b.header.body.dep_ref();
+        c.open(b.clone(), dep.instance(), 0, vec![]);
+        assert_eq!(c.to_announce(), vec![b.clone()]);
+        for signer in &k[..2] {
+            let r = reply(signer, dep, 1);
+            assert_eq!(c.on_reply(r, &limits(&m, &k[0])), ReplyOutcome::Counted);
+        }
+        assert!(c.ready(&b.id(), m.q()).is_none(), "q = 3");
+        let r = reply(&k[2], dep, 1);
+        assert_eq!(c.on_reply(r, &limits(&m, &k[0])), ReplyOutcome::Counted);
+        let p = c.ready(&b.id(), m.q()).expect("a quorum");
+        assert_eq!((p.inst, p.view, p.proof.len()), (dep.instance(), 0, 3));
+        assert!(p.payload.is_none(), "voters hold a view-0 batch");
+        assert!(c.ready(&b.id(), m.q()).is_none(), "proposed once");
+        assert!(c.to_announce().is_empty());
+    }
+
+    #[test]
+    fn a_reply_under_another_header_is_dropped() {
+        let (k, m) = (keys(), members());
+        let mut c = Collector::default();
+        let b = batch(&k[0], 0);
+        c.open(b.clone(), b.header.body.dep_ref().instance(), 0, vec![]);
+        let mut misnamed = b.header.body.dep_ref();
+        misnamed.proposer = k[1].public();
+        let r = reply(&k[1], misnamed, 1);
+        assert_eq!(c.on_reply(r, &limits(&m, &k[0])), ReplyOutcome::Dropped);
+    }
+
+    #[test]
+    fn a_second_different_reply_is_an_equivocation() {
+        let (k, m) = (keys(), members());
+        let mut c = Collector::default();
+        let b = batch(&k[0], 0);
+        let dep = b.header.body.dep_ref();
+        c.open(b, dep.instance(), 0, vec![]);
+        let first = reply(&k[1], dep, 1);
+        assert_eq!(
+            c.on_reply(first.clone(), &limits(&m, &k[0])),
+            ReplyOutcome::Counted
+        );
+        assert_eq!(
+            c.on_reply(first.clone(), &limits(&m, &k[0])),
+            ReplyOutcome::Dropped
+        );
+        let second = reply(&k[1], dep, 0);
+        assert_eq!(
+            c.on_reply(second.clone(), &limits(&m, &k[0])),
+            ReplyOutcome::Equivocation(Box::new(first), Box::new(second))
+        );
+    }
+
+    #[test]
+    fn a_fence_ahead_is_parked_until_taken() {
+        let (k, m) = (keys(), members());
+        let mut c = Collector::default();
+        let b = batch(&k[0], 0);
+        let dep = b.header.body.dep_ref();
+        c.open(b, dep.instance(), 0, vec![]);
+        let r = reply(&k[1], dep, 2);
+        assert_eq!(
+            c.on_reply(r.clone(), &limits(&m, &k[0])),
+            ReplyOutcome::Parked
+        );
+        assert_eq!(c.take_parked(), vec![r]);
+        assert!(c.take_parked().is_empty());
+    }
+
+    #[test]
+    fn an_unsigned_reply_is_dropped() {
+        let (k, m) = (keys(), members());
+        let mut c = Collector::default();
+        let b = batch(&k[0], 0);
+        let dep = b.header.body.dep_ref();
+        c.open(b, dep.instance(), 0, vec![]);
+        let mut r = reply(&k[1], dep, 1);
+        r.signer = k[2].public();
+        assert_eq!(c.on_reply(r, &limits(&m, &k[0])), ReplyOutcome::Dropped);
+    }
+}

@@ -1,0 +1,6 @@
+//! Dependency discovery (protocol.md, "Dependency discovery"): every replica proposes its own
+//! batches ([`own`]), collects a quorum of signed dependency replies for each ([`collect`]),
+//! and answers the batches of others from its conflict log ([`crate::dds`]).
+
+pub mod collect;
+pub mod own;

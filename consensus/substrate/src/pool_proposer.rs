@@ -1,0 +1,420 @@
+//! The transaction proposal policy: which ready pool transactions this validator puts into its
+//! next batches, and when (docs/consensus.md, "Transaction pool"). Pure: the engine hands it the
+//! ready transactions, the time and what the core and the chain say about its batches; it owns
+//! every map of transaction state and returns the batches to give the core.
+//!
+//! The rules:
+//! - leaderless: a transaction submitted to this node is proposed at once; one submitted
+//!   elsewhere by its sender's partition owner after `owner_delay_ms`, by anyone after
+//!   `anyone_delay_ms`, unless another validator announced it less than `anyone_delay_ms` ago;
+//!   the leader baseline's primary proposes everything;
+//! - a proposed transaction is not proposed again for `anyone_delay_ms` (once its block is final
+//!   and it is still pending, the builder skipped it: it may go again after a short grace);
+//! - a sender with a transaction in one of our batches whose block is not finished gets nothing
+//!   into a later batch of ours (two conflicting batches of one proposer may be ordered against
+//!   their proposal order, which would run nonce n+1 before n), and each sender's
+//!   transactions of one pass share one batch;
+//! - at most `max_inflight_batches` own batches wait for a decision (Nagle-style batching: under
+//!   load transactions gather into fewer, larger batches).
+
+use crate::worker::Mode;
+use crate::TxInfo;
+use bsmr_consensus_core::{AccountId, CommandId, Membership, Tx, ValidatorId};
+use sp_core::H256;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How long after its block is final a skipped own transaction may be proposed again.
+const REPROPOSE_GRACE_MS: u64 = 1_000;
+/// An own batch counts as undecided for the in-flight limit for at most this long.
+const INFLIGHT_HORIZON_MS: u64 = 5_000;
+/// How long an own batch's transactions are remembered (commit latency, status).
+const OWN_BATCH_MEMORY_MS: u64 = 600_000;
+/// Client batches waiting in the core above which no more are cut.
+const MAX_PENDING_CORE_BATCHES: usize = 8;
+
+/// The policy's settings (from the engine configuration).
+#[derive(Clone, Debug)]
+pub struct ProposerConfig {
+    /// Leaderless or the leader baseline.
+    pub mode: Mode,
+    /// When a sender's partition owner takes over another node's transaction.
+    pub owner_delay_ms: u64,
+    /// When anyone takes over, and how long a proposed transaction is not proposed again.
+    pub anyone_delay_ms: u64,
+    /// Transactions per batch at most.
+    pub max_batch_txs: usize,
+    /// Own undecided batches at most (0 = no limit).
+    pub max_inflight_batches: usize,
+}
+
+/// What the engine knows when it asks for batches.
+pub struct Turn<'a> {
+    /// The time.
+    pub now: u64,
+    /// This validator.
+    pub me: ValidatorId,
+    /// The validator set.
+    pub membership: &'a Membership,
+    /// The leader baseline's primary.
+    pub primary: ValidatorId,
+    /// The last finalized block number.
+    pub finalized: u64,
+    /// Client batches waiting in the core for a seq.
+    pub core_pending: usize,
+    /// Whether a client submitted this transaction to this node.
+    pub submitted_here: &'a dyn Fn(&H256) -> bool,
+}
+
+/// One of this validator's batches, as the core proposed it.
+#[derive(Clone, Debug)]
+pub struct OwnBatch {
+    /// When it was proposed.
+    pub at: u64,
+    /// Its transactions' hashes.
+    pub txs: Vec<H256>,
+}
+
+/// The proposal policy's state.
+#[derive(Debug)]
+pub struct PoolProposer {
+    cfg: ProposerConfig,
+    /// When each ready transaction was first seen.
+    seen: BTreeMap<H256, u64>,
+    /// Transactions in batches other validators announced, and when.
+    announced: BTreeMap<H256, u64>,
+    /// Transactions we proposed, and when (or when they may go again, minus the delay).
+    proposed: BTreeMap<H256, u64>,
+    /// Our batches, by id.
+    own: BTreeMap<CommandId, OwnBatch>,
+    /// Our batches not decided yet, and when proposed.
+    undecided: BTreeMap<CommandId, u64>,
+    /// Our transactions by the finished block that holds their batch.
+    in_block: BTreeMap<u64, Vec<H256>>,
+    /// Our proposed transactions whose block is not finished yet, with their sender.
+    inflight: BTreeMap<H256, (AccountId, u64)>,
+}
+
+impl PoolProposer {
+    /// A policy with no history.
+    pub fn new(cfg: ProposerConfig) -> Self {
+        PoolProposer {
+            cfg,
+            seen: BTreeMap::new(),
+            announced: BTreeMap::new(),
+            proposed: BTreeMap::new(),
+            own: BTreeMap::new(),
+            undecided: BTreeMap::new(),
+            in_block: BTreeMap::new(),
+            inflight: BTreeMap::new(),
+        }
+    }
+
+    /// Another validator announced a batch with these transactions.
+    pub fn announced_by_other(&mut self, txs: impl IntoIterator<Item = H256>, now: u64) {
+        for h in txs {
+            self.announced.entry(h).or_insert(now);
+        }
+    }
+
+    /// The core proposed our batch `id`; false if it was known already.
+    pub fn proposed(&mut self, id: CommandId, txs: Vec<H256>, now: u64) -> bool {
+        if self.own.contains_key(&id) {
+            return false;
+        }
+        self.own.insert(id, OwnBatch { at: now, txs });
+        self.undecided.insert(id, now);
+        true
+    }
+
+    /// Command `id` was decided; our batch, if it is one.
+    pub fn decided(&mut self, id: &CommandId) -> Option<&OwnBatch> {
+        self.undecided.remove(id);
+        self.own.get(id)
+    }
+
+    /// Block `index` was finished with these of our batches: their senders are free again,
+    /// and their transactions may go again once the block is final if still pending.
+    pub fn block_finished(&mut self, index: u64, ours: impl IntoIterator<Item = CommandId>) {
+        for id in ours {
+            if let Some(b) = self.own.get(&id) {
+                for h in &b.txs {
+                    self.inflight.remove(h);
+                }
+                self.in_block
+                    .entry(index)
+                    .or_default()
+                    .extend(b.txs.iter().copied());
+            }
+        }
+    }
+
+    /// Block `index` is built and included these: they are done.
+    pub fn included(&mut self, index: u64, included: &[H256]) {
+        if let Some(list) = self.in_block.get_mut(&index) {
+            let included: BTreeSet<&H256> = included.iter().collect();
+            list.retain(|h| !included.contains(h));
+        }
+    }
+
+    /// A block was finalized: forget old batches.
+    pub fn finalized(&mut self, now: u64) {
+        self.own
+            .retain(|_, b| now.saturating_sub(b.at) < OWN_BATCH_MEMORY_MS);
+    }
+
+    /// A new epoch: the transactions of the old epoch's void batches go again at once.
+    pub fn new_epoch(&mut self) {
+        self.proposed.clear();
+        self.in_block.clear();
+        self.inflight.clear();
+    }
+
+    /// The sender partition owner of a transaction.
+    pub fn partition_owner(m: &Membership, sender: &AccountId) -> ValidatorId {
+        let h = sp_crypto_hashing::blake2_256(sender);
+        let k = u64::from_le_bytes(h[..8].try_into().expect("8 bytes; qed")) % m.n() as u64;
+        m.validators()[k as usize]
+    }
+
+    /// The batches to propose now from the ready transactions (hash, encoded bytes on demand),
+    /// each classified by `classify`.
+    pub fn next_batches<F: FnOnce() -> Vec<u8>>(
+        &mut self,
+        ready: impl IntoIterator<Item = (H256, F)>,
+        classify: impl Fn(&[u8]) -> Option<TxInfo>,
+        turn: &Turn,
+    ) -> Vec<Vec<Tx>> {
+        let now = turn.now;
+        if turn.core_pending > MAX_PENDING_CORE_BATCHES {
+            return vec![]; // window full: let the core drain before adding more
+        }
+        // A decision never seen (a batch adopted with a synced block) must not block for long.
+        self.undecided
+            .retain(|_, at| now.saturating_sub(*at) < INFLIGHT_HORIZON_MS);
+        // The baseline's primary proposes every validator's share, so it gets every
+        // validator's allowance.
+        let allowance = match self.cfg.mode {
+            Mode::Leaderless => self.cfg.max_inflight_batches,
+            Mode::Leader => self.cfg.max_inflight_batches * turn.membership.n(),
+        };
+        if allowance > 0 && self.undecided.len() >= allowance {
+            return vec![]; // let the transactions gather into the next batch
+        }
+        // Own transactions whose block is final but which are still pending were skipped by
+        // the builder: eligible again after a grace period (the pool first drops what the
+        // block included).
+        while let Some(entry) = self.in_block.first_entry() {
+            if *entry.key() > turn.finalized {
+                break;
+            }
+            for h in entry.remove() {
+                if let Some(at) = self.proposed.get_mut(&h) {
+                    *at = (now + REPROPOSE_GRACE_MS).saturating_sub(self.cfg.anyone_delay_ms);
+                }
+            }
+        }
+        let delay = self.cfg.anyone_delay_ms;
+        self.inflight.retain(|_, (_, at)| now < *at + delay);
+        let busy: BTreeSet<AccountId> = self.inflight.values().map(|(s, _)| *s).collect();
+        let mut present = BTreeSet::new();
+        let mut in_earlier_batch = BTreeSet::new();
+        let mut in_this_batch = BTreeSet::new();
+        let mut batch: Vec<Tx> = vec![];
+        let mut batches = vec![];
+        for (h, bytes) in ready {
+            present.insert(h);
+            let first = *self.seen.entry(h).or_insert(now);
+            if self.proposed.get(&h).is_some_and(|at| now < at + delay) {
+                continue;
+            }
+            let bytes = bytes();
+            let Some(info) = classify(&bytes) else {
+                continue;
+            };
+            if !self.proposes(&h, &info.sender, first, turn)
+                || busy.contains(&info.sender)
+                || in_earlier_batch.contains(&info.sender)
+            {
+                continue;
+            }
+            self.proposed.insert(h, now);
+            self.inflight.insert(h, (info.sender, now));
+            in_this_batch.insert(info.sender);
+            batch.push(Tx {
+                access: info.access,
+                data: bytes,
+            });
+            if batch.len() >= self.cfg.max_batch_txs {
+                batches.push(std::mem::take(&mut batch));
+                in_earlier_batch.append(&mut in_this_batch);
+            }
+        }
+        if !batch.is_empty() {
+            batches.push(batch);
+        }
+        self.seen.retain(|h, _| present.contains(h));
+        // Announcements may precede the transaction's arrival here: keep them by age.
+        self.announced
+            .retain(|_, at| now.saturating_sub(*at) < 2 * delay);
+        self.proposed.retain(|h, _| present.contains(h));
+        self.inflight.retain(|h, _| present.contains(h));
+        batches
+    }
+
+    /// Whether this validator proposes transaction `h` of `sender`, first seen at `first`.
+    fn proposes(&self, h: &H256, sender: &AccountId, first: u64, turn: &Turn) -> bool {
+        let now = turn.now;
+        match self.cfg.mode {
+            Mode::Leaderless => {
+                let waited = now.saturating_sub(first);
+                let in_flight = self
+                    .announced
+                    .get(h)
+                    .is_some_and(|at| now < at + self.cfg.anyone_delay_ms);
+                (turn.submitted_here)(h)
+                    || (!in_flight
+                        && ((waited >= self.cfg.owner_delay_ms
+                            && Self::partition_owner(turn.membership, sender) == turn.me)
+                            || waited >= self.cfg.anyone_delay_ms))
+            }
+            Mode::Leader => turn.primary == turn.me,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: ValidatorId = [1; 32];
+
+    fn members() -> Membership {
+        Membership::new([0; 32], 0, (1..=4u8).map(|i| [i; 32]).collect())
+    }
+
+    fn cfg(mode: Mode) -> ProposerConfig {
+        ProposerConfig {
+            mode,
+            owner_delay_ms: 2_000,
+            anyone_delay_ms: 6_000,
+            max_batch_txs: 2,
+            max_inflight_batches: 3,
+        }
+    }
+
+    /// Transaction `n` of sender `s`: its bytes are (s, n); hash from both.
+    fn tx(s: u8, n: u8) -> (H256, Vec<u8>) {
+        (H256([s * 16 + n; 32]), vec![s, n])
+    }
+
+    fn classify(b: &[u8]) -> Option<TxInfo> {
+        Some(TxInfo {
+            sender: [b[0]; 32],
+            access: vec![[b[0]; 32]],
+        })
+    }
+
+    fn run(
+        p: &mut PoolProposer,
+        ready: &[(H256, Vec<u8>)],
+        now: u64,
+        here: &dyn Fn(&H256) -> bool,
+    ) -> Vec<Vec<Vec<u8>>> {
+        let m = members();
+        let turn = Turn {
+            now,
+            me: ME,
+            membership: &m,
+            primary: [2; 32],
+            finalized: 0,
+            core_pending: 0,
+            submitted_here: here,
+        };
+        let ready = ready.iter().map(|(h, b)| (*h, || b.clone()));
+        p.next_batches(ready, classify, &turn)
+            .into_iter()
+            .map(|b| b.into_iter().map(|t| t.data).collect())
+            .collect()
+    }
+
+    #[test]
+    fn own_submissions_go_at_once_one_batch_per_sender_and_never_twice() {
+        let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+        let ready = [tx(5, 0), tx(5, 1), tx(6, 0)];
+        let batches = run(&mut p, &ready, 0, &|_| true);
+        assert_eq!(
+            batches,
+            vec![vec![vec![5, 0], vec![5, 1]], vec![vec![6, 0]]]
+        );
+        assert!(
+            run(&mut p, &ready, 10, &|_| true).is_empty(),
+            "proposed already"
+        );
+    }
+
+    #[test]
+    fn a_busy_sender_waits_for_its_block() {
+        let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+        let batches = run(&mut p, &[tx(5, 0)], 0, &|_| true);
+        assert_eq!(batches.len(), 1);
+        let id = [9; 32];
+        assert!(p.proposed(id, vec![tx(5, 0).0], 0));
+        assert!(!p.proposed(id, vec![], 0), "known");
+        let later = [tx(5, 0), tx(5, 1)];
+        assert!(
+            run(&mut p, &later, 10, &|_| true).is_empty(),
+            "sender 5 is busy"
+        );
+        p.block_finished(1, [id]);
+        assert_eq!(run(&mut p, &later, 20, &|_| true), vec![vec![vec![5, 1]]]);
+    }
+
+    #[test]
+    fn others_submissions_wait_for_their_owner_or_anyone() {
+        let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+        let m = members();
+        let mine = (0..=255u8)
+            .find(|s| PoolProposer::partition_owner(&m, &[*s; 32]) == ME && *s < 16)
+            .expect("some sender below 16 is ours");
+        let theirs = (0..16u8)
+            .find(|s| PoolProposer::partition_owner(&m, &[*s; 32]) != ME)
+            .expect("some sender is not ours");
+        let ready = [tx(mine, 0), tx(theirs, 0)];
+        assert!(run(&mut p, &ready, 0, &|_| false).is_empty());
+        assert_eq!(
+            run(&mut p, &ready, 2_000, &|_| false),
+            vec![vec![vec![mine, 0]]]
+        );
+        p.announced_by_other([tx(theirs, 0).0], 3_000);
+        assert!(
+            run(&mut p, &ready, 6_000, &|_| false).is_empty(),
+            "being ordered"
+        );
+        // Still pending an anyone-delay after its announcement, and ours still pending an
+        // anyone-delay after we proposed it: both go.
+        assert_eq!(
+            run(&mut p, &ready, 9_000, &|_| false),
+            vec![vec![vec![mine, 0], vec![theirs, 0]]]
+        );
+    }
+
+    #[test]
+    fn the_inflight_limit_lets_transactions_gather() {
+        let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+        for i in 0..3u8 {
+            p.proposed([i; 32], vec![], 0);
+        }
+        assert!(run(&mut p, &[tx(5, 0)], 0, &|_| true).is_empty());
+        p.decided(&[0; 32]);
+        assert_eq!(run(&mut p, &[tx(5, 0)], 1, &|_| true).len(), 1);
+    }
+
+    #[test]
+    fn the_baseline_primary_proposes_everything_and_others_nothing() {
+        let mut p = PoolProposer::new(cfg(Mode::Leader));
+        assert!(
+            run(&mut p, &[tx(5, 0)], 0, &|_| true).is_empty(),
+            "not the primary"
+        );
+    }
+}
