@@ -5,8 +5,8 @@
 //! for indices >= s and epoch-e Txs commands with after >= s - 1 are void (executed as nothing,
 //! their transactions re-proposed in e+1); every fence in epoch e+1 starts at s - 1.
 //!
-//! The replica currently runs a single epoch; these pure rules are what the engine (and a future
-//! multi-epoch replica) apply at the boundary.
+//! A replica runs one epoch; the engine and the simulator apply these rules at the boundary
+//! (the simulator's checker judges void commands by them).
 
 use crate::types::BlockIndex;
 
@@ -30,11 +30,6 @@ pub fn txs_void(after: BlockIndex, s: BlockIndex) -> bool {
     after + 1 >= s
 }
 
-/// Initial fence of every replica in the new epoch.
-pub fn initial_fence(s: BlockIndex) -> BlockIndex {
-    s.saturating_sub(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +44,5 @@ mod tests {
             !txs_void(10, s) && txs_void(11, s),
             "after = s-1 would land in block s"
         );
-        assert_eq!(initial_fence(s), 11);
     }
 }

@@ -10,7 +10,9 @@ use crate::checkpoint::{self, CandidateAction};
 use crate::crypto::{Signed, Signer, Verifier};
 use crate::dds::Dds;
 use crate::discovery::collect::{Collector, ReplyLimits, ReplyOutcome};
+use crate::discovery::headers::{Headers, Slot};
 use crate::discovery::own::OwnBatches;
+use crate::discovery::payloads::{self, Payloads};
 use crate::execution::blocks::Committed;
 use crate::gc::DecidedRecord;
 use crate::membership::Membership;
@@ -22,6 +24,7 @@ use crate::recovery::settled::SettledExchange;
 pub use crate::recovery::settled::SETTLED_ANSWER_BLOCKS;
 use crate::rotation::Rotation;
 use crate::single_shot::progress::{step, Step};
+use crate::single_shot::timers::{backed_off, Silence, SILENT_VIEW_MS};
 use crate::single_shot::Instances;
 use crate::storage::{Key, Meta, Record, Storage, StorageOp};
 use crate::types::*;
@@ -34,19 +37,10 @@ pub use crate::io::{
     ChainPosition, Config, Input, Output, Stats, TimerId, DEFAULT_RETAIN_SYNC_BLOCKS,
 };
 
-/// How long a view whose leader is already silent is kept (long enough for the view changes
-/// of the replicas that moved to it first to arrive).
-const SILENT_VIEW_MS: u64 = 100;
 /// Most instances one (proposer, seq) slot gets from what peers send about ids whose header we
 /// do not hold: any member can sign votes and view changes for made-up ids, and an
 /// equivocating proposer makes only a few ids per seq real.
 const MAX_UNKNOWN_IDS_PER_SLOT: usize = 4;
-
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-enum Slot {
-    Seq(ValidatorId, Seq),
-    Ckpt(BlockIndex, View),
-}
 
 /// A consensus replica.
 pub struct Replica {
@@ -59,9 +53,10 @@ pub struct Replica {
     record: DecidedRecord,
     /// The single-shot instances, live and recently collected.
     insts: Instances,
-    payloads: BTreeMap<CommandId, SignedBatch>,
-    first_header: BTreeMap<Slot, Signed<BatchHeader>>,
-    buffered: BTreeMap<BlockIndex, Vec<(ValidatorId, SignedBatch)>>,
+    /// The batches we hold.
+    payloads: Payloads,
+    /// The first header replied to per slot, and candidates held for their turn.
+    headers: Headers,
     /// Our client batches waiting for a seq, and the next seq.
     own: OwnBatches,
     /// The batches we collect dependency replies for.
@@ -78,12 +73,8 @@ pub struct Replica {
     catch_up: CatchUp,
     /// What is settled at a chain block: asked, answered, collected.
     settled: SettledExchange,
-    /// When each other member was last heard from (silence shortens the timers of instances
-    /// it leads).
-    last_heard: BTreeMap<ValidatorId, u64>,
-    /// When `start` ran (in views above 0, a member never heard from counts as heard then, see
-    /// `silent_view`).
-    started_ms: u64,
+    /// When each member was last heard from (silence shortens view timers).
+    silence: Silence,
     /// Resend periods so far (rotates the peer asked for a missing decision).
     resend_rounds: u64,
     /// What this input emits, and the messages we send ourselves.
@@ -102,6 +93,7 @@ impl Replica {
         let me = signer.public();
         let retain = cfg.window * 4;
         let chain = CheckpointChain::new(cfg.membership.epoch);
+        let silence = Silence::new(me, cfg.ckpt_timeout_ms);
         let mut r = Replica {
             cfg,
             signer,
@@ -111,9 +103,8 @@ impl Replica {
             dds: Dds::default(),
             record: DecidedRecord::new(retain),
             insts: Instances::default(),
-            payloads: BTreeMap::new(),
-            first_header: BTreeMap::new(),
-            buffered: BTreeMap::new(),
+            payloads: Payloads::default(),
+            headers: Headers::default(),
             own: OwnBatches::default(),
             collector: Collector::default(),
             announced: BTreeMap::new(),
@@ -124,8 +115,7 @@ impl Replica {
             last_build_ms: 0,
             catch_up: CatchUp::default(),
             settled: SettledExchange::default(),
-            last_heard: BTreeMap::new(),
-            started_ms: 0,
+            silence,
             resend_rounds: 0,
             outbox: Outbox::new(me),
         };
@@ -236,15 +226,14 @@ impl Replica {
                 }
                 (Key::OwnBatch(seq), Record::Batch(b)) => {
                     self.own.skip_below(seq + 1);
-                    self.payloads.insert(b.id(), b);
+                    self.payloads.insert(b);
                 }
                 (Key::OwnCandidate(b, v), Record::Batch(c)) => {
                     self.announced.insert((b, v), c.id());
-                    self.payloads.insert(c.id(), c);
+                    self.payloads.insert(c);
                 }
                 (Key::Reply(_), Record::Reply(r, h)) => {
-                    let slot = slot_of(&h.body);
-                    self.first_header.entry(slot).or_insert_with(|| h.clone());
+                    self.headers.replied(&h);
                     self.dds.restore(r, &h.body);
                 }
                 (Key::Vote(inst, view, phase), Record::Vote(v)) => {
@@ -286,7 +275,7 @@ impl Replica {
         });
         for (d, p) in decisions {
             if let Some(p) = p {
-                self.payloads.insert(p.id(), p);
+                self.payloads.insert(p);
             }
             // Marks were restored above, so only the instance state tells what was replayed.
             let replayed = self
@@ -302,7 +291,8 @@ impl Replica {
         // Own undecided batches go back to collection.
         let own: Vec<SignedBatch> = self
             .payloads
-            .values()
+            .iter()
+            .map(|(_, b)| b)
             .filter(|b| b.header.body.proposer == self.me && !b.header.body.is_checkpoint())
             .cloned()
             .collect();
@@ -320,7 +310,7 @@ impl Replica {
     /// Initial outputs: timers and re-announcements after a restart.
     pub fn start(&mut self, now_ms: u64) -> Vec<Output> {
         self.now = self.now.max(now_ms);
-        self.started_ms = self.now;
+        self.silence.started(self.now);
         self.set_timer(TimerId::Resend, self.cfg.resend_ms);
         self.know(InstanceId::Ckpt(self.chain.next()));
         let undecided: Vec<InstanceId> = self
@@ -431,12 +421,12 @@ impl Replica {
             InstanceId::Ckpt(b) => self.ckpt_leader(*b, view),
         }
     }
-    fn timeout(&self, inst: &InstanceId, view: View) -> u64 {
-        let base = match inst {
+    /// The view timeout of `inst` in view 0.
+    fn base_timeout(&self, inst: &InstanceId) -> u64 {
+        match inst {
             InstanceId::Cmd { .. } => self.cfg.recovery_timeout_ms,
             InstanceId::Ckpt(_) => self.cfg.ckpt_timeout_ms,
-        };
-        base << view.min(8)
+        }
     }
 
     // ---------------------------------------------------------------- queries
@@ -492,8 +482,8 @@ impl Replica {
         };
         let other =
             |d: &DepRef| d.proposer == proposer && d.kind == DepKind::Txs { seq } && d.id != id;
-        self.first_header
-            .get(&Slot::Seq(proposer, seq))
+        self.headers
+            .first(&Slot::Seq(proposer, seq))
             .is_some_and(|h| h.body.id() != id)
             || self
                 .chain
@@ -529,46 +519,17 @@ impl Replica {
         self.insts.in_slot(proposer, seq) < MAX_UNKNOWN_IDS_PER_SLOT
     }
     fn verify_batch(&self, b: &SignedBatch) -> bool {
-        let h = &b.header.body;
-        if b.header.signer != h.proposer
-            || !self.m().contains(&h.proposer)
-            || h.epoch != self.m().epoch
-        {
-            return false;
-        }
-        if h.txs_root != hash(&b.txs.encode()) {
-            return false;
-        }
-        match h.kind {
-            BatchKind::Txs => {
-                if b.txs.is_empty() || b.txs.len() > self.cfg.max_batch_txs {
-                    return false;
-                }
-                let acc = union_access(b.txs.iter().map(|t| &t.access[..]));
-                if acc != h.access {
-                    return false;
-                }
-            }
-            BatchKind::Checkpoint { .. } => {
-                if !b.txs.is_empty() || !h.access.is_empty() || h.seq != 0 {
-                    return false;
-                }
-            }
-        }
-        b.header.verify(&self.g(), &*self.verifier)
+        payloads::valid(b, self.m(), self.cfg.max_batch_txs, &*self.verifier)
     }
 
     /// Store a payload after verification; returns whether it is (now) held.
     fn accept_payload(&mut self, b: &SignedBatch) -> bool {
-        let id = b.id();
-        if self.payloads.contains_key(&id) {
-            return true;
-        }
-        if !self.verify_batch(b) {
-            return false;
-        }
-        self.payloads.insert(id, b.clone());
-        true
+        let (m, max, v) = (
+            &self.cfg.membership,
+            self.cfg.max_batch_txs,
+            &*self.verifier,
+        );
+        self.payloads.accept(b, |b| payloads::valid(b, m, max, v))
     }
 
     // ---------------------------------------------------------------- dispatch
@@ -577,7 +538,7 @@ impl Replica {
         if !self.m().contains(&from) {
             return;
         }
-        self.last_heard.insert(from, self.now);
+        self.silence.heard(from, self.now);
         match msg {
             Message::Announce(b) => self.on_announce(from, b),
             Message::Reply(r) => self.on_reply(r),
@@ -681,61 +642,25 @@ impl Replica {
         }
         st.view_began_ms.get_or_insert(now);
         let v = st.view;
-        // View 0 ends no later than its leader falls silent. A later view keeps the exponential
-        // back-off (a capped timer would let a slow view-change round cycle through views
-        // forever) unless its leader is a silent one and f+1 of us are in it (see
-        // `silent_view`).
-        let t = if v == 0 {
-            self.timeout(&inst, v).min(self.until_silent(&inst, v))
-        } else if self.silent_view(&inst) {
-            SILENT_VIEW_MS
-        } else {
-            self.timeout(&inst, v)
-        };
+        let st = self.insts.get(&inst).expect("armed above; qed");
+        let (leader, base, join) = (
+            self.leader_of(&inst, v),
+            self.base_timeout(&inst),
+            self.m().join(),
+        );
+        let t = self.silence.view_timer(st, leader, base, now, join);
         self.set_timer(TimerId::View(inst, v), t);
     }
 
-    /// Whether the current view (above 0) of `inst` may be left after [`SILENT_VIEW_MS`]: its
-    /// leader had said nothing for a checkpoint timeout already when the view before began here,
-    /// nor since, and f+1 replicas (us included) asked for this view. Waiting out the doubled
-    /// timers of views whose leaders say nothing made f silent leaders in a row cost
-    /// `base * (2^(f+1) - 1)`. Silence is judged from before the previous view began because a
-    /// correct member can be quiet for a whole view at low load (nothing to vote on until it
-    /// sends its own view change); the f+1 view changes keep a replica cut off from the others
-    /// (before GST) from racing through views alone, which would leave it ahead of everyone
-    /// once the network heals.
+    /// Whether the current view of `inst` may be left after [`SILENT_VIEW_MS`] (see
+    /// [`Silence::silent_view`]).
     fn silent_view(&self, inst: &InstanceId) -> bool {
         let Some(st) = self.insts.get(inst) else {
             return false;
         };
-        let v = st.view;
-        let Some(l) = self.leader_of(inst, v).filter(|l| *l != self.me) else {
-            return false;
-        };
-        let heard = self.last_heard.get(&l).copied().unwrap_or(self.started_ms);
-        let began = st.prev_view_began_ms.unwrap_or(self.now);
-        v > 0 && heard + self.cfg.ckpt_timeout_ms <= began && st.vcs_for(v) >= self.m().join()
-    }
-
-    /// How long until the leader of `inst` in view `v` has been unheard for `ckpt_timeout_ms`
-    /// (at least [`SILENT_VIEW_MS`]; unbounded for ourselves or an unknown leader). A crashed
-    /// proposer's batches and a crashed or silent leader's view are then recovered from the
-    /// moment it fell silent, not a full timeout after we learned of them. A member never heard
-    /// from is not known to have fallen silent (at a network's start it may not be up,
-    /// connected or caught up yet: validators started one after another would cut the
-    /// latecomers' first turns short).
-    fn until_silent(&self, inst: &InstanceId, v: View) -> u64 {
-        match self.leader_of(inst, v) {
-            Some(l) if l != self.me => {
-                let Some(heard) = self.last_heard.get(&l).copied() else {
-                    return u64::MAX;
-                };
-                (heard + self.cfg.ckpt_timeout_ms)
-                    .saturating_sub(self.now)
-                    .max(SILENT_VIEW_MS)
-            }
-            _ => u64::MAX,
-        }
+        let leader = self.leader_of(inst, st.view);
+        self.silence
+            .silent_view(st, leader, self.now, self.m().join())
     }
 
     // ---------------------------------------------------------------- proposer side
@@ -763,7 +688,7 @@ impl Replica {
                 Key::OwnBatch(seq),
                 Record::Batch(batch.clone()),
             )]);
-            self.payloads.insert(batch.id(), batch.clone());
+            self.payloads.insert(batch.clone());
             let inst = batch.header.body.dep_ref().instance();
             self.collector.open(batch.clone(), inst, 0, vec![]);
             self.outbox.emit(Output::Proposed {
@@ -836,7 +761,7 @@ impl Replica {
                     Record::Batch(c.clone()),
                 )]);
                 self.announced.insert((b, view), c.id());
-                self.payloads.insert(c.id(), c.clone());
+                self.payloads.insert(c.clone());
                 c
             }
         };
@@ -912,7 +837,7 @@ impl Replica {
     fn on_announce(&mut self, from: ValidatorId, b: SignedBatch) {
         let id = b.id();
         let h = b.header.body.clone();
-        if !self.payloads.contains_key(&id) && !self.verify_batch(&b) {
+        if !self.payloads.contains(&id) && !self.verify_batch(&b) {
             return;
         }
         match h.kind {
@@ -927,45 +852,41 @@ impl Replica {
                     return;
                 }
                 // A payload we were waiting for (to vote, or to lead a recovery).
-                if self.insts.contains(&inst) && !self.payloads.contains_key(&id) {
-                    self.payloads.insert(id, b.clone());
+                if self.insts.contains(&inst) && !self.payloads.contains(&id) {
+                    self.payloads.insert(b.clone());
                     self.resume_lead(inst);
                     self.recheck_parked(inst);
                 }
                 if let Some(r) = self.dds.cached(&id).cloned() {
-                    self.payloads.entry(id).or_insert(b);
+                    self.payloads.insert(b);
                     self.send(from, Message::Reply(r));
                     self.resume_lead(inst);
                     return;
                 }
-                let slot = Slot::Seq(h.proposer, h.seq);
-                if let Some(first) = self.first_header.get(&slot) {
-                    if first.body != h {
-                        let p = Proof::BatchEquivocation(first.clone(), b.header.clone());
-                        self.report(p);
-                        return;
-                    }
+                if let Some(p) = self.headers.conflict(&b.header) {
+                    self.report(p);
+                    return;
                 }
                 if h.seq < self.record.watermark(&h.proposer)
                     || h.seq >= self.window_end(&h.proposer)
                 {
                     return;
                 }
-                self.first_header.insert(slot, b.header.clone());
-                self.payloads.insert(id, b.clone());
+                self.headers.replied(&b.header);
+                self.payloads.insert(b.clone());
                 self.reply_to(from, &b.header);
                 self.know(inst);
                 self.resume_lead(inst);
                 self.recheck_parked(inst);
             }
-            BatchKind::Checkpoint { index, view, .. } => {
+            BatchKind::Checkpoint { index, .. } => {
                 let inst = InstanceId::Ckpt(index);
                 if index <= self.chain.last() {
                     self.send_decided(from, inst);
                     return;
                 }
                 if let Some(r) = self.dds.cached(&id).cloned() {
-                    self.payloads.entry(id).or_insert(b);
+                    self.payloads.insert(b);
                     self.send(from, Message::Reply(r));
                     return;
                 }
@@ -979,26 +900,13 @@ impl Replica {
                         // Judged when K_(index-1) commits; at most a few per signer, so that no
                         // member can crowd out the others' candidates.
                         let per_signer = checkpoint::MAX_VIEW_AHEAD as usize + 1;
-                        let buf = self.buffered.entry(index).or_default();
-                        if buf.len() < per_signer * self.cfg.membership.n()
-                            && buf
-                                .iter()
-                                .filter(|(_, x)| x.header.body.proposer == h.proposer)
-                                .count()
-                                < per_signer
-                            && !buf.iter().any(|(_, x)| x.id() == id)
-                        {
-                            buf.push((from, b));
-                        }
+                        let n = self.m().n();
+                        self.headers.hold_early(index, from, b, per_signer, n);
                     }
                     CandidateAction::Reply => {
-                        let slot = Slot::Ckpt(index, view);
-                        if let Some(first) = self.first_header.get(&slot) {
-                            if first.body != h {
-                                let p = Proof::BatchEquivocation(first.clone(), b.header.clone());
-                                self.report(p);
-                                return;
-                            }
+                        if let Some(p) = self.headers.conflict(&b.header) {
+                            self.report(p);
+                            return;
                         }
                         // Floors that go down, or past what we know decided: no reply (the
                         // leader re-announces; a later view's leader proposes its own). The
@@ -1020,8 +928,8 @@ impl Replica {
                             }
                             return;
                         }
-                        self.first_header.insert(slot, b.header.clone());
-                        self.payloads.insert(id, b.clone());
+                        self.headers.replied(&b.header);
+                        self.payloads.insert(b.clone());
                         self.reply_to(from, &b.header);
                     }
                 }
@@ -1307,7 +1215,7 @@ impl Replica {
             return;
         };
         match step(st, view, &digest, self.m().q(), |c| {
-            self.payloads.contains_key(c)
+            self.payloads.contains(c)
         }) {
             Step::Decide { value, cert } => self.decide(inst, value, cert),
             Step::Fetch(voter) if voter != self.me => self.send(voter, Message::Fetch(inst)),
@@ -1345,7 +1253,7 @@ impl Replica {
 
     fn start_view_change(&mut self, inst: InstanceId, nv: View) {
         let has_payload = match inst {
-            InstanceId::Cmd { id, .. } => self.payloads.contains_key(&id) && !self.misnamed(&inst),
+            InstanceId::Cmd { id, .. } => self.payloads.contains(&id) && !self.misnamed(&inst),
             InstanceId::Ckpt(_) => false,
         };
         let st = self.insts.entry(inst);
@@ -1468,10 +1376,7 @@ impl Replica {
             .max_by_key(|c| c.view)
             .cloned();
         if let Some(cert) = best {
-            let payload = match &cert.value {
-                Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
-                Value::Noop => None,
-            };
+            let payload = self.payloads.of_value(&cert.value);
             if payload.is_none() && matches!(cert.value, Value::Deps { .. }) {
                 // Voters fetch it from the holders; so do we, to attach it when retransmitting.
                 self.outbox.ask_others(Message::Fetch(inst));
@@ -1488,7 +1393,7 @@ impl Replica {
             InstanceId::Cmd { id, .. } => {
                 if let Some(batch) = self.payloads.get(&id).cloned() {
                     self.lead_collect(inst, batch, v, vcs);
-                    let t = self.timeout(&inst, v) / 2;
+                    let t = backed_off(self.base_timeout(&inst), v) / 2;
                     self.set_timer(TimerId::Deadline(inst, v), t);
                     self.try_collect(id);
                 } else if vcs.iter().any(|vc| vc.body.has_payload) {
@@ -1500,7 +1405,7 @@ impl Replica {
                     for h in holders {
                         self.send(h, Message::Fetch(inst));
                     }
-                    let t = self.timeout(&inst, v) / 2;
+                    let t = backed_off(self.base_timeout(&inst), v) / 2;
                     self.set_timer(TimerId::Deadline(inst, v), t);
                 } else {
                     self.propose(inst, v, Value::Noop, vec![], vcs, None);
@@ -1586,10 +1491,7 @@ impl Replica {
             // Re-send our accepted proposal with its payload.
             if let Some((_, pp)) = st.accepted.iter().next_back() {
                 let pp = pp.clone();
-                let payload = match &pp.body.value {
-                    Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
-                    Value::Noop => None,
-                };
+                let payload = self.payloads.of_value(&pp.body.value);
                 self.send(from, Message::PrePrepare(pp, payload));
             }
         }
@@ -1626,7 +1528,7 @@ impl Replica {
                     .as_ref()
                     .map(|p| p.id() == *cmd && self.accept_payload(p))
                     .unwrap_or(false);
-                if !ok && !self.payloads.contains_key(cmd) {
+                if !ok && !self.payloads.contains(cmd) {
                     return;
                 }
                 if let InstanceId::Cmd { id, .. } = inst {
@@ -1646,10 +1548,7 @@ impl Replica {
             value: value.clone(),
             cert,
         };
-        let payload = match &value {
-            Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
-            Value::Noop => None,
-        };
+        let payload = self.payloads.of_value(&value);
         let st = self.insts.entry(inst);
         st.decided = Some(decision.clone());
         st.parked.clear();
@@ -1668,10 +1567,10 @@ impl Replica {
             InstanceId::Cmd { proposer, seq, id } => {
                 let misnamed = self.misnamed(&inst);
                 let counts = !misnamed
-                    && (self.payloads.contains_key(&id)
+                    && (self.payloads.contains(&id)
                         || self
-                            .first_header
-                            .get(&Slot::Seq(proposer, seq))
+                            .headers
+                            .first(&Slot::Seq(proposer, seq))
                             .map(|h| h.body.id() == id)
                             .unwrap_or(false));
                 ops.extend(self.record_decided(proposer, seq, id, counts));
@@ -1781,18 +1680,8 @@ impl Replica {
         }
         let next = self.chain.next();
         self.know(InstanceId::Ckpt(next));
-        let stale: Vec<BlockIndex> = self
-            .buffered
-            .range(..=self.chain.last())
-            .map(|(b, _)| *b)
-            .collect();
-        for b in stale {
-            self.buffered.remove(&b);
-        }
-        if let Some(buf) = self.buffered.remove(&next) {
-            for (from, b) in buf {
-                self.outbox.receive(from, Message::Announce(b));
-            }
+        for (from, b) in self.headers.take_early(next) {
+            self.outbox.receive(from, Message::Announce(b));
         }
         for i in self.insts.with_parked() {
             self.recheck_parked(i);
@@ -1878,7 +1767,7 @@ impl Replica {
                 }
             }
         }
-        for (id, batch) in &self.payloads {
+        for (id, batch) in self.payloads.iter() {
             let h = &batch.header.body;
             if !h.is_checkpoint() && below(self, &h.proposer, h.seq, id) {
                 refs.insert((h.proposer, h.seq, *id));
@@ -1907,9 +1796,7 @@ impl Replica {
         // of the real command it borrowed.
         let owns_id = !self.misnamed(&inst);
         let payloads = &self.payloads;
-        let (_, mut ops) = self
-            .insts
-            .retire(inst, at_block, |v| payload_of(payloads, v));
+        let (_, mut ops) = self.insts.retire(inst, at_block, |v| payloads.of_value(v));
         if owns_id {
             ops.push(StorageOp::Delete(Key::Reply(id)));
             // Our own batch record goes only with our own batch: an instance naming our seq
@@ -1940,7 +1827,7 @@ impl Replica {
         for inst in self.insts.checkpoints_upto(b) {
             let InstanceId::Ckpt(i) = inst else { continue };
             let payloads = &self.payloads;
-            let (view, deletes) = self.insts.retire(inst, b, |v| payload_of(payloads, v));
+            let (view, deletes) = self.insts.retire(inst, b, |v| payloads.of_value(v));
             ops.extend(deletes);
             // Our own candidates for it, in every view it reached.
             for v in 0..=view.unwrap_or(0) {
@@ -1962,10 +1849,7 @@ impl Replica {
         self.catch_up.trim(b, self.cfg.retain_sync_blocks);
         self.settled.trim(b);
         let record = &self.record;
-        self.first_header.retain(|s, _| match s {
-            Slot::Seq(p, seq) => *seq >= record.floor(p),
-            Slot::Ckpt(i, _) => *i > b,
-        });
+        self.headers.trim(b, |p| record.floor(p));
         self.announced.retain(|(i, _), _| *i > b);
     }
 
@@ -2195,7 +2079,7 @@ impl Replica {
                 refs.insert((e.dep.proposer, seq, e.dep.id));
             }
         }
-        for (id, b) in &self.payloads {
+        for (id, b) in self.payloads.iter() {
             let h = &b.header.body;
             if !h.is_checkpoint() {
                 refs.insert((h.proposer, h.seq, *id));
@@ -2276,33 +2160,10 @@ impl Replica {
         for b in self.collector.to_announce() {
             self.broadcast(Message::Announce(b));
         }
-        let mut msgs = vec![];
-        for (inst, st) in self.insts.iter() {
-            if st.decided.is_some() || now.saturating_sub(st.last_progress_ms) < horizon {
-                continue;
-            }
-            if matches!(inst, InstanceId::Ckpt(b) if *b != self.chain.next()) {
-                continue;
-            }
-            if st.in_view_change {
-                if let Some(vc) = st.my_vcs.get(&st.view) {
-                    msgs.push(Message::ViewChange(vc.clone()));
-                }
-                continue;
-            }
-            if let Some(pp) = st.my_preprepares.get(&st.view) {
-                let payload = match &pp.body.value {
-                    Value::Deps { cmd, .. } => self.payloads.get(cmd).cloned(),
-                    Value::Noop => None,
-                };
-                msgs.push(Message::PrePrepare(pp.clone(), payload));
-            }
-            for ph in [Phase::Prepare, Phase::Commit] {
-                if let Some(v) = st.my_votes.get(&(st.view, ph)) {
-                    msgs.push(Message::Vote(v.clone()));
-                }
-            }
-        }
+        let payloads = &self.payloads;
+        let msgs = self
+            .insts
+            .stalled_messages(now, horizon, self.chain.next(), |v| payloads.of_value(v));
         for m in msgs {
             if self.m().n() > 1 {
                 self.outbox.ask_others(m);
@@ -2388,14 +2249,6 @@ impl Replica {
     }
 }
 
-/// The payload a decided value names (kept with the decision for laggards).
-fn payload_of(payloads: &BTreeMap<CommandId, SignedBatch>, v: &Value) -> Option<SignedBatch> {
-    match v {
-        Value::Deps { cmd, .. } => payloads.get(cmd).cloned(),
-        Value::Noop => None,
-    }
-}
-
 /// Is a command of this seq within reach of our window (as far above the watermark as
 /// proposals and votes are taken: 4 W)? A checkpoint's dependencies are what its block waits
 /// for: a correct checkpoint leader takes no reply naming one beyond.
@@ -2403,12 +2256,5 @@ fn within_reach(record: &DecidedRecord, window: u64, d: &DepRef) -> bool {
     match d.kind {
         DepKind::Txs { seq } => seq < record.watermark(&d.proposer) + 4 * window,
         DepKind::Ckpt { .. } => true,
-    }
-}
-
-fn slot_of(h: &BatchHeader) -> Slot {
-    match h.kind {
-        BatchKind::Txs => Slot::Seq(h.proposer, h.seq),
-        BatchKind::Checkpoint { index, view, .. } => Slot::Ckpt(index, view),
     }
 }

@@ -143,7 +143,7 @@ impl Checker {
     /// An instance of `epoch` that a later epoch made void: a checkpoint at or after its start.
     pub fn superseded(&self, epoch: Epoch, inst: &InstanceId) -> bool {
         match (inst, self.next_start(epoch)) {
-            (InstanceId::Ckpt(b), Some(s)) => *b >= s,
+            (InstanceId::Ckpt(b), Some(s)) => epoch::ckpt_void(*b, s),
             _ => false,
         }
     }
@@ -538,7 +538,9 @@ impl Checker {
     /// Whether a committed command is void: below its proposer's floor in the block its fence
     /// names.
     fn is_void(&self, c: &CommittedInfo) -> bool {
-        let by_epoch = self.next_start(c.epoch).is_some_and(|s| c.after + 1 >= s);
+        let by_epoch = self
+            .next_start(c.epoch)
+            .is_some_and(|s| epoch::txs_void(c.after, s));
         by_epoch
             || self
                 .floors

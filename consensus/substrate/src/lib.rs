@@ -30,12 +30,14 @@ pub mod builder;
 pub mod client_txs;
 pub mod crypto;
 pub mod fetch;
+pub mod finality;
 pub mod finality_proof;
 pub mod import;
 pub mod justification;
 pub mod metrics;
 pub mod network;
 pub mod pool_proposer;
+pub mod reports;
 pub mod status;
 pub mod worker;
 

@@ -17,15 +17,17 @@ use crate::aux_store::AuxStorage;
 use crate::builder::{build_block, Built};
 use crate::crypto::{local_member_key, validator_ids, KeySource, KeystoreSigner, Sr25519Verifier};
 use crate::fetch::{self, FetchRequest, FetchResponse};
+use crate::finality::{FinalityTally, Verdict, VoteOutcome};
 use crate::justification::{FinalityCertificate, FinalityVote};
 use crate::metrics::Metrics;
 use crate::network::{check_hello, cost, hello, Frame, RateLimit};
 use crate::pool_proposer::{PoolProposer, ProposerConfig, Turn};
+use crate::reports::Reports;
 use crate::status::{CommandStatus, EngineStatus, SharedStatus};
 use crate::TxClassifier;
 use bsmr_consensus_core::epoch as consensus_epoch;
 use bsmr_consensus_core::{
-    decode_message, encode_message, BatchKind, CommandId, Config as CoreConfig, Digest, Epoch,
+    decode_message, encode_message, BatchKind, CommandId, Config as CoreConfig, Digest,
     FinishedBlock, InstanceId, Membership, Message, Output, Proof, Replica, Rotation, Signed,
     Signer, TimerId, ValidatorId, Value,
 };
@@ -59,14 +61,12 @@ use sp_runtime::{
     traits::{Block as BlockT, Header as HeaderT},
     Justifications,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
 const LOG: &str = "bsmr";
-/// Finality votes are accepted for at most this many blocks above the finalized head.
-const VOTE_HORIZON: u64 = 64;
 
 /// Which ordering the engine runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -455,7 +455,8 @@ struct Engine<B: BlockT, BE, C, P> {
     timer_seq: u64,
     build_queue: BTreeMap<u64, FinishedBlock>,
     awaiting: Option<Awaiting<B>>,
-    votes: BTreeMap<u64, BTreeMap<ValidatorId, Signed<FinalityVote>>>,
+    /// Finality votes received, and how far ahead each validator voted.
+    tally: FinalityTally,
     /// Which pool transactions go into our batches, and when.
     proposer: PoolProposer,
     /// The rotation read from the last finalized header (status only).
@@ -471,13 +472,8 @@ struct Engine<B: BlockT, BE, C, P> {
     next_lag_warning_ms: u64,
     /// When to hand the core the finalized head next (if the chain is ahead of it).
     next_chain_feed_ms: u64,
-    /// The highest height each validator sent a valid finality vote for (also above the vote
-    /// horizon): how far ahead the network is.
-    highest_vote: BTreeMap<ValidatorId, u64>,
-    /// Misbehaviour proofs to report on chain, one per accused validator and epoch, and the
-    /// (epoch, validator) pairs already handed to the pool.
-    reports: BTreeMap<(Epoch, ValidatorId), Proof>,
-    reported: BTreeSet<(Epoch, ValidatorId)>,
+    /// Misbehaviour proofs to report on chain, one per accused validator and epoch.
+    reports: Reports,
     next_status_ms: u64,
     counters: EngineStatus,
     _backend: PhantomData<BE>,
@@ -495,7 +491,7 @@ where
         let genesis: Digest = info.genesis_hash.0;
         // The set that certifies the next block: read from the state after (finalized + 1) - 2.
         let next = info.finalized_number.try_into().unwrap_or(0u64) + 1;
-        let source_number: u64 = next.saturating_sub(2);
+        let source_number: u64 = consensus_epoch::set_source_block(next);
         let source = p
             .client
             .hash(
@@ -565,7 +561,7 @@ where
             timer_seq: 0,
             build_queue: BTreeMap::new(),
             awaiting: None,
-            votes: BTreeMap::new(),
+            tally: FinalityTally::default(),
             proposer: PoolProposer::new(ProposerConfig {
                 mode: p.config.mode,
                 owner_delay_ms: p.config.owner_delay_ms,
@@ -581,9 +577,7 @@ where
             early_certificate_request: 0,
             next_lag_warning_ms: 0,
             next_chain_feed_ms: 0,
-            highest_vote: BTreeMap::new(),
-            reports: BTreeMap::new(),
-            reported: BTreeSet::new(),
+            reports: Reports::default(),
             next_status_ms: now,
             counters: EngineStatus {
                 mode: p.config.mode.name().into(),
@@ -915,10 +909,10 @@ where
             m.misbehaviour.inc();
         }
         let accused = proof.accused();
-        let key = (proof.epoch(), accused);
-        let first = !self.reported.contains(&key) && !self.reports.contains_key(&key);
+        let (kind, epoch) = (proof.kind(), proof.epoch());
         // Once per accused validator and epoch at warning level: an equivocator that keeps
         // sending conflicting messages must not flood the log.
+        let first = self.reports.note(proof, self.membership.epoch);
         let level = if first {
             log::Level::Warn
         } else {
@@ -928,13 +922,10 @@ where
             target: LOG,
             level,
             "🚨 {} by {} in epoch {}",
-            proof.kind(),
+            kind,
             hex(&accused),
-            proof.epoch()
+            epoch
         );
-        if first && proof.epoch() == self.membership.epoch {
-            self.reports.insert(key, proof);
-        }
     }
 
     /// Hand queued proofs to the transaction pool as unsigned `report_misbehaviour`
@@ -944,8 +935,8 @@ where
             return;
         }
         let (_, at) = self.finalized();
-        for ((epoch, accused), proof) in std::mem::take(&mut self.reports) {
-            self.reported.insert((epoch, accused));
+        for proof in self.reports.take() {
+            let (epoch, accused) = (proof.epoch(), proof.accused());
             let xt = match self
                 .client
                 .runtime_api()
@@ -980,20 +971,14 @@ where
                 ),
             }
         }
-        let epoch = self.membership.epoch;
-        self.reported.retain(|(e, _)| *e == epoch);
+        self.reports.keep_epoch(self.membership.epoch);
     }
 
     /// Have f + 1 validators, so at least one correct one, voted above block `number`? A correct
     /// validator votes for a block only after finalizing its parent, so block `number` is then
     /// final elsewhere and its certificate can be fetched.
     fn network_is_past(&self, number: u64) -> bool {
-        let voters = self
-            .highest_vote
-            .iter()
-            .filter(|(v, n)| **n > number && self.membership.contains(v))
-            .count();
-        voters > self.membership.f()
+        self.tally.network_is_past(number, &self.membership)
     }
 
     /// Ask every validator peer for the certificate of block `number`.
@@ -1344,31 +1329,14 @@ where
 
     async fn on_vote(&mut self, peer: PeerId, v: Signed<FinalityVote>) -> Result<(), String> {
         let (fin, _) = self.finalized();
-        if !self.membership.contains(&v.signer) || v.body.epoch != self.membership.epoch {
-            return Ok(());
-        }
-        if v.body.number <= fin {
-            return Ok(());
-        }
-        if !v.verify(&self.genesis, &Sr25519Verifier) {
-            self.network.report_peer(peer, cost::BAD_VOTE);
-            return Ok(());
-        }
-        let highest = self.highest_vote.entry(v.signer).or_default();
-        *highest = (*highest).max(v.body.number);
-        if v.body.number > fin + VOTE_HORIZON {
-            return Ok(());
-        }
-        let at = self.votes.entry(v.body.number).or_default();
-        match at.get(&v.signer) {
-            Some(old) if old.body != v.body => {
-                let proof = Proof::FinalityEquivocation(old.clone(), v);
-                self.on_misbehaviour(proof);
-            }
-            Some(_) => {}
-            None => {
-                at.insert(v.signer, v);
-            }
+        let verifier = Sr25519Verifier;
+        match self
+            .tally
+            .on_vote(v, &self.membership, &self.genesis, fin, &verifier)
+        {
+            VoteOutcome::BadSignature => self.network.report_peer(peer, cost::BAD_VOTE),
+            VoteOutcome::Equivocation(proof) => self.on_misbehaviour(*proof),
+            VoteOutcome::Counted | VoteOutcome::Ignored => {}
         }
         self.try_finalize().await
     }
@@ -1377,7 +1345,7 @@ where
     async fn advance_blocks(&mut self) -> Result<(), String> {
         loop {
             let (fin, fin_hash) = self.finalized();
-            self.votes.retain(|n, _| *n > fin);
+            self.tally.finalized(fin);
             self.detect_epoch_change(fin)?;
             if let Some((start, _)) = &self.handover {
                 if fin + 1 >= *start {
@@ -1485,10 +1453,7 @@ where
         let signed = Signed::sign(vote, &self.genesis, &*signer);
         log::debug!(target: LOG, "built #{b} {} ({} txs, {} skipped)", block.hash(), built.included.len(), built.skipped.len());
         self.forget_included(b, &built.included);
-        self.votes
-            .entry(b)
-            .or_default()
-            .insert(signed.signer, signed.clone());
+        self.tally.own_vote(signed.clone());
         self.broadcast(&Frame::Finality(signed.clone()));
         if self.cfg.equivocate_finality_votes {
             let mut other = vote;
@@ -1518,31 +1483,23 @@ where
         let Some(a) = self.awaiting.as_ref() else {
             return Ok(());
         };
-        let q = self.membership.q();
-        let votes = self.votes.get(&a.number).cloned().unwrap_or_default();
-        let mut tally: BTreeMap<FinalityVote, usize> = BTreeMap::new();
-        for v in votes.values() {
-            *tally.entry(v.body).or_default() += 1;
-        }
-        if let Some((other, _)) = tally
-            .iter()
-            .find(|(body, c)| **body != a.vote.body && **c >= q)
-        {
-            return Err(format!(
-                "SAFETY: a quorum certified block #{} as {} (state root {}), this node built {} (state root {}): \
-                 deterministic block building diverged; refusing to continue",
-                a.number,
-                hex(&other.hash),
-                hex(&other.state_root),
-                hex(&a.vote.body.hash),
-                hex(&a.vote.body.state_root)
-            ));
-        }
-        if tally.get(&a.vote.body).copied().unwrap_or(0) < q {
-            return Ok(());
-        }
+        let votes = match self.tally.verdict(&a.vote.body, self.membership.q()) {
+            Verdict::Waiting => return Ok(()),
+            Verdict::Diverged(other) => {
+                return Err(format!(
+                    "SAFETY: a quorum certified block #{} as {} (state root {}), this node built {} (state root {}): \
+                     deterministic block building diverged; refusing to continue",
+                    a.number,
+                    hex(&other.hash),
+                    hex(&other.state_root),
+                    hex(&a.vote.body.hash),
+                    hex(&a.vote.body.state_root)
+                ))
+            }
+            Verdict::Certified(votes) => votes,
+        };
         let mut a = self.awaiting.take().expect("checked above; qed");
-        let cert = FinalityCertificate::from_votes(a.vote.body, votes.values());
+        let cert = FinalityCertificate::from_votes(a.vote.body, votes.iter());
         let (header, body) = a.block.clone().deconstruct();
         let hash = header.hash();
         let mut params = BlockImportParams::new(BlockOrigin::Own, header);
@@ -1672,7 +1629,7 @@ where
         self.replica = replica;
         self.timers.clear();
         self.build_queue.clear();
-        self.votes.clear();
+        self.tally.clear();
         // Transactions of void old-epoch batches are proposed again at once.
         self.proposer.new_epoch();
         if let Some(r) = self.replica.as_mut() {

@@ -3,4 +3,6 @@
 //! and answers the batches of others from its conflict log ([`crate::dds`]).
 
 pub mod collect;
+pub mod headers;
 pub mod own;
+pub mod payloads;

@@ -7,12 +7,13 @@
 
 pub mod instance;
 pub mod progress;
+pub mod timers;
 
 pub use instance::Instance;
 
 use crate::storage::{Key, StorageOp};
 use crate::types::*;
-use crate::wire::{Decision, Phase, SignedBatch};
+use crate::wire::{Decision, Message, Phase, SignedBatch};
 use std::collections::BTreeMap;
 
 /// A decision of a collected instance: the block it was collected at, the decision, and the
@@ -108,6 +109,43 @@ impl Instances {
         (Some(st.view), persisted(inst, Some(st.view)))
     }
 
+    /// What to send again for the undecided instances that made no progress for `horizon`
+    /// (of checkpoints, only the current one, `next_checkpoint`): our view change while in one,
+    /// else our pre-prepare (with the payload `payload_of` finds) and votes of the current view.
+    pub fn stalled_messages(
+        &self,
+        now: u64,
+        horizon: u64,
+        next_checkpoint: BlockIndex,
+        payload_of: impl Fn(&Value) -> Option<SignedBatch>,
+    ) -> Vec<Message> {
+        let mut msgs = vec![];
+        for (inst, st) in &self.live {
+            if st.decided.is_some()
+                || now.saturating_sub(st.last_progress_ms) < horizon
+                || matches!(inst, InstanceId::Ckpt(b) if *b != next_checkpoint)
+            {
+                continue;
+            }
+            if st.in_view_change {
+                if let Some(vc) = st.my_vcs.get(&st.view) {
+                    msgs.push(Message::ViewChange(vc.clone()));
+                }
+                continue;
+            }
+            if let Some(pp) = st.my_preprepares.get(&st.view) {
+                let payload = payload_of(&pp.body.value);
+                msgs.push(Message::PrePrepare(pp.clone(), payload));
+            }
+            for ph in [Phase::Prepare, Phase::Commit] {
+                if let Some(v) = st.my_votes.get(&(st.view, ph)) {
+                    msgs.push(Message::Vote(v.clone()));
+                }
+            }
+        }
+        msgs
+    }
+
     /// Forget the decisions of instances collected before block `keep_from`.
     pub fn trim_old(&mut self, keep_from: BlockIndex) {
         self.old.retain(|_, (at, _, _)| *at >= keep_from);
@@ -169,6 +207,53 @@ mod tests {
             (view, ops.len()),
             (None, 2),
             "not live: decision and certificate only"
+        );
+    }
+
+    #[test]
+    fn stalled_instances_resend_their_view_change_or_votes() {
+        use crate::crypto::{InsecureTestCrypto, Signed};
+        use crate::wire::{ViewChangeBody, VoteBody};
+        let key = InsecureTestCrypto([1; 32]);
+        let mut s = Instances::default();
+        let voting = cmd(0, 1);
+        let vote = Signed::sign(
+            VoteBody {
+                epoch: 0,
+                inst: voting,
+                view: 0,
+                phase: Phase::Prepare,
+                value: [0; 32],
+            },
+            &[0; 32],
+            &key,
+        );
+        s.entry(voting).my_votes.insert((0, Phase::Prepare), vote);
+        let changing = cmd(1, 1);
+        let vc = Signed::sign(
+            ViewChangeBody {
+                epoch: 0,
+                inst: changing,
+                new_view: 1,
+                prepared: None,
+                has_payload: false,
+            },
+            &[0; 32],
+            &key,
+        );
+        let st = s.entry(changing);
+        st.view = 1;
+        st.in_view_change = true;
+        st.my_vcs.insert(1, vc);
+        s.entry(cmd(2, 1)).last_progress_ms = 500;
+        s.entry(InstanceId::Ckpt(3)).my_vcs.clear();
+        let msgs = s.stalled_messages(1_000, 1_000, 1, |_| None);
+        assert_eq!(msgs.len(), 2);
+        assert!(matches!(msgs[0], Message::Vote(_)));
+        assert!(matches!(msgs[1], Message::ViewChange(_)));
+        assert!(
+            s.stalled_messages(999, 1_000, 1, |_| None).is_empty(),
+            "not stalled yet"
         );
     }
 
