@@ -1,5 +1,7 @@
 //! What the bench's end-to-end tests share: the binaries under test and reading a run's summary.
 
+// Not every test binary that includes `common` starts a dev node.
+#[allow(dead_code)]
 pub mod dev_node;
 
 use std::path::{Path, PathBuf};

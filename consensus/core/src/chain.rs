@@ -36,6 +36,31 @@ impl DecidedCheckpoint {
             BatchKind::Txs => 0,
         }
     }
+    /// The commands block b waits for: its Txs dependencies above the floors (those below are
+    /// void).
+    pub fn waits_for(&self) -> impl Iterator<Item = &DepRef> {
+        self.deps.iter().filter(|d| {
+            matches!(d.kind, DepKind::Txs { .. }) && !crate::floors::voids(self.floors(), d)
+        })
+    }
+    /// Dependencies that share a proposer's seq with another above the floors: every replica
+    /// sees the same K_b, so they prove that proposer equivocated (the deps are sorted).
+    pub fn equivocations(&self) -> Vec<DepRef> {
+        let mut out: Vec<DepRef> = vec![];
+        for w in self.deps.windows(2) {
+            let same_slot = w[0].proposer == w[1].proposer
+                && matches!((w[0].kind, w[1].kind),
+                    (DepKind::Txs { seq: a }, DepKind::Txs { seq: c }) if a == c);
+            if same_slot && !crate::floors::voids(self.floors(), &w[0]) {
+                for d in w {
+                    if !out.contains(d) {
+                        out.push(*d);
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The checkpoint chain of one epoch as this replica knows it.
@@ -116,6 +141,34 @@ impl CheckpointChain {
             next_rotation: self.rotation(b + 1),
             floors: self.floors.get(&b).cloned().unwrap_or_default(),
         })
+    }
+
+    /// Whether candidate `h` for index `b` extends this chain: it is for `b`, names K_(b-1) as
+    /// its base, its timestamp is after K_(b-1)'s and at most `drift_ms` ahead of `now`, and its
+    /// floors are well formed and not below K_(b-1)'s.
+    pub fn extended_by(
+        &self,
+        h: &BatchHeader,
+        b: BlockIndex,
+        m: &Membership,
+        now: u64,
+        drift_ms: u64,
+    ) -> bool {
+        let BatchKind::Checkpoint {
+            index,
+            timestamp_ms,
+            ref floors,
+            ..
+        } = h.kind
+        else {
+            return false;
+        };
+        let (k_prev, prev_ts) = self.id_and_time(b - 1).unwrap_or(([0; 32], 0));
+        index == b
+            && h.base == k_prev
+            && crate::checkpoint::timestamp_ok(prev_ts, timestamp_ms, now, drift_ms)
+            && crate::floors::well_formed(floors, m)
+            && crate::floors::extends(floors, self.floors(b - 1))
     }
 
     /// Consensus decided K_b (`header`, a checkpoint, with `deps`).
@@ -279,6 +332,61 @@ mod tests {
         assert!(c.id(4).is_some() && c.id(5).is_some());
         assert_eq!(c.floors(4), &[([1; 32], 4)]);
         assert!(c.decided(4).is_some(), "unbuilt blocks are not trimmed");
+    }
+
+    #[test]
+    fn a_candidate_extends_the_chain_only_from_its_last_checkpoint() {
+        let m = members();
+        let mut c = CheckpointChain::new(1);
+        let k1 = checkpoint(1, 0, vec![([1; 32], 2)]);
+        c.decide(1, k1.clone(), vec![]);
+        c.advance(&m);
+        let mut next = checkpoint(2, 0, vec![([1; 32], 2)]);
+        assert!(
+            !c.extended_by(&next, 2, &m, 1_000, 0),
+            "names K_0 as its base"
+        );
+        next.base = k1.id();
+        assert!(c.extended_by(&next, 2, &m, 1_000, 0));
+        assert!(
+            !c.extended_by(&next, 2, &m, 150, 0),
+            "a timestamp ahead of now"
+        );
+        assert!(!c.extended_by(&next, 3, &m, 1_000, 0), "another index");
+        let mut lower = next.clone();
+        lower.kind = checkpoint(2, 0, vec![([1; 32], 1)]).kind;
+        assert!(
+            !c.extended_by(&lower, 2, &m, 1_000, 0),
+            "floors that go down"
+        );
+    }
+
+    #[test]
+    fn two_ids_of_one_seq_above_the_floor_are_an_equivocation() {
+        let r = |p: u8, seq: Seq, id: u8| DepRef {
+            proposer: [p; 32],
+            kind: DepKind::Txs { seq },
+            id: [id; 32],
+        };
+        let mut deps = vec![
+            r(1, 0, 1),
+            r(1, 0, 2),
+            r(1, 1, 3),
+            r(2, 4, 4),
+            r(2, 4, 5),
+            r(2, 4, 6),
+        ];
+        deps.sort();
+        let k = DecidedCheckpoint {
+            header: checkpoint(1, 0, vec![([1; 32], 1)]),
+            deps,
+        };
+        assert_eq!(k.equivocations(), vec![r(2, 4, 4), r(2, 4, 5), r(2, 4, 6)]);
+        assert_eq!(
+            k.waits_for().count(),
+            4,
+            "seq 0 of proposer 1 is below its floor"
+        );
     }
 
     #[test]

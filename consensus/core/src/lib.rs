@@ -22,6 +22,8 @@ pub mod chain;
 pub mod checkpoint;
 pub mod crypto;
 #[cfg(feature = "std")]
+pub mod ctx;
+#[cfg(feature = "std")]
 pub mod dds;
 #[cfg(feature = "std")]
 pub mod discovery;

@@ -55,8 +55,9 @@ impl Membership {
     pub fn q(&self) -> usize {
         (self.n() + self.f() + 2) / 2
     }
-    /// View-change join threshold.
-    pub fn join(&self) -> usize {
+    /// f + 1: any this many validators include a correct one (the view-change join threshold,
+    /// and how many must vouch for a block or a settled claim).
+    pub fn one_correct(&self) -> usize {
         self.f() + 1
     }
     /// Validators in rotation order.

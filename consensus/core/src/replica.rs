@@ -5,9 +5,10 @@
 //! later `Send` of the same batch (persist before send). There is no clock, no thread, no
 //! randomness; everything ordered iterates BTreeMaps.
 
-use crate::chain::CheckpointChain;
+use crate::chain::{CheckpointChain, DecidedCheckpoint};
 use crate::checkpoint::{self, CandidateAction};
 use crate::crypto::{Signed, Signer, Verifier};
+use crate::ctx::Ctx;
 use crate::dds::Dds;
 use crate::discovery::collect::{Collector, ReplyLimits, ReplyOutcome};
 use crate::discovery::headers::{Headers, Slot};
@@ -36,11 +37,6 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use crate::io::{
     ChainPosition, Config, Input, Output, Stats, TimerId, DEFAULT_RETAIN_SYNC_BLOCKS,
 };
-
-/// Most instances one (proposer, seq) slot gets from what peers send about ids whose header we
-/// do not hold: any member can sign votes and view changes for made-up ids, and an
-/// equivocating proposer makes only a few ids per seq real.
-const MAX_UNKNOWN_IDS_PER_SLOT: usize = 4;
 
 /// A consensus replica.
 pub struct Replica {
@@ -153,7 +149,7 @@ impl Replica {
         };
         k.deps
             .iter()
-            .filter(|d| !crate::floors::voids(k.floors(), d) && !self.dep_decided(d))
+            .filter(|d| !crate::floors::voids(k.floors(), d) && !self.ctx().dep_decided(d))
             .copied()
             .collect()
     }
@@ -161,7 +157,7 @@ impl Replica {
     pub fn undecided(&self) -> Vec<(InstanceId, View, bool, usize)> {
         self.insts
             .iter()
-            .filter(|(i, s)| s.decided.is_none() && !self.is_decided_inst(i))
+            .filter(|(i, s)| s.decided.is_none() && !self.ctx().is_decided_inst(i))
             .map(|(i, s)| {
                 (
                     *i,
@@ -174,7 +170,7 @@ impl Replica {
     }
     /// Diagnostics: per proposer, (decided watermark, decided-record floor).
     pub fn watermarks(&self) -> Vec<(ValidatorId, Seq, Seq)> {
-        self.m()
+        self.membership()
             .validators()
             .iter()
             .map(|p| (*p, self.record.watermark(p), self.record.floor(p)))
@@ -209,10 +205,10 @@ impl Replica {
                     // A rotation of another epoch (a replica seeded from the chain at an epoch
                     // boundary) does not apply: the new epoch starts with nobody suspended.
                     // Floors of another epoch do not apply either: seqs start again.
-                    let (rotation, floors) = if m.next_rotation.epoch == self.m().epoch {
+                    let (rotation, floors) = if m.next_rotation.epoch == self.membership().epoch {
                         (m.next_rotation, m.built_floors)
                     } else {
-                        (Rotation::fresh(self.m().epoch), Floors::new())
+                        (Rotation::fresh(self.membership().epoch), Floors::new())
                     };
                     // Marks below were deleted when the floors rose.
                     let _ = self.take_floors(&floors);
@@ -312,15 +308,15 @@ impl Replica {
         self.now = self.now.max(now_ms);
         self.silence.started(self.now);
         self.set_timer(TimerId::Resend, self.cfg.resend_ms);
-        self.know(InstanceId::Ckpt(self.chain.next()));
+        self.arm_view_timer(InstanceId::Ckpt(self.chain.next()));
         let undecided: Vec<InstanceId> = self
             .insts
             .ids()
             .copied()
-            .filter(|i| !self.is_decided_inst(i))
+            .filter(|i| !self.ctx().is_decided_inst(i))
             .collect();
         for i in undecided {
-            self.know(i);
+            self.arm_view_timer(i);
         }
         for b in self.collector.to_announce() {
             if b.header.body.proposer == self.me && !b.header.body.is_checkpoint() {
@@ -367,10 +363,10 @@ impl Replica {
 
     // ---------------------------------------------------------------- output helpers
 
-    fn m(&self) -> &Membership {
+    fn membership(&self) -> &Membership {
         &self.cfg.membership
     }
-    fn g(&self) -> Digest {
+    fn genesis(&self) -> Digest {
         self.cfg.membership.genesis
     }
     fn send(&mut self, to: ValidatorId, msg: Message) {
@@ -388,7 +384,7 @@ impl Replica {
     /// Emit a misbehaviour proof, once, and only if anyone can check it: a proof that does not
     /// convict would be refused on chain and accuse without evidence.
     fn report(&mut self, p: Proof) {
-        if p.check(self.m(), &*self.verifier, self.cfg.window)
+        if p.check(self.membership(), &*self.verifier, self.cfg.window)
             .is_none()
         {
             return;
@@ -412,12 +408,12 @@ impl Replica {
     }
     /// leader(b, view) of CONS_ckpt(b), once the rotation for b is known.
     fn ckpt_leader(&self, b: BlockIndex, view: View) -> Option<ValidatorId> {
-        self.chain.leader(self.m(), b, view)
+        self.chain.leader(self.membership(), b, view)
     }
     /// The leader of `inst` in `view` (of a checkpoint once its rotation is known).
     fn leader_of(&self, inst: &InstanceId, view: View) -> Option<ValidatorId> {
         match inst {
-            InstanceId::Cmd { proposer, .. } => Some(self.m().leader_cmd(proposer, view)),
+            InstanceId::Cmd { proposer, .. } => Some(self.membership().leader_cmd(proposer, view)),
             InstanceId::Ckpt(b) => self.ckpt_leader(*b, view),
         }
     }
@@ -431,95 +427,29 @@ impl Replica {
 
     // ---------------------------------------------------------------- queries
 
-    fn is_decided_inst(&self, inst: &InstanceId) -> bool {
-        match inst {
-            InstanceId::Cmd { proposer, seq, id } => self.record.is_decided(proposer, *seq, id),
-            InstanceId::Ckpt(b) => *b <= self.chain.last(),
+    /// What the services know, read-only, for the rules that need several of them.
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            membership: &self.cfg.membership,
+            window: self.cfg.window,
+            record: &self.record,
+            chain: &self.chain,
+            built: self.built,
+            dds: &self.dds,
+            payloads: &self.payloads,
+            committed: &self.committed,
+            headers: &self.headers,
+            insts: &self.insts,
         }
     }
-    fn dep_decided(&self, d: &DepRef) -> bool {
-        match d.kind {
-            DepKind::Txs { seq } => self.record.is_decided(&d.proposer, seq, &d.id),
-            DepKind::Ckpt { index, .. } => index <= self.chain.last(),
-        }
-    }
-    /// Replier window [design]: a replica replies to seq s of p only if s < low(p) + W, where
-    /// low(p) is the lowest seq of p still in its log (else the decided watermark). A correct log
-    /// therefore never holds more than W entries of one proposer, which is what makes the
-    /// "|R_i| <= W entries per proposer" validity bound hold for correct replies even when
-    /// decided commands wait several blocks to be collected (see docs/consensus.md).
-    fn window_end(&self, p: &ValidatorId) -> Seq {
-        let wm = self.record.watermark(p);
-        self.dds.lowest_seq(p).map(|l| l.min(wm)).unwrap_or(wm) + self.cfg.window
-    }
-    /// The reference the header of command `id` names, if we hold that header (payload, commit
-    /// or our own reply to it).
-    fn held_ref(&self, id: &CommandId) -> Option<DepRef> {
-        if let Some(b) = self.payloads.get(id) {
-            return Some(b.header.body.dep_ref());
-        }
-        if let Some(c) = self.committed.get(id) {
-            return Some(c.batch.header.body.dep_ref());
-        }
-        self.dds.cached(id).map(|r| r.body.cmd)
-    }
-    /// Does `inst` name a command id under another (proposer, seq) than the header we hold for
-    /// it? An id is only ever used together with the header it names: a Byzantine validator
-    /// may put a real id under another member's name (in a reply or a view change). Such an
-    /// instance can only be decided Noop, and never touches the real command's payload,
-    /// collect, log entry, commit or watermark.
-    fn misnamed(&self, inst: &InstanceId) -> bool {
-        let InstanceId::Cmd { id, .. } = inst else {
-            return false;
-        };
-        self.held_ref(id).is_some_and(|r| r.instance() != *inst)
-    }
-    /// Did the proposer of `inst` sign another command for the same seq (a header we hold, or
-    /// another id for the slot in a decided, unbuilt checkpoint)?
-    fn equivocated(&self, inst: &InstanceId) -> bool {
-        let InstanceId::Cmd { proposer, seq, id } = *inst else {
-            return false;
-        };
-        let other =
-            |d: &DepRef| d.proposer == proposer && d.kind == DepKind::Txs { seq } && d.id != id;
-        self.headers
-            .first(&Slot::Seq(proposer, seq))
-            .is_some_and(|h| h.body.id() != id)
-            || self
-                .chain
-                .decided_from(self.built + 1)
-                .any(|k| k.deps.iter().any(other))
-    }
-    /// Is `inst` a dependency of a decided checkpoint whose block is not built yet? Its block
-    /// waits for its decision, so it is taken part in whatever our window says.
-    fn needed_by_checkpoint(&self, inst: &InstanceId) -> bool {
-        let Some(d) = inst.txs_ref() else {
-            return false;
-        };
-        self.chain
-            .decided_from(self.built + 1)
-            .any(|k| k.deps.binary_search(&d).is_ok())
-    }
-    /// May a peer's message create state for `inst`? Always for checkpoint instances (their
-    /// index is bounded at the door) and for commands whose header we hold or a decided
-    /// checkpoint waits for; other ids only while their slot has few instances.
-    fn may_create(&self, inst: &InstanceId) -> bool {
-        let InstanceId::Cmd { proposer, seq, id } = *inst else {
-            return true;
-        };
-        if !self.m().contains(&proposer) {
-            return false;
-        }
-        if self.insts.contains(inst)
-            || self.held_ref(&id).is_some_and(|r| r.instance() == *inst)
-            || self.needed_by_checkpoint(inst)
-        {
-            return true;
-        }
-        self.insts.in_slot(proposer, seq) < MAX_UNKNOWN_IDS_PER_SLOT
-    }
+
     fn verify_batch(&self, b: &SignedBatch) -> bool {
-        payloads::valid(b, self.m(), self.cfg.max_batch_txs, &*self.verifier)
+        payloads::valid(
+            b,
+            self.membership(),
+            self.cfg.max_batch_txs,
+            &*self.verifier,
+        )
     }
 
     /// Store a payload after verification; returns whether it is (now) held.
@@ -535,7 +465,7 @@ impl Replica {
     // ---------------------------------------------------------------- dispatch
 
     fn on_message(&mut self, from: ValidatorId, msg: Message) {
-        if !self.m().contains(&from) {
+        if !self.membership().contains(&from) {
             return;
         }
         self.silence.heard(from, self.now);
@@ -565,13 +495,13 @@ impl Replica {
                 self.set_timer(TimerId::Resend, self.cfg.resend_ms);
             }
             TimerId::View(inst, v) => {
-                if self.is_decided_inst(&inst) {
+                if self.ctx().is_decided_inst(&inst) {
                     return;
                 }
                 if let InstanceId::Ckpt(b) = inst {
                     if b != self.chain.next() {
                         // Not the current checkpoint yet (a vote for it came early): disarm, so
-                        // that `know` arms it afresh when K_(b-1) commits. Left armed, no timer
+                        // that `arm_view_timer` arms it afresh when K_(b-1) commits. Left armed, no timer
                         // would ever run for it, and a replica that missed its decision would
                         // wait for it forever.
                         if let Some(st) = self.insts.get_mut(&inst) {
@@ -592,7 +522,7 @@ impl Replica {
                 self.start_view_change(inst, v + 1);
             }
             TimerId::Deadline(inst, v) => {
-                if self.is_decided_inst(&inst) {
+                if self.ctx().is_decided_inst(&inst) {
                     return;
                 }
                 if let InstanceId::Cmd { id, .. } = inst {
@@ -608,11 +538,11 @@ impl Replica {
                         .cloned();
                     if !already {
                         if let Some(nv) = new_view {
-                            if nv.len() == self.m().q()
+                            if nv.len() == self.membership().q()
                                 && nv.iter().all(|vc| vc.body.prepared.is_none())
                             {
                                 self.collector.stop(&id, &inst);
-                                let p = if self.misnamed(&inst) {
+                                let p = if self.ctx().misnamed(&inst) {
                                     None
                                 } else {
                                     self.payloads.get(&id).cloned()
@@ -627,8 +557,8 @@ impl Replica {
     }
 
     /// Arm the view timer of an instance we know of and have not seen decided.
-    fn know(&mut self, inst: InstanceId) {
-        if self.is_decided_inst(&inst) {
+    fn arm_view_timer(&mut self, inst: InstanceId) {
+        if self.ctx().is_decided_inst(&inst) {
             return;
         }
         let now = self.now;
@@ -646,7 +576,7 @@ impl Replica {
         let (leader, base, join) = (
             self.leader_of(&inst, v),
             self.base_timeout(&inst),
-            self.m().join(),
+            self.membership().one_correct(),
         );
         let t = self.silence.view_timer(st, leader, base, now, join);
         self.set_timer(TimerId::View(inst, v), t);
@@ -660,18 +590,18 @@ impl Replica {
         };
         let leader = self.leader_of(inst, st.view);
         self.silence
-            .silent_view(st, leader, self.now, self.m().join())
+            .silent_view(st, leader, self.now, self.membership().one_correct())
     }
 
     // ---------------------------------------------------------------- proposer side
 
     fn try_propose_own(&mut self) {
-        let window_end = self.window_end(&self.me);
+        let window_end = self.ctx().window_end(&self.me);
         while let Some((seq, txs)) = self.own.next(window_end) {
             let access = union_access(txs.iter().map(|t| &t.access[..]));
             let weight = txs.iter().map(|t| t.encoded_size() as u64).sum();
             let header = BatchHeader {
-                epoch: self.m().epoch,
+                epoch: self.membership().epoch,
                 proposer: self.me,
                 seq,
                 base: self.chain.id(self.chain.last()).unwrap_or([0; 32]),
@@ -681,7 +611,7 @@ impl Replica {
                 weight,
             };
             let batch = SignedBatch {
-                header: Signed::sign(header, &self.g(), &*self.signer),
+                header: Signed::sign(header, &self.genesis(), &*self.signer),
                 txs,
             };
             self.persist(vec![StorageOp::Put(
@@ -736,7 +666,7 @@ impl Replica {
             Some(c) => c.clone(),
             None => {
                 let header = BatchHeader {
-                    epoch: self.m().epoch,
+                    epoch: self.membership().epoch,
                     proposer: self.me,
                     seq: 0,
                     base,
@@ -744,16 +674,18 @@ impl Replica {
                         index: b,
                         view,
                         timestamp_ms: self.now.max(prev_ts + 1),
-                        floors: crate::floors::propose(self.m(), self.chain.floors(b - 1), |p| {
-                            self.record.proposed_floor(p)
-                        }),
+                        floors: crate::floors::propose(
+                            self.membership(),
+                            self.chain.floors(b - 1),
+                            |p| self.record.proposed_floor(p),
+                        ),
                     },
                     access: vec![],
                     txs_root: hash(&Vec::<Tx>::new().encode()),
                     weight: 0,
                 };
                 let c = SignedBatch {
-                    header: Signed::sign(header, &self.g(), &*self.signer),
+                    header: Signed::sign(header, &self.genesis(), &*self.signer),
                     txs: vec![],
                 };
                 self.persist(vec![StorageOp::Put(
@@ -793,7 +725,7 @@ impl Replica {
 
     /// Propose for `id` once a quorum replied.
     fn try_collect(&mut self, id: CommandId) {
-        if let Some(p) = self.collector.ready(&id, self.m().q()) {
+        if let Some(p) = self.collector.ready(&id, self.membership().q()) {
             self.propose(p.inst, p.view, p.value, p.proof, p.new_view, p.payload);
         }
     }
@@ -812,14 +744,14 @@ impl Replica {
             return;
         }
         let body = PrePrepareBody {
-            epoch: self.m().epoch,
+            epoch: self.membership().epoch,
             inst,
             view,
             value,
             proof,
             new_view,
         };
-        let pp = Signed::sign(body, &self.g(), &*self.signer);
+        let pp = Signed::sign(body, &self.genesis(), &*self.signer);
         self.insts
             .get_mut(&inst)
             .expect("inserted above; qed")
@@ -847,7 +779,7 @@ impl Replica {
                     seq: h.seq,
                     id,
                 };
-                if self.is_decided_inst(&inst) {
+                if self.ctx().is_decided_inst(&inst) {
                     self.send_decided(from, inst);
                     return;
                 }
@@ -868,14 +800,14 @@ impl Replica {
                     return;
                 }
                 if h.seq < self.record.watermark(&h.proposer)
-                    || h.seq >= self.window_end(&h.proposer)
+                    || h.seq >= self.ctx().window_end(&h.proposer)
                 {
                     return;
                 }
                 self.headers.replied(&b.header);
                 self.payloads.insert(b.clone());
                 self.reply_to(from, &b.header);
-                self.know(inst);
+                self.arm_view_timer(inst);
                 self.resume_lead(inst);
                 self.recheck_parked(inst);
             }
@@ -893,14 +825,20 @@ impl Replica {
                 let cur = self.insts.get(&inst).map(|s| s.view).unwrap_or(0);
                 let k_prev = self.chain.id(self.chain.last()).unwrap_or([0; 32]);
                 let rotation = self.chain.rotation(self.chain.next());
-                match checkpoint::classify(self.m(), &h, self.chain.last(), &k_prev, cur, &rotation)
-                {
+                match checkpoint::classify(
+                    self.membership(),
+                    &h,
+                    self.chain.last(),
+                    &k_prev,
+                    cur,
+                    &rotation,
+                ) {
                     CandidateAction::Ignore => {}
                     CandidateAction::Buffer => {
                         // Judged when K_(index-1) commits; at most a few per signer, so that no
                         // member can crowd out the others' candidates.
                         let per_signer = checkpoint::MAX_VIEW_AHEAD as usize + 1;
-                        let n = self.m().n();
+                        let n = self.membership().n();
                         self.headers.hold_early(index, from, b, per_signer, n);
                     }
                     CandidateAction::Reply => {
@@ -916,10 +854,10 @@ impl Replica {
                             return;
                         };
                         let prev = self.chain.floors(self.chain.last());
-                        if !crate::floors::acceptable(floors, prev, self.m(), |p| {
+                        if !crate::floors::acceptable(floors, prev, self.membership(), |p| {
                             self.record.watermark(p)
                         }) {
-                            if crate::floors::well_formed(floors, self.m())
+                            if crate::floors::well_formed(floors, self.membership())
                                 && crate::floors::extends(floors, prev)
                             {
                                 // Only our watermark is short: our record has a gap that
@@ -938,7 +876,7 @@ impl Replica {
     }
 
     fn reply_to(&mut self, to: ValidatorId, header: &Signed<BatchHeader>) {
-        let g = self.g();
+        let g = self.genesis();
         let r = self.dds.reply(&header.body, &g, &*self.signer);
         let id = header.body.id();
         let meta = self.meta();
@@ -958,21 +896,12 @@ impl Replica {
         payload: Option<SignedBatch>,
     ) {
         let inst = pp.body.inst;
-        if self.is_decided_inst(&inst) {
+        if self.ctx().is_decided_inst(&inst) {
             self.send_decided(from, inst);
             return;
         }
-        if let InstanceId::Cmd { proposer, seq, .. } = inst {
-            if seq < self.record.floor(&proposer)
-                || (seq >= self.record.watermark(&proposer) + 4 * self.cfg.window
-                    && !self.needed_by_checkpoint(&inst))
-            {
-                return;
-            }
-        } else if let InstanceId::Ckpt(b) = inst {
-            if b > self.chain.last() + checkpoint::MAX_INDEX_AHEAD {
-                return;
-            }
+        if !self.ctx().in_reach(&inst, 4) {
+            return;
         }
         // A retransmission of the pre-prepare we accepted costs no signature check.
         if self
@@ -987,11 +916,11 @@ impl Replica {
         // instance, parks nothing and makes us fetch nothing.
         let leader_ok = match inst {
             InstanceId::Cmd { proposer, .. } => {
-                pp.signer == self.m().leader_cmd(&proposer, pp.body.view)
+                pp.signer == self.membership().leader_cmd(&proposer, pp.body.view)
             }
-            InstanceId::Ckpt(_) => self.m().contains(&pp.signer),
+            InstanceId::Ckpt(_) => self.membership().contains(&pp.signer),
         };
-        if pp.body.epoch != self.m().epoch
+        if pp.body.epoch != self.membership().epoch
             || !leader_ok
             || !pp.verify(&self.cfg.membership.genesis, &*self.verifier)
         {
@@ -1000,7 +929,7 @@ impl Replica {
         if let Some(p) = &payload {
             self.accept_payload(p);
         }
-        if !self.may_create(&inst) {
+        if !self.ctx().may_create(&inst) {
             return;
         }
         let view = pp.body.view;
@@ -1038,7 +967,7 @@ impl Replica {
             self.outbox.ask_others(Message::Fetch(inst));
             // A signed proposal names a real instance: if the payload never comes, its timer
             // takes it to a view change (and a Noop) like any other.
-            self.know(inst);
+            self.arm_view_timer(inst);
             return;
         }
         if let InstanceId::Ckpt(b) = inst {
@@ -1056,7 +985,7 @@ impl Replica {
             InstanceId::Cmd { .. } => None,
         };
         if let Err(e) = check_preprepare(
-            self.m(),
+            self.membership(),
             &*self.verifier,
             self.cfg.window,
             &pp,
@@ -1084,23 +1013,8 @@ impl Replica {
         }
         if let (InstanceId::Ckpt(b), Some(h)) = (inst, &cmd_header) {
             // b = last_ckpt + 1 here: later indexes were parked above.
-            let BatchKind::Checkpoint {
-                index,
-                timestamp_ms,
-                ref floors,
-                ..
-            } = h.body.kind
-            else {
-                return;
-            };
-            let (k_prev, prev_ts) = self.chain.id_and_time(b - 1).unwrap_or(([0; 32], 0));
-            let prev_floors = self.chain.floors(b - 1);
-            if index != b
-                || h.body.base != k_prev
-                || !checkpoint::timestamp_ok(prev_ts, timestamp_ms, self.now, self.cfg.drift_ms)
-                || !crate::floors::well_formed(floors, self.m())
-                || !crate::floors::extends(floors, prev_floors)
-            {
+            let (m, drift) = (&self.cfg.membership, self.cfg.drift_ms);
+            if !self.chain.extended_by(&h.body, b, m, self.now, drift) {
                 return;
             }
         }
@@ -1118,7 +1032,7 @@ impl Replica {
         st.accepted.insert(view, pp);
         st.accepted_digest.insert(view, digest);
         let voted = st.my_votes.get(&(view, Phase::Prepare)).cloned();
-        self.know(inst);
+        self.arm_view_timer(inst);
         match voted {
             Some(v) if v.body.value == digest => self.broadcast(Message::Vote(v)),
             Some(_) => {}
@@ -1139,13 +1053,13 @@ impl Replica {
 
     fn vote(&mut self, inst: InstanceId, view: View, phase: Phase, digest: Digest) {
         let body = VoteBody {
-            epoch: self.m().epoch,
+            epoch: self.membership().epoch,
             inst,
             view,
             phase,
             value: digest,
         };
-        let v = Signed::sign(body, &self.g(), &*self.signer);
+        let v = Signed::sign(body, &self.genesis(), &*self.signer);
         self.insts
             .get_mut(&inst)
             .expect("callers create the instance; qed")
@@ -1160,26 +1074,14 @@ impl Replica {
 
     fn on_vote(&mut self, _from: ValidatorId, v: Signed<VoteBody>) {
         let inst = v.body.inst;
-        if self.is_decided_inst(&inst)
-            || v.body.epoch != self.m().epoch
-            || !self.m().contains(&v.signer)
+        if self.ctx().is_decided_inst(&inst)
+            || v.body.epoch != self.membership().epoch
+            || !self.membership().contains(&v.signer)
         {
             return;
         }
-        match inst {
-            InstanceId::Cmd { proposer, seq, .. } => {
-                if seq < self.record.floor(&proposer)
-                    || (seq >= self.record.watermark(&proposer) + 4 * self.cfg.window
-                        && !self.needed_by_checkpoint(&inst))
-                {
-                    return;
-                }
-            }
-            InstanceId::Ckpt(b) => {
-                if b > self.chain.last() + checkpoint::MAX_INDEX_AHEAD {
-                    return;
-                }
-            }
+        if !self.ctx().in_reach(&inst, 4) {
+            return;
         }
         if let Some(st) = self.insts.get(&inst) {
             if let Some(old) = st
@@ -1195,7 +1097,7 @@ impl Replica {
                 return;
             }
         }
-        if !v.verify(&self.g(), &*self.verifier) || !self.may_create(&inst) {
+        if !v.verify(&self.genesis(), &*self.verifier) || !self.ctx().may_create(&inst) {
             return;
         }
         let now = self.now;
@@ -1206,7 +1108,7 @@ impl Replica {
             self.report(Proof::VoteEquivocation(old, v));
             return;
         }
-        self.know(inst);
+        self.arm_view_timer(inst);
         self.check_progress(inst, view, digest);
     }
 
@@ -1214,7 +1116,7 @@ impl Replica {
         let Some(st) = self.insts.get(&inst) else {
             return;
         };
-        match step(st, view, &digest, self.m().q(), |c| {
+        match step(st, view, &digest, self.membership().q(), |c| {
             self.payloads.contains(c)
         }) {
             Step::Decide { value, cert } => self.decide(inst, value, cert),
@@ -1243,7 +1145,7 @@ impl Replica {
     /// Byzantine leaders in a row it is most of the time an instance can take after GST. Asking
     /// for a view change is always safe; the others join once f+1 of us ask.
     fn leave_faulty_view(&mut self, inst: InstanceId, view: View) {
-        if self.is_decided_inst(&inst) {
+        if self.ctx().is_decided_inst(&inst) {
             return;
         }
         if self.insts.get(&inst).is_some_and(|st| st.view == view) {
@@ -1253,7 +1155,9 @@ impl Replica {
 
     fn start_view_change(&mut self, inst: InstanceId, nv: View) {
         let has_payload = match inst {
-            InstanceId::Cmd { id, .. } => self.payloads.contains(&id) && !self.misnamed(&inst),
+            InstanceId::Cmd { id, .. } => {
+                self.payloads.contains(&id) && !self.ctx().misnamed(&inst)
+            }
             InstanceId::Ckpt(_) => false,
         };
         let st = self.insts.entry(inst);
@@ -1283,32 +1187,26 @@ impl Replica {
             }
         };
         self.broadcast(Message::ViewChange(vc));
-        self.know(inst);
+        self.arm_view_timer(inst);
     }
 
     fn on_view_change(&mut self, from: ValidatorId, vc: Signed<ViewChangeBody>) {
         let inst = vc.body.inst;
-        if self.is_decided_inst(&inst) {
+        if self.ctx().is_decided_inst(&inst) {
             self.send_decided(from, inst);
             return;
         }
-        match inst {
-            InstanceId::Cmd { proposer, seq, .. } => {
-                // Below the watermark an undecided id (equivocation, fake dependency) still needs
-                // a decision (Noop): only pruned seqs are ignored.
-                if !self.m().contains(&proposer)
-                    || seq < self.record.floor(&proposer)
-                    || (seq >= self.record.watermark(&proposer) + self.cfg.window
-                        && !self.needed_by_checkpoint(&inst))
-                {
-                    return;
-                }
+        // Below the watermark an undecided id (equivocation, fake dependency) still needs a
+        // decision (Noop): only pruned seqs are ignored. A checkpoint's view changes count only
+        // for the one being decided.
+        let taken = match inst {
+            InstanceId::Cmd { proposer, .. } => {
+                self.membership().contains(&proposer) && self.ctx().in_reach(&inst, 1)
             }
-            InstanceId::Ckpt(b) => {
-                if b != self.chain.next() {
-                    return;
-                }
-            }
+            InstanceId::Ckpt(b) => b == self.chain.next(),
+        };
+        if !taken {
+            return;
         }
         let nv = vc.body.new_view;
         if nv > 64 {
@@ -1324,11 +1222,13 @@ impl Replica {
                 return;
             }
         }
-        if !check_view_change(self.m(), &*self.verifier, &vc) || !self.may_create(&inst) {
+        if !check_view_change(self.membership(), &*self.verifier, &vc)
+            || !self.ctx().may_create(&inst)
+        {
             return;
         }
-        let f1 = self.m().join();
-        let q = self.m().q();
+        let f1 = self.membership().one_correct();
+        let q = self.membership().q();
         let st = self.insts.entry(inst);
         st.vcs.entry(nv).or_default().insert(vc.signer, vc);
         // Join: f+1 validators ask for views above ours.
@@ -1343,7 +1243,7 @@ impl Replica {
         let enough = st.vcs.get(&nv).map(|m| m.len() >= q).unwrap_or(false)
             && !st.led.contains(&nv)
             && nv >= st.view;
-        self.know(inst);
+        self.arm_view_timer(inst);
         if let Some(target) = join {
             self.start_view_change(inst, target);
         }
@@ -1362,7 +1262,7 @@ impl Replica {
     }
 
     fn lead_new_view(&mut self, inst: InstanceId, v: View) {
-        let q = self.m().q();
+        let q = self.membership().q();
         let st = self
             .insts
             .get_mut(&inst)
@@ -1385,7 +1285,9 @@ impl Replica {
             return;
         }
         match inst {
-            InstanceId::Cmd { .. } if self.misnamed(&inst) || self.equivocated(&inst) => {
+            InstanceId::Cmd { .. }
+                if self.ctx().misnamed(&inst) || self.ctx().equivocated(&inst) =>
+            {
                 // No command has this name, or its proposer signed two for this seq: nothing
                 // worth collecting for (no prepared value binds us, see above).
                 self.propose(inst, v, Value::Noop, vec![], vcs, None);
@@ -1424,7 +1326,7 @@ impl Replica {
         let InstanceId::Cmd { id, .. } = inst else {
             return;
         };
-        if self.misnamed(&inst) {
+        if self.ctx().misnamed(&inst) {
             return;
         }
         let Some(st) = self.insts.get(&inst) else {
@@ -1479,7 +1381,7 @@ impl Replica {
     }
 
     fn on_fetch(&mut self, from: ValidatorId, inst: InstanceId) {
-        if self.is_decided_inst(&inst) {
+        if self.ctx().is_decided_inst(&inst) {
             self.send_decided(from, inst);
             return;
         }
@@ -1499,13 +1401,13 @@ impl Replica {
 
     fn on_decided(&mut self, d: Decision, payload: Option<SignedBatch>) {
         let inst = d.inst;
-        if self.is_decided_inst(&inst) {
+        if self.ctx().is_decided_inst(&inst) {
             return;
         }
         let Some(first) = d.cert.first() else { return };
         let view = first.body.view;
         if !check_votes(
-            self.m(),
+            self.membership(),
             &*self.verifier,
             &inst,
             view,
@@ -1565,7 +1467,7 @@ impl Replica {
         });
         match inst {
             InstanceId::Cmd { proposer, seq, id } => {
-                let misnamed = self.misnamed(&inst);
+                let misnamed = self.ctx().misnamed(&inst);
                 let counts = !misnamed
                     && (self.payloads.contains(&id)
                         || self
@@ -1616,34 +1518,24 @@ impl Replica {
                 if !h.is_checkpoint() {
                     return;
                 }
-                self.chain.decide(b, h, deps.clone());
+                let k = DecidedCheckpoint { header: h, deps };
+                self.chain.decide(b, k.header.clone(), k.deps.clone());
                 self.advance_ckpts();
                 // Dependencies below K_b's floors are void: nothing to wait or recover for.
-                let floors = self.chain.floors(b).to_vec();
-                for d in &deps {
-                    if matches!(d.kind, DepKind::Txs { .. }) && !crate::floors::voids(&floors, d) {
-                        self.know(d.instance());
-                    }
+                for d in k.waits_for() {
+                    self.arm_view_timer(d.instance());
                 }
                 // Two ids of one (proposer, seq) in K_b prove that proposer equivocated (every
                 // replica sees the same K_b): its undecided ones go to a view change at once
                 // instead of holding block b for a whole view-0 timeout.
-                for w in deps.windows(2) {
-                    let same_slot = w[0].proposer == w[1].proposer
-                        && matches!((w[0].kind, w[1].kind),
-                            (DepKind::Txs { seq: a }, DepKind::Txs { seq: c }) if a == c);
-                    if !same_slot || crate::floors::voids(&floors, &w[0]) {
-                        continue;
-                    }
-                    for d in w {
-                        let inst = d.instance();
-                        let view0 = self
-                            .insts
-                            .get(&inst)
-                            .is_none_or(|st| st.view == 0 && !st.in_view_change);
-                        if !self.is_decided_inst(&inst) && view0 {
-                            self.start_view_change(inst, 1);
-                        }
+                for d in k.equivocations() {
+                    let inst = d.instance();
+                    let view0 = self
+                        .insts
+                        .get(&inst)
+                        .is_none_or(|st| st.view == 0 && !st.in_view_change);
+                    if !self.ctx().is_decided_inst(&inst) && view0 {
+                        self.start_view_change(inst, 1);
                     }
                 }
             }
@@ -1679,7 +1571,7 @@ impl Replica {
             return;
         }
         let next = self.chain.next();
-        self.know(InstanceId::Ckpt(next));
+        self.arm_view_timer(InstanceId::Ckpt(next));
         for (from, b) in self.headers.take_early(next) {
             self.outbox.receive(from, Message::Announce(b));
         }
@@ -1701,7 +1593,7 @@ impl Replica {
                 return;
             };
             let next_rotation = self.chain.rotation(b + 1);
-            let decided = |d: &DepRef| self.dep_decided(d);
+            let decided = |d: &DepRef| self.ctx().dep_decided(d);
             let Some(block) = self.committed.block(b, k, decided, next_rotation) else {
                 return;
             };
@@ -1794,7 +1686,7 @@ impl Replica {
         };
         // A misnamed instance owns only its own consensus state, never what is keyed by the id
         // of the real command it borrowed.
-        let owns_id = !self.misnamed(&inst);
+        let owns_id = !self.ctx().misnamed(&inst);
         let payloads = &self.payloads;
         let (_, mut ops) = self.insts.retire(inst, at_block, |v| payloads.of_value(v));
         if owns_id {
@@ -1803,6 +1695,7 @@ impl Replica {
             // with an id we never proposed (a Byzantine validator's invention) must not delete
             // the record of the real batch at that seq, or a restart would reuse the seq.
             let own_batch = self
+                .ctx()
                 .held_ref(&id)
                 .is_some_and(|r| r.proposer == self.me && r.instance() == inst);
             if own_batch {
@@ -1867,7 +1760,10 @@ impl Replica {
         }
         // Adopt every consecutive block that f+1 validators vouch for.
         let before = self.built;
-        while let Some(blk) = self.catch_up.vouched(self.built + 1, self.m().join()) {
+        while let Some(blk) = self
+            .catch_up
+            .vouched(self.built + 1, self.membership().one_correct())
+        {
             self.adopt(blk);
         }
         if self.built >= before + SYNC_BATCH {
@@ -1917,14 +1813,14 @@ impl Replica {
     /// [`SettledExchange::ask`]).
     fn ask_settled(&mut self, pos: ChainPosition) {
         let at = self.settled.ask(pos, self.built, self.now);
-        let epoch = self.m().epoch;
+        let epoch = self.membership().epoch;
         self.outbox
             .ask_others(Message::SettledRequest { epoch, at });
     }
 
     /// Answer what is settled at block `at` (see [`SettledExchange::answer`]).
     fn on_settled_request(&mut self, from: ValidatorId, epoch: Epoch, at: BlockIndex) {
-        if epoch != self.m().epoch {
+        if epoch != self.membership().epoch {
             return;
         }
         let committed = self.committed.headers();
@@ -1953,7 +1849,7 @@ impl Replica {
         at: BlockIndex,
         proposers: Vec<SettledSeqs>,
     ) {
-        if epoch == self.m().epoch
+        if epoch == self.membership().epoch
             && from != self.me
             && self
                 .settled
@@ -1980,7 +1876,7 @@ impl Replica {
     /// cannot get that far ahead of an undecided seq (replies stop W above it), so the seq at our
     /// watermark was decided without us learning of it.
     fn watermark_stuck(&self) -> bool {
-        self.m()
+        self.membership()
             .validators()
             .iter()
             .any(|p| self.record.decided_above_watermark(p) > 2 * self.cfg.window as usize)
@@ -2138,11 +2034,11 @@ impl Replica {
         }
         // Peers still hold the few blocks finished since c, and the decisions some of them
         // listed but too few to vouch for.
-        if self.m().n() > 1 {
+        if self.membership().n() > 1 {
             self.outbox.ask_others(Message::SyncRequest(c + 1));
             let fetch: Vec<InstanceId> = fetch
                 .into_iter()
-                .filter(|i| !self.is_decided_inst(i))
+                .filter(|i| !self.ctx().is_decided_inst(i))
                 .take(64)
                 .collect();
             for inst in fetch {
@@ -2165,11 +2061,11 @@ impl Replica {
             .insts
             .stalled_messages(now, horizon, self.chain.next(), |v| payloads.of_value(v));
         for m in msgs {
-            if self.m().n() > 1 {
+            if self.membership().n() > 1 {
                 self.outbox.ask_others(m);
             }
         }
-        if self.m().n() == 1 {
+        if self.membership().n() == 1 {
             return;
         }
         self.resend_rounds += 1;
@@ -2225,7 +2121,7 @@ impl Replica {
             .filter(|d| {
                 matches!(d.kind, DepKind::Txs { .. })
                     && !crate::floors::voids(floors, d)
-                    && !self.dep_decided(d)
+                    && !self.ctx().dep_decided(d)
             })
             .map(|d| d.instance())
             .filter(|i| {
@@ -2236,7 +2132,7 @@ impl Replica {
             .take(16)
             .collect();
         let peers: Vec<ValidatorId> = self
-            .m()
+            .membership()
             .validators()
             .iter()
             .copied()

@@ -6,6 +6,7 @@
 //! Verification here is pure: the caller supplies the set (read through the runtime API at the
 //! parent), so import and sync check exactly the same thing.
 
+use crate::hex;
 pub use bsmr_consensus_core::wire::FinalityVote;
 use bsmr_consensus_core::{Digest, Epoch, Membership, Signed, ValidatorId, Verifier};
 use codec::{Decode, DecodeLimit, Encode};
@@ -140,14 +141,6 @@ impl FinalityCertificate {
         }
         Ok(())
     }
-}
-
-fn hex(d: &Digest) -> String {
-    let mut s = String::from("0x");
-    for b in d {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub mod aux_store;
 pub mod builder;
 pub mod client_txs;
 pub mod crypto;
+pub mod epoch;
 pub mod fetch;
 pub mod finality;
 pub mod finality_proof;
@@ -131,4 +132,13 @@ pub fn fetch_config<B: BlockT, N: NetworkBackend<B, <B as BlockT>::Hash>>(
         Some(tx),
     );
     (config, rx)
+}
+
+/// `0x`-prefixed lower-case hex, for logs and errors.
+pub(crate) fn hex(d: &[u8]) -> String {
+    let mut s = String::from("0x");
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
 }

@@ -15,9 +15,11 @@
 
 use crate::aux_store::AuxStorage;
 use crate::builder::{build_block, Built};
-use crate::crypto::{local_member_key, validator_ids, KeySource, KeystoreSigner, Sr25519Verifier};
+use crate::crypto::{KeySource, KeystoreSigner, Sr25519Verifier};
+use crate::epoch::{adversary_for, make_replica, membership_of};
 use crate::fetch::{self, FetchRequest, FetchResponse};
 use crate::finality::{FinalityTally, Verdict, VoteOutcome};
+use crate::hex;
 use crate::justification::{FinalityCertificate, FinalityVote};
 use crate::metrics::Metrics;
 use crate::network::{check_hello, cost, hello, Frame, RateLimit};
@@ -27,9 +29,9 @@ use crate::status::{CommandStatus, EngineStatus, SharedStatus};
 use crate::TxClassifier;
 use bsmr_consensus_core::epoch as consensus_epoch;
 use bsmr_consensus_core::{
-    decode_message, encode_message, BatchKind, CommandId, Config as CoreConfig, Digest,
-    FinishedBlock, InstanceId, Membership, Message, Output, Proof, Replica, Rotation, Signed,
-    Signer, TimerId, ValidatorId, Value,
+    decode_message, encode_message, BatchKind, CommandId, Digest, FinishedBlock, InstanceId,
+    Membership, Message, Output, Proof, Replica, Rotation, Signed, Signer, TimerId, ValidatorId,
+    Value,
 };
 use bsmr_primitives::{BsmrApi, BSMR_ENGINE_ID};
 use bsmr_sim::adversary::Adversary;
@@ -37,7 +39,7 @@ use codec::Encode;
 use futures::{
     channel::oneshot, future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt,
 };
-use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
+use rand_chacha::ChaCha8Rng;
 use sc_client_api::{backend::Backend, AuxStore, BlockBackend, StorageProvider};
 use sc_consensus::{
     BlockImport, BlockImportParams, ForkChoiceStrategy, ImportResult, StateAction, StorageChanges,
@@ -66,7 +68,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-const LOG: &str = "bsmr";
+pub(crate) const LOG: &str = "bsmr";
 
 /// Which ordering the engine runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -181,14 +183,6 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn hex(d: &[u8]) -> String {
-    let mut s = String::from("0x");
-    for b in d {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
 /// A block built here, waiting for q finality votes.
 struct Awaiting<B: BlockT> {
     number: u64,
@@ -291,134 +285,6 @@ where
     }
     let engine = Engine::<B, BE, C, P>::new(params)?;
     Ok(engine.run())
-}
-
-/// The consensus view of an on-chain validator set under `mode`.
-fn membership_of(genesis: Digest, set: &bsmr_primitives::ValidatorSet, mode: Mode) -> Membership {
-    let m = Membership::new(genesis, set.epoch, validator_ids(&set.validators));
-    match mode {
-        Mode::Leaderless => m,
-        Mode::Leader => m.with_fixed_checkpoint_leader(),
-    }
-}
-
-/// The replica of this node for `membership`, if the keystore holds a member key and the node
-/// runs as a validator. A replica with no persisted state that starts above genesis (a new epoch,
-/// or a validator joining late) starts from the finalized block: fence, built index, K_b id and
-/// timestamp are seeded from the chain, so its first candidate or reply names the right base.
-fn make_replica<B, BE, C>(
-    client: &C,
-    keys: &KeySource,
-    validator: bool,
-    membership: &Membership,
-    set: &bsmr_primitives::ValidatorSet,
-    storage: &mut AuxStorage<C>,
-    engine: &EngineConfig,
-) -> Result<(Option<Arc<KeystoreSigner>>, Option<Replica>), String>
-where
-    B: BlockT<Hash = H256>,
-    BE: Backend<B>,
-    C: HeaderBackend<B> + StorageProvider<B, BE> + AuxStore,
-{
-    let local = if validator {
-        local_member_key(&keys.keystore, &set.validators)
-    } else {
-        None
-    };
-    let Some(public) = local else {
-        log::info!(
-            target: LOG,
-            "👀 epoch {}: no bsmr key of the {} validators in the keystore{}: following and verifying",
-            membership.epoch,
-            membership.n(),
-            if validator { "" } else { " (not started with --validator)" }
-        );
-        return Ok((None, None));
-    };
-    storage.load_checked().map_err(incompatible_state)?;
-    let info = client.info();
-    let fin: u64 = info.finalized_number.try_into().unwrap_or(0);
-    if storage.is_empty() && fin > 0 {
-        let header = client
-            .header(info.finalized_hash)
-            .map_err(|e| e.to_string())?
-            .ok_or("the finalized header is missing")?;
-        let crate::builder::ChainCheckpoint {
-            checkpoint: ckpt,
-            next_rotation,
-            floors,
-            ..
-        } = crate::builder::checkpoint_of(&header).unwrap_or_else(|| {
-            log::warn!(
-                target: LOG,
-                "finalized block #{fin} has no readable BSMR digest (made by another bsmr version?): \
-                 starting from it with no checkpoint id; this validator will not reply to \
-                 checkpoint candidates until it rejoins from the chain"
-            );
-            crate::builder::ChainCheckpoint {
-                index: fin,
-                checkpoint: [0; 32],
-                next_rotation: Rotation::fresh(membership.epoch),
-                floors: vec![],
-            }
-        });
-        let ts = crate::builder::chain_timestamp::<B, BE, C>(client, info.finalized_hash)?;
-        let meta = bsmr_consensus_core::storage::Meta {
-            fence: fin,
-            next_pos: 0,
-            built: fin,
-            built_ckpt: ckpt,
-            built_ts: ts,
-            next_rotation,
-            built_floors: floors,
-        };
-        storage
-            .apply(&[bsmr_consensus_core::StorageOp::Put(
-                bsmr_consensus_core::Key::Meta,
-                bsmr_consensus_core::Record::Meta(meta),
-            )])
-            .map_err(|e| e.to_string())?;
-        log::info!(target: LOG, "consensus state of epoch {} starts after finalized block #{fin}", membership.epoch);
-    }
-    let mut core_cfg = CoreConfig::new(membership.clone());
-    core_cfg.max_batch_txs = engine.max_batch_txs;
-    core_cfg.retain_sync_blocks = engine.retain_sync_blocks;
-    // With the 4 s default alone, block times above ~3 s made view changes on most blocks and
-    // suspended correct validators; 2 s covers the checkpoint consensus over a WAN.
-    core_cfg.fit_block_time(engine.block_time_ms, 2_000);
-    let replica = Replica::new(
-        core_cfg,
-        &*storage,
-        Box::new(keys.signer(public)),
-        Box::new(Sr25519Verifier),
-    );
-    log::info!(
-        target: LOG,
-        "🔐 bsmr validator {} (epoch {}, n = {}, f = {}, q = {}); {} persisted records",
-        hex(&public.0),
-        membership.epoch,
-        membership.n(),
-        membership.f(),
-        membership.q(),
-        storage.len()
-    );
-    Ok((Some(Arc::new(keys.signer(public))), Some(replica)))
-}
-
-/// The adversary of a validator run with `--unsafe-byzantine` (TESTING ONLY), seeded from its
-/// key so that a run can be repeated.
-fn adversary_for(
-    cfg: &EngineConfig,
-    signer: Option<&Arc<KeystoreSigner>>,
-    membership: &Membership,
-) -> Option<(Adversary, ChaCha8Rng)> {
-    let behaviour = cfg.byzantine?;
-    let signer = signer?;
-    let mut rng = ChaCha8Rng::from_seed(signer.public());
-    let window = CoreConfig::new(membership.clone()).window;
-    let shared: bsmr_sim::adversary::SharedSigner = signer.clone();
-    let adversary = Adversary::new(behaviour, shared, membership, window, &mut rng);
-    Some((adversary, rng))
 }
 
 struct Engine<B: BlockT, BE, C, P> {
@@ -1724,7 +1590,7 @@ where
 }
 
 /// A persisted consensus state that does not decode, with what to do about it.
-fn incompatible_state(e: impl std::fmt::Display) -> String {
+pub(crate) fn incompatible_state(e: impl std::fmt::Display) -> String {
     format!(
         "reading persisted consensus state: {e} (written by an incompatible bsmr version? such a \
          chain cannot be continued: remove the base path, e.g. `make clean-chain` for the local \
