@@ -4,9 +4,10 @@
 //! at the start index `epoch::next_epoch_start` gives (protocol.md, "Epochs").
 
 use crate::aux_store::AuxStorage;
+use crate::config::{EngineConfig, Mode};
 use crate::crypto::{local_member_key, validator_ids, KeySource, KeystoreSigner, Sr25519Verifier};
 use crate::hex;
-use crate::worker::{incompatible_state, EngineConfig, Mode, LOG};
+use crate::LOG;
 use bsmr_consensus_core::{Config as CoreConfig, Digest, Membership, Replica, Rotation, Signer};
 use bsmr_sim::adversary::Adversary;
 use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
@@ -146,4 +147,13 @@ pub(crate) fn adversary_for(
     let shared: bsmr_sim::adversary::SharedSigner = signer.clone();
     let adversary = Adversary::new(behaviour, shared, membership, window, &mut rng);
     Some((adversary, rng))
+}
+
+/// A persisted consensus state that does not decode, with what to do about it.
+pub(crate) fn incompatible_state(e: impl std::fmt::Display) -> String {
+    format!(
+        "reading persisted consensus state: {e} (written by an incompatible bsmr version? such a \
+         chain cannot be continued: remove the base path, e.g. `make clean-chain` for the local \
+         network)"
+    )
 }

@@ -28,6 +28,7 @@
 pub mod aux_store;
 pub mod builder;
 pub mod client_txs;
+pub mod config;
 pub mod crypto;
 pub mod epoch;
 pub mod fetch;
@@ -133,6 +134,9 @@ pub fn fetch_config<B: BlockT, N: NetworkBackend<B, <B as BlockT>::Hash>>(
     );
     (config, rx)
 }
+
+/// The log target of the engine.
+pub(crate) const LOG: &str = "bsmr";
 
 /// `0x`-prefixed lower-case hex, for logs and errors.
 pub(crate) fn hex(d: &[u8]) -> String {

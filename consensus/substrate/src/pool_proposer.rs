@@ -17,7 +17,7 @@
 //! - at most `max_inflight_batches` own batches wait for a decision (Nagle-style batching: under
 //!   load transactions gather into fewer, larger batches).
 
-use crate::worker::Mode;
+use crate::config::Mode;
 use crate::TxInfo;
 use bsmr_consensus_core::{AccountId, CommandId, Membership, Tx, ValidatorId};
 use sp_core::H256;
