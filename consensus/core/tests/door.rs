@@ -145,3 +145,67 @@ fn a_sync_request_at_the_top_of_the_index_range_is_answered_with_nothing() {
         assert_eq!(blocks.count(), 0);
     }
 }
+
+/// A batch we hold (replied to) is not replaced by a later announcement under the same id with
+/// other transactions or a forged signature: the id covers the header body only, and a held
+/// batch is not checked again. What we hand out (here, to a fetch) is the batch we checked.
+#[test]
+fn a_held_batch_is_not_replaced_by_a_tampered_copy() {
+    let mut r = replica();
+    let _ = r.start(0);
+    let txs = vec![Tx {
+        access: vec![[7; 32]],
+        data: vec![1],
+    }];
+    let header = BatchHeader {
+        epoch: 0,
+        proposer: [2; 32],
+        seq: 0,
+        base: [0; 32],
+        kind: BatchKind::Txs,
+        access: vec![[7; 32]],
+        txs_root: hash(&codec::Encode::encode(&txs)),
+        weight: 0,
+    };
+    let good = SignedBatch {
+        header: Signed::sign(header, &GENESIS, &InsecureTestCrypto([2; 32])),
+        txs,
+    };
+    let announce = |from: u8, b: SignedBatch| Input::Message {
+        from: [from; 32],
+        msg: Message::Announce(b),
+    };
+    let out = r.handle(10, announce(2, good.clone()));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            msg: Message::Reply(_),
+            ..
+        }
+    )));
+    let mut tampered = good.clone();
+    tampered.txs[0].data = vec![66];
+    tampered.header.sig = [0; 64];
+    for from in [3, 2] {
+        let _ = r.handle(20, announce(from, tampered.clone()));
+    }
+    let inst = good.header.body.dep_ref().instance();
+    let out = r.handle(
+        30,
+        Input::Message {
+            from: [4; 32],
+            msg: Message::Fetch(inst),
+        },
+    );
+    let served: Vec<&SignedBatch> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                msg: Message::Announce(b),
+                ..
+            } => Some(b),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(served, vec![&good]);
+}

@@ -67,9 +67,11 @@ impl Payloads {
     pub fn iter(&self) -> impl Iterator<Item = (&CommandId, &SignedBatch)> {
         self.batches.iter()
     }
-    /// Hold `b`, which the caller checked (or made).
+    /// Hold `b`, which the caller checked (or made), unless a batch with its id is held: the
+    /// first copy stays. A copy whose id we hold is not checked again (the id covers the header
+    /// body, not the transactions or the signature), so a later one must never replace it.
     pub fn insert(&mut self, b: SignedBatch) {
-        self.batches.insert(b.id(), b);
+        self.batches.entry(b.id()).or_insert(b);
     }
     /// Hold `b` if it passes `valid`; whether it is (now) held.
     pub fn accept(&mut self, b: &SignedBatch, valid: impl FnOnce(&SignedBatch) -> bool) -> bool {
@@ -146,5 +148,22 @@ mod tests {
         };
         assert_eq!(p.of_value(&value), Some(good));
         assert_eq!(p.of_value(&Value::Noop), None);
+    }
+
+    #[test]
+    fn a_later_copy_never_replaces_a_held_batch() {
+        let mut p = Payloads::default();
+        let good = batch(1, 1, vec![tx()]);
+        p.insert(good.clone());
+        let mut tampered = good.clone();
+        tampered.txs[0].data = vec![66];
+        tampered.header.sig = [0; 64];
+        assert_eq!(
+            tampered.id(),
+            good.id(),
+            "the id covers the header body only"
+        );
+        p.insert(tampered);
+        assert_eq!(p.get(&good.id()), Some(&good));
     }
 }
