@@ -129,21 +129,34 @@ impl Ctx<'_> {
     }
     /// May a peer's message create state for `inst`? Always for checkpoint instances (their
     /// index is bounded at the door) and for commands whose header we hold or a decided
-    /// checkpoint waits for; other ids only while their slot has few instances.
+    /// checkpoint waits for; other ids only while their slot has named few ids so far, live or
+    /// decided (a decided id leaving the live set frees no room: otherwise one member could
+    /// have every slot decide new made-up ids without end).
     pub fn may_create(&self, inst: &InstanceId) -> bool {
-        let InstanceId::Cmd { proposer, seq, id } = *inst else {
+        let InstanceId::Cmd { proposer, seq, .. } = *inst else {
             return true;
         };
         if !self.membership.contains(&proposer) {
             return false;
         }
-        if self.insts.contains(inst)
-            || self.held_ref(&id).is_some_and(|r| r.instance() == *inst)
-            || self.needed_by_checkpoint(inst)
-        {
+        if self.insts.contains(inst) || self.grounded(inst) {
             return true;
         }
-        self.insts.in_slot(proposer, seq) < MAX_UNKNOWN_IDS_PER_SLOT
+        let mut ids = self.insts.ids_in_slot(proposer, seq);
+        ids.extend(self.record.ids_in_slot(&proposer, seq));
+        ids.len() < MAX_UNKNOWN_IDS_PER_SLOT
+    }
+    /// Has this replica its own reason to drive `inst` to a decision (arm its view timer)?
+    /// Checkpoint instances always; a command when we hold its header under this name, or a
+    /// decided checkpoint waits for it. Votes and view changes of a single member about other
+    /// ids only record state: a correct replica spends a view change on them once f+1 members
+    /// ask (the join rule) or the slot's own proposer does, so a Byzantine member naming
+    /// made-up ids cannot make every replica run a consensus round for each.
+    pub fn grounded(&self, inst: &InstanceId) -> bool {
+        let InstanceId::Cmd { id, .. } = *inst else {
+            return true;
+        };
+        self.held_ref(&id).is_some_and(|r| r.instance() == *inst) || self.needed_by_checkpoint(inst)
     }
 }
 

@@ -143,6 +143,12 @@ impl DecidedRecord {
         }
         pruned
     }
+    /// The ids decided at (p, seq) that this record still marks.
+    pub fn ids_in_slot(&self, p: &ValidatorId, seq: Seq) -> impl Iterator<Item = CommandId> + '_ {
+        self.marks
+            .range((*p, seq, [0u8; 32])..=(*p, seq, [0xff; 32]))
+            .map(|((_, _, id), _)| *id)
+    }
     /// The exact marks of `p`: (seq, id, counts for the watermark).
     pub fn marks_of(&self, p: &ValidatorId) -> Vec<(Seq, CommandId, bool)> {
         self.marks

@@ -26,7 +26,7 @@ pub use crate::recovery::settled::SETTLED_ANSWER_BLOCKS;
 use crate::rotation::Rotation;
 use crate::single_shot::progress::{step, Step};
 use crate::single_shot::timers::{backed_off, Silence, SILENT_VIEW_MS};
-use crate::single_shot::Instances;
+use crate::single_shot::{Instances, MAX_VIEW};
 use crate::storage::{Key, Meta, Record, Storage, StorageOp};
 use crate::types::*;
 use crate::validity::{self, check_preprepare, check_view_change, check_votes};
@@ -299,8 +299,10 @@ impl Replica {
                 self.collector.open(b, inst, 0, vec![]);
             }
         }
-        // Keep only blocks rebuilt from persisted decisions (handed out by `start`).
+        // Keep only blocks rebuilt from persisted decisions (handed out by `start`). The timers
+        // replaying armed are dropped with the rest: `start` arms them again.
         self.outbox.retain(|o| matches!(o, Output::BlockReady(_)));
+        self.insts.disarm_all();
     }
 
     /// Initial outputs: timers and re-announcements after a restart.
@@ -582,6 +584,28 @@ impl Replica {
         self.set_timer(TimerId::View(inst, v), t);
     }
 
+    /// May a message `signer` signed about `inst` create its state ([`Ctx::may_create`])? When
+    /// the slot is full, its own proposer's message takes the place of an idle instance only
+    /// others named (a member can fill every slot with made-up ids; those never decide).
+    fn admit(&mut self, inst: &InstanceId, signer: &ValidatorId) -> bool {
+        if self.ctx().may_create(inst) {
+            return true;
+        }
+        match *inst {
+            InstanceId::Cmd { proposer, seq, .. } if proposer == *signer => {
+                self.insts.evict_idle(proposer, seq)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a vote or view change `signer` sent about `inst` makes us drive it: we have our
+    /// own reason ([`Ctx::grounded`]) or the signer proposed the slot it names.
+    fn vouched(&self, inst: &InstanceId, signer: &ValidatorId) -> bool {
+        self.ctx().grounded(inst)
+            || matches!(inst, InstanceId::Cmd { proposer, .. } if proposer == signer)
+    }
+
     /// Whether the current view of `inst` may be left after [`SILENT_VIEW_MS`] (see
     /// [`Silence::silent_view`]).
     fn silent_view(&self, inst: &InstanceId) -> bool {
@@ -786,6 +810,9 @@ impl Replica {
                 // A payload we were waiting for (to vote, or to lead a recovery).
                 if self.insts.contains(&inst) && !self.payloads.contains(&id) {
                     self.payloads.insert(b.clone());
+                    // Its header makes it ours to drive (it may have been made by others'
+                    // votes only, with no timer).
+                    self.arm_view_timer(inst);
                     self.resume_lead(inst);
                     self.recheck_parked(inst);
                 }
@@ -929,7 +956,7 @@ impl Replica {
         if let Some(p) = &payload {
             self.accept_payload(p);
         }
-        if !self.ctx().may_create(&inst) {
+        if !self.admit(&inst, &pp.signer) {
             return;
         }
         let view = pp.body.view;
@@ -1097,7 +1124,10 @@ impl Replica {
                 return;
             }
         }
-        if !v.verify(&self.genesis(), &*self.verifier) || !self.ctx().may_create(&inst) {
+        if v.body.view > MAX_VIEW
+            || !v.verify(&self.genesis(), &*self.verifier)
+            || !self.admit(&inst, &v.signer)
+        {
             return;
         }
         let now = self.now;
@@ -1108,7 +1138,9 @@ impl Replica {
             self.report(Proof::VoteEquivocation(old, v));
             return;
         }
-        self.arm_view_timer(inst);
+        if self.vouched(&inst, &v.signer) {
+            self.arm_view_timer(inst);
+        }
         self.check_progress(inst, view, digest);
     }
 
@@ -1209,7 +1241,7 @@ impl Replica {
             return;
         }
         let nv = vc.body.new_view;
-        if nv > 64 {
+        if nv > MAX_VIEW {
             return;
         }
         if let Some(st) = self.insts.get(&inst) {
@@ -1223,14 +1255,15 @@ impl Replica {
             }
         }
         if !check_view_change(self.membership(), &*self.verifier, &vc)
-            || !self.ctx().may_create(&inst)
+            || !self.admit(&inst, &vc.signer)
         {
             return;
         }
         let f1 = self.membership().one_correct();
         let q = self.membership().q();
+        let signer = vc.signer;
         let st = self.insts.entry(inst);
-        st.vcs.entry(nv).or_default().insert(vc.signer, vc);
+        st.vcs.entry(nv).or_default().insert(signer, vc);
         // Join: f+1 validators ask for views above ours.
         let higher = st.higher_vcs(st.view);
         let join = if higher.len() >= f1 {
@@ -1243,7 +1276,9 @@ impl Replica {
         let enough = st.vcs.get(&nv).map(|m| m.len() >= q).unwrap_or(false)
             && !st.led.contains(&nv)
             && nv >= st.view;
-        self.arm_view_timer(inst);
+        if self.vouched(&inst, &signer) {
+            self.arm_view_timer(inst);
+        }
         if let Some(target) = join {
             self.start_view_change(inst, target);
         }

@@ -131,3 +131,113 @@ fn a_restarted_replica_never_reuses_a_seq_of_a_collected_batch() {
         built[0]
     );
 }
+
+/// A replica restarted after deciding a checkpoint whose block waits for an undecided command
+/// times out on that command again. Replaying the decision arms the timer and `restore` drops
+/// the outputs replay makes; before the fix the instance stayed marked armed, `start` armed
+/// nothing, and the replica could only join view changes others started (with f+1 replicas
+/// restarted together and a silent proposer, the block never came).
+#[test]
+fn a_restarted_replica_arms_the_timers_of_what_its_next_block_waits_for() {
+    use bsmr_consensus_core::crypto::Signed;
+    use bsmr_consensus_core::wire::{Decision, Phase, VoteBody};
+    use bsmr_consensus_core::*;
+    use codec::Encode;
+    const GENESIS: [u8; 32] = [9; 32];
+    let members = Membership::new(GENESIS, 0, vec![[1; 32], [2; 32], [3; 32], [4; 32]]);
+    let me = if Rotation::fresh(0).leader(&members, 1, 0) == [1; 32] {
+        [2u8; 32]
+    } else {
+        [1u8; 32]
+    };
+    let boot = |storage: &MemStorage| {
+        Replica::new(
+            Config::new(members.clone()),
+            storage,
+            Box::new(InsecureTestCrypto(me)),
+            Box::new(InsecureTestCrypto(me)),
+        )
+    };
+    // Checkpoint 1, decided with one dependency: member 3's seq 0, which we never saw.
+    let leader = Rotation::fresh(0).leader(&members, 1, 0);
+    let txs: Vec<Tx> = vec![];
+    let header = BatchHeader {
+        epoch: 0,
+        proposer: leader,
+        seq: 0,
+        base: [0; 32],
+        kind: BatchKind::Checkpoint {
+            index: 1,
+            view: 0,
+            timestamp_ms: 1,
+            floors: vec![],
+        },
+        access: vec![],
+        txs_root: hash(&txs.encode()),
+        weight: 0,
+    };
+    let k1 = SignedBatch {
+        header: Signed::sign(header, &GENESIS, &InsecureTestCrypto(leader)),
+        txs,
+    };
+    let dep = DepRef {
+        proposer: [3; 32],
+        kind: DepKind::Txs { seq: 0 },
+        id: [42; 32],
+    };
+    let value = Value::Deps {
+        cmd: k1.id(),
+        deps: vec![dep],
+        after: 0,
+    };
+    let cert = [[2u8; 32], [3; 32], [4; 32]]
+        .iter()
+        .map(|k| {
+            let body = VoteBody {
+                epoch: 0,
+                inst: InstanceId::Ckpt(1),
+                view: 0,
+                phase: Phase::Commit,
+                value: value.digest(),
+            };
+            Signed::sign(body, &GENESIS, &InsecureTestCrypto(*k))
+        })
+        .collect();
+    let decision = Decision {
+        inst: InstanceId::Ckpt(1),
+        value,
+        cert,
+    };
+    let waits = dep.instance();
+    let arms = |out: &[Output]| {
+        out.iter()
+            .any(|o| matches!(o, Output::SetTimer { id: TimerId::View(i, 0), .. } if *i == waits))
+    };
+    let mut storage = MemStorage::default();
+    let mut r = boot(&storage);
+    let _ = r.start(0);
+    let out = r.handle(
+        10,
+        Input::Message {
+            from: [2; 32],
+            msg: Message::Decided(decision, Some(k1)),
+        },
+    );
+    assert!(
+        arms(&out),
+        "deciding checkpoint 1 arms its dependency's timer"
+    );
+    for o in &out {
+        if let Output::Persist(ops) = o {
+            storage.apply(ops);
+        }
+    }
+    assert_eq!(r.next_block_waits_for(), vec![dep]);
+    let mut r = boot(&storage);
+    assert_eq!(r.next_block_waits_for(), vec![dep], "restored");
+    let out = r.start(20);
+    assert!(
+        arms(&out),
+        "after the restart the dependency's timer is armed again"
+    );
+}

@@ -14,7 +14,11 @@ pub use instance::Instance;
 use crate::storage::{Key, StorageOp};
 use crate::types::*;
 use crate::wire::{Decision, Message, Phase, SignedBatch};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The highest view a vote or view change may name: no instance gets near it after GST (each
+/// view is led by another member), and it bounds what one member's signed messages can store.
+pub const MAX_VIEW: View = 64;
 
 /// A decision of a collected instance: the block it was collected at, the decision, and the
 /// payload its value names.
@@ -65,10 +69,44 @@ impl Instances {
     pub fn ids(&self) -> impl Iterator<Item = &InstanceId> {
         self.live.keys()
     }
-    /// Live instances of (proposer, seq), whatever their ids.
-    pub fn in_slot(&self, proposer: ValidatorId, seq: Seq) -> usize {
+    /// The ids of the live instances of (proposer, seq).
+    pub fn ids_in_slot(&self, proposer: ValidatorId, seq: Seq) -> BTreeSet<CommandId> {
         let slot = |id| InstanceId::Cmd { proposer, seq, id };
-        self.live.range(slot([0; 32])..=slot([0xff; 32])).count()
+        self.live
+            .range(slot([0; 32])..=slot([0xff; 32]))
+            .filter_map(|(i, _)| match i {
+                InstanceId::Cmd { id, .. } => Some(*id),
+                InstanceId::Ckpt(_) => None,
+            })
+            .collect()
+    }
+    /// Remove one instance of (proposer, seq) that nothing but peers' messages made: we never
+    /// voted, asked for a view change, proposed, prepared or armed a timer in it. Returns
+    /// whether one went. It makes room in a slot others filled with made-up ids when the slot's
+    /// own proposer names its id.
+    pub fn evict_idle(&mut self, proposer: ValidatorId, seq: Seq) -> bool {
+        let slot = |id| InstanceId::Cmd { proposer, seq, id };
+        let idle = self
+            .live
+            .range(slot([0; 32])..=slot([0xff; 32]))
+            .find(|(_, st)| {
+                !st.timer_armed
+                    && st.my_votes.is_empty()
+                    && st.my_vcs.is_empty()
+                    && st.my_preprepares.is_empty()
+                    && st.prepared.is_none()
+                    && st.decided.is_none()
+                    && st.parked.is_empty()
+            })
+            .map(|(i, _)| *i);
+        idle.is_some_and(|i| self.live.remove(&i).is_some())
+    }
+    /// Forget which instances have a view timer armed: after a restart the timers set while
+    /// replaying are gone, so [`crate::Replica::start`] arms them afresh.
+    pub fn disarm_all(&mut self) {
+        for st in self.live.values_mut() {
+            st.timer_armed = false;
+        }
     }
     /// Live checkpoint instances up to index `b`.
     pub fn checkpoints_upto(&self, b: BlockIndex) -> Vec<InstanceId> {
@@ -265,8 +303,8 @@ mod tests {
         s.entry(cmd(4, 1));
         s.entry(InstanceId::Ckpt(1));
         s.entry(InstanceId::Ckpt(3));
-        assert_eq!(s.in_slot([1; 32], 3), 2);
-        assert_eq!(s.in_slot([2; 32], 3), 0);
+        assert_eq!(s.ids_in_slot([1; 32], 3).len(), 2);
+        assert!(s.ids_in_slot([2; 32], 3).is_empty());
         assert_eq!(s.checkpoints_upto(2), vec![InstanceId::Ckpt(1)]);
         assert_eq!(s.len(), 5);
     }
