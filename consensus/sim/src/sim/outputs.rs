@@ -1,0 +1,228 @@
+//! What a replica's outputs do in the simulation: persists, sends, timers, finished blocks
+//! (executed on the node's ledger and checked), reports.
+
+use super::*;
+
+impl Sim {
+    pub(super) fn apply(&mut self, i: usize, outs: Vec<Output>) {
+        let correct = self.is_correct(i);
+        let me = self.nodes[i].id;
+        let mut sends: Vec<(ValidatorId, Message)> = vec![];
+        let ids: Vec<ValidatorId> = match &self.next_epoch {
+            Some((m1, _)) if self.nodes[i].epoch == 1 => m1.validators().to_vec(),
+            _ => self.membership.validators().to_vec(),
+        };
+        let epoch = self.nodes[i].epoch;
+        let mut switch = false;
+        let mut persisted = false;
+        let mut crash_here = false;
+        // Own batches the crash kept from being written: their clients submit them again.
+        let mut unwritten: Vec<Vec<Tx>> = vec![];
+        let mut outs = outs.into_iter();
+        while let Some(o) = outs.next() {
+            if self.nodes[i].crash_pending && persisted && matches!(o, Output::Send { .. }) {
+                // The crash strikes between the write and the send that depends on it: what
+                // was persisted and sent before stays, this send and the rest of the step are
+                // lost.
+                self.nodes[i].crash_pending = false;
+                crash_here = true;
+                for rest in outs.by_ref() {
+                    if let Output::Persist(ops) = rest {
+                        for op in ops {
+                            if let StorageOp::Put(Key::OwnBatch(_), Record::Batch(b)) = op {
+                                unwritten.push(b.txs);
+                            }
+                        }
+                    }
+                }
+                break;
+            }
+            persisted |= matches!(o, Output::Persist(_));
+            match o {
+                Output::Persist(ops) => {
+                    if correct {
+                        for op in &ops {
+                            if let StorageOp::Put(Key::Reply(_), Record::Reply(r, _)) = op {
+                                self.checker.on_reply_created(i, me, &r.body);
+                            }
+                        }
+                    }
+                    self.nodes[i].storage.apply(&ops)
+                }
+                Output::Send { to, msg } => {
+                    if correct {
+                        self.checker.on_send(i, me, &msg);
+                    }
+                    match to {
+                        Some(t) => sends.push((t, msg)),
+                        None => {
+                            for t in &ids {
+                                if *t != me {
+                                    sends.push((*t, msg.clone()));
+                                }
+                            }
+                        }
+                    }
+                }
+                Output::SetTimer { id, after_ms } => self.schedule_timer(i, id, after_ms, false),
+                Output::Proposed { id, .. } => {
+                    if correct {
+                        self.first_announce.entry(id).or_insert(self.now_us);
+                    }
+                }
+                Output::Committed { inst, value, view } => {
+                    if correct && !self.checker.superseded(epoch, &inst) {
+                        let payload = match (&inst, &value) {
+                            (InstanceId::Cmd { id, .. }, Value::Deps { .. }) => {
+                                self.find_payload(i, id)
+                            }
+                            _ => None,
+                        };
+                        self.checker
+                            .on_commit(i, inst, &value, view, payload.as_ref());
+                        if let (InstanceId::Cmd { proposer, id, .. }, Value::Deps { .. }) =
+                            (inst, &value)
+                        {
+                            if proposer == me {
+                                self.report.committed_batches += 1;
+                                if let Some(t) = self.first_announce.get(&id) {
+                                    self.report.commit_latency_ms.push((self.now_us - t) / 1000);
+                                }
+                            }
+                        }
+                    }
+                }
+                Output::BlockReady(b)
+                    if epoch == 0 && self.epoch_start().is_some_and(|s| b.index >= s) =>
+                {
+                    // Void: the old epoch's replica is replaced before it could build here.
+                }
+                Output::BlockReady(b) => {
+                    let handover = epoch == 0 && self.epoch_start() == Some(b.index + 1);
+                    let node = &mut self.nodes[i];
+                    *self.report.blocks_built.entry(i).or_default() += 1;
+                    self.report.last_built.insert(i, b.index);
+                    let executed = node.ledger.execute(&b);
+                    if executed.is_ok() {
+                        node.last_position = Some(ChainPosition {
+                            index: b.index,
+                            checkpoint: b.checkpoint,
+                            timestamp_ms: node.ledger.time_ms,
+                            next_rotation: b.next_rotation.clone(),
+                            floors: b.floors.clone(),
+                        });
+                    }
+                    if let Err(e) = executed {
+                        if correct {
+                            self.checker.violations.push(format!("node {i}: {e}"));
+                        }
+                    } else if correct {
+                        if i == 0 {
+                            self.report.checkpoint_views.push((
+                                b.index,
+                                b.checkpoint_view,
+                                self.now_us / 1000,
+                            ));
+                        }
+                        let top = b.floors.iter().map(|(_, f)| *f).max().unwrap_or(0);
+                        self.report.max_floor = self.report.max_floor.max(top);
+                        let l = self.nodes[i].ledger.clone();
+                        self.checker.on_block(i, &b, &l);
+                        self.note_client_latency(i, &b);
+                        if handover && self.handover_chain.is_none() {
+                            let pos = self.nodes[i].last_position.clone();
+                            self.handover_chain = pos.map(|p| (l, p));
+                        }
+                    }
+                    switch |= handover;
+                }
+                Output::Misbehaviour(p) => {
+                    if correct {
+                        self.checker.on_proof(i, &p);
+                    }
+                }
+                Output::Rejoined { from, to } => {
+                    self.report.rejoins.push((i, from, to));
+                    let node = &mut self.nodes[i];
+                    match node.fed_chain.remove(&to) {
+                        Some(l) => {
+                            node.ledger = l;
+                            node.fed_chain = node.fed_chain.split_off(&(to + 1));
+                        }
+                        None => self
+                            .checker
+                            .violations
+                            .push(format!("node {i} rejoined at block {to}, never fed")),
+                    }
+                }
+            }
+        }
+        if let Some(adv) = self.nodes[i].adv.as_mut() {
+            sends = adv.rewrite(sends, &mut self.rng);
+        }
+        let pos: BTreeMap<ValidatorId, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| ids.contains(&n.id))
+            .map(|(k, n)| (n.id, k))
+            .collect();
+        let twin_side = match &self.nodes[i].twin {
+            Some(t) if self.now_us < self.cfg.gst_ms * 1000 => t.side.clone(),
+            _ => BTreeSet::new(),
+        };
+        for (to, msg) in sends {
+            if let Some(&t) = pos.get(&to) {
+                if !twin_side.contains(&t) {
+                    self.transmit(i, t, msg);
+                }
+            }
+        }
+        if crash_here {
+            self.crash_now(i);
+            let pending = std::mem::take(&mut self.nodes[i].resubmit);
+            self.nodes[i].resubmit = unwritten.into_iter().chain(pending).collect();
+        } else if switch {
+            self.switch_epoch(i);
+        }
+    }
+
+    /// Record the latency of the transactions of `b` that clients submitted at validator `i`.
+    pub(super) fn note_client_latency(&mut self, i: usize, b: &FinishedBlock) {
+        for (_, txs) in &b.batches {
+            for tx in txs {
+                let Ok(t) = Transfer::decode(&mut &tx.data[..]) else {
+                    continue;
+                };
+                if (t.id >> 40) as usize != i {
+                    continue;
+                }
+                if let Some(at) = self.submitted_at.remove(&t.id) {
+                    self.report
+                        .client_latency_ms
+                        .entry(self.region[i])
+                        .or_default()
+                        .push((self.now_us - at) / 1000);
+                }
+            }
+        }
+    }
+
+    pub(super) fn find_payload(&self, _i: usize, id: &CommandId) -> Option<SignedBatch> {
+        self.payloads.get(id).cloned()
+    }
+
+    pub(super) fn note_payloads(&mut self, msg: &Message) {
+        let b = match msg {
+            Message::Announce(b) => Some(b),
+            Message::PrePrepare(_, Some(b)) => Some(b),
+            Message::Decided(_, Some(b)) => Some(b),
+            _ => None,
+        };
+        if let Some(b) = b {
+            if !b.header.body.is_checkpoint() {
+                self.payloads.entry(b.id()).or_insert_with(|| b.clone());
+            }
+        }
+    }
+}

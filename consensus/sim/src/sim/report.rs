@@ -1,0 +1,73 @@
+//! The summary of a run.
+
+use std::collections::BTreeMap;
+
+/// Summary of a run.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Seed.
+    pub seed: u64,
+    /// Invariant and liveness violations.
+    pub violations: Vec<String>,
+    /// Distinct decided instances.
+    pub decisions: u64,
+    /// Txs commands committed (non-Noop) at validator 0's view of the checker.
+    pub committed_batches: u64,
+    /// Transactions included in blocks (at the most advanced correct validator).
+    pub txs_in_blocks: u64,
+    /// Transactions submitted.
+    pub txs_submitted: u64,
+    /// Lowest height among live correct validators.
+    pub min_height: u64,
+    /// Highest height.
+    pub max_height: u64,
+    /// Virtual end time (ms).
+    pub virtual_ms: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Messages delivered.
+    pub messages: u64,
+    /// Commit latency samples (ms): proposer's first announce to its own commit.
+    pub commit_latency_ms: Vec<u64>,
+    /// Message delay samples (ms).
+    pub msg_delay_ms: Vec<u64>,
+    /// Client-observed latency (ms) per region: a transaction's submission at a validator to
+    /// that validator executing the block that contains it.
+    pub client_latency_ms: BTreeMap<usize, Vec<u64>>,
+    /// Leader-based baseline: the primary's region.
+    pub primary_region: Option<usize>,
+    /// Proofs per convicted validator index.
+    pub proofs: BTreeMap<usize, usize>,
+    /// Max DDS log size seen at the end among correct validators.
+    pub max_log: usize,
+    /// Validator 0's blocks: (index, view in which K_b was announced, virtual ms when built).
+    pub checkpoint_views: Vec<(u64, u32, u64)>,
+    /// Virtual ms of each crash.
+    pub crashes_ms: Vec<u64>,
+    /// Rejoins from the chain: (node, block before, chain block after).
+    pub rejoins: Vec<(usize, u64, u64)>,
+    /// Blocks each node built itself (not taken from the chain), by node index.
+    pub blocks_built: BTreeMap<usize, u64>,
+    /// The last block each node built itself, by node index.
+    pub last_built: BTreeMap<usize, u64>,
+    /// Committed commands void by their block's agreed floor: (proposer's node index, seq).
+    pub voided: Vec<(usize, u64)>,
+    /// The highest agreed floor of any proposer in a block a correct validator built.
+    pub max_floor: u64,
+    /// Mutation operators the Byzantine validators applied (behaviour `mutate`).
+    pub mutations: BTreeMap<&'static str, u64>,
+    /// Nodes that switched to epoch 1 (a validator-set change).
+    pub epoch_switches: usize,
+}
+
+impl Report {
+    /// Percentile of a sample.
+    pub fn pct(v: &[u64], p: f64) -> u64 {
+        if v.is_empty() {
+            return 0;
+        }
+        let mut s = v.to_vec();
+        s.sort_unstable();
+        s[((s.len() - 1) as f64 * p) as usize]
+    }
+}
