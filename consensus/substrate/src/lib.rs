@@ -27,6 +27,7 @@
 
 pub mod aux_store;
 pub mod builder;
+pub mod client;
 pub mod client_txs;
 pub mod config;
 pub mod crypto;
@@ -48,11 +49,12 @@ use sc_network::{config::SetConfig, NetworkBackend, NotificationMetrics, Notific
 use sp_runtime::traits::Block as BlockT;
 use std::sync::Arc;
 
+pub use client::EngineClient;
 pub use client_txs::{ClientSubmissions, ClientTrackingPool};
 pub use finality_proof::{BsmrFinality, BsmrFinalityRpcServer};
 pub use import::CertificateVerifier;
 pub use status::{BsmrRpcHandler, BsmrRpcServer, CommandStatus, EngineStatus, SharedStatus};
-pub use worker::{start, EngineClient, EngineConfig, EngineParams, Mode};
+pub use worker::{start, EngineConfig, EngineParams, Mode};
 
 /// What the engine needs to know about a transaction, decided by the runtime-aware node.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,44 @@
+//! What the engine needs from the node's client, named once: the runtime API (block building
+//! and the bsmr API), state, aux storage, blocks and import. Every full client has it.
+
+use bsmr_primitives::BsmrApi;
+use sc_client_api::{backend::Backend, AuxStore, BlockBackend, StorageProvider};
+use sc_consensus::BlockImport;
+use sp_api::{CallApiAt, ProvideRuntimeApi};
+use sp_block_builder::BlockBuilder as BlockBuilderApi;
+use sp_blockchain::HeaderBackend;
+use sp_consensus::Error as ConsensusError;
+use sp_runtime::traits::Block as BlockT;
+
+/// Everything the engine needs from the client (runtime API with block building and the bsmr
+/// API, state, aux storage, blocks, import), written once; every full client implements it.
+pub trait EngineClient<B: BlockT, BE: Backend<B>>:
+    ProvideRuntimeApi<B, Api: BlockBuilderApi<B> + BsmrApi<B>>
+    + CallApiAt<B>
+    + HeaderBackend<B>
+    + StorageProvider<B, BE>
+    + AuxStore
+    + BlockBackend<B>
+    + BlockImport<B, Error = ConsensusError>
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<B, BE, C> EngineClient<B, BE> for C
+where
+    B: BlockT,
+    BE: Backend<B>,
+    C: ProvideRuntimeApi<B, Api: BlockBuilderApi<B> + BsmrApi<B>>
+        + CallApiAt<B>
+        + HeaderBackend<B>
+        + StorageProvider<B, BE>
+        + AuxStore
+        + BlockBackend<B>
+        + BlockImport<B, Error = ConsensusError>
+        + Send
+        + Sync
+        + 'static,
+{
+}

@@ -1,0 +1,284 @@
+//! From finished blocks to final ones: build each block the core hands out on the finalized
+//! head, vote on it, import it as final once q votes agree ([`crate::finality`]), and check the
+//! blocks that arrived by sync against the core's.
+
+use super::*;
+
+/// A block built here, waiting for q finality votes.
+pub(super) struct Awaiting<B: BlockT> {
+    pub(super) number: u64,
+    pub(super) block: B,
+    pub(super) changes: Option<sp_api::StorageChanges<B>>,
+    pub(super) vote: Signed<FinalityVote>,
+    pub(super) included: Vec<H256>,
+    pub(super) skipped: Vec<H256>,
+    /// When this node had built and voted for the block (for the finality-latency metric).
+    pub(super) voted_at: std::time::Instant,
+}
+
+impl<B, BE, C, P> Engine<B, BE, C, P>
+where
+    B: BlockT<Hash = H256>,
+    BE: Backend<B> + 'static,
+    C: EngineClient<B, BE>,
+    P: TransactionPool<Block = B, Hash = H256> + 'static,
+{
+    /// The checkpoint-leader rotation the last finalized block's header carries, with the index
+    /// it is in force for, if it belongs to the running epoch (read once per finalized block).
+    pub(super) fn finalized_rotation(&mut self, hash: H256) -> Option<(u64, Rotation)> {
+        if self.rotation_cache.as_ref().map(|(h, _)| *h) != Some(hash) {
+            let found = self
+                .client
+                .header(hash)
+                .ok()
+                .flatten()
+                .and_then(|h| crate::builder::checkpoint_of(&h))
+                .map(|c| (c.index + 1, c.next_rotation));
+            self.rotation_cache = Some((hash, found));
+        }
+        let (_, found) = self.rotation_cache.as_ref()?;
+        found
+            .clone()
+            .filter(|(_, r)| r.epoch == self.membership.epoch)
+    }
+
+    pub(super) fn finalized(&self) -> (u64, H256) {
+        let info = self.client.info();
+        (
+            info.finalized_number.try_into().unwrap_or(0),
+            info.finalized_hash,
+        )
+    }
+
+    pub(super) async fn on_vote(
+        &mut self,
+        peer: PeerId,
+        v: Signed<FinalityVote>,
+    ) -> Result<(), String> {
+        let (fin, _) = self.finalized();
+        let verifier = Sr25519Verifier;
+        match self
+            .tally
+            .on_vote(v, &self.membership, &self.genesis, fin, &verifier)
+        {
+            VoteOutcome::BadSignature => self.network.report_peer(peer, cost::BAD_VOTE),
+            VoteOutcome::Equivocation(proof) => self.on_misbehaviour(*proof),
+            VoteOutcome::Counted | VoteOutcome::Ignored => {}
+        }
+        self.try_finalize().await
+    }
+
+    /// Build, vote on and import finished blocks, in order.
+    pub(super) async fn advance_blocks(&mut self) -> Result<(), String> {
+        loop {
+            let (fin, fin_hash) = self.finalized();
+            self.tally.finalized(fin);
+            self.detect_epoch_change(fin)?;
+            if let Some((start, _)) = &self.handover {
+                if fin + 1 >= *start {
+                    let (start, set) = self.handover.take().expect("checked above; qed");
+                    self.switch_epoch(start, set)?;
+                    continue;
+                }
+            }
+            if let Some(a) = &self.awaiting {
+                if a.number > fin {
+                    return self.try_finalize().await;
+                }
+                // Sync imported the block first: it must be ours.
+                let chain = self
+                    .client
+                    .hash(a.number.try_into().map_err(|_| "overflow")?)
+                    .map_err(|e| e.to_string())?;
+                let ours = a.block.hash();
+                if chain != Some(ours) {
+                    return Err(format!(
+                        "SAFETY: block #{} certified by the network is {:?} but this node built {ours}: \
+                         deterministic block building diverged; refusing to continue",
+                        a.number, chain
+                    ));
+                }
+                let a = self.awaiting.take().expect("checked above; qed");
+                self.after_final(a.number, ours, &a.included);
+                continue;
+            }
+            let Some((&b, _)) = self.build_queue.first_key_value() else {
+                return Ok(());
+            };
+            if b > fin + 1 {
+                return Ok(()); // the blocks in between come by sync (or the core's block sync)
+            }
+            let fb = self.build_queue.remove(&b).expect("seen above; qed");
+            if b <= fin {
+                self.check_synced_block(&fb)?;
+                continue;
+            }
+            let built = build_block::<B, BE, C>(
+                &*self.client,
+                &*self.classifier,
+                fin_hash,
+                fin.try_into().map_err(|_| "overflow")?,
+                &fb,
+            )
+            .map_err(|e| format!("building block #{b}: {e}"))?;
+            self.vote_on(b, built).await?;
+        }
+    }
+
+    pub(super) fn check_synced_block(&mut self, fb: &FinishedBlock) -> Result<(), String> {
+        let b = fb.index;
+        let num = |x: u64| -> Result<<B::Header as HeaderT>::Number, String> {
+            x.try_into().map_err(|_| "overflow".to_string())
+        };
+        let chain = self.client.hash(num(b)?).map_err(|e| e.to_string())?;
+        let parent = self.client.hash(num(b - 1)?).map_err(|e| e.to_string())?;
+        if let (Some(chain), Some(parent)) = (chain, parent) {
+            match build_block::<B, BE, C>(&*self.client, &*self.classifier, parent, num(b - 1)?, fb)
+            {
+                Ok(built) if built.built.block.hash() != chain => {
+                    return Err(format!(
+                        "SAFETY: block #{b} on chain is {chain} but the core's block #{b} builds to {}: \
+                         deterministic block building diverged; refusing to continue",
+                        built.built.block.hash()
+                    ));
+                }
+                Ok(built) => {
+                    log::debug!(target: LOG, "block #{b} from sync matches the local build");
+                    self.forget_included(b, &built.included);
+                }
+                Err(e) => {
+                    log::warn!(target: LOG, "cannot re-execute synced block #{b} to check it ({e})")
+                }
+            }
+        }
+        self.storage.forget_pending(b).map_err(|e| e.to_string())
+    }
+
+    /// Own transactions that block `b` included are done: only the ones it skipped may be
+    /// proposed again (the pool may take longer than the grace period to drop included ones).
+    pub(super) fn forget_included(&mut self, b: u64, included: &[H256]) {
+        self.proposer.included(b, included);
+    }
+
+    pub(super) async fn vote_on(&mut self, b: u64, built: Built<B>) -> Result<(), String> {
+        let signer = self
+            .signer
+            .clone()
+            .ok_or("a full node never builds blocks")?;
+        let (block, changes) = built.built.into_inner();
+        let vote = FinalityVote {
+            epoch: self.membership.epoch,
+            number: b,
+            hash: block.hash().0,
+            state_root: block
+                .header()
+                .state_root()
+                .as_ref()
+                .try_into()
+                .map_err(|_| "state roots are 32 bytes")?,
+        };
+        let signed = Signed::sign(vote, &self.genesis, &*signer);
+        log::debug!(target: LOG, "built #{b} {} ({} txs, {} skipped)", block.hash(), built.included.len(), built.skipped.len());
+        self.forget_included(b, &built.included);
+        self.tally.own_vote(signed.clone());
+        self.broadcast(&Frame::Finality(signed.clone()));
+        if self.cfg.equivocate_finality_votes {
+            let mut other = vote;
+            other.hash[0] ^= 0xff;
+            log::warn!(target: LOG, "🎭 (testing) equivocating: a second finality vote for #{b}");
+            self.broadcast(&Frame::Finality(Signed::sign(
+                other,
+                &self.genesis,
+                &*signer,
+            )));
+        }
+        self.next_vote_resend_ms = self.now + 2_000;
+        self.awaiting_since_ms = self.now;
+        self.awaiting = Some(Awaiting {
+            number: b,
+            block,
+            changes: Some(changes),
+            vote: signed,
+            included: built.included,
+            skipped: built.skipped,
+            voted_at: std::time::Instant::now(),
+        });
+        self.try_finalize().await
+    }
+
+    pub(super) async fn try_finalize(&mut self) -> Result<(), String> {
+        let Some(a) = self.awaiting.as_ref() else {
+            return Ok(());
+        };
+        let votes = match self.tally.verdict(&a.vote.body, self.membership.q()) {
+            Verdict::Waiting => return Ok(()),
+            Verdict::Diverged(other) => {
+                return Err(format!(
+                    "SAFETY: a quorum certified block #{} as {} (state root {}), this node built {} (state root {}): \
+                     deterministic block building diverged; refusing to continue",
+                    a.number,
+                    hex(&other.hash),
+                    hex(&other.state_root),
+                    hex(&a.vote.body.hash),
+                    hex(&a.vote.body.state_root)
+                ))
+            }
+            Verdict::Certified(votes) => votes,
+        };
+        let mut a = self.awaiting.take().expect("checked above; qed");
+        let cert = FinalityCertificate::from_votes(a.vote.body, votes.iter());
+        let (header, body) = a.block.clone().deconstruct();
+        let hash = header.hash();
+        let mut params = BlockImportParams::new(BlockOrigin::Own, header);
+        params.body = Some(body);
+        params.state_action = StateAction::ApplyChanges(StorageChanges::Changes(
+            a.changes.take().expect("changes are taken once, here; qed"),
+        ));
+        params.finalized = true;
+        params.fork_choice = Some(ForkChoiceStrategy::Custom(true));
+        params.justifications = Some(Justifications::from((BSMR_ENGINE_ID, cert.encode())));
+        match self.client.import_block(params).await {
+            Ok(ImportResult::Imported(_)) | Ok(ImportResult::AlreadyInChain) => {}
+            Ok(other) => {
+                return Err(format!(
+                    "importing own block #{} failed: {other:?}",
+                    a.number
+                ))
+            }
+            Err(e) => return Err(format!("importing own block #{}: {e}", a.number)),
+        }
+        if let Some(m) = &self.metrics {
+            m.block_finality.observe(a.voted_at.elapsed().as_secs_f64());
+        }
+        log::info!(
+            target: LOG,
+            "✅ finalized #{} ({hash}) with {} signatures: {} txs, {} skipped",
+            a.number,
+            cert.signatures.len(),
+            a.included.len(),
+            a.skipped.len()
+        );
+        self.after_final(a.number, hash, &a.included);
+        Ok(())
+    }
+
+    pub(super) fn after_final(&mut self, number: u64, hash: H256, included: &[H256]) {
+        if let Err(e) = self.storage.forget_pending(number) {
+            log::warn!(target: LOG, "forgetting pending block #{number}: {e}");
+        }
+        if let Some(m) = &self.metrics {
+            m.blocks_finalized.inc();
+            m.txs_finalized.inc_by(included.len() as u64);
+        }
+        for h in included {
+            self.status.set_tx(
+                *h,
+                CommandStatus::Finalized {
+                    block: number,
+                    hash,
+                },
+            );
+        }
+        self.proposer.finalized(self.now);
+    }
+}

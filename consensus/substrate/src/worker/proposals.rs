@@ -1,0 +1,91 @@
+//! Between the transaction pool and the core: what to propose when ([`crate::pool_proposer`]),
+//! and what a commit means for the pool.
+
+use super::*;
+
+impl<B, BE, C, P> Engine<B, BE, C, P>
+where
+    B: BlockT<Hash = H256>,
+    BE: Backend<B> + 'static,
+    C: EngineClient<B, BE>,
+    P: TransactionPool<Block = B, Hash = H256> + 'static,
+{
+    /// The core proposed a batch of ours: track its transactions until its block.
+    pub(super) fn on_proposed(&mut self, id: CommandId, txs: &[bsmr_consensus_core::Tx]) {
+        let hashes: Vec<H256> = txs
+            .iter()
+            .map(|t| H256(sp_crypto_hashing::blake2_256(&t.data)))
+            .collect();
+        if self.proposer.proposed(id, hashes.clone(), self.now) {
+            for h in hashes {
+                self.status
+                    .set_tx(h, CommandStatus::Proposed { batch: hex(&id) });
+            }
+        }
+    }
+
+    pub(super) fn on_committed(&mut self, inst: InstanceId, value: &Value, view: u32) {
+        let InstanceId::Cmd { id, .. } = inst else {
+            return;
+        };
+        let own = self.proposer.decided(&id).cloned();
+        let Value::Deps { deps, .. } = value else {
+            return;
+        };
+        self.counters.committed_commands += 1;
+        if view == 0 {
+            self.counters.fast_commits += 1;
+        }
+        if let Some(m) = &self.metrics {
+            m.commands_committed.inc();
+            if view == 0 {
+                m.fast_commits.inc()
+            } else {
+                m.slow_commits.inc()
+            }
+            m.dependency_set_size.observe(deps.len() as f64);
+        }
+        if let Some(own) = own {
+            if let Some(m) = &self.metrics {
+                m.commit_latency
+                    .observe(self.now.saturating_sub(own.at) as f64 / 1000.0);
+            }
+            for h in own.txs {
+                self.status
+                    .set_tx(h, CommandStatus::Committed { batch: hex(&id) });
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ transactions
+
+    pub(super) fn propose_from_pool(&mut self, now: u64) -> Result<(), String> {
+        let Some(me) = self.me() else { return Ok(()) };
+        let core_pending = self.replica.as_ref().map_or(0, |r| r.pending_batches());
+        let submissions = &self.client_submissions;
+        let turn = Turn {
+            now,
+            me,
+            membership: &self.membership,
+            primary: self.primary,
+            finalized: self.finalized().0,
+            core_pending,
+            submitted_here: &|h| submissions.contains(h),
+        };
+        let ready = self
+            .pool
+            .ready()
+            .map(|tx| (*tx.hash(), move || (**tx.data()).encode()));
+        let classifier = &self.classifier;
+        let batches = self
+            .proposer
+            .next_batches(ready, |b| classifier.classify(b), &turn);
+        for b in batches {
+            self.counters.proposed_txs += b.len() as u64;
+            self.feed(bsmr_consensus_core::Input::ClientBatch(b))?;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ network
+}
