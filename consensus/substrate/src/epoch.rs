@@ -9,13 +9,34 @@ use crate::crypto::{local_member_key, validator_ids, KeySource, KeystoreSigner, 
 use crate::hex;
 use crate::LOG;
 use bsmr_consensus_core::{Config as CoreConfig, Digest, Membership, Replica, Rotation, Signer};
+use bsmr_primitives::BsmrApi;
 use bsmr_sim::adversary::Adversary;
 use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
 use sc_client_api::{backend::Backend, AuxStore, StorageProvider};
+use sp_api::ProvideRuntimeApi;
 use sp_blockchain::HeaderBackend;
 use sp_core::H256;
 use sp_runtime::traits::Block as BlockT;
 use std::sync::Arc;
+
+/// The validator set the runtime records at finalized block `number`.
+pub(crate) fn validator_set_at<B, C>(
+    client: &C,
+    number: u64,
+) -> Result<bsmr_primitives::ValidatorSet, String>
+where
+    B: BlockT<Hash = H256>,
+    C: ProvideRuntimeApi<B, Api: BsmrApi<B>> + HeaderBackend<B>,
+{
+    let hash = client
+        .hash(number.try_into().map_err(|_| "block number overflow")?)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("block #{number} is missing"))?;
+    client
+        .runtime_api()
+        .validator_set(hash)
+        .map_err(|e| format!("reading the validator set at block #{number}: {e}"))
+}
 
 /// The consensus view of an on-chain validator set under `mode`.
 pub(crate) fn membership_of(

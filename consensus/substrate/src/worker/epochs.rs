@@ -15,16 +15,7 @@ where
     pub(super) fn detect_epoch_change(&mut self, fin: u64) -> Result<(), String> {
         while self.handover.is_none() && self.epoch_checked < fin {
             let b = self.epoch_checked + 1;
-            let hash = self
-                .client
-                .hash(b.try_into().map_err(|_| "overflow")?)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("finalized block #{b} is missing"))?;
-            let set = self
-                .client
-                .runtime_api()
-                .validator_set(hash)
-                .map_err(|e| format!("reading the validator set: {e}"))?;
+            let set = validator_set_at(&*self.client, b)?;
             self.epoch_checked = b;
             if set.epoch > self.membership.epoch {
                 let start = consensus_epoch::next_epoch_start(b);

@@ -21,7 +21,9 @@
 use crate::aux_store::AuxStorage;
 use crate::builder::{build_block, Built};
 use crate::crypto::{KeySource, KeystoreSigner, Sr25519Verifier};
-use crate::epoch::{adversary_for, incompatible_state, make_replica, membership_of};
+use crate::epoch::{
+    adversary_for, incompatible_state, make_replica, membership_of, validator_set_at,
+};
 use crate::fetch::{self, FetchRequest, FetchResponse};
 use crate::finality::{FinalityTally, Verdict, VoteOutcome};
 use crate::hex;

@@ -15,20 +15,7 @@ where
         // The set that certifies the next block: read from the state after (finalized + 1) - 2.
         let next = info.finalized_number.try_into().unwrap_or(0u64) + 1;
         let source_number: u64 = consensus_epoch::set_source_block(next);
-        let source = p
-            .client
-            .hash(
-                source_number
-                    .try_into()
-                    .map_err(|_| "block number overflow".to_string())?,
-            )
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("block #{source_number} is missing"))?;
-        let set = p
-            .client
-            .runtime_api()
-            .validator_set(source)
-            .map_err(|e| format!("reading the validator set: {e}"))?;
+        let set = validator_set_at(&*p.client, source_number)?;
         if set.is_empty() {
             return Err("the runtime's validator set is empty".into());
         }
