@@ -2,40 +2,10 @@
 //! (the replica cannot vouch that everything below is settled), and the next resend asks the
 //! peers what is settled at the replica's own last block, whose marks fill its gap. A candidate
 //! within its watermarks gets a reply and no such request.
-use bsmr_consensus_core::crypto::Signed;
 use bsmr_consensus_core::*;
-use codec::Encode;
 
-const GENESIS: [u8; 32] = [9; 32];
-
-fn members() -> Membership {
-    Membership::new(GENESIS, 0, vec![[1; 32], [2; 32], [3; 32], [4; 32]])
-}
-
-/// The view-0 candidate for block 1, signed by its leader, with these floors.
-fn candidate(floors: Vec<(ValidatorId, Seq)>) -> SignedBatch {
-    let leader = Rotation::fresh(0).leader(&members(), 1, 0);
-    let txs: Vec<Tx> = vec![];
-    let header = BatchHeader {
-        epoch: 0,
-        proposer: leader,
-        seq: 0,
-        base: [0; 32],
-        kind: BatchKind::Checkpoint {
-            index: 1,
-            view: 0,
-            timestamp_ms: 1,
-            floors,
-        },
-        access: vec![],
-        txs_root: hash(&txs.encode()),
-        weight: 0,
-    };
-    SignedBatch {
-        header: Signed::sign(header, &GENESIS, &InsecureTestCrypto(leader)),
-        txs,
-    }
-}
+mod common;
+use common::{candidate, members};
 
 /// What a fresh replica (validator 1, or 2 when 1 leads) sends when the leader announces `c`, and
 /// then on its next resend.

@@ -1,5 +1,7 @@
 //! A replica restarted from its persisted state never reuses one of its own seqs, even when
 //! every batch it proposed before the crash was decided, built and garbage-collected.
+mod common;
+
 use bsmr_consensus_core::{
     BatchKind, Config, FinishedBlock, Input, InsecureTestCrypto, MemStorage, Membership, Message,
     Output, Replica, Tx,
@@ -142,9 +144,7 @@ fn a_restarted_replica_arms_the_timers_of_what_its_next_block_waits_for() {
     use bsmr_consensus_core::crypto::Signed;
     use bsmr_consensus_core::wire::{Decision, Phase, VoteBody};
     use bsmr_consensus_core::*;
-    use codec::Encode;
-    const GENESIS: [u8; 32] = [9; 32];
-    let members = Membership::new(GENESIS, 0, vec![[1; 32], [2; 32], [3; 32], [4; 32]]);
+    let members = common::members();
     let me = if Rotation::fresh(0).leader(&members, 1, 0) == [1; 32] {
         [2u8; 32]
     } else {
@@ -159,27 +159,7 @@ fn a_restarted_replica_arms_the_timers_of_what_its_next_block_waits_for() {
         )
     };
     // Checkpoint 1, decided with one dependency: member 3's seq 0, which we never saw.
-    let leader = Rotation::fresh(0).leader(&members, 1, 0);
-    let txs: Vec<Tx> = vec![];
-    let header = BatchHeader {
-        epoch: 0,
-        proposer: leader,
-        seq: 0,
-        base: [0; 32],
-        kind: BatchKind::Checkpoint {
-            index: 1,
-            view: 0,
-            timestamp_ms: 1,
-            floors: vec![],
-        },
-        access: vec![],
-        txs_root: hash(&txs.encode()),
-        weight: 0,
-    };
-    let k1 = SignedBatch {
-        header: Signed::sign(header, &GENESIS, &InsecureTestCrypto(leader)),
-        txs,
-    };
+    let k1 = common::candidate(vec![]);
     let dep = DepRef {
         proposer: [3; 32],
         kind: DepKind::Txs { seq: 0 },
@@ -200,7 +180,7 @@ fn a_restarted_replica_arms_the_timers_of_what_its_next_block_waits_for() {
                 phase: Phase::Commit,
                 value: value.digest(),
             };
-            Signed::sign(body, &GENESIS, &InsecureTestCrypto(*k))
+            Signed::sign(body, &common::GENESIS, &InsecureTestCrypto(*k))
         })
         .collect();
     let decision = Decision {

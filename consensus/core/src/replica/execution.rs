@@ -1,0 +1,95 @@
+//! Execution: advance the checkpoint chain, cut decided checkpoints into blocks, finish them.
+
+use super::*;
+
+impl Replica {
+    pub(super) fn advance_ckpts(&mut self) {
+        let passed = self.chain.advance(&self.cfg.membership);
+        let advanced = !passed.is_empty();
+        for b in passed {
+            // Losing candidates for b are decided Noop.
+            let winner = self.chain.id(b).expect("passed indexes are known; qed");
+            let losers: Vec<CommandId> = self
+                .dds
+                .entries()
+                .filter(|e| {
+                    matches!(e.dep.kind, DepKind::Ckpt { index, .. } if index == b)
+                        && e.dep.id != winner
+                })
+                .map(|e| e.dep.id)
+                .collect();
+            let mut ops = vec![];
+            for id in losers {
+                self.dds.remove(&id);
+                self.payloads.remove(&id);
+                ops.push(StorageOp::Delete(Key::Reply(id)));
+            }
+            self.persist(ops);
+            self.collector.drop_checkpoints_upto(b);
+        }
+        if !advanced {
+            return;
+        }
+        let next = self.chain.next();
+        self.arm_view_timer(InstanceId::Ckpt(next));
+        for (from, b) in self.headers.take_early(next) {
+            self.outbox.receive(from, Message::Announce(b));
+        }
+        for i in self.insts.with_parked() {
+            self.recheck_parked(i);
+        }
+        for r in self.collector.take_parked() {
+            self.on_reply(r);
+        }
+        self.maybe_announce_candidate();
+    }
+
+    pub(super) fn try_build_blocks(&mut self) {
+        loop {
+            let b = self.built + 1;
+            let Some(k) = self.chain.decided(b) else {
+                return;
+            };
+            let next_rotation = self.chain.rotation(b + 1);
+            let decided = |d: &DepRef| self.ctx().dep_decided(d);
+            let Some(block) = self.committed.block(b, k, decided, next_rotation) else {
+                return;
+            };
+            self.finish_block(block);
+        }
+    }
+
+    pub(super) fn finish_block(&mut self, block: FinishedBlock) {
+        let write = self.outbox.begin_write();
+        self.finish_block_with(block, write);
+    }
+
+    /// Finish a block; every write since `write` began, the block meta included, goes
+    /// out as one `Persist`.
+    pub(super) fn finish_block_with(&mut self, block: FinishedBlock, write: WriteMark) {
+        let b = block.index;
+        self.built = b;
+        self.last_build_ms = self.now;
+        self.chain
+            .built(b, block.checkpoint, block.timestamp_ms, &block.floors);
+        // Our own batches this block voids (their fence names it, their seq is below our floor
+        // in it; built or adopted alike): their transactions are proposed again, lowest first.
+        let own_floor = crate::floors::floor_of(&block.floors, &self.me);
+        let own_voided = self.committed.voided_own(&self.me, own_floor, b);
+        self.own.requeue(own_voided);
+        // The decided record's floors are the agreed floors of the last block taken.
+        let ops = self.take_floors(&block.floors);
+        self.persist(ops);
+        self.collect_below_floors(b);
+        self.catch_up.block_finished(&block);
+        let batches = block.batches.iter();
+        let batches = batches.map(|(h, _)| (h.proposer, h.seq, h.id())).collect();
+        self.settled.block_finished(b, batches);
+        self.outbox.emit(Output::BlockReady(block));
+        self.gc(b);
+        let meta = self.meta();
+        self.persist(vec![meta]);
+        self.outbox.end_write(write);
+        self.try_propose_own();
+    }
+}

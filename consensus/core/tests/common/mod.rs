@@ -1,0 +1,40 @@
+//! Fixtures the core's integration tests share: a four-member set and a signed checkpoint
+//! candidate.
+#![allow(dead_code)]
+
+use bsmr_consensus_core::crypto::Signed;
+use bsmr_consensus_core::*;
+use codec::Encode;
+
+/// The genesis hash every fixture signs under.
+pub const GENESIS: [u8; 32] = [9; 32];
+
+/// Members 1, 2, 3 and 4 (their keys are `[i; 32]`), epoch 0.
+pub fn members() -> Membership {
+    Membership::new(GENESIS, 0, vec![[1; 32], [2; 32], [3; 32], [4; 32]])
+}
+
+/// The view-0 candidate for block 1, signed by its leader, with these floors.
+pub fn candidate(floors: Vec<(ValidatorId, Seq)>) -> SignedBatch {
+    let leader = Rotation::fresh(0).leader(&members(), 1, 0);
+    let txs: Vec<Tx> = vec![];
+    let header = BatchHeader {
+        epoch: 0,
+        proposer: leader,
+        seq: 0,
+        base: [0; 32],
+        kind: BatchKind::Checkpoint {
+            index: 1,
+            view: 0,
+            timestamp_ms: 1,
+            floors,
+        },
+        access: vec![],
+        txs_root: hash(&txs.encode()),
+        weight: 0,
+    };
+    SignedBatch {
+        header: Signed::sign(header, &GENESIS, &InsecureTestCrypto(leader)),
+        txs,
+    }
+}
