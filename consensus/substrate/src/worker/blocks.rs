@@ -61,7 +61,7 @@ where
             .tally
             .on_vote(v, &self.membership, &self.genesis, fin, &verifier)
         {
-            VoteOutcome::BadSignature => self.network.report_peer(peer, cost::BAD_VOTE),
+            VoteOutcome::BadSignature => self.link.network.report_peer(peer, cost::BAD_VOTE),
             VoteOutcome::Equivocation(proof) => self.on_misbehaviour(*proof),
             VoteOutcome::Counted | VoteOutcome::Ignored => {}
         }

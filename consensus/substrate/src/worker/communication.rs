@@ -4,6 +4,19 @@
 
 use super::*;
 
+/// The engine's side of the network: the notification protocol and its peers (each bound to a
+/// validator key by its hello, or not yet), fetch requests both ways, and the per-peer rate
+/// limit on what they send.
+pub(super) struct Links {
+    pub(super) network: Arc<dyn NetworkService>,
+    pub(super) notifications: Box<dyn NotificationService>,
+    pub(super) fetch_protocol: ProtocolName,
+    pub(super) fetch_in: async_channel::Receiver<IncomingRequest>,
+    pub(super) fetch_out: FuturesUnordered<BoxFuture<'static, FetchAnswer>>,
+    pub(super) peers: BTreeMap<PeerId, Option<ValidatorId>>,
+    pub(super) rate: RateLimit,
+}
+
 /// What one of this node's fetch requests asked for.
 pub(super) enum Asked {
     /// Core messages from this validator.
@@ -54,7 +67,8 @@ where
         match to {
             Some(v) => {
                 if let Some(peer) = self.peer_of(&v) {
-                    self.notifications
+                    self.link
+                        .notifications
                         .send_sync_notification(&peer, frame.encode_frame());
                 }
             }
@@ -65,13 +79,16 @@ where
     pub(super) fn broadcast(&mut self, frame: &Frame) {
         let bytes = frame.encode_frame();
         for (p, _) in self.member_peers() {
-            self.notifications.send_sync_notification(&p, bytes.clone());
+            self.link
+                .notifications
+                .send_sync_notification(&p, bytes.clone());
         }
     }
 
     /// Peers that said a valid Hello for a key of the current set.
     pub(super) fn member_peers(&self) -> Vec<(PeerId, ValidatorId)> {
-        self.peers
+        self.link
+            .peers
             .iter()
             .filter_map(|(p, v)| v.filter(|k| self.membership.contains(k)).map(|k| (*p, k)))
             .collect()
@@ -80,19 +97,19 @@ where
     // ------------------------------------------------------------------ fetch protocol
 
     pub(super) fn start_fetch(&mut self, peer: PeerId, asked: Asked, payload: Vec<u8>) {
-        if self.fetch_out.len() >= MAX_FETCHES_IN_FLIGHT {
+        if self.link.fetch_out.len() >= MAX_FETCHES_IN_FLIGHT {
             return;
         }
         let (tx, rx) = oneshot::channel();
-        self.network.start_request(
+        self.link.network.start_request(
             peer,
-            self.fetch_protocol.clone(),
+            self.link.fetch_protocol.clone(),
             payload,
             None,
             tx,
             IfDisconnected::ImmediateError,
         );
-        self.fetch_out.push(
+        self.link.fetch_out.push(
             async move {
                 let result = match rx.await {
                     Ok(Ok((bytes, _))) => Ok(bytes),
@@ -142,7 +159,7 @@ where
                 sent_feedback: None,
             });
         };
-        if !self.rate.allow(&peer, self.now) {
+        if !self.link.rate.allow(&peer, self.now) {
             respond(Err(()), Some(cost::FLOOD));
             return Ok(());
         }
@@ -161,7 +178,7 @@ where
             }
             FetchRequest::Core(bytes) => bytes,
         };
-        let from = match self.peers.get(&peer) {
+        let from = match self.link.peers.get(&peer) {
             Some(Some(v)) if self.membership.contains(v) => *v,
             _ => {
                 respond(Err(()), None); // not (yet) known as a member: nothing to say
@@ -231,7 +248,7 @@ where
             }
         };
         let Some(response) = FetchResponse::decode_untrusted(&bytes) else {
-            self.network.report_peer(peer, fetch::cost::BAD_FETCH);
+            self.link.network.report_peer(peer, fetch::cost::BAD_FETCH);
             return Ok(());
         };
         match (asked, response) {
@@ -244,7 +261,7 @@ where
                     match decode_message(&m) {
                         Ok(msg) => self.feed_peer_message(from, msg)?,
                         Err(_) => {
-                            self.network.report_peer(peer, fetch::cost::BAD_FETCH);
+                            self.link.network.report_peer(peer, fetch::cost::BAD_FETCH);
                             break;
                         }
                     }
@@ -257,7 +274,9 @@ where
                 let cert = match FinalityCertificate::decode_untrusted(&just) {
                     Ok(c) if c.vote.number == number && c.vote.hash == hash => c,
                     _ => {
-                        self.network.report_peer(peer, fetch::cost::BAD_CERTIFICATE);
+                        self.link
+                            .network
+                            .report_peer(peer, fetch::cost::BAD_CERTIFICATE);
                         return Ok(());
                     }
                 };
@@ -276,22 +295,25 @@ where
                 }
             }
             (Asked::Certificate(_), FetchResponse::Certificate(None)) => {}
-            _ => self.network.report_peer(peer, fetch::cost::BAD_FETCH),
+            _ => self.link.network.report_peer(peer, fetch::cost::BAD_FETCH),
         }
         Ok(())
     }
 
     pub(super) fn say_hello_to_all(&mut self) {
         let Some(s) = self.signer.clone() else { return };
-        let bytes = hello(&self.network.local_peer_id(), &self.genesis, &*s).encode_frame();
-        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        let bytes = hello(&self.link.network.local_peer_id(), &self.genesis, &*s).encode_frame();
+        let peers: Vec<PeerId> = self.link.peers.keys().copied().collect();
         for p in peers {
-            self.notifications.send_sync_notification(&p, bytes.clone());
+            self.link
+                .notifications
+                .send_sync_notification(&p, bytes.clone());
         }
     }
 
     pub(super) fn peer_of(&self, v: &ValidatorId) -> Option<PeerId> {
-        self.peers
+        self.link
+            .peers
             .iter()
             .find(|(_, x)| x.as_ref() == Some(v))
             .map(|(p, _)| *p)
@@ -303,16 +325,17 @@ where
                 let _ = result_tx.send(ValidationResult::Accept);
             }
             NotificationEvent::NotificationStreamOpened { peer, .. } => {
-                self.peers.insert(peer, None);
+                self.link.peers.insert(peer, None);
                 if let Some(s) = &self.signer {
-                    let frame = hello(&self.network.local_peer_id(), &self.genesis, &**s);
-                    self.notifications
+                    let frame = hello(&self.link.network.local_peer_id(), &self.genesis, &**s);
+                    self.link
+                        .notifications
                         .send_sync_notification(&peer, frame.encode_frame());
                 }
             }
             NotificationEvent::NotificationStreamClosed { peer } => {
-                self.peers.remove(&peer);
-                self.rate.remove(&peer);
+                self.link.peers.remove(&peer);
+                self.link.rate.remove(&peer);
             }
             NotificationEvent::NotificationReceived { peer, notification } => {
                 self.on_notification(peer, &notification).await?;
@@ -326,12 +349,12 @@ where
         peer: PeerId,
         bytes: &[u8],
     ) -> Result<(), String> {
-        if !self.rate.allow(&peer, self.now) {
-            self.network.report_peer(peer, cost::FLOOD);
+        if !self.link.rate.allow(&peer, self.now) {
+            self.link.network.report_peer(peer, cost::FLOOD);
             return Ok(());
         }
         let Some(frame) = Frame::decode_frame(bytes) else {
-            self.network.report_peer(peer, cost::MALFORMED);
+            self.link.network.report_peer(peer, cost::MALFORMED);
             return Ok(());
         };
         match frame {
@@ -340,17 +363,18 @@ where
                     // One peer per key: a newer connection replaces an older one. Membership is
                     // checked when messages are used, so a key that joins in a later epoch
                     // needs no new Hello.
-                    self.peers
+                    self.link
+                        .peers
                         .values_mut()
                         .filter(|x| x.as_ref() == Some(&v))
                         .for_each(|x| *x = None);
-                    self.peers.insert(peer, Some(v));
+                    self.link.peers.insert(peer, Some(v));
                     log::debug!(target: LOG, "validator key {} speaks from {peer}", hex(&v));
                 }
-                None => self.network.report_peer(peer, cost::BAD_HELLO),
+                None => self.link.network.report_peer(peer, cost::BAD_HELLO),
             },
             Frame::Core(bytes) => {
-                let Some(Some(from)) = self.peers.get(&peer).copied() else {
+                let Some(Some(from)) = self.link.peers.get(&peer).copied() else {
                     return Ok(());
                 };
                 if !self.membership.contains(&from) {
@@ -358,11 +382,12 @@ where
                 }
                 match decode_message(&bytes) {
                     Ok(msg) => self.feed_peer_message(from, msg)?,
-                    Err(_) => self.network.report_peer(peer, cost::MALFORMED),
+                    Err(_) => self.link.network.report_peer(peer, cost::MALFORMED),
                 }
             }
             Frame::Finality(v) => {
-                if matches!(self.peers.get(&peer), Some(Some(k)) if self.membership.contains(k)) {
+                if matches!(self.link.peers.get(&peer), Some(Some(k)) if self.membership.contains(k))
+                {
                     self.on_vote(peer, v).await?;
                 }
             }

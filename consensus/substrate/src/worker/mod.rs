@@ -84,7 +84,7 @@ mod proposals;
 mod setup;
 
 use blocks::Awaiting;
-use communication::{FetchAnswer, CERTIFICATE_FETCH_AFTER_MS};
+use communication::{FetchAnswer, Links, CERTIFICATE_FETCH_AFTER_MS};
 
 /// Everything the engine needs from the node.
 pub struct EngineParams<B: BlockT, C, P> {
@@ -169,11 +169,8 @@ struct Engine<B: BlockT, BE, C, P> {
     client: Arc<C>,
     pool: Arc<P>,
     client_submissions: ClientSubmissions<H256>,
-    network: Arc<dyn NetworkService>,
-    notifications: Box<dyn NotificationService>,
-    fetch_protocol: ProtocolName,
-    fetch_in: async_channel::Receiver<IncomingRequest>,
-    fetch_out: FuturesUnordered<BoxFuture<'static, FetchAnswer>>,
+    /// The network: peers, notifications, fetch requests both ways.
+    link: Links,
     classifier: Arc<dyn TxClassifier>,
     status: SharedStatus,
     metrics: Option<Metrics>,
@@ -193,8 +190,6 @@ struct Engine<B: BlockT, BE, C, P> {
     /// Leader baseline: who proposes transactions.
     primary: ValidatorId,
     storage: AuxStorage<C>,
-    peers: BTreeMap<PeerId, Option<ValidatorId>>,
-    rate: RateLimit,
     timers: BTreeMap<(u64, u64), TimerId>,
     timer_seq: u64,
     build_queue: BTreeMap<u64, FinishedBlock>,
@@ -290,9 +285,9 @@ where
             }
             let wake = self.next_wake(now).saturating_sub(now).clamp(1, 100);
             let event = {
-                let next = self.notifications.next_event().fuse();
-                let request = self.fetch_in.recv().fuse();
-                let mut answer = self.fetch_out.select_next_some();
+                let next = self.link.notifications.next_event().fuse();
+                let request = self.link.fetch_in.recv().fuse();
+                let mut answer = self.link.fetch_out.select_next_some();
                 let delay = futures_timer::Delay::new(Duration::from_millis(wake)).fuse();
                 futures::pin_mut!(next, request, delay);
                 futures::select! {
@@ -472,6 +467,7 @@ where
         s.quorum = m.q() as u32;
         s.local_validator = self.me().map(|v| hex(&v));
         s.connected_validators = self
+            .link
             .peers
             .values()
             .filter(|v| v.as_ref().is_some_and(|k| m.contains(k)))
