@@ -4,6 +4,22 @@
 
 use super::*;
 
+/// Where this node is on the way from finished blocks to final ones.
+pub(super) struct Finalizing<B: BlockT> {
+    /// Finished blocks the core handed out (or that were pending at start), to build in order.
+    pub(super) build_queue: BTreeMap<u64, FinishedBlock>,
+    /// The block built here and waiting for q votes.
+    pub(super) awaiting: Option<Awaiting<B>>,
+    /// Finality votes received, and how far ahead each validator voted.
+    pub(super) tally: FinalityTally,
+    /// When our vote for the awaited block is broadcast again.
+    pub(super) next_vote_resend_ms: u64,
+    /// When the block in `awaiting` was built.
+    pub(super) awaiting_since_ms: u64,
+    /// The height whose certificate was last requested because the network is past it.
+    pub(super) early_certificate_request: u64,
+}
+
 /// A block built here, waiting for q finality votes.
 pub(super) struct Awaiting<B: BlockT> {
     pub(super) number: u64,
@@ -23,6 +39,31 @@ where
     C: EngineClient<B, BE>,
     P: TransactionPool<Block = B, Hash = H256> + 'static,
 {
+    /// While a built block waits for its votes: ask for its certificate at once when the
+    /// network is visibly past it (a validator catching up builds blocks whose votes went out
+    /// long ago), and every 2 s send our vote again, asking for the certificate once the block
+    /// has waited `CERTIFICATE_FETCH_AFTER_MS`.
+    pub(super) fn chase_certificate(&mut self) {
+        let Some(number) = self.fin.awaiting.as_ref().map(|a| a.number) else {
+            return;
+        };
+        if self.fin.early_certificate_request < number && self.network_is_past(number) {
+            self.fin.early_certificate_request = number;
+            self.request_certificate(number);
+        }
+        if self.now < self.fin.next_vote_resend_ms {
+            return;
+        }
+        self.fin.next_vote_resend_ms = self.now + 2_000;
+        if let Some(a) = &self.fin.awaiting {
+            let frame = Frame::Finality(a.vote.clone());
+            self.broadcast(&frame);
+            if self.now >= self.fin.awaiting_since_ms + CERTIFICATE_FETCH_AFTER_MS {
+                self.request_certificate(number);
+            }
+        }
+    }
+
     /// The checkpoint-leader rotation the last finalized block's header carries, with the index
     /// it is in force for, if it belongs to the running epoch (read once per finalized block).
     pub(super) fn finalized_rotation(&mut self, hash: H256) -> Option<(u64, Rotation)> {
@@ -58,6 +99,7 @@ where
         let (fin, _) = self.finalized();
         let verifier = Sr25519Verifier;
         match self
+            .fin
             .tally
             .on_vote(v, &self.membership, &self.genesis, fin, &verifier)
         {
@@ -72,7 +114,7 @@ where
     pub(super) async fn advance_blocks(&mut self) -> Result<(), String> {
         loop {
             let (fin, fin_hash) = self.finalized();
-            self.tally.finalized(fin);
+            self.fin.tally.finalized(fin);
             self.detect_epoch_change(fin)?;
             if let Some((start, _)) = &self.handover {
                 if fin + 1 >= *start {
@@ -81,7 +123,7 @@ where
                     continue;
                 }
             }
-            if let Some(a) = &self.awaiting {
+            if let Some(a) = &self.fin.awaiting {
                 if a.number > fin {
                     return self.try_finalize().await;
                 }
@@ -98,17 +140,17 @@ where
                         a.number, chain
                     ));
                 }
-                let a = self.awaiting.take().expect("checked above; qed");
+                let a = self.fin.awaiting.take().expect("checked above; qed");
                 self.after_final(a.number, ours, &a.included);
                 continue;
             }
-            let Some((&b, _)) = self.build_queue.first_key_value() else {
+            let Some((&b, _)) = self.fin.build_queue.first_key_value() else {
                 return Ok(());
             };
             if b > fin + 1 {
                 return Ok(()); // the blocks in between come by sync (or the core's block sync)
             }
-            let fb = self.build_queue.remove(&b).expect("seen above; qed");
+            let fb = self.fin.build_queue.remove(&b).expect("seen above; qed");
             if b <= fin {
                 self.check_synced_block(&fb)?;
                 continue;
@@ -180,7 +222,7 @@ where
         let signed = Signed::sign(vote, &self.genesis, &*signer);
         log::debug!(target: LOG, "built #{b} {} ({} txs, {} skipped)", block.hash(), built.included.len(), built.skipped.len());
         self.forget_included(b, &built.included);
-        self.tally.own_vote(signed.clone());
+        self.fin.tally.own_vote(signed.clone());
         self.broadcast(&Frame::Finality(signed.clone()));
         if self.cfg.equivocate_finality_votes {
             let mut other = vote;
@@ -192,9 +234,9 @@ where
                 &*signer,
             )));
         }
-        self.next_vote_resend_ms = self.now + 2_000;
-        self.awaiting_since_ms = self.now;
-        self.awaiting = Some(Awaiting {
+        self.fin.next_vote_resend_ms = self.now + 2_000;
+        self.fin.awaiting_since_ms = self.now;
+        self.fin.awaiting = Some(Awaiting {
             number: b,
             block,
             changes: Some(changes),
@@ -207,10 +249,10 @@ where
     }
 
     pub(super) async fn try_finalize(&mut self) -> Result<(), String> {
-        let Some(a) = self.awaiting.as_ref() else {
+        let Some(a) = self.fin.awaiting.as_ref() else {
             return Ok(());
         };
-        let votes = match self.tally.verdict(&a.vote.body, self.membership.q()) {
+        let votes = match self.fin.tally.verdict(&a.vote.body, self.membership.q()) {
             Verdict::Waiting => return Ok(()),
             Verdict::Diverged(other) => {
                 return Err(format!(
@@ -225,7 +267,7 @@ where
             }
             Verdict::Certified(votes) => votes,
         };
-        let mut a = self.awaiting.take().expect("checked above; qed");
+        let mut a = self.fin.awaiting.take().expect("checked above; qed");
         let cert = FinalityCertificate::from_votes(a.vote.body, votes.iter());
         let (header, body) = a.block.clone().deconstruct();
         let hash = header.hash();

@@ -132,7 +132,7 @@ where
     /// validator votes for a block only after finalizing its parent, so block `number` is then
     /// final elsewhere and its certificate can be fetched.
     pub(super) fn network_is_past(&self, number: u64) -> bool {
-        self.tally.network_is_past(number, &self.membership)
+        self.fin.tally.network_is_past(number, &self.membership)
     }
 
     /// Ask every validator peer for the certificate of block `number`.
@@ -268,7 +268,7 @@ where
                 }
             }
             (Asked::Certificate(number), FetchResponse::Certificate(Some((hash, just)))) => {
-                if self.awaiting.as_ref().map(|a| a.number) != Some(number) {
+                if self.fin.awaiting.as_ref().map(|a| a.number) != Some(number) {
                     return Ok(());
                 }
                 let cert = match FinalityCertificate::decode_untrusted(&just) {

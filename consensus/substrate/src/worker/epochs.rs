@@ -25,7 +25,7 @@ where
                     set.epoch,
                     set.validators.len()
                 );
-                self.build_queue.retain(|i, _| *i < start);
+                self.fin.build_queue.retain(|i, _| *i < start);
                 self.storage
                     .drop_pending_from(start)
                     .map_err(|e| e.to_string())?;
@@ -74,8 +74,8 @@ where
         }
         self.replica = replica;
         self.timers.clear();
-        self.build_queue.clear();
-        self.tally.clear();
+        self.fin.build_queue.clear();
+        self.fin.tally.clear();
         // Transactions of void old-epoch batches are proposed again at once.
         self.proposer.new_epoch();
         if let Some(r) = self.replica.as_mut() {

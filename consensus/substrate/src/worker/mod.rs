@@ -83,7 +83,7 @@ mod misbehaviour;
 mod proposals;
 mod setup;
 
-use blocks::Awaiting;
+use blocks::Finalizing;
 use communication::{FetchAnswer, Links, CERTIFICATE_FETCH_AFTER_MS};
 
 /// Everything the engine needs from the node.
@@ -192,21 +192,14 @@ struct Engine<B: BlockT, BE, C, P> {
     storage: AuxStorage<C>,
     timers: BTreeMap<(u64, u64), TimerId>,
     timer_seq: u64,
-    build_queue: BTreeMap<u64, FinishedBlock>,
-    awaiting: Option<Awaiting<B>>,
-    /// Finality votes received, and how far ahead each validator voted.
-    tally: FinalityTally,
+    /// Finished blocks to build, the one built and waiting for its certificate, the votes.
+    fin: Finalizing<B>,
     /// Which pool transactions go into our batches, and when.
     proposer: PoolProposer,
     /// The rotation read from the last finalized header (status only).
     rotation_cache: Option<(H256, Option<(u64, Rotation)>)>,
     next_batch_ms: u64,
     next_ckpt_ms: u64,
-    next_vote_resend_ms: u64,
-    /// When the block in `awaiting` was built.
-    awaiting_since_ms: u64,
-    /// The height whose certificate was last requested because the network is past it.
-    early_certificate_request: u64,
     /// No warning about being beyond the peers' finished blocks before this.
     next_lag_warning_ms: u64,
     /// When to hand the core the finalized head next (if the chain is ahead of it).
@@ -236,7 +229,7 @@ where
 
     async fn run_inner(&mut self) -> Result<(), String> {
         for fb in self.storage.pending_blocks().map_err(|e| e.to_string())? {
-            self.build_queue.insert(fb.index, fb);
+            self.fin.build_queue.insert(fb.index, fb);
         }
         self.now = now_ms();
         if let Some(r) = self.replica.as_mut() {
@@ -257,25 +250,7 @@ where
             }
             self.advance_blocks().await?;
             self.submit_reports().await;
-            if let Some(number) = self.awaiting.as_ref().map(|a| a.number) {
-                if self.early_certificate_request < number && self.network_is_past(number) {
-                    // A validator catching up builds blocks whose votes went out long ago:
-                    // waiting for them would cost the fetch delay per block.
-                    self.early_certificate_request = number;
-                    self.request_certificate(number);
-                }
-            }
-            if self.awaiting.is_some() && now >= self.next_vote_resend_ms {
-                self.next_vote_resend_ms = now + 2_000;
-                if let Some(a) = &self.awaiting {
-                    let frame = Frame::Finality(a.vote.clone());
-                    let number = a.number;
-                    self.broadcast(&frame);
-                    if now >= self.awaiting_since_ms + CERTIFICATE_FETCH_AFTER_MS {
-                        self.request_certificate(number);
-                    }
-                }
-            }
+            self.chase_certificate();
             if now >= self.next_status_ms {
                 self.next_status_ms = now + 200;
                 self.publish_status();
@@ -428,13 +403,13 @@ where
                         self.proposer
                             .block_finished(fb.index, ours.map(|(h, _)| h.id()));
                     }
-                    self.build_queue.insert(fb.index, fb);
+                    self.fin.build_queue.insert(fb.index, fb);
                 }
                 Output::Proposed { id, txs } => self.on_proposed(id, &txs),
                 Output::Misbehaviour(proof) => self.on_misbehaviour(proof),
                 Output::Rejoined { from, to } => {
                     self.counters.rejoins += 1;
-                    self.build_queue.retain(|b, _| *b > to);
+                    self.fin.build_queue.retain(|b, _| *b > to);
                     log::info!(
                         target: LOG,
                         "🔁 consensus state rejoined from the certified chain: block #{from} -> #{to} \
