@@ -79,8 +79,10 @@ impl Sim {
                 built_floors: pos.floors.clone(),
             }),
         )]);
-        node.storage = storage;
-        node.twin = None;
+        node.storage = storage.clone();
+        // A Twins validator that stays gets a second epoch-1 replica too, from the same chain
+        // position, on the same side of the network.
+        let twin = node.twin.take().map(|t| (t.side, t.inc + 1));
         if node.adv.is_some() {
             node.adv = Some(Adversary::new(
                 self.cfg.behaviour,
@@ -92,6 +94,22 @@ impl Sim {
         }
         // Epoch 1's configuration and the storage just seeded.
         self.boot(i);
+        if let Some((side, inc)) = twin {
+            let replica = Replica::new(
+                self.core_cfg_of(i),
+                &storage,
+                Box::new(self.nodes[i].signer.clone()),
+                Box::new(self.verifier.clone()),
+            );
+            self.report.twin_epoch_switches += 1;
+            self.nodes[i].twin = Some(Twin {
+                replica,
+                storage,
+                side,
+                inc,
+            });
+            self.feed_twin_start(i);
+        }
         self.propose_again(i, again);
     }
 

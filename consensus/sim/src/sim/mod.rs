@@ -102,6 +102,8 @@ struct Twin {
     replica: Replica,
     storage: MemStorage,
     side: BTreeSet<usize>,
+    /// Its incarnation: timers of a replaced twin (epoch change) are dropped.
+    inc: u32,
 }
 
 /// A simulation.
@@ -165,7 +167,10 @@ impl Sim {
 
     /// Schedule timer `id` of node `i` (of its Twins replica if `twin`) in `after_ms`.
     fn schedule_timer(&mut self, i: usize, id: TimerId, after_ms: u64, twin: bool) {
-        let inc = self.nodes[i].inc;
+        let inc = match &self.nodes[i].twin {
+            Some(t) if twin => t.inc,
+            _ => self.nodes[i].inc,
+        };
         self.schedule(
             self.now_us + after_ms * 1000,
             Ev::Timer {
@@ -282,7 +287,11 @@ impl Sim {
                     self.feed(node, Input::Timer(id));
                 }
             }
-            Ev::Timer { node, id, .. } => self.feed_twin(node, Input::Timer(id)),
+            Ev::Timer { node, inc, id, .. } => {
+                if self.nodes[node].twin.as_ref().is_some_and(|t| t.inc == inc) {
+                    self.feed_twin(node, Input::Timer(id));
+                }
+            }
             Ev::Load { node } => {
                 if self.now_us < self.cfg.load_ms * 1000 {
                     if self.nodes[node].replica.is_some() {

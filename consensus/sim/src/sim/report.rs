@@ -58,6 +58,8 @@ pub struct Report {
     pub mutations: BTreeMap<&'static str, u64>,
     /// Nodes that switched to epoch 1 (a validator-set change).
     pub epoch_switches: usize,
+    /// Twins validators that stayed in the set and got a second epoch-1 replica too.
+    pub twin_epoch_switches: usize,
 }
 
 impl Report {

@@ -167,21 +167,13 @@ impl Sim {
                     replica,
                     storage: MemStorage::default(),
                     side,
+                    inc: 0,
                 });
             }
         }
         for i in 0..cfg.n {
             sim.boot(i);
-            if sim.nodes[i].twin.is_some() {
-                let now = sim.now_us / 1000;
-                let outs = sim.nodes[i]
-                    .twin
-                    .as_mut()
-                    .expect("checked; qed")
-                    .replica
-                    .start(now);
-                sim.apply_twin(i, outs);
-            }
+            sim.feed_twin_start(i);
             let off = sim.rng.gen_range(0..cfg.batch_interval_ms.max(1));
             sim.schedule(off * 1000, Ev::Load { node: i });
             let off = sim.rng.gen_range(0..50);

@@ -4,6 +4,16 @@
 use super::*;
 
 impl Sim {
+    /// Start the second replica of Twins validator `i` (its first timers and announcements).
+    pub(super) fn feed_twin_start(&mut self, i: usize) {
+        let now = self.now_us / 1000;
+        let Some(t) = self.nodes[i].twin.as_mut() else {
+            return;
+        };
+        let outs = t.replica.start(now);
+        self.apply_twin(i, outs);
+    }
+
     /// Feed the second replica of Twins validator `i`.
     pub(super) fn feed_twin(&mut self, i: usize, input: Input) {
         let now = self.now_us / 1000;
