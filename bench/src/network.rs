@@ -164,7 +164,7 @@ impl LocalNet {
                 let (rj, ri) = (VALIDATOR_REGIONS[j], VALIDATOR_REGIONS[i]);
                 let listener = wan::listen(Some(&namespaces[j]), to.p2p).map_err(io)?;
                 let target = Target {
-                    netns: namespaces[i].path(),
+                    netns: Some(namespaces[i].path()),
                     port: to.p2p,
                 };
                 relays.push(
@@ -181,7 +181,7 @@ impl LocalNet {
         for (i, v) in self.validators.iter().enumerate() {
             let listener = wan::listen(None, v.rpc).map_err(io)?;
             let target = Target {
-                netns: namespaces[i].path(),
+                netns: Some(namespaces[i].path()),
                 port: v.rpc,
             };
             relays.push(wan::relay(listener, target, Duration::ZERO, Duration::ZERO).map_err(io)?);

@@ -185,8 +185,9 @@ fn ip(args: &[&str]) -> Result<(), String> {
 /// Where a relay forwards to: a port inside a namespace.
 #[derive(Clone)]
 pub struct Target {
-    /// Namespace path of the destination (`/run/netns/<name>`).
-    pub netns: String,
+    /// Namespace path of the destination (`/run/netns/<name>`); `None`: this process's own
+    /// namespace (entering a namespace needs CAP_SYS_ADMIN even when it is the current one).
+    pub netns: Option<String>,
     /// Destination port on the namespace's loopback.
     pub port: u16,
 }
@@ -255,8 +256,10 @@ fn in_netns<T: Send + 'static>(
 
 async fn connect_in(target: &Target) -> io::Result<TcpStream> {
     let (path, port) = (target.netns.clone(), target.port);
-    let stream = tokio::task::spawn_blocking(move || {
-        in_netns(path, move || StdStream::connect(("127.0.0.1", port)))
+    let connect = move || StdStream::connect(("127.0.0.1", port));
+    let stream = tokio::task::spawn_blocking(move || match path {
+        Some(path) => in_netns(path, connect),
+        None => connect(),
     })
     .await
     .map_err(io::Error::other)??;
@@ -326,7 +329,7 @@ mod tests {
         let front = StdListener::bind("127.0.0.1:0").unwrap();
         let front_port = front.local_addr().unwrap().port();
         let target = Target {
-            netns: "/proc/self/ns/net".into(),
+            netns: None,
             port: server_port,
         };
         let delay = Duration::from_millis(120);
@@ -377,10 +380,7 @@ mod tests {
         drop(closed);
         let front = StdListener::bind("127.0.0.1:0").unwrap();
         let front_port = front.local_addr().unwrap().port();
-        let target = Target {
-            netns: "/proc/self/ns/net".into(),
-            port,
-        };
+        let target = Target { netns: None, port };
         let handle = relay(front, target, Duration::ZERO, Duration::ZERO).unwrap();
         let mut c = TcpStream::connect(("127.0.0.1", front_port)).await.unwrap();
         let mut buf = [0u8; 1];
