@@ -15,8 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The key a Byzantine validator signs its rewritten messages with (its real one).
-pub type SharedSigner = Arc<dyn Signer + Send + Sync>;
+pub use crate::crypto::SharedSigner;
 
 /// A named Byzantine behaviour.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]

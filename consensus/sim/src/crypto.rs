@@ -11,6 +11,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// The key a Byzantine validator signs its rewritten messages with (its real one).
+pub type SharedSigner = Arc<dyn Signer + Send + Sync>;
+
 const CTX: &[u8] = b"substrate";
 
 /// An sr25519 key pair.

@@ -12,7 +12,7 @@
 //! with its real key, so every variant passes the signature check and tests the protocol's
 //! logic, not its cryptography. The operators are listed in [`OPERATORS`].
 
-use crate::adversary::SharedSigner;
+use crate::crypto::SharedSigner;
 use bsmr_consensus_core::crypto::Signable;
 use bsmr_consensus_core::wire::{PrePrepareBody, ReplyBody, ViewChangeBody, VoteBody};
 use bsmr_consensus_core::*;
