@@ -233,6 +233,17 @@ fn made_up(id: u8) -> InstanceId {
     }
 }
 
+/// Hand `r` a message from member `key` at `now`.
+fn deliver(r: &mut Replica, now: u64, key: u8, msg: Message) -> Vec<Output> {
+    r.handle(
+        now,
+        Input::Message {
+            from: [key; 32],
+            msg,
+        },
+    )
+}
+
 fn view_timers(out: &[Output]) -> usize {
     out.iter()
         .filter(|o| {
@@ -260,13 +271,7 @@ fn made_up_ids_in_another_proposers_slot_get_no_consensus_round() {
     let before = r.stats().instances;
     let prepare = |key, id| vote(key, id, Phase::Prepare, &Value::Noop);
     for id in 10..20u8 {
-        let out = r.handle(
-            10,
-            Input::Message {
-                from: [3; 32],
-                msg: prepare(3, id),
-            },
-        );
+        let out = deliver(&mut r, 10, 3, prepare(3, id));
         assert_eq!(
             view_timers(&out),
             0,
@@ -275,13 +280,7 @@ fn made_up_ids_in_another_proposers_slot_get_no_consensus_round() {
     }
     assert_eq!(r.stats().instances, before + MAX_UNKNOWN_IDS_PER_SLOT);
     // The slot's own proposer vouches for its id: that one is driven.
-    let out = r.handle(
-        20,
-        Input::Message {
-            from: [2; 32],
-            msg: prepare(2, 10),
-        },
-    );
+    let out = deliver(&mut r, 20, 2, prepare(2, 10));
     assert_eq!(
         view_timers(&out),
         1,
@@ -302,19 +301,13 @@ fn made_up_ids_in_another_proposers_slot_get_no_consensus_round() {
         cert,
     };
     let msg = Message::Decided(decision, None);
-    let _ = r.handle(30, Input::Message { from: [4; 32], msg });
+    let _ = deliver(&mut r, 30, 4, msg);
     assert_eq!(
         r.stats().instances,
         before + MAX_UNKNOWN_IDS_PER_SLOT - 1,
         "id 11 decided"
     );
-    let _ = r.handle(
-        40,
-        Input::Message {
-            from: [3; 32],
-            msg: prepare(3, 30),
-        },
-    );
+    let _ = deliver(&mut r, 40, 3, prepare(3, 30));
     assert_eq!(
         r.stats().instances,
         before + MAX_UNKNOWN_IDS_PER_SLOT - 1,
@@ -322,13 +315,7 @@ fn made_up_ids_in_another_proposers_slot_get_no_consensus_round() {
     );
     // The slot's own proposer names another id: it takes the place of an idle made-up one, so
     // a member filling the slot cannot shut the proposer's real command out.
-    let out = r.handle(
-        50,
-        Input::Message {
-            from: [2; 32],
-            msg: prepare(2, 50),
-        },
-    );
+    let out = deliver(&mut r, 50, 2, prepare(2, 50));
     assert_eq!(
         view_timers(&out),
         1,
@@ -359,20 +346,8 @@ fn a_vote_beyond_the_highest_view_stores_nothing() {
             &InsecureTestCrypto([3; 32]),
         ))
     };
-    let _ = r.handle(
-        10,
-        Input::Message {
-            from: [3; 32],
-            msg: vote_at(MAX_VIEW + 1),
-        },
-    );
+    let _ = deliver(&mut r, 10, 3, vote_at(MAX_VIEW + 1));
     assert_eq!(r.stats().instances, before);
-    let _ = r.handle(
-        10,
-        Input::Message {
-            from: [3; 32],
-            msg: vote_at(MAX_VIEW),
-        },
-    );
+    let _ = deliver(&mut r, 10, 3, vote_at(MAX_VIEW));
     assert_eq!(r.stats().instances, before + 1);
 }
