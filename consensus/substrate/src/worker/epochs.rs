@@ -88,7 +88,8 @@ where
     /// Checked once a second: when the finalized chain is ahead of this validator's consensus
     /// state, hands the core the finalized head (what lets a replica too far behind for its
     /// peers' finished blocks rejoin from the chain), and says so at most once a minute.
-    pub(super) fn feed_chain_head(&mut self, now: u64) -> Result<(), String> {
+    pub(super) fn feed_chain_head(&mut self) -> Result<(), String> {
+        let now = self.now;
         self.next_chain_feed_ms = now + 1_000;
         let Some(r) = &self.replica else {
             return Ok(());

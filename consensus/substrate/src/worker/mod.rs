@@ -239,10 +239,10 @@ where
         loop {
             self.now = now_ms();
             let now = self.now;
-            self.fire_timers(now)?;
+            self.fire_timers()?;
             if now >= self.next_batch_ms {
                 self.next_batch_ms = now + self.cfg.batch_interval_ms;
-                self.propose_from_pool(now)?;
+                self.propose_from_pool()?;
             }
             if now >= self.next_ckpt_ms {
                 self.next_ckpt_ms = now + self.cfg.block_time_ms;
@@ -256,9 +256,9 @@ where
                 self.publish_status();
             }
             if now >= self.next_chain_feed_ms {
-                self.feed_chain_head(now)?;
+                self.feed_chain_head()?;
             }
-            let wake = self.next_wake(now).saturating_sub(now).clamp(1, 100);
+            let wake = self.next_wake().saturating_sub(now).clamp(1, 100);
             let event = {
                 let next = self.link.notifications.next_event().fuse();
                 let request = self.link.fetch_in.recv().fuse();
@@ -284,7 +284,8 @@ where
         }
     }
 
-    fn next_wake(&self, now: u64) -> u64 {
+    fn next_wake(&self) -> u64 {
+        let now = self.now;
         let timer = self
             .timers
             .keys()
@@ -324,7 +325,8 @@ where
         self.feed(bsmr_consensus_core::Input::Message { from, msg })
     }
 
-    fn fire_timers(&mut self, now: u64) -> Result<(), String> {
+    fn fire_timers(&mut self) -> Result<(), String> {
+        let now = self.now;
         while let Some((&(at, seq), _)) = self.timers.first_key_value() {
             if at > now {
                 break;

@@ -59,7 +59,8 @@ where
 
     // ------------------------------------------------------------------ transactions
 
-    pub(super) fn propose_from_pool(&mut self, now: u64) -> Result<(), String> {
+    pub(super) fn propose_from_pool(&mut self) -> Result<(), String> {
+        let now = self.now;
         let Some(me) = self.me() else { return Ok(()) };
         let core_pending = self.replica.as_ref().map_or(0, |r| r.pending_batches());
         let submissions = &self.client_submissions;
