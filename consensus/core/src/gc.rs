@@ -73,6 +73,10 @@ impl DecidedRecord {
     pub fn counts(&self, p: &ValidatorId, seq: Seq, id: &CommandId) -> bool {
         self.marks.get(&(*p, seq, *id)).copied().unwrap_or(false)
     }
+    /// Whether this exact command is marked decided without counting (its header unseen).
+    pub fn uncounted(&self, p: &ValidatorId, seq: Seq, id: &CommandId) -> bool {
+        self.marks.get(&(*p, seq, *id)) == Some(&false)
+    }
     /// The marks of `p` that count (real commands, their header held), in seq order.
     pub fn counted_marks(&self, p: &ValidatorId) -> impl Iterator<Item = (Seq, CommandId)> + '_ {
         self.marks
@@ -143,6 +147,18 @@ impl DecidedRecord {
         }
         pruned
     }
+    /// The marks of `p` in the `span` seqs from its watermark on whose seq has no counted
+    /// decision: commands decided here without their header, which hold the watermark back
+    /// until some peer shows the header (see [`Message::Header`](crate::wire::Message)).
+    pub fn uncounted_from_watermark(&self, p: &ValidatorId, span: u64) -> Vec<(Seq, CommandId)> {
+        let wm = self.watermark(p);
+        let decided = self.decided_seqs.get(p);
+        self.marks
+            .range((*p, wm, [0u8; 32])..(*p, wm.saturating_add(span), [0u8; 32]))
+            .filter(|((_, s, _), _)| !decided.is_some_and(|d| d.contains(s)))
+            .map(|((_, s, id), _)| (*s, *id))
+            .collect()
+    }
     /// The ids decided at (p, seq) that this record still marks.
     pub fn ids_in_slot(&self, p: &ValidatorId, seq: Seq) -> impl Iterator<Item = CommandId> + '_ {
         self.marks
@@ -202,6 +218,27 @@ mod tests {
             "below the floor everything counts as decided"
         );
         assert!(r.seq_decided(&p, 2));
+    }
+
+    #[test]
+    fn only_seqs_without_a_counted_decision_wait_for_a_header() {
+        let mut r = DecidedRecord::new(2);
+        let p = [1; 32];
+        r.mark(p, 0, [0; 32], true);
+        r.mark(p, 1, [7; 32], false);
+        r.mark(p, 1, [8; 32], false);
+        r.mark(p, 2, [9; 32], false);
+        r.mark(p, 2, [2; 32], true);
+        r.mark(p, 3, [3; 32], false);
+        r.mark(p, 9, [4; 32], false);
+        assert_eq!(
+            r.uncounted_from_watermark(&p, 3),
+            vec![(1, [7; 32]), (1, [8; 32]), (3, [3; 32])],
+            "seq 2 has a counted decision; seq 9 is beyond the span"
+        );
+        r.mark(p, 1, [8; 32], true);
+        assert_eq!(r.watermark(&p), 3, "the header of one id at seq 1 suffices");
+        assert_eq!(r.uncounted_from_watermark(&p, 3), vec![(3, [3; 32])]);
     }
 
     #[test]

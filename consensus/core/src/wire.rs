@@ -253,6 +253,10 @@ pub enum Message {
         /// One entry per proposer with something settled.
         proposers: Vec<SettledSeqs>,
     },
+    /// The signed header of a decided command, sent with a [`Message::Decided`] that carries no
+    /// payload: it shows a replica that decided the command without ever seeing it that the
+    /// command was real, so its decision counts for the proposer's watermark.
+    Header(Signed<BatchHeader>),
 }
 
 /// What is settled at a block for one proposer: every command of `proposer` with a seq below

@@ -4,33 +4,12 @@
 //! the full view-0 timeout. A later view keeps its back-off unless its leader had been silent
 //! for a checkpoint timeout when the instance began (a member never heard from counts as heard
 //! at our start) and f+1 replicas asked for that view.
+mod common;
+
 use bsmr_consensus_core::crypto::Signed;
 use bsmr_consensus_core::wire::ViewChangeBody;
 use bsmr_consensus_core::*;
-use codec::Encode;
-
-const GENESIS: [u8; 32] = [9; 32];
-
-fn batch(proposer: u8) -> SignedBatch {
-    let txs = vec![Tx {
-        data: vec![proposer; 8],
-        access: vec![[proposer; 32]],
-    }];
-    let header = BatchHeader {
-        epoch: 0,
-        proposer: [proposer; 32],
-        seq: 0,
-        base: [0; 32],
-        kind: BatchKind::Txs,
-        access: vec![[proposer; 32]],
-        txs_root: hash(&txs.encode()),
-        weight: txs.encoded_size() as u64,
-    };
-    SignedBatch {
-        header: Signed::sign(header, &GENESIS, &InsecureTestCrypto([proposer; 32])),
-        txs,
-    }
-}
+use common::{batch, GENESIS};
 
 /// The view-0 timer the replica arms for `b`'s instance when `from` announces `b` at `now`.
 fn view_timer(r: &mut Replica, now: u64, from: ValidatorId, b: SignedBatch) -> u64 {

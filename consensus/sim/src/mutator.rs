@@ -609,6 +609,10 @@ impl Mutator {
                     at: nudge(at, rng),
                 }
             }
+            Message::Header(h) => {
+                self.note("pp-batch");
+                Message::Header(self.replayable_batch(rng).map_or(h, |b| b.header))
+            }
         }
     }
 

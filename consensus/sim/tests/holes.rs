@@ -139,3 +139,15 @@ fn soak_seeds_with_silent_leaders_in_a_row() {
 fn soak_seed_where_made_up_ids_each_got_a_consensus_round() {
     soak_seeds_pass(&[213_425]);
 }
+
+/// Soak seed 804520 (n = 5, one `mutate` validator, window 4): the Byzantine proposer showed its
+/// seq-1 and seq-2 batches to one correct replica only. The other three decided them Noop
+/// without the header, so the decisions did not count and their watermark of that proposer
+/// stayed at 1 while the fourth's reached 21. A low-watermark checkpoint leader then dropped
+/// the fourth's reply (dependencies beyond its reach) and the fourth refused the others'
+/// floors: no checkpoint from block 27 on. A decided command's header now travels with its
+/// decision, and a replica asks for the headers its watermark waits on.
+#[test]
+fn soak_seed_where_one_replica_alone_held_the_headers_of_decided_commands() {
+    soak_seeds_pass(&[804_520]);
+}

@@ -56,8 +56,14 @@ impl Replica {
         // A misnamed instance owns only its own consensus state, never what is keyed by the id
         // of the real command it borrowed.
         let owns_id = !self.ctx().misnamed(&inst);
+        // A Noop decision keeps the command's batch too: it shows a replica that decided the
+        // command without it that the command was real (docs/consensus.md, "Headers of
+        // decided commands travel with their decision").
         let payloads = &self.payloads;
-        let (_, mut ops) = self.insts.retire(inst, at_block, |v| payloads.of_value(v));
+        let (_, mut ops) = self.insts.retire(inst, at_block, |v| match v {
+            Value::Noop if owns_id => payloads.get(&id).cloned(),
+            _ => payloads.of_value(v),
+        });
         if owns_id {
             ops.push(StorageOp::Delete(Key::Reply(id)));
             // Our own batch record goes only with our own batch: an instance naming our seq

@@ -4,6 +4,10 @@
 use super::*;
 
 impl Replica {
+    /// Send our decision of `inst`, with its payload when we still hold it. A decided command
+    /// whose payload (or whose old decision) is gone is answered with the header we replied
+    /// to, while the floor has not passed it: a replica that decided the command without ever
+    /// seeing it learns it was real ([`Message::Header`]).
     pub(super) fn send_decided(&mut self, to: ValidatorId, inst: InstanceId) {
         if to == self.me {
             return;
@@ -18,9 +22,41 @@ impl Replica {
         } else {
             self.insts.old_decision(&inst)
         };
+        let with_payload = matches!(found, Some((_, Some(_))));
         if let Some((d, p)) = found {
             self.send(to, Message::Decided(d, p));
         }
+        let header = match inst {
+            InstanceId::Cmd { proposer, seq, id } if !with_payload => self
+                .headers
+                .first(&Slot::Seq(proposer, seq))
+                .filter(|h| h.body.id() == id)
+                .cloned(),
+            _ => None,
+        };
+        if let Some(h) = header {
+            self.send(to, Message::Header(h));
+        }
+    }
+
+    /// A header a peer shows for a command we decided without it: once it is the proposer's,
+    /// signed for this epoch, the decision counts for the watermark. Nothing is created: a
+    /// header naming no uncounted decision of ours is dropped before its signature is checked.
+    pub(super) fn on_header(&mut self, h: Signed<BatchHeader>) {
+        let b = &h.body;
+        let (p, seq, id) = (b.proposer, b.seq, b.id());
+        let m = self.membership();
+        if b.is_checkpoint()
+            || b.epoch != m.epoch
+            || h.signer != p
+            || !self.record.uncounted(&p, seq, &id)
+            || !h.verify(&m.genesis, &*self.verifier)
+        {
+            return;
+        }
+        let ops = self.record_decided(p, seq, id, true);
+        self.persist(ops);
+        self.try_build_blocks();
     }
 
     pub(super) fn on_fetch(&mut self, from: ValidatorId, inst: InstanceId) {
@@ -45,6 +81,11 @@ impl Replica {
     pub(super) fn on_decided(&mut self, d: Decision, payload: Option<SignedBatch>) {
         let inst = d.inst;
         if self.ctx().is_decided_inst(&inst) {
+            if let (InstanceId::Cmd { id, .. }, Some(p)) = (inst, payload) {
+                if p.id() == id {
+                    self.on_header(p.header);
+                }
+            }
             return;
         }
         let Some(first) = d.cert.first() else { return };

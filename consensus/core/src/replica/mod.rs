@@ -408,6 +408,7 @@ impl Replica {
                 at,
                 proposers,
             } => self.on_settled(from, epoch, at, proposers),
+            Message::Header(h) => self.on_header(h),
         }
     }
 

@@ -136,6 +136,34 @@ impl Replica {
             .any(|p| self.record.decided_above_watermark(p) > 2 * self.cfg.window as usize)
     }
 
+    /// Ask for the decisions, and so the headers, of commands decided here without their header
+    /// where they hold a proposer's watermark back. A Byzantine proposer that showed a batch
+    /// to a few replicas only leaves the others' watermarks behind theirs, and a replica judges
+    /// floors and the reach of replies by its watermark: left apart, the two sides refuse each
+    /// other's checkpoint work for good (docs/consensus.md, "Headers of decided commands").
+    fn ask_headers_of_uncounted(&mut self) {
+        let window = self.cfg.window;
+        let asks: Vec<InstanceId> = self
+            .membership()
+            .validators()
+            .iter()
+            .flat_map(|p| {
+                self.record
+                    .uncounted_from_watermark(p, window)
+                    .into_iter()
+                    .map(move |(seq, id)| InstanceId::Cmd {
+                        proposer: *p,
+                        seq,
+                        id,
+                    })
+            })
+            .take(16)
+            .collect();
+        for inst in asks {
+            self.outbox.ask_others(Message::Fetch(inst));
+        }
+    }
+
     /// Record a decision: the mark (nothing below the floor).
     pub(super) fn record_decided(
         &mut self,
@@ -323,6 +351,7 @@ impl Replica {
             return;
         }
         self.resend_rounds += 1;
+        self.ask_headers_of_uncounted();
         // Ask for finished blocks when none was built for a while, or when the chain shows we are
         // behind; when idle and the chain is ahead, also what is settled there (rejoining).
         let chain_ahead = self.catch_up.chain_ahead_by(self.built, 1);

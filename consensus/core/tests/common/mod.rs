@@ -1,5 +1,5 @@
-//! Fixtures the core's integration tests share: a four-member set and a signed checkpoint
-//! candidate.
+//! Fixtures the core's integration tests share: a four-member set, a signed batch and a signed
+//! checkpoint candidate.
 #![allow(dead_code)]
 
 use bsmr_consensus_core::crypto::Signed;
@@ -35,6 +35,28 @@ pub fn candidate(floors: Vec<(ValidatorId, Seq)>) -> SignedBatch {
     };
     SignedBatch {
         header: Signed::sign(header, &GENESIS, &InsecureTestCrypto(leader)),
+        txs,
+    }
+}
+
+/// Member `proposer`'s batch at seq 0: one transaction touching its own account.
+pub fn batch(proposer: u8) -> SignedBatch {
+    let txs = vec![Tx {
+        data: vec![proposer; 8],
+        access: vec![[proposer; 32]],
+    }];
+    let header = BatchHeader {
+        epoch: 0,
+        proposer: [proposer; 32],
+        seq: 0,
+        base: [0; 32],
+        kind: BatchKind::Txs,
+        access: vec![[proposer; 32]],
+        txs_root: hash(&txs.encode()),
+        weight: txs.encoded_size() as u64,
+    };
+    SignedBatch {
+        header: Signed::sign(header, &GENESIS, &InsecureTestCrypto([proposer; 32])),
         txs,
     }
 }
