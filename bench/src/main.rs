@@ -5,7 +5,9 @@
 //! - `replay`: submit a trace to running nodes and measure every transaction end to end;
 //! - `network`: start a local 4-validator network per consensus mode, replay, tear down, and
 //!   report the modes side by side (scenarios: uniform, trace, crash, far-client);
-//! - `sim`: protocol-only figures from the deterministic simulator at up to 100 validators.
+//! - `sim`: protocol-only figures from the deterministic simulator at up to 100 validators;
+//! - `scale`: sustained throughput against the number of validators in the simulator, with each
+//!   node's CPU and uplink modelled.
 
 mod accounts;
 mod chain;
@@ -15,6 +17,7 @@ mod replay;
 mod report;
 mod scenarios;
 mod sim_mode;
+mod sim_scale;
 mod trace;
 mod wan;
 
@@ -23,6 +26,7 @@ use jsonrpsee::{core::client::ClientT, rpc_params};
 use prepare::prepare;
 use scenarios::network_mode;
 use sim_mode::sim_mode;
+use sim_scale::{scale_mode, ScaleArgs};
 use sp_core::{crypto::AccountId32, H256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -75,6 +79,12 @@ enum Mode {
         #[arg(long, default_value_t = 5)]
         load_secs: u64,
     },
+    /// Sustained throughput against the number of validators, leaderless and the leader
+    /// baseline, in the simulator with each node's CPU (signatures made and checked,
+    /// transactions executed; sr25519 costs measured on this machine at start) and uplink
+    /// modelled: where the primary's uplink and CPU bound the baseline and where the
+    /// leaderless mode's all-to-all votes bound it. Writes scale.json and scale.svg.
+    Scale(ScaleArgs),
 }
 
 /// How `network` starts its local networks.
@@ -256,6 +266,7 @@ fn main() {
             modes,
             load_secs,
         } => sim_mode(validators, seed, modes, load_secs).map(|_| vec![]),
+        Mode::Scale(a) => scale_mode(&a).map(|_| vec![]),
     };
     match result {
         Ok(_) => {}
@@ -301,7 +312,7 @@ async fn replay_mode(
     }
     let t = load_trace(load, uniform)?;
     let plan = prepare(endpoints, load, &t).await?;
-    let (summary, _) = measure(endpoints, endpoints, load, &load.label, plan, None).await?;
+    let (summary, _) = measure(endpoints, endpoints, load, &load.label, plan, None, None).await?;
     Ok(summary)
 }
 
@@ -314,8 +325,10 @@ async fn measure(
     label: &str,
     plan: Vec<replay::Planned>,
     on_half: Option<Box<dyn FnOnce() + Send>>,
+    cpu_seconds: Option<&(dyn Fn() -> f64 + Sync)>,
 ) -> Result<(report::Summary, replay::Outcome), String> {
     let runtime = chain::spec_name(&replay::connect(&endpoints[0]).await?).await?;
+    let cpu_before = cpu_seconds.map(|f| f());
     let total = plan.len();
     let bar = if load.quiet {
         indicatif::ProgressBar::hidden()
@@ -342,7 +355,10 @@ async fn measure(
     )
     .await?;
     bar.finish_and_clear();
-    let summary = report::summarize(label, &runtime, &outcome, names);
+    let mut summary = report::summarize(label, &runtime, &outcome, names);
+    if let (Some(f), Some(before)) = (cpu_seconds, cpu_before) {
+        summary.cpu_ms_per_tx = Some((f() - before) * 1000.0 / summary.finalized.max(1) as f64);
+    }
     report::write(&load.out, &summary, &outcome)?;
     print_summary(&summary);
     Ok((summary, outcome))
@@ -360,6 +376,9 @@ fn print_summary(s: &report::Summary) {
         s.finality_ms[2],
         s.sustained_tps
     );
+    if let Some(c) = s.cpu_ms_per_tx {
+        println!("    validators' CPU per finalized transaction: {c:.2} ms (all four together)");
+    }
     for (why, n) in &s.dropped {
         println!("    dropped {n}: {why}");
     }

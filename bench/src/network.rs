@@ -309,6 +309,18 @@ impl LocalNet {
             .collect()
     }
 
+    /// CPU seconds (user and system, all threads) the running validators have used so far,
+    /// from `/proc/<pid>/stat`; a killed validator counts no more.
+    pub fn cpu_seconds(&self) -> f64 {
+        self.validators
+            .iter()
+            .filter_map(|v| v.child.as_ref())
+            .filter_map(|c| std::fs::read_to_string(format!("/proc/{}/stat", c.id())).ok())
+            .filter_map(|stat| cpu_ticks(&stat))
+            .sum::<u64>() as f64
+            / USER_HZ
+    }
+
     /// SIGKILL validator `i`.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.validators[i].child.take() {
@@ -316,6 +328,21 @@ impl LocalNet {
             let _ = c.wait();
         }
     }
+}
+
+/// The unit of `/proc/<pid>/stat`'s times (USER_HZ, fixed at 100 by the Linux ABI on the
+/// platforms this runs on).
+const USER_HZ: f64 = 100.0;
+
+/// utime + stime of a `/proc/<pid>/stat` line, in USER_HZ ticks (fields 14 and 15; the command
+/// name in field 2 may hold spaces, so fields are counted after its closing parenthesis).
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (the state).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
 }
 
 impl Drop for LocalNet {
@@ -335,6 +362,16 @@ impl Drop for LocalNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_ticks_are_utime_plus_stime_even_with_spaces_in_the_name() {
+        let stat =
+            "4242 (bsmr node) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 567 0 0 20 0 9 0 100";
+        assert_eq!(cpu_ticks(stat), Some(1234 + 567));
+        assert_eq!(cpu_ticks("garbage"), None);
+        let own = std::fs::read_to_string("/proc/self/stat").expect("Linux; qed");
+        assert!(cpu_ticks(&own).is_some(), "{own}");
+    }
 
     #[test]
     fn dave_comes_first_in_the_validator_order() {

@@ -38,6 +38,9 @@ pub struct Summary {
     pub per_endpoint: Vec<EndpointFigures>,
     /// The injected fault's effect (crash scenario).
     pub fault: Option<FaultFigures>,
+    /// CPU milliseconds the validators used per finalized transaction while the load ran and
+    /// settled (all validators together, from /proc; runs that start the nodes only).
+    pub cpu_ms_per_tx: Option<f64>,
 }
 
 /// What an injected fault did to latency.
@@ -174,6 +177,7 @@ pub fn summarize(label: &str, runtime: &str, o: &Outcome, endpoints: &[String]) 
         blocks_finalized: o.blocks.len(),
         per_endpoint,
         fault: o.fault_ms.map(|at| fault_figures(&o.records, at)),
+        cpu_ms_per_tx: None,
     }
 }
 
@@ -392,7 +396,7 @@ fn finish_chart<'a, 'b>(
 }
 
 /// One SVG line chart: a line per (label, points) series, axes from 0 to `max`.
-fn draw_lines(
+pub(crate) fn draw_lines(
     path: &Path,
     caption: &str,
     (x_desc, y_desc): (&str, &str),

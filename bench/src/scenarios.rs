@@ -115,7 +115,12 @@ pub(crate) async fn network_mode(
             None
         };
         let label = format!("{}-{scen}-{mode}", load.label);
-        let (summary, outcome) = measure(&endpoints, &names, load, &label, plan, killer).await?;
+        let cpu = {
+            let net = net.clone();
+            move || net.lock().expect("no panics while held; qed").cpu_seconds()
+        };
+        let (summary, outcome) =
+            measure(&endpoints, &names, load, &label, plan, killer, Some(&cpu)).await?;
         results.push((summary, outcome));
         drop(net);
     }

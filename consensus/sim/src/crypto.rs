@@ -21,6 +21,8 @@ const CTX: &[u8] = b"substrate";
 pub struct Sr25519Signer {
     pair: Keypair,
     seed: [u8; 32],
+    /// Signatures made with this key (shared by its clones: the simulator's CPU model).
+    pub signs: Arc<AtomicU64>,
 }
 
 impl Sr25519Signer {
@@ -29,7 +31,11 @@ impl Sr25519Signer {
         let pair = MiniSecretKey::from_bytes(&seed)
             .expect("32 bytes; qed")
             .expand_to_keypair(ExpansionMode::Ed25519);
-        Sr25519Signer { pair, seed }
+        Sr25519Signer {
+            pair,
+            seed,
+            signs: Arc::default(),
+        }
     }
     /// Deterministic key for validator `i` of a run.
     pub fn for_validator(i: usize) -> Self {
@@ -45,6 +51,7 @@ impl Signer for Sr25519Signer {
         self.pair.public.to_bytes()
     }
     fn sign(&self, digest: &Digest) -> Signature {
+        self.signs.fetch_add(1, Ordering::Relaxed);
         // Deterministic nonce randomness derived from the secret seed and the message.
         let mut s = Vec::with_capacity(64);
         s.extend_from_slice(&self.seed);
@@ -65,9 +72,20 @@ pub struct Sr25519Verifier {
     cache: Arc<Mutex<HashMap<MemoKey, bool>>>,
     /// Count of real verifications performed.
     pub real: Arc<AtomicU64>,
+    /// Verifications asked for through this handle, memoized or not (the simulator's CPU
+    /// model charges each node for every check it asks for).
+    pub calls: Arc<AtomicU64>,
 }
 
 impl Sr25519Verifier {
+    /// A handle sharing the memo table, with a count of its own.
+    pub fn for_node(&self) -> Self {
+        Sr25519Verifier {
+            cache: self.cache.clone(),
+            real: self.real.clone(),
+            calls: Arc::default(),
+        }
+    }
     /// Drop the memo table (bounded memory in long runs).
     pub fn clear(&self) {
         self.cache
@@ -79,6 +97,7 @@ impl Sr25519Verifier {
 
 impl Verifier for Sr25519Verifier {
     fn verify(&self, who: &ValidatorId, digest: &Digest, sig: &Signature) -> bool {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let key = (*who, *digest, *sig);
         if let Some(r) = self.cache.lock().expect("never poisoned; qed").get(&key) {
             return *r;

@@ -97,6 +97,31 @@ pub struct SimConfig {
     /// b* + 1 is built or in its chain, void batches' transactions are proposed again, and the
     /// leaving validator's clients' transactions go to a member (as its pool would gossip them).
     pub epoch_change_at: Option<BlockIndex>,
+    /// Transactions per batch at most (the core cuts larger client batches).
+    pub max_batch_txs: usize,
+    /// Each node's CPU and uplink, modelled (`None`: a node handles every event at once and
+    /// sends at no cost, as the correctness runs assume).
+    pub resources: Option<Resources>,
+}
+
+/// What a node's CPU and uplink cost, so that a run's throughput is bounded as a deployment's
+/// is: a node handles one event at a time, and each event takes the CPU time of the signatures
+/// it made and checked and the transactions it executed; a node's messages leave one after the
+/// other at its uplink's rate. Constants measured on this machine are in docs/performance.md
+/// ("Scaling past this machine").
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Resources {
+    /// CPU microseconds per signature made.
+    pub sign_us: u64,
+    /// CPU microseconds per signature checked (each node pays for what it checks, although the
+    /// simulator checks each distinct signature once for all of them).
+    pub verify_us: u64,
+    /// CPU microseconds per transaction executed in a block.
+    pub exec_us: u64,
+    /// CPU microseconds per message, timer or client batch handled (decoding, bookkeeping).
+    pub event_us: u64,
+    /// Each node's uplink, bytes per second (0: unlimited).
+    pub uplink_bytes_per_s: u64,
 }
 
 /// The core's timers in a scenario.
@@ -211,6 +236,8 @@ impl SimConfig {
             crash_at_ms: None,
             crash_between_persist_and_send: false,
             epoch_change_at: None,
+            max_batch_txs: Config::new(Membership::new([0; 32], 0, vec![[0; 32]])).max_batch_txs,
+            resources: None,
         }
     }
 }

@@ -22,11 +22,13 @@ mod epochs;
 mod network;
 mod outputs;
 mod report;
+mod resources;
 mod setup;
 mod twins;
 
-pub use config::{CoreTimeouts, CrashMode, NetKind, SimConfig, MAX_OUTAGE_MS, WAN};
+pub use config::{CoreTimeouts, CrashMode, NetKind, Resources, SimConfig, MAX_OUTAGE_MS, WAN};
 pub use report::Report;
+use resources::Usage;
 
 #[derive(Clone, Debug)]
 enum Ev {
@@ -68,6 +70,10 @@ enum Ev {
 struct Node {
     id: ValidatorId,
     signer: Sr25519Signer,
+    /// Its own handle on the shared verifier (its checks are counted for the CPU model).
+    verifier: Sr25519Verifier,
+    /// Its CPU and uplink over virtual time ([`Resources`]).
+    usage: Usage,
     replica: Option<Replica>,
     storage: MemStorage,
     ledger: Ledger,
@@ -153,7 +159,7 @@ impl Sim {
             cfg,
             &node.storage,
             Box::new(node.signer.clone()),
-            Box::new(self.verifier.clone()),
+            Box::new(node.verifier.clone()),
         );
         node.replica = Some(replica);
         let now = self.now_us / 1000 + self.nodes[i].skew_ms;
@@ -183,11 +189,14 @@ impl Sim {
     }
 
     fn feed(&mut self, i: usize, input: Input) {
-        let now = self.now_us / 1000 + self.nodes[i].skew_ms;
+        // With the CPU model, a node busy with earlier events takes this one when it is free.
+        let now = self.node_clock_us(i) / 1000 + self.nodes[i].skew_ms;
+        let before = self.nodes[i].work_done();
         let Some(r) = self.nodes[i].replica.as_mut() else {
             return;
         };
         let outs = r.handle(now, input);
+        self.charge_handling(i, before);
         // Payloads of own batches are also needed by the checker.
         for o in &outs {
             if let Output::Send { msg, .. } = o {
@@ -486,6 +495,10 @@ impl Sim {
         }
         self.report.events = n_events;
         self.report.virtual_ms = self.now_us / 1000;
+        self.report.primary = self.primary;
+        self.report.cpu_used_us = self.nodes.iter().map(|n| n.usage.cpu_used_us).collect();
+        self.report.bytes_sent = self.nodes.iter().map(|n| n.usage.bytes_sent).collect();
+        self.report.uplink_dropped = self.nodes.iter().map(|n| n.usage.dropped).collect();
         let live = self.live_correct();
         let heights: Vec<u64> = live.iter().map(|i| self.nodes[*i].ledger.height).collect();
         self.report.min_height = heights.iter().copied().min().unwrap_or(0);

@@ -50,20 +50,27 @@ impl Sim {
             }
             if self.rng.gen_bool(self.cfg.dup) {
                 let l = self.latency_us(from, to);
-                self.schedule(
-                    self.now_us + l,
-                    Ev::Deliver {
-                        to,
-                        from,
-                        msg: Box::new(msg.clone()),
-                    },
-                );
+                if let Some(leaves) = self.departure_us(from, &msg) {
+                    self.schedule(
+                        leaves + l,
+                        Ev::Deliver {
+                            to,
+                            from,
+                            msg: Box::new(msg.clone()),
+                        },
+                    );
+                }
             }
         }
         let l = self.latency_us(from, to);
-        self.report.msg_delay_ms.push(l / 1000);
+        let Some(leaves) = self.departure_us(from, &msg) else {
+            return;
+        };
+        self.report
+            .msg_delay_ms
+            .push((leaves - self.now_us + l) / 1000);
         self.schedule(
-            self.now_us + l,
+            leaves + l,
             Ev::Deliver {
                 to,
                 from,

@@ -86,7 +86,8 @@ impl Sim {
                             if proposer == me {
                                 self.report.committed_batches += 1;
                                 if let Some(t) = self.first_announce.get(&id) {
-                                    self.report.commit_latency_ms.push((self.now_us - t) / 1000);
+                                    let done = self.node_clock_us(i);
+                                    self.report.commit_latency_ms.push((done - t) / 1000);
                                 }
                             }
                         }
@@ -103,6 +104,9 @@ impl Sim {
                     *self.report.blocks_built.entry(i).or_default() += 1;
                     self.report.last_built.insert(i, b.index);
                     let executed = node.ledger.execute(&b);
+                    let txs = b.batches.iter().map(|(_, t)| t.len() as u64).sum();
+                    self.charge_execution(i, txs);
+                    let node = &mut self.nodes[i];
                     if executed.is_ok() {
                         node.last_position = Some(ChainPosition {
                             index: b.index,
@@ -118,6 +122,9 @@ impl Sim {
                         }
                     } else if correct {
                         if i == 0 {
+                            self.report
+                                .block_txs
+                                .push((self.node_clock_us(i) / 1000, txs));
                             self.report.checkpoint_views.push((
                                 b.index,
                                 b.checkpoint_view,
@@ -198,11 +205,12 @@ impl Sim {
                     continue;
                 }
                 if let Some(at) = self.submitted_at.remove(&t.id) {
+                    let done = self.node_clock_us(i);
                     self.report
                         .client_latency_ms
                         .entry(self.region[i])
                         .or_default()
-                        .push((self.now_us - at) / 1000);
+                        .push((done - at) / 1000);
                 }
             }
         }

@@ -60,9 +60,30 @@ pub struct Report {
     pub epoch_switches: usize,
     /// Twins validators that stayed in the set and got a second epoch-1 replica too.
     pub twin_epoch_switches: usize,
+    /// Validator 0's blocks: (virtual ms when executed, transactions in it).
+    pub block_txs: Vec<(u64, u64)>,
+    /// Leader-based baseline: the primary's node index.
+    pub primary: Option<usize>,
+    /// CPU µs each node spent, by node index (zero without the resource model).
+    pub cpu_used_us: Vec<u64>,
+    /// Bytes each node sent, by node index (counted with the resource model's uplink only).
+    pub bytes_sent: Vec<u64>,
+    /// Messages each node's full uplink queue dropped, by node index.
+    pub uplink_dropped: Vec<u64>,
 }
 
 impl Report {
+    /// Transactions per second validator 0 executed in blocks from `from_ms` to `to_ms`
+    /// (virtual time): the sustained throughput over that span.
+    pub fn sustained_tps(&self, from_ms: u64, to_ms: u64) -> f64 {
+        let txs: u64 = self
+            .block_txs
+            .iter()
+            .filter(|(at, _)| (from_ms..to_ms).contains(at))
+            .map(|(_, t)| t)
+            .sum();
+        txs as f64 * 1000.0 / to_ms.saturating_sub(from_ms).max(1) as f64
+    }
     /// Percentile of a sample.
     pub fn pct(v: &[u64], p: f64) -> u64 {
         if v.is_empty() {

@@ -24,6 +24,7 @@ impl Sim {
         let mut core_cfg = Config::new(membership.clone());
         core_cfg.window = cfg.window;
         core_cfg.retain_sync_blocks = cfg.retain_sync_blocks;
+        core_cfg.max_batch_txs = cfg.max_batch_txs;
         let t = cfg.core_timeouts();
         core_cfg.recovery_timeout_ms = t.recovery_ms;
         core_cfg.ckpt_timeout_ms = t.ckpt_ms;
@@ -61,6 +62,8 @@ impl Sim {
             nodes.push(Node {
                 id: s.public(),
                 signer: s,
+                verifier: verifier.for_node(),
+                usage: Usage::default(),
                 replica: None,
                 storage: MemStorage::default(),
                 ledger: Ledger::genesis(cfg.accounts, 1_000),
