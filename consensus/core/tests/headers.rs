@@ -93,21 +93,30 @@ fn a_decision_taken_without_the_header_counts_once_a_peer_shows_it() {
     assert_eq!(r.marks_of(&[2; 32]), vec![(0, inst_id(&inst), false)]);
     assert_eq!(watermark_of_2(&r), 0, "a decision without the header");
 
-    // Every resend asks the others for that decision, and so for the header.
-    let out = r.handle(1_000, Input::Timer(TimerId::Resend));
-    let asked: Vec<_> = out
-        .iter()
-        .filter(|o| matches!(o, Output::Send { to: None, msg: Message::Fetch(i) } if *i == inst))
-        .collect();
-    assert_eq!(asked.len(), 1, "one fetch, to every other member");
+    // Every resend asks one other member, in turn, for that decision, and so for the header.
+    let mut asked = vec![];
+    for k in 0..3u64 {
+        let out = r.handle(1_000 + k, Input::Timer(TimerId::Resend));
+        asked.extend(out.into_iter().filter_map(|o| match o {
+            Output::Send {
+                to: Some(to),
+                msg: Message::Fetch(i),
+            } if i == inst => Some(to),
+            _ => None,
+        }));
+    }
+    asked.sort();
+    assert_eq!(
+        asked,
+        vec![[2; 32], [3; 32], [4; 32]],
+        "one peer per resend, each in turn"
+    );
 
     // What does not prove the decided command real changes nothing: a header signed by another
     // member, a broken signature, another header of the same slot.
     let mut broken = real.clone();
     broken.sig = [0; 64];
-    let mut by_another = header(3, 1);
-    by_another.body = real.body.clone();
-    for h in [by_another, broken, header(2, 2)] {
+    for h in [header(3, 1), broken, header(2, 2)] {
         let _ = deliver(&mut r, 1_100, 4, Message::Header(h));
         assert_eq!(watermark_of_2(&r), 0);
         assert_eq!(r.marks_of(&[2; 32]).len(), 1, "no mark created");
@@ -177,5 +186,17 @@ fn a_noop_decision_is_sent_with_the_batch_it_decided() {
         watermark_of_2(&late),
         1,
         "the batch proves the command real"
+    );
+
+    // So does the batch announced again (a recovery leader's, or the proposer's resend).
+    let mut announced = replica();
+    let _ = announced.start(0);
+    let _ = deliver(&mut announced, 10, 3, decided_noop(inst));
+    assert_eq!(watermark_of_2(&announced), 0);
+    let _ = deliver(&mut announced, 40, 2, Message::Announce(b.clone()));
+    assert_eq!(
+        watermark_of_2(&announced),
+        1,
+        "the announced batch counts it"
     );
 }

@@ -151,3 +151,13 @@ fn soak_seed_where_made_up_ids_each_got_a_consensus_round() {
 fn soak_seed_where_one_replica_alone_held_the_headers_of_decided_commands() {
     soak_seeds_pass(&[804_520]);
 }
+
+/// Soak seeds 1006175, 1009538 and 1011579 (n = 7, two `mutate` validators, window 4): blocks
+/// kept coming but the last transactions missed the liveness deadline. On 3c2f06b every replica
+/// broadcast a fetch for each uncountable decision near every proposer's watermark on each
+/// resend, and every peer answered with a certificate; the mutators had that much more to
+/// replay. A replica now asks about the seq at the watermark only, one peer per id, in turn.
+#[test]
+fn soak_seeds_slowed_by_asking_every_peer_for_headers() {
+    soak_seeds_pass(&[1_006_175, 1_009_538, 1_011_579]);
+}

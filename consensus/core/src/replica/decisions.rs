@@ -54,6 +54,11 @@ impl Replica {
         {
             return;
         }
+        self.count_decided(p, seq, id);
+    }
+
+    /// Make the decision of a command now known to be real count for its proposer's watermark.
+    pub(super) fn count_decided(&mut self, p: ValidatorId, seq: Seq, id: CommandId) {
         let ops = self.record_decided(p, seq, id, true);
         self.persist(ops);
         self.try_build_blocks();

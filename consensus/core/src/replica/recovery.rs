@@ -141,15 +141,27 @@ impl Replica {
     /// to a few replicas only leaves the others' watermarks behind theirs, and a replica judges
     /// floors and the reach of replies by its watermark: left apart, the two sides refuse each
     /// other's checkpoint work for good (docs/consensus.md, "Headers of decided commands").
+    /// Only the seq at each proposer's watermark is asked about (the one that holds it), each
+    /// id of one peer, rotating, so that one proposer's uncountable marks cannot crowd out
+    /// another's and no mark costs a broadcast and n - 1 certificates per resend.
     fn ask_headers_of_uncounted(&mut self) {
-        let window = self.cfg.window;
+        let peers: Vec<ValidatorId> = self
+            .membership()
+            .validators()
+            .iter()
+            .copied()
+            .filter(|v| *v != self.me)
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
         let asks: Vec<InstanceId> = self
             .membership()
             .validators()
             .iter()
             .flat_map(|p| {
                 self.record
-                    .uncounted_from_watermark(p, window)
+                    .uncounted_from_watermark(p, 1)
                     .into_iter()
                     .map(move |(seq, id)| InstanceId::Cmd {
                         proposer: *p,
@@ -157,10 +169,10 @@ impl Replica {
                         id,
                     })
             })
-            .take(16)
             .collect();
-        for inst in asks {
-            self.outbox.ask_others(Message::Fetch(inst));
+        for (k, inst) in asks.into_iter().enumerate() {
+            let to = peers[(self.resend_rounds as usize + k) % peers.len()];
+            self.outbox.send(to, Message::Fetch(inst));
         }
     }
 

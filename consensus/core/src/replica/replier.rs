@@ -18,6 +18,10 @@ impl Replica {
                     id,
                 };
                 if self.ctx().is_decided_inst(&inst) {
+                    // The batch is checked: a decision of it we could not count now counts.
+                    if self.record.uncounted(&h.proposer, h.seq, &id) {
+                        self.count_decided(h.proposer, h.seq, id);
+                    }
                     self.send_decided(from, inst);
                     return;
                 }
