@@ -145,16 +145,6 @@ impl Replica {
     /// id of one peer, rotating, so that one proposer's uncountable marks cannot crowd out
     /// another's and no mark costs a broadcast and n - 1 certificates per resend.
     fn ask_headers_of_uncounted(&mut self) {
-        let peers: Vec<ValidatorId> = self
-            .membership()
-            .validators()
-            .iter()
-            .copied()
-            .filter(|v| *v != self.me)
-            .collect();
-        if peers.is_empty() {
-            return;
-        }
         let asks: Vec<InstanceId> = self
             .membership()
             .validators()
@@ -170,7 +160,22 @@ impl Replica {
                     })
             })
             .collect();
-        for (k, inst) in asks.into_iter().enumerate() {
+        self.fetch_in_turn(asks);
+    }
+
+    /// Ask one peer for each of `insts`, the peers taken in turn across resends.
+    fn fetch_in_turn(&mut self, insts: Vec<InstanceId>) {
+        let peers: Vec<ValidatorId> = self
+            .membership()
+            .validators()
+            .iter()
+            .copied()
+            .filter(|v| *v != self.me)
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        for (k, inst) in insts.into_iter().enumerate() {
             let to = peers[(self.resend_rounds as usize + k) % peers.len()];
             self.outbox.send(to, Message::Fetch(inst));
         }
@@ -426,16 +431,6 @@ impl Replica {
             })
             .take(16)
             .collect();
-        let peers: Vec<ValidatorId> = self
-            .membership()
-            .validators()
-            .iter()
-            .copied()
-            .filter(|v| *v != self.me)
-            .collect();
-        for (k, inst) in missing.into_iter().enumerate() {
-            let to = peers[(self.resend_rounds as usize + k) % peers.len()];
-            self.outbox.send(to, Message::Fetch(inst));
-        }
+        self.fetch_in_turn(missing);
     }
 }
