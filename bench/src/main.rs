@@ -10,6 +10,7 @@
 //!   node's CPU and uplink modelled.
 
 mod accounts;
+mod cgroup;
 mod chain;
 mod network;
 mod prepare;
@@ -129,12 +130,22 @@ struct NetworkArgs {
     /// deleted with the network.
     #[arg(long)]
     logs: Option<PathBuf>,
+    /// Give each validator its own CPU budget of this many cores (e.g. 0.3), as on separate
+    /// machines: one cgroup per node process (cgroup v1 cpu controller at /sys/fs/cgroup/cpu).
+    /// Needs root; without it the bench refuses the flag before starting anything.
+    #[arg(long)]
+    cpu_quota: Option<f64>,
+    /// Bandwidth of each emulated WAN link, in Mbit/s, each direction of each validator pair
+    /// (a relay queues at most 1 s of sending, then pushes back on the sender's TCP); implies
+    /// --wan.
+    #[arg(long)]
+    bandwidth_mbit: Option<f64>,
 }
 
 impl NetworkArgs {
     /// Does this run emulate the WAN (asked for, or implied by the far-client scenario)?
     fn needs_wan(&self) -> bool {
-        self.wan || self.scenario == Scenario::FarClient
+        self.wan || self.scenario == Scenario::FarClient || self.bandwidth_mbit.is_some()
     }
 }
 
@@ -157,6 +168,11 @@ struct LoadArgs {
     /// Funded bench accounts the trace's addresses are mapped onto.
     #[arg(long, default_value_t = 256)]
     accounts: usize,
+    /// Endpoints each sender's transactions take turns on (a client behind a load-balanced RPC
+    /// address): 1 sends all of a sender's transactions to one endpoint, 2 alternates between
+    /// two, so consecutive nonces arrive at different validators.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    endpoints_per_sender: u16,
     /// Secret URI of the account that funds the bench accounts (a dev chain's //Alice by
     /// default; any chain works whose metadata has pallet-balances).
     #[arg(long, default_value = "//Alice")]

@@ -51,6 +51,8 @@ pub struct Validator {
     peer_id: String,
     base: PathBuf,
     child: Option<Child>,
+    /// Its own CPU budget (`--cpu-quota`); dropped after the network, once the node is gone.
+    quota: Option<crate::cgroup::CpuQuota>,
 }
 
 /// A running local network.
@@ -64,6 +66,20 @@ pub struct LocalNet {
     pub validators: Vec<Validator>,
     /// Namespaces and relays of a WAN network.
     wan: Option<Wan>,
+    /// Bytes per second of each WAN link direction.
+    link_rate: Option<u64>,
+}
+
+/// How far apart the validators of a network are.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Isolation {
+    /// Each validator in its own namespace and region, linked through delaying relays.
+    pub wan: bool,
+    /// With `wan`: each direction of each validator link sends at most this many bytes per
+    /// second.
+    pub link_rate: Option<u64>,
+    /// Each validator in its own cgroup of this many cores (needs root).
+    pub cpu_quota: Option<f64>,
 }
 
 /// A WAN network's namespaces (one per validator, same order) and relay tasks.
@@ -78,14 +94,20 @@ impl LocalNet {
     /// Node logs go to `logs` (named `<log_prefix>-<name>.log`, kept) or to the network's
     /// temporary folder (deleted with it). With `wan`, validator i runs in its own namespace in
     /// region `VALIDATOR_REGIONS[i]` (needs root, iproute2, and a tokio runtime for the relays).
+    /// `isolation` says how far validators are apart: WAN, link rate, CPU quota.
     pub fn start(
         node: &Path,
         mode: &str,
         extra: &[String],
         logs: Option<&Path>,
         log_prefix: &str,
-        wan: bool,
+        isolation: &Isolation,
     ) -> Result<LocalNet, String> {
+        let Isolation {
+            wan,
+            link_rate,
+            cpu_quota,
+        } = *isolation;
         let dir = std::env::temp_dir().join(format!("bsmr-bench-{}-{mode}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -116,6 +138,12 @@ impl LocalNet {
                 peer_id: String::from_utf8_lossy(&out.stdout).trim().to_string(),
                 base: dir.join(name),
                 child: None,
+                quota: cpu_quota
+                    .map(|cores| {
+                        let group = format!("bsmr-bench-{}-{mode}-{name}", std::process::id());
+                        crate::cgroup::CpuQuota::create(&group, cores)
+                    })
+                    .transpose()?,
             });
         }
         let logs = match logs {
@@ -132,6 +160,7 @@ impl LocalNet {
             extra: extra.to_vec(),
             validators,
             wan: None,
+            link_rate,
         };
         if wan {
             net.wan = Some(net.start_wan()?);
@@ -167,15 +196,12 @@ impl LocalNet {
                     netns: Some(namespaces[i].path()),
                     port: to.p2p,
                 };
-                relays.push(
-                    wan::relay(
-                        listener,
-                        target,
-                        Duration::from_millis(REGION_MS[rj][ri]),
-                        Duration::from_millis(REGION_MS[ri][rj]),
-                    )
-                    .map_err(io)?,
-                );
+                let shape = wan::Shape {
+                    forward: Duration::from_millis(REGION_MS[rj][ri]),
+                    backward: Duration::from_millis(REGION_MS[ri][rj]),
+                    rate: self.link_rate,
+                };
+                relays.push(wan::relay(listener, target, shape).map_err(io)?);
             }
         }
         for (i, v) in self.validators.iter().enumerate() {
@@ -184,7 +210,7 @@ impl LocalNet {
                 netns: Some(namespaces[i].path()),
                 port: v.rpc,
             };
-            relays.push(wan::relay(listener, target, Duration::ZERO, Duration::ZERO).map_err(io)?);
+            relays.push(wan::relay(listener, target, wan::Shape::DIRECT).map_err(io)?);
         }
         Ok(Wan { namespaces, relays })
     }
@@ -266,6 +292,14 @@ impl LocalNet {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("starting {}: {e}", self.node.display()))?;
+        if let Some(q) = &self.validators[i].quota {
+            if let Err(e) = q.add(child.id()) {
+                let mut child = child;
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("putting {} in its CPU quota: {e}", v.name));
+            }
+        }
         self.validators[i].child = Some(child);
         Ok(())
     }
@@ -319,6 +353,15 @@ impl LocalNet {
             .filter_map(|stat| cpu_ticks(&stat))
             .sum::<u64>() as f64
             / USER_HZ
+    }
+
+    /// Seconds the validators spent throttled by their CPU quotas so far (0 without quotas).
+    pub fn throttled_seconds(&self) -> f64 {
+        self.validators
+            .iter()
+            .filter_map(|v| v.quota.as_ref()?.throttled())
+            .map(|(_, secs)| secs)
+            .sum()
     }
 
     /// SIGKILL validator `i`.

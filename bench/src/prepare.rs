@@ -46,7 +46,9 @@ pub(crate) async fn prepare(
             Ok(replay::Planned {
                 xt,
                 sender: 0,
+                endpoint_turn: 0,
                 at_ms: k as u64 * 2,
+                signer: (alice_id.to_string(), nonce - 1),
             })
         })
         .collect::<Result<_, String>>()?;
@@ -84,6 +86,7 @@ pub(crate) async fn prepare(
             .map_err(|e| e.to_string())?;
         nonces.insert(*i, n);
     }
+    let first_nonce = nonces.clone();
     let pairs: BTreeMap<usize, sp_core::sr25519::Pair> = used
         .iter()
         .map(|i| (*i, accounts::bench_pair(*i)))
@@ -105,6 +108,9 @@ pub(crate) async fn prepare(
                 amount,
                 *n,
             )?;
+            let signer = (accounts::account_of(&pairs[&from]).to_string(), *n);
+            let endpoint_turn =
+                (*n - first_nonce[&from]) as usize % usize::from(load.endpoints_per_sender);
             *n += 1;
             let at_ms = match load.trace_speedup {
                 Some(s) => (x.at_s as f64 * 1000.0 / s) as u64,
@@ -113,7 +119,9 @@ pub(crate) async fn prepare(
             Ok(replay::Planned {
                 xt,
                 sender: from,
+                endpoint_turn,
                 at_ms,
+                signer,
             })
         })
         .collect::<Result<_, String>>()?;

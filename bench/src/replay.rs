@@ -2,7 +2,8 @@
 //!
 //! Open loop: transaction i is submitted at its scheduled time whatever happened to the ones
 //! before it (a fixed rate, or the trace's own inter-arrival times scaled). A sender's
-//! transactions always go to the same endpoint (sender mod endpoints), so nonces arrive in order.
+//! transactions go to the same endpoint (sender mod endpoints), so nonces arrive in order, unless
+//! `--endpoints-per-sender` makes them take turns on several.
 //! A watcher follows new and finalized heads on the first endpoint, reads every block body and
 //! matches extrinsic hashes; a finalized-head watcher on every endpoint gives each transaction its
 //! finality as seen by the validator it was submitted to (what that validator's client sees).
@@ -28,8 +29,12 @@ pub struct Planned {
     pub xt: Vec<u8>,
     /// Sender index (routes it to an endpoint).
     pub sender: usize,
+    /// Added to the sender index to pick the endpoint (the sender's turn among its endpoints).
+    pub endpoint_turn: usize,
     /// Submit time, in ms after the start.
     pub at_ms: u64,
+    /// The signer's account (SS58) and the transaction's nonce, to tell where a lost one is.
+    pub signer: (String, u32),
 }
 
 /// What happened to one transaction.
@@ -218,13 +223,17 @@ pub async fn run(
     }
 
     let n = plan.len();
+    let signers: BTreeMap<H256, (String, u32)> = plan
+        .iter()
+        .map(|p| (xt_hash(&p.xt), p.signer.clone()))
+        .collect();
     let records: Arc<Mutex<Vec<Option<TxRecord>>>> = Arc::new(Mutex::new(vec![None; n]));
     let mut tasks = Vec::with_capacity(n);
     let mut fault_ms = None;
     for (i, p) in plan.into_iter().enumerate() {
         let due = start + Duration::from_millis(p.at_ms);
         tokio::time::sleep_until(due.into()).await;
-        let endpoint = p.sender % clients.len();
+        let endpoint = (p.sender + p.endpoint_turn) % clients.len();
         let client = clients[endpoint].clone();
         let records = records.clone();
         tasks.push(tokio::spawn(async move {
@@ -294,6 +303,17 @@ pub async fn run(
     for w in &watchers {
         w.abort();
     }
+    // Ask the validators where each unfinalized transaction is, before they are torn down.
+    let stuck: Vec<(H256, usize)> = {
+        let recs = records.lock().expect("no panics while held; qed");
+        let s = seen.lock().expect("no panics while held; qed");
+        recs.iter()
+            .flatten()
+            .filter(|r| r.dropped.is_none() && !s.finalized.contains_key(&r.hash))
+            .map(|r| (r.hash, r.endpoint))
+            .collect()
+    };
+    let whereabouts = locate(&clients, &stuck, &signers).await;
     let s = seen.lock().expect("no panics while held; qed");
     let recs = records.lock().expect("no panics while held; qed");
     let records = recs
@@ -312,8 +332,9 @@ pub async fn run(
                 r.included_ms = Some(r.included_ms.unwrap_or(*t).min(*t));
             } else if r.dropped.is_none() {
                 r.dropped = Some(format!(
-                    "not finalized within {} s of the last progress",
-                    settle.as_secs()
+                    "not finalized within {} s of the last progress: {}",
+                    settle.as_secs(),
+                    whereabouts.get(&r.hash).map_or("not asked", String::as_str)
                 ));
             }
             r
@@ -325,4 +346,150 @@ pub async fn run(
         blocks: s.blocks.clone(),
         fault_ms,
     })
+}
+
+/// At most this many unfinalized transactions are located one by one.
+const MAX_LOCATED: usize = 2_000;
+
+/// Where each (hash, endpoint it was submitted to) is, as the validators tell: in which pools,
+/// and what `bsmr_commandStatus` says on each validator. A chain without the `bsmr_*` RPC (the
+/// reference chain) reports the pools only.
+async fn locate(
+    clients: &[Arc<WsClient>],
+    stuck: &[(H256, usize)],
+    signers: &BTreeMap<H256, (String, u32)>,
+) -> BTreeMap<H256, String> {
+    let mut pools = vec![];
+    for c in clients {
+        let pending: Option<Vec<sp_core::Bytes>> = c
+            .request("author_pendingExtrinsics", rpc_params![])
+            .await
+            .ok();
+        pools.push(pending.map(|xts| {
+            xts.iter()
+                .map(|x| xt_hash(&x.0))
+                .collect::<std::collections::BTreeSet<H256>>()
+        }));
+    }
+    let mut out = BTreeMap::new();
+    for (hash, endpoint) in stuck.iter().take(MAX_LOCATED) {
+        let mut statuses = vec![];
+        for c in clients {
+            let st: Option<serde_json::Value> = c
+                .request("bsmr_commandStatus", rpc_params![hash])
+                .await
+                .ok();
+            statuses
+                .push(st.and_then(|v| v.get("status").and_then(|s| s.as_str().map(String::from))));
+        }
+        let mut line = whereabouts(*endpoint, &pools, hash, &statuses);
+        if let Some((who, nonce)) = signers.get(hash) {
+            // The endpoint's next nonce for the signer counts its chain and its ready pool.
+            let next: Option<u64> = clients[*endpoint]
+                .request("system_accountNextIndex", rpc_params![who])
+                .await
+                .ok();
+            line += &match next {
+                Some(next) if next > u64::from(*nonce) => {
+                    "; its nonce is used (chain or ready pool)".to_string()
+                }
+                Some(next) if next == u64::from(*nonce) => {
+                    "; its nonce is the signer's next".to_string()
+                }
+                Some(_) => "; an earlier nonce of the signer is missing".to_string(),
+                None => String::new(),
+            };
+        }
+        out.insert(*hash, line);
+    }
+    out
+}
+
+/// One line naming the furthest stage a transaction reached: committed somewhere, proposed
+/// somewhere, waiting in a pool, or gone from every pool. Validators are named by endpoint index.
+fn whereabouts(
+    endpoint: usize,
+    pools: &[Option<std::collections::BTreeSet<H256>>],
+    hash: &H256,
+    statuses: &[Option<String>],
+) -> String {
+    let at = |want: &str| -> Vec<String> {
+        statuses
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.as_deref() == Some(want))
+            .map(|(i, _)| i.to_string())
+            .collect()
+    };
+    let in_pools: Vec<String> = pools
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.as_ref().is_some_and(|p| p.contains(hash)))
+        .map(|(i, _)| i.to_string())
+        .collect();
+    let pools_known = pools.iter().any(Option::is_some);
+    let pool_part = if !pools_known {
+        String::new()
+    } else if in_pools.is_empty() {
+        "; in no pool".to_string()
+    } else {
+        format!("; in the pool of {}", in_pools.join(","))
+    };
+    let (committed, proposed) = (at("committed"), at("proposed"));
+    if !committed.is_empty() {
+        format!(
+            "committed by {} but in no finalized block{pool_part}",
+            committed.join(",")
+        )
+    } else if !proposed.is_empty() {
+        format!(
+            "proposed by {}, not committed{pool_part}",
+            proposed.join(",")
+        )
+    } else if in_pools.iter().any(|i| *i == endpoint.to_string()) {
+        format!("waiting in its endpoint's pool, never proposed{pool_part}")
+    } else if pools_known && in_pools.is_empty() {
+        "gone from every pool, never proposed".to_string()
+    } else {
+        format!("never proposed{pool_part}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whereabouts_name_the_furthest_stage() {
+        let h = H256([7; 32]);
+        let pool = |has: bool| Some(if has { [h].into() } else { Default::default() });
+        let st = |s: &str| Some(s.to_string());
+        assert_eq!(
+            whereabouts(
+                0,
+                &[pool(true), pool(false)],
+                &h,
+                &[st("proposed"), st("unknown")]
+            ),
+            "proposed by 0, not committed; in the pool of 0"
+        );
+        assert_eq!(
+            whereabouts(1, &[pool(false), pool(false)], &h, &[st("committed"), None]),
+            "committed by 0 but in no finalized block; in no pool"
+        );
+        assert_eq!(
+            whereabouts(
+                1,
+                &[pool(false), pool(true)],
+                &h,
+                &[st("unknown"), st("unknown")]
+            ),
+            "waiting in its endpoint's pool, never proposed; in the pool of 1"
+        );
+        assert_eq!(
+            whereabouts(1, &[pool(false), pool(false)], &h, &[None, None]),
+            "gone from every pool, never proposed"
+        );
+        assert_eq!(whereabouts(0, &[None], &h, &[None]), "never proposed");
+    }
 }

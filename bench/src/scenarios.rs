@@ -16,7 +16,20 @@ pub(crate) async fn network_mode(
         node_args,
         logs,
         wan: _,
+        cpu_quota,
+        bandwidth_mbit,
     } = opts;
+    if let Some(m) = bandwidth_mbit {
+        if !(m.is_finite() && *m > 0.0) {
+            return Err(format!("--bandwidth-mbit {m}: must be a positive number"));
+        }
+    }
+    if let Some(cores) = cpu_quota {
+        cgroup::quota_us(*cores)?;
+        if let Some(why) = cgroup::unavailable() {
+            return Err(why);
+        }
+    }
     let wan = opts.needs_wan();
     let (modes, scenario, block_time_ms) = (*modes, *scenario, *block_time_ms);
     let list: Vec<&str> = match modes {
@@ -62,7 +75,18 @@ pub(crate) async fn network_mode(
         };
         let binary = if reference { reference_node } else { node };
         let log_prefix = format!("{}-{mode}", load.label);
-        let net = network::LocalNet::start(binary, mode, &args, logs.as_deref(), &log_prefix, wan)?;
+        let net = network::LocalNet::start(
+            binary,
+            mode,
+            &args,
+            logs.as_deref(),
+            &log_prefix,
+            &network::Isolation {
+                wan,
+                link_rate: bandwidth_mbit.map(|m| (m * 1e6 / 8.0) as u64),
+                cpu_quota: *cpu_quota,
+            },
+        )?;
         let all = net.endpoints();
         wait_connected(&all, Duration::from_secs(120)).await?;
         wait_finalized(&all, 3, Duration::from_secs(120)).await?;
@@ -121,6 +145,13 @@ pub(crate) async fn network_mode(
         };
         let (summary, outcome) =
             measure(&endpoints, &names, load, &label, plan, killer, Some(&cpu)).await?;
+        if let Some(cores) = cpu_quota {
+            let net = net.lock().expect("no panics while held; qed");
+            println!(
+                "    each validator in {cores} cores: throttled {:.1} s in total",
+                net.throttled_seconds()
+            );
+        }
         results.push((summary, outcome));
         drop(net);
     }

@@ -195,14 +195,30 @@ pub struct Target {
 /// How long a relay keeps trying to reach a target that refuses connections.
 pub const CONNECT_PATIENCE: Duration = Duration::from_secs(5);
 
-/// One relay: connections accepted on `listener` are forwarded to `target`, bytes towards the
-/// target delayed by `forward`, bytes back by `backward`. Runs until the handle is aborted.
-pub fn relay(
-    listener: StdListener,
-    target: Target,
-    forward: Duration,
-    backward: Duration,
-) -> io::Result<JoinHandle<()>> {
+/// One link's shape: one-way delays each way, and a rate (bytes per second, each direction of
+/// each connection; `None`: unlimited).
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// Delay of bytes towards the target.
+    pub forward: Duration,
+    /// Delay of bytes back.
+    pub backward: Duration,
+    /// Bytes per second each way.
+    pub rate: Option<u64>,
+}
+
+impl Shape {
+    /// No delay, no rate limit.
+    pub const DIRECT: Shape = Shape {
+        forward: Duration::ZERO,
+        backward: Duration::ZERO,
+        rate: None,
+    };
+}
+
+/// One relay: connections accepted on `listener` are forwarded to `target`, shaped by `shape`.
+/// Runs until the handle is aborted.
+pub fn relay(listener: StdListener, target: Target, shape: Shape) -> io::Result<JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
     Ok(tokio::spawn(async move {
@@ -216,7 +232,7 @@ pub fn relay(
                 loop {
                     match connect_in(&target).await {
                         Ok(outbound) => {
-                            splice(inbound, outbound, forward, backward).await;
+                            splice(inbound, outbound, shape).await;
                             return;
                         }
                         Err(_) if Instant::now() < give_up => {
@@ -268,33 +284,58 @@ async fn connect_in(target: &Target) -> io::Result<TcpStream> {
     TcpStream::from_std(stream)
 }
 
-/// Pump both directions of a connection pair with their delays until either side closes.
-async fn splice(a: TcpStream, b: TcpStream, a_to_b: Duration, b_to_a: Duration) {
+/// Pump both directions of a connection pair with their shape until either side closes.
+async fn splice(a: TcpStream, b: TcpStream, shape: Shape) {
     let _ = a.set_nodelay(true);
     let (ar, aw) = a.into_split();
     let (br, bw) = b.into_split();
-    tokio::join!(delayed_copy(ar, bw, a_to_b), delayed_copy(br, aw, b_to_a));
+    tokio::join!(
+        delayed_copy(ar, bw, shape.forward, shape.rate),
+        delayed_copy(br, aw, shape.backward, shape.rate)
+    );
 }
 
-/// Copy `from` to `to`, each chunk written `delay` after it was read, in order. The delay is a
+/// How much sending time a rate-limited link queues before it stops reading (then the sender's
+/// TCP window fills and it slows down, as behind a real bottleneck).
+pub const MAX_QUEUED: Duration = Duration::from_secs(1);
+
+/// When a chunk of `len` bytes that arrives at `now` on a link of `rate` bytes per second, busy
+/// until `free_at`, has been sent: the link sends one chunk after the other.
+pub fn sent_at(now: Instant, free_at: Instant, len: usize, rate: u64) -> Instant {
+    let start = free_at.max(now);
+    start + Duration::from_secs_f64(len as f64 / rate.max(1) as f64)
+}
+
+/// Copy `from` to `to`, each chunk written `delay` after it was read (and, with a `rate` in
+/// bytes per second, after the link has sent the chunks before it), in order. The delay is a
 /// pure latency: reading goes on while earlier chunks wait, so throughput is not capped at one
 /// buffer per delay.
 pub async fn delayed_copy(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     delay: Duration,
+    rate: Option<u64>,
 ) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let reader = async move {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut free_at = Instant::now();
         loop {
+            if free_at > Instant::now() + MAX_QUEUED {
+                tokio::time::sleep_until(free_at - MAX_QUEUED).await;
+            }
             match from.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if tx
-                        .send((Instant::now() + delay, buf[..n].to_vec()))
-                        .is_err()
-                    {
+                    let now = Instant::now();
+                    let sent = match rate {
+                        Some(rate) => {
+                            free_at = sent_at(now, free_at, n, rate);
+                            free_at
+                        }
+                        None => now,
+                    };
+                    if tx.send((sent + delay, buf[..n].to_vec())).is_err() {
                         break;
                     }
                 }
@@ -318,6 +359,21 @@ pub async fn delayed_copy(
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_rate_limited_link_sends_one_chunk_after_the_other() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // 1,000 bytes at 10,000 B/s take 100 ms; an idle link starts at once.
+        assert_eq!(sent_at(t0, t0, 1_000, 10_000), t0 + ms(100));
+        // A busy link starts when the chunk before is out.
+        assert_eq!(sent_at(t0, t0 + ms(300), 1_000, 10_000), t0 + ms(400));
+        // A link that went idle starts at the arrival.
+        assert_eq!(
+            sent_at(t0 + ms(500), t0 + ms(300), 500, 10_000),
+            t0 + ms(550)
+        );
+    }
+
     /// Bytes cross a relay intact and in order, and never before the configured delay (a lower
     /// bound only: a slow machine may add time, never remove it).
     #[tokio::test]
@@ -333,7 +389,12 @@ mod tests {
             port: server_port,
         };
         let delay = Duration::from_millis(120);
-        let handle = relay(front, target, delay, delay).unwrap();
+        let shape = Shape {
+            forward: delay,
+            backward: delay,
+            rate: None,
+        };
+        let handle = relay(front, target, shape).unwrap();
         // The server echoes what it reads.
         tokio::spawn(async move {
             let (mut s, _) = server.accept().await.unwrap();
@@ -381,7 +442,7 @@ mod tests {
         let front = StdListener::bind("127.0.0.1:0").unwrap();
         let front_port = front.local_addr().unwrap().port();
         let target = Target { netns: None, port };
-        let handle = relay(front, target, Duration::ZERO, Duration::ZERO).unwrap();
+        let handle = relay(front, target, Shape::DIRECT).unwrap();
         let mut c = TcpStream::connect(("127.0.0.1", front_port)).await.unwrap();
         let mut buf = [0u8; 1];
         let n = tokio::time::timeout(CONNECT_PATIENCE * 3, c.read(&mut buf))

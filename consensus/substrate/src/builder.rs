@@ -8,7 +8,8 @@
 //! - then every transaction of every batch in the core's canonical order, skipping by one rule
 //!   everywhere: bytes that do not decode, bare (unsigned) extrinsics and anything the runtime's
 //!   [`TxClassifier`] rejects, repeats of an extrinsic already in the block, and extrinsics the
-//!   runtime refuses to apply (bad nonce, no funds, block full). A skipped transaction stays in
+//!   runtime refuses to apply (bad nonce, no funds, block full), after offering the refused ones
+//!   again in order while that applies more ([`apply_in_order`]). A skipped transaction stays in
 //!   the pools and is proposed again.
 //!
 //! Nothing here reads the wall clock, the local pool or any other node-local state.
@@ -60,6 +61,41 @@ pub struct Built<B: BlockT> {
     pub skipped: Vec<B::Hash>,
 }
 
+/// How many times the transactions the runtime refused are offered again, in block order.
+pub const RETRY_PASSES: usize = 3;
+
+/// Offer every transaction to `apply` in order; then offer the refused ones again, in the same
+/// order, while a pass applies at least one and for at most [`RETRY_PASSES`] passes. Returns the
+/// applied hashes in the order applied, and the refused ones.
+///
+/// Two batches of one sender proposed by different validators may be ordered against their
+/// nonces (nonce n + 1 before n); the retry applies both in one block instead of skipping n + 1
+/// until it is proposed again. Deterministic: the result depends only on the order and on what
+/// `apply` answers. Bounded: a batch of refused transactions costs at most `RETRY_PASSES + 1`
+/// attempts each.
+pub fn apply_in_order<H: Copy, X>(
+    txs: Vec<(H, X)>,
+    mut apply: impl FnMut(&X) -> bool,
+) -> (Vec<H>, Vec<H>) {
+    let mut included = vec![];
+    let mut refused = txs;
+    for _ in 0..=RETRY_PASSES {
+        let before = refused.len();
+        refused.retain(|(hash, xt)| {
+            let ok = apply(xt);
+            if ok {
+                included.push(*hash);
+            }
+            !ok
+        });
+        // A pass that applied nothing left the state as it was: another would refuse the same.
+        if refused.is_empty() || refused.len() == before {
+            break;
+        }
+    }
+    (included, refused.into_iter().map(|(h, _)| h).collect())
+}
+
 /// Build `fb` on `parent` (number `parent_number`).
 pub fn build_block<B, BE, C>(
     client: &C,
@@ -99,8 +135,8 @@ where
             .map_err(|e| format!("applying an inherent of #{}: {e}", fb.index))?;
     }
     let mut seen = BTreeSet::new();
-    let mut included = vec![];
     let mut skipped = vec![];
+    let mut candidates = vec![];
     for (_, txs) in &fb.batches {
         for tx in &txs[..] {
             let hash = <<B::Header as HeaderT>::Hashing as HashT>::hash(&tx.data);
@@ -112,12 +148,11 @@ where
                 skipped.push(hash);
                 continue;
             };
-            match bb.push(xt) {
-                Ok(()) => included.push(hash),
-                Err(_) => skipped.push(hash),
-            }
+            candidates.push((hash, xt));
         }
     }
+    let (included, refused) = apply_in_order(candidates, |xt| bb.push(xt.clone()).is_ok());
+    skipped.extend(refused);
     let built = bb
         .build()
         .map_err(|e| format!("finishing block #{}: {e}", fb.index))?;
@@ -149,4 +184,52 @@ pub fn checkpoint_of<H: HeaderT>(header: &H) -> Option<ChainCheckpoint> {
         }
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ledger of per-sender nonces: transaction (sender, nonce) applies iff it is the next one.
+    fn ledger() -> impl FnMut(&(u8, u32)) -> bool {
+        let mut next = std::collections::BTreeMap::<u8, u32>::new();
+        move |(s, n)| {
+            let want = next.entry(*s).or_insert(0);
+            let ok = *n == *want;
+            if ok {
+                *want += 1;
+            }
+            ok
+        }
+    }
+
+    fn txs(list: &[(u8, u32)]) -> Vec<((u8, u32), (u8, u32))> {
+        list.iter().map(|t| (*t, *t)).collect()
+    }
+
+    #[test]
+    fn nonces_ordered_against_their_order_in_one_block_all_apply() {
+        let (included, refused) =
+            apply_in_order(txs(&[(1, 1), (2, 0), (1, 0), (1, 3), (1, 2)]), ledger());
+        assert_eq!(included, vec![(2, 0), (1, 0), (1, 1), (1, 2), (1, 3)]);
+        assert!(refused.is_empty());
+    }
+
+    #[test]
+    fn what_can_never_apply_is_refused_after_bounded_offers() {
+        let mut offers = 0;
+        let mut apply = ledger();
+        let (included, refused) = apply_in_order(txs(&[(1, 5), (1, 0), (1, 7)]), |t| {
+            offers += 1;
+            apply(t)
+        });
+        assert_eq!(included, vec![(1, 0)]);
+        assert_eq!(refused, vec![(1, 5), (1, 7)]);
+        assert_eq!(offers, 3 + 2, "one retry pass, which applies nothing");
+        // A chain in reverse order applies one per pass: the passes are bounded.
+        let reversed: Vec<(u8, u32)> = (0..10).rev().map(|n| (3, n)).collect();
+        let (included, refused) = apply_in_order(txs(&reversed), ledger());
+        assert_eq!(included.len(), 1 + RETRY_PASSES);
+        assert_eq!(refused.len(), 10 - 1 - RETRY_PASSES);
+    }
 }

@@ -42,6 +42,7 @@ pub mod network;
 pub mod pool_proposer;
 pub mod reports;
 pub mod status;
+pub mod stuck_futures;
 pub mod worker;
 
 use bsmr_consensus_core::AccountId;

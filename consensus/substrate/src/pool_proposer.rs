@@ -7,7 +7,8 @@
 //! - leaderless: a transaction submitted to this node is proposed at once; one submitted
 //!   elsewhere by its sender's partition owner after `owner_delay_ms`, by anyone after
 //!   `anyone_delay_ms`, unless another validator announced it less than `anyone_delay_ms` ago;
-//!   the leader baseline's primary proposes everything;
+//!   the leader baseline's primary proposes everything, and another validator only its own
+//!   clients' transactions still pending `anyone_delay_ms` after they arrived;
 //! - a proposed transaction is not proposed again for `anyone_delay_ms` (once its block is final
 //!   and it is still pending, the builder skipped it: it may go again after a short grace);
 //! - a sender with a transaction in one of our batches whose block is not finished gets nothing
@@ -15,7 +16,12 @@
 //!   their proposal order, which would run nonce n+1 before n), and each sender's
 //!   transactions of one pass share one batch;
 //! - at most `max_inflight_batches` own batches wait for a decision (Nagle-style batching: under
-//!   load transactions gather into fewer, larger batches).
+//!   load transactions gather into fewer, larger batches);
+//! - a transaction goes with its sender's earlier ready transactions that are not ours to
+//!   propose yet and that we did not propose recently (a client that spreads one sender's transactions over several
+//!   validators: our batch with nonce n + 1 also carries n, so whichever copy of n is ordered
+//!   first, n + 1 finds it applied; the block builder applies the second copy of n as a no-op
+//!   skip).
 
 use crate::config::Mode;
 use crate::TxInfo;
@@ -78,8 +84,9 @@ pub struct OwnBatch {
 #[derive(Debug)]
 pub struct PoolProposer {
     cfg: ProposerConfig,
-    /// When each ready transaction was first seen.
-    seen: BTreeMap<H256, u64>,
+    /// Each ready transaction: when first seen, and its classification (None: not classifiable,
+    /// never proposed). Classified once, not on every pass.
+    seen: BTreeMap<H256, (u64, Option<TxInfo>)>,
     /// Transactions in batches other validators announced, and when.
     announced: BTreeMap<H256, u64>,
     /// Transactions we proposed, and when (or when they may go again, minus the delay).
@@ -178,7 +185,7 @@ impl PoolProposer {
 
     /// The batches to propose now from the ready transactions (hash, encoded bytes on demand),
     /// each classified by `classify`.
-    pub fn next_batches<F: FnOnce() -> Vec<u8>>(
+    pub fn next_batches<F: Fn() -> Vec<u8>>(
         &mut self,
         ready: impl IntoIterator<Item = (H256, F)>,
         classify: impl Fn(&[u8]) -> Option<TxInfo>,
@@ -219,31 +226,46 @@ impl PoolProposer {
         let mut present = BTreeSet::new();
         let mut in_earlier_batch = BTreeSet::new();
         let mut in_this_batch = BTreeSet::new();
+        // Per sender, the earlier ready transactions this pass passed over (the ready set lists
+        // a sender's transactions in nonce order).
+        let mut passed_over: BTreeMap<AccountId, Vec<(H256, F, Vec<AccountId>)>> = BTreeMap::new();
         let mut batch: Vec<Tx> = vec![];
         let mut batches = vec![];
         for (h, bytes) in ready {
             present.insert(h);
-            let first = *self.seen.entry(h).or_insert(now);
+            let (first, info) = self
+                .seen
+                .entry(h)
+                .or_insert_with(|| (now, classify(&bytes())))
+                .clone();
+            let Some(info) = info else {
+                continue;
+            };
+            if busy.contains(&info.sender) || in_earlier_batch.contains(&info.sender) {
+                continue;
+            }
+            // Ours already (maybe in a block the pool has not pruned yet): not carried again.
             if self.proposed.get(&h).is_some_and(|at| now < at + delay) {
                 continue;
             }
-            let bytes = bytes();
-            let Some(info) = classify(&bytes) else {
-                continue;
-            };
-            if !self.proposes(&h, &info.sender, first, turn)
-                || busy.contains(&info.sender)
-                || in_earlier_batch.contains(&info.sender)
-            {
+            if !self.proposes(&h, &info.sender, first, turn) {
+                let earlier = passed_over.entry(info.sender).or_default();
+                if earlier.len() < self.cfg.max_batch_txs {
+                    earlier.push((h, bytes, info.access));
+                }
                 continue;
             }
-            self.proposed.insert(h, now);
-            self.inflight.insert(h, (info.sender, now));
+            let earlier = passed_over.remove(&info.sender).unwrap_or_default();
+            let own = std::iter::once((h, bytes, info.access));
+            for (h, bytes, access) in earlier.into_iter().chain(own) {
+                self.proposed.insert(h, now);
+                self.inflight.insert(h, (info.sender, now));
+                batch.push(Tx {
+                    access,
+                    data: bytes(),
+                });
+            }
             in_this_batch.insert(info.sender);
-            batch.push(Tx {
-                access: info.access,
-                data: bytes,
-            });
             if batch.len() >= self.cfg.max_batch_txs {
                 batches.push(std::mem::take(&mut batch));
                 in_earlier_batch.append(&mut in_this_batch);
@@ -253,9 +275,10 @@ impl PoolProposer {
             batches.push(batch);
         }
         self.seen.retain(|h, _| present.contains(h));
-        // Announcements may precede the transaction's arrival here: keep them by age.
+        // Announcements may precede the transaction's arrival here: keep them while it is
+        // pending here, or by age.
         self.announced
-            .retain(|_, at| now.saturating_sub(*at) < 2 * delay);
+            .retain(|h, at| present.contains(h) || now.saturating_sub(*at) < 2 * delay);
         self.proposed.retain(|h, _| present.contains(h));
         self.inflight.retain(|h, _| present.contains(h));
         batches
@@ -277,7 +300,16 @@ impl PoolProposer {
                             && Self::partition_owner(turn.membership, sender) == turn.me)
                             || waited >= self.cfg.anyone_delay_ms))
             }
-            Mode::Leader => turn.primary == turn.me,
+            // The primary proposes everything. Gossip to it is best effort (Substrate's
+            // transactions protocol drops what arrives while 8,192 are pending validation, and
+            // sends a transaction to a peer once), so a client's transaction no batch has carried
+            // `anyone_delay_ms` after it arrived is proposed by the validator it was submitted to.
+            Mode::Leader => {
+                turn.primary == turn.me
+                    || ((turn.submitted_here)(h)
+                        && now.saturating_sub(first) >= self.cfg.anyone_delay_ms
+                        && !self.announced.contains_key(h))
+            }
         }
     }
 }
@@ -399,6 +431,25 @@ mod tests {
     }
 
     #[test]
+    fn a_sender_spread_over_validators_carries_its_earlier_transactions() {
+        let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+        // Sender 5's nonce 0 was submitted elsewhere and nonce 1 here; sender 6's only
+        // transaction elsewhere; sender 7's here.
+        let ready = [tx(5, 0), tx(6, 0), tx(5, 1), tx(7, 0)];
+        let here: BTreeSet<H256> = [tx(5, 1).0, tx(7, 0).0].into();
+        let batches = run(&mut p, &ready, 0, &|h| here.contains(h));
+        assert_eq!(
+            batches,
+            vec![vec![vec![5, 0], vec![5, 1]], vec![vec![7, 0]]],
+            "nonce 1 carries nonce 0; sender 6 waits for its owner"
+        );
+        assert!(
+            run(&mut p, &ready, 10, &|h| here.contains(h)).is_empty(),
+            "both carried transactions count as proposed"
+        );
+    }
+
+    #[test]
     fn the_inflight_limit_lets_transactions_gather() {
         let mut p = PoolProposer::new(cfg(Mode::Leaderless));
         for i in 0..3u8 {
@@ -415,6 +466,16 @@ mod tests {
         assert!(
             run(&mut p, &[tx(5, 0)], 0, &|_| true).is_empty(),
             "not the primary"
+        );
+        assert!(
+            run(&mut p, &[tx(5, 0), tx(6, 0)], 6_000, &|_| false).is_empty(),
+            "not submitted here"
+        );
+        p.announced_by_other([tx(6, 0).0], 5_000);
+        assert_eq!(
+            run(&mut p, &[tx(5, 0), tx(6, 0)], 6_000, &|_| true),
+            vec![vec![vec![5, 0]]],
+            "a client's transaction the primary never ordered goes after the delay"
         );
     }
 }

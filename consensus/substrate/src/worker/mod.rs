@@ -196,6 +196,8 @@ struct Engine<B: BlockT, BE, C, P> {
     fin: Finalizing<B>,
     /// Which pool transactions go into our batches, and when.
     proposer: PoolProposer,
+    /// Future transactions the pool will never promote.
+    stuck_futures: crate::stuck_futures::StuckFutures,
     /// The rotation read from the last finalized header (status only).
     rotation_cache: Option<(H256, Option<(u64, Rotation)>)>,
     next_batch_ms: u64,

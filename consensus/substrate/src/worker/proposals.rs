@@ -2,6 +2,7 @@
 //! and what a commit means for the pool.
 
 use super::*;
+use crate::stuck_futures::Future;
 
 impl<B, BE, C, P> Engine<B, BE, C, P>
 where
@@ -73,10 +74,30 @@ where
             core_pending,
             submitted_here: &|h| submissions.contains(h),
         };
+        // Ready transactions, then the future chains the pool will never promote.
+        let futures = self.pool.futures();
+        let views: Vec<Future> = futures
+            .iter()
+            .map(|tx| Future {
+                hash: *tx.hash(),
+                requires: tx.requires(),
+                provides: tx.provides(),
+            })
+            .collect();
+        let stuck = self
+            .stuck_futures
+            .stuck(&views, now, self.cfg.owner_delay_ms);
+        let by_hash: BTreeMap<H256, &P::InPoolTransaction> =
+            futures.iter().map(|tx| (*tx.hash(), tx)).collect();
+        let stuck = stuck
+            .into_iter()
+            .filter_map(|h| by_hash.get(&h))
+            .map(|tx| (*tx.hash(), encoder(tx.data().clone())));
         let ready = self
             .pool
             .ready()
-            .map(|tx| (*tx.hash(), move || (**tx.data()).encode()));
+            .map(|tx| (*tx.hash(), encoder(tx.data().clone())))
+            .chain(stuck);
         let classifier = &self.classifier;
         let batches = self
             .proposer
@@ -89,4 +110,9 @@ where
     }
 
     // ------------------------------------------------------------------ network
+}
+
+/// The encoded bytes of a pool transaction, made only if the policy takes it.
+fn encoder<X: Encode>(tx: Arc<X>) -> impl Fn() -> Vec<u8> {
+    move || tx.encode()
 }

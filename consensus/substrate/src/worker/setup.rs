@@ -86,6 +86,7 @@ where
                 max_batch_txs: p.config.max_batch_txs,
                 max_inflight_batches: p.config.max_inflight_batches,
             }),
+            stuck_futures: Default::default(),
             rotation_cache: None,
             next_batch_ms: now + p.config.batch_interval_ms,
             next_ckpt_ms: now + p.config.block_time_ms,
