@@ -1,5 +1,5 @@
-//! What the engine needs from the node's client, named once: the runtime API (block building
-//! and the bsmr API), state, aux storage, blocks and import. Every full client has it.
+//! What the engine needs from the node's client, named once: the runtime API (block building,
+//! transaction validation and the bsmr API), state, aux storage, blocks and import. Every full client has it.
 
 use bsmr_primitives::BsmrApi;
 use sc_client_api::{backend::Backend, AuxStore, BlockBackend, StorageProvider};
@@ -9,11 +9,12 @@ use sp_block_builder::BlockBuilder as BlockBuilderApi;
 use sp_blockchain::HeaderBackend;
 use sp_consensus::Error as ConsensusError;
 use sp_runtime::traits::Block as BlockT;
+use sp_transaction_pool::runtime_api::TaggedTransactionQueue;
 
 /// Everything the engine needs from the client (runtime API with block building and the bsmr
 /// API, state, aux storage, blocks, import), written once; every full client implements it.
 pub trait EngineClient<B: BlockT, BE: Backend<B>>:
-    ProvideRuntimeApi<B, Api: BlockBuilderApi<B> + BsmrApi<B>>
+    ProvideRuntimeApi<B, Api: BlockBuilderApi<B> + BsmrApi<B> + TaggedTransactionQueue<B>>
     + CallApiAt<B>
     + HeaderBackend<B>
     + StorageProvider<B, BE>
@@ -30,7 +31,7 @@ impl<B, BE, C> EngineClient<B, BE> for C
 where
     B: BlockT,
     BE: Backend<B>,
-    C: ProvideRuntimeApi<B, Api: BlockBuilderApi<B> + BsmrApi<B>>
+    C: ProvideRuntimeApi<B, Api: BlockBuilderApi<B> + BsmrApi<B> + TaggedTransactionQueue<B>>
         + CallApiAt<B>
         + HeaderBackend<B>
         + StorageProvider<B, BE>

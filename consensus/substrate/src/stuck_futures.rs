@@ -10,9 +10,10 @@
 //! saturation run of 2026-12-04 lost 124 of 12,000 transfers this way (docs/consensus.md,
 //! "Transaction pool").
 //!
-//! Pure: the engine hands it the pool's future transactions (hash, requires, provides) and the
-//! time; it returns the chains to offer the proposal policy, each in dependency order. Offering
-//! one that is really waiting costs little: the builder skips what the runtime refuses.
+//! Pure: the engine hands it the pool's future transactions (hash, requires, provides), the time
+//! and a check against the latest state (the runtime's `validate_transaction`: does it need
+//! nothing more?); it returns the chains to offer the proposal policy, each in dependency order.
+//! A chain that is really waiting for a predecessor on its way is not offered.
 
 use sp_core::H256;
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,18 +28,30 @@ pub struct Future<'a> {
     pub provides: &'a [Vec<u8>],
 }
 
+/// How often a waiting chain's first transaction is checked against the latest state.
+pub const RECHECK_MS: u64 = 1_000;
+
 /// When each future transaction was first seen waiting with nothing in the pool to provide what
-/// it needs.
+/// it needs, and when the state last said whether it can apply now.
 #[derive(Debug, Default)]
 pub struct StuckFutures {
     since: BTreeMap<H256, u64>,
+    checked: BTreeMap<H256, (u64, bool)>,
 }
 
 impl StuckFutures {
     /// The future transactions to offer for proposal: every chain whose first transaction has
-    /// waited at least `after_ms` for a tag no other future transaction provides, the first one
-    /// then each transaction after the one whose tag it needs. Forgets what is gone.
-    pub fn stuck(&mut self, futures: &[Future], now: u64, after_ms: u64) -> Vec<H256> {
+    /// waited at least `after_ms` for a tag no other future transaction provides and that
+    /// `applies_now` says the latest state would take as it is (its predecessor is on chain: the
+    /// pool missed it), the first one then each transaction after the one whose tag it needs.
+    /// `applies_now` is asked at most once per [`RECHECK_MS`] per chain. Forgets what is gone.
+    pub fn stuck(
+        &mut self,
+        futures: &[Future],
+        now: u64,
+        after_ms: u64,
+        mut applies_now: impl FnMut(&H256) -> bool,
+    ) -> Vec<H256> {
         let mut provider: BTreeMap<&[u8], usize> = BTreeMap::new();
         for (i, f) in futures.iter().enumerate() {
             for tag in f.provides {
@@ -63,11 +76,23 @@ impl StuckFutures {
         }
         let root_hashes: BTreeSet<H256> = roots.iter().map(|(h, _)| *h).collect();
         self.since.retain(|h, _| root_hashes.contains(h));
+        self.checked.retain(|h, _| root_hashes.contains(h));
         let mut out = vec![];
         let mut taken = BTreeSet::new();
         for (hash, i) in roots {
             let since = *self.since.entry(hash).or_insert(now);
             if now.saturating_sub(since) < after_ms {
+                continue;
+            }
+            let verdict = match self.checked.get(&hash) {
+                Some((at, verdict)) if now.saturating_sub(*at) < RECHECK_MS => *verdict,
+                _ => {
+                    let verdict = applies_now(&hash);
+                    self.checked.insert(hash, (now, verdict));
+                    verdict
+                }
+            };
+            if !verdict {
                 continue;
             }
             // The chain behind it, each after what it needs (a cycle is cut where it closes).
@@ -111,7 +136,7 @@ mod tests {
                 provides: p,
             })
             .collect();
-        t.stuck(&futures, now, 2_000)
+        t.stuck(&futures, now, 2_000, |_| true)
     }
 
     #[test]
@@ -125,6 +150,33 @@ mod tests {
             stuck_at(&mut t, &txs, 2_000),
             vec![hash(1, 5), hash(1, 6), hash(1, 7), hash(2, 3)]
         );
+    }
+
+    #[test]
+    fn a_chain_the_state_would_not_take_yet_is_not_offered_and_asked_again_after_a_while() {
+        let mut t = StuckFutures::default();
+        let (r, p) = tags(1, 5);
+        let futures = [Future {
+            hash: hash(1, 5),
+            requires: &r,
+            provides: &p,
+        }];
+        let asked = std::cell::Cell::new(0);
+        let ask = |verdict: bool| {
+            let asked = &asked;
+            move |_: &H256| {
+                asked.set(asked.get() + 1);
+                verdict
+            }
+        };
+        assert!(t.stuck(&futures, 0, 2_000, ask(false)).is_empty());
+        assert!(t.stuck(&futures, 2_000, 2_000, ask(false)).is_empty());
+        assert!(
+            t.stuck(&futures, 2_500, 2_000, ask(true)).is_empty(),
+            "the verdict holds for a while"
+        );
+        assert_eq!(t.stuck(&futures, 3_000, 2_000, ask(true)), vec![hash(1, 5)]);
+        assert_eq!(asked.get(), 2, "once at 2,000 and once at 3,000");
     }
 
     #[test]

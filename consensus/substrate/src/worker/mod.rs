@@ -314,11 +314,14 @@ where
     fn feed_peer_message(&mut self, from: ValidatorId, msg: Message) -> Result<(), String> {
         if let Message::Announce(b) = &msg {
             if b.header.body.kind == BatchKind::Txs && Some(from) != self.me() {
-                let txs = b
+                let hashes: Vec<H256> = b
                     .txs
                     .iter()
-                    .map(|t| H256(sp_crypto_hashing::blake2_256(&t.data)));
-                self.proposer.announced_by_other(txs, self.now);
+                    .map(|t| H256(sp_crypto_hashing::blake2_256(&t.data)))
+                    .collect();
+                self.proposer
+                    .announced_by_other(hashes.iter().copied(), self.now);
+                self.adopt_announced(&b.txs, &hashes);
             }
         }
         if let Some((adversary, rng)) = self.adversary.as_mut() {

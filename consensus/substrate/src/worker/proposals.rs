@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::stuck_futures::Future;
+use sp_transaction_pool::runtime_api::TaggedTransactionQueue;
 
 impl<B, BE, C, P> Engine<B, BE, C, P>
 where
@@ -60,6 +61,33 @@ where
 
     // ------------------------------------------------------------------ transactions
 
+    /// The transactions of another validator's batch that our pool lacks go into it (validated
+    /// by the pool like gossip, on its own task). A sender's later nonce submitted here becomes
+    /// ready as soon as the earlier one, submitted elsewhere, is proposed there: Substrate's
+    /// transactions protocol sends a transaction promoted from the future queue only at its
+    /// next 2.9 s tick, so a client alternating one sender between two validators otherwise
+    /// moved about one nonce per tick. Bounded like a batch; no worse than gossip, which any
+    /// peer may send.
+    pub(super) fn adopt_announced(&self, txs: &[bsmr_consensus_core::Tx], hashes: &[H256]) {
+        if txs.len() > self.cfg.max_batch_txs {
+            return;
+        }
+        let xts: Vec<B::Extrinsic> = txs
+            .iter()
+            .zip(hashes)
+            .filter(|(_, h)| self.pool.ready_transaction(h).is_none())
+            .filter_map(|(t, _)| codec::Decode::decode(&mut &t.data[..]).ok())
+            .collect();
+        if xts.is_empty() {
+            return;
+        }
+        let pool = self.pool.clone();
+        let at = self.client.info().best_hash;
+        tokio::spawn(async move {
+            let _ = pool.submit_at(at, TransactionSource::External, xts).await;
+        });
+    }
+
     pub(super) fn propose_from_pool(&mut self) -> Result<(), String> {
         let now = self.now;
         let Some(me) = self.me() else { return Ok(()) };
@@ -84,11 +112,29 @@ where
                 provides: tx.provides(),
             })
             .collect();
-        let stuck = self
-            .stuck_futures
-            .stuck(&views, now, self.cfg.owner_delay_ms);
         let by_hash: BTreeMap<H256, &P::InPoolTransaction> =
             futures.iter().map(|tx| (*tx.hash(), tx)).collect();
+        let client = &self.client;
+        let best = client.info().best_hash;
+        // The pool missed the predecessor iff the latest state takes the transaction as it is.
+        let applies_now = |h: &H256| {
+            let Some(tx) = by_hash.get(h) else {
+                return false;
+            };
+            let xt = (**tx.data()).clone();
+            matches!(
+                client.runtime_api().validate_transaction(
+                    best,
+                    sp_runtime::transaction_validity::TransactionSource::External,
+                    xt,
+                    best,
+                ),
+                Ok(Ok(valid)) if valid.requires.is_empty()
+            )
+        };
+        let stuck = self
+            .stuck_futures
+            .stuck(&views, now, self.cfg.owner_delay_ms, applies_now);
         let stuck = stuck
             .into_iter()
             .filter_map(|h| by_hash.get(&h))
