@@ -161,3 +161,14 @@ fn soak_seed_where_one_replica_alone_held_the_headers_of_decided_commands() {
 fn soak_seeds_slowed_by_asking_every_peer_for_headers() {
     soak_seeds_pass(&[1_006_175, 1_009_538, 1_011_579]);
 }
+
+/// Soak seed 3123660 (n = 7, two `mutate` validators, window 4, retention 4): each correct
+/// proposer's 27 batches went through its window four at a time, one window per checkpoint
+/// cycle slowed by the Byzantine checkpoint leaders, so its last batches were proposed about
+/// 50 s in and could not be in blocks by the deadline counted from the end of the load. The
+/// liveness bound is per batch, from GST or its proposal, whichever is later (docs/consensus.md,
+/// "Liveness bound"): the run goes on to the last such deadline, and they are in blocks by 64 s.
+#[test]
+fn soak_seed_where_batches_waited_for_their_proposers_window() {
+    soak_seeds_pass(&[3_123_660]);
+}

@@ -192,20 +192,13 @@ impl PoolProposer {
         turn: &Turn,
     ) -> Vec<Vec<Tx>> {
         let now = turn.now;
-        if turn.core_pending > MAX_PENDING_CORE_BATCHES {
-            return vec![]; // window full: let the core drain before adding more
-        }
         // A decision never seen (a batch adopted with a synced block) must not block for long.
         self.undecided
             .retain(|_, at| now.saturating_sub(*at) < INFLIGHT_HORIZON_MS);
-        // The baseline's primary proposes every validator's share, so it gets every
-        // validator's allowance.
-        let allowance = match self.cfg.mode {
-            Mode::Leaderless => self.cfg.max_inflight_batches,
-            Mode::Leader => self.cfg.max_inflight_batches * turn.membership.n(),
-        };
-        if allowance > 0 && self.undecided.len() >= allowance {
-            return vec![]; // let the transactions gather into the next batch
+        if !self.may_propose(turn) {
+            // The core's queue is full (let it drain), or our in-flight allowance is used (let
+            // the transactions gather into the next batch).
+            return vec![];
         }
         // Own transactions whose block is final but which are still pending were skipped by
         // the builder: eligible again after a grace period (the pool first drops what the
@@ -250,12 +243,21 @@ impl PoolProposer {
             }
             if !self.proposes(&h, &info.sender, first, turn) {
                 let earlier = passed_over.entry(info.sender).or_default();
-                if earlier.len() < self.cfg.max_batch_txs {
+                if earlier.len() + 1 < self.cfg.max_batch_txs {
                     earlier.push((h, bytes, info.access));
                 }
                 continue;
             }
             let earlier = passed_over.remove(&info.sender).unwrap_or_default();
+            // A sender's chain goes whole into one batch: close the current one first if the
+            // chain would overflow it (unless the sender is in it already).
+            if !batch.is_empty()
+                && !in_this_batch.contains(&info.sender)
+                && batch.len() + earlier.len() + 1 > self.cfg.max_batch_txs
+            {
+                batches.push(std::mem::take(&mut batch));
+                in_earlier_batch.append(&mut in_this_batch);
+            }
             let own = std::iter::once((h, bytes, info.access));
             for (h, bytes, access) in earlier.into_iter().chain(own) {
                 self.proposed.insert(h, now);
@@ -284,6 +286,26 @@ impl PoolProposer {
         batches
     }
 
+    /// Whether a pass now could propose anything: the core's queue of client batches has room
+    /// and our undecided batches leave some of the in-flight allowance.
+    pub fn may_propose(&self, turn: &Turn) -> bool {
+        if turn.core_pending > MAX_PENDING_CORE_BATCHES {
+            return false;
+        }
+        // The baseline's primary proposes every validator's share, so it gets every
+        // validator's allowance.
+        let allowance = match self.cfg.mode {
+            Mode::Leaderless => self.cfg.max_inflight_batches,
+            Mode::Leader => self.cfg.max_inflight_batches * turn.membership.n(),
+        };
+        let undecided = self
+            .undecided
+            .values()
+            .filter(|at| turn.now.saturating_sub(**at) < INFLIGHT_HORIZON_MS)
+            .count();
+        allowance == 0 || undecided < allowance
+    }
+
     /// Whether this validator proposes transaction `h` of `sender`, first seen at `first`.
     fn proposes(&self, h: &H256, sender: &AccountId, first: u64, turn: &Turn) -> bool {
         let now = turn.now;
@@ -304,11 +326,16 @@ impl PoolProposer {
             // transactions protocol drops what arrives while 8,192 are pending validation, and
             // sends a transaction to a peer once), so a client's transaction no batch has carried
             // `anyone_delay_ms` after it arrived is proposed by the validator it was submitted to.
+            // An announcement holds the fallback back for twice the delay only: a Byzantine
+            // member's announcement of others' transactions must not hold it back for good.
             Mode::Leader => {
                 turn.primary == turn.me
                     || ((turn.submitted_here)(h)
                         && now.saturating_sub(first) >= self.cfg.anyone_delay_ms
-                        && !self.announced.contains_key(h))
+                        && self
+                            .announced
+                            .get(h)
+                            .is_none_or(|at| now >= at + 2 * self.cfg.anyone_delay_ms))
             }
         }
     }
@@ -446,6 +473,19 @@ mod tests {
         assert!(
             run(&mut p, &ready, 10, &|h| here.contains(h)).is_empty(),
             "both carried transactions count as proposed"
+        );
+    }
+
+    #[test]
+    fn a_carried_chain_that_would_overflow_the_batch_starts_the_next() {
+        let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+        // Batches of at most 2: sender 7's transaction fills one slot, sender 5's chain of two
+        // (nonce 0 elsewhere, nonce 1 here) goes whole into the next batch.
+        let ready = [tx(7, 0), tx(5, 0), tx(5, 1)];
+        let here: BTreeSet<H256> = [tx(7, 0).0, tx(5, 1).0].into();
+        assert_eq!(
+            run(&mut p, &ready, 0, &|h| here.contains(h)),
+            vec![vec![vec![7, 0]], vec![vec![5, 0], vec![5, 1]]]
         );
     }
 

@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// How far past its planned end a run may go for transactions that waited for their
+/// proposer's window.
+pub const HARD_END_FACTOR: u64 = 3;
+
 impl Sim {
     pub(super) fn live_correct(&self) -> Vec<usize> {
         (0..self.cfg.n)
@@ -18,6 +22,31 @@ impl Sim {
         (0..self.cfg.n)
             .filter(|i| self.is_correct(*i) && !self.nodes[*i].crashed_for_good)
             .collect()
+    }
+
+    /// Where a run that reached its planned end goes on to: the latest of the liveness bounds,
+    /// counted from each proposal, of the transactions of correct proposers not in every live
+    /// correct ledger yet (one never proposed: the hard end), at most the hard end of
+    /// [`HARD_END_FACTOR`] times the planned one.
+    pub(super) fn extended_end_us(&self) -> u64 {
+        let planned = self.cfg.end_ms * 1000;
+        let hard = planned * HARD_END_FACTOR;
+        let bound = self.cfg.liveness_bound_ms() * 1000;
+        let live = self.live_correct();
+        let mut end = planned;
+        for p in self.origins() {
+            for t in &self.nodes[p].submitted {
+                if live
+                    .iter()
+                    .all(|i| self.nodes[*i].ledger.included.contains(t))
+                {
+                    continue;
+                }
+                let due = self.proposed_at.get(t).map_or(hard, |at| at + bound);
+                end = end.max(due);
+            }
+        }
+        end.min(hard)
     }
 
     pub(super) fn all_included(&self) -> bool {

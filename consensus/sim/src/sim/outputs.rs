@@ -65,9 +65,14 @@ impl Sim {
                     }
                 }
                 Output::SetTimer { id, after_ms } => self.schedule_timer(i, id, after_ms, false),
-                Output::Proposed { id, .. } => {
+                Output::Proposed { id, txs } => {
                     if correct {
                         self.first_announce.entry(id).or_insert(self.now_us);
+                        for tx in &txs {
+                            if let Ok(t) = Transfer::decode(&mut &tx.data[..]) {
+                                self.proposed_at.entry(t.id).or_insert(self.now_us);
+                            }
+                        }
                     }
                 }
                 Output::Committed { inst, value, view } => {

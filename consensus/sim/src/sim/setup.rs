@@ -111,6 +111,7 @@ impl Sim {
                 ..Default::default()
             },
             first_announce: BTreeMap::new(),
+            proposed_at: BTreeMap::new(),
             payloads: BTreeMap::new(),
             height_at_gst: BTreeMap::new(),
             primary,

@@ -198,6 +198,8 @@ struct Engine<B: BlockT, BE, C, P> {
     proposer: PoolProposer,
     /// Future transactions the pool will never promote.
     stuck_futures: crate::stuck_futures::StuckFutures,
+    /// Submissions of other members' batches to our pool in flight.
+    adoptions: Arc<std::sync::atomic::AtomicUsize>,
     /// The rotation read from the last finalized header (status only).
     rotation_cache: Option<(H256, Option<(u64, Rotation)>)>,
     next_batch_ms: u64,
@@ -321,7 +323,7 @@ where
                     .collect();
                 self.proposer
                     .announced_by_other(hashes.iter().copied(), self.now);
-                self.adopt_announced(&b.txs, &hashes);
+                self.adopt_announced(from, b, &hashes);
             }
         }
         if let Some((adversary, rng)) = self.adversary.as_mut() {

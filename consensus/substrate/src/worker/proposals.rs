@@ -4,6 +4,7 @@
 use super::*;
 use crate::stuck_futures::Future;
 use sp_transaction_pool::runtime_api::TaggedTransactionQueue;
+use std::sync::atomic::Ordering;
 
 impl<B, BE, C, P> Engine<B, BE, C, P>
 where
@@ -66,10 +67,24 @@ where
     /// ready as soon as the earlier one, submitted elsewhere, is proposed there: Substrate's
     /// transactions protocol sends a transaction promoted from the future queue only at its
     /// next 2.9 s tick, so a client alternating one sender between two validators otherwise
-    /// moved about one nonce per tick. Bounded like a batch; no worse than gossip, which any
-    /// peer may send.
-    pub(super) fn adopt_announced(&self, txs: &[bsmr_consensus_core::Tx], hashes: &[H256]) {
-        if txs.len() > self.cfg.max_batch_txs {
+    /// moved about one nonce per tick. Only a member's own batch, of at most a batch's size,
+    /// and at most [`MAX_ADOPTIONS`] submissions in flight: the message is not checked yet, so
+    /// a Byzantine member must not be able to queue unbounded validation work (beyond the cap
+    /// its batches are not adopted; gossip still brings their transactions).
+    pub(super) fn adopt_announced(
+        &self,
+        from: ValidatorId,
+        batch: &bsmr_consensus_core::SignedBatch,
+        hashes: &[H256],
+    ) {
+        let txs = &batch.txs;
+        if batch.header.body.proposer != from
+            || Some(from) == self.me()
+            || txs.len() > self.cfg.max_batch_txs
+        {
+            return;
+        }
+        if self.adoptions.load(Ordering::Relaxed) >= MAX_ADOPTIONS {
             return;
         }
         let xts: Vec<B::Extrinsic> = txs
@@ -83,8 +98,11 @@ where
         }
         let pool = self.pool.clone();
         let at = self.client.info().best_hash;
+        let adoptions = self.adoptions.clone();
+        adoptions.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             let _ = pool.submit_at(at, TransactionSource::External, xts).await;
+            adoptions.fetch_sub(1, Ordering::Relaxed);
         });
     }
 
@@ -102,8 +120,13 @@ where
             core_pending,
             submitted_here: &|h| submissions.contains(h),
         };
-        // Ready transactions, then the future chains the pool will never promote.
-        let futures = self.pool.futures();
+        // Ready transactions, then the future chains the pool will never promote (not looked
+        // for while the policy would propose nothing anyway).
+        let futures = if self.proposer.may_propose(&turn) {
+            self.pool.futures()
+        } else {
+            vec![]
+        };
         let views: Vec<Future> = futures
             .iter()
             .map(|tx| Future {
@@ -117,10 +140,17 @@ where
         let client = &self.client;
         let best = client.info().best_hash;
         // The pool missed the predecessor iff the latest state takes the transaction as it is.
+        // At most MAX_STUCK_CHECKS runtime calls per pass (an account can fill the future queue
+        // with nonce gaps); the others wait for a later pass.
+        let mut checks = 0;
         let applies_now = |h: &H256| {
             let Some(tx) = by_hash.get(h) else {
                 return false;
             };
+            checks += 1;
+            if checks > MAX_STUCK_CHECKS {
+                return false;
+            }
             let xt = (**tx.data()).clone();
             matches!(
                 client.runtime_api().validate_transaction(
@@ -157,6 +187,11 @@ where
 
     // ------------------------------------------------------------------ network
 }
+
+/// Submissions of other members' batches to our pool at most in flight at once.
+pub(super) const MAX_ADOPTIONS: usize = 4;
+/// Waiting future chains checked against the latest state at most per proposal pass.
+const MAX_STUCK_CHECKS: usize = 16;
 
 /// The encoded bytes of a pool transaction, made only if the policy takes it.
 fn encoder<X: Encode>(tx: Arc<X>) -> impl Fn() -> Vec<u8> {

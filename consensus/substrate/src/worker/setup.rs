@@ -87,6 +87,7 @@ where
                 max_inflight_batches: p.config.max_inflight_batches,
             }),
             stuck_futures: Default::default(),
+            adoptions: Default::default(),
             rotation_cache: None,
             next_batch_ms: now + p.config.batch_interval_ms,
             next_ckpt_ms: now + p.config.block_time_ms,
