@@ -512,11 +512,24 @@ fn four_validators_finalize_500_transfers_survive_a_crash_and_serve_a_late_full_
     let (target, _) = net.finalized(0);
     net.wait_finalized(&[3], target, Duration::from_secs(120));
     net.assert_same_chain(&[0, 3], target);
-    let status = status_of(&net, 3);
-    assert!(
-        status["fetchesAnswered"].as_u64().unwrap_or(0) > 0
-            && status["certificatesFetched"].as_u64().unwrap_or(0) > 0,
-        "dave caught up without fetching finished blocks and certificates: {status}"
+    // `bsmr_status` is a snapshot the engine refreshes every 200 ms: wait until it shows the
+    // caught-up chain before reading its counters.
+    eventually(
+        Duration::from_secs(10),
+        || {
+            let s = status_of(&net, 3);
+            s["lastFinalized"].as_u64().unwrap_or(0) >= target
+                && s["fetchesAnswered"].as_u64().unwrap_or(0) > 0
+                && s["certificatesFetched"].as_u64().unwrap_or(0) > 0
+        },
+        || {
+            format!(
+                "dave caught up without fetching finished blocks and certificates: {}\n\
+                 dave's log since his restart:\n{}",
+                status_of(&net, 3),
+                net.nodes[3].as_ref().map(|n| n.log()).unwrap_or_default()
+            )
+        },
     );
 
     // A full node started late syncs from genesis; it imports only certified blocks.
