@@ -11,10 +11,14 @@
 //!   clients' transactions still pending `anyone_delay_ms` after they arrived;
 //! - a proposed transaction is not proposed again for `anyone_delay_ms` (once its block is final
 //!   and it is still pending, the builder skipped it: it may go again after a short grace);
-//! - a sender with a transaction in one of our batches whose block is not finished gets nothing
-//!   into a later batch of ours (two conflicting batches of one proposer may be ordered against
-//!   their proposal order, which would run nonce n+1 before n), and each sender's
-//!   transactions of one pass share one batch;
+//! - a sender with a transaction in one of our batches whose block is not finished gets its own
+//!   later transactions into a later batch of ours only behind a carried transaction submitted
+//!   elsewhere (two conflicting batches of one proposer may be ordered against their proposal
+//!   order, which would run nonce n+1 before n: the builder retries within a block and the
+//!   proposer re-proposes what a block skipped, so this costs latency, never a transaction; a
+//!   sender whose transactions all come here gathers them into one batch per block instead, and
+//!   a sender spread over validators, whose every other nonce arrives from elsewhere, is not held
+//!   to one transaction per block), and each sender's transactions of one pass share one batch;
 //! - at most `max_inflight_batches` own batches wait for a decision (Nagle-style batching: under
 //!   load transactions gather into fewer, larger batches);
 //! - a transaction goes with its sender's earlier ready transactions that are not ours to
@@ -219,6 +223,9 @@ impl PoolProposer {
         let mut present = BTreeSet::new();
         let mut in_earlier_batch = BTreeSet::new();
         let mut in_this_batch = BTreeSet::new();
+        // Busy senders whose own next transaction waits for their block: nothing more of
+        // theirs this pass.
+        let mut held = BTreeSet::new();
         // Per sender, the earlier ready transactions this pass passed over (the ready set lists
         // a sender's transactions in nonce order).
         let mut passed_over: BTreeMap<AccountId, Vec<(H256, F, Vec<AccountId>)>> = BTreeMap::new();
@@ -234,7 +241,7 @@ impl PoolProposer {
             let Some(info) = info else {
                 continue;
             };
-            if busy.contains(&info.sender) || in_earlier_batch.contains(&info.sender) {
+            if in_earlier_batch.contains(&info.sender) || held.contains(&info.sender) {
                 continue;
             }
             // Ours already (maybe in a block the pool has not pruned yet): not carried again.
@@ -249,6 +256,14 @@ impl PoolProposer {
                 continue;
             }
             let earlier = passed_over.remove(&info.sender).unwrap_or_default();
+            // A busy sender's own transaction goes only behind a carried one (see the rules).
+            if busy.contains(&info.sender)
+                && earlier.is_empty()
+                && !in_this_batch.contains(&info.sender)
+            {
+                held.insert(info.sender);
+                continue;
+            }
             // A sender's chain goes whole into one batch: close the current one first if the
             // chain would overflow it (unless the sender is in it already).
             if !batch.is_empty()
@@ -426,6 +441,29 @@ mod tests {
         );
         p.block_finished(1, [id]);
         assert_eq!(run(&mut p, &later, 20, &|_| true), vec![vec![vec![5, 1]]]);
+    }
+
+    #[test]
+    fn a_busy_sender_spread_over_validators_goes_on_behind_a_carried_transaction() {
+        let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+        let here: BTreeSet<H256> = [tx(5, 0).0, tx(5, 2).0, tx(6, 0).0, tx(6, 1).0].into();
+        let is_here = |h: &H256| here.contains(h);
+        assert_eq!(run(&mut p, &[tx(5, 0), tx(6, 0)], 0, &is_here).len(), 1);
+        p.proposed([9; 32], vec![tx(5, 0).0, tx(6, 0).0], 0);
+        // Sender 5's nonce 1 came from elsewhere, nonce 2 here: they go at once. Sender 6's
+        // nonce 1 came here too: it waits for the block, gathering with later ones.
+        let later = [tx(5, 0), tx(5, 1), tx(5, 2), tx(6, 0), tx(6, 1)];
+        assert_eq!(
+            run(&mut p, &later, 10, &is_here),
+            vec![vec![vec![5, 1], vec![5, 2]]]
+        );
+        // Nothing after a held transaction of a busy sender goes, carried or not.
+        let mut q = PoolProposer::new(cfg(Mode::Leaderless));
+        let here: BTreeSet<H256> = [tx(7, 0).0, tx(7, 1).0, tx(7, 3).0].into();
+        let is_here = |h: &H256| here.contains(h);
+        run(&mut q, &[tx(7, 0)], 0, &is_here);
+        let chain = [tx(7, 0), tx(7, 1), tx(7, 2), tx(7, 3)];
+        assert!(run(&mut q, &chain, 10, &is_here).is_empty(), "7 is held");
     }
 
     #[test]
