@@ -179,7 +179,9 @@ pub fn new_full<
 
     // RPC (and the tasks spawned with it) see the pool through a wrapper that records client
     // submissions: the engine proposes those at once. The network keeps the bare pool, so
-    // transactions gossiped by peers are not mistaken for client submissions.
+    // transactions gossiped by peers are not mistaken for client submissions. The wrapper's
+    // import notifications (which spawn_tasks turns into gossip) also carry client
+    // transactions that became ready after arriving as future ones (client_txs.rs).
     let client_submissions = sc_consensus_bsmr::ClientSubmissions::default();
     let rpc_pool = Arc::new(sc_consensus_bsmr::ClientTrackingPool::new(
         transaction_pool.clone(),

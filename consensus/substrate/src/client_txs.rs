@@ -7,12 +7,25 @@
 //! RPC a [`ClientTrackingPool`]: the pool itself, plus a record of every transaction submitted
 //! through it. The network keeps the bare pool, so gossip is not recorded. The engine asks
 //! [`ClientSubmissions::contains`].
+//!
+//! The wrapper also tells the network when a client's transaction that was a future one (its
+//! nonce ahead of the pool) becomes ready. Substrate gossips a transaction at once only when it
+//! is ready on import (`sc-transaction-pool` 48, `graph/validated_pool.rs`, `submit`: only an
+//! `Imported::Ready` hash goes to the import notification sinks; transactions it promotes do
+//! not), and otherwise at the transactions protocol's next periodic round, up to 2.9 s later. A
+//! client that spreads one sender's nonces over two validators makes every other nonce a
+//! future one at its receiver, so each nonce would wait for that round. The import notification
+//! stream the node hands to `sc_service::spawn_tasks` (which propagates what it yields) therefore
+//! carries these promotions too ([`Awaiting`]).
 
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     pin::Pin,
     sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
+
+use futures::{SinkExt, StreamExt};
 
 use async_trait::async_trait;
 use sc_transaction_pool_api::{
@@ -92,11 +105,81 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
     }
 }
 
+/// Client transactions awaiting at most this many at once (the oldest are given up first).
+pub const MAX_AWAITING: usize = 1_024;
+/// How long a client's future transaction is watched for becoming ready: the periodic gossip
+/// round and the engine's stuck-future rule take over after that.
+pub const AWAITING_FOR: Duration = Duration::from_secs(30);
+/// How often the watched transactions are checked.
+const PROMOTION_CHECK: Duration = Duration::from_millis(20);
+/// The import notification buffer (as Substrate's own).
+const NOTIFICATION_BUFFER: usize = 1_024;
+
+/// Client transactions that were not ready when submitted, until they are ready (then they are
+/// announced like a ready import) or given up.
+#[derive(Debug)]
+pub struct Awaiting<H> {
+    since: BTreeMap<H, Instant>,
+}
+
+impl<H: Ord + Clone> Default for Awaiting<H> {
+    fn default() -> Self {
+        Awaiting {
+            since: BTreeMap::new(),
+        }
+    }
+}
+
+impl<H: Ord + Clone> Awaiting<H> {
+    /// Watch `hash`, submitted at `now` and not ready. At most [`MAX_AWAITING`] are watched: a
+    /// full watch list drops its oldest entry.
+    pub fn note(&mut self, hash: H, now: Instant) {
+        if self.since.len() >= MAX_AWAITING && !self.since.contains_key(&hash) {
+            let oldest = self
+                .since
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(h, _)| h.clone());
+            if let Some(h) = oldest {
+                self.since.remove(&h);
+            }
+        }
+        self.since.insert(hash, now);
+    }
+
+    /// The watched transactions that are ready now (no longer watched), in hash order; those
+    /// watched longer than [`AWAITING_FOR`] are given up.
+    pub fn take_ready(&mut self, is_ready: impl Fn(&H) -> bool, now: Instant) -> Vec<H> {
+        let mut ready = vec![];
+        self.since.retain(|h, at| {
+            if is_ready(h) {
+                ready.push(h.clone());
+                false
+            } else {
+                now.saturating_duration_since(*at) < AWAITING_FOR
+            }
+        });
+        ready
+    }
+
+    /// How many are watched.
+    pub fn len(&self) -> usize {
+        self.since.len()
+    }
+
+    /// Whether none is watched.
+    pub fn is_empty(&self) -> bool {
+        self.since.is_empty()
+    }
+}
+
 /// The transaction pool as RPC sees it: every successful submission is recorded in
-/// [`ClientSubmissions`], everything else is the wrapped pool.
+/// [`ClientSubmissions`], a submission that is not ready yet is watched until it is and then
+/// yielded by the import notification stream; everything else is the wrapped pool.
 pub struct ClientTrackingPool<P: TransactionPool> {
     pool: Arc<P>,
     submissions: ClientSubmissions<TxHash<P>>,
+    awaiting: Arc<Mutex<Awaiting<TxHash<P>>>>,
 }
 
 impl<P: TransactionPool> ClientTrackingPool<P>
@@ -105,14 +188,30 @@ where
 {
     /// Wrap `pool`; submissions go to `submissions`.
     pub fn new(pool: Arc<P>, submissions: ClientSubmissions<TxHash<P>>) -> Self {
-        ClientTrackingPool { pool, submissions }
+        ClientTrackingPool {
+            pool,
+            submissions,
+            awaiting: Default::default(),
+        }
     }
+
+    fn record(&self, hash: TxHash<P>) {
+        if self.pool.ready_transaction(&hash).is_none() {
+            lock(&self.awaiting).note(hash.clone(), Instant::now());
+        }
+        self.submissions.record(hash);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while these locks are held; recover anyway.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[async_trait]
 impl<P> TransactionPool for ClientTrackingPool<P>
 where
-    P: TransactionPool,
+    P: TransactionPool + 'static,
     TxHash<P>: Ord + Clone,
 {
     type Block = P::Block;
@@ -128,7 +227,7 @@ where
     ) -> Result<Vec<Result<TxHash<Self>, Self::Error>>, Self::Error> {
         let results = self.pool.submit_at(at, source, xts).await?;
         for hash in results.iter().flatten() {
-            self.submissions.record(hash.clone());
+            self.record(hash.clone());
         }
         Ok(results)
     }
@@ -140,7 +239,7 @@ where
         xt: TransactionFor<Self>,
     ) -> Result<TxHash<Self>, Self::Error> {
         let hash = self.pool.submit_one(at, source, xt).await?;
-        self.submissions.record(hash.clone());
+        self.record(hash.clone());
         Ok(hash)
     }
 
@@ -152,7 +251,7 @@ where
     ) -> Result<Pin<Box<TransactionStatusStreamFor<Self>>>, Self::Error> {
         let hash = self.pool.hash_of(&xt);
         let stream = self.pool.submit_and_watch(at, source, xt).await?;
-        self.submissions.record(hash);
+        self.record(hash);
         Ok(stream)
     }
 
@@ -183,8 +282,42 @@ where
         self.pool.status()
     }
 
+    /// The wrapped pool's ready imports, and client transactions as they become ready (see the
+    /// module docs). Outside a tokio runtime, the wrapped pool's stream alone.
     fn import_notification_stream(&self) -> ImportNotificationStream<TxHash<Self>> {
-        self.pool.import_notification_stream()
+        let inner = self.pool.import_notification_stream();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return inner;
+        };
+        let (mut sink, stream) = futures::channel::mpsc::channel(NOTIFICATION_BUFFER);
+        let pool = self.pool.clone();
+        let awaiting = self.awaiting.clone();
+        runtime.spawn(async move {
+            let mut inner = inner.fuse();
+            let mut check = tokio::time::interval(PROMOTION_CHECK);
+            check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let ready = tokio::select! {
+                    imported = inner.next() => match imported {
+                        Some(hash) => vec![hash],
+                        None => return,
+                    },
+                    _ = check.tick() => {
+                        let mut awaiting = lock(&awaiting);
+                        if awaiting.is_empty() {
+                            continue;
+                        }
+                        awaiting.take_ready(|h| pool.ready_transaction(h).is_some(), Instant::now())
+                    }
+                };
+                for hash in ready {
+                    if sink.send(hash).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        stream
     }
 
     fn on_broadcasted(&self, propagations: HashMap<TxHash<Self>, Vec<String>>) {
@@ -211,7 +344,7 @@ where
 #[async_trait]
 impl<P> MaintainedTransactionPool for ClientTrackingPool<P>
 where
-    P: MaintainedTransactionPool,
+    P: MaintainedTransactionPool + 'static,
     TxHash<P>: Ord + Clone,
 {
     async fn maintain(&self, event: ChainEvent<Self::Block>) {
@@ -235,6 +368,43 @@ mod tests {
         assert!(!s.contains(&1), "the oldest is forgotten first");
         assert!(s.contains(&2) && s.contains(&3) && s.contains(&4));
         assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn awaiting_yields_what_became_ready_once_and_gives_up_old_ones() {
+        let t0 = Instant::now();
+        let mut a = Awaiting::default();
+        a.note(1u8, t0);
+        a.note(2, t0 + Duration::from_secs(1));
+        a.note(3, t0 + Duration::from_secs(2));
+        let ready: BTreeSet<u8> = [2].into();
+        assert_eq!(a.take_ready(|h| ready.contains(h), t0), vec![2]);
+        assert_eq!(
+            a.take_ready(|h| ready.contains(h), t0),
+            Vec::<u8>::new(),
+            "yielded once"
+        );
+        // Transaction 1 has been watched for AWAITING_FOR: given up; 3 is still watched.
+        assert!(a.take_ready(|_| false, t0 + AWAITING_FOR).is_empty());
+        assert_eq!(a.len(), 1);
+        assert_eq!(a.take_ready(|_| true, t0 + AWAITING_FOR), vec![3]);
+        assert!(a.is_empty());
+    }
+
+    #[test]
+    fn awaiting_is_bounded_and_drops_the_oldest() {
+        let t0 = Instant::now();
+        let mut a = Awaiting::default();
+        for i in 0..MAX_AWAITING as u32 + 1 {
+            a.note(i, t0 + Duration::from_millis(i as u64));
+        }
+        assert_eq!(a.len(), MAX_AWAITING);
+        assert_eq!(
+            a.take_ready(|h| *h == 0, t0),
+            Vec::<u32>::new(),
+            "the oldest went"
+        );
+        assert_eq!(a.take_ready(|h| *h == 1, t0), vec![1]);
     }
 
     #[test]
