@@ -99,6 +99,29 @@ fn network_run_accounts_for_every_transaction_in_every_mode_and_on_the_reference
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// A client that spreads each sender's nonces over two validators (a load-balanced RPC address)
+/// loses nothing: every transfer is finalized (`--endpoints-per-sender 2` sends a sender's
+/// nonces to two validators in turn).
+#[test]
+fn a_sender_spread_over_two_validators_loses_nothing() {
+    let out = std::env::temp_dir().join(format!("bsmr-bench-spread-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = Command::new(bench())
+        .args(["network", "--modes", "leaderless", "--scenario", "trace"])
+        .args(["--accounts", "4", "--endpoints-per-sender", "2"])
+        .args(["--limit", "80", "--rate", "40", "--settle-secs", "60"])
+        .args(["--quiet", "--label", "spread", "--node"])
+        .arg(node())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    succeeded(&run);
+    let (summary, finalized, dropped) = summary(&out, "spread-trace-leaderless");
+    assert_eq!((finalized, dropped), (80, 0), "{summary}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 #[test]
 fn bad_trace_files_get_clear_errors() {
     let dir = std::env::temp_dir().join(format!("bsmr-bench-bad-{}", std::process::id()));

@@ -10,7 +10,7 @@
 //!
 //! The wrapper also tells the network when a client's transaction that was a future one (its
 //! nonce ahead of the pool) becomes ready. Substrate gossips a transaction at once only when it
-//! is ready on import (`sc-transaction-pool` 48, `graph/validated_pool.rs`, `submit`: only an
+//! is ready on import (`sc-transaction-pool` 48, `graph/validated_pool.rs`, `submit_one`: only an
 //! `Imported::Ready` hash goes to the import notification sinks; transactions it promotes do
 //! not), and otherwise at the transactions protocol's next periodic round, up to 2.9 s later. A
 //! client that spreads one sender's nonces over two validators makes every other nonce a
@@ -116,7 +116,9 @@ const PROMOTION_CHECK: Duration = Duration::from_millis(20);
 const NOTIFICATION_BUFFER: usize = 1_024;
 
 /// Client transactions that were not ready when submitted, until they are ready (then they are
-/// announced like a ready import) or given up.
+/// announced like a ready import) or given up. An RPC client can fill it with nonce gaps; then
+/// the oldest entries go first and their transactions wait for the periodic gossip round, as
+/// before (RPC is the node operator's to expose).
 #[derive(Debug)]
 pub struct Awaiting<H> {
     since: BTreeMap<H, Instant>,
@@ -303,6 +305,9 @@ where
                         None => return,
                     },
                     _ = check.tick() => {
+                        if sink.is_closed() {
+                            return;
+                        }
                         let mut awaiting = lock(&awaiting);
                         if awaiting.is_empty() {
                             continue;

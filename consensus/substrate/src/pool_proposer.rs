@@ -13,12 +13,13 @@
 //!   and it is still pending, the builder skipped it: it may go again after a short grace);
 //! - a sender with a transaction in one of our batches whose block is not finished gets its own
 //!   later transactions into a later batch of ours only behind a carried transaction submitted
-//!   elsewhere (two conflicting batches of one proposer may be ordered against their proposal
-//!   order, which would run nonce n+1 before n: the builder retries within a block and the
-//!   proposer re-proposes what a block skipped, so this costs latency, never a transaction; a
-//!   sender whose transactions all come here gathers them into one batch per block instead, and
-//!   a sender spread over validators, whose every other nonce arrives from elsewhere, is not held
-//!   to one transaction per block), and each sender's transactions of one pass share one batch;
+//!   elsewhere, passed over since our last proposal of that sender (two conflicting batches of
+//!   one proposer may be ordered against their proposal order, which would run nonce n+1 before
+//!   n: the builder retries within a block and the proposer re-proposes what a block skipped 1 s
+//!   after it is final, so this costs latency, never a transaction; a sender whose transactions
+//!   all come here gathers them into one batch per block instead, and a sender spread over
+//!   validators, whose every other nonce arrives from elsewhere, is not held to one transaction
+//!   per block), and each sender's transactions of one pass share one batch;
 //! - at most `max_inflight_batches` own batches wait for a decision (Nagle-style batching: under
 //!   load transactions gather into fewer, larger batches);
 //! - a transaction goes with its sender's earlier ready transactions that are not ours to
@@ -244,8 +245,11 @@ impl PoolProposer {
             if in_earlier_batch.contains(&info.sender) || held.contains(&info.sender) {
                 continue;
             }
-            // Ours already (maybe in a block the pool has not pruned yet): not carried again.
+            // Ours already (maybe in a block the pool has not pruned yet): not carried again,
+            // and what was passed over before it is not carried past it (a carried chain is
+            // contiguous up to the transaction it goes with).
             if self.proposed.get(&h).is_some_and(|at| now < at + delay) {
+                passed_over.remove(&info.sender);
                 continue;
             }
             if !self.proposes(&h, &info.sender, first, turn) {
@@ -464,6 +468,48 @@ mod tests {
         run(&mut q, &[tx(7, 0)], 0, &is_here);
         let chain = [tx(7, 0), tx(7, 1), tx(7, 2), tx(7, 3)];
         assert!(run(&mut q, &chain, 10, &is_here).is_empty(), "7 is held");
+    }
+
+    #[test]
+    fn a_busy_senders_carried_chain_is_contiguous_and_may_be_long() {
+        let mut p = PoolProposer::new(ProposerConfig {
+            max_batch_txs: 8,
+            ..cfg(Mode::Leaderless)
+        });
+        // Ours: nonces 2, 5 and 6; 3 and 4 came from elsewhere, 0 and 1 too (not ours yet).
+        let here: BTreeSet<H256> = [tx(5, 2).0, tx(5, 5).0, tx(5, 6).0].into();
+        let is_here = |h: &H256| here.contains(h);
+        assert_eq!(
+            run(&mut p, &[tx(5, 0), tx(5, 1), tx(5, 2)], 0, &is_here),
+            vec![vec![vec![5, 0], vec![5, 1], vec![5, 2]]]
+        );
+        // Busy now. Nonces 3 and 4 are carried in front of 5, and 6 follows in the same batch
+        // (the sender is in it already).
+        let chain: Vec<_> = (0..=6).map(|n| tx(5, n)).collect();
+        assert_eq!(
+            run(&mut p, &chain, 10, &is_here),
+            vec![(3..=6).map(|n| vec![5, n]).collect::<Vec<_>>()]
+        );
+    }
+
+    #[test]
+    fn nothing_passed_over_before_our_own_proposal_is_carried_past_it() {
+        let mut p = PoolProposer::new(ProposerConfig {
+            max_batch_txs: 8,
+            ..cfg(Mode::Leaderless)
+        });
+        // We proposed nonce 1 (ours); nonce 0 came from elsewhere and is not ours yet.
+        let here: BTreeSet<H256> = [tx(5, 1).0, tx(5, 2).0].into();
+        let is_here = |h: &H256| here.contains(h);
+        run(&mut p, &[tx(5, 1)], 0, &is_here);
+        // Nonce 2 arrives: carrying 0 past our 1 would leave a gap; the sender is busy, so 2
+        // waits for the block of 1, then goes.
+        let chain = [tx(5, 0), tx(5, 1), tx(5, 2)];
+        assert!(run(&mut p, &chain, 10, &is_here).is_empty());
+        let id = [9; 32];
+        p.proposed(id, vec![tx(5, 1).0], 0);
+        p.block_finished(1, [id]);
+        assert_eq!(run(&mut p, &chain, 20, &is_here), vec![vec![vec![5, 2]]]);
     }
 
     #[test]
