@@ -31,27 +31,54 @@ pub struct Future<'a> {
 /// How often a waiting chain's first transaction is checked against the latest state.
 pub const RECHECK_MS: u64 = 1_000;
 
+/// What the latest state says of a waiting chain's first transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// It applies as it is: its predecessor is on chain and the pool missed it.
+    Applies,
+    /// It still needs something (a predecessor on its way), or cannot apply for another reason.
+    Waits,
+    /// Its nonce is used already (a copy the pool kept in its future queue after the block that
+    /// included it): it never applies, and what waits on it is looked at in its place.
+    Used,
+}
+
+/// What [`StuckFutures::stuck`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The chains to offer for proposal, each in dependency order.
+    pub offer: Vec<H256>,
+    /// Used transactions nothing waits on: for the pool to drop.
+    pub used: Vec<H256>,
+}
+
 /// When each future transaction was first seen waiting with nothing in the pool to provide what
-/// it needs, and when the state last said whether it can apply now.
+/// it needs, and when the state last said what of it.
 #[derive(Debug, Default)]
 pub struct StuckFutures {
     since: BTreeMap<H256, u64>,
-    checked: BTreeMap<H256, (u64, bool)>,
+    checked: BTreeMap<H256, (u64, Verdict)>,
 }
 
 impl StuckFutures {
     /// The future transactions to offer for proposal: every chain whose first transaction has
     /// waited at least `after_ms` for a tag no other future transaction provides and that
-    /// `applies_now` says the latest state would take as it is (its predecessor is on chain: the
-    /// pool missed it), the first one then each transaction after the one whose tag it needs.
-    /// `applies_now` is asked at most once per [`RECHECK_MS`] per chain. Forgets what is gone.
+    /// `check` says the latest state would take as it is, the first one then each transaction
+    /// after the one whose tag it needs. A first transaction whose nonce is used is passed over:
+    /// the transactions waiting on it are first ones in its place (else a copy the pool kept
+    /// after its block would hold its sender's next nonce back for good).
+    ///
+    /// `check` is asked at most once per [`RECHECK_MS`] per transaction and at most
+    /// `max_checks` times per call, least recently asked first (so a queue with many waiting
+    /// chains cannot starve some of them). Forgets what is gone.
     pub fn stuck(
         &mut self,
         futures: &[Future],
         now: u64,
         after_ms: u64,
-        mut applies_now: impl FnMut(&H256) -> bool,
-    ) -> Vec<H256> {
+        max_checks: usize,
+        mut check: impl FnMut(&H256) -> Verdict,
+    ) -> Found {
         let mut provider: BTreeMap<&[u8], usize> = BTreeMap::new();
         for (i, f) in futures.iter().enumerate() {
             for tag in f.provides {
@@ -59,7 +86,7 @@ impl StuckFutures {
             }
         }
         let mut needing: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
-        let mut roots = BTreeSet::new();
+        let mut frontier = vec![];
         for (i, f) in futures.iter().enumerate() {
             let mut waits_on_pool = false;
             for tag in f.requires {
@@ -71,43 +98,68 @@ impl StuckFutures {
                 }
             }
             if !waits_on_pool {
-                roots.insert((f.hash, i));
+                frontier.push((i, None));
             }
         }
-        let root_hashes: BTreeSet<H256> = roots.iter().map(|(h, _)| *h).collect();
-        self.since.retain(|h, _| root_hashes.contains(h));
-        self.checked.retain(|h, _| root_hashes.contains(h));
-        let mut out = vec![];
+        let mut found = Found::default();
+        let mut examined = BTreeSet::new();
         let mut taken = BTreeSet::new();
-        for (hash, i) in roots {
-            let since = *self.since.entry(hash).or_insert(now);
-            if now.saturating_sub(since) < after_ms {
-                continue;
-            }
-            let verdict = match self.checked.get(&hash) {
-                Some((at, verdict)) if now.saturating_sub(*at) < RECHECK_MS => *verdict,
-                _ => {
-                    let verdict = applies_now(&hash);
-                    self.checked.insert(hash, (now, verdict));
-                    verdict
-                }
-            };
-            if !verdict {
-                continue;
-            }
-            // The chain behind it, each after what it needs (a cycle is cut where it closes).
-            let mut stack = vec![i];
-            while let Some(j) = stack.pop() {
-                if !taken.insert(j) {
+        let mut checks_left = max_checks;
+        while !frontier.is_empty() {
+            // Least recently checked first (never checked before any), then by hash.
+            let mut order: Vec<(Option<u64>, H256, usize, Option<u64>)> = frontier
+                .drain(..)
+                .map(|(i, inherited): (usize, Option<u64>)| {
+                    let h = futures[i].hash;
+                    (self.checked.get(&h).map(|(at, _)| *at), h, i, inherited)
+                })
+                .collect();
+            order.sort();
+            for (_, hash, i, inherited) in order {
+                if !examined.insert(hash) {
                     continue;
                 }
-                out.push(futures[j].hash);
-                if let Some(next) = needing.get(&j) {
-                    stack.extend(next.iter().rev());
+                // Behind a used one, a transaction has waited as long as the one it waited on.
+                let since = *self.since.entry(hash).or_insert(inherited.unwrap_or(now));
+                if now.saturating_sub(since) < after_ms {
+                    continue;
+                }
+                let verdict = match self.checked.get(&hash) {
+                    Some((at, verdict)) if now.saturating_sub(*at) < RECHECK_MS => *verdict,
+                    _ if checks_left == 0 => continue,
+                    _ => {
+                        checks_left -= 1;
+                        let verdict = check(&hash);
+                        self.checked.insert(hash, (now, verdict));
+                        verdict
+                    }
+                };
+                match verdict {
+                    Verdict::Waits => {}
+                    Verdict::Used => match needing.get(&i) {
+                        Some(next) => frontier.extend(next.iter().map(|j| (*j, Some(since)))),
+                        None => found.used.push(hash),
+                    },
+                    Verdict::Applies => {
+                        // The chain behind it, each after what it needs (a cycle is cut where
+                        // it closes).
+                        let mut stack = vec![i];
+                        while let Some(j) = stack.pop() {
+                            if !taken.insert(j) {
+                                continue;
+                            }
+                            found.offer.push(futures[j].hash);
+                            if let Some(next) = needing.get(&j) {
+                                stack.extend(next.iter().rev());
+                            }
+                        }
+                    }
                 }
             }
         }
-        out
+        self.since.retain(|h, _| examined.contains(h));
+        self.checked.retain(|h, _| examined.contains(h));
+        found
     }
 }
 
@@ -125,18 +177,30 @@ mod tests {
         H256([s * 16 + n; 32])
     }
 
-    fn stuck_at(t: &mut StuckFutures, txs: &[(u8, u8)], now: u64) -> Vec<H256> {
+    /// Run `stuck` over sender/nonce pairs with a verdict per transaction.
+    fn stuck_with(
+        t: &mut StuckFutures,
+        txs: &[(u8, u8)],
+        now: u64,
+        max_checks: usize,
+        verdict: impl Fn(&H256) -> Verdict,
+    ) -> Found {
         let tags: Vec<_> = txs.iter().map(|(s, n)| tags(*s, *n)).collect();
-        let futures: Vec<Future> = txs
+        let hashes: Vec<H256> = txs.iter().map(|(s, n)| hash(*s, *n)).collect();
+        let futures: Vec<Future> = hashes
             .iter()
             .zip(&tags)
-            .map(|((s, n), (r, p))| Future {
-                hash: hash(*s, *n),
+            .map(|(h, (r, p))| Future {
+                hash: *h,
                 requires: r,
                 provides: p,
             })
             .collect();
-        t.stuck(&futures, now, 2_000, |_| true)
+        t.stuck(&futures, now, 2_000, max_checks, verdict)
+    }
+
+    fn stuck_at(t: &mut StuckFutures, txs: &[(u8, u8)], now: u64) -> Vec<H256> {
+        stuck_with(t, txs, now, 16, |_| Verdict::Applies).offer
     }
 
     #[test]
@@ -155,27 +219,31 @@ mod tests {
     #[test]
     fn a_chain_the_state_would_not_take_yet_is_not_offered_and_asked_again_after_a_while() {
         let mut t = StuckFutures::default();
-        let (r, p) = tags(1, 5);
-        let futures = [Future {
-            hash: hash(1, 5),
-            requires: &r,
-            provides: &p,
-        }];
         let asked = std::cell::Cell::new(0);
-        let ask = |verdict: bool| {
+        let ask = |verdict: Verdict| {
             let asked = &asked;
             move |_: &H256| {
                 asked.set(asked.get() + 1);
                 verdict
             }
         };
-        assert!(t.stuck(&futures, 0, 2_000, ask(false)).is_empty());
-        assert!(t.stuck(&futures, 2_000, 2_000, ask(false)).is_empty());
+        let txs = [(1, 5)];
+        assert!(stuck_with(&mut t, &txs, 0, 16, ask(Verdict::Waits))
+            .offer
+            .is_empty());
+        assert!(stuck_with(&mut t, &txs, 2_000, 16, ask(Verdict::Waits))
+            .offer
+            .is_empty());
         assert!(
-            t.stuck(&futures, 2_500, 2_000, ask(true)).is_empty(),
+            stuck_with(&mut t, &txs, 2_500, 16, ask(Verdict::Applies))
+                .offer
+                .is_empty(),
             "the verdict holds for a while"
         );
-        assert_eq!(t.stuck(&futures, 3_000, 2_000, ask(true)), vec![hash(1, 5)]);
+        assert_eq!(
+            stuck_with(&mut t, &txs, 3_000, 16, ask(Verdict::Applies)).offer,
+            vec![hash(1, 5)]
+        );
         assert_eq!(asked.get(), 2, "once at 2,000 and once at 3,000");
     }
 
@@ -190,5 +258,58 @@ mod tests {
         assert_eq!(t.since.len(), 1);
         assert!(stuck_at(&mut t, &[], 4_000).is_empty());
         assert!(t.since.is_empty(), "forgotten once gone");
+    }
+
+    #[test]
+    fn a_used_copy_does_not_hold_back_the_next_nonce() {
+        let mut t = StuckFutures::default();
+        // Nonce 4 of sender 1 is on chain, but the pool kept a copy in its future queue; nonce 5
+        // waits on that copy. Sender 2's nonce 2 is a used copy with nothing behind it.
+        let txs = [(1, 4), (1, 5), (1, 6), (2, 2)];
+        let used: BTreeSet<H256> = [hash(1, 4), hash(2, 2)].into();
+        let verdict = |h: &H256| {
+            if used.contains(h) {
+                Verdict::Used
+            } else {
+                Verdict::Applies
+            }
+        };
+        assert_eq!(stuck_with(&mut t, &txs, 0, 16, verdict), Found::default());
+        assert_eq!(
+            stuck_with(&mut t, &txs, 2_000, 16, verdict),
+            Found {
+                offer: vec![hash(1, 5), hash(1, 6)],
+                used: vec![hash(2, 2)],
+            },
+            "5 and 6 are offered at once (they waited as long as 4); 2's copy is for the pool to drop"
+        );
+    }
+
+    #[test]
+    fn many_waiting_chains_are_checked_in_turn_not_by_hash() {
+        let mut t = StuckFutures::default();
+        // Ten senders' chains wait; the state says sender 9's applies, the others wait. Two
+        // checks per call: every chain is asked within five rounds.
+        let txs: Vec<(u8, u8)> = (0..10u8).map(|s| (s, 1)).collect();
+        let verdict = |h: &H256| {
+            if *h == hash(9, 1) {
+                Verdict::Applies
+            } else {
+                Verdict::Waits
+            }
+        };
+        stuck_with(&mut t, &txs, 0, 2, verdict);
+        let mut offered_at = None;
+        for round in 0..5u64 {
+            let now = 2_000 + round * RECHECK_MS;
+            if stuck_with(&mut t, &txs, now, 2, verdict).offer == vec![hash(9, 1)] {
+                offered_at = Some(round);
+                break;
+            }
+        }
+        assert!(
+            offered_at.is_some(),
+            "sender 9's chain was never asked about"
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! and what a commit means for the pool.
 
 use super::*;
-use crate::stuck_futures::Future;
+use crate::stuck_futures::{Future, Verdict};
+use sp_runtime::transaction_validity::{InvalidTransaction, TransactionValidityError};
 use sp_transaction_pool::runtime_api::TaggedTransactionQueue;
 use std::sync::atomic::Ordering;
 
@@ -106,6 +107,21 @@ where
         });
     }
 
+    /// Remove from the pool future transactions whose nonce is used (nothing waits on them):
+    /// the pool keeps such a copy in its future queue after the block that included it, since
+    /// it revalidates only ready transactions.
+    fn drop_used(&self, used: Vec<H256>) {
+        if used.is_empty() {
+            return;
+        }
+        let pool = self.pool.clone();
+        let at = self.client.info().best_hash;
+        tokio::spawn(async move {
+            let report = used.into_iter().map(|h| (h, None)).collect();
+            pool.report_invalid(Some(at), report).await;
+        });
+    }
+
     pub(super) fn propose_from_pool(&mut self) -> Result<(), String> {
         let now = self.now;
         let Some(me) = self.me() else { return Ok(()) };
@@ -142,30 +158,46 @@ where
         // The pool missed the predecessor iff the latest state takes the transaction as it is.
         // At most MAX_STUCK_CHECKS runtime calls per pass (an account can fill the future queue
         // with nonce gaps); the others wait for a later pass.
-        let mut checks = 0;
-        let applies_now = |h: &H256| {
+        let check = |h: &H256| {
             let Some(tx) = by_hash.get(h) else {
-                return false;
+                return Verdict::Waits;
             };
-            checks += 1;
-            if checks > MAX_STUCK_CHECKS {
-                return false;
-            }
             let xt = (**tx.data()).clone();
-            matches!(
-                client.runtime_api().validate_transaction(
-                    best,
-                    sp_runtime::transaction_validity::TransactionSource::External,
-                    xt,
-                    best,
-                ),
-                Ok(Ok(valid)) if valid.requires.is_empty()
-            )
+            let validity = client.runtime_api().validate_transaction(
+                best,
+                sp_runtime::transaction_validity::TransactionSource::External,
+                xt,
+                best,
+            );
+            let verdict = match &validity {
+                Ok(Ok(valid)) if valid.requires.is_empty() => Verdict::Applies,
+                Ok(Err(TransactionValidityError::Invalid(InvalidTransaction::Stale))) => {
+                    Verdict::Used
+                }
+                _ => Verdict::Waits,
+            };
+            log::debug!(target: "bsmr::pool", "waiting future transaction {h:?}: {verdict:?} ({validity:?})");
+            verdict
         };
-        let stuck = self
-            .stuck_futures
-            .stuck(&views, now, self.cfg.owner_delay_ms, applies_now);
-        let stuck = stuck
+        let found = self.stuck_futures.stuck(
+            &views,
+            now,
+            self.cfg.owner_delay_ms,
+            MAX_STUCK_CHECKS,
+            check,
+        );
+        if !views.is_empty() {
+            log::debug!(
+                target: "bsmr::pool",
+                "{} future transactions, {} offered for proposal, {} used ones dropped",
+                views.len(),
+                found.offer.len(),
+                found.used.len(),
+            );
+        }
+        self.drop_used(found.used);
+        let stuck = found
+            .offer
             .into_iter()
             .filter_map(|h| by_hash.get(&h))
             .map(|tx| (*tx.hash(), encoder(tx.data().clone())));
