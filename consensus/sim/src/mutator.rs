@@ -11,6 +11,11 @@
 //! swapped; a value becomes another seen value or Noop. Bodies the validator signs are re-signed
 //! with its real key, so every variant passes the signature check and tests the protocol's
 //! logic, not its cryptography. The operators are listed in [`OPERATORS`].
+//!
+//! Byzantine validators collude: each mutator holds the keys of every Byzantine validator (its
+//! allies), so it also re-signs what an ally signed (a header it relays, a reply or view change
+//! inside a pre-prepare it leads) after mutating it, and announces its own batches under an
+//! ally's name, which the ally's own replica never proposed.
 
 use crate::crypto::SharedSigner;
 use bsmr_consensus_core::crypto::Signable;
@@ -19,12 +24,13 @@ use bsmr_consensus_core::*;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// How many real references, values and messages the mutator remembers (each a ring).
 const MEMORY: usize = 256;
 
 /// The mutation operators, by name (docs/consensus.md lists what each does).
-pub const OPERATORS: [&str; 24] = [
+pub const OPERATORS: [&str; 27] = [
     "instance-proposer",
     "instance-seq",
     "instance-id",
@@ -49,6 +55,9 @@ pub const OPERATORS: [&str; 24] = [
     "sync-block",
     "settled",
     "request",
+    "ally-header",
+    "ally-announce",
+    "ally-proof",
 ];
 
 /// What the mutator did to one (recipient, message).
@@ -69,6 +78,8 @@ pub enum Fate {
 /// The mutating state of one Byzantine validator.
 pub struct Mutator {
     signer: SharedSigner,
+    /// The keys of the other Byzantine validators.
+    allies: BTreeMap<ValidatorId, SharedSigner>,
     me: ValidatorId,
     genesis: Digest,
     validators: Vec<ValidatorId>,
@@ -113,6 +124,7 @@ impl Mutator {
         Mutator {
             me: signer.public(),
             signer,
+            allies: BTreeMap::new(),
             genesis: m.genesis,
             validators: m.validators().to_vec(),
             refs: Vec::new(),
@@ -123,8 +135,42 @@ impl Mutator {
         }
     }
 
+    /// Collude with these Byzantine validators (their keys; our own is left out).
+    pub fn set_allies(&mut self, allies: impl IntoIterator<Item = SharedSigner>) {
+        self.allies = allies
+            .into_iter()
+            .map(|s| (s.public(), s))
+            .filter(|(v, _)| *v != self.me)
+            .collect();
+    }
+
     fn sign<T: Signable>(&self, body: T) -> Signed<T> {
         Signed::sign(body, &self.genesis, &*self.signer)
+    }
+
+    /// The key of `who` if it is us or an ally.
+    fn key_of(&self, who: &ValidatorId) -> Option<SharedSigner> {
+        if *who == self.me {
+            Some(Arc::clone(&self.signer))
+        } else {
+            self.allies.get(who).cloned()
+        }
+    }
+
+    fn sign_as<T: Signable>(&self, key: &SharedSigner, body: T) -> Signed<T> {
+        Signed::sign(body, &self.genesis, &**key)
+    }
+
+    /// A random ally, if any.
+    fn ally(&self, rng: &mut ChaCha8Rng) -> Option<SharedSigner> {
+        (!self.allies.is_empty())
+            .then(|| {
+                self.allies
+                    .values()
+                    .nth(rng.gen_range(0..self.allies.len()))
+                    .cloned()
+            })
+            .flatten()
     }
 
     fn note(&mut self, op: &'static str) {
@@ -482,7 +528,7 @@ impl Mutator {
             Message::PrePrepare(pp, batch) => {
                 let mut b: PrePrepareBody = pp.body;
                 let mut batch = batch;
-                match rng.gen_range(0..5) {
+                match rng.gen_range(0..6) {
                     0 => {
                         self.note("view");
                         b.view = nudge32(b.view, rng);
@@ -491,6 +537,7 @@ impl Mutator {
                         self.note("pp-value");
                         b.value = self.mutate_value(b.value, rng);
                     }
+                    5 => self.forge_in_proof(&mut b, rng),
                     2 => {
                         self.note("pp-proof");
                         if !b.proof.is_empty() && rng.gen_bool(0.5) {
@@ -513,10 +560,32 @@ impl Mutator {
                 }
                 Message::PrePrepare(self.sign(b), batch)
             }
-            Message::Announce(sb) if sb.header.signer == self.me => {
+            Message::Announce(sb) if sb.header.signer == self.me && rng.gen_bool(0.25) => {
+                match self.ally(rng) {
+                    Some(ally) => {
+                        // Our batch under an ally's name (its replica never proposed it).
+                        self.note("ally-announce");
+                        let mut h = sb.header.body;
+                        h.proposer = ally.public();
+                        if rng.gen_bool(0.5) {
+                            h.seq = nudge(h.seq, rng);
+                        }
+                        Message::Announce(wire::SignedBatch {
+                            header: self.sign_as(&ally, h),
+                            txs: sb.txs,
+                        })
+                    }
+                    None => self.mutate(Message::Announce(sb), rng),
+                }
+            }
+            Message::Announce(sb) if self.key_of(&sb.header.signer).is_some() => {
+                let key = self.key_of(&sb.header.signer).expect("checked; qed");
+                if key.public() != self.me {
+                    self.note("ally-header");
+                }
                 let h = self.mutate_header(sb.header.body, rng);
                 Message::Announce(wire::SignedBatch {
-                    header: self.sign(h),
+                    header: self.sign_as(&key, h),
                     txs: sb.txs,
                 })
             }
@@ -609,10 +678,46 @@ impl Mutator {
                     at: nudge(at, rng),
                 }
             }
-            Message::Header(h) => {
-                self.note("pp-batch");
-                Message::Header(self.replayable_batch(rng).map_or(h, |b| b.header))
+            Message::Header(h) => match self.key_of(&h.signer) {
+                Some(key) if rng.gen_bool(0.5) => {
+                    self.note("ally-header");
+                    let body = self.mutate_header(h.body, rng);
+                    Message::Header(self.sign_as(&key, body))
+                }
+                _ => {
+                    self.note("pp-batch");
+                    Message::Header(self.replayable_batch(rng).map_or(h, |b| b.header))
+                }
+            },
+        }
+    }
+
+    /// Mutate one reply or view change in a pre-prepare that we or an ally signed, re-signed
+    /// with its signer's key (the leader's own proof is checked against its value: a validly
+    /// signed reply that says something else must be caught there).
+    fn forge_in_proof(&mut self, b: &mut PrePrepareBody, rng: &mut ChaCha8Rng) {
+        self.note("ally-proof");
+        let replies: Vec<usize> = (0..b.proof.len())
+            .filter(|k| self.key_of(&b.proof[*k].signer).is_some())
+            .collect();
+        let changes: Vec<usize> = (0..b.new_view.len())
+            .filter(|k| self.key_of(&b.new_view[*k].signer).is_some())
+            .collect();
+        if !replies.is_empty() && (changes.is_empty() || rng.gen_bool(0.5)) {
+            let k = replies[rng.gen_range(0..replies.len())];
+            let key = self.key_of(&b.proof[k].signer).expect("filtered; qed");
+            let body = self.mutate_reply(b.proof[k].body.clone(), rng);
+            b.proof[k] = self.sign_as(&key, body);
+        } else if !changes.is_empty() {
+            let k = changes[rng.gen_range(0..changes.len())];
+            let key = self.key_of(&b.new_view[k].signer).expect("filtered; qed");
+            let mut body: ViewChangeBody = b.new_view[k].body.clone();
+            match rng.gen_range(0..3) {
+                0 => body.new_view = nudge32(body.new_view, rng),
+                1 => body.prepared = None,
+                _ => body.has_payload = !body.has_payload,
             }
+            b.new_view[k] = self.sign_as(&key, body);
         }
     }
 

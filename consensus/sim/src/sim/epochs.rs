@@ -92,6 +92,7 @@ impl Sim {
                 &mut self.rng,
             ));
         }
+        super::setup::collude(&mut self.nodes);
         // Epoch 1's configuration and the storage just seeded.
         self.boot(i);
         if let Some((side, inc)) = twin {

@@ -83,6 +83,7 @@ impl Sim {
                 sent: BTreeMap::new(),
             });
         }
+        collude(&mut nodes);
         let region = (0..cfg.n).map(|i| i % 5).collect();
         let mut partitioned = BTreeSet::new();
         if cfg.partition && cfg.n >= 4 && cfg.gst_ms > 0 {
@@ -187,5 +188,19 @@ impl Sim {
             }
         }
         sim
+    }
+}
+
+/// Give every Byzantine validator's mutator the keys of all Byzantine validators.
+pub(super) fn collude(nodes: &mut [Node]) {
+    let keys: Vec<crate::crypto::SharedSigner> = nodes
+        .iter()
+        .filter(|n| n.adv.is_some())
+        .map(|n| std::sync::Arc::new(n.signer.clone()) as crate::crypto::SharedSigner)
+        .collect();
+    for n in nodes.iter_mut() {
+        if let Some(m) = n.adv.as_mut().and_then(|a| a.mutator.as_mut()) {
+            m.set_allies(keys.iter().cloned());
+        }
     }
 }
