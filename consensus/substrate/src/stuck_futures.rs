@@ -64,13 +64,14 @@ impl StuckFutures {
     /// The future transactions to offer for proposal: every chain whose first transaction has
     /// waited at least `after_ms` for a tag no other future transaction provides and that
     /// `check` says the latest state would take as it is, the first one then each transaction
-    /// after the one whose tag it needs. A first transaction whose nonce is used is passed over:
-    /// the transactions waiting on it are first ones in its place (else a copy the pool kept
-    /// after its block would hold its sender's next nonce back for good).
+    /// after the one whose tag it needs; and the first transactions whose nonce is used, for
+    /// the pool to drop (what waits on such a copy is a first transaction once it is gone, and
+    /// counts as waiting since the copy did).
     ///
-    /// `check` is asked at most once per [`RECHECK_MS`] per transaction and at most
-    /// `max_checks` times per call, least recently asked first (so a queue with many waiting
-    /// chains cannot starve some of them). Forgets what is gone.
+    /// `check` is asked at most once per [`RECHECK_MS`] per transaction (never again once it
+    /// said `Used`: nonces only grow) and at most `max_checks` times per call, least recently
+    /// asked first, so a queue with many waiting chains cannot starve some of them. A used copy
+    /// still present is handed out again once per [`RECHECK_MS`]. Forgets what is gone.
     pub fn stuck(
         &mut self,
         futures: &[Future],
@@ -86,7 +87,7 @@ impl StuckFutures {
             }
         }
         let mut needing: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
-        let mut frontier = vec![];
+        let mut roots = vec![];
         for (i, f) in futures.iter().enumerate() {
             let mut waits_on_pool = false;
             for tag in f.requires {
@@ -98,67 +99,65 @@ impl StuckFutures {
                 }
             }
             if !waits_on_pool {
-                frontier.push((i, None));
+                // Least recently checked first (never checked before any), then by hash.
+                let h = f.hash;
+                roots.push((self.checked.get(&h).map(|(at, _)| *at), h, i));
             }
         }
+        roots.sort();
+        let present: BTreeSet<H256> = futures.iter().map(|f| f.hash).collect();
+        self.since.retain(|h, _| present.contains(h));
+        self.checked.retain(|h, _| present.contains(h));
         let mut found = Found::default();
-        let mut examined = BTreeSet::new();
         let mut taken = BTreeSet::new();
         let mut checks_left = max_checks;
-        while !frontier.is_empty() {
-            // Least recently checked first (never checked before any), then by hash.
-            let mut order: Vec<(Option<u64>, H256, usize, Option<u64>)> = frontier
-                .drain(..)
-                .map(|(i, inherited): (usize, Option<u64>)| {
-                    let h = futures[i].hash;
-                    (self.checked.get(&h).map(|(at, _)| *at), h, i, inherited)
-                })
-                .collect();
-            order.sort();
-            for (_, hash, i, inherited) in order {
-                if !examined.insert(hash) {
-                    continue;
-                }
-                // Behind a used one, a transaction has waited as long as the one it waited on.
-                let since = *self.since.entry(hash).or_insert(inherited.unwrap_or(now));
-                if now.saturating_sub(since) < after_ms {
-                    continue;
-                }
-                let verdict = match self.checked.get(&hash) {
-                    Some((at, verdict)) if now.saturating_sub(*at) < RECHECK_MS => *verdict,
-                    _ if checks_left == 0 => continue,
-                    _ => {
-                        checks_left -= 1;
-                        let verdict = check(&hash);
-                        self.checked.insert(hash, (now, verdict));
-                        verdict
+        for (_, hash, i) in roots {
+            let since = *self.since.entry(hash).or_insert(now);
+            if now.saturating_sub(since) < after_ms {
+                continue;
+            }
+            let verdict = match self.checked.get(&hash).copied() {
+                Some((at, Verdict::Used)) => {
+                    if now.saturating_sub(at) >= RECHECK_MS {
+                        self.checked.insert(hash, (now, Verdict::Used));
+                        found.used.push(hash);
                     }
-                };
-                match verdict {
-                    Verdict::Waits => {}
-                    Verdict::Used => match needing.get(&i) {
-                        Some(next) => frontier.extend(next.iter().map(|j| (*j, Some(since)))),
-                        None => found.used.push(hash),
-                    },
-                    Verdict::Applies => {
-                        // The chain behind it, each after what it needs (a cycle is cut where
-                        // it closes).
-                        let mut stack = vec![i];
-                        while let Some(j) = stack.pop() {
-                            if !taken.insert(j) {
-                                continue;
-                            }
-                            found.offer.push(futures[j].hash);
-                            if let Some(next) = needing.get(&j) {
-                                stack.extend(next.iter().rev());
-                            }
+                    continue;
+                }
+                Some((at, verdict)) if now.saturating_sub(at) < RECHECK_MS => verdict,
+                _ if checks_left == 0 => continue,
+                _ => {
+                    checks_left -= 1;
+                    let verdict = check(&hash);
+                    self.checked.insert(hash, (now, verdict));
+                    verdict
+                }
+            };
+            match verdict {
+                Verdict::Waits => {}
+                Verdict::Used => {
+                    found.used.push(hash);
+                    for j in needing.get(&i).into_iter().flatten() {
+                        let waiting = self.since.entry(futures[*j].hash).or_insert(since);
+                        *waiting = (*waiting).min(since);
+                    }
+                }
+                Verdict::Applies => {
+                    // The chain behind it, each after what it needs (a cycle is cut where it
+                    // closes).
+                    let mut stack = vec![i];
+                    while let Some(j) = stack.pop() {
+                        if !taken.insert(j) {
+                            continue;
+                        }
+                        found.offer.push(futures[j].hash);
+                        if let Some(next) = needing.get(&j) {
+                            stack.extend(next.iter().rev());
                         }
                     }
                 }
             }
         }
-        self.since.retain(|h, _| examined.contains(h));
-        self.checked.retain(|h, _| examined.contains(h));
         found
     }
 }
@@ -261,28 +260,50 @@ mod tests {
     }
 
     #[test]
-    fn a_used_copy_does_not_hold_back_the_next_nonce() {
+    fn a_used_copy_is_handed_to_the_pool_and_what_waited_on_it_goes_at_once() {
         let mut t = StuckFutures::default();
-        // Nonce 4 of sender 1 is on chain, but the pool kept a copy in its future queue; nonce 5
-        // waits on that copy. Sender 2's nonce 2 is a used copy with nothing behind it.
-        let txs = [(1, 4), (1, 5), (1, 6), (2, 2)];
+        // Nonce 4 of sender 1 is on chain, but the pool kept a copy in its future queue; nonces
+        // 5 and 6 wait on that copy. Sender 2's nonce 2 is a used copy with nothing behind it.
         let used: BTreeSet<H256> = [hash(1, 4), hash(2, 2)].into();
+        let asked = std::cell::Cell::new(0);
         let verdict = |h: &H256| {
+            asked.set(asked.get() + 1);
             if used.contains(h) {
                 Verdict::Used
             } else {
                 Verdict::Applies
             }
         };
-        assert_eq!(stuck_with(&mut t, &txs, 0, 16, verdict), Found::default());
+        let all = [(1, 4), (1, 5), (1, 6), (2, 2)];
+        assert_eq!(stuck_with(&mut t, &all, 0, 16, verdict), Found::default());
         assert_eq!(
-            stuck_with(&mut t, &txs, 2_000, 16, verdict),
+            stuck_with(&mut t, &all, 2_000, 16, verdict),
             Found {
-                offer: vec![hash(1, 5), hash(1, 6)],
-                used: vec![hash(2, 2)],
-            },
-            "5 and 6 are offered at once (they waited as long as 4); 2's copy is for the pool to drop"
+                offer: vec![],
+                used: vec![hash(1, 4), hash(2, 2)],
+            }
         );
+        // Still there a moment later: not asked again, not handed out again yet.
+        assert_eq!(
+            stuck_with(&mut t, &all, 2_500, 16, verdict),
+            Found::default()
+        );
+        assert_eq!(asked.get(), 2);
+        // The pool dropped both copies: 5 and 6 go at once (they waited since the copy did).
+        assert_eq!(
+            stuck_with(&mut t, &[(1, 5), (1, 6)], 2_600, 16, verdict).offer,
+            vec![hash(1, 5), hash(1, 6)]
+        );
+        // A copy the pool kept is handed out again after a while, with no runtime call.
+        let mut u = StuckFutures::default();
+        stuck_with(&mut u, &[(2, 2)], 0, 16, verdict);
+        stuck_with(&mut u, &[(2, 2)], 2_000, 16, verdict);
+        let before = asked.get();
+        assert_eq!(
+            stuck_with(&mut u, &[(2, 2)], 3_000, 16, verdict).used,
+            vec![hash(2, 2)]
+        );
+        assert_eq!(asked.get(), before, "a used verdict is never asked again");
     }
 
     #[test]

@@ -107,9 +107,11 @@ where
         });
     }
 
-    /// Remove from the pool future transactions whose nonce is used (nothing waits on them):
-    /// the pool keeps such a copy in its future queue after the block that included it, since
-    /// it revalidates only ready transactions.
+    /// Remove from the pool future transactions whose nonce is used: a copy of an included
+    /// transaction that was imported into the future queue after its block's prune (it was
+    /// still being validated); the pool revalidates only ready transactions, so it would stay.
+    /// The single-state pool removes just that transaction from its future queue (and bans
+    /// it); what waited on it becomes a chain's first transaction.
     fn drop_used(&self, used: Vec<H256>) {
         if used.is_empty() {
             return;
@@ -117,7 +119,8 @@ where
         let pool = self.pool.clone();
         let at = self.client.info().best_hash;
         tokio::spawn(async move {
-            let report = used.into_iter().map(|h| (h, None)).collect();
+            let stale = TransactionValidityError::Invalid(InvalidTransaction::Stale);
+            let report = used.into_iter().map(|h| (h, Some(stale))).collect();
             pool.report_invalid(Some(at), report).await;
         });
     }
