@@ -145,7 +145,7 @@ impl Mutator {
     }
 
     fn sign<T: Signable>(&self, body: T) -> Signed<T> {
-        Signed::sign(body, &self.genesis, &*self.signer)
+        self.sign_as(&self.signer, body)
     }
 
     /// The key of `who` if it is us or an ally.
@@ -507,22 +507,7 @@ impl Mutator {
                 Message::Vote(self.sign(b))
             }
             Message::ViewChange(vc) => {
-                let mut b: ViewChangeBody = vc.body;
-                match rng.gen_range(0..4) {
-                    0 => {
-                        self.note("view");
-                        b.new_view = nudge32(b.new_view, rng);
-                    }
-                    1 => {
-                        self.note("vc-prepared-drop");
-                        b.prepared = None;
-                    }
-                    2 => {
-                        self.note("vc-has-payload");
-                        b.has_payload = !b.has_payload;
-                    }
-                    _ => b.inst = self.mutate_instance(b.inst, rng),
-                }
+                let b = self.mutate_view_change(vc.body, rng);
                 Message::ViewChange(self.sign(b))
             }
             Message::PrePrepare(pp, batch) => {
@@ -560,9 +545,11 @@ impl Mutator {
                 }
                 Message::PrePrepare(self.sign(b), batch)
             }
-            Message::Announce(sb) if sb.header.signer == self.me && rng.gen_bool(0.25) => {
-                match self.ally(rng) {
-                    Some(ally) => {
+            Message::Announce(sb) if self.key_of(&sb.header.signer).is_some() => {
+                let key = self.key_of(&sb.header.signer).expect("checked; qed");
+                let ours = key.public() == self.me;
+                if ours && rng.gen_bool(0.25) {
+                    if let Some(ally) = self.ally(rng) {
                         // Our batch under an ally's name (its replica never proposed it).
                         self.note("ally-announce");
                         let mut h = sb.header.body;
@@ -570,17 +557,13 @@ impl Mutator {
                         if rng.gen_bool(0.5) {
                             h.seq = nudge(h.seq, rng);
                         }
-                        Message::Announce(wire::SignedBatch {
+                        return Message::Announce(wire::SignedBatch {
                             header: self.sign_as(&ally, h),
                             txs: sb.txs,
-                        })
+                        });
                     }
-                    None => self.mutate(Message::Announce(sb), rng),
                 }
-            }
-            Message::Announce(sb) if self.key_of(&sb.header.signer).is_some() => {
-                let key = self.key_of(&sb.header.signer).expect("checked; qed");
-                if key.public() != self.me {
+                if !ours {
                     self.note("ally-header");
                 }
                 let h = self.mutate_header(sb.header.body, rng);
@@ -692,6 +675,26 @@ impl Mutator {
         }
     }
 
+    fn mutate_view_change(&mut self, b: ViewChangeBody, rng: &mut ChaCha8Rng) -> ViewChangeBody {
+        let mut b = b;
+        match rng.gen_range(0..4) {
+            0 => {
+                self.note("view");
+                b.new_view = nudge32(b.new_view, rng);
+            }
+            1 => {
+                self.note("vc-prepared-drop");
+                b.prepared = None;
+            }
+            2 => {
+                self.note("vc-has-payload");
+                b.has_payload = !b.has_payload;
+            }
+            _ => b.inst = self.mutate_instance(b.inst, rng),
+        }
+        b
+    }
+
     /// Mutate one reply or view change in a pre-prepare that we or an ally signed, re-signed
     /// with its signer's key (the leader's own proof is checked against its value: a validly
     /// signed reply that says something else must be caught there).
@@ -711,12 +714,7 @@ impl Mutator {
         } else if !changes.is_empty() {
             let k = changes[rng.gen_range(0..changes.len())];
             let key = self.key_of(&b.new_view[k].signer).expect("filtered; qed");
-            let mut body: ViewChangeBody = b.new_view[k].body.clone();
-            match rng.gen_range(0..3) {
-                0 => body.new_view = nudge32(body.new_view, rng),
-                1 => body.prepared = None,
-                _ => body.has_payload = !body.has_payload,
-            }
+            let body = self.mutate_view_change(b.new_view[k].body.clone(), rng);
             b.new_view[k] = self.sign_as(&key, body);
         }
     }
