@@ -172,3 +172,14 @@ fn soak_seeds_slowed_by_asking_every_peer_for_headers() {
 fn soak_seed_where_batches_waited_for_their_proposers_window() {
     soak_seeds_pass(&[3_123_660]);
 }
+
+/// Soak seed 3531356 (n = 4, no Byzantine validator, one crash, WAN, GST at 1.1 s): one replica
+/// timed out alone on the crashed proposer's batch 3, before the others had any reason to care
+/// about it, and went on through views 1, 2 and 3 by itself. When the checkpoint that needs the
+/// batch brought the other two in, they reached view 2 while it sat in view 3, and view 3 while
+/// it had gone on to view 4: never three in one view, so block 1 waited past the run's end. A
+/// view's timer now counts only once q replicas asked for that view (Castro-Liskov's rule).
+#[test]
+fn soak_seed_where_a_replica_raced_through_views_alone() {
+    soak_seeds_pass(&[3_531_356]);
+}

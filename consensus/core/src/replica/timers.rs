@@ -29,6 +29,7 @@ impl Replica {
                         return;
                     }
                 }
+                let q = self.membership().q();
                 let Some(st) = self.insts.get_mut(&inst) else {
                     return;
                 };
@@ -36,6 +37,13 @@ impl Replica {
                     return;
                 }
                 st.timer_armed = false;
+                if st.in_view_change && st.vcs_for(v) < q {
+                    // Castro-Liskov's rule: the timer of view v counts only once q replicas
+                    // asked for v. A replica that moved on alone would race through views
+                    // the others never reach, and be in a later one when they arrive. The
+                    // q-th view change re-arms the timer; until then resend repeats ours.
+                    return;
+                }
                 self.start_view_change(inst, v + 1);
             }
             TimerId::Deadline(inst, v) => {

@@ -109,11 +109,24 @@ impl Replica {
         let enough = st.vcs.get(&nv).map(|m| m.len() >= q).unwrap_or(false)
             && !st.led.contains(&nv)
             && nv >= st.view;
-        if self.vouched(&inst, &signer) {
+        // In a view change that fewer than q asked for, the view timer waits for them.
+        let waiting = self
+            .insts
+            .get(&inst)
+            .is_some_and(|st| st.in_view_change && st.vcs_for(st.view) < q);
+        if !waiting && self.vouched(&inst, &signer) {
             self.arm_view_timer(inst);
         }
         if let Some(target) = join {
             self.start_view_change(inst, target);
+        }
+        // q asked for the view we are changing to: its timer counts from now (it did not
+        // while fewer asked, see `on_timer`), whatever our own reason to be here.
+        let quorum_now = self.insts.get(&inst).is_some_and(|st| {
+            st.view == nv && st.in_view_change && !st.timer_armed && st.vcs_for(nv) >= q
+        });
+        if quorum_now {
+            self.arm_view_timer(inst);
         }
         let f1_now = self
             .insts
