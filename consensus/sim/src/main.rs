@@ -48,7 +48,8 @@ struct Args {
     load_ms: u64,
     /// Hard end in virtual ms (default: the later of 60 s and the liveness deadline: GST, the end
     /// of the load or the last restart, whichever is latest, plus the liveness bound of
-    /// docs/consensus.md; a run stops early once every transaction is in a block).
+    /// docs/consensus.md; a run stops early once every transaction is in a block). Also applies
+    /// to `--fuzz-case`.
     #[arg(long)]
     end_ms: Option<u64>,
     /// One client batch per validator every this many ms.
@@ -99,7 +100,11 @@ fn main() {
         soak(&a);
     }
     if let Some(seed) = a.fuzz_case {
-        let c = fuzz::case_at(seed, scale(&a));
+        let mut c = fuzz::case_at(seed, scale(&a));
+        if let Some(end) = a.end_ms {
+            // A longer replay shows whether a liveness failure is slow or stopped.
+            c.end_ms = end;
+        }
         println!("fuzz case {seed}: {}", fuzz::describe(&c));
         let wall = std::time::Instant::now();
         let r = run(c);
