@@ -4,21 +4,53 @@
 mod common;
 
 use bsmr_consensus_core::crypto::Signed;
-use bsmr_consensus_core::wire::ViewChangeBody;
+use bsmr_consensus_core::wire::{Phase, ViewChangeBody, VoteBody};
 use bsmr_consensus_core::*;
 use common::{batch, GENESIS};
 
 const ME: ValidatorId = [1; 32];
 
 fn replica() -> Replica {
+    restored(&MemStorage::default())
+}
+
+fn restored(storage: &MemStorage) -> Replica {
     let members = vec![ME, [2; 32], [3; 32], [4; 32]];
     let cfg = Config::new(Membership::new(GENESIS, 0, members));
     Replica::new(
         cfg,
-        &MemStorage::default(),
+        storage,
         Box::new(InsecureTestCrypto(ME)),
         Box::new(InsecureTestCrypto(ME)),
     )
+}
+
+/// A replica that heard of 3's batch at 0 and timed out on it alone at 10 s: in a view change
+/// for view 1 with only its own view change. Its persisted state goes to `storage`.
+fn alone_in_view_1(storage: &mut MemStorage) -> (Replica, InstanceId) {
+    let mut r = restored(storage);
+    let _ = r.start(0);
+    let b = batch(3);
+    let inst = InstanceId::Cmd {
+        proposer: [3; 32],
+        seq: b.header.body.seq,
+        id: b.id(),
+    };
+    let announce = Input::Message {
+        from: [3; 32],
+        msg: Message::Announce(b),
+    };
+    for (now, input) in [
+        (0, announce),
+        (10_000, Input::Timer(TimerId::View(inst, 0))),
+    ] {
+        for o in r.handle(now, input) {
+            if let Output::Persist(ops) = o {
+                storage.apply(&ops);
+            }
+        }
+    }
+    (r, inst)
 }
 
 fn view_change(from: u8, inst: InstanceId, v: View) -> Input {
@@ -101,4 +133,73 @@ fn a_replica_alone_in_a_view_change_waits_there_until_q_ask() {
     // Now its expiry moves us on.
     let out = r.handle(80_000, Input::Timer(TimerId::View(inst, 1)));
     assert_eq!(asked(&out, inst), vec![2]);
+}
+
+#[test]
+fn members_asking_for_later_views_count_towards_the_quorum() {
+    let (mut r, inst) = alone_in_view_1(&mut MemStorage::default());
+    let _ = r.handle(40_000, Input::Timer(TimerId::View(inst, 1)));
+    // 2 asks for view 1, 4 has gone on to view 2 (its view change for 1 never reached us):
+    // three members are at view 1 or later, so ours is not alone and its timer counts.
+    let out = r.handle(50_000, view_change(2, inst, 1));
+    assert!(timers(&out, inst).is_empty());
+    let out = r.handle(50_010, view_change(4, inst, 2));
+    assert_eq!(timers(&out, inst), vec![1]);
+    let out = r.handle(80_000, Input::Timer(TimerId::View(inst, 1)));
+    assert_eq!(asked(&out, inst), vec![2]);
+}
+
+#[test]
+fn a_restarted_replica_counts_its_own_persisted_view_change() {
+    let mut storage = MemStorage::default();
+    let _ = alone_in_view_1(&mut storage);
+    // Restarted: received view changes are gone, ours is restored from storage. With 2's and
+    // 4's it makes q.
+    let mut r = restored(&storage);
+    let _ = r.start(60_000);
+    let b = batch(3);
+    let inst = InstanceId::Cmd {
+        proposer: [3; 32],
+        seq: b.header.body.seq,
+        id: b.id(),
+    };
+    let out = r.handle(70_000, Input::Timer(TimerId::View(inst, 1)));
+    assert!(asked(&out, inst).is_empty(), "alone after the restart too");
+    let _ = r.handle(70_010, view_change(2, inst, 1));
+    let out = r.handle(70_020, view_change(4, inst, 1));
+    assert_eq!(timers(&out, inst), vec![1], "{out:?}");
+    let out = r.handle(90_000, Input::Timer(TimerId::View(inst, 1)));
+    assert_eq!(asked(&out, inst), vec![2]);
+}
+
+#[test]
+fn a_replayed_conflicting_vote_does_not_stop_the_resend_of_our_view_change() {
+    let (mut r, inst) = alone_in_view_1(&mut MemStorage::default());
+    let vote = |value: u8| {
+        let body = VoteBody {
+            epoch: 0,
+            inst,
+            view: 0,
+            phase: Phase::Prepare,
+            value: [value; 32],
+        };
+        Input::Message {
+            from: [4; 32],
+            msg: Message::Vote(Signed::sign(body, &GENESIS, &InsecureTestCrypto([4; 32]))),
+        }
+    };
+    let _ = r.handle(10_100, vote(1));
+    // 4 replays a conflicting vote more often than the resend period: our view change is
+    // still resent.
+    let mut resent = 0;
+    for k in 1..=8u64 {
+        let now = 10_000 + k * 1_000;
+        let _ = r.handle(now, vote(2));
+        let out = r.handle(now + 1, Input::Timer(TimerId::Resend));
+        resent += out
+            .iter()
+            .filter(|o| matches!(o, Output::Send { msg: Message::ViewChange(vc), .. } if vc.body.inst == inst))
+            .count();
+    }
+    assert!(resent > 0, "never resent");
 }

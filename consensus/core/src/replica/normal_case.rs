@@ -220,9 +220,18 @@ impl Replica {
         }
         let now = self.now;
         let st = self.insts.entry(inst);
-        st.last_progress_ms = now;
         let (view, digest) = (v.body.view, v.body.value);
-        if let Some(old) = st.add_vote(v.clone()) {
+        let new = !st
+            .votes
+            .get(&(view, v.body.phase))
+            .is_some_and(|m| m.contains_key(&v.signer));
+        let conflict = st.add_vote(v.clone());
+        if new && conflict.is_none() {
+            // Only a vote not held before is progress: a replayed conflicting one would
+            // otherwise keep `stalled_messages` from ever resending our view change.
+            st.last_progress_ms = now;
+        }
+        if let Some(old) = conflict {
             self.report(Proof::VoteEquivocation(old, v));
             return;
         }

@@ -52,6 +52,12 @@ impl Replica {
                         st.view = view;
                         st.in_view_change = true;
                     }
+                    // Ours counts towards the q a view's timer waits for (received ones are
+                    // not persisted: peers resend theirs).
+                    st.vcs
+                        .entry(view)
+                        .or_default()
+                        .insert(vc.signer, vc.clone());
                     st.my_vcs.insert(view, vc);
                 }
                 (Key::PrePrepare(inst, view), Record::PrePrepare(pp)) => {

@@ -37,11 +37,11 @@ impl Replica {
                     return;
                 }
                 st.timer_armed = false;
-                if st.in_view_change && st.vcs_for(v) < q {
+                if st.in_view_change && st.asking_from(v) < q {
                     // Castro-Liskov's rule: the timer of view v counts only once q replicas
-                    // asked for v. A replica that moved on alone would race through views
-                    // the others never reach, and be in a later one when they arrive. The
-                    // q-th view change re-arms the timer; until then resend repeats ours.
+                    // asked for v (or later). A replica that moved on alone would race through
+                    // views the others never reach, and be in a later one when they arrive.
+                    // The q-th re-arms the timer; until then resend repeats our view change.
                     return;
                 }
                 self.start_view_change(inst, v + 1);

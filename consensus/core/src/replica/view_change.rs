@@ -113,18 +113,19 @@ impl Replica {
         let waiting = self
             .insts
             .get(&inst)
-            .is_some_and(|st| st.in_view_change && st.vcs_for(st.view) < q);
+            .is_some_and(|st| st.in_view_change && st.asking_from(st.view) < q);
         if !waiting && self.vouched(&inst, &signer) {
             self.arm_view_timer(inst);
         }
         if let Some(target) = join {
             self.start_view_change(inst, target);
         }
-        // q asked for the view we are changing to: its timer counts from now (it did not
-        // while fewer asked, see `on_timer`), whatever our own reason to be here.
-        let quorum_now = self.insts.get(&inst).is_some_and(|st| {
-            st.view == nv && st.in_view_change && !st.timer_armed && st.vcs_for(nv) >= q
-        });
+        // q asked for the view we are changing to, or later: its timer counts from now (it
+        // did not while fewer asked, see `on_timer`), whatever our own reason to be here.
+        let quorum_now = self
+            .insts
+            .get(&inst)
+            .is_some_and(|st| st.in_view_change && !st.timer_armed && st.asking_from(st.view) >= q);
         if quorum_now {
             self.arm_view_timer(inst);
         }

@@ -109,6 +109,16 @@ impl Instance {
             self.view = v;
         }
     }
+    /// Distinct members asking for view `v` or a later one (ourselves included once we asked):
+    /// when q do, at least f+1 correct replicas have reached `v`, and a view change for `v`
+    /// is no longer ours alone (its timer may count, see `Replica::on_timer`).
+    pub fn asking_from(&self, v: View) -> usize {
+        let mut who: BTreeSet<&ValidatorId> = BTreeSet::new();
+        for m in self.vcs.range(v..).map(|(_, m)| m) {
+            who.extend(m.keys());
+        }
+        who.len()
+    }
     /// View changes received asking for view `v`.
     pub fn vcs_for(&self, v: View) -> usize {
         self.vcs.get(&v).map_or(0, |m| m.len())

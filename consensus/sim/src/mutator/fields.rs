@@ -253,7 +253,11 @@ impl Mutator {
         h
     }
 
-    pub(super) fn mutate_view_change(&mut self, b: ViewChangeBody, rng: &mut ChaCha8Rng) -> ViewChangeBody {
+    pub(super) fn mutate_view_change(
+        &mut self,
+        b: ViewChangeBody,
+        rng: &mut ChaCha8Rng,
+    ) -> ViewChangeBody {
         let mut b = b;
         match rng.gen_range(0..4) {
             0 => {

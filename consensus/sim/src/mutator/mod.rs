@@ -20,10 +20,10 @@
 mod fields;
 
 use crate::crypto::SharedSigner;
-use fields::{nudge, nudge32};
 use bsmr_consensus_core::crypto::Signable;
 use bsmr_consensus_core::wire::{PrePrepareBody, VoteBody};
 use bsmr_consensus_core::*;
+use fields::{nudge, nudge32};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
