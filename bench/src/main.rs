@@ -275,7 +275,12 @@ fn main() {
         Mode::Replay { endpoints, load } => rt
             .block_on(replay_mode(&endpoints, &load, false))
             .map(|s| vec![s]),
-        Mode::Network { net, load } => rt.block_on(network_mode(&net, &load)),
+        Mode::Network { net, load } => {
+            // Before any node starts: the signature figures price checks at this machine's
+            // idle speed.
+            let _ = sim_scale::sr25519_costs();
+            rt.block_on(network_mode(&net, &load))
+        }
         Mode::Sim {
             validators,
             seed,
@@ -345,6 +350,7 @@ async fn measure(
 ) -> Result<(report::Summary, replay::Outcome), String> {
     let runtime = chain::spec_name(&replay::connect(&endpoints[0]).await?).await?;
     let cpu_before = cpu_seconds.map(|f| f());
+    let sigs_before = signature_counts(endpoints).await;
     let total = plan.len();
     let bar = if load.quiet {
         indicatif::ProgressBar::hidden()
@@ -375,9 +381,35 @@ async fn measure(
     if let (Some(f), Some(before)) = (cpu_seconds, cpu_before) {
         summary.cpu_ms_per_tx = Some((f() - before) * 1000.0 / summary.finalized.max(1) as f64);
     }
+    if let (Some((v0, m0)), Some((v1, m1))) = (sigs_before, signature_counts(endpoints).await) {
+        let per = |d: u64| d as f64 / summary.finalized.max(1) as f64;
+        let (sign_us, verify_us) = sim_scale::sr25519_costs();
+        let (verified_per_tx, made_per_tx) = (per(v1 - v0), per(m1 - m0));
+        summary.signatures = Some(report::SignatureFigures {
+            verified_per_tx,
+            made_per_tx,
+            verify_us,
+            sign_us,
+            cpu_ms_per_tx: (verified_per_tx * verify_us as f64 + made_per_tx * sign_us as f64)
+                / 1000.0,
+        });
+    }
     report::write(&load.out, &summary, &outcome)?;
     print_summary(&summary);
     Ok((summary, outcome))
+}
+
+/// The consensus signatures all validators behind `endpoints` have checked and made so far
+/// (`bsmr_status`, published every 200 ms); None when a node has no bsmr engine.
+async fn signature_counts(endpoints: &[String]) -> Option<(u64, u64)> {
+    let (mut verified, mut made) = (0, 0);
+    for e in endpoints {
+        let client = replay::connect(e).await.ok()?;
+        let s: serde_json::Value = client.request("bsmr_status", rpc_params![]).await.ok()?;
+        verified += s["signaturesVerified"].as_u64()?;
+        made += s["signaturesMade"].as_u64()?;
+    }
+    Some((verified, made))
 }
 
 fn print_summary(s: &report::Summary) {
@@ -394,6 +426,13 @@ fn print_summary(s: &report::Summary) {
     );
     if let Some(c) = s.cpu_ms_per_tx {
         println!("    validators' CPU per finalized transaction: {c:.2} ms (all four together)");
+    }
+    if let Some(g) = &s.signatures {
+        println!(
+            "    consensus signatures per finalized transaction: {:.2} checked, {:.2} made (all \
+             validators); at {} µs per check and {} µs per signature here: {:.3} ms of CPU",
+            g.verified_per_tx, g.made_per_tx, g.verify_us, g.sign_us, g.cpu_ms_per_tx
+        );
     }
     for (why, n) in &s.dropped {
         println!("    dropped {n}: {why}");

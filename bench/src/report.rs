@@ -41,6 +41,25 @@ pub struct Summary {
     /// CPU milliseconds the validators used per finalized transaction while the load ran and
     /// settled (all validators together, from /proc; runs that start the nodes only).
     pub cpu_ms_per_tx: Option<f64>,
+    /// Consensus signatures the validators checked and made per finalized transaction (all
+    /// validators together, from `bsmr_status`; bsmr modes only), and what they cost at the
+    /// sr25519 timings measured at the bench's start.
+    pub signatures: Option<SignatureFigures>,
+}
+
+/// The consensus share of the sr25519 work (transaction signatures are the runtime's).
+#[derive(Clone, Debug, Serialize)]
+pub struct SignatureFigures {
+    /// Checked per finalized transaction.
+    pub verified_per_tx: f64,
+    /// Made per finalized transaction.
+    pub made_per_tx: f64,
+    /// One check on this machine (µs, mean of 2,000).
+    pub verify_us: u64,
+    /// One signature on this machine (µs, mean of 2,000).
+    pub sign_us: u64,
+    /// Their CPU per finalized transaction (ms, all validators together).
+    pub cpu_ms_per_tx: f64,
 }
 
 /// What an injected fault did to latency.
@@ -178,6 +197,7 @@ pub fn summarize(label: &str, runtime: &str, o: &Outcome, endpoints: &[String]) 
         per_endpoint,
         fault: o.fault_ms.map(|at| fault_figures(&o.records, at)),
         cpu_ms_per_tx: None,
+        signatures: None,
     }
 }
 

@@ -465,6 +465,12 @@ fn four_validators_finalize_500_transfers_survive_a_crash_and_serve_a_late_full_
             status["committedCommands"].as_u64().unwrap() > 0,
             "{status}"
         );
+        // Every validator checks its peers' replies and votes and signs its own.
+        assert!(
+            status["signaturesVerified"].as_u64().unwrap() > 0
+                && status["signaturesMade"].as_u64().unwrap() > 0,
+            "{status}"
+        );
     });
 
     // SIGKILL Dave: the other three keep finalizing transfers.

@@ -8,7 +8,24 @@ use bsmr_primitives::{AuthorityId, KEY_TYPE};
 use sc_keystore::LocalKeystore;
 use sp_core::{crypto::ByteArray, sr25519, Pair};
 use sp_keystore::KeystorePtr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Consensus signatures this process checked and made (one node per process), for
+/// `bsmr_status`: the bench divides them by the finalized transactions to split the sr25519
+/// cost between transactions and consensus (docs/performance.md).
+static VERIFIED: AtomicU64 = AtomicU64::new(0);
+static SIGNED: AtomicU64 = AtomicU64::new(0);
+
+/// Consensus signatures checked by this process so far.
+pub fn signatures_verified() -> u64 {
+    VERIFIED.load(Ordering::Relaxed)
+}
+
+/// Consensus signatures made by this process so far.
+pub fn signatures_made() -> u64 {
+    SIGNED.load(Ordering::Relaxed)
+}
 
 /// Signs with the validator's `bsmr` key held in the node's keystore.
 ///
@@ -55,6 +72,7 @@ impl Signer for KeystoreSigner {
     }
 
     fn sign(&self, digest: &Digest) -> Signature {
+        SIGNED.fetch_add(1, Ordering::Relaxed);
         if let Some(pair) = &self.pair {
             return pair.sign(digest).0;
         }
@@ -95,6 +113,7 @@ pub struct Sr25519Verifier;
 
 impl Verifier for Sr25519Verifier {
     fn verify(&self, who: &ValidatorId, digest: &Digest, sig: &Signature) -> bool {
+        VERIFIED.fetch_add(1, Ordering::Relaxed);
         sr25519::Pair::verify(
             &sr25519::Signature::from_raw(*sig),
             digest,

@@ -61,6 +61,12 @@ pub struct EngineStatus {
     /// further behind than peers keep finished blocks (docs/consensus.md, "Rejoining from the
     /// chain").
     pub rejoins: u64,
+    /// Consensus signatures (replies, votes, view changes, headers, certificates, hellos) this
+    /// node has checked since it started; transaction signatures are the runtime's and not
+    /// counted.
+    pub signatures_verified: u64,
+    /// Consensus signatures this node has made since it started.
+    pub signatures_made: u64,
     /// "leaderless" or "leader".
     pub mode: String,
     /// The validator (hex) that leads, in view 0, the checkpoint of the block after the last

@@ -457,6 +457,8 @@ where
             .filter(|v| v.as_ref().is_some_and(|k| m.contains(k)))
             .count() as u32;
         s.last_finalized = fin;
+        s.signatures_verified = crate::crypto::signatures_verified();
+        s.signatures_made = crate::crypto::signatures_made();
         if let Some((next, rotation)) = rotation {
             s.next_checkpoint_leader = Some(hex(&rotation.leader(m, next, 0)));
             s.skipped_checkpoint_leaders = rotation.skipped(m, next).map(|v| hex(v)).collect();
