@@ -196,6 +196,12 @@ impl Sim {
         let now = self.node_clock_us(i) / 1000 + self.nodes[i].skew_ms;
         let before = self.nodes[i].work_done();
         let Some(r) = self.nodes[i].replica.as_mut() else {
+            if let Input::ClientBatch(txs) = input {
+                // The node went down earlier in this step (a crash between a persist and its
+                // send, while transactions were handed to it one batch after another): the
+                // client's submission fails, and it submits again once the node is back.
+                self.nodes[i].resubmit.push(txs);
+            }
             return;
         };
         let outs = r.handle(now, input);
