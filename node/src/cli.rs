@@ -62,6 +62,24 @@ pub struct Cli {
     /// Options of the bsmr consensus engine.
     #[clap(flatten)]
     pub engine: EngineArgs,
+
+    /// How the transaction pool re-checks the ready transactions it holds: `light` (all of them
+    /// at once every 20 blocks or 60 s) or `full` (Substrate's default: after every block all
+    /// of them are queued and re-checked a quarter at a time every 200 ms). bsmr cuts blocks
+    /// several times a second, so under load `full` re-checks each pending transaction several
+    /// times before its block (12% more CPU per transfer at saturation, docs/performance.md).
+    /// `light` needs the single-state pool (bsmr's default `--pool-type`).
+    #[arg(long, value_enum, default_value_t = PoolRevalidation::Light)]
+    pub pool_revalidation: PoolRevalidation,
+}
+
+/// `--pool-revalidation` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PoolRevalidation {
+    /// After every block, a quarter of the ready set every 200 ms (Substrate's default).
+    Full,
+    /// The whole ready set every 20 blocks or 60 s.
+    Light,
 }
 
 /// Tunables of the leaderless engine (every validator of a network should use the same values).

@@ -2,7 +2,7 @@
 
 use crate::{
     chain_spec,
-    cli::{Cli, Subcommand},
+    cli::{Cli, PoolRevalidation, Subcommand},
     service,
 };
 use bsmr_runtime::opaque::Block;
@@ -65,6 +65,50 @@ impl SubstrateCli for Cli {
 /// new block's view is being built, because the transaction reaches only the old view, which is
 /// then removed (see docs/consensus.md, "Transaction pool"). The single-state pool has no views.
 pub const DEFAULT_POOL_TYPE: &str = "single-state";
+
+/// The options of a single-state pool with light revalidation, if `--pool-revalidation light`
+/// (the default) asks for one; an error if the fork-aware pool was asked for too.
+fn light_pool(cli: &Cli) -> sc_cli::Result<Option<sc_transaction_pool::Options>> {
+    match cli.pool_revalidation {
+        PoolRevalidation::Full => Ok(None),
+        PoolRevalidation::Light => {
+            if matches!(
+                cli.run.pool_config.pool_type,
+                sc_cli::TransactionPoolType::ForkAware
+            ) {
+                return Err(sc_cli::Error::Input(
+                    "--pool-revalidation light needs the single-state pool: with --pool-type \
+                     fork-aware, also pass --pool-revalidation full"
+                        .into(),
+                ));
+            }
+            Ok(Some(light_pool_options(
+                &cli.run.pool_config,
+                cli.run.shared_params.is_dev(),
+            )))
+        }
+    }
+}
+
+/// The pool limits `--pool-limit`, `--pool-kbytes` and `--tx-ban-seconds` set, as
+/// `sc_cli`'s `TransactionPoolOptions::new_with_params` sets them (its options are private,
+/// so a pool built outside its `Builder` needs them again): the future queue gets a tenth.
+fn light_pool_options(
+    p: &sc_cli::TransactionPoolParams,
+    is_dev: bool,
+) -> sc_transaction_pool::Options {
+    let mut options = sc_transaction_pool::Options::default();
+    options.ready.count = p.pool_limit;
+    options.ready.total_bytes = p.pool_kbytes * 1024;
+    options.future.count = p.pool_limit / 10;
+    options.future.total_bytes = p.pool_kbytes * 1024 / 10;
+    options.ban_time = match (p.tx_ban_seconds, is_dev) {
+        (Some(s), _) => std::time::Duration::from_secs(s),
+        (None, true) => std::time::Duration::ZERO,
+        (None, false) => std::time::Duration::from_secs(30 * 60),
+    };
+    options
+}
 
 /// Parse the command line (with bsmr's defaults) and run it.
 pub fn run() -> sc_cli::Result<()> {
@@ -192,6 +236,7 @@ pub fn run() -> sc_cli::Result<()> {
                 );
             }
             let engine = cli.engine.config();
+            let light_pool = light_pool(&cli)?;
             runner.run_node_until_exit(|config| async move {
                 match config.network.network_backend {
                     sc_network::config::NetworkBackendType::Libp2p => {
@@ -200,12 +245,14 @@ pub fn run() -> sc_cli::Result<()> {
                                 Block,
                                 <Block as sp_runtime::traits::Block>::Hash,
                             >,
-                        >(config, engine)
+                        >(config, engine, light_pool)
                         .map_err(sc_cli::Error::Service)
                     }
                     sc_network::config::NetworkBackendType::Litep2p => {
-                        service::new_full::<sc_network::Litep2pNetworkBackend>(config, engine)
-                            .map_err(sc_cli::Error::Service)
+                        service::new_full::<sc_network::Litep2pNetworkBackend>(
+                            config, engine, light_pool,
+                        )
+                        .map_err(sc_cli::Error::Service)
                     }
                 }
             })
@@ -216,6 +263,40 @@ pub fn run() -> sc_cli::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn light_revalidation_is_the_default_and_keeps_the_pool_limits() {
+        let cli = parse_cli(["bsmr-node", "--pool-limit", "1000", "--pool-kbytes", "2000"]);
+        let options = light_pool(&cli).unwrap().expect("light by default");
+        assert_eq!(options.ready.count, 1000);
+        assert_eq!(options.ready.total_bytes, 2000 * 1024);
+        assert_eq!(options.future.count, 100);
+        assert_eq!(options.ban_time, std::time::Duration::from_secs(1800));
+        let dev = parse_cli(["bsmr-node", "--dev"]);
+        let options = light_pool(&dev).unwrap().expect("light by default");
+        assert_eq!(
+            options.ban_time,
+            std::time::Duration::ZERO,
+            "as Substrate's --dev"
+        );
+        let full = parse_cli(["bsmr-node", "--pool-revalidation", "full"]);
+        assert!(light_pool(&full).unwrap().is_none());
+    }
+
+    #[test]
+    fn light_revalidation_with_the_fork_aware_pool_is_refused() {
+        let cli = parse_cli(["bsmr-node", "--pool-type", "fork-aware"]);
+        let err = light_pool(&cli).unwrap_err().to_string();
+        assert!(err.contains("--pool-revalidation full"), "{err}");
+        let cli = parse_cli([
+            "bsmr-node",
+            "--pool-type",
+            "fork-aware",
+            "--pool-revalidation",
+            "full",
+        ]);
+        assert!(light_pool(&cli).unwrap().is_none());
+    }
 
     #[test]
     fn single_state_pool_is_the_default_and_can_be_overridden() {

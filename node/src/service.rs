@@ -38,8 +38,17 @@ pub type Service = sc_service::PartialComponents<
     Option<Telemetry>,
 >;
 
-/// Build the client, backend, pool and import queue.
+/// Build the client, backend, pool and import queue (the pool as `config` says).
 pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
+    new_partial_with(config, None)
+}
+
+/// [`new_partial`], with a single-state pool of these options that re-checks its ready
+/// transactions only every 20 blocks or 60 s (`--pool-revalidation light`) when given.
+pub fn new_partial_with(
+    config: &Configuration,
+    light_pool: Option<sc_transaction_pool::Options>,
+) -> Result<Service, ServiceError> {
     let telemetry = config
         .telemetry_endpoints
         .clone()
@@ -70,16 +79,39 @@ pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
 
     let select_chain = sc_consensus::LongestChain::new(backend.clone());
 
-    let transaction_pool = Arc::from(
-        sc_transaction_pool::Builder::new(
-            task_manager.spawn_essential_handle(),
-            client.clone(),
-            config.role.is_authority().into(),
-        )
-        .with_options(config.transaction_pool.clone())
-        .with_prometheus(config.prometheus_registry())
-        .build(),
-    );
+    let transaction_pool = match light_pool {
+        None => Arc::from(
+            sc_transaction_pool::Builder::new(
+                task_manager.spawn_essential_handle(),
+                client.clone(),
+                config.role.is_authority().into(),
+            )
+            .with_options(config.transaction_pool.clone())
+            .with_prometheus(config.prometheus_registry())
+            .build(),
+        ),
+        Some(options) => {
+            let spawner = task_manager.spawn_essential_handle();
+            let api = Arc::new(sc_transaction_pool::FullChainApi::new(
+                client.clone(),
+                config.prometheus_registry(),
+                &spawner,
+            ));
+            let chain = sc_client_api::UsageProvider::usage_info(&*client).chain;
+            let pool = sc_transaction_pool::BasicPool::with_revalidation_type(
+                options,
+                config.role.is_authority().into(),
+                api,
+                config.prometheus_registry(),
+                sc_transaction_pool::RevalidationType::Light,
+                spawner,
+                chain.best_number,
+                chain.best_hash,
+                chain.finalized_hash,
+            );
+            Arc::new(sc_transaction_pool::TransactionPoolWrapper(Box::new(pool)))
+        }
+    };
 
     let genesis = client.info().genesis_hash;
     let import_queue = sc_consensus_bsmr::import_queue(
@@ -107,6 +139,7 @@ pub fn new_full<
 >(
     config: Configuration,
     engine_config: sc_consensus_bsmr::EngineConfig,
+    light_pool: Option<sc_transaction_pool::Options>,
 ) -> Result<TaskManager, ServiceError> {
     let sc_service::PartialComponents {
         client,
@@ -117,7 +150,7 @@ pub fn new_full<
         select_chain: _,
         transaction_pool,
         other: mut telemetry,
-    } = new_partial(&config)?;
+    } = new_partial_with(&config, light_pool)?;
 
     let mut net_config = sc_network::config::FullNetworkConfiguration::<
         Block,
