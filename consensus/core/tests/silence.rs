@@ -6,10 +6,8 @@
 //! at our start) and f+1 replicas asked for that view.
 mod common;
 
-use bsmr_consensus_core::crypto::Signed;
-use bsmr_consensus_core::wire::ViewChangeBody;
 use bsmr_consensus_core::*;
-use common::{batch, GENESIS};
+use common::{batch, instance, view_change, GENESIS};
 
 /// The view-0 timer the replica arms for `b`'s instance when `from` announces `b` at `now`.
 fn view_timer(r: &mut Replica, now: u64, from: ValidatorId, b: SignedBatch) -> u64 {
@@ -99,40 +97,18 @@ fn next_view_timer(r: &mut Replica, now: u64, inst: InstanceId) -> u64 {
         .expect("the view change arms a view-1 timer")
 }
 
-fn instance(b: &SignedBatch) -> InstanceId {
-    InstanceId::Cmd {
-        proposer: b.header.body.proposer,
-        seq: b.header.body.seq,
-        id: b.id(),
-    }
-}
-
 /// `from`'s view change asking for view `v` of `inst`, fed at `now`; the view timer of `v` it
 /// makes the replica arm, if any.
 fn view_change_from(r: &mut Replica, now: u64, from: u8, inst: InstanceId, v: View) -> Option<u64> {
-    let body = ViewChangeBody {
-        epoch: 0,
-        inst,
-        new_view: v,
-        prepared: None,
-        has_payload: true,
-    };
-    let vc = Signed::sign(body, &GENESIS, &InsecureTestCrypto([from; 32]));
-    r.handle(
-        now,
-        Input::Message {
-            from: [from; 32],
-            msg: Message::ViewChange(vc),
-        },
-    )
-    .into_iter()
-    .find_map(|o| match o {
-        Output::SetTimer {
-            id: TimerId::View(i, w),
-            after_ms,
-        } if i == inst && w == v => Some(after_ms),
-        _ => None,
-    })
+    r.handle(now, view_change(from, inst, v))
+        .into_iter()
+        .find_map(|o| match o {
+            Output::SetTimer {
+                id: TimerId::View(i, w),
+                after_ms,
+            } if i == inst && w == v => Some(after_ms),
+            _ => None,
+        })
 }
 
 /// 3 proposes at the start and falls silent; view 1's leader is 4. Returns the replica, the

@@ -4,15 +4,11 @@
 mod common;
 
 use bsmr_consensus_core::crypto::Signed;
-use bsmr_consensus_core::wire::{Phase, ViewChangeBody, VoteBody};
+use bsmr_consensus_core::wire::{Phase, VoteBody};
 use bsmr_consensus_core::*;
-use common::{batch, GENESIS};
+use common::{batch, instance, view_change, GENESIS};
 
 const ME: ValidatorId = [1; 32];
-
-fn replica() -> Replica {
-    restored(&MemStorage::default())
-}
 
 fn restored(storage: &MemStorage) -> Replica {
     let members = vec![ME, [2; 32], [3; 32], [4; 32]];
@@ -26,16 +22,14 @@ fn restored(storage: &MemStorage) -> Replica {
 }
 
 /// A replica that heard of 3's batch at 0 and timed out on it alone at 10 s: in a view change
-/// for view 1 with only its own view change. Its persisted state goes to `storage`.
-fn alone_in_view_1(storage: &mut MemStorage) -> (Replica, InstanceId) {
+/// for view 1 with only its own view change. Its persisted state goes to `storage`; also
+/// returns what the timeout emitted.
+fn alone_in_view_1(storage: &mut MemStorage) -> (Replica, InstanceId, Vec<Output>) {
     let mut r = restored(storage);
     let _ = r.start(0);
     let b = batch(3);
-    let inst = InstanceId::Cmd {
-        proposer: [3; 32],
-        seq: b.header.body.seq,
-        id: b.id(),
-    };
+    let inst = instance(&b);
+    let mut last = vec![];
     let announce = Input::Message {
         from: [3; 32],
         msg: Message::Announce(b),
@@ -44,31 +38,14 @@ fn alone_in_view_1(storage: &mut MemStorage) -> (Replica, InstanceId) {
         (0, announce),
         (10_000, Input::Timer(TimerId::View(inst, 0))),
     ] {
-        for o in r.handle(now, input) {
+        last = r.handle(now, input);
+        for o in &last {
             if let Output::Persist(ops) = o {
-                storage.apply(&ops);
+                storage.apply(ops);
             }
         }
     }
-    (r, inst)
-}
-
-fn view_change(from: u8, inst: InstanceId, v: View) -> Input {
-    let body = ViewChangeBody {
-        epoch: 0,
-        inst,
-        new_view: v,
-        prepared: None,
-        has_payload: true,
-    };
-    Input::Message {
-        from: [from; 32],
-        msg: Message::ViewChange(Signed::sign(
-            body,
-            &GENESIS,
-            &InsecureTestCrypto([from; 32]),
-        )),
-    }
+    (r, inst, last)
 }
 
 /// The views our own view changes in `out` ask for.
@@ -99,23 +76,8 @@ fn timers(out: &[Output], inst: InstanceId) -> Vec<View> {
 
 #[test]
 fn a_replica_alone_in_a_view_change_waits_there_until_q_ask() {
-    let mut r = replica();
-    let _ = r.start(0);
     // 3 announces a batch and says nothing more; we alone time out on it.
-    let b = batch(3);
-    let inst = InstanceId::Cmd {
-        proposer: [3; 32],
-        seq: b.header.body.seq,
-        id: b.id(),
-    };
-    let _ = r.handle(
-        0,
-        Input::Message {
-            from: [3; 32],
-            msg: Message::Announce(b),
-        },
-    );
-    let out = r.handle(10_000, Input::Timer(TimerId::View(inst, 0)));
+    let (mut r, inst, out) = alone_in_view_1(&mut MemStorage::default());
     assert_eq!(asked(&out, inst), vec![1]);
     assert_eq!(timers(&out, inst), vec![1]);
 
@@ -137,7 +99,7 @@ fn a_replica_alone_in_a_view_change_waits_there_until_q_ask() {
 
 #[test]
 fn members_asking_for_later_views_count_towards_the_quorum() {
-    let (mut r, inst) = alone_in_view_1(&mut MemStorage::default());
+    let (mut r, inst, _) = alone_in_view_1(&mut MemStorage::default());
     let _ = r.handle(40_000, Input::Timer(TimerId::View(inst, 1)));
     // 2 asks for view 1, 4 has gone on to view 2 (its view change for 1 never reached us):
     // three members are at view 1 or later, so ours is not alone and its timer counts.
@@ -157,12 +119,7 @@ fn a_restarted_replica_counts_its_own_persisted_view_change() {
     // 4's it makes q.
     let mut r = restored(&storage);
     let _ = r.start(60_000);
-    let b = batch(3);
-    let inst = InstanceId::Cmd {
-        proposer: [3; 32],
-        seq: b.header.body.seq,
-        id: b.id(),
-    };
+    let inst = instance(&batch(3));
     let out = r.handle(70_000, Input::Timer(TimerId::View(inst, 1)));
     assert!(asked(&out, inst).is_empty(), "alone after the restart too");
     let _ = r.handle(70_010, view_change(2, inst, 1));
@@ -174,7 +131,7 @@ fn a_restarted_replica_counts_its_own_persisted_view_change() {
 
 #[test]
 fn a_replayed_conflicting_vote_does_not_stop_the_resend_of_our_view_change() {
-    let (mut r, inst) = alone_in_view_1(&mut MemStorage::default());
+    let (mut r, inst, _) = alone_in_view_1(&mut MemStorage::default());
     let vote = |value: u8| {
         let body = VoteBody {
             epoch: 0,

@@ -60,3 +60,31 @@ pub fn batch(proposer: u8) -> SignedBatch {
         txs,
     }
 }
+
+/// Member `[from; 32]`'s signed view change asking for view `v` of `inst`, as a received message.
+pub fn view_change(from: u8, inst: InstanceId, v: View) -> Input {
+    let body = bsmr_consensus_core::wire::ViewChangeBody {
+        epoch: 0,
+        inst,
+        new_view: v,
+        prepared: None,
+        has_payload: true,
+    };
+    Input::Message {
+        from: [from; 32],
+        msg: Message::ViewChange(Signed::sign(
+            body,
+            &GENESIS,
+            &InsecureTestCrypto([from; 32]),
+        )),
+    }
+}
+
+/// The consensus instance of batch `b`.
+pub fn instance(b: &SignedBatch) -> InstanceId {
+    InstanceId::Cmd {
+        proposer: b.header.body.proposer,
+        seq: b.header.body.seq,
+        id: b.id(),
+    }
+}
