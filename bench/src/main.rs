@@ -384,7 +384,9 @@ async fn measure(
     if let (Some((v0, m0)), Some((v1, m1))) = (sigs_before, signature_counts(endpoints).await) {
         let per = |d: u64| d as f64 / summary.finalized.max(1) as f64;
         let (sign_us, verify_us) = sim_scale::sr25519_costs();
-        let (verified_per_tx, made_per_tx) = (per(v1 - v0), per(m1 - m0));
+        // A node restarted during the run starts its counters again: never below zero.
+        let (verified_per_tx, made_per_tx) =
+            (per(v1.saturating_sub(v0)), per(m1.saturating_sub(m0)));
         summary.signatures = Some(report::SignatureFigures {
             verified_per_tx,
             made_per_tx,
