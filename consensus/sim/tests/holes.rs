@@ -14,15 +14,19 @@ fn soak_case(seed: u64) -> SimConfig {
 /// Each soak seed's scenario runs with no violation.
 fn soak_seeds_pass(seeds: &[u64]) {
     for seed in seeds {
-        let c = soak_case(*seed);
-        let r = run(c.clone());
-        assert!(
-            r.violations.is_empty(),
-            "seed {seed} ({}): {:?}",
-            bsmr_sim::fuzz::describe(&c),
-            r.violations
-        );
+        passes(*seed, soak_case(*seed));
     }
+}
+
+/// Seed `seed`'s scenario `c` runs with no violation.
+fn passes(seed: u64, c: SimConfig) {
+    let r = run(c.clone());
+    assert!(
+        r.violations.is_empty(),
+        "seed {seed} ({}): {:?}",
+        bsmr_sim::fuzz::describe(&c),
+        r.violations
+    );
 }
 
 /// `behaviour` at f Byzantine validators for n in `ns` and every seed: no violation of any
@@ -197,11 +201,5 @@ fn soak_seed_where_the_simulator_fed_a_client_batch_to_a_crashed_node() {
         c.epoch_change_at.is_some(),
         "the scenario has its set change"
     );
-    let r = run(c.clone());
-    assert!(
-        r.violations.is_empty(),
-        "{}: {:?}",
-        bsmr_sim::fuzz::describe(&c),
-        r.violations
-    );
+    passes(3_701_256, c);
 }
