@@ -3,7 +3,8 @@
 //! member heard from recently gets the usual recovery timeout. A member never heard from keeps
 //! the full view-0 timeout. A later view keeps its back-off unless its leader had been silent
 //! for a checkpoint timeout when the instance began (a member never heard from counts as heard
-//! at our start) and f+1 replicas asked for that view.
+//! at our start) and f+1 replicas asked for that view; like every later view's timer, it
+//! starts only once q replicas asked for it.
 mod common;
 
 use bsmr_consensus_core::*;
@@ -83,18 +84,18 @@ fn a_silent_proposers_batch_is_recovered_from_when_it_fell_silent() {
     );
 }
 
-/// The view-1 timer the replica arms when the view-0 timer of `inst` expires at `now`.
-fn next_view_timer(r: &mut Replica, now: u64, inst: InstanceId) -> u64 {
+/// The view timers of `inst` the replica arms when its view-0 timer expires at `now`.
+fn timers_on_view_0_expiry(r: &mut Replica, now: u64, inst: InstanceId) -> Vec<View> {
     r.handle(now, Input::Timer(TimerId::View(inst, 0)))
         .into_iter()
-        .find_map(|o| match o {
+        .filter_map(|o| match o {
             Output::SetTimer {
-                id: TimerId::View(i, 1),
-                after_ms,
-            } if i == inst => Some(after_ms),
+                id: TimerId::View(i, v),
+                ..
+            } if i == inst => Some(v),
             _ => None,
         })
-        .expect("the view change arms a view-1 timer")
+        .collect()
 }
 
 /// `from`'s view change asking for view `v` of `inst`, fed at `now`; the view timer of `v` it
@@ -112,8 +113,9 @@ fn view_change_from(r: &mut Replica, now: u64, from: u8, inst: InstanceId, v: Vi
 }
 
 /// 3 proposes at the start and falls silent; view 1's leader is 4. Returns the replica, the
-/// instance, the view-1 timer armed when view 0 expired, and when that was.
-fn in_view_1(four_speaks_until: Option<u64>) -> (Replica, InstanceId, u64, u64) {
+/// instance and when view 0 expired (we alone asked for view 1 then, so its timer waits for q
+/// to ask: docs/consensus.md, "A view's timer counts once q asked for the view").
+fn in_view_1(four_speaks_until: Option<u64>) -> (Replica, InstanceId, u64) {
     let (mut r, cfg) = replica();
     let m = &cfg.membership;
     assert_eq!(m.leader_cmd(&[3; 32], 0), [3; 32]);
@@ -130,25 +132,33 @@ fn in_view_1(four_speaks_until: Option<u64>) -> (Replica, InstanceId, u64, u64) 
     // View 0 runs out a checkpoint timeout after the instance began (a checkpoint's view 0
     // lasts that long; a timer may also fire late).
     let at = 10_000 + cfg.ckpt_timeout_ms;
-    let next = next_view_timer(&mut r, at, inst);
-    (r, inst, next, at)
+    let armed = timers_on_view_0_expiry(&mut r, at, inst);
+    assert!(
+        armed.is_empty(),
+        "alone in view 1, no timer counts: {armed:?}"
+    );
+    (r, inst, at)
+}
+
+/// 2 then 3 ask for view 1 after us: the timer of view 1 that q = 3 asking starts.
+fn view_1_timer_once_q_ask(r: &mut Replica, inst: InstanceId, at: u64) -> Option<u64> {
+    assert_eq!(
+        view_change_from(r, at + 50, 2, inst, 1),
+        None,
+        "f + 1 is not q"
+    );
+    view_change_from(r, at + 60, 3, inst, 1)
 }
 
 #[test]
-fn a_later_view_whose_leader_is_silent_too_is_left_once_f_plus_1_are_in_it() {
+fn a_later_view_whose_leader_is_silent_too_is_left_soon_once_q_are_in_it() {
     let t_rec = replica().1.recovery_timeout_ms;
     // 4 spoke at the start only: silent for 10 s when the instance began.
-    let (mut r, inst, next, at) = in_view_1(Some(0));
-    assert_eq!(
-        next,
-        2 * t_rec,
-        "alone in view 1, the replica keeps the back-off"
-    );
-    // 2 asks for view 1 too: f + 1 = 2 are there, and its leader says nothing.
-    let hastened = view_change_from(&mut r, at + 50, 2, inst, 1);
+    let (mut r, inst, at) = in_view_1(Some(0));
+    let t = view_1_timer_once_q_ask(&mut r, inst, at);
     assert!(
-        hastened.is_some_and(|t| t < t_rec),
-        "view 1 of a silent leader with f+1 in it: {hastened:?}"
+        t.is_some_and(|t| t < t_rec),
+        "view 1 of a silent leader with q in it: {t:?}"
     );
 }
 
@@ -157,21 +167,20 @@ fn a_later_view_of_a_leader_never_heard_from_counts_from_our_start() {
     let t_rec = replica().1.recovery_timeout_ms;
     // 4 never said a word in the 10 s since our start (a silent Byzantine validator, or one
     // that crashed before we came up).
-    let (mut r, inst, _, at) = in_view_1(None);
-    let hastened = view_change_from(&mut r, at + 50, 2, inst, 1);
-    assert!(hastened.is_some_and(|t| t < t_rec), "{hastened:?}");
+    let (mut r, inst, at) = in_view_1(None);
+    let t = view_1_timer_once_q_ask(&mut r, inst, at);
+    assert!(t.is_some_and(|t| t < t_rec), "{t:?}");
 }
 
 #[test]
 fn a_later_view_whose_leader_was_quiet_only_during_view_0_keeps_its_back_off() {
     // 4 spoke until the instance began, then said nothing during view 0 (at low load a correct
     // member has nothing to send then): it is not silent, and view 1 keeps the doubled timer
-    // even with f+1 in it (a review found the first version cut such a correct leader's view).
+    // even with q in it (a review found the first version cut such a correct leader's view).
     // A leader that keeps talking is the same case.
-    let (mut r, inst, next, at) = in_view_1(Some(10_000));
+    let (mut r, inst, at) = in_view_1(Some(10_000));
     let t_rec = replica().1.recovery_timeout_ms;
-    assert_eq!(next, 2 * t_rec);
-    assert_eq!(view_change_from(&mut r, at + 50, 2, inst, 1), None);
+    assert_eq!(view_1_timer_once_q_ask(&mut r, inst, at), Some(2 * t_rec));
 }
 
 #[test]

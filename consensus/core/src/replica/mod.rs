@@ -32,7 +32,7 @@ use crate::recovery::settled::SettledExchange;
 pub use crate::recovery::settled::SETTLED_ANSWER_BLOCKS;
 use crate::rotation::Rotation;
 use crate::single_shot::progress::{step, Step};
-use crate::single_shot::timers::{backed_off, Silence, SILENT_VIEW_MS};
+use crate::single_shot::timers::{backed_off, Silence};
 use crate::single_shot::{Instances, MAX_VIEW};
 use crate::storage::{Key, Meta, Record, Storage, StorageOp};
 use crate::types::*;

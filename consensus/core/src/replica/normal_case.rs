@@ -226,9 +226,11 @@ impl Replica {
             .get(&(view, v.body.phase))
             .is_some_and(|m| m.contains_key(&v.signer));
         let conflict = st.add_vote(v.clone());
-        if new && conflict.is_none() {
-            // Only a vote not held before is progress: a replayed conflicting one would
-            // otherwise keep `stalled_messages` from ever resending our view change.
+        if new && conflict.is_none() && !st.in_view_change && view == st.view {
+            // Only a vote not held before, for the view we are in, is progress; none is while
+            // we change views (the pre-prepare of the new view is): a Byzantine member's
+            // fresh, future or replayed votes would otherwise keep `stalled_messages` from
+            // resending our messages and recovery from fetching the decision.
             st.last_progress_ms = now;
         }
         if let Some(old) = conflict {

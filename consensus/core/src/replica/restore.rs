@@ -42,13 +42,18 @@ impl Replica {
                     self.dds.restore(r, &h.body);
                 }
                 (Key::Vote(inst, view, phase), Record::Vote(v)) => {
+                    // We vote in a view only once its pre-prepare ended our view change to it.
                     let st = self.insts.entry(inst);
-                    st.view = st.view.max(view);
+                    if view >= st.view {
+                        st.view = view;
+                        st.in_view_change = false;
+                    }
                     st.my_votes.insert((view, phase), v);
                 }
                 (Key::ViewChange(inst, view), Record::ViewChange(vc)) => {
                     let st = self.insts.entry(inst);
-                    if view >= st.view {
+                    let voted_there = st.my_votes.keys().any(|(w, _)| *w == view);
+                    if view > st.view || (view == st.view && !voted_there) {
                         st.view = view;
                         st.in_view_change = true;
                     }

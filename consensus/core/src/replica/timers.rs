@@ -37,7 +37,7 @@ impl Replica {
                     return;
                 }
                 st.timer_armed = false;
-                if st.in_view_change && st.asking_from(v) < q {
+                if st.waiting_for_quorum(q) {
                     // Castro-Liskov's rule: the timer of view v counts only once q replicas
                     // asked for v (or later). A replica that moved on alone would race through
                     // views the others never reach, and be in a later one when they arrive.
@@ -81,14 +81,18 @@ impl Replica {
         }
     }
 
-    /// Arm the view timer of an instance we know of and have not seen decided.
+    /// Arm the view timer of an instance we know of and have not seen decided, unless we are
+    /// in a view change fewer than q members asked for: that timer starts when the q-th asks
+    /// (`on_view_change`), whichever message made us want to arm it now (a vote, a parked
+    /// pre-prepare, our own view change).
     pub(super) fn arm_view_timer(&mut self, inst: InstanceId) {
         if self.ctx().is_decided_inst(&inst) {
             return;
         }
         let now = self.now;
+        let q = self.membership().q();
         let st = self.insts.entry(inst);
-        if st.timer_armed {
+        if st.timer_armed || st.waiting_for_quorum(q) {
             return;
         }
         st.timer_armed = true;
@@ -112,16 +116,5 @@ impl Replica {
     pub(super) fn vouched(&self, inst: &InstanceId, signer: &ValidatorId) -> bool {
         self.ctx().grounded(inst)
             || matches!(inst, InstanceId::Cmd { proposer, .. } if proposer == signer)
-    }
-
-    /// Whether the current view of `inst` may be left after [`SILENT_VIEW_MS`] (see
-    /// [`Silence::silent_view`]).
-    pub(super) fn silent_view(&self, inst: &InstanceId) -> bool {
-        let Some(st) = self.insts.get(inst) else {
-            return false;
-        };
-        let leader = self.leader_of(inst, st.view);
-        self.silence
-            .silent_view(st, leader, self.now, self.membership().one_correct())
     }
 }

@@ -109,12 +109,7 @@ impl Replica {
         let enough = st.vcs.get(&nv).map(|m| m.len() >= q).unwrap_or(false)
             && !st.led.contains(&nv)
             && nv >= st.view;
-        // In a view change that fewer than q asked for, the view timer waits for them.
-        let waiting = self
-            .insts
-            .get(&inst)
-            .is_some_and(|st| st.in_view_change && st.asking_from(st.view) < q);
-        if !waiting && self.vouched(&inst, &signer) {
+        if self.vouched(&inst, &signer) {
             self.arm_view_timer(inst);
         }
         if let Some(target) = join {
@@ -125,17 +120,9 @@ impl Replica {
         let quorum_now = self
             .insts
             .get(&inst)
-            .is_some_and(|st| st.in_view_change && !st.timer_armed && st.asking_from(st.view) >= q);
+            .is_some_and(|st| st.in_view_change && !st.timer_armed && !st.waiting_for_quorum(q));
         if quorum_now {
             self.arm_view_timer(inst);
-        }
-        let f1_now = self
-            .insts
-            .get(&inst)
-            .is_some_and(|st| st.view == nv && st.timer_armed && st.vcs_for(nv) == f1);
-        if f1_now && self.silent_view(&inst) {
-            // f+1 of us just reached the view of a silent leader: leave it soon.
-            self.set_timer(TimerId::View(inst, nv), SILENT_VIEW_MS);
         }
         let leader = self.leader_of(&inst, nv);
         if enough && leader == Some(self.me) {

@@ -119,6 +119,11 @@ impl Instance {
         }
         who.len()
     }
+    /// Whether we are in a view change that fewer than `q` members asked for (ourselves
+    /// included): its timer must not count yet, whatever arms it (see `Replica::on_timer`).
+    pub fn waiting_for_quorum(&self, q: usize) -> bool {
+        self.in_view_change && self.asking_from(self.view) < q
+    }
     /// View changes received asking for view `v`.
     pub fn vcs_for(&self, v: View) -> usize {
         self.vcs.get(&v).map_or(0, |m| m.len())
