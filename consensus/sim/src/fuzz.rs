@@ -11,7 +11,7 @@
 //! partition before it.
 
 use crate::adversary::Behaviour;
-use crate::sim::{run, CrashMode, NetKind, Report, SimConfig};
+use crate::sim::{run, CrashMode, NetKind, Report, SetChange, SimConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -109,6 +109,11 @@ pub fn case(seed: u64) -> SimConfig {
     let mut erng = ChaCha8Rng::seed_from_u64(seed ^ 0xe90c_0000_0000);
     if erng.gen_range(0..4) == 0 {
         c.epoch_change_at = Some(erng.gen_range(1..5));
+        // Who leaves or joins, from a third stream (seeds drawn before joins existed keep
+        // everything else).
+        let mut krng = ChaCha8Rng::seed_from_u64(seed ^ 0x5e7c_0000_0000);
+        c.set_change =
+            [SetChange::Remove, SetChange::Add, SetChange::Replace][krng.gen_range(0..3)];
     }
     // The liveness check is the stated bound: the run lasts until it has run out (at least the
     // 60 s the cases always had), and stops early once everything is in blocks.
@@ -124,7 +129,7 @@ pub fn describe(c: &SimConfig) -> String {
         CrashMode::CrashRestart(k) => format!(" crash-restart={k}"),
     };
     let epoch = match c.epoch_change_at {
-        Some(b) => format!(" set-change-at={b}"),
+        Some(b) => format!(" set-change-at={b} set-change={}", c.set_change.name()),
         None => String::new(),
     };
     let mid = if c.crash_between_persist_and_send {
@@ -170,6 +175,8 @@ pub struct Soak {
     pub crashed: u64,
     /// Runs in which the validator set changed (epoch 1 started on the live validators).
     pub epoch_changed: u64,
+    /// Runs in which a new validator joined at the set change and built blocks.
+    pub joined: u64,
     /// Runs with Byzantine validators and a crash.
     pub byzantine_and_crash: u64,
     /// Mutation operators applied, summed over runs.
@@ -188,6 +195,7 @@ impl Soak {
         self.rejoined += u64::from(!r.rejoins.is_empty());
         self.crashed += u64::from(!r.crashes_ms.is_empty());
         self.epoch_changed += u64::from(r.epoch_switches > 0);
+        self.joined += u64::from(r.joined > 0);
         self.byzantine_and_crash += u64::from(!r.crashes_ms.is_empty() && c.byzantine > 0);
         for (op, k) in &r.mutations {
             *self.mutations.entry(op).or_default() += k;
@@ -200,7 +208,7 @@ impl Soak {
     /// A few lines summing up the soak.
     pub fn summary(&self) -> String {
         format!(
-            "{} runs in {:.0} s, {} failing\n  by n: {:?}\n  by behaviour: {:?}\n  floors above 0 in {} runs, voided commands in {}, rejoins in {}, crashes in {} ({} with Byzantine validators), set changes in {}",
+            "{} runs in {:.0} s, {} failing\n  by n: {:?}\n  by behaviour: {:?}\n  floors above 0 in {} runs, voided commands in {}, rejoins in {}, crashes in {} ({} with Byzantine validators), set changes in {} (a validator joined in {})",
             self.runs,
             self.elapsed.as_secs_f64(),
             self.failures.len(),
@@ -211,7 +219,8 @@ impl Soak {
             self.rejoined,
             self.crashed,
             self.byzantine_and_crash,
-            self.epoch_changed
+            self.epoch_changed,
+            self.joined
         )
     }
 }

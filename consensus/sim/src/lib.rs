@@ -16,4 +16,4 @@ pub mod mutator;
 pub mod sim;
 
 pub use adversary::Behaviour;
-pub use sim::{run, CrashMode, NetKind, Report, Sim, SimConfig};
+pub use sim::{run, CrashMode, NetKind, Report, SetChange, Sim, SimConfig};

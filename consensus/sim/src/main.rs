@@ -67,10 +67,14 @@ struct Args {
     /// Loss probability before GST.
     #[arg(long, default_value_t = 0.05)]
     loss: f64,
-    /// A validator-set change enacted in this block: the highest-indexed validator leaves and
-    /// epoch 1 starts two blocks later (the engine's handover rule).
+    /// A validator-set change enacted in this block (who it moves: `--set-change`); epoch 1
+    /// starts two blocks later (the engine's handover rule).
     #[arg(long, value_name = "BLOCK")]
     set_change_at: Option<u64>,
+    /// Who the set change moves: `remove` (the highest-indexed validator leaves), `add` (a new
+    /// validator joins from the chain) or `replace` (both).
+    #[arg(long, value_name = "KIND", default_value = "remove")]
+    set_change: bsmr_sim::SetChange,
     /// Crashes strike in the middle of a step: after a `Persist`, before the `Send` after it.
     #[arg(long)]
     crash_mid_step: bool,
@@ -143,6 +147,7 @@ fn main() {
         c.hot = a.hot;
         c.crash_between_persist_and_send = a.crash_mid_step;
         c.epoch_change_at = a.set_change_at;
+        c.set_change = a.set_change;
         c.end_ms = a
             .end_ms
             .unwrap_or_else(|| c.liveness_deadline_ms().max(60_000))
@@ -237,6 +242,12 @@ fn print(r: &Report, wall_s: f64) {
         r.voided.len(),
         r.max_floor
     );
+    if r.epoch_switches > 0 {
+        println!(
+            "  set change: {} nodes switched to epoch 1, {} new validator(s) built blocks",
+            r.epoch_switches, r.joined
+        );
+    }
     if r.violations.is_empty() {
         println!("  violations: none");
     } else {

@@ -3,7 +3,7 @@
 //! block s - 1 is built or in its chain, void batches' transactions are proposed again, and the
 //! validator that leaves hands its clients' transactions to a member.
 
-use bsmr_sim::{run, Behaviour, SimConfig};
+use bsmr_sim::{run, Behaviour, SetChange, SimConfig};
 
 fn change(n: usize, byzantine: usize, behaviour: Behaviour, at: u64, seed: u64) -> SimConfig {
     let mut c = SimConfig::small(n, seed);
@@ -46,6 +46,39 @@ fn a_byzantine_validator_is_removed_mid_load_under_attack() {
 }
 
 #[test]
+fn a_new_validator_joins_mid_load_and_its_clients_transactions_land() {
+    for seed in 1..=3 {
+        let mut c = change(4, 0, Behaviour::Honest, 3, seed);
+        c.set_change = SetChange::Add;
+        let r = run(c);
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        assert_eq!(r.epoch_switches, 5, "seed {seed}: the four and the new one");
+        assert_eq!(r.joined, 1, "seed {seed}: the new validator built blocks");
+        assert_eq!(r.txs_in_blocks, r.txs_submitted, "seed {seed}");
+    }
+}
+
+#[test]
+fn a_byzantine_validator_is_replaced_by_a_new_one_under_attack() {
+    for (behaviour, seed) in [
+        (Behaviour::Mutate, 31),
+        (Behaviour::Equivocate, 32),
+        (Behaviour::Twins, 33),
+    ] {
+        let mut c = change(7, 2, behaviour, 4, seed);
+        c.set_change = SetChange::Replace;
+        let r = run(c);
+        assert!(
+            r.violations.is_empty(),
+            "{} seed {seed}: {:?}",
+            behaviour.name(),
+            r.violations
+        );
+        assert_eq!(r.joined, 1, "{} seed {seed}", behaviour.name());
+    }
+}
+
+#[test]
 fn the_new_epoch_check_fails_when_the_run_never_reaches_it() {
     let mut c = change(4, 0, Behaviour::Honest, 500, 3);
     c.end_ms = c.load_ms + 5_000;
@@ -64,8 +97,10 @@ fn the_new_epoch_check_fails_when_the_run_never_reaches_it() {
 /// hand its clients' transactions to it. It now comes back as a follower.
 #[test]
 fn a_validator_that_left_and_then_crashed_comes_back_as_a_follower() {
-    let c = bsmr_sim::fuzz::case(501_371);
+    let mut c = bsmr_sim::fuzz::case(501_371);
     assert!(c.epoch_change_at.is_some());
+    // Drawn before joins existed: its validator leaves.
+    c.set_change = SetChange::Remove;
     let r = run(c);
     assert!(r.violations.is_empty(), "{:?}", r.violations);
 }
@@ -78,8 +113,9 @@ fn a_validator_that_left_and_then_crashed_comes_back_as_a_follower() {
 #[test]
 fn an_old_epochs_id_named_in_the_new_epoch_is_another_instance() {
     for seed in [601_495, 601_597] {
-        let c = bsmr_sim::fuzz::case(seed);
+        let mut c = bsmr_sim::fuzz::case(seed);
         assert!(c.epoch_change_at.is_some());
+        c.set_change = SetChange::Remove;
         let r = run(c);
         assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
     }

@@ -24,6 +24,50 @@ pub const WAN: [[u64; 5]; 5] = [
 /// The longest outage of a crash-restart when the scenario does not fix it.
 pub const MAX_OUTAGE_MS: u64 = 3_000;
 
+/// Who the validator-set change of [`SimConfig::epoch_change_at`] moves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SetChange {
+    /// The highest-indexed validator (a Byzantine one if any) leaves.
+    #[default]
+    Remove,
+    /// A new validator (a node that was not in the first set, correct) joins: it starts its
+    /// replica at the handover block from the chain, as a synced full node would.
+    Add,
+    /// The highest-indexed validator leaves and a new one joins.
+    Replace,
+}
+
+impl SetChange {
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            SetChange::Remove => "remove",
+            SetChange::Add => "add",
+            SetChange::Replace => "replace",
+        }
+    }
+
+    /// Whether the highest-indexed validator leaves.
+    pub fn removes(self) -> bool {
+        matches!(self, SetChange::Remove | SetChange::Replace)
+    }
+
+    /// Whether a new validator joins.
+    pub fn adds(self) -> bool {
+        matches!(self, SetChange::Add | SetChange::Replace)
+    }
+}
+
+impl std::str::FromStr for SetChange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [SetChange::Remove, SetChange::Add, SetChange::Replace]
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown set change {s:?} (remove, add or replace)"))
+    }
+}
+
 /// Crash faults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CrashMode {
@@ -91,12 +135,14 @@ pub struct SimConfig {
     /// A crash strikes in the middle of a step: after the replica's first `Persist` that is
     /// followed by a `Send`, before that send (and the rest of the step's output) leaves.
     pub crash_between_persist_and_send: bool,
-    /// A validator-set change enacted in this block (b*): the highest-indexed validator (a
-    /// Byzantine one if any) leaves, and epoch 1 starts at block b* + 2 with the engine's
+    /// A validator-set change enacted in this block (b*) (who leaves or joins:
+    /// [`SimConfig::set_change`]), and epoch 1 starts at block b* + 2 with the engine's
     /// handover rule (protocol.md, "Epochs"): each node switches to a new replica once block
     /// b* + 1 is built or in its chain, void batches' transactions are proposed again, and the
     /// leaving validator's clients' transactions go to a member (as its pool would gossip them).
     pub epoch_change_at: Option<BlockIndex>,
+    /// Who that change moves: a validator leaves, a new one joins, or both.
+    pub set_change: SetChange,
     /// Transactions per batch at most (the core cuts larger client batches).
     pub max_batch_txs: usize,
     /// Each node's CPU and uplink, modelled (`None`: a node handles every event at once and
@@ -236,6 +282,7 @@ impl SimConfig {
             crash_at_ms: None,
             crash_between_persist_and_send: false,
             epoch_change_at: None,
+            set_change: SetChange::Remove,
             max_batch_txs: Config::new(Membership::new([0; 32], 0, vec![[0; 32]])).max_batch_txs,
             resources: None,
         }

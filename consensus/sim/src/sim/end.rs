@@ -9,7 +9,7 @@ pub const HARD_END_FACTOR: u64 = 3;
 
 impl Sim {
     pub(super) fn live_correct(&self) -> Vec<usize> {
-        (0..self.cfg.n)
+        (0..self.nodes.len())
             .filter(|i| {
                 self.is_correct(*i) && !self.nodes[*i].crashed_for_good && !self.nodes[*i].retired
             })
@@ -19,7 +19,7 @@ impl Sim {
     /// Correct validators whose clients' transactions must land: the live ones and those that
     /// left the set at an epoch change.
     pub(super) fn origins(&self) -> Vec<usize> {
-        (0..self.cfg.n)
+        (0..self.nodes.len())
             .filter(|i| self.is_correct(*i) && !self.nodes[*i].crashed_for_good)
             .collect()
     }

@@ -1,5 +1,7 @@
 //! The simulated validator-set change: a node switches to epoch 1 at block s - 1 (as the
-//! engine's `switch_epoch`) and proposes its void and queued transactions again.
+//! engine's `switch_epoch`) and proposes its void and queued transactions again; a validator
+//! that leaves hands its clients' transactions to a member, and one that joins (a node that
+//! followed the chain) starts its replica from the chain at s - 1.
 
 use super::*;
 
@@ -27,8 +29,9 @@ impl Sim {
         ) else {
             return;
         };
+        let joining = !self.membership.contains(&self.nodes[i].id);
         let node = &mut self.nodes[i];
-        if node.epoch > 0 || node.replica.is_none() {
+        if node.epoch > 0 || (node.replica.is_none() && !joining) {
             return;
         }
         node.epoch = 1;
@@ -50,7 +53,7 @@ impl Sim {
             node.replica = None;
             node.adv = None;
             // Its pool's transactions reach a member of the new set, which proposes them.
-            let to = (0..self.cfg.n)
+            let to = (0..self.nodes.len())
                 .find(|k| {
                     *k != i
                         && self.is_correct(*k)

@@ -26,7 +26,9 @@ mod resources;
 mod setup;
 mod twins;
 
-pub use config::{CoreTimeouts, CrashMode, NetKind, Resources, SimConfig, MAX_OUTAGE_MS, WAN};
+pub use config::{
+    CoreTimeouts, CrashMode, NetKind, Resources, SetChange, SimConfig, MAX_OUTAGE_MS, WAN,
+};
 pub use report::Report;
 use resources::Usage;
 
@@ -415,7 +417,7 @@ impl Sim {
             None => vec![],
         };
         for (to, msg) in msgs {
-            for t in 0..self.cfg.n {
+            for t in 0..self.nodes.len() {
                 if t != node && to.map(|x| x == self.nodes[t].id).unwrap_or(true) {
                     self.transmit(node, t, msg.clone());
                 }
@@ -484,7 +486,7 @@ impl Sim {
                 }
             }
             if self.now_us < gst_us && t >= gst_us {
-                for i in 0..self.cfg.n {
+                for i in 0..self.nodes.len() {
                     let h = self.nodes[i].ledger.height;
                     self.height_at_gst.insert(i, h);
                 }
@@ -585,7 +587,7 @@ impl Sim {
                 if let Some(r) = &self.nodes[*i].replica {
                     let st = r.stats();
                     self.report.max_log = self.report.max_log.max(st.log);
-                    let bound = self.cfg.n * self.cfg.window as usize * 4 + 256;
+                    let bound = self.nodes.len() * self.cfg.window as usize * 4 + 256;
                     if st.log > bound || st.instances > bound * 2 || st.payloads > bound * 2 {
                         violations.push(format!("liveness: node {i} memory not bounded: {st:?}"));
                     }

@@ -106,7 +106,12 @@ impl Sim {
                 Output::BlockReady(b) => {
                     let handover = epoch == 0 && self.epoch_start() == Some(b.index + 1);
                     let node = &mut self.nodes[i];
-                    *self.report.blocks_built.entry(i).or_default() += 1;
+                    let built = self.report.blocks_built.entry(i).or_default();
+                    *built += 1;
+                    if *built == 1 && !self.membership.contains(&me) {
+                        // A validator that joined at the set change built its first block.
+                        self.report.joined += 1;
+                    }
                     self.report.last_built.insert(i, b.index);
                     let executed = node.ledger.execute(&b);
                     let txs = b.batches.iter().map(|(_, t)| t.len() as u64).sum();

@@ -58,6 +58,8 @@ pub struct Report {
     pub mutations: BTreeMap<&'static str, u64>,
     /// Nodes that switched to epoch 1 (a validator-set change).
     pub epoch_switches: usize,
+    /// Validators that joined at the set change and built a block of epoch 1.
+    pub joined: usize,
     /// Twins validators that stayed in the set and got a second epoch-1 replica too.
     pub twin_epoch_switches: usize,
     /// Validator 0's blocks: (virtual ms when executed, transactions in it).

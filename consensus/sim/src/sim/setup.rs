@@ -7,11 +7,16 @@ impl Sim {
     /// Set up a run.
     pub fn new(cfg: SimConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let signers: Vec<Sr25519Signer> = (0..cfg.n).map(Sr25519Signer::for_validator).collect();
+        // A validator that joins at the set change is node n: a node from the start (a full
+        // node syncing the chain), a validator from epoch 1 on.
+        let joiner = (cfg.epoch_change_at.is_some() && cfg.set_change.adds()).then_some(cfg.n);
+        let nodes_total = cfg.n + usize::from(joiner.is_some());
+        let signers: Vec<Sr25519Signer> =
+            (0..nodes_total).map(Sr25519Signer::for_validator).collect();
         let ids: Vec<ValidatorId> = signers.iter().map(|s| s.public()).collect();
         let mut genesis = [0u8; 32];
         genesis[..8].copy_from_slice(&cfg.seed.to_le_bytes());
-        let mut membership = Membership::new(genesis, 0, ids.clone());
+        let mut membership = Membership::new(genesis, 0, ids[..cfg.n].to_vec());
         if cfg.leader_based {
             membership = membership.with_fixed_checkpoint_leader();
         }
@@ -31,7 +36,7 @@ impl Sim {
         core_cfg.resend_ms = t.resend_ms;
         let verifier = Sr25519Verifier::default();
         let byz_start = cfg.n - cfg.byzantine;
-        let byz: BTreeSet<ValidatorId> = ids[byz_start..].iter().copied().collect();
+        let byz: BTreeSet<ValidatorId> = ids[byz_start..cfg.n].iter().copied().collect();
         let supply = cfg.accounts as u64 * 1_000;
         let checker = Checker::new(
             membership.clone(),
@@ -42,7 +47,7 @@ impl Sim {
         );
         let mut nodes = Vec::new();
         for (i, s) in signers.into_iter().enumerate() {
-            let is_byz = i >= byz_start;
+            let is_byz = i >= byz_start && i < cfg.n;
             let adv = if is_byz {
                 Some(Adversary::new(
                     cfg.behaviour,
@@ -84,7 +89,7 @@ impl Sim {
             });
         }
         collude(&mut nodes);
-        let region = (0..cfg.n).map(|i| i % 5).collect();
+        let region = (0..nodes_total).map(|i| i % 5).collect();
         let mut partitioned = BTreeSet::new();
         if cfg.partition && cfg.n >= 4 && cfg.gst_ms > 0 {
             let k = rng.gen_range(1..=membership.f().max(1));
@@ -122,9 +127,13 @@ impl Sim {
             handover_chain: None,
         };
         if let Some(b_star) = cfg.epoch_change_at {
-            let leaving = ids[cfg.n - 1];
-            let staying: Vec<ValidatorId> = ids.iter().copied().filter(|v| *v != leaving).collect();
-            let m1 = Membership::new(genesis, 1, staying);
+            let leaving = cfg.set_change.removes().then(|| ids[cfg.n - 1]);
+            let m1_ids: Vec<ValidatorId> = ids
+                .iter()
+                .copied()
+                .filter(|v| Some(*v) != leaving)
+                .collect();
+            let m1 = Membership::new(genesis, 1, m1_ids);
             let mut c1 = sim.core_cfg.clone();
             c1.membership = m1.clone();
             let start = epoch::next_epoch_start(b_star);
@@ -176,9 +185,11 @@ impl Sim {
                 });
             }
         }
-        for i in 0..cfg.n {
-            sim.boot(i);
-            sim.feed_twin_start(i);
+        for i in 0..nodes_total {
+            if Some(i) != joiner {
+                sim.boot(i);
+                sim.feed_twin_start(i);
+            }
             let off = sim.rng.gen_range(0..cfg.batch_interval_ms.max(1));
             sim.schedule(off * 1000, Ev::Load { node: i });
             let off = sim.rng.gen_range(0..50);
