@@ -350,7 +350,7 @@ async fn measure(
 ) -> Result<(report::Summary, replay::Outcome), String> {
     let runtime = chain::spec_name(&replay::connect(&endpoints[0]).await?).await?;
     let cpu_before = cpu_seconds.map(|f| f());
-    let sigs_before = signature_counts(endpoints).await;
+    let sigs_before = engine_counts(endpoints).await;
     let total = plan.len();
     let bar = if load.quiet {
         indicatif::ProgressBar::hidden()
@@ -381,8 +381,16 @@ async fn measure(
     if let (Some(f), Some(before)) = (cpu_seconds, cpu_before) {
         summary.cpu_ms_per_tx = Some((f() - before) * 1000.0 / summary.finalized.max(1) as f64);
     }
-    if let (Some((v0, m0)), Some((v1, m1))) = (sigs_before, signature_counts(endpoints).await) {
+    if let (Some(c0), Some(c1)) = (sigs_before, engine_counts(endpoints).await) {
+        let ((v0, m0), (v1, m1)) = ((c0[0], c0[1]), (c1[0], c1[1]));
         let per = |d: u64| d as f64 / summary.finalized.max(1) as f64;
+        // A node restarted during the run starts its counters again: never below zero.
+        let delta = |k: usize| per(c1[k].saturating_sub(c0[k]));
+        summary.block_building = Some(report::BlockBuildingFigures {
+            offered_per_tx: delta(2),
+            refused_per_tx: delta(3),
+            blocks_from_sync: c1[4].saturating_sub(c0[4]),
+        });
         let (sign_us, verify_us) = sim_scale::sr25519_costs();
         // A node restarted during the run starts its counters again: never below zero.
         let (verified_per_tx, made_per_tx) =
@@ -401,17 +409,27 @@ async fn measure(
     Ok((summary, outcome))
 }
 
-/// The consensus signatures all validators behind `endpoints` have checked and made so far
-/// (`bsmr_status`, published every 200 ms); None when a node has no bsmr engine.
-async fn signature_counts(endpoints: &[String]) -> Option<(u64, u64)> {
-    let (mut verified, mut made) = (0, 0);
+/// Engine counters summed over the validators behind `endpoints` (`bsmr_status`, published
+/// every 200 ms): consensus signatures checked and made, transactions offered to the runtime in
+/// block building and offers refused, blocks that came by sync first. None when a node has no
+/// bsmr engine.
+async fn engine_counts(endpoints: &[String]) -> Option<[u64; 5]> {
+    const KEYS: [&str; 5] = [
+        "signaturesVerified",
+        "signaturesMade",
+        "blockTxsOffered",
+        "blockTxsRefused",
+        "blocksFromSync",
+    ];
+    let mut sum = [0u64; 5];
     for e in endpoints {
         let client = replay::connect(e).await.ok()?;
         let s: serde_json::Value = client.request("bsmr_status", rpc_params![]).await.ok()?;
-        verified += s["signaturesVerified"].as_u64()?;
-        made += s["signaturesMade"].as_u64()?;
+        for (k, key) in KEYS.iter().enumerate() {
+            sum[k] += s[key].as_u64()?;
+        }
     }
-    Some((verified, made))
+    Some(sum)
 }
 
 fn print_summary(s: &report::Summary) {
@@ -434,6 +452,13 @@ fn print_summary(s: &report::Summary) {
             "    consensus signatures per finalized transaction: {:.2} checked, {:.2} made (all \
              validators); at {} µs per check and {} µs per signature here: {:.3} ms of CPU",
             g.verified_per_tx, g.made_per_tx, g.verify_us, g.sign_us, g.cpu_ms_per_tx
+        );
+    }
+    if let Some(b) = &s.block_building {
+        println!(
+            "    block building per finalized transaction: {:.2} runtime offers, {:.2} of them \
+             refused (all validators); {} blocks came by sync before their validator built them",
+            b.offered_per_tx, b.refused_per_tx, b.blocks_from_sync
         );
     }
     for (why, n) in &s.dropped {

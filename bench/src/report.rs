@@ -45,6 +45,8 @@ pub struct Summary {
     /// validators together, from `bsmr_status`; bsmr modes only), and what they cost at the
     /// sr25519 timings measured at the bench's start.
     pub signatures: Option<SignatureFigures>,
+    /// What building blocks cost per finalized transaction (all validators together).
+    pub block_building: Option<BlockBuildingFigures>,
 }
 
 /// The consensus share of the sr25519 work (transaction signatures are the runtime's).
@@ -60,6 +62,18 @@ pub struct SignatureFigures {
     pub sign_us: u64,
     /// Their CPU per finalized transaction (ms, all validators together).
     pub cpu_ms_per_tx: f64,
+}
+
+/// Block building per finalized transaction (all validators together): each runtime offer
+/// executes the transaction and checks its signature; the ideal is one per validator.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockBuildingFigures {
+    /// Offers made to the runtime.
+    pub offered_per_tx: f64,
+    /// Offers refused (a bad nonce offered again later in the block, or never applied).
+    pub refused_per_tx: f64,
+    /// Blocks that came by sync before their validator built them (all validators).
+    pub blocks_from_sync: u64,
 }
 
 /// What an injected fault did to latency.
@@ -198,6 +212,7 @@ pub fn summarize(label: &str, runtime: &str, o: &Outcome, endpoints: &[String]) 
         fault: o.fault_ms.map(|at| fault_figures(&o.records, at)),
         cpu_ms_per_tx: None,
         signatures: None,
+        block_building: None,
     }
 }
 

@@ -35,7 +35,7 @@ pub type Service = sc_service::PartialComponents<
     FullSelectChain,
     sc_consensus::DefaultImportQueue<Block>,
     TransactionPool,
-    Option<Telemetry>,
+    (Option<Telemetry>, sc_consensus_bsmr::BuiltBlocks<Block>),
 >;
 
 /// Build the client, backend, pool and import queue (the pool as `config` says).
@@ -114,9 +114,11 @@ pub fn new_partial_with(
     };
 
     let genesis = client.info().genesis_hash;
+    let built = sc_consensus_bsmr::BuiltBlocks::default();
     let import_queue = sc_consensus_bsmr::import_queue(
         client.clone(),
         genesis.0,
+        built.clone(),
         &task_manager.spawn_essential_handle(),
         config.prometheus_registry(),
     );
@@ -129,7 +131,7 @@ pub fn new_partial_with(
         keystore_container,
         select_chain,
         transaction_pool,
-        other: telemetry,
+        other: (telemetry, built),
     })
 }
 
@@ -149,7 +151,7 @@ pub fn new_full<
         keystore_container,
         select_chain: _,
         transaction_pool,
-        other: mut telemetry,
+        other: (mut telemetry, built),
     } = new_partial_with(&config, light_pool)?;
 
     let mut net_config = sc_network::config::FullNetworkConfiguration::<
@@ -267,6 +269,7 @@ pub fn new_full<
             notifications: bsmr_notifications,
             fetch_requests,
             classifier: Arc::new(crate::classifier::RuntimeClassifier),
+            built,
             status: engine_status,
             registry: prometheus_registry,
             config: engine_config,

@@ -9,8 +9,8 @@
 //!   everywhere: bytes that do not decode, bare (unsigned) extrinsics and anything the runtime's
 //!   [`TxClassifier`] rejects, repeats of an extrinsic already in the block, and extrinsics the
 //!   runtime refuses to apply (bad nonce, no funds, block full), after offering the refused ones
-//!   again in order while that applies more ([`apply_in_order`]). A skipped transaction stays in
-//!   the pools and is proposed again.
+//!   again in order while that applies more ([`apply_in_order`]; one whose nonce is used is not
+//!   offered again). A skipped transaction stays in the pools and is proposed again.
 //!
 //! Nothing here reads the wall clock, the local pool or any other node-local state.
 
@@ -27,6 +27,7 @@ use sp_runtime::{
     Digest, DigestItem,
 };
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Storage key of pallet-timestamp's `Now`: twox128("Timestamp") ++ twox128("Now").
 pub fn timestamp_now_key() -> Vec<u8> {
@@ -61,39 +62,87 @@ pub struct Built<B: BlockT> {
     pub skipped: Vec<B::Hash>,
 }
 
+/// Transactions this process offered to the runtime while building blocks, and how many of
+/// those offers it refused (each offer executes the transaction and checks its signature), for
+/// `bsmr_status`: the bench divides them by the finalized transactions (docs/performance.md).
+static OFFERED: AtomicU64 = AtomicU64::new(0);
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// Transactions offered to the runtime in block building so far, and offers it refused.
+pub fn block_offers() -> (u64, u64) {
+    (
+        OFFERED.load(Ordering::Relaxed),
+        REFUSED.load(Ordering::Relaxed),
+    )
+}
+
 /// How many times the transactions the runtime refused are offered again, in block order.
 pub const RETRY_PASSES: usize = 3;
 
-/// Offer every transaction to `apply` in order; then offer the refused ones again, in the same
-/// order, while a pass applies at least one and for at most [`RETRY_PASSES`] passes. Returns the
-/// applied hashes in the order applied, and the refused ones.
+/// What the runtime said to one offer of a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offer {
+    /// Applied.
+    Applied,
+    /// Refused, but it may apply once others did (a nonce ahead of its sender's, no funds yet).
+    Later,
+    /// Refused for the rest of the block (a nonce already used: nonces only go up).
+    Never,
+}
+
+/// The runtime's answer to [`sc_block_builder::BlockBuilder::push`] as an [`Offer`].
+pub fn offer_of(pushed: Result<(), sp_blockchain::Error>) -> Offer {
+    use sp_runtime::transaction_validity::{InvalidTransaction, TransactionValidityError};
+    match pushed {
+        Ok(()) => Offer::Applied,
+        Err(sp_blockchain::Error::ApplyExtrinsicFailed(
+            sp_blockchain::ApplyExtrinsicFailed::Validity(TransactionValidityError::Invalid(
+                InvalidTransaction::Stale,
+            )),
+        )) => Offer::Never,
+        Err(_) => Offer::Later,
+    }
+}
+
+/// Offer every transaction to `apply` in order; then offer the ones refused for now
+/// ([`Offer::Later`]) again, in the same order, while a pass applies at least one and for at
+/// most [`RETRY_PASSES`] passes. Returns the applied hashes in the order applied, and the
+/// refused ones (in the order offered).
 ///
 /// Two batches of one sender proposed by different validators may be ordered against their
 /// nonces (nonce n + 1 before n); the retry applies both in one block instead of skipping n + 1
-/// until it is proposed again. Deterministic: the result depends only on the order and on what
-/// `apply` answers. Bounded: a batch of refused transactions costs at most `RETRY_PASSES + 1`
-/// attempts each.
+/// until it is proposed again. A transaction whose nonce is used ([`Offer::Never`], a copy of
+/// one already on chain) is not offered again: each offer executes it and checks its
+/// signature. Deterministic: the result depends only on the order and on what `apply`
+/// answers. Bounded: a refused transaction costs at most `RETRY_PASSES + 1` offers.
 pub fn apply_in_order<H: Copy, X>(
     txs: Vec<(H, X)>,
-    mut apply: impl FnMut(&X) -> bool,
+    mut apply: impl FnMut(&X) -> Offer,
 ) -> (Vec<H>, Vec<H>) {
     let mut included = vec![];
-    let mut refused = txs;
+    let mut never = vec![];
+    let mut later = txs;
     for _ in 0..=RETRY_PASSES {
-        let before = refused.len();
-        refused.retain(|(hash, xt)| {
-            let ok = apply(xt);
-            if ok {
+        let mut applied = false;
+        later.retain(|(hash, xt)| match apply(xt) {
+            Offer::Applied => {
                 included.push(*hash);
+                applied = true;
+                false
             }
-            !ok
+            Offer::Never => {
+                never.push(*hash);
+                false
+            }
+            Offer::Later => true,
         });
         // A pass that applied nothing left the state as it was: another would refuse the same.
-        if refused.is_empty() || refused.len() == before {
+        if later.is_empty() || !applied {
             break;
         }
     }
-    (included, refused.into_iter().map(|(h, _)| h).collect())
+    never.extend(later.into_iter().map(|(h, _)| h));
+    (included, never)
 }
 
 /// Build `fb` on `parent` (number `parent_number`).
@@ -151,7 +200,14 @@ where
             candidates.push((hash, xt));
         }
     }
-    let (included, refused) = apply_in_order(candidates, |xt| bb.push(xt.clone()).is_ok());
+    let (included, refused) = apply_in_order(candidates, |xt| {
+        let offer = offer_of(bb.push(xt.clone()));
+        OFFERED.fetch_add(1, Ordering::Relaxed);
+        if offer != Offer::Applied {
+            REFUSED.fetch_add(1, Ordering::Relaxed);
+        }
+        offer
+    });
     skipped.extend(refused);
     let built = bb
         .build()
@@ -161,6 +217,50 @@ where
         included,
         skipped,
     })
+}
+
+/// The transactions of a block certified by the network (its `body`), checked against the
+/// core's block `fb` without executing it: each signed extrinsic must be one of the
+/// transactions `fb` offers to the runtime (once), and every other extrinsic unsigned (an
+/// inherent). Importing the block executed it and matched its state root, so what remains to
+/// check is that it is a block this node's core could have built. Returns the hashes of the
+/// transactions it included, in block order.
+pub fn included_in_body<B: BlockT>(
+    classifier: &dyn TxClassifier,
+    fb: &FinishedBlock,
+    body: &[B::Extrinsic],
+) -> Result<Vec<B::Hash>, String> {
+    let hash = |data: &[u8]| <<B::Header as HeaderT>::Hashing as HashT>::hash(data);
+    // By canonical encoding (what a block body holds), to the hash the pool knows it by.
+    let mut offered: std::collections::BTreeMap<Vec<u8>, B::Hash> = Default::default();
+    for (_, txs) in &fb.batches {
+        for tx in &txs[..] {
+            if classifier.classify(&tx.data).is_none() {
+                continue;
+            }
+            if let Ok(xt) = B::Extrinsic::decode(&mut &tx.data[..]) {
+                offered.entry(xt.encode()).or_insert_with(|| hash(&tx.data));
+            }
+        }
+    }
+    let mut included = vec![];
+    let mut seen = BTreeSet::new();
+    for xt in body {
+        let bytes = xt.encode();
+        match offered.get(&bytes) {
+            Some(h) if seen.insert(*h) => included.push(*h),
+            Some(h) => return Err(format!("transaction {h:?} is in the block twice")),
+            None if classifier.classify(&bytes).is_none() => {}
+            None => {
+                return Err(format!(
+                    "transaction {:?} is not in the core's block #{}",
+                    hash(&bytes),
+                    fb.index
+                ))
+            }
+        }
+    }
+    Ok(included)
 }
 
 /// What a bsmr block header's pre-runtime digest commits to.
@@ -189,17 +289,93 @@ pub fn checkpoint_of<H: HeaderT>(header: &H) -> Option<ChainCheckpoint> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bsmr_consensus_core::BatchHeader;
+    use sp_runtime::OpaqueExtrinsic;
+
+    type TestBlock = sp_runtime::generic::Block<
+        sp_runtime::generic::Header<u32, sp_runtime::traits::BlakeTwo256>,
+        OpaqueExtrinsic,
+    >;
+
+    /// Signed transactions are the extrinsics whose bytes start with 1; the rest are inherents.
+    struct FirstByte;
+    impl TxClassifier for FirstByte {
+        fn classify(&self, encoded: &[u8]) -> Option<crate::TxInfo> {
+            let xt = OpaqueExtrinsic::decode(&mut &encoded[..]).ok()?;
+            (xt.encode().get(1) == Some(&1)).then(|| crate::TxInfo {
+                sender: [encoded[encoded.len() - 1]; 32],
+                access: vec![],
+            })
+        }
+    }
+
+    fn xt(bytes: &[u8]) -> OpaqueExtrinsic {
+        OpaqueExtrinsic::decode(&mut &bytes.to_vec().encode()[..]).expect("a byte vector; qed")
+    }
+
+    fn core_block(txs: &[&[u8]]) -> FinishedBlock {
+        let txs = txs
+            .iter()
+            .map(|b| bsmr_consensus_core::Tx {
+                data: xt(b).encode(),
+                access: vec![],
+            })
+            .collect();
+        let header = BatchHeader {
+            epoch: 0,
+            proposer: [1; 32],
+            seq: 0,
+            base: [0; 32],
+            kind: bsmr_consensus_core::BatchKind::Txs,
+            access: vec![],
+            txs_root: [0; 32],
+            weight: 0,
+        };
+        FinishedBlock {
+            index: 7,
+            timestamp_ms: 0,
+            checkpoint: [0; 32],
+            checkpoint_view: 0,
+            next_rotation: Default::default(),
+            floors: vec![],
+            batches: vec![(header, txs)],
+        }
+    }
+
+    #[test]
+    fn a_synced_body_is_checked_against_the_core_block_without_executing_it() {
+        let fb = core_block(&[&[1, 10], &[1, 11], &[1, 12]]);
+        let hash = |b: &[u8]| <sp_runtime::traits::BlakeTwo256 as HashT>::hash(&xt(b).encode());
+        // An inherent, then two of the three (the third refused by the runtime).
+        let body = vec![xt(&[0, 9]), xt(&[1, 12]), xt(&[1, 10])];
+        assert_eq!(
+            included_in_body::<TestBlock>(&FirstByte, &fb, &body),
+            Ok(vec![hash(&[1, 12]), hash(&[1, 10])])
+        );
+        // A signed extrinsic the core's block does not have: the cores diverged.
+        let foreign = vec![xt(&[0, 9]), xt(&[1, 13])];
+        assert!(included_in_body::<TestBlock>(&FirstByte, &fb, &foreign)
+            .unwrap_err()
+            .contains("not in the core's block #7"));
+        let twice = vec![xt(&[1, 10]), xt(&[1, 10])];
+        assert!(included_in_body::<TestBlock>(&FirstByte, &fb, &twice)
+            .unwrap_err()
+            .contains("twice"));
+    }
 
     /// A ledger of per-sender nonces: transaction (sender, nonce) applies iff it is the next one.
-    fn ledger() -> impl FnMut(&(u8, u32)) -> bool {
+    fn ledger() -> impl FnMut(&(u8, u32)) -> Offer {
         let mut next = std::collections::BTreeMap::<u8, u32>::new();
         move |(s, n)| {
             let want = next.entry(*s).or_insert(0);
-            let ok = *n == *want;
-            if ok {
-                *want += 1;
+            match n.cmp(want) {
+                std::cmp::Ordering::Equal => {
+                    *want += 1;
+                    Offer::Applied
+                }
+                std::cmp::Ordering::Greater => Offer::Later,
+                std::cmp::Ordering::Less => Offer::Never,
             }
-            ok
         }
     }
 
@@ -231,5 +407,33 @@ mod tests {
         let (included, refused) = apply_in_order(txs(&reversed), ledger());
         assert_eq!(included.len(), 1 + RETRY_PASSES);
         assert_eq!(refused.len(), 10 - 1 - RETRY_PASSES);
+    }
+
+    #[test]
+    fn a_used_nonce_is_offered_once() {
+        let mut offers = 0;
+        let mut apply = ledger();
+        // (1, 0) twice (a copy proposed by two validators) and a gap that closes in pass two.
+        let (included, refused) = apply_in_order(txs(&[(1, 0), (1, 2), (1, 0), (1, 1)]), |t| {
+            offers += 1;
+            apply(t)
+        });
+        assert_eq!(included, vec![(1, 0), (1, 1), (1, 2)]);
+        assert_eq!(refused, vec![(1, 0)]);
+        assert_eq!(offers, 4 + 1, "only (1, 2) is offered again");
+    }
+
+    #[test]
+    fn only_a_stale_nonce_is_refused_for_the_rest_of_the_block() {
+        use sp_runtime::transaction_validity::{InvalidTransaction, TransactionValidityError};
+        let refused = |e: InvalidTransaction| {
+            offer_of(Err(sp_blockchain::Error::ApplyExtrinsicFailed(
+                sp_blockchain::ApplyExtrinsicFailed::Validity(TransactionValidityError::Invalid(e)),
+            )))
+        };
+        assert_eq!(offer_of(Ok(())), Offer::Applied);
+        assert_eq!(refused(InvalidTransaction::Stale), Offer::Never);
+        assert_eq!(refused(InvalidTransaction::Future), Offer::Later);
+        assert_eq!(refused(InvalidTransaction::Payment), Offer::Later);
     }
 }

@@ -11,11 +11,11 @@ use crate::crypto::{validator_ids, Sr25519Verifier};
 use crate::justification::FinalityCertificate;
 use bsmr_consensus_core::{Digest, Membership};
 use bsmr_primitives::{BsmrApi, BSMR_ENGINE_ID};
-use sc_consensus::{BlockImportParams, ForkChoiceStrategy, Verifier};
+use sc_consensus::{BlockImportParams, ForkChoiceStrategy, StateAction, StorageChanges, Verifier};
 use sp_api::ProvideRuntimeApi;
 use sp_blockchain::HeaderBackend;
 use sp_runtime::traits::{Block as BlockT, Header as HeaderT, NumberFor, One, Zero};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The membership that certifies block `number` whose parent is `parent`.
 pub fn membership_for<B, C>(
@@ -90,21 +90,65 @@ where
     .map_err(|e| format!("block #{number} ({hash}): {e}"))
 }
 
-/// Import-queue verifier for blocks that arrive from the network.
-pub struct CertificateVerifier<C> {
-    client: Arc<C>,
-    genesis: Digest,
+/// The storage changes of the block this validator built and awaits votes for, shared by the
+/// engine and the import queue. At saturation a certified copy of that block often arrives by
+/// sync before this node has collected the votes itself; the import queue then imports it with
+/// these changes (the same block, so the same changes) instead of executing it a second time.
+/// Whoever imports first takes them; the engine imports with execution if they are gone.
+pub struct BuiltBlocks<B: BlockT>(Arc<Mutex<Option<BuiltChanges<B>>>>);
+
+/// A built block's hash and the storage changes executing it made.
+type BuiltChanges<B> = (<B as BlockT>::Hash, sp_api::StorageChanges<B>);
+
+impl<B: BlockT> Default for BuiltBlocks<B> {
+    fn default() -> Self {
+        BuiltBlocks(Arc::new(Mutex::new(None)))
+    }
 }
 
-impl<C> CertificateVerifier<C> {
-    /// A verifier for the chain with `genesis`.
-    pub fn new(client: Arc<C>, genesis: Digest) -> Self {
-        CertificateVerifier { client, genesis }
+impl<B: BlockT> Clone for BuiltBlocks<B> {
+    fn clone(&self) -> Self {
+        BuiltBlocks(self.0.clone())
+    }
+}
+
+impl<B: BlockT> BuiltBlocks<B> {
+    /// Hold the changes of block `hash` (replacing those of an earlier block).
+    pub fn put(&self, hash: B::Hash, changes: sp_api::StorageChanges<B>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((hash, changes));
+    }
+
+    /// The changes of block `hash`, if held and not taken yet.
+    pub fn take(&self, hash: &B::Hash) -> Option<sp_api::StorageChanges<B>> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some((h, _)) if h == hash => slot.take().map(|(_, c)| c),
+            _ => None,
+        }
+    }
+}
+
+/// Import-queue verifier for blocks that arrive from the network.
+pub struct CertificateVerifier<B: BlockT, C> {
+    client: Arc<C>,
+    genesis: Digest,
+    built: BuiltBlocks<B>,
+}
+
+impl<B: BlockT, C> CertificateVerifier<B, C> {
+    /// A verifier for the chain with `genesis`; a block the engine built is imported with the
+    /// changes it left in `built`.
+    pub fn new(client: Arc<C>, genesis: Digest, built: BuiltBlocks<B>) -> Self {
+        CertificateVerifier {
+            client,
+            genesis,
+            built,
+        }
     }
 }
 
 #[async_trait::async_trait]
-impl<B, C> Verifier<B> for CertificateVerifier<C>
+impl<B, C> Verifier<B> for CertificateVerifier<B, C>
 where
     B: BlockT,
     C: ProvideRuntimeApi<B> + HeaderBackend<B> + Send + Sync,
@@ -126,6 +170,10 @@ where
             ));
         };
         verify_certificate::<B, C>(&*self.client, self.genesis, &block.header, justification)?;
+        if let Some(changes) = self.built.take(&block.header.hash()) {
+            // This node built the same block: import it without executing it again.
+            block.state_action = StateAction::ApplyChanges(StorageChanges::Changes(changes));
+        }
         block.finalized = true;
         block.fork_choice = Some(ForkChoiceStrategy::Custom(true));
         Ok(block)

@@ -53,7 +53,7 @@ use std::sync::Arc;
 pub use client::EngineClient;
 pub use client_txs::{ClientSubmissions, ClientTrackingPool};
 pub use finality_proof::{BsmrFinality, BsmrFinalityRpcServer};
-pub use import::CertificateVerifier;
+pub use import::{BuiltBlocks, CertificateVerifier};
 pub use status::{BsmrRpcHandler, BsmrRpcServer, CommandStatus, EngineStatus, SharedStatus};
 pub use worker::{start, EngineConfig, EngineParams, Mode};
 
@@ -73,10 +73,13 @@ pub trait TxClassifier: Send + Sync {
     fn classify(&self, encoded: &[u8]) -> Option<TxInfo>;
 }
 
-/// The import queue: blocks from the network are imported only with a valid certificate.
+/// The import queue: blocks from the network are imported only with a valid certificate; one
+/// this node's engine built (it leaves its changes in `built`, which the engine gets too) is
+/// imported without executing it again.
 pub fn import_queue<B, C>(
     client: Arc<C>,
     genesis: [u8; 32],
+    built: BuiltBlocks<B>,
     spawner: &impl sp_core::traits::SpawnEssentialNamed,
     registry: Option<&substrate_prometheus_endpoint::Registry>,
 ) -> sc_consensus::DefaultImportQueue<B>
@@ -87,7 +90,7 @@ where
     for<'r> &'r C: sc_consensus::BlockImport<B, Error = sp_consensus::Error>,
 {
     sc_consensus::BasicQueue::new(
-        CertificateVerifier::new(client.clone(), genesis),
+        CertificateVerifier::new(client.clone(), genesis, built),
         Box::new(client),
         None,
         spawner,

@@ -67,6 +67,15 @@ pub struct EngineStatus {
     pub signatures_verified: u64,
     /// Consensus signatures this node has made since it started.
     pub signatures_made: u64,
+    /// Transactions offered to the runtime while building blocks since the node started
+    /// (each offer executes it; an offer refused for a bad nonce is made again later in the
+    /// block, and a block that arrived by sync is rebuilt only now and then).
+    pub block_txs_offered: u64,
+    /// Of those offers, the ones the runtime refused.
+    pub block_txs_refused: u64,
+    /// Blocks that arrived by sync before this node built them (checked against its core's
+    /// block without executing them again).
+    pub blocks_from_sync: u64,
     /// "leaderless" or "leader".
     pub mode: String,
     /// The validator (hex) that leads, in view 0, the checkpoint of the block after the last

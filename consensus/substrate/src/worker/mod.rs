@@ -110,6 +110,9 @@ pub struct EngineParams<B: BlockT, C, P> {
     pub fetch_requests: async_channel::Receiver<IncomingRequest>,
     /// Runtime-aware transaction classification.
     pub classifier: Arc<dyn TxClassifier>,
+    /// Where the engine leaves the changes of the block it awaits votes for, shared with the
+    /// import queue ([`crate::import_queue`]).
+    pub built: crate::BuiltBlocks<B>,
     /// Status shared with RPC.
     pub status: SharedStatus,
     /// Prometheus registry.
@@ -172,6 +175,7 @@ struct Engine<B: BlockT, BE, C, P> {
     /// The network: peers, notifications, fetch requests both ways.
     link: Links,
     classifier: Arc<dyn TxClassifier>,
+    built: crate::BuiltBlocks<B>,
     status: SharedStatus,
     metrics: Option<Metrics>,
     cfg: EngineConfig,
@@ -459,6 +463,8 @@ where
         s.last_finalized = fin;
         s.signatures_verified = crate::crypto::signatures_verified();
         s.signatures_made = crate::crypto::signatures_made();
+        (s.block_txs_offered, s.block_txs_refused) = crate::builder::block_offers();
+        s.blocks_from_sync = self.fin.synced_checked;
         if let Some((next, rotation)) = rotation {
             s.next_checkpoint_leader = Some(hex(&rotation.leader(m, next, 0)));
             s.skipped_checkpoint_leaders = rotation.skipped(m, next).map(|v| hex(v)).collect();

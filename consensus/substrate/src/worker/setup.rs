@@ -53,6 +53,7 @@ where
                 next_vote_resend_ms: now,
                 awaiting_since_ms: now,
                 early_certificate_request: 0,
+                synced_checked: 0,
             },
             link: Links {
                 network: p.network,
@@ -64,6 +65,7 @@ where
                 rate: RateLimit::new(5_000.0, 20_000.0),
             },
             classifier: p.classifier,
+            built: p.built,
             status: p.status,
             metrics,
             genesis,
