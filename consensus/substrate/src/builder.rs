@@ -84,8 +84,11 @@ pub const RETRY_PASSES: usize = 3;
 pub enum Offer {
     /// Applied.
     Applied,
-    /// Refused, but it may apply once others did (a nonce ahead of its sender's, no funds yet).
-    Later,
+    /// Refused for a nonce ahead of its sender's: it may apply once one of its sender's
+    /// transactions did.
+    AfterSender,
+    /// Refused for another reason a later transaction may lift (no funds yet).
+    Again,
     /// Refused for the rest of the block (a nonce already used: nonces only go up).
     Never,
 }
@@ -100,48 +103,69 @@ pub fn offer_of(pushed: Result<(), sp_blockchain::Error>) -> Offer {
                 InvalidTransaction::Stale,
             )),
         )) => Offer::Never,
-        Err(_) => Offer::Later,
+        Err(sp_blockchain::Error::ApplyExtrinsicFailed(
+            sp_blockchain::ApplyExtrinsicFailed::Validity(TransactionValidityError::Invalid(
+                InvalidTransaction::Future,
+            )),
+        )) => Offer::AfterSender,
+        Err(_) => Offer::Again,
     }
 }
 
-/// Offer every transaction to `apply` in order; then offer the ones refused for now
-/// ([`Offer::Later`]) again, in the same order, while a pass applies at least one and for at
-/// most [`RETRY_PASSES`] passes. Returns the applied hashes in the order applied, and the
-/// refused ones (in the order offered).
+/// Offer every transaction to `apply` in order; then, while a pass applies at least one and
+/// for at most [`RETRY_PASSES`] passes, offer again, in the same order, the ones refused for
+/// now: [`Offer::Again`] ones after any pass, [`Offer::AfterSender`] ones only after a pass that
+/// applied one of their sender's (nothing else can make their nonce next). Returns the applied
+/// hashes in the order applied, and the refused ones.
 ///
 /// Two batches of one sender proposed by different validators may be ordered against their
 /// nonces (nonce n + 1 before n); the retry applies both in one block instead of skipping n + 1
-/// until it is proposed again. A transaction whose nonce is used ([`Offer::Never`], a copy of
-/// one already on chain) is not offered again: each offer executes it and checks its
-/// signature. Deterministic: the result depends only on the order and on what `apply`
-/// answers. Bounded: a refused transaction costs at most `RETRY_PASSES + 1` offers.
-pub fn apply_in_order<H: Copy, X>(
-    txs: Vec<(H, X)>,
+/// until it is proposed again. Each offer executes the transaction and checks its signature,
+/// so a transaction whose nonce is used ([`Offer::Never`]) is not offered again, nor one ahead
+/// of a sender that did not move. Deterministic: the result depends only on the order, the
+/// senders and what `apply` answers. Bounded: a refused transaction costs at most
+/// `RETRY_PASSES + 1` offers.
+pub fn apply_in_order<H: Copy, S: Ord + Clone, X>(
+    txs: Vec<(H, S, X)>,
     mut apply: impl FnMut(&X) -> Offer,
 ) -> (Vec<H>, Vec<H>) {
     let mut included = vec![];
     let mut never = vec![];
-    let mut later = txs;
+    // Refused for now, with the answer; all are offered in the first pass.
+    let mut waiting: Vec<(H, S, X, Offer)> = txs
+        .into_iter()
+        .map(|(h, s, x)| (h, s, x, Offer::Again))
+        .collect();
+    let mut advanced: BTreeSet<S> = BTreeSet::new();
     for _ in 0..=RETRY_PASSES {
         let mut applied = false;
-        later.retain(|(hash, xt)| match apply(xt) {
-            Offer::Applied => {
-                included.push(*hash);
-                applied = true;
-                false
+        let mut moved = BTreeSet::new();
+        waiting.retain_mut(|(hash, sender, xt, last)| {
+            if *last == Offer::AfterSender && !advanced.contains(sender) {
+                return true;
             }
-            Offer::Never => {
-                never.push(*hash);
-                false
+            *last = apply(xt);
+            match *last {
+                Offer::Applied => {
+                    included.push(*hash);
+                    moved.insert(sender.clone());
+                    applied = true;
+                    false
+                }
+                Offer::Never => {
+                    never.push(*hash);
+                    false
+                }
+                Offer::AfterSender | Offer::Again => true,
             }
-            Offer::Later => true,
         });
         // A pass that applied nothing left the state as it was: another would refuse the same.
-        if later.is_empty() || !applied {
+        if waiting.is_empty() || !applied {
             break;
         }
+        advanced = moved;
     }
-    never.extend(later.into_iter().map(|(h, _)| h));
+    never.extend(waiting.into_iter().map(|(h, ..)| h));
     (included, never)
 }
 
@@ -189,15 +213,16 @@ where
     for (_, txs) in &fb.batches {
         for tx in &txs[..] {
             let hash = <<B::Header as HeaderT>::Hashing as HashT>::hash(&tx.data);
-            if !seen.insert(hash) || classifier.classify(&tx.data).is_none() {
+            let info = classifier.classify(&tx.data);
+            let (true, Some(info)) = (seen.insert(hash), info) else {
                 skipped.push(hash);
                 continue;
-            }
+            };
             let Ok(xt) = B::Extrinsic::decode(&mut &tx.data[..]) else {
                 skipped.push(hash);
                 continue;
             };
-            candidates.push((hash, xt));
+            candidates.push((hash, info.sender, xt));
         }
     }
     let (included, refused) = apply_in_order(candidates, |xt| {
@@ -373,14 +398,17 @@ mod tests {
                     *want += 1;
                     Offer::Applied
                 }
-                std::cmp::Ordering::Greater => Offer::Later,
+                std::cmp::Ordering::Greater => Offer::AfterSender,
                 std::cmp::Ordering::Less => Offer::Never,
             }
         }
     }
 
-    fn txs(list: &[(u8, u32)]) -> Vec<((u8, u32), (u8, u32))> {
-        list.iter().map(|t| (*t, *t)).collect()
+    /// A test transaction: (sender, nonce).
+    type T = (u8, u32);
+
+    fn txs(list: &[T]) -> Vec<(T, u8, T)> {
+        list.iter().map(|t| (*t, t.0, *t)).collect()
     }
 
     #[test]
@@ -424,6 +452,26 @@ mod tests {
     }
 
     #[test]
+    fn a_nonce_ahead_is_offered_again_only_after_its_sender_moved() {
+        let mut offers = vec![];
+        let mut apply = ledger();
+        // Sender 1's nonce 3 waits for a 2 that is not in the block; sender 2's chain is
+        // reversed and applies one per pass.
+        let (included, refused) =
+            apply_in_order(txs(&[(1, 3), (2, 1), (2, 0), (2, 3), (2, 2)]), |t| {
+                offers.push(*t);
+                apply(t)
+            });
+        assert_eq!(included, vec![(2, 0), (2, 1), (2, 2), (2, 3)]);
+        assert_eq!(refused, vec![(1, 3)]);
+        assert_eq!(
+            offers.iter().filter(|t| t.0 == 1).count(),
+            1,
+            "sender 1 never moved: {offers:?}"
+        );
+    }
+
+    #[test]
     fn only_a_stale_nonce_is_refused_for_the_rest_of_the_block() {
         use sp_runtime::transaction_validity::{InvalidTransaction, TransactionValidityError};
         let refused = |e: InvalidTransaction| {
@@ -433,7 +481,7 @@ mod tests {
         };
         assert_eq!(offer_of(Ok(())), Offer::Applied);
         assert_eq!(refused(InvalidTransaction::Stale), Offer::Never);
-        assert_eq!(refused(InvalidTransaction::Future), Offer::Later);
-        assert_eq!(refused(InvalidTransaction::Payment), Offer::Later);
+        assert_eq!(refused(InvalidTransaction::Future), Offer::AfterSender);
+        assert_eq!(refused(InvalidTransaction::Payment), Offer::Again);
     }
 }
