@@ -56,7 +56,10 @@ fn covers(soak: &Soak) {
     }
     assert!(soak.floors_above_zero > 0, "no run reached a floor above 0");
     assert!(soak.epoch_changed > 0, "no run changed the validator set");
-    assert!(soak.joined > 0, "no run added a validator that built blocks");
+    assert!(
+        soak.joined > 0,
+        "no run added a validator that built blocks"
+    );
     assert!(
         soak.byzantine_and_crash > 0,
         "no run combined Byzantine faults and a crash"
