@@ -425,8 +425,12 @@ async fn engine_counts(endpoints: &[String]) -> Option<[u64; 5]> {
     for e in endpoints {
         let client = replay::connect(e).await.ok()?;
         let s: serde_json::Value = client.request("bsmr_status", rpc_params![]).await.ok()?;
-        for (k, key) in KEYS.iter().enumerate() {
-            sum[k] += s[key].as_u64()?;
+        // The signature counts are there in every bsmr node; the block-building ones since
+        // 2026-12-05 (an older node reports them as 0).
+        sum[0] += s[KEYS[0]].as_u64()?;
+        sum[1] += s[KEYS[1]].as_u64()?;
+        for (k, key) in KEYS.iter().enumerate().skip(2) {
+            sum[k] += s[key].as_u64().unwrap_or(0);
         }
     }
     Some(sum)

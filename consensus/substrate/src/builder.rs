@@ -114,8 +114,9 @@ pub fn offer_of(pushed: Result<(), sp_blockchain::Error>) -> Offer {
 
 /// Offer every transaction to `apply` in order; then, while a pass applies at least one and
 /// for at most [`RETRY_PASSES`] passes, offer again, in the same order, the ones refused for
-/// now: [`Offer::Again`] ones after any pass, [`Offer::AfterSender`] ones only after a pass that
-/// applied one of their sender's (nothing else can make their nonce next). Returns the applied
+/// now: [`Offer::Again`] ones after any pass, [`Offer::AfterSender`] ones only once one of their
+/// sender's applied since their last offer, in the pass before or earlier in this one (nothing
+/// else can make their nonce next). Returns the applied
 /// hashes in the order applied, and the refused ones.
 ///
 /// Two batches of one sender proposed by different validators may be ordered against their
@@ -141,7 +142,8 @@ pub fn apply_in_order<H: Copy, S: Ord + Clone, X>(
         let mut applied = false;
         let mut moved = BTreeSet::new();
         waiting.retain_mut(|(hash, sender, xt, last)| {
-            if *last == Offer::AfterSender && !advanced.contains(sender) {
+            if *last == Offer::AfterSender && !advanced.contains(sender) && !moved.contains(sender)
+            {
                 return true;
             }
             *last = apply(xt);
@@ -449,6 +451,30 @@ mod tests {
         assert_eq!(included, vec![(1, 0), (1, 1), (1, 2)]);
         assert_eq!(refused, vec![(1, 0)]);
         assert_eq!(offers, 4 + 1, "only (1, 2) is offered again");
+    }
+
+    #[test]
+    fn a_nonce_ahead_goes_in_the_pass_its_predecessor_applies() {
+        // Sender 4 (B) funds 3 (C), which funds 2 (D), which funds 1 (A): A's nonce 0 can pay
+        // only in the last pass; its nonce 1, refused as ahead in the first, must go in that
+        // same pass, right after it, or the passes run out.
+        let mut funded: BTreeSet<u8> = [4].into();
+        let mut next = std::collections::BTreeMap::<u8, u32>::new();
+        let (included, refused) =
+            apply_in_order(txs(&[(1, 0), (1, 1), (2, 0), (3, 0), (4, 0)]), |(s, n)| {
+                let want = next.entry(*s).or_insert(0);
+                if *n != *want {
+                    return Offer::AfterSender;
+                }
+                if !funded.contains(s) {
+                    return Offer::Again;
+                }
+                *want += 1;
+                funded.insert(s - 1);
+                Offer::Applied
+            });
+        assert_eq!(included, vec![(4, 0), (3, 0), (2, 0), (1, 0), (1, 1)]);
+        assert!(refused.is_empty(), "{refused:?}");
     }
 
     #[test]

@@ -94,11 +94,17 @@ where
 /// engine and the import queue. At saturation a certified copy of that block often arrives by
 /// sync before this node has collected the votes itself; the import queue then imports it with
 /// these changes (the same block, so the same changes) instead of executing it a second time.
-/// Whoever imports first takes them; the engine imports with execution if they are gone.
+/// Whoever imports first takes them; the engine imports with execution if they are gone. The
+/// import queue takes them only for a copy with our body too: a block hash commits to the
+/// extrinsics root, but sync does not check a body against it, and only execution would.
 pub struct BuiltBlocks<B: BlockT>(Arc<Mutex<Option<BuiltChanges<B>>>>);
 
-/// A built block's hash and the storage changes executing it made.
-type BuiltChanges<B> = (<B as BlockT>::Hash, sp_api::StorageChanges<B>);
+/// A built block's hash, its extrinsics and the storage changes executing them made.
+type BuiltChanges<B> = (
+    <B as BlockT>::Hash,
+    Vec<<B as BlockT>::Extrinsic>,
+    sp_api::StorageChanges<B>,
+);
 
 impl<B: BlockT> Default for BuiltBlocks<B> {
     fn default() -> Self {
@@ -113,16 +119,32 @@ impl<B: BlockT> Clone for BuiltBlocks<B> {
 }
 
 impl<B: BlockT> BuiltBlocks<B> {
-    /// Hold the changes of block `hash` (replacing those of an earlier block).
-    pub fn put(&self, hash: B::Hash, changes: sp_api::StorageChanges<B>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((hash, changes));
+    /// Hold the changes of block `hash` with `body` (replacing those of an earlier block).
+    pub fn put(&self, hash: B::Hash, body: Vec<B::Extrinsic>, changes: sp_api::StorageChanges<B>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((hash, body, changes));
     }
 
     /// The changes of block `hash`, if held and not taken yet.
     pub fn take(&self, hash: &B::Hash) -> Option<sp_api::StorageChanges<B>> {
+        self.take_if(|h, _| h == hash)
+    }
+
+    /// The changes of block `hash` for a copy that carries `body`, if it is ours.
+    pub fn take_for(
+        &self,
+        hash: &B::Hash,
+        body: Option<&Vec<B::Extrinsic>>,
+    ) -> Option<sp_api::StorageChanges<B>> {
+        self.take_if(|h, ours| h == hash && body == Some(ours))
+    }
+
+    fn take_if(
+        &self,
+        ours: impl Fn(&B::Hash, &Vec<B::Extrinsic>) -> bool,
+    ) -> Option<sp_api::StorageChanges<B>> {
         let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_ref() {
-            Some((h, _)) if h == hash => slot.take().map(|(_, c)| c),
+            Some((h, body, _)) if ours(h, body) => slot.take().map(|(_, _, c)| c),
             _ => None,
         }
     }
@@ -170,7 +192,10 @@ where
             ));
         };
         verify_certificate::<B, C>(&*self.client, self.genesis, &block.header, justification)?;
-        if let Some(changes) = self.built.take(&block.header.hash()) {
+        if let Some(changes) = self
+            .built
+            .take_for(&block.header.hash(), block.body.as_ref())
+        {
             // This node built the same block: import it without executing it again.
             block.state_action = StateAction::ApplyChanges(StorageChanges::Changes(changes));
         }

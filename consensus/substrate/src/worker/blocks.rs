@@ -146,6 +146,8 @@ where
                     ));
                 }
                 let a = self.fin.awaiting.take().expect("checked above; qed");
+                // Sync imported it by execution: our changes are not needed any more.
+                let _ = self.built.take(&ours);
                 self.after_final(a.number, ours, &a.included);
                 continue;
             }
@@ -193,11 +195,14 @@ where
                      deterministic block building diverged; refusing to continue"
                 )
             };
-            let header = self
-                .client
-                .header(chain)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("header of synced block #{b} missing"))?;
+            let (Some(header), Some(body)) = (
+                self.client.header(chain).map_err(|e| e.to_string())?,
+                self.client.block_body(chain).map_err(|e| e.to_string())?,
+            ) else {
+                // Pruned (a node far behind with a small --blocks-pruning): nothing to check.
+                log::warn!(target: LOG, "synced block #{b} has no header or body here to check it against the core's");
+                return self.storage.forget_pending(b).map_err(|e| e.to_string());
+            };
             match crate::builder::checkpoint_of(&header) {
                 Some(c)
                     if c.index == b
@@ -206,11 +211,6 @@ where
                         && c.floors == fb.floors => {}
                 other => return Err(diverged(format!("its header commits to {other:?}"))),
             }
-            let body = self
-                .client
-                .block_body(chain)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("body of synced block #{b} missing"))?;
             let included = crate::builder::included_in_body::<B>(&*self.classifier, fb, &body)
                 .map_err(diverged)?;
             self.fin.synced_checked += 1;
@@ -281,7 +281,8 @@ where
         }
         self.fin.next_vote_resend_ms = self.now + 2_000;
         self.fin.awaiting_since_ms = self.now;
-        self.built.put(block.hash(), changes);
+        self.built
+            .put(block.hash(), block.extrinsics().to_vec(), changes);
         self.fin.awaiting = Some(Awaiting {
             number: b,
             block,
@@ -316,27 +317,32 @@ where
         let cert = FinalityCertificate::from_votes(a.vote.body, votes.iter());
         let (header, body) = a.block.clone().deconstruct();
         let hash = header.hash();
-        let mut params = BlockImportParams::new(BlockOrigin::Own, header);
-        params.body = Some(body);
-        params.state_action = match self.built.take(&hash) {
-            Some(changes) => StateAction::ApplyChanges(StorageChanges::Changes(changes)),
-            // The import queue took them: a certified copy arrived by sync and is being
-            // imported; this import then finds it in the chain (or executes it, if that
-            // import failed).
-            None => StateAction::Execute,
-        };
-        params.finalized = true;
-        params.fork_choice = Some(ForkChoiceStrategy::Custom(true));
-        params.justifications = Some(Justifications::from((BSMR_ENGINE_ID, cert.encode())));
-        match self.client.import_block(params).await {
-            Ok(ImportResult::Imported(_)) | Ok(ImportResult::AlreadyInChain) => {}
-            Ok(other) => {
-                return Err(format!(
-                    "importing own block #{} failed: {other:?}",
-                    a.number
-                ))
+        let changes = self.built.take(&hash);
+        let number: <B::Header as HeaderT>::Number = a.number.try_into().map_err(|_| "overflow")?;
+        // The import queue took the changes for a certified copy that arrived by sync: once
+        // that copy is in the chain there is nothing to import (an import would execute the
+        // block before finding it there); if its import failed, execute it here.
+        let in_chain = changes.is_none() && self.client.hash(number).ok().flatten() == Some(hash);
+        if !in_chain {
+            let mut params = BlockImportParams::new(BlockOrigin::Own, header);
+            params.body = Some(body);
+            params.state_action = match changes {
+                Some(changes) => StateAction::ApplyChanges(StorageChanges::Changes(changes)),
+                None => StateAction::Execute,
+            };
+            params.finalized = true;
+            params.fork_choice = Some(ForkChoiceStrategy::Custom(true));
+            params.justifications = Some(Justifications::from((BSMR_ENGINE_ID, cert.encode())));
+            match self.client.import_block(params).await {
+                Ok(ImportResult::Imported(_)) | Ok(ImportResult::AlreadyInChain) => {}
+                Ok(other) => {
+                    return Err(format!(
+                        "importing own block #{} failed: {other:?}",
+                        a.number
+                    ))
+                }
+                Err(e) => return Err(format!("importing own block #{}: {e}", a.number)),
             }
-            Err(e) => return Err(format!("importing own block #{}: {e}", a.number)),
         }
         if let Some(m) = &self.metrics {
             m.block_finality.observe(a.voted_at.elapsed().as_secs_f64());
