@@ -15,7 +15,7 @@
 //! Nothing here reads the wall clock, the local pool or any other node-local state.
 
 use crate::TxClassifier;
-use bsmr_consensus_core::{FinishedBlock, Floors, Rotation};
+use bsmr_consensus_core::{AccountId, FinishedBlock, Floors, Rotation};
 use bsmr_primitives::BSMR_ENGINE_ID;
 use codec::{Decode, Encode};
 use sc_block_builder::{BlockBuilderBuilder, BuiltBlock};
@@ -209,24 +209,7 @@ where
         bb.push(xt)
             .map_err(|e| format!("applying an inherent of #{}: {e}", fb.index))?;
     }
-    let mut seen = BTreeSet::new();
-    let mut skipped = vec![];
-    let mut candidates = vec![];
-    for (_, txs) in &fb.batches {
-        for tx in &txs[..] {
-            let hash = <<B::Header as HeaderT>::Hashing as HashT>::hash(&tx.data);
-            let info = classifier.classify(&tx.data);
-            let (true, Some(info)) = (seen.insert(hash), info) else {
-                skipped.push(hash);
-                continue;
-            };
-            let Ok(xt) = B::Extrinsic::decode(&mut &tx.data[..]) else {
-                skipped.push(hash);
-                continue;
-            };
-            candidates.push((hash, info.sender, xt));
-        }
-    }
+    let (candidates, mut skipped) = offered::<B>(classifier, fb);
     let (included, refused) = apply_in_order(candidates, |xt| {
         let offer = offer_of(bb.push(xt.clone()));
         OFFERED.fetch_add(1, Ordering::Relaxed);
@@ -246,6 +229,35 @@ where
     })
 }
 
+/// The transactions `fb` offers to the runtime, in block order, with their senders (each
+/// extrinsic once; undecodable and unclassifiable ones go to the second list, skipped).
+type Offered<B> = Vec<(<B as BlockT>::Hash, AccountId, <B as BlockT>::Extrinsic)>;
+
+fn offered<B: BlockT>(
+    classifier: &dyn TxClassifier,
+    fb: &FinishedBlock,
+) -> (Offered<B>, Vec<B::Hash>) {
+    let mut seen = BTreeSet::new();
+    let mut skipped = vec![];
+    let mut candidates = vec![];
+    for (_, txs) in &fb.batches {
+        for tx in &txs[..] {
+            let hash = <<B::Header as HeaderT>::Hashing as HashT>::hash(&tx.data);
+            let info = classifier.classify(&tx.data);
+            let (true, Some(info)) = (seen.insert(hash), info) else {
+                skipped.push(hash);
+                continue;
+            };
+            let Ok(xt) = B::Extrinsic::decode(&mut &tx.data[..]) else {
+                skipped.push(hash);
+                continue;
+            };
+            candidates.push((hash, info.sender, xt));
+        }
+    }
+    (candidates, skipped)
+}
+
 /// The transactions of a block certified by the network (its `body`), checked against the
 /// core's block `fb` without executing it: each signed extrinsic must be one of the
 /// transactions `fb` offers to the runtime (once), and every other extrinsic unsigned (an
@@ -259,22 +271,15 @@ pub fn included_in_body<B: BlockT>(
 ) -> Result<Vec<B::Hash>, String> {
     let hash = |data: &[u8]| <<B::Header as HeaderT>::Hashing as HashT>::hash(data);
     // By canonical encoding (what a block body holds), to the hash the pool knows it by.
-    let mut offered: std::collections::BTreeMap<Vec<u8>, B::Hash> = Default::default();
-    for (_, txs) in &fb.batches {
-        for tx in &txs[..] {
-            if classifier.classify(&tx.data).is_none() {
-                continue;
-            }
-            if let Ok(xt) = B::Extrinsic::decode(&mut &tx.data[..]) {
-                offered.entry(xt.encode()).or_insert_with(|| hash(&tx.data));
-            }
-        }
+    let mut by_encoding: std::collections::BTreeMap<Vec<u8>, B::Hash> = Default::default();
+    for (h, _, xt) in offered::<B>(classifier, fb).0 {
+        by_encoding.entry(xt.encode()).or_insert(h);
     }
     let mut included = vec![];
     let mut seen = BTreeSet::new();
     for xt in body {
         let bytes = xt.encode();
-        match offered.get(&bytes) {
+        match by_encoding.get(&bytes) {
             Some(h) if seen.insert(*h) => included.push(*h),
             Some(h) => return Err(format!("transaction {h:?} is in the block twice")),
             None if classifier.classify(&bytes).is_none() => {}
