@@ -1,13 +1,17 @@
-//! The outbox: everything one input makes a replica emit, in order, and the messages it sends
-//! itself (handled before the input returns, as if received).
+//! The outbox: everything one input makes a replica emit, and the messages it sends itself
+//! (handled before the input returns, as if received).
 //!
-//! Order is the contract with the caller: a `Persist` is applied before any later `Send`, so a
-//! write a message depends on is emitted first. A block's writes (marks, floors, the block
-//! meta) go out as one `Persist` after the `BlockReady` they describe: [`Outbox::begin_write`]
-//! and [`Outbox::end_write`] gather them, in the spirit of raft-rs's `Ready` (writes first,
-//! then what may be sent once they are durable).
+//! In the spirit of raft-rs's `Ready`, what a step emits is kept in separate lists, and
+//! [`Outbox::take`] hands them over in this order: the writes and events, in the order they
+//! were emitted (storage operations; finished blocks, which the caller stores before building
+//! them; decisions, proposals, proofs, rejoins, whose consumers follow the blocks), then the
+//! messages, then the timers. Every message of a step therefore leaves after every write of
+//! that step, whatever order the handlers emitted them in: persist before send is a property
+//! of this type. A block's writes (marks, floors, the block meta) go out as one write after
+//! the block they describe: [`Outbox::begin_write`] holds the step's storage operations back
+//! until [`Outbox::end_write`].
 
-use crate::io::Output;
+use crate::io::{Output, TimerId};
 use crate::misbehaviour::Proof;
 use crate::storage::StorageOp;
 use crate::types::*;
@@ -15,15 +19,29 @@ use crate::wire::Message;
 use codec::Encode;
 use std::collections::{BTreeSet, VecDeque};
 
-/// Where a write that must go out as one began.
-#[derive(Clone, Copy, Debug)]
-pub struct WriteMark(usize);
+/// A block write being gathered (see [`Outbox::begin_write`]).
+#[derive(Debug)]
+#[must_use = "a block write must be ended"]
+pub struct WriteMark(());
+
+/// One write or event: storage operations, or an output the caller takes in this order (a
+/// finished block, a decision, a proposal, a proof, a rejoin).
+#[derive(Debug)]
+enum Write {
+    Ops(Vec<StorageOp>),
+    Event(Output),
+}
 
 /// The outbox of one replica.
 #[derive(Debug)]
 pub struct Outbox {
     me: ValidatorId,
-    out: Vec<Output>,
+    /// Writes and events, in emission order.
+    writes: Vec<Write>,
+    /// Storage operations held back until the block write they belong to ends.
+    gathered: Option<Vec<StorageOp>>,
+    sends: Vec<Output>,
+    timers: Vec<Output>,
     loopback: VecDeque<(ValidatorId, Message)>,
     /// Digests of the misbehaviour proofs emitted (each once).
     reported: BTreeSet<Digest>,
@@ -34,7 +52,10 @@ impl Outbox {
     pub fn new(me: ValidatorId) -> Self {
         Outbox {
             me,
-            out: Vec::new(),
+            writes: Vec::new(),
+            gathered: None,
+            sends: Vec::new(),
+            timers: Vec::new(),
             loopback: VecDeque::new(),
             reported: BTreeSet::new(),
         }
@@ -45,14 +66,14 @@ impl Outbox {
         if to == self.me {
             self.loopback.push_back((to, msg));
         } else {
-            self.out.push(Output::Send { to: Some(to), msg });
+            self.sends.push(Output::Send { to: Some(to), msg });
         }
     }
 
     /// Send `msg` to every member, ourselves included. Emitted even when we are the only
     /// member (to nobody), so that observers see every broadcast.
     pub fn broadcast(&mut self, msg: Message) {
-        self.out.push(Output::Send {
+        self.sends.push(Output::Send {
             to: None,
             msg: msg.clone(),
         });
@@ -61,30 +82,41 @@ impl Outbox {
 
     /// Send `msg` to every other member (a request we cannot answer ourselves).
     pub fn ask_others(&mut self, msg: Message) {
-        self.out.push(Output::Send { to: None, msg });
+        self.sends.push(Output::Send { to: None, msg });
     }
 
     /// Write `ops` (nothing if empty).
-    pub fn persist(&mut self, ops: Vec<StorageOp>) {
-        if !ops.is_empty() {
-            self.out.push(Output::Persist(ops));
+    pub fn persist(&mut self, mut ops: Vec<StorageOp>) {
+        if ops.is_empty() {
+            return;
+        }
+        match (&mut self.gathered, self.writes.last_mut()) {
+            (Some(g), _) => g.append(&mut ops),
+            (None, Some(Write::Ops(last))) => last.append(&mut ops),
+            (None, _) => self.writes.push(Write::Ops(ops)),
         }
     }
 
     /// Arm timer `id` to fire after `after_ms`.
-    pub fn set_timer(&mut self, id: crate::io::TimerId, after_ms: u64) {
-        self.out.push(Output::SetTimer { id, after_ms });
+    pub fn set_timer(&mut self, id: TimerId, after_ms: u64) {
+        self.timers.push(Output::SetTimer { id, after_ms });
     }
 
-    /// Emit an event for the caller (a decision, a block, a rejoin).
+    /// Emit an event for the caller, in order with the writes: a finished block (the caller
+    /// stores it before any of this step's messages leave), a decision, a proposal, a rejoin.
     pub fn emit(&mut self, o: Output) {
-        self.out.push(o);
+        match o {
+            Output::Persist(ops) => self.persist(ops),
+            Output::Send { .. } => self.sends.push(o),
+            Output::SetTimer { .. } => self.timers.push(o),
+            other => self.writes.push(Write::Event(other)),
+        }
     }
 
     /// Emit a misbehaviour proof, once per proof.
     pub fn misbehaviour(&mut self, p: Proof) {
         if self.reported.insert(hash(&p.encode())) {
-            self.out.push(Output::Misbehaviour(p));
+            self.writes.push(Write::Event(Output::Misbehaviour(p)));
         }
     }
 
@@ -98,42 +130,48 @@ impl Outbox {
         self.loopback.push_back((from, msg));
     }
 
-    /// Start gathering a write that must go out as one.
-    pub fn begin_write(&self) -> WriteMark {
-        WriteMark(self.out.len())
+    /// Start gathering a block write: storage operations from now until
+    /// [`Outbox::end_write`] go out as one write, after the blocks emitted meanwhile (the
+    /// caller stores a `BlockReady` before the meta that says it was handed out).
+    pub fn begin_write(&mut self) -> WriteMark {
+        self.gathered.get_or_insert_with(Vec::new);
+        WriteMark(())
     }
 
-    /// Merge every `Persist` since `mark` into one, placed after the other outputs since then
-    /// (a `BlockReady` stays ahead of the meta that says it was handed out). Nothing is moved
-    /// if a `Send` was emitted since `mark`: a write never moves after a message.
+    /// End the block write begun with `mark`.
     pub fn end_write(&mut self, mark: WriteMark) {
-        let first = mark.0.min(self.out.len());
-        if self.out[first..]
-            .iter()
-            .any(|o| matches!(o, Output::Send { .. }))
-        {
-            return;
+        let WriteMark(()) = mark;
+        if let Some(ops) = self.gathered.take() {
+            self.persist(ops);
         }
-        let mut ops = vec![];
-        let mut rest = vec![];
-        for o in self.out.drain(first..) {
-            match o {
-                Output::Persist(mut p) => ops.append(&mut p),
-                other => rest.push(other),
-            }
-        }
-        self.out.extend(rest);
-        self.persist(ops);
     }
 
-    /// Keep only the outputs `keep` accepts (after a restore, which replays old decisions).
-    pub fn retain(&mut self, keep: impl Fn(&Output) -> bool) {
-        self.out.retain(keep);
+    /// Drop everything but the finished blocks (after a restore, which replays old
+    /// decisions: only the blocks not handed out before are news to the caller).
+    pub fn keep_only_blocks(&mut self) {
+        self.writes
+            .retain(|w| matches!(w, Write::Event(Output::BlockReady(_))));
+        self.gathered = None;
+        self.sends.clear();
+        self.timers.clear();
     }
 
-    /// Everything emitted since the last call.
+    /// Everything emitted since the last call: writes and events, then messages, then timers.
     pub fn take(&mut self) -> Vec<Output> {
-        std::mem::take(&mut self.out)
+        if let Some(ops) = self.gathered.take() {
+            // A block write left open (it should not be): its operations still go out.
+            self.persist(ops);
+        }
+        let mut out: Vec<Output> = std::mem::take(&mut self.writes)
+            .into_iter()
+            .map(|w| match w {
+                Write::Ops(ops) => Output::Persist(ops),
+                Write::Event(e) => e,
+            })
+            .collect();
+        out.append(&mut self.sends);
+        out.append(&mut self.timers);
+        out
     }
 }
 
@@ -165,36 +203,79 @@ mod tests {
         assert_eq!(o.next_received(), None);
     }
 
-    #[test]
-    fn a_write_gathers_its_persists_after_the_block() {
-        let mut o = Outbox::new(ME);
-        o.persist(vec![StorageOp::Delete(Key::Meta)]);
-        let w = o.begin_write();
-        o.persist(vec![StorageOp::Delete(Key::OwnBatch(1))]);
-        o.emit(Output::Rejoined { from: 0, to: 1 });
-        o.persist(vec![]);
-        o.persist(vec![StorageOp::Delete(Key::OwnBatch(2))]);
-        o.end_write(w);
-        let out = o.take();
-        assert_eq!(out.len(), 3);
-        assert!(matches!(out[1], Output::Rejoined { .. }));
-        let Output::Persist(ops) = &out[2] else {
-            panic!("one write last")
-        };
-        assert_eq!(ops.len(), 2);
+    fn block(index: BlockIndex) -> Output {
+        Output::BlockReady(crate::wire::FinishedBlock {
+            index,
+            timestamp_ms: 0,
+            checkpoint: [0; 32],
+            checkpoint_view: 0,
+            next_rotation: Default::default(),
+            floors: vec![],
+            batches: vec![],
+        })
+    }
+
+    fn op(seq: Seq) -> StorageOp {
+        StorageOp::Delete(Key::OwnBatch(seq))
     }
 
     #[test]
-    fn a_write_is_never_moved_after_a_message() {
+    fn a_block_write_goes_out_as_one_after_its_block() {
         let mut o = Outbox::new(ME);
+        o.persist(vec![op(0)]);
+        o.emit(block(1));
         let w = o.begin_write();
-        o.persist(vec![StorageOp::Delete(Key::OwnBatch(1))]);
-        o.send([2; 32], Message::SyncRequest(1));
-        o.persist(vec![StorageOp::Delete(Key::OwnBatch(2))]);
+        o.persist(vec![op(1)]);
+        o.emit(block(2));
+        o.persist(vec![]);
+        o.persist(vec![op(2)]);
         o.end_write(w);
         let out = o.take();
-        assert!(matches!(out[0], Output::Persist(_)));
-        assert!(matches!(out[1], Output::Send { .. }));
+        assert_eq!(out.len(), 4, "{out:?}");
+        assert!(matches!(&out[0], Output::Persist(ops) if ops == &vec![op(0)]));
+        assert!(matches!(&out[1], Output::BlockReady(b) if b.index == 1));
+        assert!(matches!(&out[2], Output::BlockReady(b) if b.index == 2));
+        assert!(matches!(&out[3], Output::Persist(ops) if ops == &vec![op(1), op(2)]));
+    }
+
+    #[test]
+    fn every_write_of_a_step_goes_out_before_its_messages() {
+        let mut o = Outbox::new(ME);
+        o.set_timer(TimerId::Resend, 5);
+        o.emit(Output::Rejoined { from: 0, to: 1 });
+        o.send([2; 32], Message::SyncRequest(1));
+        o.persist(vec![op(1)]);
+        o.broadcast(Message::SyncRequest(2));
+        o.emit(block(3));
+        o.persist(vec![op(2)]);
+        let kinds: Vec<&str> = o
+            .take()
+            .iter()
+            .map(|x| match x {
+                Output::Persist(_) => "persist",
+                Output::BlockReady(_) => "block",
+                Output::Send { .. } => "send",
+                Output::SetTimer { .. } => "timer",
+                _ => "event",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec!["event", "persist", "block", "persist", "send", "send", "timer"]
+        );
+    }
+
+    #[test]
+    fn after_a_restore_only_blocks_are_kept() {
+        let mut o = Outbox::new(ME);
+        o.persist(vec![op(1)]);
+        o.emit(block(1));
+        o.send([2; 32], Message::SyncRequest(1));
+        o.set_timer(TimerId::Resend, 5);
+        o.keep_only_blocks();
+        let out = o.take();
+        assert_eq!(out.len(), 1);
+        assert!(matches!(&out[0], Output::BlockReady(b) if b.index == 1));
     }
 
     #[test]

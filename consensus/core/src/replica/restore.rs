@@ -121,7 +121,7 @@ impl Replica {
         }
         // Keep only blocks rebuilt from persisted decisions (handed out by `start`). The timers
         // replaying armed are dropped with the rest: `start` arms them again.
-        self.outbox.retain(|o| matches!(o, Output::BlockReady(_)));
+        self.outbox.keep_only_blocks();
         self.insts.disarm_all();
     }
 }
