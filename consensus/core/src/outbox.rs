@@ -133,8 +133,16 @@ impl Outbox {
     /// Start gathering a block write: storage operations from now until
     /// [`Outbox::end_write`] go out as one write, after the blocks emitted meanwhile (the
     /// caller stores a `BlockReady` before the meta that says it was handed out).
+    ///
+    /// Block writes do not nest, and each ends before the step returns: a write left open
+    /// would gather the later writes of the step out of their order (a bug in the replica,
+    /// never caused by a peer, so it panics in every build).
     pub fn begin_write(&mut self) -> WriteMark {
-        self.gathered.get_or_insert_with(Vec::new);
+        assert!(
+            self.gathered.is_none(),
+            "a block write began inside another"
+        );
+        self.gathered = Some(Vec::new());
         WriteMark(())
     }
 
@@ -158,10 +166,10 @@ impl Outbox {
 
     /// Everything emitted since the last call: writes and events, then messages, then timers.
     pub fn take(&mut self) -> Vec<Output> {
-        if let Some(ops) = self.gathered.take() {
-            // A block write left open (it should not be): its operations still go out.
-            self.persist(ops);
-        }
+        assert!(
+            self.gathered.is_none(),
+            "a block write was left open at the end of a step"
+        );
         let mut out: Vec<Output> = std::mem::take(&mut self.writes)
             .into_iter()
             .map(|w| match w {
@@ -236,6 +244,24 @@ mod tests {
         assert!(matches!(&out[1], Output::BlockReady(b) if b.index == 1));
         assert!(matches!(&out[2], Output::BlockReady(b) if b.index == 2));
         assert!(matches!(&out[3], Output::Persist(ops) if ops == &vec![op(1), op(2)]));
+    }
+
+    #[test]
+    #[should_panic(expected = "inside another")]
+    fn block_writes_do_not_nest() {
+        let mut o = Outbox::new(ME);
+        let _outer = o.begin_write();
+        let _inner = o.begin_write();
+    }
+
+    #[test]
+    #[should_panic(expected = "left open")]
+    fn a_step_ends_with_its_block_write() {
+        let mut o = Outbox::new(ME);
+        let w = o.begin_write();
+        o.persist(vec![op(1)]);
+        drop(w);
+        o.take();
     }
 
     #[test]

@@ -179,6 +179,8 @@ pub struct Soak {
     pub joined: u64,
     /// Runs with Byzantine validators and a crash.
     pub byzantine_and_crash: u64,
+    /// Runs in which a crash struck between two writes of one step.
+    pub lost_writes: u64,
     /// Mutation operators applied, summed over runs.
     pub mutations: BTreeMap<&'static str, u64>,
     /// Wall time.
@@ -197,6 +199,7 @@ impl Soak {
         self.epoch_changed += u64::from(r.epoch_switches > 0);
         self.joined += u64::from(r.joined > 0);
         self.byzantine_and_crash += u64::from(!r.crashes_ms.is_empty() && c.byzantine > 0);
+        self.lost_writes += u64::from(r.lost_writes > 0);
         for (op, k) in &r.mutations {
             *self.mutations.entry(op).or_default() += k;
         }
@@ -208,7 +211,7 @@ impl Soak {
     /// A few lines summing up the soak.
     pub fn summary(&self) -> String {
         format!(
-            "{} runs in {:.0} s, {} failing\n  by n: {:?}\n  by behaviour: {:?}\n  floors above 0 in {} runs, voided commands in {}, rejoins in {}, crashes in {} ({} with Byzantine validators), set changes in {} (a validator joined in {})",
+            "{} runs in {:.0} s, {} failing\n  by n: {:?}\n  by behaviour: {:?}\n  floors above 0 in {} runs, voided commands in {}, rejoins in {}, crashes in {} ({} with Byzantine validators, {} between two writes of a step), set changes in {} (a validator joined in {})",
             self.runs,
             self.elapsed.as_secs_f64(),
             self.failures.len(),
@@ -219,6 +222,7 @@ impl Soak {
             self.rejoined,
             self.crashed,
             self.byzantine_and_crash,
+            self.lost_writes,
             self.epoch_changed,
             self.joined
         )

@@ -75,7 +75,9 @@ struct Args {
     /// validator joins from the chain) or `replace` (both).
     #[arg(long, value_name = "KIND", default_value = "remove")]
     set_change: bsmr_sim::SetChange,
-    /// Crashes strike in the middle of a step: after a `Persist`, before the `Send` after it.
+    /// Crashes strike in the middle of a step: right after one of its writes (drawn at
+    /// random), before the rest of its writes and all of its messages; half of them between
+    /// two writes of a step that has several (a finished block's).
     #[arg(long)]
     crash_mid_step: bool,
     /// Soak mode: run fuzz cases from `--seed` on (each seed draws its own scenario: n, faults,

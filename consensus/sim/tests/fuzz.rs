@@ -65,6 +65,10 @@ fn covers(soak: &Soak) {
         "no run combined Byzantine faults and a crash"
     );
     assert!(soak.rejoined > 0, "no run rejoined from the chain");
+    assert!(
+        soak.lost_writes > 0,
+        "no crash struck between two writes of one step"
+    );
 }
 
 #[test]

@@ -92,8 +92,10 @@ struct Node {
     /// Chain blocks fed to this node's replica, with the ledger state after each (what block
     /// sync would have brought): taken over when the replica rejoins at one of them.
     fed_chain: BTreeMap<u64, Ledger>,
-    /// A crash is due at this node's next `Persist` followed by a `Send`.
+    /// A crash is due in the middle of this node's next step that writes and sends.
     crash_pending: bool,
+    /// ... and only in a step with two writes or more, between two of them.
+    crash_between_writes: bool,
     /// Twins: the second honest replica run with this validator's key, and the node indices
     /// it talks to before GST (the first replica talks to the others).
     twin: Option<Twin>,
@@ -364,13 +366,16 @@ impl Sim {
             Ev::Crash { node } => {
                 if self.cfg.crash_between_persist_and_send && self.nodes[node].replica.is_some() {
                     self.nodes[node].crash_pending = true;
+                    // Half of them wait for a step that writes twice (a finished block: its
+                    // marks and floors, the block, its meta) and fall between two writes.
+                    self.nodes[node].crash_between_writes = self.rng.gen_bool(0.5);
                 } else {
                     self.crash_now(node);
                 }
             }
             Ev::Restart { node } => {
                 if std::mem::take(&mut self.nodes[node].crash_pending) {
-                    // No persist-then-send step came: it crashes here, as a plain crash.
+                    // No step it could strike in came: it crashes here, as a plain crash.
                     self.crash_now(node);
                 }
                 if self.nodes[node].retired {

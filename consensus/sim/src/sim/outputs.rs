@@ -14,20 +14,35 @@ impl Sim {
         };
         let epoch = self.nodes[i].epoch;
         let mut switch = false;
-        let mut persisted = false;
+        // A pending crash strikes in the first step that both writes and sends, right after
+        // one of its writes drawn at random (or, for a crash between writes, in the first such
+        // step with two writes or more, before its last one): the writes before stay, the rest
+        // of the step (its later writes, its events and every message, which the outbox puts
+        // after the writes) is lost.
+        let writes = outs
+            .iter()
+            .filter(|o| matches!(o, Output::Persist(_)))
+            .count();
+        let sends_any = outs.iter().any(|o| matches!(o, Output::Send { .. }));
+        let node = &self.nodes[i];
+        let mut strike_after = match (node.crash_pending, node.crash_between_writes) {
+            (true, false) if writes > 0 && sends_any => Some(self.rng.gen_range(1..=writes)),
+            (true, true) if writes > 1 && sends_any => Some(self.rng.gen_range(1..writes)),
+            _ => None,
+        };
         let mut crash_here = false;
         // Own batches the crash kept from being written: their clients submit them again.
         let mut unwritten: Vec<Vec<Tx>> = vec![];
         let mut outs = outs.into_iter();
         while let Some(o) = outs.next() {
-            if self.nodes[i].crash_pending && persisted && matches!(o, Output::Send { .. }) {
-                // The crash strikes between the write and the send that depends on it: what
-                // was persisted and sent before stays, this send and the rest of the step are
-                // lost.
+            if strike_after == Some(0) {
                 self.nodes[i].crash_pending = false;
                 crash_here = true;
-                for rest in outs.by_ref() {
+                let rest = std::iter::once(o).chain(outs.by_ref());
+                let mut lost_write = false;
+                for rest in rest {
                     if let Output::Persist(ops) = rest {
+                        lost_write = true;
                         for op in ops {
                             if let StorageOp::Put(Key::OwnBatch(_), Record::Batch(b)) = op {
                                 unwritten.push(b.txs);
@@ -35,9 +50,12 @@ impl Sim {
                         }
                     }
                 }
+                self.report.lost_writes += usize::from(lost_write);
                 break;
             }
-            persisted |= matches!(o, Output::Persist(_));
+            if let (Some(k), Output::Persist(_)) = (strike_after.as_mut(), &o) {
+                *k -= 1;
+            }
             match o {
                 Output::Persist(ops) => {
                     if correct {
@@ -173,6 +191,11 @@ impl Sim {
                     }
                 }
             }
+        }
+        if strike_after == Some(0) && !crash_here {
+            // The drawn write was the step's last output.
+            self.nodes[i].crash_pending = false;
+            crash_here = true;
         }
         if let Some(adv) = self.nodes[i].adv.as_mut() {
             sends = adv.rewrite(sends, &mut self.rng);

@@ -60,6 +60,9 @@ pub struct Report {
     pub epoch_switches: usize,
     /// Validators that joined at the set change and built a block of epoch 1.
     pub joined: usize,
+    /// Crashes that struck in the middle of a step before its last write (so that a later
+    /// write of that step was lost).
+    pub lost_writes: usize,
     /// Twins validators that stayed in the set and got a second epoch-1 replica too.
     pub twin_epoch_switches: usize,
     /// Validator 0's blocks: (virtual ms when executed, transactions in it).

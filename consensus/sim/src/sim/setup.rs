@@ -80,6 +80,7 @@ impl Sim {
                 fed_chain: BTreeMap::new(),
                 twin: None,
                 crash_pending: false,
+                crash_between_writes: false,
                 skew_ms,
                 next_tx: 0,
                 submitted: vec![],
