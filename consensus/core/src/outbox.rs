@@ -24,20 +24,13 @@ use std::collections::{BTreeSet, VecDeque};
 #[must_use = "a block write must be ended"]
 pub struct WriteMark(());
 
-/// One write or event: storage operations, or an output the caller takes in this order (a
-/// finished block, a decision, a proposal, a proof, a rejoin).
-#[derive(Debug)]
-enum Write {
-    Ops(Vec<StorageOp>),
-    Event(Output),
-}
-
 /// The outbox of one replica.
 #[derive(Debug)]
 pub struct Outbox {
     me: ValidatorId,
-    /// Writes and events, in emission order.
-    writes: Vec<Write>,
+    /// Writes (`Persist`) and events (a finished block, a decision, a proposal, a proof, a
+    /// rejoin), in emission order.
+    writes: Vec<Output>,
     /// Storage operations held back until the block write they belong to ends.
     gathered: Option<Vec<StorageOp>>,
     sends: Vec<Output>,
@@ -92,8 +85,8 @@ impl Outbox {
         }
         match (&mut self.gathered, self.writes.last_mut()) {
             (Some(g), _) => g.append(&mut ops),
-            (None, Some(Write::Ops(last))) => last.append(&mut ops),
-            (None, _) => self.writes.push(Write::Ops(ops)),
+            (None, Some(Output::Persist(last))) => last.append(&mut ops),
+            (None, _) => self.writes.push(Output::Persist(ops)),
         }
     }
 
@@ -109,14 +102,14 @@ impl Outbox {
             Output::Persist(ops) => self.persist(ops),
             Output::Send { .. } => self.sends.push(o),
             Output::SetTimer { .. } => self.timers.push(o),
-            other => self.writes.push(Write::Event(other)),
+            other => self.writes.push(other),
         }
     }
 
     /// Emit a misbehaviour proof, once per proof.
     pub fn misbehaviour(&mut self, p: Proof) {
         if self.reported.insert(hash(&p.encode())) {
-            self.writes.push(Write::Event(Output::Misbehaviour(p)));
+            self.writes.push(Output::Misbehaviour(p));
         }
     }
 
@@ -157,8 +150,7 @@ impl Outbox {
     /// Drop everything but the finished blocks (after a restore, which replays old
     /// decisions: only the blocks not handed out before are news to the caller).
     pub fn keep_only_blocks(&mut self) {
-        self.writes
-            .retain(|w| matches!(w, Write::Event(Output::BlockReady(_))));
+        self.writes.retain(|w| matches!(w, Output::BlockReady(_)));
         self.gathered = None;
         self.sends.clear();
         self.timers.clear();
@@ -170,13 +162,7 @@ impl Outbox {
             self.gathered.is_none(),
             "a block write was left open at the end of a step"
         );
-        let mut out: Vec<Output> = std::mem::take(&mut self.writes)
-            .into_iter()
-            .map(|w| match w {
-                Write::Ops(ops) => Output::Persist(ops),
-                Write::Event(e) => e,
-            })
-            .collect();
+        let mut out = std::mem::take(&mut self.writes);
         out.append(&mut self.sends);
         out.append(&mut self.timers);
         out
