@@ -76,8 +76,8 @@ struct Args {
     #[arg(long, value_name = "KIND", default_value = "remove")]
     set_change: bsmr_sim::SetChange,
     /// Crashes strike in the middle of a step: right after one of its writes (drawn at
-    /// random), before the rest of its writes and all of its messages; half of them between
-    /// two writes of a step that has several (a finished block's).
+    /// random), before the rest of its writes and all of its messages; half of the
+    /// crash-restarts between two writes of a step that has several.
     #[arg(long)]
     crash_mid_step: bool,
     /// Soak mode: run fuzz cases from `--seed` on (each seed draws its own scenario: n, faults,

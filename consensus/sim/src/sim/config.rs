@@ -134,8 +134,9 @@ pub struct SimConfig {
     pub crash_at_ms: Option<u64>,
     /// A crash strikes in the middle of a step: in the first step that writes and sends,
     /// right after one of its writes drawn at random, so that the rest of the step (later
-    /// writes, events, and every message, which the outbox puts after the writes) is lost.
-    /// Half of the crashes wait for a step with two writes or more and strike before its last.
+    /// writes and events, and every message, which the outbox puts after the writes) is lost.
+    /// Half of the crash-restarts wait for a step with two writes or more and strike before
+    /// its last.
     pub crash_between_persist_and_send: bool,
     /// A validator-set change enacted in this block (b*) (who leaves or joins:
     /// [`SimConfig::set_change`]), and epoch 1 starts at block b* + 2 with the engine's

@@ -366,9 +366,13 @@ impl Sim {
             Ev::Crash { node } => {
                 if self.cfg.crash_between_persist_and_send && self.nodes[node].replica.is_some() {
                     self.nodes[node].crash_pending = true;
-                    // Half of them wait for a step that writes twice (a finished block: its
-                    // marks and floors, the block, its meta) and fall between two writes.
-                    self.nodes[node].crash_between_writes = self.rng.gen_bool(0.5);
+                    // Half of those that restart wait for a step that writes twice (a write
+                    // before a decision or a finished block, and one after) and fall between
+                    // two writes. A crash for good strikes in the first step it can (nothing
+                    // would turn a crash still pending into a plain one).
+                    let between = self.rng.gen_bool(0.5);
+                    self.nodes[node].crash_between_writes =
+                        between && !self.nodes[node].crashed_for_good;
                 } else {
                     self.crash_now(node);
                 }

@@ -16,9 +16,9 @@ impl Sim {
         let mut switch = false;
         // A pending crash strikes in the first step that both writes and sends, right after
         // one of its writes drawn at random (or, for a crash between writes, in the first such
-        // step with two writes or more, before its last one): the writes before stay, the rest
-        // of the step (its later writes, its events and every message, which the outbox puts
-        // after the writes) is lost.
+        // step with two writes or more, before its last one): the writes and events before stay,
+        // the rest of the step (its later writes and events, and every message, which the outbox
+        // puts after the writes) is lost; a rejoin whose write was kept still takes the chain.
         let writes = outs
             .iter()
             .filter(|o| matches!(o, Output::Persist(_)))
@@ -41,6 +41,12 @@ impl Sim {
                 let rest = std::iter::once(o).chain(outs.by_ref());
                 let mut lost_write = false;
                 for rest in rest {
+                    if let (Output::Rejoined { from, to }, false) = (&rest, lost_write) {
+                        // The rejoin's write (its block position) was kept: the node's state
+                        // is the chain's at `to`, which sync brought and keeps (the engine's
+                        // chain is durable; only the event was lost).
+                        self.take_over_chain(i, *from, *to);
+                    }
                     if let Output::Persist(ops) = rest {
                         lost_write = true;
                         for op in ops {
@@ -176,26 +182,8 @@ impl Sim {
                         self.checker.on_proof(i, &p);
                     }
                 }
-                Output::Rejoined { from, to } => {
-                    self.report.rejoins.push((i, from, to));
-                    let node = &mut self.nodes[i];
-                    match node.fed_chain.remove(&to) {
-                        Some(l) => {
-                            node.ledger = l;
-                            node.fed_chain = node.fed_chain.split_off(&(to + 1));
-                        }
-                        None => self
-                            .checker
-                            .violations
-                            .push(format!("node {i} rejoined at block {to}, never fed")),
-                    }
-                }
+                Output::Rejoined { from, to } => self.take_over_chain(i, from, to),
             }
-        }
-        if strike_after == Some(0) && !crash_here {
-            // The drawn write was the step's last output.
-            self.nodes[i].crash_pending = false;
-            crash_here = true;
         }
         if let Some(adv) = self.nodes[i].adv.as_mut() {
             sends = adv.rewrite(sends, &mut self.rng);
@@ -224,6 +212,23 @@ impl Sim {
             self.nodes[i].resubmit = unwritten.into_iter().chain(pending).collect();
         } else if switch {
             self.switch_epoch(i);
+        }
+    }
+
+    /// Node `i`'s replica rejoined from block `from` at chain block `to`: its ledger becomes
+    /// the chain's state at `to` (what block sync brought).
+    fn take_over_chain(&mut self, i: usize, from: u64, to: u64) {
+        self.report.rejoins.push((i, from, to));
+        let node = &mut self.nodes[i];
+        match node.fed_chain.remove(&to) {
+            Some(l) => {
+                node.ledger = l;
+                node.fed_chain = node.fed_chain.split_off(&(to + 1));
+            }
+            None => self
+                .checker
+                .violations
+                .push(format!("node {i} rejoined at block {to}, never fed")),
         }
     }
 
