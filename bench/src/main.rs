@@ -390,6 +390,8 @@ async fn measure(
             offered_per_tx: delta(2),
             refused_per_tx: delta(3),
             blocks_from_sync: c1[4].saturating_sub(c0[4]),
+            refused_stale_per_tx: delta(5),
+            refused_future_per_tx: delta(6),
         });
         let (sign_us, verify_us) = sim_scale::sr25519_costs();
         // A node restarted during the run starts its counters again: never below zero.
@@ -413,15 +415,17 @@ async fn measure(
 /// every 200 ms): consensus signatures checked and made, transactions offered to the runtime in
 /// block building and offers refused, blocks that came by sync first. None when a node has no
 /// bsmr engine.
-async fn engine_counts(endpoints: &[String]) -> Option<[u64; 5]> {
-    const KEYS: [&str; 5] = [
+async fn engine_counts(endpoints: &[String]) -> Option<[u64; 7]> {
+    const KEYS: [&str; 7] = [
         "signaturesVerified",
         "signaturesMade",
         "blockTxsOffered",
         "blockTxsRefused",
         "blocksFromSync",
+        "blockTxsRefusedStale",
+        "blockTxsRefusedFuture",
     ];
-    let mut sum = [0u64; 5];
+    let mut sum = [0u64; 7];
     for e in endpoints {
         let client = replay::connect(e).await.ok()?;
         let s: serde_json::Value = client.request("bsmr_status", rpc_params![]).await.ok()?;
@@ -461,8 +465,13 @@ fn print_summary(s: &report::Summary) {
     if let Some(b) = &s.block_building {
         println!(
             "    block building per finalized transaction: {:.2} runtime offers, {:.2} of them \
-             refused (all validators); {} blocks came by sync before their validator built them",
-            b.offered_per_tx, b.refused_per_tx, b.blocks_from_sync
+             refused ({:.2} for a used nonce, {:.2} for a nonce ahead; all validators); {} \
+             blocks came by sync before their validator built them",
+            b.offered_per_tx,
+            b.refused_per_tx,
+            b.refused_stale_per_tx,
+            b.refused_future_per_tx,
+            b.blocks_from_sync
         );
     }
     for (why, n) in &s.dropped {

@@ -74,6 +74,10 @@ pub struct BlockBuildingFigures {
     pub refused_per_tx: f64,
     /// Blocks that came by sync before their validator built them (all validators).
     pub blocks_from_sync: u64,
+    /// Offers refused for a used nonce (copies of a transaction already applied).
+    pub refused_stale_per_tx: f64,
+    /// Offers refused for a nonce ahead of the sender's.
+    pub refused_future_per_tx: f64,
 }
 
 /// What an injected fault did to latency.

@@ -67,13 +67,31 @@ pub struct Built<B: BlockT> {
 /// `bsmr_status`: the bench divides them by the finalized transactions (docs/performance.md).
 static OFFERED: AtomicU64 = AtomicU64::new(0);
 static REFUSED: AtomicU64 = AtomicU64::new(0);
+static REFUSED_STALE: AtomicU64 = AtomicU64::new(0);
+static REFUSED_FUTURE: AtomicU64 = AtomicU64::new(0);
 
-/// Transactions offered to the runtime in block building so far, and offers it refused.
-pub fn block_offers() -> (u64, u64) {
-    (
-        OFFERED.load(Ordering::Relaxed),
-        REFUSED.load(Ordering::Relaxed),
-    )
+/// Offers to the runtime in block building so far, and what it answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockOffers {
+    /// Transactions offered (each offer executes one).
+    pub offered: u64,
+    /// Offers refused, for any reason.
+    pub refused: u64,
+    /// Of those, refused for a nonce already used (a copy of a transaction on chain, or of
+    /// one applied earlier in the block).
+    pub stale: u64,
+    /// Of those, refused for a nonce ahead of its sender's (ordered before its predecessor).
+    pub future: u64,
+}
+
+/// Transactions offered to the runtime in block building so far, and what it answered.
+pub fn block_offers() -> BlockOffers {
+    BlockOffers {
+        offered: OFFERED.load(Ordering::Relaxed),
+        refused: REFUSED.load(Ordering::Relaxed),
+        stale: REFUSED_STALE.load(Ordering::Relaxed),
+        future: REFUSED_FUTURE.load(Ordering::Relaxed),
+    }
 }
 
 /// How many times the transactions the runtime refused are offered again, in block order.
@@ -216,6 +234,11 @@ where
         if offer != Offer::Applied {
             REFUSED.fetch_add(1, Ordering::Relaxed);
         }
+        match offer {
+            Offer::Never => REFUSED_STALE.fetch_add(1, Ordering::Relaxed),
+            Offer::AfterSender => REFUSED_FUTURE.fetch_add(1, Ordering::Relaxed),
+            Offer::Applied | Offer::Again => 0,
+        };
         offer
     });
     skipped.extend(refused);

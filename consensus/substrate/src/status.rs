@@ -73,6 +73,11 @@ pub struct EngineStatus {
     pub block_txs_offered: u64,
     /// Of those offers, the ones the runtime refused.
     pub block_txs_refused: u64,
+    /// Of the refused offers, those refused for a nonce already used (copies of a transaction
+    /// already applied).
+    pub block_txs_refused_stale: u64,
+    /// Of the refused offers, those refused for a nonce ahead of the sender's.
+    pub block_txs_refused_future: u64,
     /// Blocks that arrived by sync before this node built them (checked against its core's
     /// block without executing them again).
     pub blocks_from_sync: u64,

@@ -463,7 +463,11 @@ where
         s.last_finalized = fin;
         s.signatures_verified = crate::crypto::signatures_verified();
         s.signatures_made = crate::crypto::signatures_made();
-        (s.block_txs_offered, s.block_txs_refused) = crate::builder::block_offers();
+        let offers = crate::builder::block_offers();
+        s.block_txs_offered = offers.offered;
+        s.block_txs_refused = offers.refused;
+        s.block_txs_refused_stale = offers.stale;
+        s.block_txs_refused_future = offers.future;
         s.blocks_from_sync = self.fin.synced_checked;
         if let Some((next, rotation)) = rotation {
             s.next_checkpoint_leader = Some(hex(&rotation.leader(m, next, 0)));
