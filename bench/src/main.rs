@@ -392,6 +392,8 @@ async fn measure(
             blocks_from_sync: c1[4].saturating_sub(c0[4]),
             refused_stale_per_tx: delta(5),
             refused_future_per_tx: delta(6),
+            proposed_own_per_tx: delta(7),
+            proposed_others_per_tx: delta(8),
         });
         let (sign_us, verify_us) = sim_scale::sr25519_costs();
         // A node restarted during the run starts its counters again: never below zero.
@@ -415,8 +417,8 @@ async fn measure(
 /// every 200 ms): consensus signatures checked and made, transactions offered to the runtime in
 /// block building and offers refused, blocks that came by sync first. None when a node has no
 /// bsmr engine.
-async fn engine_counts(endpoints: &[String]) -> Option<[u64; 7]> {
-    const KEYS: [&str; 7] = [
+async fn engine_counts(endpoints: &[String]) -> Option<[u64; 9]> {
+    const KEYS: [&str; 9] = [
         "signaturesVerified",
         "signaturesMade",
         "blockTxsOffered",
@@ -424,8 +426,10 @@ async fn engine_counts(endpoints: &[String]) -> Option<[u64; 7]> {
         "blocksFromSync",
         "blockTxsRefusedStale",
         "blockTxsRefusedFuture",
+        "txsProposedOwn",
+        "txsProposedOthers",
     ];
-    let mut sum = [0u64; 7];
+    let mut sum = [0u64; 9];
     for e in endpoints {
         let client = replay::connect(e).await.ok()?;
         let s: serde_json::Value = client.request("bsmr_status", rpc_params![]).await.ok()?;
@@ -472,6 +476,11 @@ fn print_summary(s: &report::Summary) {
             b.refused_stale_per_tx,
             b.refused_future_per_tx,
             b.blocks_from_sync
+        );
+        println!(
+            "    proposed per finalized transaction: {:.2} by the validator a client submitted \
+             it to, {:.2} by another (taken over or carried)",
+            b.proposed_own_per_tx, b.proposed_others_per_tx
         );
     }
     for (why, n) in &s.dropped {

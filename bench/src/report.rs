@@ -78,6 +78,10 @@ pub struct BlockBuildingFigures {
     pub refused_stale_per_tx: f64,
     /// Offers refused for a nonce ahead of the sender's.
     pub refused_future_per_tx: f64,
+    /// Transactions put in a batch by the validator they were submitted to.
+    pub proposed_own_per_tx: f64,
+    /// Transactions put in a batch by another validator (taken over or carried).
+    pub proposed_others_per_tx: f64,
 }
 
 /// What an injected fault did to latency.

@@ -104,6 +104,18 @@ pub struct PoolProposer {
     in_block: BTreeMap<u64, Vec<H256>>,
     /// Our proposed transactions whose block is not finished yet, with their sender.
     inflight: BTreeMap<H256, (AccountId, u64)>,
+    /// What we proposed so far (for `bsmr_status`).
+    counts: ProposalCounts,
+}
+
+/// Transactions this validator put into its batches since it started, by why.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProposalCounts {
+    /// Submitted to this node by a client.
+    pub own: u64,
+    /// Submitted elsewhere: taken over (partition owner or anyone) or carried with a later
+    /// transaction of their sender.
+    pub others: u64,
 }
 
 impl PoolProposer {
@@ -118,7 +130,13 @@ impl PoolProposer {
             undecided: BTreeMap::new(),
             in_block: BTreeMap::new(),
             inflight: BTreeMap::new(),
+            counts: ProposalCounts::default(),
         }
+    }
+
+    /// What this validator proposed since it started.
+    pub fn counts(&self) -> ProposalCounts {
+        self.counts
     }
 
     /// Another validator announced a batch with these transactions.
@@ -279,6 +297,10 @@ impl PoolProposer {
             }
             let own = std::iter::once((h, bytes, info.access));
             for (h, bytes, access) in earlier.into_iter().chain(own) {
+                match (turn.submitted_here)(&h) {
+                    true => self.counts.own += 1,
+                    false => self.counts.others += 1,
+                }
                 self.proposed.insert(h, now);
                 self.inflight.insert(h, (info.sender, now));
                 batch.push(Tx {
@@ -428,6 +450,7 @@ mod tests {
             run(&mut p, &ready, 10, &|_| true).is_empty(),
             "proposed already"
         );
+        assert_eq!(p.counts(), ProposalCounts { own: 3, others: 0 });
     }
 
     #[test]
@@ -528,6 +551,7 @@ mod tests {
             run(&mut p, &ready, 2_000, &|_| false),
             vec![vec![vec![mine, 0]]]
         );
+        assert_eq!(p.counts(), ProposalCounts { own: 0, others: 1 });
         p.announced_by_other([tx(theirs, 0).0], 3_000);
         assert!(
             run(&mut p, &ready, 6_000, &|_| false).is_empty(),

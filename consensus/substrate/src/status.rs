@@ -78,6 +78,11 @@ pub struct EngineStatus {
     pub block_txs_refused_stale: u64,
     /// Of the refused offers, those refused for a nonce ahead of the sender's.
     pub block_txs_refused_future: u64,
+    /// Transactions this node put into its batches that clients submitted to it.
+    pub txs_proposed_own: u64,
+    /// Transactions this node put into its batches that were submitted elsewhere (taken over
+    /// after a delay, or carried with a later transaction of their sender).
+    pub txs_proposed_others: u64,
     /// Blocks that arrived by sync before this node built them (checked against its core's
     /// block without executing them again).
     pub blocks_from_sync: u64,
