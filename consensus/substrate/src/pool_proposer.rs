@@ -104,6 +104,10 @@ pub struct PoolProposer {
     in_block: BTreeMap<u64, Vec<H256>>,
     /// Our proposed transactions whose block is not finished yet, with their sender.
     inflight: BTreeMap<H256, (AccountId, u64)>,
+    /// Transactions a block built here included (any proposer's), kept while the pool still
+    /// lists them as ready: never proposed again (the pool drops them only once it has
+    /// processed the block, which under load takes longer than any delay here).
+    done: BTreeSet<H256>,
     /// What we proposed so far (for `bsmr_status`).
     counts: ProposalCounts,
 }
@@ -130,6 +134,7 @@ impl PoolProposer {
             undecided: BTreeMap::new(),
             in_block: BTreeMap::new(),
             inflight: BTreeMap::new(),
+            done: BTreeSet::new(),
             counts: ProposalCounts::default(),
         }
     }
@@ -178,12 +183,13 @@ impl PoolProposer {
         }
     }
 
-    /// Block `index` is built and included these: they are done.
+    /// Block `index` is built and included these: they are done, ours and others'.
     pub fn included(&mut self, index: u64, included: &[H256]) {
         if let Some(list) = self.in_block.get_mut(&index) {
             let included: BTreeSet<&H256> = included.iter().collect();
             list.retain(|h| !included.contains(h));
         }
+        self.done.extend(included.iter().copied());
     }
 
     /// A block was finalized: forget old batches.
@@ -270,6 +276,12 @@ impl PoolProposer {
                 passed_over.remove(&info.sender);
                 continue;
             }
+            // In a block already (the pool has not dropped it yet): not proposed, whoever's it
+            // is and however long it waited, and its sender's earlier ones are not carried.
+            if self.done.contains(&h) {
+                passed_over.remove(&info.sender);
+                continue;
+            }
             if !self.proposes(&h, &info.sender, first, turn) {
                 let earlier = passed_over.entry(info.sender).or_default();
                 if earlier.len() + 1 < self.cfg.max_batch_txs {
@@ -324,6 +336,7 @@ impl PoolProposer {
             .retain(|h, at| present.contains(h) || now.saturating_sub(*at) < 2 * delay);
         self.proposed.retain(|h, _| present.contains(h));
         self.inflight.retain(|h, _| present.contains(h));
+        self.done.retain(|h| present.contains(h));
         batches
     }
 
@@ -451,6 +464,28 @@ mod tests {
             "proposed already"
         );
         assert_eq!(p.counts(), ProposalCounts { own: 3, others: 0 });
+    }
+
+    #[test]
+    fn what_a_built_block_included_is_never_proposed_again() {
+        let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+        let here = |h: &H256| *h == tx(5, 0).0 || *h == tx(7, 0).0;
+        assert_eq!(run(&mut p, &[tx(5, 0), tx(6, 0)], 0, &here).len(), 1);
+        let id = [9; 32];
+        p.proposed(id, vec![tx(5, 0).0], 0);
+        p.block_finished(1, [id]);
+        // Block 1 included ours and another validator's transaction; the pool still lists
+        // both as ready long after every delay (taken over, or ours proposed again, before).
+        p.included(1, &[tx(5, 0).0, tx(6, 0).0]);
+        let ready = [tx(5, 0), tx(6, 0), tx(7, 0)];
+        assert_eq!(
+            run(&mut p, &ready, 60_000, &here),
+            vec![vec![vec![7, 0]]],
+            "only the one no block included goes"
+        );
+        // Once the pool dropped them, nothing of them is kept.
+        run(&mut p, &[tx(7, 0)], 60_001, &here);
+        assert!(p.done.is_empty());
     }
 
     #[test]
