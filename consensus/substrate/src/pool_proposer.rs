@@ -7,6 +7,10 @@
 //! - leaderless: a transaction submitted to this node is proposed at once; one submitted
 //!   elsewhere by its sender's partition owner after `owner_delay_ms`, by anyone after
 //!   `anyone_delay_ms`, unless another validator announced it less than `anyone_delay_ms` ago;
+//!   both delays grow by twice how long our own clients' transactions lately queued here
+//!   (under load the receiver's queue is as long; at most 30 s more);
+//! - a transaction a block built here included is never proposed again, whoever's it is (the
+//!   pool drops it only once it processed the block);
 //!   the leader baseline's primary proposes everything, and another validator only its own
 //!   clients' transactions still pending `anyone_delay_ms` after they arrived;
 //! - a proposed transaction is not proposed again for `anyone_delay_ms` (once its block is final
@@ -42,6 +46,8 @@ const INFLIGHT_HORIZON_MS: u64 = 5_000;
 const OWN_BATCH_MEMORY_MS: u64 = 600_000;
 /// Client batches waiting in the core above which no more are cut.
 const MAX_PENDING_CORE_BATCHES: usize = 8;
+/// At most this much is added to the takeover delays for our own queueing (see `queueing`).
+const MAX_QUEUEING_ALLOWANCE_MS: u64 = 30_000;
 
 /// The policy's settings (from the engine configuration).
 #[derive(Clone, Debug)]
@@ -108,6 +114,13 @@ pub struct PoolProposer {
     /// lists them as ready: never proposed again (the pool drops them only once it has
     /// processed the block, which under load takes longer than any delay here).
     done: BTreeSet<H256>,
+    /// How long our own clients' transactions have lately waited here before we could propose
+    /// them (ms, smoothed over passes). Under load every validator's own transactions queue
+    /// behind its in-flight allowance about as long; taking another validator's over before
+    /// twice that would only make a copy that the block builder refuses, so the takeover
+    /// delays grow by it (at most [`MAX_QUEUEING_ALLOWANCE_MS`], so a Byzantine or crashed
+    /// receiver's transactions are still taken over).
+    queueing: u64,
     /// What we proposed so far (for `bsmr_status`).
     counts: ProposalCounts,
 }
@@ -135,6 +148,7 @@ impl PoolProposer {
             in_block: BTreeMap::new(),
             inflight: BTreeMap::new(),
             done: BTreeSet::new(),
+            queueing: 0,
             counts: ProposalCounts::default(),
         }
     }
@@ -256,6 +270,8 @@ impl PoolProposer {
         let mut passed_over: BTreeMap<AccountId, Vec<(H256, F, Vec<AccountId>)>> = BTreeMap::new();
         let mut batch: Vec<Tx> = vec![];
         let mut batches = vec![];
+        // The longest an own transaction proposed in this pass waited here.
+        let mut own_waited = 0;
         for (h, bytes) in ready {
             present.insert(h);
             let (first, info) = self
@@ -313,6 +329,10 @@ impl PoolProposer {
                     true => self.counts.own += 1,
                     false => self.counts.others += 1,
                 }
+                if (turn.submitted_here)(&h) {
+                    let first = self.seen.get(&h).map_or(now, |(at, _)| *at);
+                    own_waited = own_waited.max(now.saturating_sub(first));
+                }
                 self.proposed.insert(h, now);
                 self.inflight.insert(h, (info.sender, now));
                 batch.push(Tx {
@@ -329,6 +349,7 @@ impl PoolProposer {
         if !batch.is_empty() {
             batches.push(batch);
         }
+        self.queueing = (3 * self.queueing + own_waited) / 4;
         self.seen.retain(|h, _| present.contains(h));
         // Announcements may precede the transaction's arrival here: keep them while it is
         // pending here, or by age.
@@ -365,7 +386,10 @@ impl PoolProposer {
         let now = turn.now;
         match self.cfg.mode {
             Mode::Leaderless => {
-                let waited = now.saturating_sub(first);
+                // Takeovers wait for our own queueing on top of their delays (see `queueing`).
+                let waited = now
+                    .saturating_sub(first)
+                    .saturating_sub(2 * self.queueing.min(MAX_QUEUEING_ALLOWANCE_MS / 2));
                 let in_flight = self
                     .announced
                     .get(h)
@@ -486,6 +510,37 @@ mod tests {
         // Once the pool dropped them, nothing of them is kept.
         run(&mut p, &[tx(7, 0)], 60_001, &here);
         assert!(p.done.is_empty());
+    }
+
+    #[test]
+    fn takeovers_wait_longer_while_our_own_transactions_queue() {
+        let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+        let m = members();
+        let owned = (6..=255u8)
+            .find(|s| PoolProposer::partition_owner(&m, &[*s; 32]) == ME && *s < 16)
+            .expect("some sender from 6 to 15 is ours to take over");
+        let here = |h: &H256| *h == tx(5, 0).0 || *h == tx(5, 1).0;
+        // Our client's sender 5: nonce 1 waits 10 s for the block of nonce 0.
+        run(&mut p, &[tx(5, 0)], 0, &here);
+        let id = [9; 32];
+        p.proposed(id, vec![tx(5, 0).0], 0);
+        assert!(run(&mut p, &[tx(5, 0), tx(5, 1)], 100, &here).is_empty());
+        p.block_finished(1, [id]);
+        let gossiped = tx(owned, 0);
+        assert_eq!(
+            run(&mut p, &[tx(5, 1), gossiped.clone()], 10_100, &here),
+            vec![vec![vec![5, 1]]]
+        );
+        // Without queueing, the owner takes over after 2 s; now it waits on.
+        assert!(
+            run(&mut p, &[gossiped.clone()], 12_100, &|_| false).is_empty(),
+            "our own transactions queued 10 s: not yet"
+        );
+        assert_eq!(
+            run(&mut p, &[gossiped], 18_100, &|_| false),
+            vec![vec![vec![owned, 0]]],
+            "the allowance shrinks once ours stop queueing"
+        );
     }
 
     #[test]
