@@ -533,7 +533,7 @@ mod tests {
         );
         // Without queueing, the owner takes over after 2 s; now it waits on.
         assert!(
-            run(&mut p, &[gossiped.clone()], 12_100, &|_| false).is_empty(),
+            run(&mut p, std::slice::from_ref(&gossiped), 12_100, &|_| false).is_empty(),
             "our own transactions queued 10 s: not yet"
         );
         assert_eq!(
