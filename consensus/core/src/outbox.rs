@@ -200,12 +200,7 @@ mod tests {
     fn block(index: BlockIndex) -> Output {
         Output::BlockReady(crate::wire::FinishedBlock {
             index,
-            timestamp_ms: 0,
-            checkpoint: [0; 32],
-            checkpoint_view: 0,
-            next_rotation: Default::default(),
-            floors: vec![],
-            batches: vec![],
+            ..Default::default()
         })
     }
 

@@ -184,8 +184,8 @@ pub struct Decision {
     pub cert: Vec<Signed<VoteBody>>,
 }
 
-/// A finished block: what the engine builds.
-#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
+/// A finished block: what the engine builds. (`Default`: an empty block at index 0, for tests.)
+#[derive(Clone, PartialEq, Eq, Debug, Default, Encode, Decode)]
 pub struct FinishedBlock {
     /// Block index b.
     pub index: BlockIndex,

@@ -138,12 +138,7 @@ mod tests {
         assert!(!is_fetch(&Message::SyncBlock(
             bsmr_consensus_core::FinishedBlock {
                 index: 1,
-                timestamp_ms: 0,
-                checkpoint: [0; 32],
-                checkpoint_view: 0,
-                next_rotation: Default::default(),
-                floors: vec![],
-                batches: vec![],
+                ..Default::default()
             }
         )));
     }
