@@ -325,13 +325,12 @@ impl PoolProposer {
             }
             let own = std::iter::once((h, bytes, info.access));
             for (h, bytes, access) in earlier.into_iter().chain(own) {
-                match (turn.submitted_here)(&h) {
-                    true => self.counts.own += 1,
-                    false => self.counts.others += 1,
-                }
                 if (turn.submitted_here)(&h) {
+                    self.counts.own += 1;
                     let first = self.seen.get(&h).map_or(now, |(at, _)| *at);
                     own_waited = own_waited.max(now.saturating_sub(first));
+                } else {
+                    self.counts.others += 1;
                 }
                 self.proposed.insert(h, now);
                 self.inflight.insert(h, (info.sender, now));
