@@ -9,10 +9,10 @@
 //!   `anyone_delay_ms`, unless another validator announced it less than `anyone_delay_ms` ago;
 //!   both delays grow by twice how long our own clients' transactions lately queued here
 //!   (under load the receiver's queue is as long; at most 30 s more);
-//! - a transaction a block built here included is never proposed again, whoever's it is (the
-//!   pool drops it only once it processed the block);
 //!   the leader baseline's primary proposes everything, and another validator only its own
 //!   clients' transactions still pending `anyone_delay_ms` after they arrived;
+//! - a transaction a block built here included is never proposed again, whoever's it is (the
+//!   pool drops it only once it processed the block);
 //! - a proposed transaction is not proposed again for `anyone_delay_ms` (once its block is final
 //!   and it is still pending, the builder skipped it: it may go again after a short grace);
 //! - a sender with a transaction in one of our batches whose block is not finished gets its own
