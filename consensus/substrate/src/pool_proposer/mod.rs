@@ -1,0 +1,226 @@
+//! The transaction proposal policy: which ready pool transactions this validator puts into its
+//! next batches, and when (docs/consensus.md, "Transaction pool"). Pure: the engine hands it the
+//! ready transactions, the time and what the core and the chain say about its batches; it owns
+//! every map of transaction state and returns the batches to give the core.
+//!
+//! The rules:
+//! - leaderless: a transaction submitted to this node is proposed at once; one submitted
+//!   elsewhere by its sender's partition owner after `owner_delay_ms`, by anyone after
+//!   `anyone_delay_ms`, unless another validator announced it less than `anyone_delay_ms` ago;
+//!   both delays grow by twice how long our own clients' transactions lately queued here
+//!   (under load the receiver's queue is as long; at most 30 s more);
+//!   the leader baseline's primary proposes everything, and another validator only its own
+//!   clients' transactions still pending `anyone_delay_ms` after they arrived;
+//! - a transaction a block built here included is never proposed again, whoever's it is (the
+//!   pool drops it only once it processed the block);
+//! - a proposed transaction is not proposed again for `anyone_delay_ms` (once its block is final
+//!   and it is still pending, the builder skipped it: it may go again after a short grace);
+//! - a sender with a transaction in one of our batches whose block is not finished gets its own
+//!   later transactions into a later batch of ours only behind a carried transaction submitted
+//!   elsewhere, passed over since our last proposal of that sender (two conflicting batches of
+//!   one proposer may be ordered against their proposal order, which would run nonce n+1 before
+//!   n: the builder retries within a block and the proposer re-proposes what a block skipped 1 s
+//!   after it is final, so this costs latency, never a transaction; a sender whose transactions
+//!   all come here gathers them into one batch per block instead, and a sender spread over
+//!   validators, whose every other nonce arrives from elsewhere, is not held to one transaction
+//!   per block), and each sender's transactions of one pass share one batch;
+//! - at most `max_inflight_batches` own batches wait for a decision (Nagle-style batching: under
+//!   load transactions gather into fewer, larger batches);
+//! - a transaction goes with its sender's earlier ready transactions that are not ours to
+//!   propose yet and that we did not propose recently (a client that spreads one sender's transactions over several
+//!   validators: our batch with nonce n + 1 also carries n, so whichever copy of n is ordered
+//!   first, n + 1 finds it applied; the block builder applies the second copy of n as a no-op
+//!   skip).
+
+use crate::config::Mode;
+use crate::TxInfo;
+use bsmr_consensus_core::{AccountId, CommandId, Membership, ValidatorId};
+use sp_core::H256;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How long after its block is final a skipped own transaction may be proposed again.
+const REPROPOSE_GRACE_MS: u64 = 1_000;
+/// An own batch counts as undecided for the in-flight limit for at most this long.
+const INFLIGHT_HORIZON_MS: u64 = 5_000;
+/// How long an own batch's transactions are remembered (commit latency, status).
+const OWN_BATCH_MEMORY_MS: u64 = 600_000;
+/// Client batches waiting in the core above which no more are cut.
+const MAX_PENDING_CORE_BATCHES: usize = 8;
+/// At most this much is added to the takeover delays for our own queueing (see `queueing`).
+const MAX_QUEUEING_ALLOWANCE_MS: u64 = 30_000;
+
+/// The policy's settings (from the engine configuration).
+#[derive(Clone, Debug)]
+pub struct ProposerConfig {
+    /// Leaderless or the leader baseline.
+    pub mode: Mode,
+    /// When a sender's partition owner takes over another node's transaction.
+    pub owner_delay_ms: u64,
+    /// When anyone takes over, and how long a proposed transaction is not proposed again.
+    pub anyone_delay_ms: u64,
+    /// Transactions per batch at most.
+    pub max_batch_txs: usize,
+    /// Own undecided batches at most (0 = no limit).
+    pub max_inflight_batches: usize,
+}
+
+/// What the engine knows when it asks for batches.
+pub struct Turn<'a> {
+    /// The time.
+    pub now: u64,
+    /// This validator.
+    pub me: ValidatorId,
+    /// The validator set.
+    pub membership: &'a Membership,
+    /// The leader baseline's primary.
+    pub primary: ValidatorId,
+    /// The last finalized block number.
+    pub finalized: u64,
+    /// Client batches waiting in the core for a seq.
+    pub core_pending: usize,
+    /// Whether a client submitted this transaction to this node.
+    pub submitted_here: &'a dyn Fn(&H256) -> bool,
+}
+
+/// One of this validator's batches, as the core proposed it.
+#[derive(Clone, Debug)]
+pub struct OwnBatch {
+    /// When it was proposed.
+    pub at: u64,
+    /// Its transactions' hashes.
+    pub txs: Vec<H256>,
+}
+
+/// The proposal policy's state.
+#[derive(Debug)]
+pub struct PoolProposer {
+    cfg: ProposerConfig,
+    /// Each ready transaction: when first seen, and its classification (None: not classifiable,
+    /// never proposed). Classified once, not on every pass.
+    seen: BTreeMap<H256, (u64, Option<TxInfo>)>,
+    /// Transactions in batches other validators announced, and when.
+    announced: BTreeMap<H256, u64>,
+    /// Transactions we proposed, and when (or when they may go again, minus the delay).
+    proposed: BTreeMap<H256, u64>,
+    /// Our batches, by id.
+    own: BTreeMap<CommandId, OwnBatch>,
+    /// Our batches not decided yet, and when proposed.
+    undecided: BTreeMap<CommandId, u64>,
+    /// Our transactions by the finished block that holds their batch.
+    in_block: BTreeMap<u64, Vec<H256>>,
+    /// Our proposed transactions whose block is not finished yet, with their sender.
+    inflight: BTreeMap<H256, (AccountId, u64)>,
+    /// Transactions a block built here included (any proposer's), kept while the pool still
+    /// lists them as ready: never proposed again (the pool drops them only once it has
+    /// processed the block, which under load takes longer than any delay here).
+    done: BTreeSet<H256>,
+    /// How long our own clients' transactions have lately waited here before we could propose
+    /// them (ms, smoothed over passes). Under load every validator's own transactions queue
+    /// behind its in-flight allowance about as long; taking another validator's over before
+    /// twice that would only make a copy that the block builder refuses, so the takeover
+    /// delays grow by it (at most [`MAX_QUEUEING_ALLOWANCE_MS`], so a Byzantine or crashed
+    /// receiver's transactions are still taken over).
+    queueing: u64,
+    /// What we proposed so far (for `bsmr_status`).
+    counts: ProposalCounts,
+}
+
+/// Transactions this validator put into its batches since it started, by why.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProposalCounts {
+    /// Submitted to this node by a client.
+    pub own: u64,
+    /// Submitted elsewhere: taken over (partition owner or anyone) or carried with a later
+    /// transaction of their sender.
+    pub others: u64,
+}
+
+impl PoolProposer {
+    /// A policy with no history.
+    pub fn new(cfg: ProposerConfig) -> Self {
+        PoolProposer {
+            cfg,
+            seen: BTreeMap::new(),
+            announced: BTreeMap::new(),
+            proposed: BTreeMap::new(),
+            own: BTreeMap::new(),
+            undecided: BTreeMap::new(),
+            in_block: BTreeMap::new(),
+            inflight: BTreeMap::new(),
+            done: BTreeSet::new(),
+            queueing: 0,
+            counts: ProposalCounts::default(),
+        }
+    }
+
+    /// What this validator proposed since it started.
+    pub fn counts(&self) -> ProposalCounts {
+        self.counts
+    }
+
+    /// Another validator announced a batch with these transactions.
+    pub fn announced_by_other(&mut self, txs: impl IntoIterator<Item = H256>, now: u64) {
+        for h in txs {
+            self.announced.entry(h).or_insert(now);
+        }
+    }
+
+    /// The core proposed our batch `id`; false if it was known already.
+    pub fn proposed(&mut self, id: CommandId, txs: Vec<H256>, now: u64) -> bool {
+        if self.own.contains_key(&id) {
+            return false;
+        }
+        self.own.insert(id, OwnBatch { at: now, txs });
+        self.undecided.insert(id, now);
+        true
+    }
+
+    /// Command `id` was decided; our batch, if it is one.
+    pub fn decided(&mut self, id: &CommandId) -> Option<&OwnBatch> {
+        self.undecided.remove(id);
+        self.own.get(id)
+    }
+
+    /// Block `index` was finished with these of our batches: their senders are free again,
+    /// and their transactions may go again once the block is final if still pending.
+    pub fn block_finished(&mut self, index: u64, ours: impl IntoIterator<Item = CommandId>) {
+        for id in ours {
+            if let Some(b) = self.own.get(&id) {
+                for h in &b.txs {
+                    self.inflight.remove(h);
+                }
+                self.in_block
+                    .entry(index)
+                    .or_default()
+                    .extend(b.txs.iter().copied());
+            }
+        }
+    }
+
+    /// Block `index` is built and included these: they are done, ours and others'.
+    pub fn included(&mut self, index: u64, included: &[H256]) {
+        if let Some(list) = self.in_block.get_mut(&index) {
+            let included: BTreeSet<&H256> = included.iter().collect();
+            list.retain(|h| !included.contains(h));
+        }
+        self.done.extend(included.iter().copied());
+    }
+
+    /// A block was finalized: forget old batches.
+    pub fn finalized(&mut self, now: u64) {
+        self.own
+            .retain(|_, b| now.saturating_sub(b.at) < OWN_BATCH_MEMORY_MS);
+    }
+
+    /// A new epoch: the transactions of the old epoch's void batches go again at once.
+    pub fn new_epoch(&mut self) {
+        self.proposed.clear();
+        self.in_block.clear();
+        self.inflight.clear();
+    }
+}
+
+mod pass;
+mod rules;
+#[cfg(test)]
+mod tests;

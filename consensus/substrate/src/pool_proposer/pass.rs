@@ -1,0 +1,144 @@
+//! One pass over the ready transactions: which this validator proposes now, cut into batches
+//! that keep each sender's chain whole (the rules are in the parent module's doc).
+
+use super::{PoolProposer, Turn, INFLIGHT_HORIZON_MS, REPROPOSE_GRACE_MS};
+use crate::TxInfo;
+use bsmr_consensus_core::{AccountId, Tx};
+use sp_core::H256;
+use std::collections::{BTreeMap, BTreeSet};
+
+impl PoolProposer {
+    /// The batches to propose now from the ready transactions (hash, encoded bytes on demand),
+    /// each classified by `classify`.
+    pub fn next_batches<F: Fn() -> Vec<u8>>(
+        &mut self,
+        ready: impl IntoIterator<Item = (H256, F)>,
+        classify: impl Fn(&[u8]) -> Option<TxInfo>,
+        turn: &Turn,
+    ) -> Vec<Vec<Tx>> {
+        let now = turn.now;
+        // A decision never seen (a batch adopted with a synced block) must not block for long.
+        self.undecided
+            .retain(|_, at| now.saturating_sub(*at) < INFLIGHT_HORIZON_MS);
+        if !self.may_propose(turn) {
+            // The core's queue is full (let it drain), or our in-flight allowance is used (let
+            // the transactions gather into the next batch).
+            return vec![];
+        }
+        // Own transactions whose block is final but which are still pending were skipped by
+        // the builder: eligible again after a grace period (the pool first drops what the
+        // block included).
+        while let Some(entry) = self.in_block.first_entry() {
+            if *entry.key() > turn.finalized {
+                break;
+            }
+            for h in entry.remove() {
+                if let Some(at) = self.proposed.get_mut(&h) {
+                    *at = (now + REPROPOSE_GRACE_MS).saturating_sub(self.cfg.anyone_delay_ms);
+                }
+            }
+        }
+        let delay = self.cfg.anyone_delay_ms;
+        self.inflight.retain(|_, (_, at)| now < *at + delay);
+        let busy: BTreeSet<AccountId> = self.inflight.values().map(|(s, _)| *s).collect();
+        let mut present = BTreeSet::new();
+        let mut in_earlier_batch = BTreeSet::new();
+        let mut in_this_batch = BTreeSet::new();
+        // Busy senders whose own next transaction waits for their block: nothing more of
+        // theirs this pass.
+        let mut held = BTreeSet::new();
+        // Per sender, the earlier ready transactions this pass passed over (the ready set lists
+        // a sender's transactions in nonce order).
+        let mut passed_over: BTreeMap<AccountId, Vec<(H256, F, Vec<AccountId>)>> = BTreeMap::new();
+        let mut batch: Vec<Tx> = vec![];
+        let mut batches = vec![];
+        // The longest an own transaction proposed in this pass waited here.
+        let mut own_waited = 0;
+        for (h, bytes) in ready {
+            present.insert(h);
+            let (first, info) = self
+                .seen
+                .entry(h)
+                .or_insert_with(|| (now, classify(&bytes())))
+                .clone();
+            let Some(info) = info else {
+                continue;
+            };
+            if in_earlier_batch.contains(&info.sender) || held.contains(&info.sender) {
+                continue;
+            }
+            // Ours already (maybe in a block the pool has not pruned yet): not carried again,
+            // and what was passed over before it is not carried past it (a carried chain is
+            // contiguous up to the transaction it goes with).
+            if self.proposed.get(&h).is_some_and(|at| now < at + delay) {
+                passed_over.remove(&info.sender);
+                continue;
+            }
+            // In a block already (the pool has not dropped it yet): not proposed, whoever's it
+            // is and however long it waited, and its sender's earlier ones are not carried.
+            if self.done.contains(&h) {
+                passed_over.remove(&info.sender);
+                continue;
+            }
+            if !self.proposes(&h, &info.sender, first, turn) {
+                let earlier = passed_over.entry(info.sender).or_default();
+                if earlier.len() + 1 < self.cfg.max_batch_txs {
+                    earlier.push((h, bytes, info.access));
+                }
+                continue;
+            }
+            let earlier = passed_over.remove(&info.sender).unwrap_or_default();
+            // A busy sender's own transaction goes only behind a carried one (see the rules).
+            if busy.contains(&info.sender)
+                && earlier.is_empty()
+                && !in_this_batch.contains(&info.sender)
+            {
+                held.insert(info.sender);
+                continue;
+            }
+            // A sender's chain goes whole into one batch: close the current one first if the
+            // chain would overflow it (unless the sender is in it already).
+            if !batch.is_empty()
+                && !in_this_batch.contains(&info.sender)
+                && batch.len() + earlier.len() + 1 > self.cfg.max_batch_txs
+            {
+                batches.push(std::mem::take(&mut batch));
+                in_earlier_batch.append(&mut in_this_batch);
+            }
+            let own = std::iter::once((h, bytes, info.access));
+            for (h, bytes, access) in earlier.into_iter().chain(own) {
+                if (turn.submitted_here)(&h) {
+                    self.counts.own += 1;
+                    let first = self.seen.get(&h).map_or(now, |(at, _)| *at);
+                    own_waited = own_waited.max(now.saturating_sub(first));
+                } else {
+                    self.counts.others += 1;
+                }
+                self.proposed.insert(h, now);
+                self.inflight.insert(h, (info.sender, now));
+                batch.push(Tx {
+                    access,
+                    data: bytes(),
+                });
+            }
+            in_this_batch.insert(info.sender);
+            if batch.len() >= self.cfg.max_batch_txs {
+                batches.push(std::mem::take(&mut batch));
+                in_earlier_batch.append(&mut in_this_batch);
+            }
+        }
+        if !batch.is_empty() {
+            batches.push(batch);
+        }
+        self.queueing = (3 * self.queueing + own_waited) / 4;
+        self.seen.retain(|h, _| present.contains(h));
+        // Announcements may precede the transaction's arrival here: keep them while it is
+        // pending here, or by age.
+        self.announced
+            .retain(|h, at| present.contains(h) || now.saturating_sub(*at) < 2 * delay);
+        self.proposed.retain(|h, _| present.contains(h));
+        self.inflight.retain(|h, _| present.contains(h));
+        self.done.retain(|h| present.contains(h));
+        batches
+    }
+}

@@ -1,0 +1,297 @@
+//! The proposal policy driven directly: ready transactions and time in, batches out.
+
+use super::*;
+
+const ME: ValidatorId = [1; 32];
+
+fn members() -> Membership {
+    Membership::new([0; 32], 0, (1..=4u8).map(|i| [i; 32]).collect())
+}
+
+fn cfg(mode: Mode) -> ProposerConfig {
+    ProposerConfig {
+        mode,
+        owner_delay_ms: 2_000,
+        anyone_delay_ms: 6_000,
+        max_batch_txs: 2,
+        max_inflight_batches: 3,
+    }
+}
+
+/// Transaction `n` of sender `s`: its bytes are (s, n); hash from both.
+fn tx(s: u8, n: u8) -> (H256, Vec<u8>) {
+    (H256([s * 16 + n; 32]), vec![s, n])
+}
+
+fn classify(b: &[u8]) -> Option<TxInfo> {
+    Some(TxInfo {
+        sender: [b[0]; 32],
+        access: vec![[b[0]; 32]],
+    })
+}
+
+fn run(
+    p: &mut PoolProposer,
+    ready: &[(H256, Vec<u8>)],
+    now: u64,
+    here: &dyn Fn(&H256) -> bool,
+) -> Vec<Vec<Vec<u8>>> {
+    let m = members();
+    let turn = Turn {
+        now,
+        me: ME,
+        membership: &m,
+        primary: [2; 32],
+        finalized: 0,
+        core_pending: 0,
+        submitted_here: here,
+    };
+    let ready = ready.iter().map(|(h, b)| (*h, || b.clone()));
+    p.next_batches(ready, classify, &turn)
+        .into_iter()
+        .map(|b| b.into_iter().map(|t| t.data).collect())
+        .collect()
+}
+
+#[test]
+fn own_submissions_go_at_once_one_batch_per_sender_and_never_twice() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let ready = [tx(5, 0), tx(5, 1), tx(6, 0)];
+    let batches = run(&mut p, &ready, 0, &|_| true);
+    assert_eq!(
+        batches,
+        vec![vec![vec![5, 0], vec![5, 1]], vec![vec![6, 0]]]
+    );
+    assert!(
+        run(&mut p, &ready, 10, &|_| true).is_empty(),
+        "proposed already"
+    );
+    assert_eq!(p.counts(), ProposalCounts { own: 3, others: 0 });
+}
+
+#[test]
+fn what_a_built_block_included_is_never_proposed_again() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let here = |h: &H256| *h == tx(5, 0).0 || *h == tx(7, 0).0;
+    assert_eq!(run(&mut p, &[tx(5, 0), tx(6, 0)], 0, &here).len(), 1);
+    let id = [9; 32];
+    p.proposed(id, vec![tx(5, 0).0], 0);
+    p.block_finished(1, [id]);
+    // Block 1 included ours and another validator's transaction; the pool still lists
+    // both as ready long after every delay (taken over, or ours proposed again, before).
+    p.included(1, &[tx(5, 0).0, tx(6, 0).0]);
+    let ready = [tx(5, 0), tx(6, 0), tx(7, 0)];
+    assert_eq!(
+        run(&mut p, &ready, 60_000, &here),
+        vec![vec![vec![7, 0]]],
+        "only the one no block included goes"
+    );
+    // Once the pool dropped them, nothing of them is kept.
+    run(&mut p, &[tx(7, 0)], 60_001, &here);
+    assert!(p.done.is_empty());
+}
+
+#[test]
+fn takeovers_wait_longer_while_our_own_transactions_queue() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let m = members();
+    let owned = (6..=255u8)
+        .find(|s| PoolProposer::partition_owner(&m, &[*s; 32]) == ME && *s < 16)
+        .expect("some sender from 6 to 15 is ours to take over");
+    let here = |h: &H256| *h == tx(5, 0).0 || *h == tx(5, 1).0;
+    // Our client's sender 5: nonce 1 waits 10 s for the block of nonce 0.
+    run(&mut p, &[tx(5, 0)], 0, &here);
+    let id = [9; 32];
+    p.proposed(id, vec![tx(5, 0).0], 0);
+    assert!(run(&mut p, &[tx(5, 0), tx(5, 1)], 100, &here).is_empty());
+    p.block_finished(1, [id]);
+    let gossiped = tx(owned, 0);
+    assert_eq!(
+        run(&mut p, &[tx(5, 1), gossiped.clone()], 10_100, &here),
+        vec![vec![vec![5, 1]]]
+    );
+    // Without queueing, the owner takes over after 2 s; now it waits on.
+    assert!(
+        run(&mut p, std::slice::from_ref(&gossiped), 12_100, &|_| false).is_empty(),
+        "our own transactions queued 10 s: not yet"
+    );
+    assert_eq!(
+        run(&mut p, &[gossiped], 18_100, &|_| false),
+        vec![vec![vec![owned, 0]]],
+        "the allowance shrinks once ours stop queueing"
+    );
+}
+
+#[test]
+fn a_busy_sender_waits_for_its_block() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let batches = run(&mut p, &[tx(5, 0)], 0, &|_| true);
+    assert_eq!(batches.len(), 1);
+    let id = [9; 32];
+    assert!(p.proposed(id, vec![tx(5, 0).0], 0));
+    assert!(!p.proposed(id, vec![], 0), "known");
+    let later = [tx(5, 0), tx(5, 1)];
+    assert!(
+        run(&mut p, &later, 10, &|_| true).is_empty(),
+        "sender 5 is busy"
+    );
+    p.block_finished(1, [id]);
+    assert_eq!(run(&mut p, &later, 20, &|_| true), vec![vec![vec![5, 1]]]);
+}
+
+#[test]
+fn a_busy_sender_spread_over_validators_goes_on_behind_a_carried_transaction() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let here: BTreeSet<H256> = [tx(5, 0).0, tx(5, 2).0, tx(6, 0).0, tx(6, 1).0].into();
+    let is_here = |h: &H256| here.contains(h);
+    assert_eq!(run(&mut p, &[tx(5, 0), tx(6, 0)], 0, &is_here).len(), 1);
+    p.proposed([9; 32], vec![tx(5, 0).0, tx(6, 0).0], 0);
+    // Sender 5's nonce 1 came from elsewhere, nonce 2 here: they go at once. Sender 6's
+    // nonce 1 came here too: it waits for the block, gathering with later ones.
+    let later = [tx(5, 0), tx(5, 1), tx(5, 2), tx(6, 0), tx(6, 1)];
+    assert_eq!(
+        run(&mut p, &later, 10, &is_here),
+        vec![vec![vec![5, 1], vec![5, 2]]]
+    );
+    // Nothing after a held transaction of a busy sender goes, carried or not.
+    let mut q = PoolProposer::new(cfg(Mode::Leaderless));
+    let here: BTreeSet<H256> = [tx(7, 0).0, tx(7, 1).0, tx(7, 3).0].into();
+    let is_here = |h: &H256| here.contains(h);
+    run(&mut q, &[tx(7, 0)], 0, &is_here);
+    let chain = [tx(7, 0), tx(7, 1), tx(7, 2), tx(7, 3)];
+    assert!(run(&mut q, &chain, 10, &is_here).is_empty(), "7 is held");
+}
+
+#[test]
+fn a_busy_senders_carried_chain_is_contiguous_and_may_be_long() {
+    let mut p = PoolProposer::new(ProposerConfig {
+        max_batch_txs: 8,
+        ..cfg(Mode::Leaderless)
+    });
+    // Ours: nonces 2, 5 and 6; 3 and 4 came from elsewhere, 0 and 1 too (not ours yet).
+    let here: BTreeSet<H256> = [tx(5, 2).0, tx(5, 5).0, tx(5, 6).0].into();
+    let is_here = |h: &H256| here.contains(h);
+    assert_eq!(
+        run(&mut p, &[tx(5, 0), tx(5, 1), tx(5, 2)], 0, &is_here),
+        vec![vec![vec![5, 0], vec![5, 1], vec![5, 2]]]
+    );
+    // Busy now. Nonces 3 and 4 are carried in front of 5, and 6 follows in the same batch
+    // (the sender is in it already).
+    let chain: Vec<_> = (0..=6).map(|n| tx(5, n)).collect();
+    assert_eq!(
+        run(&mut p, &chain, 10, &is_here),
+        vec![(3..=6).map(|n| vec![5, n]).collect::<Vec<_>>()]
+    );
+}
+
+#[test]
+fn nothing_passed_over_before_our_own_proposal_is_carried_past_it() {
+    let mut p = PoolProposer::new(ProposerConfig {
+        max_batch_txs: 8,
+        ..cfg(Mode::Leaderless)
+    });
+    // We proposed nonce 1 (ours); nonce 0 came from elsewhere and is not ours yet.
+    let here: BTreeSet<H256> = [tx(5, 1).0, tx(5, 2).0].into();
+    let is_here = |h: &H256| here.contains(h);
+    run(&mut p, &[tx(5, 1)], 0, &is_here);
+    // Nonce 2 arrives: carrying 0 past our 1 would leave a gap; the sender is busy, so 2
+    // waits for the block of 1, then goes.
+    let chain = [tx(5, 0), tx(5, 1), tx(5, 2)];
+    assert!(run(&mut p, &chain, 10, &is_here).is_empty());
+    let id = [9; 32];
+    p.proposed(id, vec![tx(5, 1).0], 0);
+    p.block_finished(1, [id]);
+    assert_eq!(run(&mut p, &chain, 20, &is_here), vec![vec![vec![5, 2]]]);
+}
+
+#[test]
+fn others_submissions_wait_for_their_owner_or_anyone() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let m = members();
+    let mine = (0..=255u8)
+        .find(|s| PoolProposer::partition_owner(&m, &[*s; 32]) == ME && *s < 16)
+        .expect("some sender below 16 is ours");
+    let theirs = (0..16u8)
+        .find(|s| PoolProposer::partition_owner(&m, &[*s; 32]) != ME)
+        .expect("some sender is not ours");
+    let ready = [tx(mine, 0), tx(theirs, 0)];
+    assert!(run(&mut p, &ready, 0, &|_| false).is_empty());
+    assert_eq!(
+        run(&mut p, &ready, 2_000, &|_| false),
+        vec![vec![vec![mine, 0]]]
+    );
+    assert_eq!(p.counts(), ProposalCounts { own: 0, others: 1 });
+    p.announced_by_other([tx(theirs, 0).0], 3_000);
+    assert!(
+        run(&mut p, &ready, 6_000, &|_| false).is_empty(),
+        "being ordered"
+    );
+    // Still pending an anyone-delay after its announcement, and ours still pending an
+    // anyone-delay after we proposed it: both go.
+    assert_eq!(
+        run(&mut p, &ready, 9_000, &|_| false),
+        vec![vec![vec![mine, 0], vec![theirs, 0]]]
+    );
+}
+
+#[test]
+fn a_sender_spread_over_validators_carries_its_earlier_transactions() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    // Sender 5's nonce 0 was submitted elsewhere and nonce 1 here; sender 6's only
+    // transaction elsewhere; sender 7's here.
+    let ready = [tx(5, 0), tx(6, 0), tx(5, 1), tx(7, 0)];
+    let here: BTreeSet<H256> = [tx(5, 1).0, tx(7, 0).0].into();
+    let batches = run(&mut p, &ready, 0, &|h| here.contains(h));
+    assert_eq!(
+        batches,
+        vec![vec![vec![5, 0], vec![5, 1]], vec![vec![7, 0]]],
+        "nonce 1 carries nonce 0; sender 6 waits for its owner"
+    );
+    assert!(
+        run(&mut p, &ready, 10, &|h| here.contains(h)).is_empty(),
+        "both carried transactions count as proposed"
+    );
+}
+
+#[test]
+fn a_carried_chain_that_would_overflow_the_batch_starts_the_next() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    // Batches of at most 2: sender 7's transaction fills one slot, sender 5's chain of two
+    // (nonce 0 elsewhere, nonce 1 here) goes whole into the next batch.
+    let ready = [tx(7, 0), tx(5, 0), tx(5, 1)];
+    let here: BTreeSet<H256> = [tx(7, 0).0, tx(5, 1).0].into();
+    assert_eq!(
+        run(&mut p, &ready, 0, &|h| here.contains(h)),
+        vec![vec![vec![7, 0]], vec![vec![5, 0], vec![5, 1]]]
+    );
+}
+
+#[test]
+fn the_inflight_limit_lets_transactions_gather() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    for i in 0..3u8 {
+        p.proposed([i; 32], vec![], 0);
+    }
+    assert!(run(&mut p, &[tx(5, 0)], 0, &|_| true).is_empty());
+    p.decided(&[0; 32]);
+    assert_eq!(run(&mut p, &[tx(5, 0)], 1, &|_| true).len(), 1);
+}
+
+#[test]
+fn the_baseline_primary_proposes_everything_and_others_nothing() {
+    let mut p = PoolProposer::new(cfg(Mode::Leader));
+    assert!(
+        run(&mut p, &[tx(5, 0)], 0, &|_| true).is_empty(),
+        "not the primary"
+    );
+    assert!(
+        run(&mut p, &[tx(5, 0), tx(6, 0)], 6_000, &|_| false).is_empty(),
+        "not submitted here"
+    );
+    p.announced_by_other([tx(6, 0).0], 5_000);
+    assert_eq!(
+        run(&mut p, &[tx(5, 0), tx(6, 0)], 6_000, &|_| true),
+        vec![vec![vec![5, 0]]],
+        "a client's transaction the primary never ordered goes after the delay"
+    );
+}
