@@ -5,7 +5,7 @@
 //! (as GLOBAL: they conflict with everything); inherents are the block builder's.
 
 use bsmr_consensus_core::{AccountId, GLOBAL};
-use bsmr_runtime::{BalancesCall, MembershipCall, RuntimeCall, UncheckedExtrinsic};
+use bsmr_runtime::{BalancesCall, MembershipCall, RuntimeCall, TimestampCall, UncheckedExtrinsic};
 use codec::DecodeLimit;
 use sc_consensus_bsmr::{TxClassifier, TxInfo};
 use sp_runtime::{generic::Preamble, MultiAddress};
@@ -62,12 +62,27 @@ impl TxClassifier for RuntimeClassifier {
         access.dedup();
         Some(TxInfo { sender, access })
     }
+
+    fn is_inherent(&self, encoded: &[u8]) -> bool {
+        let mut input = encoded;
+        let Ok(xt) = UncheckedExtrinsic::decode_with_depth_limit(MAX_EXTRINSIC_DEPTH, &mut input)
+        else {
+            return false;
+        };
+        // The runtime's only inherent is the timestamp (the block builder's, from K_b).
+        input.is_empty()
+            && matches!(xt.preamble, Preamble::Bare(_))
+            && matches!(
+                xt.function,
+                RuntimeCall::Timestamp(TimestampCall::set { .. })
+            )
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bsmr_runtime::{MembershipCall, RuntimeCall, TimestampCall};
+    use bsmr_runtime::{MembershipCall, RuntimeCall};
     use codec::Encode;
 
     #[test]
@@ -82,6 +97,11 @@ mod tests {
         let inherent =
             UncheckedExtrinsic::new_bare(RuntimeCall::Timestamp(TimestampCall::set { now: 5 }));
         assert!(RuntimeClassifier.classify(&inherent.encode()).is_none());
+        assert!(RuntimeClassifier.is_inherent(&inherent.encode()));
+        assert!(
+            !RuntimeClassifier.is_inherent(&report.encode()),
+            "a report is a transaction"
+        );
         let mut trailing = report.encode();
         trailing.push(0);
         assert!(RuntimeClassifier.classify(&trailing).is_none());

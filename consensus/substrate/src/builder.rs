@@ -283,8 +283,8 @@ fn offered<B: BlockT>(
 
 /// The transactions of a block certified by the network (its `body`), checked against the
 /// core's block `fb` without executing it: each signed extrinsic must be one of the
-/// transactions `fb` offers to the runtime (once), and every other extrinsic unsigned (an
-/// inherent). Importing the block executed it and matched its state root, so what remains to
+/// transactions `fb` offers to the runtime (once), and every other extrinsic an inherent (a
+/// signed or unsigned transaction the core never offered means the builders diverged). Importing the block executed it and matched its state root, so what remains to
 /// check is that it is a block this node's core could have built. Returns the hashes of the
 /// transactions it included, in block order.
 pub fn included_in_body<B: BlockT>(
@@ -305,10 +305,10 @@ pub fn included_in_body<B: BlockT>(
         match by_encoding.get(&bytes) {
             Some(h) if seen.insert(*h) => included.push(*h),
             Some(h) => return Err(format!("transaction {h:?} is in the block twice")),
-            None if classifier.classify(&bytes).is_none() => {}
+            None if classifier.is_inherent(&bytes) => {}
             None => {
                 return Err(format!(
-                    "transaction {:?} is not in the core's block #{}",
+                    "extrinsic {:?} is neither an inherent nor in the core's block #{}",
                     hash(&bytes),
                     fb.index
                 ))
@@ -352,7 +352,8 @@ mod tests {
         OpaqueExtrinsic,
     >;
 
-    /// Signed transactions are the extrinsics whose bytes start with 1; the rest are inherents.
+    /// Signed transactions are the extrinsics whose bytes start with 1, inherents those that
+    /// start with 0; the rest are neither (an unsigned transaction, say).
     struct FirstByte;
     impl TxClassifier for FirstByte {
         fn classify(&self, encoded: &[u8]) -> Option<crate::TxInfo> {
@@ -361,6 +362,10 @@ mod tests {
                 sender: [encoded[encoded.len() - 1]; 32],
                 access: vec![],
             })
+        }
+        fn is_inherent(&self, encoded: &[u8]) -> bool {
+            OpaqueExtrinsic::decode(&mut &encoded[..])
+                .is_ok_and(|xt| xt.encode().get(1) == Some(&0))
         }
     }
 
@@ -411,7 +416,12 @@ mod tests {
         let foreign = vec![xt(&[0, 9]), xt(&[1, 13])];
         assert!(included_in_body::<TestBlock>(&FirstByte, &fb, &foreign)
             .unwrap_err()
-            .contains("not in the core's block #7"));
+            .contains("nor in the core's block #7"));
+        // Neither signed nor an inherent (one the classifier does not take): refused too.
+        let unknown = vec![xt(&[0, 9]), xt(&[2, 10])];
+        assert!(included_in_body::<TestBlock>(&FirstByte, &fb, &unknown)
+            .unwrap_err()
+            .contains("neither an inherent"));
         let twice = vec![xt(&[1, 10]), xt(&[1, 10])];
         assert!(included_in_body::<TestBlock>(&FirstByte, &fb, &twice)
             .unwrap_err()

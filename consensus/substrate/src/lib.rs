@@ -71,6 +71,9 @@ pub struct TxInfo {
 pub trait TxClassifier: Send + Sync {
     /// `None` for anything that must never be proposed or included (undecodable, unsigned).
     fn classify(&self, encoded: &[u8]) -> Option<TxInfo>;
+    /// Whether this is an inherent the block builder adds itself: the only extrinsic a block
+    /// may hold besides the transactions its core block offers.
+    fn is_inherent(&self, encoded: &[u8]) -> bool;
 }
 
 /// The import queue: blocks from the network are imported only with a valid certificate; one

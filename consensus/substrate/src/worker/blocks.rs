@@ -177,8 +177,9 @@ where
     /// Check a block that sync imported before this node built it against the core's block
     /// `fb`. Importing it executed it and matched its state root; what is left to check is
     /// that this node's core would have built it: the header commits to the same checkpoint,
-    /// floors and rotation, and every transaction in it is one the core's block offers. Every
-    /// [`REBUILD_SYNCED_EVERY`]-th such block is also rebuilt here and compared by hash (which
+    /// floors and rotation, and every extrinsic in it is an inherent or a transaction the
+    /// core's block offers. The first such block after a start and every
+    /// [`REBUILD_SYNCED_EVERY`]-th after it is also rebuilt here and compared by hash (which
     /// also checks which transactions the runtime refused); executing each of them a second
     /// time cost a validator that lags at saturation a third of its block executions.
     pub(super) fn check_synced_block(&mut self, fb: &FinishedBlock) -> Result<(), String> {
@@ -213,8 +214,10 @@ where
             }
             let included = crate::builder::included_in_body::<B>(&*self.classifier, fb, &body)
                 .map_err(diverged)?;
+            // The first synced block after a start is rebuilt, then every REBUILD_SYNCED_EVERY-th.
+            let rebuild = self.fin.synced_checked.is_multiple_of(REBUILD_SYNCED_EVERY);
             self.fin.synced_checked += 1;
-            if self.fin.synced_checked.is_multiple_of(REBUILD_SYNCED_EVERY) {
+            if rebuild {
                 match build_block::<B, BE, C>(
                     &*self.client,
                     &*self.classifier,
