@@ -7,7 +7,8 @@
 //! layer then lowers the sending peer's reputation), so a follower never holds an unfinalized
 //! bsmr block and never forks.
 
-use crate::crypto::{validator_ids, Sr25519Verifier};
+use crate::config::Mode;
+use crate::crypto::Sr25519Verifier;
 use crate::justification::FinalityCertificate;
 use bsmr_consensus_core::{Digest, Membership};
 use bsmr_primitives::{BsmrApi, BSMR_ENGINE_ID};
@@ -29,7 +30,9 @@ where
     C: ProvideRuntimeApi<B> + HeaderBackend<B>,
     C::Api: BsmrApi<B>,
 {
-    // State after block number - 2: the parent's parent, or genesis for blocks 1 and 2.
+    // State after block number - 2 (`bsmr_consensus_core::epoch::set_source_block`): the
+    // parent's parent, found through the block's own ancestry rather than by number, or
+    // genesis for blocks 1 and 2.
     let source = if number <= NumberFor::<B>::one() + NumberFor::<B>::one() {
         client
             .hash(Zero::zero())
@@ -49,11 +52,8 @@ where
     if set.is_empty() {
         return Err(format!("the validator set for block #{number} is empty"));
     }
-    Ok(Membership::new(
-        genesis,
-        set.epoch,
-        validator_ids(&set.validators),
-    ))
+    // A certificate is a quorum of the set: who leads checkpoints plays no part.
+    Ok(crate::epoch::membership_of(genesis, &set, Mode::Leaderless))
 }
 
 /// Verify a header's BSMR justification bytes.
