@@ -178,3 +178,33 @@ pub(crate) fn incompatible_state(e: impl std::fmt::Display) -> String {
          network)"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(epoch: u64, keys: &[u8]) -> bsmr_primitives::ValidatorSet {
+        bsmr_primitives::ValidatorSet {
+            epoch,
+            validators: keys
+                .iter()
+                .map(|k| sp_core::sr25519::Public::from_raw([*k; 32]).into())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_on_chain_set_becomes_the_membership_of_its_epoch_in_its_order() {
+        let s = set(3, &[4, 2, 9]);
+        let m = membership_of([7; 32], &s, Mode::Leaderless);
+        assert_eq!(m.validators(), &[[4; 32], [2; 32], [9; 32]][..]);
+        assert_eq!((m.epoch, m.genesis, m.n(), m.q()), (3, [7; 32], 3, 2));
+        assert!(!m.fixed_checkpoint_leader());
+        let leader = membership_of([7; 32], &s, Mode::Leader);
+        assert!(
+            leader.fixed_checkpoint_leader(),
+            "the baseline's sticky primary"
+        );
+        assert_eq!(leader.validators(), m.validators());
+    }
+}
