@@ -465,6 +465,74 @@ pub(crate) fn draw_lines(
     finish_chart(chart, &root)
 }
 
+/// Print a run's summary: the headline figures, then the engine's counters and what was
+/// dropped, per endpoint when several were used.
+pub fn print(s: &Summary) {
+    println!(
+        "{:<28} submitted {:>6}  finalized {:>6}  dropped {:>5}  finality p50/p95/p99 {:>6}/{:>6}/{:>6} ms  sustained {:>7.1} tx/s",
+        s.label,
+        s.submitted,
+        s.finalized,
+        s.dropped.values().sum::<usize>(),
+        s.finality_ms[0],
+        s.finality_ms[1],
+        s.finality_ms[2],
+        s.sustained_tps
+    );
+    if let Some(c) = s.cpu_ms_per_tx {
+        println!("    validators' CPU per finalized transaction: {c:.2} ms (all four together)");
+    }
+    if let Some(g) = &s.signatures {
+        println!(
+            "    consensus signatures per finalized transaction: {:.2} checked, {:.2} made (all \
+             validators); at {} µs per check and {} µs per signature here: {:.3} ms of CPU",
+            g.verified_per_tx, g.made_per_tx, g.verify_us, g.sign_us, g.cpu_ms_per_tx
+        );
+    }
+    if let Some(b) = &s.block_building {
+        println!(
+            "    block building per finalized transaction: {:.2} runtime offers, {:.2} of them \
+             refused ({:.2} for a used nonce, {:.2} for a nonce ahead; all validators); {} \
+             blocks came by sync before their validator built them",
+            b.offered_per_tx,
+            b.refused_per_tx,
+            b.refused_stale_per_tx,
+            b.refused_future_per_tx,
+            b.blocks_from_sync
+        );
+        println!(
+            "    proposed per finalized transaction: {:.2} by the validator a client submitted \
+             it to, {:.2} by another (taken over or carried)",
+            b.proposed_own_per_tx, b.proposed_others_per_tx
+        );
+    }
+    for (why, n) in &s.dropped {
+        println!("    dropped {n}: {why}");
+    }
+    if let Some(f) = &s.fault {
+        println!(
+            "    fault at {} ms: worst finality after it {} ms; {}",
+            f.at_ms,
+            f.spike_ms,
+            match f.recovery_ms {
+                Some(r) => format!(
+                    "recovered {r} ms after it (from then on, every second's submissions have a median finality within 2x the {} ms before)",
+                    f.before_p50_ms
+                ),
+                None => "not recovered by the end of the run".to_string(),
+            }
+        );
+    }
+    if s.per_endpoint.len() > 1 || s.per_endpoint.iter().any(|e| e.endpoint.contains('@')) {
+        for e in &s.per_endpoint {
+            println!(
+                "    submitted to {:<12} finalized {:>6}  finality p50/p95/p99 {:>6}/{:>6}/{:>6} ms",
+                e.endpoint, e.finalized, e.finality_ms[0], e.finality_ms[1], e.finality_ms[2]
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! partition, WAN), replay the trace against them and compare the modes side by side.
 
 use super::*;
+use crate::measure::{load_trace, measure};
 
 pub(crate) async fn network_mode(
     opts: &NetworkArgs,
