@@ -2,7 +2,7 @@
 //! (its id and timestamp, its agreed floors, the leader rotation in force for the next index)
 //! and, until block b is built, the decided checkpoint itself with its dependencies.
 //!
-//! One owner with one trim rule instead of four maps kept in step by hand: a checkpoint decided
+//! One owner with one trim rule: a checkpoint decided
 //! here, a block built, adopted from peers or taken from the certified chain all write the same
 //! entries (docs/consensus.md, "Checkpoints and blocks").
 

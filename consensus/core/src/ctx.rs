@@ -4,6 +4,7 @@
 
 use crate::chain::CheckpointChain;
 use crate::checkpoint::MAX_INDEX_AHEAD;
+use crate::crypto::{Signer, Verifier};
 use crate::dds::Dds;
 use crate::discovery::headers::{Headers, Slot};
 use crate::discovery::payloads::Payloads;
@@ -20,6 +21,14 @@ pub const MAX_UNKNOWN_IDS_PER_SLOT: usize = 4;
 
 /// What the services know.
 pub struct Ctx<'a> {
+    /// This validator.
+    pub me: ValidatorId,
+    /// The time of the input being handled (virtual ms).
+    pub now: u64,
+    /// Signs what this validator sends.
+    pub signer: &'a dyn Signer,
+    /// Checks what peers signed.
+    pub verifier: &'a dyn Verifier,
     /// The validator set.
     pub membership: &'a Membership,
     /// W.
@@ -43,6 +52,19 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The chain's genesis hash: the domain every signature here is bound to.
+    pub fn genesis(&self) -> Digest {
+        self.membership.genesis
+    }
+    /// Is a command of this seq within reach of our window (as far above the watermark as
+    /// proposals and votes are taken: 4 W)? A checkpoint's dependencies are what its block
+    /// waits for: a correct checkpoint leader takes no reply naming one beyond.
+    pub fn within_reach(&self, d: &DepRef) -> bool {
+        match d.kind {
+            DepKind::Txs { seq } => seq < self.record.watermark(&d.proposer) + 4 * self.window,
+            DepKind::Ckpt { .. } => true,
+        }
+    }
     /// Whether `inst` is known decided (a command by its mark, a checkpoint by the chain).
     pub fn is_decided_inst(&self, inst: &InstanceId) -> bool {
         match inst {
@@ -160,27 +182,41 @@ impl Ctx<'_> {
     }
 }
 
+/// A replica's services, empty, to build a [`Ctx`] from in unit tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
-    use crate::crypto::{InsecureTestCrypto, Signed};
-    use crate::wire::SignedBatch;
-    use codec::Encode;
+    use crate::crypto::InsecureTestCrypto;
 
-    struct World {
-        membership: Membership,
-        record: DecidedRecord,
-        chain: CheckpointChain,
-        dds: Dds,
-        payloads: Payloads,
-        committed: Committed,
-        headers: Headers,
-        insts: Instances,
+    /// Four validators `[1; 32]` to `[4; 32]`, W = 16, nothing decided, held or built.
+    pub(crate) struct World {
+        pub(crate) me: ValidatorId,
+        pub(crate) now: u64,
+        pub(crate) built: BlockIndex,
+        pub(crate) crypto: InsecureTestCrypto,
+        pub(crate) membership: Membership,
+        pub(crate) record: DecidedRecord,
+        pub(crate) chain: CheckpointChain,
+        pub(crate) dds: Dds,
+        pub(crate) payloads: Payloads,
+        pub(crate) committed: Committed,
+        pub(crate) headers: Headers,
+        pub(crate) insts: Instances,
     }
 
     impl World {
-        fn new() -> Self {
+        /// The world as validator `[1; 32]` sees it.
+        pub(crate) fn new() -> Self {
+            Self::as_validator([1; 32])
+        }
+
+        /// The world as validator `me` sees it (signing with its test key).
+        pub(crate) fn as_validator(me: ValidatorId) -> Self {
             World {
+                me,
+                now: 0,
+                built: 0,
+                crypto: InsecureTestCrypto(me),
                 membership: Membership::new([0; 32], 0, (1..=4u8).map(|i| [i; 32]).collect()),
                 record: DecidedRecord::new(64),
                 chain: CheckpointChain::new(0),
@@ -191,13 +227,18 @@ mod tests {
                 insts: Instances::default(),
             }
         }
-        fn ctx(&self) -> Ctx<'_> {
+
+        pub(crate) fn ctx(&self) -> Ctx<'_> {
             Ctx {
+                me: self.me,
+                now: self.now,
+                signer: &self.crypto,
+                verifier: &self.crypto,
                 membership: &self.membership,
                 window: 16,
                 record: &self.record,
                 chain: &self.chain,
-                built: 0,
+                built: self.built,
                 dds: &self.dds,
                 payloads: &self.payloads,
                 committed: &self.committed,
@@ -206,6 +247,15 @@ mod tests {
             }
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::World;
+    use super::*;
+    use crate::crypto::{InsecureTestCrypto, Signed};
+    use crate::wire::SignedBatch;
+    use codec::Encode;
 
     fn batch(p: u8, seq: Seq) -> SignedBatch {
         let txs = vec![Tx {

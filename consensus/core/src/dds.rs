@@ -267,4 +267,70 @@ mod tests {
         let f = h(5, vec![[1; 32]]);
         assert_eq!(d.reply(&f, &[0; 32], &k).body.deps.len(), 3);
     }
+
+    #[test]
+    fn a_reply_names_exactly_the_conflicting_entries_in_order() {
+        let k = InsecureTestCrypto([9; 32]);
+        let mut d = Dds::default();
+        let a = h(0, vec![[1; 32]]);
+        let b = h(1, vec![[2; 32]]);
+        d.reply(&a, &[0; 32], &k);
+        d.reply(&b, &[0; 32], &k);
+        let c = h(2, vec![[2; 32], [3; 32]]);
+        let rc = d.reply(&c, &[0; 32], &k);
+        assert_eq!(rc.body.deps, vec![b.dep_ref()]);
+        assert_eq!(rc.body.cmd, c.dep_ref());
+        assert_eq!((rc.body.pos, rc.body.fence, rc.body.epoch), (2, 0, 0));
+        assert!(rc.verify(&[0; 32], &k), "signed by the replier");
+        assert_eq!(d.cached(&c.id()), Some(&rc));
+    }
+
+    #[test]
+    fn the_lowest_seq_per_proposer_follows_removals() {
+        let k = InsecureTestCrypto([9; 32]);
+        let mut d = Dds::default();
+        assert_eq!(d.lowest_seq(&[1; 32]), None);
+        for seq in [3, 1, 2] {
+            d.reply(&h(seq, vec![[seq as u8; 32]]), &[0; 32], &k);
+        }
+        d.reply(&cand(4), &[0; 32], &k);
+        assert_eq!(d.lowest_seq(&[1; 32]), Some(1));
+        assert_eq!(d.lowest_seq(&[2; 32]), None, "candidates have no seq");
+        assert!(d.remove(&h(1, vec![[1; 32]]).id()));
+        assert_eq!(d.lowest_seq(&[1; 32]), Some(2));
+        assert!(!d.remove(&h(1, vec![[1; 32]]).id()), "gone already");
+        d.remove(&h(2, vec![[2; 32]]).id());
+        d.remove(&h(3, vec![[3; 32]]).id());
+        assert_eq!(d.lowest_seq(&[1; 32]), None);
+        assert_eq!(d.len(), 1);
+        let e = h(5, vec![[3; 32]]);
+        assert_eq!(
+            d.reply(&e, &[0; 32], &k).body.deps,
+            vec![cand(4).dep_ref()],
+            "removed entries conflict with nothing"
+        );
+    }
+
+    #[test]
+    fn a_restored_log_continues_positions_and_fence_and_answers_from_its_cache() {
+        let k = InsecureTestCrypto([9; 32]);
+        let mut before = Dds::default();
+        let a = h(0, vec![[1; 32]]);
+        let ra = before.reply(&a, &[0; 32], &k);
+        let rk = before.reply(&cand(3), &[0; 32], &k);
+        let mut after = Dds::default();
+        after.restore(ra.clone(), &a);
+        after.restore(rk, &cand(3));
+        after.restore_counters(5, 0);
+        assert_eq!(after.cached(&a.id()), Some(&ra));
+        assert_eq!((after.fence(), after.next_pos()), (5, 2));
+        let b = h(1, vec![[1; 32]]);
+        let rb = after.reply(&b, &[0; 32], &k);
+        assert_eq!((rb.body.pos, rb.body.fence), (2, 5));
+        assert_eq!(rb.body.deps, {
+            let mut deps = vec![a.dep_ref(), cand(3).dep_ref()];
+            deps.sort();
+            deps
+        });
+    }
 }

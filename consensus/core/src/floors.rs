@@ -1,4 +1,4 @@
-//! Agreed floors (docs/consensus.md, "Agreed floors" [design revision, 2026-11-28]).
+//! Agreed floors (docs/consensus.md, "Agreed floors").
 //!
 //! Every checkpoint K_b carries, per proposer p, a floor F_p(b): a Txs command of p with a seq
 //! below F_p(b) that has not landed in a block before b never lands; it is void and executes

@@ -1,5 +1,6 @@
 //! Checkpoint-leader rotation that skips validators which missed their turn (protocol.md,
-//! "Checkpoints", leader rotation [design, revised 2026-11-27]).
+//! "Checkpoints", leader rotation; docs/consensus.md, "Checkpoint leaders skip a validator that
+//! missed its turn").
 //!
 //! With a plain rotation, leader(b, v) = V[(b + v) mod n], a crashed validator still gets the
 //! view-0 turn of every n-th block, and every such block waits for a full checkpoint view change.

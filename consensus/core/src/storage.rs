@@ -99,6 +99,15 @@ pub enum StorageOp {
     Delete(Key),
 }
 
+impl StorageOp {
+    /// The key written.
+    pub fn key(&self) -> &Key {
+        match self {
+            StorageOp::Put(k, _) | StorageOp::Delete(k) => k,
+        }
+    }
+}
+
 /// Read-only access to persisted state.
 pub trait Storage {
     /// Every stored (key, record), in key order.

@@ -1,8 +1,11 @@
 //! Dependency discovery (protocol.md, "Dependency discovery"): every replica proposes its own
-//! batches ([`own`]), collects a quorum of signed dependency replies for each ([`collect`]),
-//! and answers the batches of others from its conflict log ([`crate::dds`]).
+//! batches and checkpoint candidates ([`proposer`], with the queue in [`own`]), collects a
+//! quorum of signed dependency replies for each ([`collect`]), and answers the batches of
+//! others ([`replier`]) from its conflict log ([`crate::dds`]).
 
 pub mod collect;
 pub mod headers;
 pub mod own;
 pub mod payloads;
+pub mod proposer;
+pub mod replier;

@@ -46,7 +46,7 @@ impl Replica {
             }
             self.collect_garbage_cmd(InstanceId::Cmd { proposer, seq, id }, b);
         }
-        self.own.requeue(requeue);
+        self.proposer.requeue(requeue);
     }
 
     pub(super) fn collect_garbage_cmd(&mut self, inst: InstanceId, at_block: BlockIndex) {
@@ -81,7 +81,7 @@ impl Replica {
             self.dds.remove(&id);
             self.payloads.remove(&id);
             self.committed.remove(&id);
-            self.collector.remove(&id);
+            self.proposer.forget(&id);
         }
         self.persist(ops);
     }
@@ -98,11 +98,9 @@ impl Replica {
             let (view, deletes) = self.insts.retire(inst, b, |v| payloads.of_value(v));
             ops.extend(deletes);
             // Our own candidates for it, in every view it reached.
-            for v in 0..=view.unwrap_or(0) {
-                if let Some(id) = self.announced.remove(&(i, v)) {
-                    ops.push(StorageOp::Delete(Key::OwnCandidate(i, v)));
-                    self.payloads.remove(&id);
-                }
+            for (v, id) in self.proposer.retire_candidates(i, view.unwrap_or(0)) {
+                ops.push(StorageOp::Delete(Key::OwnCandidate(i, v)));
+                self.payloads.remove(&id);
             }
         }
         let keep_from = b.saturating_sub(self.cfg.retain_blocks);
@@ -114,10 +112,9 @@ impl Replica {
         }
         self.persist(ops);
         self.insts.trim_old(keep_from);
-        self.catch_up.trim(b, self.cfg.retain_sync_blocks);
-        self.settled.trim(b);
+        self.recovery.trim(b);
         let record = &self.record;
         self.headers.trim(b, |p| record.floor(p));
-        self.announced.retain(|(i, _), _| *i > b);
+        self.proposer.trim_candidates(b);
     }
 }

@@ -167,7 +167,7 @@ impl Replica {
                 ops.extend(self.record_decided(proposer, seq, id, counts));
                 self.persist(ops);
                 if !misnamed {
-                    self.collector.remove(&id);
+                    self.proposer.forget(&id);
                 }
                 match value {
                     Value::Deps { deps, after, .. } => {
@@ -186,7 +186,7 @@ impl Replica {
                     Value::Noop => {
                         if proposer == self.me && !misnamed {
                             if let Some(b) = self.payloads.get(&id) {
-                                self.own.requeue(vec![(seq, b.txs.clone())]);
+                                self.proposer.requeue(vec![(seq, b.txs.clone())]);
                             }
                         }
                         self.collect_garbage_cmd(inst, self.built);

@@ -25,7 +25,7 @@ impl Replica {
                 ops.push(StorageOp::Delete(Key::Reply(id)));
             }
             self.persist(ops);
-            self.collector.drop_checkpoints_upto(b);
+            self.proposer.checkpoint_decided(b);
         }
         if !advanced {
             return;
@@ -38,7 +38,7 @@ impl Replica {
         for i in self.insts.with_parked() {
             self.recheck_parked(i);
         }
-        for r in self.collector.take_parked() {
+        for r in self.proposer.take_parked() {
             self.on_reply(r);
         }
         self.maybe_announce_candidate();
@@ -76,15 +76,12 @@ impl Replica {
         // in it; built or adopted alike): their transactions are proposed again, lowest first.
         let own_floor = crate::floors::floor_of(&block.floors, &self.me);
         let own_voided = self.committed.voided_own(&self.me, own_floor, b);
-        self.own.requeue(own_voided);
+        self.proposer.requeue(own_voided);
         // The decided record's floors are the agreed floors of the last block taken.
         let ops = self.take_floors(&block.floors);
         self.persist(ops);
         self.collect_below_floors(b);
-        self.catch_up.block_finished(&block);
-        let batches = block.batches.iter();
-        let batches = batches.map(|(h, _)| (h.proposer, h.seq, h.id())).collect();
-        self.settled.block_finished(b, batches);
+        self.recovery.block_finished(&block);
         self.outbox.emit(Output::BlockReady(block));
         self.gc(b);
         let meta = self.meta();

@@ -13,23 +13,21 @@
 //! randomness; everything ordered iterates BTreeMaps.
 
 use crate::chain::{CheckpointChain, DecidedCheckpoint};
-use crate::checkpoint::{self, CandidateAction};
 use crate::crypto::{Signed, Signer, Verifier};
 use crate::ctx::Ctx;
 use crate::dds::Dds;
-use crate::discovery::collect::{Collector, ReplyLimits, ReplyOutcome};
 use crate::discovery::headers::{Headers, Slot};
-use crate::discovery::own::OwnBatches;
 use crate::discovery::payloads::{self, Payloads};
+use crate::discovery::proposer::Proposer;
 use crate::execution::blocks::Committed;
 use crate::gc::DecidedRecord;
 use crate::membership::Membership;
 use crate::misbehaviour::Proof;
 use crate::outbox::{Outbox, WriteMark};
-use crate::recovery::catch_up::{CatchUp, SYNC_BATCH};
+use crate::recovery::catch_up::SYNC_BATCH;
 use crate::recovery::rejoin::Combined;
-use crate::recovery::settled::SettledExchange;
 pub use crate::recovery::settled::SETTLED_ANSWER_BLOCKS;
+use crate::recovery::Recovery;
 use crate::rotation::Rotation;
 use crate::single_shot::progress::{step, Step};
 use crate::single_shot::timers::{backed_off, Silence};
@@ -38,12 +36,34 @@ use crate::storage::{Key, Meta, Record, Storage, StorageOp};
 use crate::types::*;
 use crate::validity::{self, check_preprepare, check_view_change, check_votes};
 use crate::wire::*;
-use codec::Encode;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use crate::io::{
     ChainPosition, Config, Input, Output, Stats, TimerId, DEFAULT_RETAIN_SYNC_BLOCKS,
 };
+
+/// The read-only [`Ctx`] of a replica, borrowed field by field so that one service (and the
+/// outbox) can be borrowed mutably beside it.
+macro_rules! ctx {
+    ($r:ident) => {
+        Ctx {
+            me: $r.me,
+            now: $r.now,
+            signer: &*$r.signer,
+            verifier: &*$r.verifier,
+            membership: &$r.cfg.membership,
+            window: $r.cfg.window,
+            record: &$r.record,
+            chain: &$r.chain,
+            built: $r.built,
+            dds: &$r.dds,
+            payloads: &$r.payloads,
+            committed: &$r.committed,
+            headers: &$r.headers,
+            insts: &$r.insts,
+        }
+    };
+}
 
 /// A consensus replica.
 pub struct Replica {
@@ -60,26 +80,18 @@ pub struct Replica {
     payloads: Payloads,
     /// The first header replied to per slot, and candidates held for their turn.
     headers: Headers,
-    /// Our client batches waiting for a seq, and the next seq.
-    own: OwnBatches,
-    /// The batches we collect dependency replies for.
-    collector: Collector,
-    announced: BTreeMap<(BlockIndex, View), CommandId>,
+    /// Dependency discovery, proposer side: our batches and candidates, their collections.
+    proposer: Proposer,
     /// Decided checkpoints, their floors and rotations, per block index.
     chain: CheckpointChain,
-    ckpt_due: bool,
     /// Commands decided with dependencies, waiting for their blocks.
     committed: Committed,
     built: BlockIndex,
     last_build_ms: u64,
-    /// Finished blocks for laggards, blocks offered to us, chain blocks above us.
-    catch_up: CatchUp,
-    /// What is settled at a chain block: asked, answered, collected.
-    settled: SettledExchange,
+    /// Recovery: finished blocks for laggards, the chain head, the settled exchange.
+    recovery: Recovery,
     /// When each member was last heard from (silence shortens view timers).
     silence: Silence,
-    /// Resend periods so far (rotates the peer asked for a missing decision).
-    resend_rounds: u64,
     /// What this input emits, and the messages we send ourselves.
     outbox: Outbox,
 }
@@ -108,6 +120,7 @@ impl Replica {
         let retain = cfg.window * 4;
         let chain = CheckpointChain::new(cfg.membership.epoch);
         let silence = Silence::new(me, cfg.ckpt_timeout_ms);
+        let recovery = Recovery::new(cfg.resend_ms, cfg.retain_sync_blocks);
         let mut r = Replica {
             cfg,
             signer,
@@ -119,18 +132,13 @@ impl Replica {
             insts: Instances::default(),
             payloads: Payloads::default(),
             headers: Headers::default(),
-            own: OwnBatches::default(),
-            collector: Collector::default(),
-            announced: BTreeMap::new(),
+            proposer: Proposer::default(),
             chain,
-            ckpt_due: false,
             committed: Committed::default(),
             built: 0,
             last_build_ms: 0,
-            catch_up: CatchUp::default(),
-            settled: SettledExchange::default(),
+            recovery,
             silence,
-            resend_rounds: 0,
             outbox: Outbox::new(me),
         };
         r.restore(storage.load());
@@ -213,13 +221,13 @@ impl Replica {
 
     /// Transactions waiting for a free seq in the window.
     pub fn pending_batches(&self) -> usize {
-        self.own.len()
+        self.proposer.pending()
     }
 
     /// The client batches not yet proposed (held in memory only: a crash loses them, as it
     /// loses a node's transaction pool, and their clients must submit them again).
     pub fn unproposed(&self) -> impl Iterator<Item = &Vec<Tx>> {
-        self.own.iter()
+        self.proposer.unproposed()
     }
 
     /// Initial outputs: timers and re-announcements after a restart.
@@ -237,13 +245,8 @@ impl Replica {
         for i in undecided {
             self.arm_view_timer(i);
         }
-        for b in self.collector.to_announce() {
-            if b.header.body.proposer == self.me && !b.header.body.is_checkpoint() {
-                let txs = b.txs.clone();
-                self.outbox.emit(Output::Proposed { id: b.id(), txs });
-            }
-            self.broadcast(Message::Announce(b));
-        }
+        self.proposer
+            .reannounce(&ctx!(self), &mut self.outbox, true);
         self.drain();
         self.outbox.take()
     }
@@ -259,16 +262,16 @@ impl Replica {
                 }
             }
             Input::ClientBatch(txs) => {
-                self.own.add(&txs, self.cfg.max_batch_txs);
+                self.proposer.add_client_batch(&txs, self.cfg.max_batch_txs);
                 self.try_propose_own();
             }
             Input::Timer(t) => self.on_timer(t),
             Input::CheckpointDue => {
-                self.ckpt_due = true;
-                self.maybe_announce_candidate();
+                let events = self.proposer.checkpoint_due(&ctx!(self), &mut self.outbox);
+                self.route_discovery(events);
             }
             Input::Tick => {}
-            Input::ChainBlock(pos) => self.catch_up.chain_block(pos, self.built),
+            Input::ChainBlock(pos) => self.recovery.chain_block(pos, self.built),
         }
         self.drain();
         self.outbox.take()
@@ -354,18 +357,7 @@ impl Replica {
 
     /// What the services know, read-only, for the rules that need several of them.
     fn ctx(&self) -> Ctx<'_> {
-        Ctx {
-            membership: &self.cfg.membership,
-            window: self.cfg.window,
-            record: &self.record,
-            chain: &self.chain,
-            built: self.built,
-            dds: &self.dds,
-            payloads: &self.payloads,
-            committed: &self.committed,
-            headers: &self.headers,
-            insts: &self.insts,
-        }
+        ctx!(self)
     }
 
     fn verify_batch(&self, b: &SignedBatch) -> bool {
@@ -425,15 +417,5 @@ impl Replica {
             }
             _ => false,
         }
-    }
-}
-
-/// Is a command of this seq within reach of our window (as far above the watermark as
-/// proposals and votes are taken: 4 W)? A checkpoint's dependencies are what its block waits
-/// for: a correct checkpoint leader takes no reply naming one beyond.
-fn within_reach(record: &DecidedRecord, window: u64, d: &DepRef) -> bool {
-    match d.kind {
-        DepKind::Txs { seq } => seq < record.watermark(&d.proposer) + 4 * window,
-        DepKind::Ckpt { .. } => true,
     }
 }

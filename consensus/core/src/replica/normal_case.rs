@@ -267,4 +267,40 @@ impl Replica {
             Step::Fetch(_) | Step::Wait => {}
         }
     }
+
+    /// As the leader of `view`, sign our pre-prepare of `value` for `inst` (once per view),
+    /// persist it, then send it with the batch voters may lack.
+    pub(super) fn propose(
+        &mut self,
+        inst: InstanceId,
+        view: View,
+        value: Value,
+        proof: Vec<Signed<ReplyBody>>,
+        new_view: Vec<Signed<ViewChangeBody>>,
+        payload: Option<SignedBatch>,
+    ) {
+        let st = self.insts.entry(inst);
+        if st.my_preprepares.contains_key(&view) {
+            return;
+        }
+        let body = PrePrepareBody {
+            epoch: self.membership().epoch,
+            inst,
+            view,
+            value,
+            proof,
+            new_view,
+        };
+        let pp = Signed::sign(body, &self.genesis(), &*self.signer);
+        self.insts
+            .get_mut(&inst)
+            .expect("inserted above; qed")
+            .my_preprepares
+            .insert(view, pp.clone());
+        self.persist(vec![StorageOp::Put(
+            Key::PrePrepare(inst, view),
+            Record::PrePrepare(pp.clone()),
+        )]);
+        self.broadcast(Message::PrePrepare(pp, payload));
+    }
 }

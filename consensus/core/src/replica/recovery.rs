@@ -5,19 +5,17 @@ use super::*;
 
 impl Replica {
     pub(super) fn on_sync_request(&mut self, from: ValidatorId, b: BlockIndex) {
-        for blk in self.catch_up.serve(b) {
-            self.send(from, Message::SyncBlock(blk));
-        }
+        self.recovery.serve(&mut self.outbox, from, b);
     }
 
     pub(super) fn on_sync_block(&mut self, from: ValidatorId, blk: FinishedBlock) {
-        if !self.catch_up.offer(from, blk, self.built) {
+        if !self.recovery.offer(from, blk, self.built) {
             return;
         }
         // Adopt every consecutive block that f+1 validators vouch for.
         let before = self.built;
         while let Some(blk) = self
-            .catch_up
+            .recovery
             .vouched(self.built + 1, self.membership().one_correct())
         {
             self.adopt(blk);
@@ -63,39 +61,13 @@ impl Replica {
         self.try_build_blocks();
     }
 
-    /// Ask what is settled at `pos` (the same question is kept a while, see
-    /// [`SettledExchange::ask`]).
-    pub(super) fn ask_settled(&mut self, pos: ChainPosition) {
-        let at = self.settled.ask(pos, self.built, self.now);
-        let epoch = self.membership().epoch;
-        self.outbox
-            .ask_others(Message::SettledRequest { epoch, at });
-    }
-
-    /// Answer what is settled at block `at` (see [`SettledExchange::answer`]).
+    /// Answer what is settled at block `at`.
     pub(super) fn on_settled_request(&mut self, from: ValidatorId, epoch: Epoch, at: BlockIndex) {
-        if epoch != self.membership().epoch {
-            return;
-        }
-        let committed = self.committed.headers();
-        let answer = self.settled.answer(
-            from,
-            at,
-            self.built,
-            &self.cfg.membership,
-            &self.record,
-            committed,
-        );
-        if let Some(proposers) = answer {
-            let msg = Message::Settled {
-                epoch,
-                at,
-                proposers,
-            };
-            self.send(from, msg);
-        }
+        self.recovery
+            .answer_settled(&ctx!(self), &mut self.outbox, from, epoch, at);
     }
 
+    /// A claim of what is settled at block `at`: rejoin once enough agree.
     pub(super) fn on_settled(
         &mut self,
         from: ValidatorId,
@@ -103,81 +75,9 @@ impl Replica {
         at: BlockIndex,
         proposers: Vec<SettledSeqs>,
     ) {
-        if epoch == self.membership().epoch
-            && from != self.me
-            && self
-                .settled
-                .on_claim(from, at, proposers, self.built, &self.cfg.membership)
-        {
-            self.try_rejoin();
-        }
-    }
-
-    /// Rejoin once the settled exchange has enough claims (see [`SettledExchange::ready`]).
-    pub(super) fn try_rejoin(&mut self) {
-        let ready = self.settled.ready(
-            &self.cfg.membership,
-            self.built,
-            self.now,
-            self.cfg.resend_ms,
-        );
-        if let Some((pos, settled)) = ready {
-            self.rejoin(pos, settled);
-        }
-    }
-
-    /// Some proposer has more than 2W decided seqs above its watermark: a correct proposer
-    /// cannot get that far ahead of an undecided seq (replies stop W above it), so the seq at our
-    /// watermark was decided without us learning of it.
-    pub(super) fn watermark_stuck(&self) -> bool {
-        self.membership()
-            .validators()
-            .iter()
-            .any(|p| self.record.decided_above_watermark(p) > 2 * self.cfg.window as usize)
-    }
-
-    /// Ask for the decisions, and so the headers, of commands decided here without their header
-    /// where they hold a proposer's watermark back. A Byzantine proposer that showed a batch
-    /// to a few replicas only leaves the others' watermarks behind theirs, and a replica judges
-    /// floors and the reach of replies by its watermark: left apart, the two sides refuse each
-    /// other's checkpoint work for good (docs/consensus.md, "Headers of decided commands").
-    /// Only the seq at each proposer's watermark is asked about (the one that holds it), each
-    /// id of one peer, rotating, so that one proposer's uncountable marks cannot crowd out
-    /// another's and no mark costs a broadcast and n - 1 certificates per resend.
-    fn ask_headers_of_uncounted(&mut self) {
-        let asks: Vec<InstanceId> = self
-            .membership()
-            .validators()
-            .iter()
-            .flat_map(|p| {
-                self.record
-                    .uncounted_from_watermark(p, 1)
-                    .into_iter()
-                    .map(move |(seq, id)| InstanceId::Cmd {
-                        proposer: *p,
-                        seq,
-                        id,
-                    })
-            })
-            .collect();
-        self.fetch_in_turn(asks);
-    }
-
-    /// Ask one peer for each of `insts`, the peers taken in turn across resends.
-    fn fetch_in_turn(&mut self, insts: Vec<InstanceId>) {
-        let peers: Vec<ValidatorId> = self
-            .membership()
-            .validators()
-            .iter()
-            .copied()
-            .filter(|v| *v != self.me)
-            .collect();
-        if peers.is_empty() {
-            return;
-        }
-        for (k, inst) in insts.into_iter().enumerate() {
-            let to = peers[(self.resend_rounds as usize + k) % peers.len()];
-            self.outbox.send(to, Message::Fetch(inst));
+        let ctx = ctx!(self);
+        if let Some(r) = self.recovery.on_settled(&ctx, from, epoch, at, proposers) {
+            self.rejoin(r.pos, r.settled);
         }
     }
 
@@ -213,7 +113,7 @@ impl Replica {
                     .map(|(p, s, i)| StorageOp::Delete(Key::Decided(p, s, i))),
             );
             if *p == self.me {
-                self.own.skip_below(*floor);
+                self.proposer.skip_below(*floor);
             }
         }
         ops
@@ -258,7 +158,7 @@ impl Replica {
             }
             if *p == self.me {
                 let top = decided.iter().map(|(s, _)| s + 1).max().unwrap_or(0);
-                self.own.skip_below(top);
+                self.proposer.skip_below(top);
             }
         }
         self.persist(ops);
@@ -304,7 +204,7 @@ impl Replica {
                 c,
             );
         }
-        self.own.requeue(requeue);
+        self.proposer.requeue(requeue);
         // Checkpoint candidates up to c.
         let stale: Vec<CommandId> = self
             .dds
@@ -323,7 +223,7 @@ impl Replica {
         self.dds.restore_counters(c, 0);
         self.built = c;
         self.last_build_ms = self.now;
-        self.catch_up.rejoined(c);
+        self.recovery.rejoined(c);
         self.gc(c);
         let meta = self.meta();
         self.persist(vec![meta]);
@@ -350,11 +250,9 @@ impl Replica {
     }
 
     pub(super) fn resend(&mut self) {
-        let now = self.now;
-        let horizon = self.cfg.resend_ms;
-        for b in self.collector.to_announce() {
-            self.broadcast(Message::Announce(b));
-        }
+        let (now, horizon) = (self.now, self.cfg.resend_ms);
+        self.proposer
+            .reannounce(&ctx!(self), &mut self.outbox, false);
         let payloads = &self.payloads;
         let msgs = self
             .insts
@@ -367,70 +265,13 @@ impl Replica {
         if self.membership().n() == 1 {
             return;
         }
-        self.resend_rounds += 1;
-        self.ask_headers_of_uncounted();
-        // Ask for finished blocks when none was built for a while, or when the chain shows we are
-        // behind; when idle and the chain is ahead, also what is settled there (rejoining).
-        let chain_ahead = self.catch_up.chain_ahead_by(self.built, 1);
-        let idle = now.saturating_sub(self.last_build_ms) >= 2 * horizon;
-        if idle || chain_ahead {
-            let next = self.built + 1;
-            self.outbox.ask_others(Message::SyncRequest(next));
+        let (plan, rejoin) =
+            self.recovery
+                .resend_before_rejoin(&ctx!(self), &mut self.outbox, self.last_build_ms);
+        if let Some(r) = rejoin {
+            self.rejoin(r.pos, r.settled);
         }
-        // Rejoin from the chain when stuck behind it, or when so far behind that peers will soon
-        // no longer hold the blocks to catch up with.
-        let far_behind = self
-            .catch_up
-            .chain_ahead_by(self.built, (self.cfg.retain_sync_blocks / 2).max(4));
-        self.try_rejoin();
-        if (idle && chain_ahead) || far_behind {
-            if let Some(head) = self.catch_up.chain_head().cloned() {
-                self.ask_settled(head);
-            }
-        } else if !chain_ahead && (self.watermark_stuck() || self.settled.floor_gap()) {
-            // Caught up, but a proposer's watermark waits on a seq nobody listed when we
-            // rejoined, or we refused a candidate whose floor passed it: ask again about our
-            // own last block; the marks f+1 peers vouch for fill the gap.
-            self.settled.clear_floor_gap();
-            if let Some(own) = self.chain.position(self.built) {
-                self.ask_settled(own);
-            }
-        }
-        if !chain_ahead {
-            return;
-        }
-        // Behind the chain: the next checkpoint made no progress here for a while, so ask for
-        // its decision (peers do not resend votes of decided instances).
-        let next = InstanceId::Ckpt(self.chain.next());
-        let stalled = self
-            .insts
-            .get(&next)
-            .is_none_or(|st| now.saturating_sub(st.last_progress_ms) >= horizon);
-        if stalled {
-            self.outbox.ask_others(Message::Fetch(next));
-        }
-        // ... and when the next block's checkpoint is decided but some of its commands made no
-        // progress here, ask one peer each (rotating) for their decisions.
-        let Some(k) = self.chain.decided(self.built + 1) else {
-            return;
-        };
-        let floors = k.floors();
-        let missing: Vec<InstanceId> = k
-            .deps
-            .iter()
-            .filter(|d| {
-                matches!(d.kind, DepKind::Txs { .. })
-                    && !crate::floors::voids(floors, d)
-                    && !self.ctx().dep_decided(d)
-            })
-            .map(|d| d.instance())
-            .filter(|i| {
-                self.insts
-                    .get(i)
-                    .is_none_or(|st| now.saturating_sub(st.last_progress_ms) >= horizon)
-            })
-            .take(16)
-            .collect();
-        self.fetch_in_turn(missing);
+        self.recovery
+            .resend_after_rejoin(&ctx!(self), &mut self.outbox, plan);
     }
 }

@@ -30,11 +30,11 @@ impl Replica {
                     });
                 }
                 (Key::OwnBatch(seq), Record::Batch(b)) => {
-                    self.own.skip_below(seq + 1);
+                    self.proposer.skip_below(seq + 1);
                     self.payloads.insert(b);
                 }
                 (Key::OwnCandidate(b, v), Record::Batch(c)) => {
-                    self.announced.insert((b, v), c.id());
+                    self.proposer.restore_candidate(b, v, c.id());
                     self.payloads.insert(c);
                 }
                 (Key::Reply(_), Record::Reply(r, h)) => {
@@ -74,7 +74,7 @@ impl Replica {
                 (Key::Decided(p, s, id), Record::Marked(counts)) => {
                     if p == self.me && counts {
                         // Never reuse a seq, even when every own batch was collected.
-                        self.own.skip_below(s + 1);
+                        self.proposer.skip_below(s + 1);
                     }
                     self.record.mark(p, s, id, counts);
                 }
@@ -115,8 +115,7 @@ impl Replica {
         for b in own {
             let h = &b.header.body;
             if !self.record.is_decided(&h.proposer, h.seq, &b.id()) {
-                let inst = h.dep_ref().instance();
-                self.collector.open(b, inst, 0, vec![]);
+                self.proposer.restore_batch(b);
             }
         }
         // Keep only blocks rebuilt from persisted decisions (handed out by `start`). The timers

@@ -66,7 +66,7 @@ impl Replica {
                             if nv.len() == self.membership().q()
                                 && nv.iter().all(|vc| vc.body.prepared.is_none())
                             {
-                                self.collector.stop(&id, &inst);
+                                self.proposer.stop(&id, &inst);
                                 let p = if self.ctx().misnamed(&inst) {
                                     None
                                 } else {

@@ -163,7 +163,7 @@ impl Replica {
             }
             InstanceId::Cmd { id, .. } => {
                 if let Some(batch) = self.payloads.get(&id).cloned() {
-                    self.lead_collect(inst, batch, v, vcs);
+                    self.proposer.lead(&mut self.outbox, inst, batch, v, vcs);
                     let t = backed_off(self.base_timeout(&inst), v) / 2;
                     self.set_timer(TimerId::Deadline(inst, v), t);
                     self.try_collect(id);
@@ -204,27 +204,14 @@ impl Replica {
         let Some(&v) = st.led.iter().next_back() else {
             return;
         };
-        if st.my_preprepares.contains_key(&v) || self.collector.collecting(&id, v) {
+        if st.my_preprepares.contains_key(&v) || self.proposer.collecting(&id, v) {
             return;
         }
         let Some(batch) = self.payloads.get(&id).cloned() else {
             return;
         };
         let vcs: Vec<Signed<ViewChangeBody>> = st.lead_vcs.get(&v).cloned().unwrap_or_default();
-        self.lead_collect(inst, batch, v, vcs);
+        self.proposer.lead(&mut self.outbox, inst, batch, v, vcs);
         self.try_collect(id);
-    }
-
-    /// As the leader of view `v` of `inst`, collect dependency replies for `batch` (id `id`)
-    /// anew, justified by the view changes `vcs`, and announce the batch again.
-    pub(super) fn lead_collect(
-        &mut self,
-        inst: InstanceId,
-        batch: SignedBatch,
-        v: View,
-        vcs: Vec<Signed<ViewChangeBody>>,
-    ) {
-        self.collector.open(batch.clone(), inst, v, vcs);
-        self.broadcast(Message::Announce(batch));
     }
 }

@@ -181,4 +181,80 @@ mod tests {
             "views are counted apart"
         );
     }
+
+    fn view_change(who: u8, new_view: View) -> Signed<ViewChangeBody> {
+        Signed::sign(
+            ViewChangeBody {
+                epoch: 0,
+                inst: InstanceId::Ckpt(1),
+                new_view,
+                prepared: None,
+                has_payload: false,
+            },
+            &[0; 32],
+            &InsecureTestCrypto([who; 32]),
+        )
+    }
+
+    fn held(i: &mut Instance, who: u8, view: View) {
+        i.vcs
+            .entry(view)
+            .or_default()
+            .insert([who; 32], view_change(who, view));
+    }
+
+    #[test]
+    fn views_only_go_up_and_remember_when_they_began() {
+        let mut i = Instance::default();
+        i.enter_view(0, 5);
+        assert_eq!((i.view, i.view_began_ms), (0, None), "not above view 0");
+        i.enter_view(2, 100);
+        assert_eq!(
+            (i.view, i.view_began_ms, i.prev_view_began_ms),
+            (2, Some(100), Some(100))
+        );
+        i.enter_view(1, 200);
+        assert_eq!(i.view, 2, "never back");
+        i.enter_view(3, 300);
+        assert_eq!(
+            (i.view_began_ms, i.prev_view_began_ms),
+            (Some(300), Some(100))
+        );
+    }
+
+    #[test]
+    fn who_asks_for_a_view_counts_each_member_once_from_that_view_on() {
+        let mut i = Instance::default();
+        held(&mut i, 1, 1);
+        held(&mut i, 2, 1);
+        held(&mut i, 2, 3);
+        held(&mut i, 3, 2);
+        assert_eq!(i.asking_from(1), 3);
+        assert_eq!(i.asking_from(2), 2);
+        assert_eq!(i.vcs_for(1), 2);
+        assert_eq!(
+            i.higher_vcs(1),
+            BTreeMap::from([([2; 32], 3), ([3; 32], 2)]),
+            "above view 1: each signer's highest"
+        );
+        i.view = 2;
+        i.in_view_change = true;
+        assert!(i.waiting_for_quorum(3), "two ask from view 2 on");
+        assert!(!i.waiting_for_quorum(2));
+    }
+
+    #[test]
+    fn only_a_higher_prepared_certificate_replaces_the_one_held() {
+        let cert = |view| PreparedCert {
+            view,
+            value: Value::Noop,
+            votes: vec![],
+        };
+        let mut i = Instance::default();
+        i.note_prepared(cert(2));
+        i.note_prepared(cert(1));
+        assert_eq!(i.prepared.as_ref().map(|c| c.view), Some(2));
+        i.note_prepared(cert(4));
+        assert_eq!(i.prepared.as_ref().map(|c| c.view), Some(4));
+    }
 }

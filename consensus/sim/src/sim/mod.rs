@@ -139,7 +139,8 @@ pub struct Sim {
     /// (as the engine's primary batches its whole pool).
     forwarded: Vec<Tx>,
     report: Report,
-    first_announce: BTreeMap<CommandId, u64>,
+    /// When each batch was first proposed (its commit latency runs from there).
+    first_proposed: BTreeMap<CommandId, u64>,
     /// When a correct validator first proposed each transaction (in a batch with a seq): the
     /// liveness bound runs from there for a transaction that waited for the proposer's window.
     proposed_at: BTreeMap<u64, u64>,

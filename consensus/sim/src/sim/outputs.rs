@@ -91,7 +91,7 @@ impl Sim {
                 Output::SetTimer { id, after_ms } => self.schedule_timer(i, id, after_ms, false),
                 Output::Proposed { id, txs } => {
                     if correct {
-                        self.first_announce.entry(id).or_insert(self.now_us);
+                        self.first_proposed.entry(id).or_insert(self.now_us);
                         for tx in &txs {
                             if let Ok(t) = Transfer::decode(&mut &tx.data[..]) {
                                 self.proposed_at.entry(t.id).or_insert(self.now_us);
@@ -103,7 +103,7 @@ impl Sim {
                     if correct && !self.checker.superseded(epoch, &inst) {
                         let payload = match (&inst, &value) {
                             (InstanceId::Cmd { id, .. }, Value::Deps { .. }) => {
-                                self.find_payload(i, id)
+                                self.find_payload(id)
                             }
                             _ => None,
                         };
@@ -114,7 +114,7 @@ impl Sim {
                         {
                             if proposer == me {
                                 self.report.committed_batches += 1;
-                                if let Some(t) = self.first_announce.get(&id) {
+                                if let Some(t) = self.first_proposed.get(&id) {
                                     let done = self.node_clock_us(i);
                                     self.report.commit_latency_ms.push((done - t) / 1000);
                                 }
@@ -254,10 +254,14 @@ impl Sim {
         }
     }
 
-    pub(super) fn find_payload(&self, _i: usize, id: &CommandId) -> Option<SignedBatch> {
+    pub(super) fn find_payload(&self, id: &CommandId) -> Option<SignedBatch> {
         self.payloads.get(id).cloned()
     }
 
+    /// Watch the wire for command batches (announced, or sent with a pre-prepare or a
+    /// decision): the checker resolves a committed id to its transactions with them, including
+    /// batches no correct replica proposed (a Byzantine proposer's, which never show up as
+    /// `Output::Proposed`).
     pub(super) fn note_payloads(&mut self, msg: &Message) {
         let b = match msg {
             Message::Announce(b) => Some(b),

@@ -117,7 +117,7 @@ impl Sim {
                 primary_region: primary.map(|p| p % 5),
                 ..Default::default()
             },
-            first_announce: BTreeMap::new(),
+            first_proposed: BTreeMap::new(),
             proposed_at: BTreeMap::new(),
             payloads: BTreeMap::new(),
             height_at_gst: BTreeMap::new(),

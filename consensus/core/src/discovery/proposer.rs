@@ -1,0 +1,548 @@
+//! Dependency discovery, proposer side (protocol.md, "Dependency discovery"): this replica's
+//! client batches and checkpoint candidates are signed, stored and announced; once a quorum of
+//! signed dependency replies for one of them is counted, the value they make is handed on as a
+//! [`Event::Collected`] proposal for its single-shot instance.
+//!
+//! The service owns the batches waiting for a seq, the collections in progress and the
+//! candidates it announced. It reads the rest through [`Ctx`] and writes only to the
+//! [`Outbox`]; the replica routes its events (a signed batch to the payload store, a collected
+//! proposal to the normal case).
+
+use crate::crypto::Signed;
+use crate::ctx::Ctx;
+use crate::discovery::collect::{Collector, Proposal, ReplyLimits, ReplyOutcome};
+use crate::discovery::own::OwnBatches;
+use crate::misbehaviour::Proof;
+use crate::outbox::Outbox;
+use crate::storage::{Key, Record, StorageOp};
+use crate::types::*;
+use crate::wire::*;
+use crate::Output;
+use codec::Encode;
+use std::collections::BTreeMap;
+
+/// What the proposer side hands on, in the order it happened.
+#[derive(Debug)]
+pub enum Event {
+    /// A batch this replica signed and persisted: the payload store holds it from now on.
+    Signed(SignedBatch),
+    /// A quorum replied to one of our announced values: propose it.
+    Collected(Proposal),
+    /// A peer signed two different replies to one of our batches.
+    Misbehaved(Proof),
+}
+
+/// The proposer side of dependency discovery.
+#[derive(Debug, Default)]
+pub struct Proposer {
+    /// Client batches waiting for a seq inside our window.
+    own: OwnBatches,
+    /// The values we collect replies for.
+    collector: Collector,
+    /// Our checkpoint candidates, by (block index, view).
+    candidates: BTreeMap<(BlockIndex, View), CommandId>,
+    /// A block is due: announce the next candidate once we lead its view 0.
+    ckpt_due: bool,
+}
+
+impl Proposer {
+    /// Client transactions to propose, cut into batches of at most `max_batch_txs`.
+    pub fn add_client_batch(&mut self, txs: &[Tx], max_batch_txs: usize) {
+        self.own.add(txs, max_batch_txs);
+    }
+
+    /// Batches of ours that landed in no block: proposed again first, lowest seq first.
+    pub fn requeue(&mut self, batches: Vec<(Seq, Vec<Tx>)>) {
+        self.own.requeue(batches);
+    }
+
+    /// Never use a seq below `seq` again.
+    pub fn skip_below(&mut self, seq: Seq) {
+        self.own.skip_below(seq);
+    }
+
+    /// Client batches waiting for a seq.
+    pub fn pending(&self) -> usize {
+        self.own.len()
+    }
+
+    /// The client batches not proposed yet, in order.
+    pub fn unproposed(&self) -> impl Iterator<Item = &Vec<Tx>> {
+        self.own.iter()
+    }
+
+    /// Sign, persist and announce every waiting client batch our window has room for.
+    pub fn propose_own(&mut self, ctx: &Ctx, out: &mut Outbox) -> Vec<Event> {
+        let mut events = vec![];
+        let window_end = ctx.window_end(&ctx.me);
+        while let Some((seq, txs)) = self.own.next(window_end) {
+            let access = union_access(txs.iter().map(|t| &t.access[..]));
+            let weight = txs.iter().map(|t| t.encoded_size() as u64).sum();
+            let header = BatchHeader {
+                epoch: ctx.membership.epoch,
+                proposer: ctx.me,
+                seq,
+                base: ctx.chain.id(ctx.chain.last()).unwrap_or([0; 32]),
+                kind: BatchKind::Txs,
+                access,
+                txs_root: hash(&txs.encode()),
+                weight,
+            };
+            let batch = SignedBatch {
+                header: Signed::sign(header, &ctx.genesis(), ctx.signer),
+                txs,
+            };
+            out.persist(vec![StorageOp::Put(
+                Key::OwnBatch(seq),
+                Record::Batch(batch.clone()),
+            )]);
+            let inst = batch.header.body.dep_ref().instance();
+            self.collector.open(batch.clone(), inst, 0, vec![]);
+            out.emit(Output::Proposed {
+                id: batch.id(),
+                txs: batch.txs.clone(),
+            });
+            out.broadcast(Message::Announce(batch.clone()));
+            events.push(Event::Signed(batch));
+        }
+        events
+    }
+
+    /// A block is due: announce its candidate if we lead view 0 of its checkpoint.
+    pub fn checkpoint_due(&mut self, ctx: &Ctx, out: &mut Outbox) -> Vec<Event> {
+        self.ckpt_due = true;
+        self.announce_due_candidate(ctx, out)
+    }
+
+    /// Announce the next checkpoint's view-0 candidate if a block is due, we lead that view,
+    /// have not announced it yet, and its instance is not in a view change.
+    pub fn announce_due_candidate(&mut self, ctx: &Ctx, out: &mut Outbox) -> Vec<Event> {
+        let b = ctx.chain.next();
+        if !self.ckpt_due
+            || ctx.chain.leader(ctx.membership, b, 0) != Some(ctx.me)
+            || self.candidates.contains_key(&(b, 0))
+        {
+            return vec![];
+        }
+        let in_view_change = ctx
+            .insts
+            .get(&InstanceId::Ckpt(b))
+            .is_some_and(|s| s.view > 0);
+        if in_view_change {
+            return vec![];
+        }
+        self.ckpt_due = false;
+        self.announce_candidate(ctx, out, b, 0, vec![])
+    }
+
+    /// Announce our candidate for checkpoint `b` in `view` (the one signed before, or a new
+    /// one), justified by `new_view`, and collect replies for it.
+    pub fn announce_candidate(
+        &mut self,
+        ctx: &Ctx,
+        out: &mut Outbox,
+        b: BlockIndex,
+        view: View,
+        new_view: Vec<Signed<ViewChangeBody>>,
+    ) -> Vec<Event> {
+        let Some((base, prev_ts)) = ctx.chain.id_and_time(b - 1) else {
+            return vec![];
+        };
+        let mut events = vec![];
+        let held = self
+            .candidates
+            .get(&(b, view))
+            .and_then(|id| ctx.payloads.get(id));
+        let batch = match held {
+            Some(c) => c.clone(),
+            None => {
+                let header = BatchHeader {
+                    epoch: ctx.membership.epoch,
+                    proposer: ctx.me,
+                    seq: 0,
+                    base,
+                    kind: BatchKind::Checkpoint {
+                        index: b,
+                        view,
+                        timestamp_ms: ctx.now.max(prev_ts + 1),
+                        floors: crate::floors::propose(
+                            ctx.membership,
+                            ctx.chain.floors(b - 1),
+                            |p| ctx.record.proposed_floor(p),
+                        ),
+                    },
+                    access: vec![],
+                    txs_root: hash(&Vec::<Tx>::new().encode()),
+                    weight: 0,
+                };
+                let c = SignedBatch {
+                    header: Signed::sign(header, &ctx.genesis(), ctx.signer),
+                    txs: vec![],
+                };
+                out.persist(vec![StorageOp::Put(
+                    Key::OwnCandidate(b, view),
+                    Record::Batch(c.clone()),
+                )]);
+                self.candidates.insert((b, view), c.id());
+                events.push(Event::Signed(c.clone()));
+                c
+            }
+        };
+        let id = batch.id();
+        self.collector
+            .open(batch.clone(), InstanceId::Ckpt(b), view, new_view);
+        out.broadcast(Message::Announce(batch));
+        events.extend(self.collect(ctx, id));
+        events
+    }
+
+    /// As the leader of `view` of `inst`, collect replies for `batch` anew, justified by the
+    /// view changes `new_view`, and announce the batch again (replies already counted stay:
+    /// see [`Proposer::collect`]).
+    pub fn lead(
+        &mut self,
+        out: &mut Outbox,
+        inst: InstanceId,
+        batch: SignedBatch,
+        view: View,
+        new_view: Vec<Signed<ViewChangeBody>>,
+    ) {
+        self.collector.open(batch.clone(), inst, view, new_view);
+        out.broadcast(Message::Announce(batch));
+    }
+
+    /// Judge a dependency reply; a quorum makes a proposal.
+    pub fn on_reply(&mut self, ctx: &Ctx, r: Signed<ReplyBody>) -> Vec<Event> {
+        let id = r.body.cmd.id;
+        let limits = ReplyLimits {
+            membership: ctx.membership,
+            verifier: ctx.verifier,
+            window: ctx.window,
+            last_checkpoint: ctx.chain.last(),
+            within_reach: &|d| ctx.within_reach(d),
+        };
+        match self.collector.on_reply(r, &limits) {
+            ReplyOutcome::Counted => self.collect(ctx, id),
+            ReplyOutcome::Equivocation(old, new) => {
+                vec![Event::Misbehaved(Proof::ReplyEquivocation(*old, *new))]
+            }
+            ReplyOutcome::Dropped | ReplyOutcome::Parked => vec![],
+        }
+    }
+
+    /// The proposal for `id` if a quorum replied while we collect for it.
+    pub fn collect(&mut self, ctx: &Ctx, id: CommandId) -> Vec<Event> {
+        let q = ctx.membership.q();
+        self.collector
+            .ready(&id, q)
+            .map(Event::Collected)
+            .into_iter()
+            .collect()
+    }
+
+    /// Replies parked for fences ahead of our checkpoints: judge them again once the
+    /// checkpoints advanced (with [`Proposer::on_reply`]).
+    pub fn take_parked(&mut self) -> Vec<Signed<ReplyBody>> {
+        self.collector.take_parked()
+    }
+
+    /// Checkpoint `b` is decided: no more collecting for candidates up to it.
+    pub fn checkpoint_decided(&mut self, b: BlockIndex) {
+        self.collector.drop_checkpoints_upto(b);
+    }
+
+    /// Whether we collect for `id` in `view`.
+    pub fn collecting(&self, id: &CommandId, view: View) -> bool {
+        self.collector.collecting(id, view)
+    }
+
+    /// Stop collecting for `id` as `inst` (a recovery leader proposes Noop instead).
+    pub fn stop(&mut self, id: &CommandId, inst: &InstanceId) {
+        self.collector.stop(id, inst);
+    }
+
+    /// Command `id` is decided or collected: forget its collection.
+    pub fn forget(&mut self, id: &CommandId) {
+        self.collector.remove(id);
+    }
+
+    /// Announce again every batch we still collect for (a restart, a resend period).
+    pub fn reannounce(&self, ctx: &Ctx, out: &mut Outbox, report_own: bool) {
+        for b in self.collector.to_announce() {
+            if report_own && b.header.body.proposer == ctx.me && !b.header.body.is_checkpoint() {
+                let txs = b.txs.clone();
+                out.emit(Output::Proposed { id: b.id(), txs });
+            }
+            out.broadcast(Message::Announce(b));
+        }
+    }
+
+    /// Restore: our batch `batch` was persisted and is not decided; collect for it again.
+    pub fn restore_batch(&mut self, batch: SignedBatch) {
+        let inst = batch.header.body.dep_ref().instance();
+        self.collector.open(batch, inst, 0, vec![]);
+    }
+
+    /// Restore: our candidate `id` for checkpoint `b` in `view` was persisted.
+    pub fn restore_candidate(&mut self, b: BlockIndex, view: View, id: CommandId) {
+        self.candidates.insert((b, view), id);
+    }
+
+    /// Checkpoint `b` is collected up to `view`: our candidates for it, to delete.
+    pub fn retire_candidates(&mut self, b: BlockIndex, view: View) -> Vec<(View, CommandId)> {
+        (0..=view)
+            .filter_map(|v| self.candidates.remove(&(b, v)).map(|id| (v, id)))
+            .collect()
+    }
+
+    /// Forget candidates for checkpoints up to `b`.
+    pub fn trim_candidates(&mut self, b: BlockIndex) {
+        self.candidates.retain(|(i, _), _| *i > b);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::InsecureTestCrypto;
+    use crate::ctx::testing::World;
+    use crate::dds::Dds;
+
+    const ME: ValidatorId = [1; 32];
+
+    fn txs(n: u8) -> Vec<Tx> {
+        (0..n)
+            .map(|i| Tx {
+                access: vec![[i; 32]],
+                data: vec![i],
+            })
+            .collect()
+    }
+
+    fn signed(events: &[Event]) -> Vec<SignedBatch> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Signed(b) => Some(b.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Validator `who`'s reply to `b`, from an empty conflict log.
+    fn reply(who: u8, b: &SignedBatch) -> Signed<ReplyBody> {
+        Dds::default().reply(&b.header.body, &[0; 32], &InsecureTestCrypto([who; 32]))
+    }
+
+    #[test]
+    fn client_batches_are_written_reported_and_announced_in_seq_order() {
+        let w = World::new();
+        let mut p = Proposer::default();
+        let mut out = Outbox::new(ME);
+        p.add_client_batch(&txs(3), 2);
+        let events = p.propose_own(&w.ctx(), &mut out);
+        let batches = signed(&events);
+        assert_eq!(batches.len(), 2);
+        for (seq, b) in batches.iter().enumerate() {
+            let h = &b.header.body;
+            assert_eq!(
+                (h.proposer, h.seq, h.kind.clone()),
+                (ME, seq as Seq, BatchKind::Txs)
+            );
+            assert!(b.header.verify(&[0; 32], &w.crypto));
+        }
+        assert_eq!(batches[0].txs, txs(2));
+        assert_eq!(batches[1].txs, txs(3)[2..].to_vec());
+        let shape: Vec<String> = out
+            .take()
+            .into_iter()
+            .map(|o| match o {
+                Output::Persist(ops) => format!("{:?}", ops[0].key()),
+                Output::Proposed { id, .. } => format!("proposed {}", batches[0].id() == id),
+                Output::Send {
+                    to: None,
+                    msg: Message::Announce(b),
+                } => format!("announce {}", b.header.body.seq),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                "OwnBatch(0)",
+                "proposed true",
+                "OwnBatch(1)",
+                "proposed false",
+                "announce 0",
+                "announce 1",
+            ]
+        );
+        assert_eq!(p.pending(), 0);
+    }
+
+    #[test]
+    fn batches_wait_for_room_in_the_window() {
+        let w = World::new();
+        let mut p = Proposer::default();
+        let mut out = Outbox::new(ME);
+        p.add_client_batch(&txs(20), 1);
+        let proposed = signed(&p.propose_own(&w.ctx(), &mut out));
+        assert_eq!(proposed.len(), 16, "W = 16 above watermark 0");
+        assert_eq!(p.pending(), 4);
+        p.requeue(vec![(3, txs(1))]);
+        assert_eq!(p.unproposed().next(), Some(&txs(1)), "requeued goes first");
+    }
+
+    #[test]
+    fn a_quorum_of_replies_makes_one_proposal_and_a_changed_reply_a_proof() {
+        let w = World::new();
+        let mut p = Proposer::default();
+        let mut out = Outbox::new(ME);
+        p.add_client_batch(&txs(1), 1);
+        let b = signed(&p.propose_own(&w.ctx(), &mut out)).remove(0);
+        assert!(p.on_reply(&w.ctx(), reply(1, &b)).is_empty());
+        assert!(p.on_reply(&w.ctx(), reply(2, &b)).is_empty());
+        let mut changed = reply(2, &b).body;
+        changed.fence += 1;
+        let changed = Signed::sign(changed, &[0; 32], &InsecureTestCrypto([2; 32]));
+        let events = p.on_reply(&w.ctx(), changed);
+        assert!(
+            matches!(
+                &events[..],
+                [Event::Misbehaved(Proof::ReplyEquivocation(..))]
+            ),
+            "{events:?}"
+        );
+        let events = p.on_reply(&w.ctx(), reply(3, &b));
+        let [Event::Collected(proposal)] = &events[..] else {
+            panic!("q = 3 replies collect: {events:?}");
+        };
+        assert_eq!(proposal.inst, b.header.body.dep_ref().instance());
+        assert_eq!(proposal.view, 0);
+        assert_eq!(proposal.proof.len(), 3);
+        assert!(proposal.payload.is_none(), "voters hold a view-0 batch");
+        assert!(
+            p.on_reply(&w.ctx(), reply(4, &b)).is_empty(),
+            "collected once"
+        );
+    }
+
+    #[test]
+    fn replies_from_outside_the_set_or_for_unknown_batches_count_for_nothing() {
+        let w = World::new();
+        let mut p = Proposer::default();
+        let mut out = Outbox::new(ME);
+        p.add_client_batch(&txs(1), 1);
+        let b = signed(&p.propose_own(&w.ctx(), &mut out)).remove(0);
+        let mut other = b.clone();
+        other.header.body.seq = 7;
+        assert!(p.on_reply(&w.ctx(), reply(2, &other)).is_empty());
+        for who in [9, 10, 11] {
+            assert!(p.on_reply(&w.ctx(), reply(who, &b)).is_empty());
+        }
+        assert!(p.collect(&w.ctx(), b.id()).is_empty());
+    }
+
+    #[test]
+    fn a_due_checkpoint_is_announced_once_by_its_view_0_leader() {
+        let leader = World::new()
+            .chain
+            .leader(&World::new().membership, 1, 0)
+            .expect("block 1's rotation is known");
+        let other = World::new()
+            .membership
+            .validators()
+            .iter()
+            .copied()
+            .find(|v| *v != leader)
+            .expect("four validators");
+        let w = World::as_validator(other);
+        let mut p = Proposer::default();
+        let mut out = Outbox::new(other);
+        assert!(p.checkpoint_due(&w.ctx(), &mut out).is_empty());
+        assert!(out.take().is_empty(), "not the leader: nothing goes out");
+
+        let mut w = World::as_validator(leader);
+        w.now = 42;
+        let mut p = Proposer::default();
+        let mut out = Outbox::new(leader);
+        let events = p.checkpoint_due(&w.ctx(), &mut out);
+        let [Event::Signed(c)] = &events[..] else {
+            panic!("one candidate: {events:?}");
+        };
+        let BatchKind::Checkpoint {
+            index,
+            view,
+            timestamp_ms,
+            ..
+        } = c.header.body.kind
+        else {
+            panic!("a checkpoint candidate");
+        };
+        assert_eq!((index, view, timestamp_ms), (1, 0, 42));
+        let outputs = out.take();
+        assert!(
+            matches!(&outputs[0], Output::Persist(ops) if *ops[0].key() == Key::OwnCandidate(1, 0))
+        );
+        assert!(
+            matches!(&outputs[1], Output::Send { to: None, msg: Message::Announce(a) } if a.id() == c.id())
+        );
+        assert_eq!(outputs.len(), 2);
+        assert!(
+            p.checkpoint_due(&w.ctx(), &mut out).is_empty(),
+            "view 0 is announced"
+        );
+        assert!(out.take().is_empty());
+
+        // Announced again in the same view (a resend): the same candidate, not written again.
+        w.payloads.insert(c.clone());
+        assert!(p
+            .announce_candidate(&w.ctx(), &mut out, 1, 0, vec![])
+            .is_empty());
+        let outputs = out.take();
+        assert!(
+            matches!(&outputs[..], [Output::Send { msg: Message::Announce(a), .. }] if a.id() == c.id())
+        );
+        assert_eq!(p.retire_candidates(1, 3), vec![(0, c.id())]);
+    }
+
+    #[test]
+    fn a_restart_reports_our_own_collecting_batches_and_a_resend_does_not() {
+        let w = World::new();
+        let mut p = Proposer::default();
+        let mut out = Outbox::new(ME);
+        p.add_client_batch(&txs(1), 1);
+        let b = signed(&p.propose_own(&w.ctx(), &mut out)).remove(0);
+        out.take();
+        let theirs = {
+            let mut other = b.clone();
+            other.header.body.proposer = [2; 32];
+            other
+        };
+        p.restore_batch(theirs.clone());
+        let outputs = |report_own| {
+            let mut out = Outbox::new(ME);
+            p.reannounce(&w.ctx(), &mut out, report_own);
+            out.take()
+                .into_iter()
+                .map(|o| match o {
+                    Output::Proposed { id, .. } => format!("proposed {}", id == b.id()),
+                    Output::Send {
+                        to: None,
+                        msg: Message::Announce(a),
+                    } => format!("announce {}", a.id() == b.id()),
+                    other => panic!("unexpected {other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut restart = outputs(true);
+        restart.sort();
+        assert_eq!(
+            restart,
+            ["announce false", "announce true", "proposed true"]
+        );
+        let mut resend = outputs(false);
+        resend.sort();
+        assert_eq!(resend, ["announce false", "announce true"]);
+    }
+}
