@@ -186,7 +186,9 @@ impl Ctx<'_> {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
-    use crate::crypto::InsecureTestCrypto;
+    use crate::crypto::{InsecureTestCrypto, Signed};
+    use crate::wire::SignedBatch;
+    use codec::Encode;
 
     /// Four validators `[1; 32]` to `[4; 32]`, W = 16, nothing decided, held or built.
     pub(crate) struct World {
@@ -202,6 +204,28 @@ pub(crate) mod testing {
         pub(crate) committed: Committed,
         pub(crate) headers: Headers,
         pub(crate) insts: Instances,
+    }
+
+    /// Proposer `p`'s signed command batch at `seq`: one transaction `data` touching `[9; 32]`.
+    pub(crate) fn command(p: u8, seq: Seq, data: u8) -> SignedBatch {
+        let txs = vec![Tx {
+            access: vec![[9; 32]],
+            data: vec![data],
+        }];
+        let header = BatchHeader {
+            epoch: 0,
+            proposer: [p; 32],
+            seq,
+            base: [0; 32],
+            kind: BatchKind::Txs,
+            access: vec![[9; 32]],
+            txs_root: hash(&txs.encode()),
+            weight: 0,
+        };
+        SignedBatch {
+            header: Signed::sign(header, &[0; 32], &InsecureTestCrypto([p; 32])),
+            txs,
+        }
     }
 
     impl World {
@@ -251,37 +275,13 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::World;
+    use super::testing::{command, World};
     use super::*;
-    use crate::crypto::{InsecureTestCrypto, Signed};
-    use crate::wire::SignedBatch;
-    use codec::Encode;
-
-    fn batch(p: u8, seq: Seq) -> SignedBatch {
-        let txs = vec![Tx {
-            access: vec![[9; 32]],
-            data: vec![p],
-        }];
-        let header = BatchHeader {
-            epoch: 0,
-            proposer: [p; 32],
-            seq,
-            base: [0; 32],
-            kind: BatchKind::Txs,
-            access: vec![[9; 32]],
-            txs_root: hash(&txs.encode()),
-            weight: 0,
-        };
-        SignedBatch {
-            header: Signed::sign(header, &[0; 32], &InsecureTestCrypto([p; 32])),
-            txs,
-        }
-    }
 
     #[test]
     fn a_held_id_under_another_name_is_misnamed() {
         let mut w = World::new();
-        let b = batch(1, 0);
+        let b = command(1, 0, 1);
         w.payloads.insert(b.clone());
         let real = b.header.body.dep_ref().instance();
         let misnamed = InstanceId::Cmd {

@@ -122,7 +122,7 @@ pub fn answer(ctx: &Ctx, b: &SignedBatch) -> Answer {
 mod tests {
     use super::*;
     use crate::crypto::InsecureTestCrypto;
-    use crate::ctx::testing::World;
+    use crate::ctx::testing::{command, World};
     use crate::rotation::Rotation;
     use codec::Encode;
 
@@ -132,25 +132,6 @@ mod tests {
             header: Signed::sign(header, &[0; 32], &InsecureTestCrypto(who)),
             txs,
         }
-    }
-
-    /// Proposer `p`'s batch at `seq` with one transaction `data`.
-    fn command(p: u8, seq: Seq, data: u8) -> SignedBatch {
-        let txs = vec![Tx {
-            access: vec![[9; 32]],
-            data: vec![data],
-        }];
-        let header = BatchHeader {
-            epoch: 0,
-            proposer: [p; 32],
-            seq,
-            base: [0; 32],
-            kind: BatchKind::Txs,
-            access: vec![[9; 32]],
-            txs_root: hash(&txs.encode()),
-            weight: 0,
-        };
-        signed(header, txs)
     }
 
     /// The candidate for checkpoint `index` in `view` by that view's leader (or `by`), on
