@@ -282,10 +282,11 @@ fn offered<B: BlockT>(
 }
 
 /// The transactions of a block certified by the network (its `body`), checked against the
-/// core's block `fb` without executing it: each signed extrinsic must be one of the
-/// transactions `fb` offers to the runtime (once), and every other extrinsic an inherent (a
-/// signed or unsigned transaction the core never offered means the builders diverged). Importing the block executed it and matched its state root, so what remains to
-/// check is that it is a block this node's core could have built. Returns the hashes of the
+/// core's block `fb` without executing it: each extrinsic must be one of the transactions
+/// `fb` offers to the runtime (once) or an inherent (a signed or unsigned transaction the core
+/// never offered means the builders diverged). Importing the block executed it and matched its
+/// state root, so what remains to check is that it is a block this node's core could have
+/// built. Returns the hashes of the
 /// transactions it included, in block order.
 pub fn included_in_body<B: BlockT>(
     classifier: &dyn TxClassifier,

@@ -27,10 +27,10 @@
 //! - at most `max_inflight_batches` own batches wait for a decision (Nagle-style batching: under
 //!   load transactions gather into fewer, larger batches);
 //! - a transaction goes with its sender's earlier ready transactions that are not ours to
-//!   propose yet and that we did not propose recently (a client that spreads one sender's transactions over several
-//!   validators: our batch with nonce n + 1 also carries n, so whichever copy of n is ordered
-//!   first, n + 1 finds it applied; the block builder applies the second copy of n as a no-op
-//!   skip).
+//!   propose yet and that we did not propose recently (a client that spreads one sender's
+//!   transactions over several validators: our batch with nonce n + 1 also carries n, so
+//!   whichever copy of n is ordered first, n + 1 finds it applied; the block builder applies
+//!   the second copy of n as a no-op skip).
 
 use crate::config::Mode;
 use crate::TxInfo;
