@@ -11,13 +11,7 @@ use crate::discovery::payloads::Payloads;
 use crate::execution::blocks::Committed;
 use crate::gc::DecidedRecord;
 use crate::membership::Membership;
-use crate::single_shot::Instances;
 use crate::types::*;
-
-/// Most instances one (proposer, seq) slot gets from what peers send about ids whose header we
-/// do not hold: any member can sign votes and view changes for made-up ids, and an
-/// equivocating proposer makes only a few ids per seq real.
-pub const MAX_UNKNOWN_IDS_PER_SLOT: usize = 4;
 
 /// What the services know.
 pub struct Ctx<'a> {
@@ -47,8 +41,6 @@ pub struct Ctx<'a> {
     pub committed: &'a Committed,
     /// First headers per slot.
     pub headers: &'a Headers,
-    /// The instances.
-    pub insts: &'a Instances,
 }
 
 impl Ctx<'_> {
@@ -149,25 +141,6 @@ impl Ctx<'_> {
             InstanceId::Ckpt(b) => b <= self.chain.last() + MAX_INDEX_AHEAD,
         }
     }
-    /// May a peer's message create state for `inst`? Always for checkpoint instances (their
-    /// index is bounded at the door) and for commands whose header we hold or a decided
-    /// checkpoint waits for; other ids only while their slot has named few ids so far, live or
-    /// decided (a decided id leaving the live set frees no room: otherwise one member could
-    /// have every slot decide new made-up ids without end).
-    pub fn may_create(&self, inst: &InstanceId) -> bool {
-        let InstanceId::Cmd { proposer, seq, .. } = *inst else {
-            return true;
-        };
-        if !self.membership.contains(&proposer) {
-            return false;
-        }
-        if self.insts.contains(inst) || self.grounded(inst) {
-            return true;
-        }
-        let mut ids = self.insts.ids_in_slot(proposer, seq);
-        ids.extend(self.record.ids_in_slot(&proposer, seq));
-        ids.len() < MAX_UNKNOWN_IDS_PER_SLOT
-    }
     /// Has this replica its own reason to drive `inst` to a decision (arm its view timer)?
     /// Checkpoint instances always; a command when we hold its header under this name, or a
     /// decided checkpoint waits for it. Votes and view changes of a single member about other
@@ -203,7 +176,6 @@ pub(crate) mod testing {
         pub(crate) payloads: Payloads,
         pub(crate) committed: Committed,
         pub(crate) headers: Headers,
-        pub(crate) insts: Instances,
     }
 
     /// Proposer `p`'s signed command batch at `seq`: one transaction `data` touching `[9; 32]`.
@@ -248,7 +220,6 @@ pub(crate) mod testing {
                 payloads: Payloads::default(),
                 committed: Committed::default(),
                 headers: Headers::default(),
-                insts: Instances::default(),
             }
         }
 
@@ -267,7 +238,6 @@ pub(crate) mod testing {
                 payloads: &self.payloads,
                 committed: &self.committed,
                 headers: &self.headers,
-                insts: &self.insts,
             }
         }
     }
@@ -291,31 +261,8 @@ mod tests {
         };
         assert!(!w.ctx().misnamed(&real));
         assert!(w.ctx().misnamed(&misnamed));
-        assert!(w.ctx().may_create(&real));
+        assert!(w.ctx().grounded(&real) && !w.ctx().grounded(&misnamed));
         assert_eq!(w.ctx().held_ref(&b.id()), Some(b.header.body.dep_ref()));
-    }
-
-    #[test]
-    fn unknown_ids_create_state_only_a_few_per_slot_and_never_for_outsiders() {
-        let mut w = World::new();
-        let unknown = |id: u8| InstanceId::Cmd {
-            proposer: [2; 32],
-            seq: 5,
-            id: [id; 32],
-        };
-        for id in 0..MAX_UNKNOWN_IDS_PER_SLOT as u8 {
-            assert!(w.ctx().may_create(&unknown(id)));
-            w.insts.entry(unknown(id));
-        }
-        assert!(!w.ctx().may_create(&unknown(99)), "the slot is full");
-        assert!(w.ctx().may_create(&unknown(0)), "live already");
-        let outsider = InstanceId::Cmd {
-            proposer: [9; 32],
-            seq: 0,
-            id: [1; 32],
-        };
-        assert!(!w.ctx().may_create(&outsider));
-        assert!(w.ctx().may_create(&InstanceId::Ckpt(3)));
     }
 
     #[test]

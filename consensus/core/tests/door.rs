@@ -265,7 +265,7 @@ fn view_timers(out: &[Output]) -> usize {
 /// about 90 made-up ids per slot, 2.8 million messages in 13 virtual seconds.
 #[test]
 fn made_up_ids_in_another_proposers_slot_get_no_consensus_round() {
-    use bsmr_consensus_core::ctx::MAX_UNKNOWN_IDS_PER_SLOT;
+    use bsmr_consensus_core::single_shot::MAX_UNKNOWN_IDS_PER_SLOT;
     let mut r = replica();
     let _ = r.start(0);
     let before = r.stats().instances;

@@ -108,15 +108,22 @@ impl Proposer {
         events
     }
 
-    /// A block is due: announce its candidate if we lead view 0 of its checkpoint.
-    pub fn checkpoint_due(&mut self, ctx: &Ctx, out: &mut Outbox) -> Vec<Event> {
+    /// A block is due: announce its candidate if we lead view 0 of its checkpoint
+    /// (`next_view` is the view its instance is in here).
+    pub fn checkpoint_due(&mut self, ctx: &Ctx, out: &mut Outbox, next_view: View) -> Vec<Event> {
         self.ckpt_due = true;
-        self.announce_due_candidate(ctx, out)
+        self.announce_due_candidate(ctx, out, next_view)
     }
 
     /// Announce the next checkpoint's view-0 candidate if a block is due, we lead that view,
-    /// have not announced it yet, and its instance is not in a view change.
-    pub fn announce_due_candidate(&mut self, ctx: &Ctx, out: &mut Outbox) -> Vec<Event> {
+    /// have not announced it yet, and its instance has not left view 0 (`next_view`, the view
+    /// it is in here).
+    pub fn announce_due_candidate(
+        &mut self,
+        ctx: &Ctx,
+        out: &mut Outbox,
+        next_view: View,
+    ) -> Vec<Event> {
         let b = ctx.chain.next();
         if !self.ckpt_due
             || ctx.chain.leader(ctx.membership, b, 0) != Some(ctx.me)
@@ -124,11 +131,7 @@ impl Proposer {
         {
             return vec![];
         }
-        let in_view_change = ctx
-            .insts
-            .get(&InstanceId::Ckpt(b))
-            .is_some_and(|s| s.view > 0);
-        if in_view_change {
+        if next_view > 0 {
             return vec![];
         }
         self.ckpt_due = false;
@@ -459,14 +462,19 @@ mod tests {
         let w = World::as_validator(other);
         let mut p = Proposer::default();
         let mut out = Outbox::new(other);
-        assert!(p.checkpoint_due(&w.ctx(), &mut out).is_empty());
+        assert!(p.checkpoint_due(&w.ctx(), &mut out, 0).is_empty());
         assert!(out.take().is_empty(), "not the leader: nothing goes out");
 
         let mut w = World::as_validator(leader);
         w.now = 42;
         let mut p = Proposer::default();
         let mut out = Outbox::new(leader);
-        let events = p.checkpoint_due(&w.ctx(), &mut out);
+        assert!(
+            p.checkpoint_due(&w.ctx(), &mut out, 1).is_empty(),
+            "its instance left view 0: the view change leads it"
+        );
+        assert!(out.take().is_empty());
+        let events = p.announce_due_candidate(&w.ctx(), &mut out, 0);
         let [Event::Signed(c)] = &events[..] else {
             panic!("one candidate: {events:?}");
         };
@@ -489,7 +497,7 @@ mod tests {
         );
         assert_eq!(outputs.len(), 2);
         assert!(
-            p.checkpoint_due(&w.ctx(), &mut out).is_empty(),
+            p.checkpoint_due(&w.ctx(), &mut out, 0).is_empty(),
             "view 0 is announced"
         );
         assert!(out.take().is_empty());

@@ -59,17 +59,17 @@ pub fn decided(ctx: &Ctx, b: &SignedBatch) -> Option<bool> {
     }
 }
 
-/// Whether `b` is the batch of a live command instance we lack (to vote on, or to lead its
-/// recovery with).
-pub fn awaited(ctx: &Ctx, b: &SignedBatch) -> bool {
-    matches!(b.header.body.kind, BatchKind::Txs)
-        && ctx.insts.contains(&b.header.body.dep_ref().instance())
-        && !ctx.payloads.contains(&b.id())
+/// Whether `b` is the batch of a command instance we lack; `live` says whether its instance
+/// is live here (we vote on it, or lead its recovery with the batch).
+pub fn awaited(ctx: &Ctx, b: &SignedBatch, live: bool) -> bool {
+    matches!(b.header.body.kind, BatchKind::Txs) && live && !ctx.payloads.contains(&b.id())
 }
 
 /// The answer to an announced batch that is not decided here. Call [`decided`] first, and
 /// store (and act on) an [`awaited`] batch before: the answer reads the state after that.
-pub fn answer(ctx: &Ctx, b: &SignedBatch) -> Answer {
+/// `view` is the view of the batch's instance here (a checkpoint candidate's view is judged
+/// against it).
+pub fn answer(ctx: &Ctx, b: &SignedBatch, view: View) -> Answer {
     let h = &b.header.body;
     if let Some(r) = ctx.dds.cached(&b.id()) {
         return Answer::Again(Box::new(r.clone()));
@@ -87,10 +87,7 @@ pub fn answer(ctx: &Ctx, b: &SignedBatch) -> Answer {
         BatchKind::Checkpoint {
             index, ref floors, ..
         } => {
-            let current_view = ctx
-                .insts
-                .get(&InstanceId::Ckpt(index))
-                .map_or(0, |s| s.view);
+            let current_view = view;
             let last = ctx.chain.last();
             let k_prev = ctx.chain.id(last).unwrap_or([0; 32]);
             let rotation = ctx.chain.rotation(ctx.chain.next());
@@ -166,11 +163,11 @@ mod tests {
     fn the_first_header_of_a_slot_gets_a_reply_and_a_second_one_a_proof() {
         let mut w = World::new();
         let b = command(2, 0, 1);
-        assert_eq!(answer(&w.ctx(), &b), Answer::Reply);
+        assert_eq!(answer(&w.ctx(), &b, 0), Answer::Reply);
         w.headers.replied(&b.header);
         let other = command(2, 0, 2);
         assert_eq!(
-            answer(&w.ctx(), &other),
+            answer(&w.ctx(), &other, 0),
             Answer::Conflict(Box::new(Proof::BatchEquivocation(
                 b.header.clone(),
                 other.header.clone()
@@ -178,7 +175,7 @@ mod tests {
         );
         let r = w.dds.reply(&b.header.body, &[0; 32], &w.crypto);
         assert_eq!(
-            answer(&w.ctx(), &b),
+            answer(&w.ctx(), &b, 0),
             Answer::Again(Box::new(r)),
             "the same reply, again"
         );
@@ -187,9 +184,12 @@ mod tests {
     #[test]
     fn a_command_a_window_above_the_watermark_waits() {
         let w = World::new();
-        assert_eq!(answer(&w.ctx(), &command(2, 15, 1)), Answer::Reply);
-        assert_eq!(answer(&w.ctx(), &command(2, 16, 1)), Answer::Outside);
-        assert_eq!(answer(&w.ctx(), &command(2, u64::MAX, 1)), Answer::Outside);
+        assert_eq!(answer(&w.ctx(), &command(2, 15, 1), 0), Answer::Reply);
+        assert_eq!(answer(&w.ctx(), &command(2, 16, 1), 0), Answer::Outside);
+        assert_eq!(
+            answer(&w.ctx(), &command(2, u64::MAX, 1), 0),
+            Answer::Outside
+        );
     }
 
     #[test]
@@ -212,18 +212,17 @@ mod tests {
     fn a_live_instance_awaits_the_batch_it_lacks() {
         let mut w = World::new();
         let b = command(2, 0, 1);
-        assert!(!awaited(&w.ctx(), &b));
-        w.insts.entry(b.header.body.dep_ref().instance());
-        assert!(awaited(&w.ctx(), &b));
+        assert!(!awaited(&w.ctx(), &b, false), "no live instance");
+        assert!(awaited(&w.ctx(), &b, true));
         w.payloads.insert(b.clone());
-        assert!(!awaited(&w.ctx(), &b));
+        assert!(!awaited(&w.ctx(), &b, true), "held already");
     }
 
     #[test]
     fn candidates_are_answered_by_leader_index_and_floors() {
         let w = World::new();
         assert_eq!(
-            answer(&w.ctx(), &candidate(&w, 1, 0, None, 0)),
+            answer(&w.ctx(), &candidate(&w, 1, 0, None, 0), 0),
             Answer::Reply
         );
         let leader = Rotation::fresh(0).leader(&w.membership, 1, 0);
@@ -234,20 +233,20 @@ mod tests {
             .find(|v| **v != leader)
             .unwrap();
         assert_eq!(
-            answer(&w.ctx(), &candidate(&w, 1, 0, Some(other), 0)),
+            answer(&w.ctx(), &candidate(&w, 1, 0, Some(other), 0), 0),
             Answer::Ignore
         );
         assert_eq!(
-            answer(&w.ctx(), &candidate(&w, 2, 0, None, 0)),
+            answer(&w.ctx(), &candidate(&w, 2, 0, None, 0), 0),
             Answer::Hold(2)
         );
         let far = crate::checkpoint::MAX_INDEX_AHEAD + 1;
         assert_eq!(
-            answer(&w.ctx(), &candidate(&w, far, 0, None, 0)),
+            answer(&w.ctx(), &candidate(&w, far, 0, None, 0), 0),
             Answer::Ignore
         );
         assert_eq!(
-            answer(&w.ctx(), &candidate(&w, 1, 0, None, 5)),
+            answer(&w.ctx(), &candidate(&w, 1, 0, None, 5), 0),
             Answer::Floors { gap: true },
             "floors above our watermarks: our record is short"
         );

@@ -211,7 +211,14 @@ impl Recovery {
     /// at the chain head when stuck behind it, or at our own last block when a watermark or a
     /// floor waits on a gap; behind the chain, ask for the next checkpoint's decision and the
     /// decisions its block waits for.
-    pub fn resend_after_rejoin(&mut self, ctx: &Ctx, out: &mut Outbox, plan: ResendPlan) {
+    /// `last_progress` says when a live single-shot instance last made progress here.
+    pub fn resend_after_rejoin(
+        &mut self,
+        ctx: &Ctx,
+        out: &mut Outbox,
+        plan: ResendPlan,
+        last_progress: impl Fn(&InstanceId) -> Option<u64>,
+    ) {
         let ResendPlan {
             idle,
             chain_ahead,
@@ -237,10 +244,7 @@ impl Recovery {
         // its decision (peers do not resend votes of decided instances).
         let (now, horizon) = (ctx.now, self.resend_ms);
         let next = InstanceId::Ckpt(ctx.chain.next());
-        let stalled = ctx
-            .insts
-            .get(&next)
-            .is_none_or(|st| now.saturating_sub(st.last_progress_ms) >= horizon);
+        let stalled = last_progress(&next).is_none_or(|t| now.saturating_sub(t) >= horizon);
         if stalled {
             out.ask_others(Message::Fetch(next));
         }
@@ -259,11 +263,7 @@ impl Recovery {
                     && !ctx.dep_decided(d)
             })
             .map(|d| d.instance())
-            .filter(|i| {
-                ctx.insts
-                    .get(i)
-                    .is_none_or(|st| now.saturating_sub(st.last_progress_ms) >= horizon)
-            })
+            .filter(|i| last_progress(i).is_none_or(|t| now.saturating_sub(t) >= horizon))
             .take(16)
             .collect();
         self.fetch_in_turn(ctx, out, missing);
@@ -405,7 +405,7 @@ mod tests {
         w.now = 5_000;
         let (plan, rejoin) = r.resend_before_rejoin(&w.ctx(), &mut out, 4_500);
         assert!(rejoin.is_none(), "nobody claimed anything yet");
-        r.resend_after_rejoin(&w.ctx(), &mut out, plan);
+        r.resend_after_rejoin(&w.ctx(), &mut out, plan, |_| None);
         assert_eq!(
             sent(&mut out),
             vec![
@@ -424,10 +424,10 @@ mod tests {
         let mut out = Outbox::new(w.me);
         w.now = 5_000;
         let (plan, _) = r.resend_before_rejoin(&w.ctx(), &mut out, 4_500);
-        r.resend_after_rejoin(&w.ctx(), &mut out, plan);
+        r.resend_after_rejoin(&w.ctx(), &mut out, plan, |_| None);
         assert_eq!(sent(&mut out), vec![]);
         let (plan, _) = r.resend_before_rejoin(&w.ctx(), &mut out, 3_000);
-        r.resend_after_rejoin(&w.ctx(), &mut out, plan);
+        r.resend_after_rejoin(&w.ctx(), &mut out, plan, |_| None);
         assert_eq!(
             sent(&mut out),
             vec![(None, Message::SyncRequest(1))],
@@ -449,7 +449,7 @@ mod tests {
         let mut asked = vec![];
         for _ in 0..3 {
             let (plan, _) = r.resend_before_rejoin(&w.ctx(), &mut out, 0);
-            r.resend_after_rejoin(&w.ctx(), &mut out, plan);
+            r.resend_after_rejoin(&w.ctx(), &mut out, plan, |_| None);
             for (to, msg) in sent(&mut out) {
                 if msg == Message::Fetch(inst) {
                     asked.push(to);
@@ -524,7 +524,7 @@ mod tests {
         assert_eq!(sent(&mut out), vec![(None, Message::SyncRequest(1))]);
         // The replica rejoined at 9 (its chain is not this test's: the next checkpoint stays 1).
         r.rejoined(9);
-        r.resend_after_rejoin(&w.ctx(), &mut out, plan);
+        r.resend_after_rejoin(&w.ctx(), &mut out, plan, |_| None);
         assert_eq!(
             sent(&mut out),
             vec![(None, Message::Fetch(InstanceId::Ckpt(1)))],

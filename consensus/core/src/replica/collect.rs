@@ -14,7 +14,7 @@ impl Replica {
             seq < r.record.floor(p) && !r.committed.contains(id)
         };
         let mut refs: BTreeSet<(ValidatorId, Seq, CommandId)> = BTreeSet::new();
-        for inst in self.insts.ids() {
+        for inst in self.single_shot.instances().ids() {
             if let InstanceId::Cmd { proposer, seq, id } = inst {
                 if below(self, proposer, *seq, id) {
                     refs.insert((*proposer, *seq, *id));
@@ -60,10 +60,13 @@ impl Replica {
         // command without it that the command was real (docs/consensus.md, "Headers of
         // decided commands travel with their decision").
         let payloads = &self.payloads;
-        let (_, mut ops) = self.insts.retire(inst, at_block, |v| match v {
-            Value::Noop if owns_id => payloads.get(&id).cloned(),
-            _ => payloads.of_value(v),
-        });
+        let (_, mut ops) = self
+            .single_shot
+            .instances_mut()
+            .retire(inst, at_block, |v| match v {
+                Value::Noop if owns_id => payloads.get(&id).cloned(),
+                _ => payloads.of_value(v),
+            });
         if owns_id {
             ops.push(StorageOp::Delete(Key::Reply(id)));
             // Our own batch record goes only with our own batch: an instance naming our seq
@@ -92,10 +95,13 @@ impl Replica {
         }
         // Checkpoint instances up to b.
         let mut ops = vec![];
-        for inst in self.insts.checkpoints_upto(b) {
+        for inst in self.single_shot.instances().checkpoints_upto(b) {
             let InstanceId::Ckpt(i) = inst else { continue };
             let payloads = &self.payloads;
-            let (view, deletes) = self.insts.retire(inst, b, |v| payloads.of_value(v));
+            let (view, deletes) = self
+                .single_shot
+                .instances_mut()
+                .retire(inst, b, |v| payloads.of_value(v));
             ops.extend(deletes);
             // Our own candidates for it, in every view it reached.
             for (v, id) in self.proposer.retire_candidates(i, view.unwrap_or(0)) {
@@ -111,7 +117,7 @@ impl Replica {
             ops.push(StorageOp::Delete(Key::Reply(kid)));
         }
         self.persist(ops);
-        self.insts.trim_old(keep_from);
+        self.single_shot.instances_mut().trim_old(keep_from);
         self.recovery.trim(b);
         let record = &self.record;
         self.headers.trim(b, |p| record.floor(p));

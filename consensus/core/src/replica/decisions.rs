@@ -1,44 +1,9 @@
-//! Decisions: record one (ours or a peer's certificate), hand it to execution and the decided
-//! record, and send it to whoever still asks.
+//! Decisions: record one (ours or a peer's certificate) with single-shot consensus, and hand it
+//! to the decided record, execution and the checkpoint chain; answer what peers ask about one.
 
 use super::*;
 
 impl Replica {
-    /// Send our decision of `inst`, with its payload when we still hold it. A decided command
-    /// whose payload (or whose old decision) is gone is answered with the header we replied
-    /// to, while the floor has not passed it: a replica that decided the command without ever
-    /// seeing it learns it was real ([`Message::Header`]).
-    pub(super) fn send_decided(&mut self, to: ValidatorId, inst: InstanceId) {
-        if to == self.me {
-            return;
-        }
-        let found = if let Some(d) = self.insts.get(&inst).and_then(|s| s.decided.clone()) {
-            let payload = match (&d.value, inst) {
-                (Value::Deps { cmd, .. }, _) => self.payloads.get(cmd).cloned(),
-                (Value::Noop, InstanceId::Cmd { id, .. }) => self.payloads.get(&id).cloned(),
-                (Value::Noop, InstanceId::Ckpt(_)) => None,
-            };
-            Some((d, payload))
-        } else {
-            self.insts.old_decision(&inst)
-        };
-        let with_payload = matches!(found, Some((_, Some(_))));
-        if let Some((d, p)) = found {
-            self.send(to, Message::Decided(d, p));
-        }
-        let header = match inst {
-            InstanceId::Cmd { proposer, seq, id } if !with_payload => self
-                .headers
-                .first(&Slot::Seq(proposer, seq))
-                .filter(|h| h.body.id() == id)
-                .cloned(),
-            _ => None,
-        };
-        if let Some(h) = header {
-            self.send(to, Message::Header(h));
-        }
-    }
-
     /// A header a peer shows for a command we decided without it: once it is the proposer's,
     /// signed for this epoch, the decision counts for the watermark. Nothing is created: a
     /// header naming no uncounted decision of ours is dropped before its signature is checked.
@@ -73,13 +38,9 @@ impl Replica {
             if let Some(b) = self.payloads.get(&id).cloned() {
                 self.send(from, Message::Announce(b));
             }
-        } else if let Some(st) = self.insts.get(&inst) {
-            // Re-send our accepted proposal with its payload.
-            if let Some((_, pp)) = st.accepted.iter().next_back() {
-                let pp = pp.clone();
-                let payload = self.payloads.of_value(&pp.body.value);
-                self.send(from, Message::PrePrepare(pp, payload));
-            }
+        } else {
+            self.single_shot
+                .resend_accepted(&ctx!(self), &mut self.outbox, from, inst);
         }
     }
 
@@ -134,21 +95,10 @@ impl Replica {
 
     pub(super) fn decide(&mut self, inst: InstanceId, value: Value, cert: Vec<Signed<VoteBody>>) {
         let view = cert.first().map(|v| v.body.view).unwrap_or(0);
-        let decision = Decision {
-            inst,
-            value: value.clone(),
-            cert,
-        };
         let payload = self.payloads.of_value(&value);
-        let st = self.insts.entry(inst);
-        st.decided = Some(decision.clone());
-        st.parked.clear();
-        st.votes.clear();
-        st.vcs.clear();
-        let mut ops = vec![StorageOp::Put(
-            Key::Decision(inst),
-            Record::Decision(decision, payload),
-        )];
+        let mut ops = vec![self
+            .single_shot
+            .record_decision(inst, value.clone(), cert, payload)];
         self.outbox.emit(Output::Committed {
             inst,
             value: value.clone(),
@@ -218,14 +168,8 @@ impl Replica {
                 // replica sees the same K_b): its undecided ones go to a view change at once
                 // instead of holding block b for a whole view-0 timeout.
                 for d in k.equivocations() {
-                    let inst = d.instance();
-                    let view0 = self
-                        .insts
-                        .get(&inst)
-                        .is_none_or(|st| st.view == 0 && !st.in_view_change);
-                    if !self.ctx().is_decided_inst(&inst) && view0 {
-                        self.start_view_change(inst, 1);
-                    }
+                    self.single_shot
+                        .leave_equivocated(&ctx!(self), &mut self.outbox, d.instance());
                 }
             }
         }

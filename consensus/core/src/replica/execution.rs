@@ -35,7 +35,7 @@ impl Replica {
         for (from, b) in self.headers.take_early(next) {
             self.outbox.receive(from, Message::Announce(b));
         }
-        for i in self.insts.with_parked() {
+        for i in self.single_shot.instances().with_parked() {
             self.recheck_parked(i);
         }
         for r in self.proposer.take_parked() {

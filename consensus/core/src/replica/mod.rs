@@ -3,9 +3,10 @@
 //!
 //! This file holds the state, the dispatch and the shared helpers; the handlers live in files
 //! named for the protocol step they take, in the order a command meets them: `proposer`
-//! (announce, collect, propose), `replier` (reply), `normal_case` (pre-prepare, votes),
-//! `view_change`, `decisions`, `execution` (checkpoints to blocks), `collect` (garbage
-//! collection), `recovery` (catch-up, settled, rejoin, resend), `timers` and `restore`.
+//! (announce, collect, propose), `replier` (reply), `single_shot` (pre-prepare, votes, view
+//! changes, their timers), `decisions` (a decision to execution and the decided record),
+//! `execution` (checkpoints to blocks), `collect` (garbage collection), `recovery` (catch-up,
+//! settled, rejoin, resend), `timers` and `restore`.
 //!
 //! Sans-io contract: [`Replica::handle`] takes the current virtual time and one [`Input`] and
 //! returns the [`Output`]s in order. The caller MUST apply every `Persist` before performing any
@@ -22,19 +23,17 @@ use crate::discovery::proposer::Proposer;
 use crate::execution::blocks::Committed;
 use crate::gc::DecidedRecord;
 use crate::membership::Membership;
-use crate::misbehaviour::Proof;
+use crate::misbehaviour::{self, Proof};
 use crate::outbox::{Outbox, WriteMark};
 use crate::recovery::catch_up::SYNC_BATCH;
 use crate::recovery::rejoin::Combined;
 pub use crate::recovery::settled::SETTLED_ANSWER_BLOCKS;
 use crate::recovery::Recovery;
 use crate::rotation::Rotation;
-use crate::single_shot::progress::{step, Step};
-use crate::single_shot::timers::{backed_off, Silence};
-use crate::single_shot::{Instances, MAX_VIEW};
+use crate::single_shot::{SingleShot, Timing};
 use crate::storage::{Key, Meta, Record, Storage, StorageOp};
 use crate::types::*;
-use crate::validity::{self, check_preprepare, check_view_change, check_votes};
+use crate::validity::check_votes;
 use crate::wire::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,7 +59,6 @@ macro_rules! ctx {
             payloads: &$r.payloads,
             committed: &$r.committed,
             headers: &$r.headers,
-            insts: &$r.insts,
         }
     };
 }
@@ -74,8 +72,8 @@ pub struct Replica {
     now: u64,
     dds: Dds,
     record: DecidedRecord,
-    /// The single-shot instances, live and recently collected.
-    insts: Instances,
+    /// Single-shot consensus: the instances, live and recently collected, and their timers.
+    single_shot: SingleShot,
     /// The batches we hold.
     payloads: Payloads,
     /// The first header replied to per slot, and candidates held for their turn.
@@ -90,8 +88,6 @@ pub struct Replica {
     last_build_ms: u64,
     /// Recovery: finished blocks for laggards, the chain head, the settled exchange.
     recovery: Recovery,
-    /// When each member was last heard from (silence shortens view timers).
-    silence: Silence,
     /// What this input emits, and the messages we send ourselves.
     outbox: Outbox,
 }
@@ -99,13 +95,12 @@ pub struct Replica {
 mod collect;
 mod decisions;
 mod execution;
-mod normal_case;
 mod proposer;
 mod recovery;
 mod replier;
 mod restore;
+mod single_shot;
 mod timers;
-mod view_change;
 
 impl Replica {
     /// Build a replica from persisted state (empty storage = fresh start). Call
@@ -119,7 +114,14 @@ impl Replica {
         let me = signer.public();
         let retain = cfg.window * 4;
         let chain = CheckpointChain::new(cfg.membership.epoch);
-        let silence = Silence::new(me, cfg.ckpt_timeout_ms);
+        let single_shot = SingleShot::new(
+            me,
+            Timing {
+                cmd_timeout_ms: cfg.recovery_timeout_ms,
+                ckpt_timeout_ms: cfg.ckpt_timeout_ms,
+                drift_ms: cfg.drift_ms,
+            },
+        );
         let recovery = Recovery::new(cfg.resend_ms, cfg.retain_sync_blocks);
         let mut r = Replica {
             cfg,
@@ -129,7 +131,7 @@ impl Replica {
             now: 0,
             dds: Dds::default(),
             record: DecidedRecord::new(retain),
-            insts: Instances::default(),
+            single_shot,
             payloads: Payloads::default(),
             headers: Headers::default(),
             proposer: Proposer::default(),
@@ -138,7 +140,6 @@ impl Replica {
             built: 0,
             last_build_ms: 0,
             recovery,
-            silence,
             outbox: Outbox::new(me),
         };
         r.restore(storage.load());
@@ -159,10 +160,10 @@ impl Replica {
     pub fn stats(&self) -> Stats {
         Stats {
             log: self.dds.len(),
-            instances: self.insts.len(),
+            instances: self.single_shot.instances().len(),
             payloads: self.payloads.len(),
             committed: self.committed.len(),
-            old_decisions: self.insts.old_len(),
+            old_decisions: self.single_shot.instances().old_len(),
             marks: self.record.len(),
             built: self.built,
             last_ckpt: self.chain.last(),
@@ -185,7 +186,8 @@ impl Replica {
 
     /// Diagnostics: undecided instances with (view, in view change, view changes held for it).
     pub fn undecided(&self) -> Vec<(InstanceId, View, bool, usize)> {
-        self.insts
+        self.single_shot
+            .instances()
             .iter()
             .filter(|(i, s)| s.decided.is_none() && !self.ctx().is_decided_inst(i))
             .map(|(i, s)| {
@@ -233,18 +235,11 @@ impl Replica {
     /// Initial outputs: timers and re-announcements after a restart.
     pub fn start(&mut self, now_ms: u64) -> Vec<Output> {
         self.now = self.now.max(now_ms);
-        self.silence.started(self.now);
+        self.single_shot.started(self.now);
         self.set_timer(TimerId::Resend, self.cfg.resend_ms);
         self.arm_view_timer(InstanceId::Ckpt(self.chain.next()));
-        let undecided: Vec<InstanceId> = self
-            .insts
-            .ids()
-            .copied()
-            .filter(|i| !self.ctx().is_decided_inst(i))
-            .collect();
-        for i in undecided {
-            self.arm_view_timer(i);
-        }
+        self.single_shot
+            .arm_undecided(&ctx!(self), &mut self.outbox);
         self.proposer
             .reannounce(&ctx!(self), &mut self.outbox, true);
         self.drain();
@@ -267,7 +262,10 @@ impl Replica {
             }
             Input::Timer(t) => self.on_timer(t),
             Input::CheckpointDue => {
-                let events = self.proposer.checkpoint_due(&ctx!(self), &mut self.outbox);
+                let next_view = self.next_checkpoint_view();
+                let events = self
+                    .proposer
+                    .checkpoint_due(&ctx!(self), &mut self.outbox, next_view);
                 self.route_discovery(events);
             }
             Input::Tick => {}
@@ -295,10 +293,6 @@ impl Replica {
         self.outbox.send(to, msg);
     }
 
-    fn broadcast(&mut self, msg: Message) {
-        self.outbox.broadcast(msg);
-    }
-
     fn persist(&mut self, ops: Vec<StorageOp>) {
         self.outbox.persist(ops);
     }
@@ -307,15 +301,9 @@ impl Replica {
         self.outbox.set_timer(id, after_ms);
     }
 
-    /// Emit a misbehaviour proof, once, and only if anyone can check it: a proof that does not
-    /// convict would be refused on chain and accuse without evidence.
+    /// Emit a misbehaviour proof, once, and only if anyone can check it.
     fn report(&mut self, p: Proof) {
-        if p.check(self.membership(), &*self.verifier, self.cfg.window)
-            .is_none()
-        {
-            return;
-        }
-        self.outbox.misbehaviour(p);
+        misbehaviour::report(&ctx!(self), &mut self.outbox, p);
     }
 
     fn meta(&self) -> StorageOp {
@@ -332,27 +320,6 @@ impl Replica {
                 built_floors: self.chain.floors(self.built).to_vec(),
             }),
         )
-    }
-
-    /// leader(b, view) of CONS_ckpt(b), once the rotation for b is known.
-    fn ckpt_leader(&self, b: BlockIndex, view: View) -> Option<ValidatorId> {
-        self.chain.leader(self.membership(), b, view)
-    }
-
-    /// The leader of `inst` in `view` (of a checkpoint once its rotation is known).
-    fn leader_of(&self, inst: &InstanceId, view: View) -> Option<ValidatorId> {
-        match inst {
-            InstanceId::Cmd { proposer, .. } => Some(self.membership().leader_cmd(proposer, view)),
-            InstanceId::Ckpt(b) => self.ckpt_leader(*b, view),
-        }
-    }
-
-    /// The view timeout of `inst` in view 0.
-    fn base_timeout(&self, inst: &InstanceId) -> u64 {
-        match inst {
-            InstanceId::Cmd { .. } => self.cfg.recovery_timeout_ms,
-            InstanceId::Ckpt(_) => self.cfg.ckpt_timeout_ms,
-        }
     }
 
     /// What the services know, read-only, for the rules that need several of them.
@@ -383,12 +350,12 @@ impl Replica {
         if !self.membership().contains(&from) {
             return;
         }
-        self.silence.heard(from, self.now);
+        self.single_shot.heard(from, self.now);
         match msg {
             Message::Announce(b) => self.on_announce(from, b),
             Message::Reply(r) => self.on_reply(r),
             Message::PrePrepare(pp, p) => self.on_preprepare(from, pp, p),
-            Message::Vote(v) => self.on_vote(from, v),
+            Message::Vote(v) => self.on_vote(v),
             Message::ViewChange(vc) => self.on_view_change(from, vc),
             Message::Decided(d, p) => self.on_decided(d, p),
             Message::Fetch(inst) => self.on_fetch(from, inst),
@@ -401,21 +368,6 @@ impl Replica {
                 proposers,
             } => self.on_settled(from, epoch, at, proposers),
             Message::Header(h) => self.on_header(h),
-        }
-    }
-
-    /// May a message `signer` signed about `inst` create its state ([`Ctx::may_create`])? When
-    /// the slot is full, its own proposer's message takes the place of an idle instance only
-    /// others named (a member can fill every slot with made-up ids; those never decide).
-    fn admit(&mut self, inst: &InstanceId, signer: &ValidatorId) -> bool {
-        if self.ctx().may_create(inst) {
-            return true;
-        }
-        match *inst {
-            InstanceId::Cmd { proposer, seq, .. } if proposer == *signer => {
-                self.insts.evict_idle(proposer, seq)
-            }
-            _ => false,
         }
     }
 }

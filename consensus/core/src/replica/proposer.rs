@@ -12,10 +12,17 @@ impl Replica {
     }
 
     pub(super) fn maybe_announce_candidate(&mut self) {
+        let next_view = self.next_checkpoint_view();
         let events = self
             .proposer
-            .announce_due_candidate(&ctx!(self), &mut self.outbox);
+            .announce_due_candidate(&ctx!(self), &mut self.outbox, next_view);
         self.route_discovery(events);
+    }
+
+    /// The view the next checkpoint's instance is in here.
+    pub(super) fn next_checkpoint_view(&self) -> View {
+        self.single_shot
+            .view_of(&InstanceId::Ckpt(self.chain.next()))
     }
 
     pub(super) fn announce_candidate(
@@ -48,9 +55,7 @@ impl Replica {
                 Event::Signed(batch) => {
                     self.payloads.insert(batch);
                 }
-                Event::Collected(p) => {
-                    self.propose(p.inst, p.view, p.value, p.proof, p.new_view, p.payload)
-                }
+                Event::Collected(p) => self.propose(p),
                 Event::Misbehaved(p) => self.report(p),
             }
         }

@@ -164,7 +164,7 @@ impl Replica {
         self.persist(ops);
         // Commands now known decided: in a block up to c unless we know it lands later.
         let mut refs: BTreeSet<(ValidatorId, Seq, CommandId)> = BTreeSet::new();
-        for inst in self.insts.ids() {
+        for inst in self.single_shot.instances().ids() {
             if let InstanceId::Cmd { proposer, seq, id } = inst {
                 refs.insert((*proposer, *seq, *id));
             }
@@ -254,9 +254,10 @@ impl Replica {
         self.proposer
             .reannounce(&ctx!(self), &mut self.outbox, false);
         let payloads = &self.payloads;
-        let msgs = self
-            .insts
-            .stalled_messages(now, horizon, self.chain.next(), |v| payloads.of_value(v));
+        let msgs =
+            self.single_shot
+                .instances()
+                .stalled_messages(now, horizon, self.chain.next(), |v| payloads.of_value(v));
         for m in msgs {
             if self.membership().n() > 1 {
                 self.outbox.ask_others(m);
@@ -271,7 +272,10 @@ impl Replica {
         if let Some(r) = rejoin {
             self.rejoin(r.pos, r.settled);
         }
+        let single_shot = &self.single_shot;
         self.recovery
-            .resend_after_rejoin(&ctx!(self), &mut self.outbox, plan);
+            .resend_after_rejoin(&ctx!(self), &mut self.outbox, plan, |i| {
+                single_shot.last_progress(i)
+            });
     }
 }

@@ -24,7 +24,8 @@ impl Replica {
             return;
         }
         let is_command = !h.is_checkpoint();
-        if replier::awaited(&self.ctx(), &b) {
+        let live = self.single_shot.instances().contains(&inst);
+        if replier::awaited(&self.ctx(), &b, live) {
             // Its header makes it ours to drive (it may have been made by others' votes only,
             // with no timer).
             self.payloads.insert(b.clone());
@@ -32,7 +33,8 @@ impl Replica {
             self.resume_lead(inst);
             self.recheck_parked(inst);
         }
-        match replier::answer(&self.ctx(), &b) {
+        let view = self.single_shot.view_of(&inst);
+        match replier::answer(&self.ctx(), &b, view) {
             Answer::Again(r) => {
                 self.payloads.insert(b);
                 self.send(from, Message::Reply(*r));

@@ -41,36 +41,6 @@ impl Replica {
                     self.headers.replied(&h);
                     self.dds.restore(r, &h.body);
                 }
-                (Key::Vote(inst, view, phase), Record::Vote(v)) => {
-                    // We vote in a view only once its pre-prepare ended our view change to it.
-                    let st = self.insts.entry(inst);
-                    if view >= st.view {
-                        st.view = view;
-                        st.in_view_change = false;
-                    }
-                    st.my_votes.insert((view, phase), v);
-                }
-                (Key::ViewChange(inst, view), Record::ViewChange(vc)) => {
-                    let st = self.insts.entry(inst);
-                    let voted_there = st.my_votes.keys().any(|(w, _)| *w == view);
-                    if view > st.view || (view == st.view && !voted_there) {
-                        st.view = view;
-                        st.in_view_change = true;
-                    }
-                    // Ours counts towards the q a view's timer waits for (received ones are
-                    // not persisted: peers resend theirs).
-                    st.vcs
-                        .entry(view)
-                        .or_default()
-                        .insert(vc.signer, vc.clone());
-                    st.my_vcs.insert(view, vc);
-                }
-                (Key::PrePrepare(inst, view), Record::PrePrepare(pp)) => {
-                    self.insts.entry(inst).my_preprepares.insert(view, pp);
-                }
-                (Key::Prepared(inst), Record::Prepared(c)) => {
-                    self.insts.entry(inst).note_prepared(c);
-                }
                 (Key::Decided(p, s, id), Record::Marked(counts)) => {
                     if p == self.me && counts {
                         // Never reuse a seq, even when every own batch was collected.
@@ -79,7 +49,9 @@ impl Replica {
                     self.record.mark(p, s, id, counts);
                 }
                 (Key::Decision(_), Record::Decision(d, p)) => decisions.push((d, p)),
-                _ => {}
+                (k, v) => {
+                    self.single_shot.restore(k, v);
+                }
             }
         }
         // Replay decisions: checkpoints in index order first, then commands.
@@ -94,11 +66,7 @@ impl Replica {
                 self.payloads.insert(p);
             }
             // Marks were restored above, so only the instance state tells what was replayed.
-            let replayed = self
-                .insts
-                .get(&d.inst)
-                .map(|s| s.decided.is_some())
-                .unwrap_or(false);
+            let replayed = self.single_shot.decided_live(&d.inst);
             let ckpt_done = matches!(d.inst, InstanceId::Ckpt(b) if b <= self.chain.last());
             if !replayed && !ckpt_done {
                 self.decide(d.inst, d.value, d.cert);
@@ -121,6 +89,6 @@ impl Replica {
         // Keep only blocks rebuilt from persisted decisions (handed out by `start`). The timers
         // replaying armed are dropped with the rest: `start` arms them again.
         self.outbox.keep_only_blocks();
-        self.insts.disarm_all();
+        self.single_shot.disarm_all();
     }
 }

@@ -1,311 +1,213 @@
 //! Single-shot Byzantine consensus: one PBFT instance per Txs command (CONS_c) and one per
 //! block index (CONS_ckpt(b)); protocol.md, "Single-shot consensus".
 //!
-//! [`Instances`] owns the live instances and the decisions of collected ones (kept a few blocks
-//! for laggards); [`instance`] is one instance's state and vote arithmetic; [`progress`] says
-//! what a new vote or pre-prepare leads to.
+//! [`SingleShot`] is the service: it owns the instances ([`Instances`]) and when each member
+//! was last heard from ([`timers::Silence`]), reads the other services through the read-only
+//! [`Ctx`], writes what it signs, persists and sends to the [`Outbox`], and returns the
+//! [`Event`]s another service takes: a decision (to execution and the decided record), or a
+//! new view to lead by collecting (to dependency discovery's proposer side).
+//!
+//! The handlers live in files named for the step they take: [`normal_case`] (pre-prepare,
+//! votes, prepared, decided), [`view_change`] (ask, join, lead), [`decisions`] (answer for a
+//! decided instance, record a decision, restore), [`timers`] (view timers and their rules).
+//! [`instance`] is one instance's state and vote arithmetic; [`progress`] says what a new vote
+//! or pre-prepare leads to.
 
+pub mod decisions;
 pub mod instance;
+pub mod instances;
+pub mod normal_case;
 pub mod progress;
 pub mod timers;
+pub mod view_change;
 
 pub use instance::Instance;
+pub use instances::{persisted, Instances};
 
-use crate::storage::{Key, StorageOp};
+use crate::crypto::Signed;
+use crate::ctx::Ctx;
 use crate::types::*;
-use crate::wire::{Decision, Message, Phase, SignedBatch};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::wire::{SignedBatch, ViewChangeBody, VoteBody};
+use timers::Silence;
 
 /// The highest view a vote or view change may name: no instance gets near it after GST (each
 /// view is led by another member), and it bounds what one member's signed messages can store.
 pub const MAX_VIEW: View = 64;
 
-/// A decision of a collected instance: the block it was collected at, the decision, and the
-/// payload its value names.
-type OldDecision = (BlockIndex, Decision, Option<SignedBatch>);
+/// Most instances one (proposer, seq) slot gets from what peers send about ids whose header we
+/// do not hold: any member can sign votes and view changes for made-up ids, and an
+/// equivocating proposer makes only a few ids per seq real.
+pub const MAX_UNKNOWN_IDS_PER_SLOT: usize = 4;
 
-/// The instances of one replica.
-#[derive(Debug, Default)]
-pub struct Instances {
-    live: BTreeMap<InstanceId, Instance>,
-    old: BTreeMap<InstanceId, OldDecision>,
+/// The timing the service's rules use (from [`crate::Config`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// View-0 timeout of a command instance (its recovery by another leader).
+    pub cmd_timeout_ms: u64,
+    /// View-0 timeout of a checkpoint instance.
+    pub ckpt_timeout_ms: u64,
+    /// How far a checkpoint's timestamp may run ahead of ours.
+    pub drift_ms: u64,
 }
 
-impl Instances {
-    /// Live instances.
-    pub fn len(&self) -> usize {
-        self.live.len()
-    }
-    /// Whether none is live.
-    pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
-    }
-    /// Decisions kept for collected instances.
-    pub fn old_len(&self) -> usize {
-        self.old.len()
-    }
-    /// The state of `inst`, if live.
-    pub fn get(&self, inst: &InstanceId) -> Option<&Instance> {
-        self.live.get(inst)
-    }
-    /// The state of `inst`, if live.
-    pub fn get_mut(&mut self, inst: &InstanceId) -> Option<&mut Instance> {
-        self.live.get_mut(inst)
-    }
-    /// The state of `inst`, created empty if not live (callers check first that a peer's
-    /// message may create it).
-    pub fn entry(&mut self, inst: InstanceId) -> &mut Instance {
-        self.live.entry(inst).or_default()
-    }
-    /// Whether `inst` is live.
-    pub fn contains(&self, inst: &InstanceId) -> bool {
-        self.live.contains_key(inst)
-    }
-    /// Every live instance, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&InstanceId, &Instance)> {
-        self.live.iter()
-    }
-    /// The ids of the live instances, in order.
-    pub fn ids(&self) -> impl Iterator<Item = &InstanceId> {
-        self.live.keys()
-    }
-    /// The ids of the live instances of (proposer, seq).
-    pub fn ids_in_slot(&self, proposer: ValidatorId, seq: Seq) -> BTreeSet<CommandId> {
-        let slot = |id| InstanceId::Cmd { proposer, seq, id };
-        self.live
-            .range(slot([0; 32])..=slot([0xff; 32]))
-            .filter_map(|(i, _)| match i {
-                InstanceId::Cmd { id, .. } => Some(*id),
-                InstanceId::Ckpt(_) => None,
-            })
-            .collect()
-    }
-    /// Remove one instance of (proposer, seq) that nothing but peers' messages made: we never
-    /// voted, asked for a view change, proposed, prepared or armed a timer in it. Returns
-    /// whether one went. It makes room in a slot others filled with made-up ids when the slot's
-    /// own proposer names its id.
-    pub fn evict_idle(&mut self, proposer: ValidatorId, seq: Seq) -> bool {
-        let slot = |id| InstanceId::Cmd { proposer, seq, id };
-        let idle = self
-            .live
-            .range(slot([0; 32])..=slot([0xff; 32]))
-            .find(|(_, st)| {
-                !st.timer_armed
-                    && st.my_votes.is_empty()
-                    && st.my_vcs.is_empty()
-                    && st.my_preprepares.is_empty()
-                    && st.prepared.is_none()
-                    && st.decided.is_none()
-                    && st.parked.is_empty()
-            })
-            .map(|(i, _)| *i);
-        idle.is_some_and(|i| self.live.remove(&i).is_some())
-    }
-    /// Forget which instances have a view timer armed: after a restart the timers set while
-    /// replaying are gone, so [`crate::Replica::start`] arms them afresh.
-    pub fn disarm_all(&mut self) {
-        for st in self.live.values_mut() {
-            st.timer_armed = false;
-        }
-    }
-    /// Live checkpoint instances up to index `b`.
-    pub fn checkpoints_upto(&self, b: BlockIndex) -> Vec<InstanceId> {
-        self.live
-            .range(InstanceId::Ckpt(0)..=InstanceId::Ckpt(b))
-            .map(|(i, _)| *i)
-            .collect()
-    }
-    /// Live instances with parked pre-prepares.
-    pub fn with_parked(&self) -> Vec<InstanceId> {
-        self.live
-            .iter()
-            .filter(|(_, s)| !s.parked.is_empty())
-            .map(|(i, _)| *i)
-            .collect()
-    }
-    /// The decision of a collected instance and its payload.
-    pub fn old_decision(&self, inst: &InstanceId) -> Option<(Decision, Option<SignedBatch>)> {
-        self.old.get(inst).map(|(_, d, p)| (d.clone(), p.clone()))
-    }
-
-    /// Collect `inst` at block `at_block`: its state goes, its decision (with the payload
-    /// `payload_of` finds for its value) is kept for laggards. Returns the view it had reached,
-    /// if live, and the deletes of everything persisted for it.
-    pub fn retire(
-        &mut self,
+/// What the single-shot service hands to other services, in the order it happened.
+#[derive(Debug)]
+pub enum Event {
+    /// A quorum committed `value` for `inst`: record it, execute it.
+    Decided {
+        /// The instance.
         inst: InstanceId,
-        at_block: BlockIndex,
-        payload_of: impl Fn(&Value) -> Option<SignedBatch>,
-    ) -> (Option<View>, Vec<StorageOp>) {
-        let Some(st) = self.live.remove(&inst) else {
-            return (None, persisted(inst, None));
-        };
-        if let Some(d) = st.decided {
-            let payload = payload_of(&d.value);
-            self.old.insert(inst, (at_block, d, payload));
-        }
-        (Some(st.view), persisted(inst, Some(st.view)))
-    }
-
-    /// What to send again for the undecided instances that made no progress for `horizon`
-    /// (of checkpoints, only the current one, `next_checkpoint`): our view change while in one,
-    /// else our pre-prepare (with the payload `payload_of` finds) and votes of the current view.
-    pub fn stalled_messages(
-        &self,
-        now: u64,
-        horizon: u64,
-        next_checkpoint: BlockIndex,
-        payload_of: impl Fn(&Value) -> Option<SignedBatch>,
-    ) -> Vec<Message> {
-        let mut msgs = vec![];
-        for (inst, st) in &self.live {
-            if st.decided.is_some()
-                || now.saturating_sub(st.last_progress_ms) < horizon
-                || matches!(inst, InstanceId::Ckpt(b) if *b != next_checkpoint)
-            {
-                continue;
-            }
-            if st.in_view_change {
-                if let Some(vc) = st.my_vcs.get(&st.view) {
-                    msgs.push(Message::ViewChange(vc.clone()));
-                }
-                continue;
-            }
-            if let Some(pp) = st.my_preprepares.get(&st.view) {
-                let payload = payload_of(&pp.body.value);
-                msgs.push(Message::PrePrepare(pp.clone(), payload));
-            }
-            for ph in [Phase::Prepare, Phase::Commit] {
-                if let Some(v) = st.my_votes.get(&(st.view, ph)) {
-                    msgs.push(Message::Vote(v.clone()));
-                }
-            }
-        }
-        msgs
-    }
-
-    /// Forget the decisions of instances collected before block `keep_from`.
-    pub fn trim_old(&mut self, keep_from: BlockIndex) {
-        self.old.retain(|_, (at, _, _)| *at >= keep_from);
-    }
+        /// Its value.
+        value: Value,
+        /// The q commit votes.
+        cert: Vec<Signed<VoteBody>>,
+    },
+    /// Lead `view` of a command instance by collecting replies anew for its batch (held):
+    /// announce it, collect, and propose Noop at `deadline_ms` from now if no quorum replied.
+    Collect(Box<Collect>),
+    /// Lead `view` of checkpoint `index` with a candidate of our own.
+    Candidate {
+        /// The block index.
+        index: BlockIndex,
+        /// The view we lead.
+        view: View,
+        /// The q view changes that made the view.
+        new_view: Vec<Signed<ViewChangeBody>>,
+    },
+    /// We proposed Noop for `inst` as its recovery leader: stop collecting for `id`.
+    Abandon {
+        /// The command.
+        id: CommandId,
+        /// The instance we led.
+        inst: InstanceId,
+    },
 }
 
-/// The deletes of what is persisted for `inst`: its decision and prepared certificate, and its
-/// votes, view changes and pre-prepares in every view up to `view` (if it was live).
-pub fn persisted(inst: InstanceId, view: Option<View>) -> Vec<StorageOp> {
-    let mut ops = vec![
-        StorageOp::Delete(Key::Decision(inst)),
-        StorageOp::Delete(Key::Prepared(inst)),
-    ];
-    if let Some(view) = view {
-        for v in 0..=view {
-            ops.push(StorageOp::Delete(Key::Vote(inst, v, Phase::Prepare)));
-            ops.push(StorageOp::Delete(Key::Vote(inst, v, Phase::Commit)));
-            ops.push(StorageOp::Delete(Key::ViewChange(inst, v)));
-            ops.push(StorageOp::Delete(Key::PrePrepare(inst, v)));
+/// A new view of a command instance to lead by collecting ([`Event::Collect`]).
+#[derive(Debug)]
+pub struct Collect {
+    /// The instance.
+    pub inst: InstanceId,
+    /// The view we lead.
+    pub view: View,
+    /// Its batch.
+    pub batch: SignedBatch,
+    /// The q view changes that made the view.
+    pub new_view: Vec<Signed<ViewChangeBody>>,
+    /// When the collection gives up, from now.
+    pub deadline_ms: u64,
+}
+
+/// What the door of a pre-prepare says, before any state is created or payload taken.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Door {
+    /// Decided here already: answer with the decision.
+    Decided,
+    /// Out of reach, a retransmission, or not validly signed by a leader of this epoch.
+    Drop,
+    /// Signed by a possible leader: its payload may be stored, and the proposal judged.
+    Open,
+}
+
+/// The single-shot consensus service.
+#[derive(Debug)]
+pub struct SingleShot {
+    insts: Instances,
+    silence: Silence,
+    timing: Timing,
+}
+
+impl SingleShot {
+    /// The service of validator `me`, with no instance.
+    pub fn new(me: ValidatorId, timing: Timing) -> Self {
+        SingleShot {
+            insts: Instances::default(),
+            silence: Silence::new(me, timing.ckpt_timeout_ms),
+            timing,
         }
     }
-    ops
+
+    /// The instances, read-only.
+    pub fn instances(&self) -> &Instances {
+        &self.insts
+    }
+
+    /// The instances, for garbage collection to retire them.
+    pub fn instances_mut(&mut self) -> &mut Instances {
+        &mut self.insts
+    }
+
+    /// The replica started at `now` (members never heard from count as heard then).
+    pub fn started(&mut self, now: u64) {
+        self.silence.started(now);
+    }
+
+    /// A member's message arrived at `now`.
+    pub fn heard(&mut self, from: ValidatorId, now: u64) {
+        self.silence.heard(from, now);
+    }
+
+    /// The view `inst` is in here (0 if not live).
+    pub fn view_of(&self, inst: &InstanceId) -> View {
+        self.insts.get(inst).map_or(0, |s| s.view)
+    }
+
+    /// When `inst` last made progress here, if live.
+    pub fn last_progress(&self, inst: &InstanceId) -> Option<u64> {
+        self.insts.get(inst).map(|s| s.last_progress_ms)
+    }
+
+    /// The leader of `inst` in `view` (of a checkpoint once its rotation is known).
+    fn leader_of(ctx: &Ctx, inst: &InstanceId, view: View) -> Option<ValidatorId> {
+        match inst {
+            InstanceId::Cmd { proposer, .. } => Some(ctx.membership.leader_cmd(proposer, view)),
+            InstanceId::Ckpt(b) => ctx.chain.leader(ctx.membership, *b, view),
+        }
+    }
+
+    /// The view timeout of `inst` in view 0.
+    fn base_timeout(&self, inst: &InstanceId) -> u64 {
+        match inst {
+            InstanceId::Cmd { .. } => self.timing.cmd_timeout_ms,
+            InstanceId::Ckpt(_) => self.timing.ckpt_timeout_ms,
+        }
+    }
+
+    /// May a peer's message create state for `inst`? Always for checkpoint instances (their
+    /// index is bounded at the door) and for commands whose header we hold or a decided
+    /// checkpoint waits for ([`Ctx::grounded`]); other ids only while their slot has named few
+    /// ids so far, live or decided (a decided id leaving the live set frees no room: otherwise
+    /// one member could have every slot decide new made-up ids without end).
+    pub fn may_create(&self, ctx: &Ctx, inst: &InstanceId) -> bool {
+        let InstanceId::Cmd { proposer, seq, .. } = *inst else {
+            return true;
+        };
+        if !ctx.membership.contains(&proposer) {
+            return false;
+        }
+        if self.insts.contains(inst) || ctx.grounded(inst) {
+            return true;
+        }
+        let mut ids = self.insts.ids_in_slot(proposer, seq);
+        ids.extend(ctx.record.ids_in_slot(&proposer, seq));
+        ids.len() < MAX_UNKNOWN_IDS_PER_SLOT
+    }
+
+    /// May a message `signer` signed about `inst` create its state ([`Self::may_create`])?
+    /// When the slot is full, its own proposer's message takes the place of an idle instance
+    /// only others named (a member can fill every slot with made-up ids; those never decide).
+    fn admit(&mut self, ctx: &Ctx, inst: &InstanceId, signer: &ValidatorId) -> bool {
+        if self.may_create(ctx, inst) {
+            return true;
+        }
+        match *inst {
+            InstanceId::Cmd { proposer, seq, .. } if proposer == *signer => {
+                self.insts.evict_idle(proposer, seq)
+            }
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cmd(seq: Seq, id: u8) -> InstanceId {
-        InstanceId::Cmd {
-            proposer: [1; 32],
-            seq,
-            id: [id; 32],
-        }
-    }
-
-    #[test]
-    fn retiring_keeps_the_decision_and_deletes_every_view() {
-        let mut s = Instances::default();
-        let inst = cmd(0, 1);
-        let st = s.entry(inst);
-        st.view = 2;
-        st.decided = Some(Decision {
-            inst,
-            value: Value::Noop,
-            cert: vec![],
-        });
-        let (view, ops) = s.retire(inst, 5, |_| None);
-        assert_eq!(view, Some(2));
-        assert_eq!(ops.len(), 2 + 3 * 4);
-        assert!(!s.contains(&inst));
-        assert!(s.old_decision(&inst).is_some());
-        s.trim_old(5);
-        assert!(s.old_decision(&inst).is_some());
-        s.trim_old(6);
-        assert!(s.old_decision(&inst).is_none());
-        let (view, ops) = s.retire(cmd(1, 1), 5, |_| None);
-        assert_eq!(
-            (view, ops.len()),
-            (None, 2),
-            "not live: decision and certificate only"
-        );
-    }
-
-    #[test]
-    fn stalled_instances_resend_their_view_change_or_votes() {
-        use crate::crypto::{InsecureTestCrypto, Signed};
-        use crate::wire::{ViewChangeBody, VoteBody};
-        let key = InsecureTestCrypto([1; 32]);
-        let mut s = Instances::default();
-        let voting = cmd(0, 1);
-        let vote = Signed::sign(
-            VoteBody {
-                epoch: 0,
-                inst: voting,
-                view: 0,
-                phase: Phase::Prepare,
-                value: [0; 32],
-            },
-            &[0; 32],
-            &key,
-        );
-        s.entry(voting).my_votes.insert((0, Phase::Prepare), vote);
-        let changing = cmd(1, 1);
-        let vc = Signed::sign(
-            ViewChangeBody {
-                epoch: 0,
-                inst: changing,
-                new_view: 1,
-                prepared: None,
-                has_payload: false,
-            },
-            &[0; 32],
-            &key,
-        );
-        let st = s.entry(changing);
-        st.view = 1;
-        st.in_view_change = true;
-        st.my_vcs.insert(1, vc);
-        s.entry(cmd(2, 1)).last_progress_ms = 500;
-        s.entry(InstanceId::Ckpt(3)).my_vcs.clear();
-        let msgs = s.stalled_messages(1_000, 1_000, 1, |_| None);
-        assert_eq!(msgs.len(), 2);
-        assert!(matches!(msgs[0], Message::Vote(_)));
-        assert!(matches!(msgs[1], Message::ViewChange(_)));
-        assert!(
-            s.stalled_messages(999, 1_000, 1, |_| None).is_empty(),
-            "not stalled yet"
-        );
-    }
-
-    #[test]
-    fn slots_and_checkpoints_are_counted_apart() {
-        let mut s = Instances::default();
-        s.entry(cmd(3, 1));
-        s.entry(cmd(3, 2));
-        s.entry(cmd(4, 1));
-        s.entry(InstanceId::Ckpt(1));
-        s.entry(InstanceId::Ckpt(3));
-        assert_eq!(s.ids_in_slot([1; 32], 3).len(), 2);
-        assert!(s.ids_in_slot([2; 32], 3).is_empty());
-        assert_eq!(s.checkpoints_upto(2), vec![InstanceId::Ckpt(1)]);
-        assert_eq!(s.len(), 5);
-    }
-}
+mod tests;

@@ -7,8 +7,18 @@
 //! `silent_after_ms`; a later view is left after [`SILENT_VIEW_MS`] when its leader had been
 //! unheard that long already when the view before began here, and f+1 replicas asked for the
 //! view. [`Silence`] owns when each member was last heard from.
+//!
+//! The service's timer handlers are here too: what a view timer or a recovery leader's
+//! deadline does when it runs out, and when an instance's view timer is armed (only for what
+//! this replica has its own reason to drive; docs/consensus.md, "Made-up ids get no consensus
+//! round").
 
 use super::instance::Instance;
+use super::{Event, SingleShot};
+use crate::ctx::Ctx;
+use crate::discovery::collect::Proposal;
+use crate::io::TimerId;
+use crate::outbox::Outbox;
 use crate::types::*;
 use std::collections::BTreeMap;
 
@@ -107,6 +117,139 @@ impl Silence {
         } else {
             backed_off(base, st.view)
         }
+    }
+}
+
+impl SingleShot {
+    /// The view timer of `inst` for view `v` ran out: ask for view `v + 1`, unless the
+    /// instance moved on, is decided, or waits for a quorum to ask for `v` first.
+    pub fn on_view_timer(&mut self, ctx: &Ctx, out: &mut Outbox, inst: InstanceId, v: View) {
+        if ctx.is_decided_inst(&inst) {
+            return;
+        }
+        if let InstanceId::Ckpt(b) = inst {
+            if b != ctx.chain.next() {
+                // Not the current checkpoint yet (a vote for it came early): disarm, so that
+                // `arm_view_timer` arms it afresh when K_(b-1) commits. Left armed, no timer
+                // would ever run for it, and a replica that missed its decision would wait for
+                // it forever.
+                if let Some(st) = self.insts.get_mut(&inst) {
+                    if st.view == v {
+                        st.timer_armed = false;
+                    }
+                }
+                return;
+            }
+        }
+        let q = ctx.membership.q();
+        let Some(st) = self.insts.get_mut(&inst) else {
+            return;
+        };
+        if st.view != v || !st.timer_armed {
+            return;
+        }
+        st.timer_armed = false;
+        if st.waiting_for_quorum(q) {
+            // Castro-Liskov's rule: the timer of view v counts only once q replicas asked for
+            // v (or later). A replica that moved on alone would race through views the others
+            // never reach, and be in a later one when they arrive. The q-th re-arms the timer;
+            // until then resend repeats our view change.
+            return;
+        }
+        self.start_view_change(ctx, out, inst, v + 1);
+    }
+
+    /// The collection we lead for view `v` of command `inst` got no quorum in time: when no
+    /// view change binds us to a prepared value, propose Noop (and stop collecting).
+    pub fn on_deadline(
+        &mut self,
+        ctx: &Ctx,
+        out: &mut Outbox,
+        inst: InstanceId,
+        v: View,
+    ) -> Vec<Event> {
+        let InstanceId::Cmd { id, .. } = inst else {
+            return vec![];
+        };
+        if ctx.is_decided_inst(&inst) {
+            return vec![];
+        }
+        let Some(st) = self.insts.get(&inst) else {
+            return vec![];
+        };
+        if st.my_preprepares.contains_key(&v) {
+            return vec![];
+        }
+        let Some(new_view) = st.lead_vcs.get(&v).cloned() else {
+            return vec![];
+        };
+        if new_view.len() != ctx.membership.q()
+            || new_view.iter().any(|vc| vc.body.prepared.is_some())
+        {
+            return vec![];
+        }
+        let payload = if ctx.misnamed(&inst) {
+            None
+        } else {
+            ctx.payloads.get(&id).cloned()
+        };
+        let noop = Proposal {
+            inst,
+            view: v,
+            value: Value::Noop,
+            proof: vec![],
+            new_view,
+            payload,
+        };
+        self.propose(ctx, out, noop);
+        vec![Event::Abandon { id, inst }]
+    }
+
+    /// Arm the view timer of an instance we know of and have not seen decided, unless we are
+    /// in a view change fewer than q members asked for: that timer starts when the q-th asks
+    /// (`on_view_change`), whichever message made us want to arm it now (a vote, a parked
+    /// pre-prepare, our own view change).
+    pub fn arm_view_timer(&mut self, ctx: &Ctx, out: &mut Outbox, inst: InstanceId) {
+        if ctx.is_decided_inst(&inst) {
+            return;
+        }
+        let now = ctx.now;
+        let q = ctx.membership.q();
+        let st = self.insts.entry(inst);
+        if st.timer_armed || st.waiting_for_quorum(q) {
+            return;
+        }
+        st.timer_armed = true;
+        if st.last_progress_ms == 0 {
+            st.last_progress_ms = now;
+        }
+        st.view_began_ms.get_or_insert(now);
+        let v = st.view;
+        let leader = Self::leader_of(ctx, &inst, v);
+        let base = self.base_timeout(&inst);
+        let join = ctx.membership.one_correct();
+        let st = self.insts.get(&inst).expect("armed above; qed");
+        let t = self.silence.view_timer(st, leader, base, now, join);
+        out.set_timer(TimerId::View(inst, v), t);
+    }
+
+    /// Arm the view timers of every live instance not known decided (a start).
+    pub fn arm_undecided(&mut self, ctx: &Ctx, out: &mut Outbox) {
+        let undecided: Vec<InstanceId> = self
+            .insts
+            .ids()
+            .copied()
+            .filter(|i| !ctx.is_decided_inst(i))
+            .collect();
+        for i in undecided {
+            self.arm_view_timer(ctx, out, i);
+        }
+    }
+
+    /// Whether a vote or view change `signer` sent about `inst` makes us drive it: we have our
+    /// own reason ([`Ctx::grounded`]) or the signer proposed the slot it names.
+    pub(super) fn vouched(ctx: &Ctx, inst: &InstanceId, signer: &ValidatorId) -> bool {
+        ctx.grounded(inst) || matches!(inst, InstanceId::Cmd { proposer, .. } if proposer == signer)
     }
 }
 
