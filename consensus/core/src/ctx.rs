@@ -1,6 +1,6 @@
-//! The read-only context the replica's rules read: what the services know, borrowed for one
-//! question (is this decided, which header does this id name, may a peer's message create
-//! state). No rule here changes anything.
+//! The read-only context the services' rules read: what the replica knows, borrowed for one
+//! question (is this decided, which header does this id name, is it within reach, have we our
+//! own reason to drive it). No rule here changes anything.
 
 use crate::chain::CheckpointChain;
 use crate::checkpoint::MAX_INDEX_AHEAD;

@@ -118,8 +118,8 @@ impl SingleShot {
         true
     }
 
-    /// After a restore: the timers set while replaying are gone, so every instance is armed
-    /// afresh by [`Self::arm_undecided`].
+    /// After a restore: the timers set while replaying are gone; the start arms the next
+    /// checkpoint's and then every undecided instance's afresh ([`Self::arm_undecided`]).
     pub fn disarm_all(&mut self) {
         self.insts.disarm_all();
     }

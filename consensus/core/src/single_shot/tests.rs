@@ -265,43 +265,67 @@ fn an_invalid_proposal_is_reported_and_its_view_left_at_once() {
 fn view_changes_join_at_f_plus_one_and_the_new_leader_collects_at_q() {
     let (batch, proposal) = collected();
     let inst = proposal.inst;
-    // The leader of view 1 of proposer 2's commands is validator 3.
-    let mut w = World::as_validator([3; 32]);
+    // The leader of view 2 of proposer 2's commands is validator 4.
+    let mut w = World::as_validator([4; 32]);
+    w.now = 7_000;
     w.payloads.insert(batch.clone());
     let mut s = SingleShot::new(w.me, TIMING);
     let mut out = Outbox::new(w.me);
-    let events = s.on_view_change(&w.ctx(), &mut out, [1; 32], view_change(1, inst, 1));
+    let events = s.on_view_change(&w.ctx(), &mut out, [1; 32], view_change(1, inst, 2));
     assert!(events.is_empty());
     assert_eq!(
         shape(&mut out),
         ["view timer v0 1000"],
         "one ask is no reason to leave; a held batch is a reason to time the instance"
     );
-    let events = s.on_view_change(&w.ctx(), &mut out, [2; 32], view_change(2, inst, 1));
+    let events = s.on_view_change(&w.ctx(), &mut out, [2; 32], view_change(2, inst, 2));
     assert!(events.is_empty());
+    let sent = out.take();
+    let ours = sent
+        .iter()
+        .find_map(|o| match o {
+            Output::Send {
+                to: None,
+                msg: Message::ViewChange(vc),
+            } => Some(vc.clone()),
+            _ => None,
+        })
+        .expect("f + 1 asked: join");
+    assert_eq!(ours.signer, w.me);
     assert_eq!(
-        shape(&mut out),
-        [
-            format!("persist ViewChange({inst:?}, 1)"),
-            "to all: view change v1".into(),
-        ],
-        "f + 1 asked: join"
+        (
+            ours.body.new_view,
+            ours.body.has_payload,
+            ours.body.prepared.is_none()
+        ),
+        (2, true, true),
+        "we hold the batch, nothing prepared"
     );
-    let ours = view_change(3, inst, 1);
+    assert!(matches!(&sent[0], Output::Persist(ops) if *ops[0].key() == Key::ViewChange(inst, 2)));
+    assert_eq!(
+        sent.len(),
+        2,
+        "written, sent; view 2's timer waits for q: {sent:?}"
+    );
     let events = s.on_view_change(&w.ctx(), &mut out, w.me, ours);
     let [Event::Collect(c)] = &events[..] else {
         panic!("{events:?}")
     };
-    assert_eq!((c.inst, c.view, c.batch.id()), (inst, 1, batch.id()));
-    assert_eq!((c.new_view.len(), c.deadline_ms), (3, 1_000));
+    assert_eq!((c.inst, c.view, c.batch.id()), (inst, 2, batch.id()));
+    assert_eq!(
+        (c.new_view.len(), c.deadline_ms),
+        (3, 2_000),
+        "half of view 2's timeout (1000 << 2)"
+    );
     assert_eq!(
         shape(&mut out),
-        ["view timer v1 2000"],
-        "q asked: view 1's timer runs"
+        ["view timer v2 4000"],
+        "q asked: view 2's timer runs"
     );
+    assert_eq!(s.instances().get(&inst).unwrap().view_began_ms, Some(7_000));
 
     // No quorum replied by the deadline: the leader proposes Noop with the q view changes.
-    let events = s.on_deadline(&w.ctx(), &mut out, inst, 1);
+    let events = s.on_deadline(&w.ctx(), &mut out, inst, 2);
     let InstanceId::Cmd { id, .. } = inst else {
         unreachable!()
     };
@@ -309,14 +333,146 @@ fn view_changes_join_at_f_plus_one_and_the_new_leader_collects_at_q() {
     assert_eq!(
         shape(&mut out),
         [
-            format!("persist PrePrepare({inst:?}, 1)"),
-            "to all: pre-prepare v1 noop payload true".into(),
+            format!("persist PrePrepare({inst:?}, 2)"),
+            "to all: pre-prepare v2 noop payload true".into(),
         ]
     );
+    assert!(s.on_deadline(&w.ctx(), &mut out, inst, 2).is_empty());
+    assert!(out.take().is_empty(), "once per view");
+}
+
+#[test]
+fn a_new_leader_re_proposes_the_highest_prepared_value() {
+    let (batch, proposal) = collected();
+    let (inst, value) = (proposal.inst, proposal.value.clone());
+    let digest = value.digest();
+    let pp = signed_by_leader(PROPOSER, proposal);
+    // Validator 1 prepares the value in view 0.
+    let mut w1 = World::new();
+    w1.payloads.insert(batch.clone());
+    let mut s1 = SingleShot::new(w1.me, TIMING);
+    let mut out = Outbox::new(w1.me);
+    s1.on_preprepare(&w1.ctx(), &mut out, PROPOSER, pp);
+    for k in 1..=3 {
+        s1.on_vote(
+            &w1.ctx(),
+            &mut out,
+            vote(k, inst, 0, Phase::Prepare, digest),
+        );
+    }
+    let cert = s1.instances().get(&inst).unwrap().prepared.clone();
+    let cert = cert.expect("q prepares");
+    assert_eq!((cert.view, cert.votes.len()), (0, 3));
+    // Validator 3 leads view 1 with 1's view change (carrying the certificate) among q.
+    let mut w = World::as_validator([3; 32]);
+    w.payloads.insert(batch);
+    let mut s = SingleShot::new(w.me, TIMING);
+    let mut out = Outbox::new(w.me);
+    let mut prepared_vc = view_change(1, inst, 1).body;
+    prepared_vc.prepared = Some(cert);
+    let prepared_vc = Signed::sign(prepared_vc, &[0; 32], &key(1));
+    let mut events = vec![];
+    for (k, vc) in [
+        (1, prepared_vc),
+        (2, view_change(2, inst, 1)),
+        (3, view_change(3, inst, 1)),
+    ] {
+        events.extend(s.on_view_change(&w.ctx(), &mut out, [k; 32], vc));
+    }
     assert!(
-        s.on_deadline(&w.ctx(), &mut out, inst, 1).is_empty(),
-        "once per view"
+        events.is_empty(),
+        "a prepared value binds the leader: no collection"
     );
+    let proposed: Vec<Signed<PrePrepareBody>> = out
+        .take()
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                msg: Message::PrePrepare(pp, Some(_)),
+                ..
+            } => Some(pp),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(proposed.len(), 1);
+    let p = &proposed[0].body;
+    assert_eq!((p.view, &p.value, p.new_view.len()), (1, &value, 3));
+    assert!(p.proof.is_empty(), "a re-proposal carries no replies");
+}
+
+#[test]
+fn a_pre_prepare_without_its_payload_is_parked_and_its_payload_asked_for() {
+    let (_batch, proposal) = collected();
+    let inst = proposal.inst;
+    let pp = signed_by_leader(PROPOSER, proposal);
+    let w = World::new();
+    let mut s = SingleShot::new(w.me, TIMING);
+    let mut out = Outbox::new(w.me);
+    assert!(s
+        .on_preprepare(&w.ctx(), &mut out, PROPOSER, pp.clone())
+        .is_empty());
+    assert_eq!(
+        shape(&mut out),
+        ["to all: fetch", "view timer v0 1000"],
+        "no vote before the batch; the proposal is real, so its instance is timed"
+    );
+    assert_eq!(s.take_parked(&inst), vec![(PROPOSER, pp)]);
+    assert!(s.take_parked(&inst).is_empty());
+}
+
+#[test]
+fn a_leader_signing_two_values_in_a_view_is_reported_and_the_view_left() {
+    let (batch, proposal) = collected();
+    let inst = proposal.inst;
+    let pp = signed_by_leader(PROPOSER, proposal);
+    let other = PrePrepareBody {
+        value: Value::Noop,
+        proof: vec![],
+        ..pp.body.clone()
+    };
+    let other = Signed::sign(other, &[0; 32], &key(2));
+    let mut w = World::new();
+    w.payloads.insert(batch);
+    let mut s = SingleShot::new(w.me, TIMING);
+    let mut out = Outbox::new(w.me);
+    s.on_preprepare(&w.ctx(), &mut out, PROPOSER, pp);
+    out.take();
+    assert!(s
+        .on_preprepare(&w.ctx(), &mut out, PROPOSER, other)
+        .is_empty());
+    assert_eq!(
+        shape(&mut out),
+        [
+            "report equivocation".to_string(),
+            format!("persist ViewChange({inst:?}, 1)"),
+            "to all: view change v1".into(),
+        ]
+    );
+}
+
+#[test]
+fn a_member_voting_twice_in_a_phase_is_reported_and_its_second_vote_not_counted() {
+    let (batch, proposal) = collected();
+    let inst = proposal.inst;
+    let digest = proposal.value.digest();
+    let pp = signed_by_leader(PROPOSER, proposal);
+    let mut w = World::new();
+    w.payloads.insert(batch);
+    let mut s = SingleShot::new(w.me, TIMING);
+    let mut out = Outbox::new(w.me);
+    s.on_preprepare(&w.ctx(), &mut out, PROPOSER, pp);
+    out.take();
+    s.on_vote(&w.ctx(), &mut out, vote(3, inst, 0, Phase::Prepare, digest));
+    let events = s.on_vote(
+        &w.ctx(),
+        &mut out,
+        vote(3, inst, 0, Phase::Prepare, [5; 32]),
+    );
+    assert!(events.is_empty());
+    assert_eq!(shape(&mut out), ["report vote equivocation"]);
+    let st = s.instances().get(&inst).unwrap();
+    assert_eq!(st.count(0, Phase::Prepare, &digest), 1);
+    assert_eq!(st.count(0, Phase::Prepare, &[5; 32]), 0);
 }
 
 #[test]
