@@ -11,7 +11,7 @@ impl Replica {
     /// the proposer's window.
     pub(super) fn collect_below_floors(&mut self, b: BlockIndex) {
         let below = |r: &Self, p: &ValidatorId, seq: Seq, id: &CommandId| {
-            seq < r.record.floor(p) && !r.committed.contains(id)
+            seq < r.record.floor(p) && !r.execution.committed().contains(id)
         };
         let mut refs: BTreeSet<(ValidatorId, Seq, CommandId)> = BTreeSet::new();
         for inst in self.single_shot.instances().ids() {
@@ -83,14 +83,14 @@ impl Replica {
             }
             self.dds.remove(&id);
             self.payloads.remove(&id);
-            self.committed.remove(&id);
+            self.execution.forget(&id);
             self.proposer.forget(&id);
         }
         self.persist(ops);
     }
 
     pub(super) fn gc(&mut self, b: BlockIndex) {
-        for inst in self.committed.landed_before(b) {
+        for inst in self.execution.committed().landed_before(b) {
             self.collect_garbage_cmd(inst, b);
         }
         // Checkpoint instances up to b.

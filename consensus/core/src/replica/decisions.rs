@@ -126,11 +126,12 @@ impl Replica {
                             .get(&id)
                             .cloned()
                             .expect("decide is only called with the payload held; qed");
-                        if after < self.built {
+                        let built = self.execution.built();
+                        if after < built {
                             // Would land in no block: the S11 checker reports it.
-                            self.collect_garbage_cmd(inst, self.built);
+                            self.collect_garbage_cmd(inst, built);
                         } else {
-                            self.committed.insert(batch, deps, after);
+                            self.execution.commit(batch, deps, after);
                         }
                     }
                     Value::Noop => {
@@ -139,7 +140,7 @@ impl Replica {
                                 self.proposer.requeue(vec![(seq, b.txs.clone())]);
                             }
                         }
-                        self.collect_garbage_cmd(inst, self.built);
+                        self.collect_garbage_cmd(inst, self.execution.built());
                     }
                 }
                 if proposer == self.me {

@@ -45,16 +45,7 @@ impl Replica {
     }
 
     pub(super) fn try_build_blocks(&mut self) {
-        loop {
-            let b = self.built + 1;
-            let Some(k) = self.chain.decided(b) else {
-                return;
-            };
-            let next_rotation = self.chain.rotation(b + 1);
-            let decided = |d: &DepRef| self.ctx().dep_decided(d);
-            let Some(block) = self.committed.block(b, k, decided, next_rotation) else {
-                return;
-            };
+        while let Some(block) = self.execution.next_block(&ctx!(self)) {
             self.finish_block(block);
         }
     }
@@ -68,14 +59,10 @@ impl Replica {
     /// out as one `Persist`.
     pub(super) fn finish_block_with(&mut self, block: FinishedBlock, write: WriteMark) {
         let b = block.index;
-        self.built = b;
-        self.last_build_ms = self.now;
+        // Our own batches this block voids (built or adopted alike) are proposed again.
+        let own_voided = self.execution.finished(&block, &self.me, self.now);
         self.chain
             .built(b, block.checkpoint, block.timestamp_ms, &block.floors);
-        // Our own batches this block voids (their fence names it, their seq is below our floor
-        // in it; built or adopted alike): their transactions are proposed again, lowest first.
-        let own_floor = crate::floors::floor_of(&block.floors, &self.me);
-        let own_voided = self.committed.voided_own(&self.me, own_floor, b);
         self.proposer.requeue(own_voided);
         // The decided record's floors are the agreed floors of the last block taken.
         let ops = self.take_floors(&block.floors);

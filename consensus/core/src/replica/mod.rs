@@ -20,7 +20,7 @@ use crate::dds::Dds;
 use crate::discovery::headers::{Headers, Slot};
 use crate::discovery::payloads::{self, Payloads};
 use crate::discovery::proposer::Proposer;
-use crate::execution::blocks::Committed;
+use crate::execution::Execution;
 use crate::gc::DecidedRecord;
 use crate::membership::Membership;
 use crate::misbehaviour::{self, Proof};
@@ -54,10 +54,10 @@ macro_rules! ctx {
             window: $r.cfg.window,
             record: &$r.record,
             chain: &$r.chain,
-            built: $r.built,
+            built: $r.execution.built(),
             dds: &$r.dds,
             payloads: &$r.payloads,
-            committed: &$r.committed,
+            committed: $r.execution.committed(),
             headers: &$r.headers,
         }
     };
@@ -82,10 +82,9 @@ pub struct Replica {
     proposer: Proposer,
     /// Decided checkpoints, their floors and rotations, per block index.
     chain: CheckpointChain,
-    /// Commands decided with dependencies, waiting for their blocks.
-    committed: Committed,
-    built: BlockIndex,
-    last_build_ms: u64,
+    /// Execution: commands decided with dependencies waiting for their blocks, the last block
+    /// built.
+    execution: Execution,
     /// Recovery: finished blocks for laggards, the chain head, the settled exchange.
     recovery: Recovery,
     /// What this input emits, and the messages we send ourselves.
@@ -136,9 +135,7 @@ impl Replica {
             headers: Headers::default(),
             proposer: Proposer::default(),
             chain,
-            committed: Committed::default(),
-            built: 0,
-            last_build_ms: 0,
+            execution: Execution::default(),
             recovery,
             outbox: Outbox::new(me),
         };
@@ -162,10 +159,10 @@ impl Replica {
             log: self.dds.len(),
             instances: self.single_shot.instances().len(),
             payloads: self.payloads.len(),
-            committed: self.committed.len(),
+            committed: self.execution.committed().len(),
             old_decisions: self.single_shot.instances().old_len(),
             marks: self.record.len(),
-            built: self.built,
+            built: self.execution.built(),
             last_ckpt: self.chain.last(),
         }
     }
@@ -174,7 +171,7 @@ impl Replica {
     /// above the agreed floors that are not known decided (empty if its checkpoint is not
     /// decided, or nothing is missing).
     pub fn next_block_waits_for(&self) -> Vec<DepRef> {
-        let Some(k) = self.chain.decided(self.built + 1) else {
+        let Some(k) = self.chain.decided(self.execution.built() + 1) else {
             return vec![];
         };
         k.deps
@@ -269,7 +266,7 @@ impl Replica {
                 self.route_discovery(events);
             }
             Input::Tick => {}
-            Input::ChainBlock(pos) => self.recovery.chain_block(pos, self.built),
+            Input::ChainBlock(pos) => self.recovery.chain_block(pos, self.execution.built()),
         }
         self.drain();
         self.outbox.take()
@@ -307,17 +304,18 @@ impl Replica {
     }
 
     fn meta(&self) -> StorageOp {
-        let (built_ckpt, built_ts) = self.chain.id_and_time(self.built).unwrap_or(([0; 32], 0));
+        let built = self.execution.built();
+        let (built_ckpt, built_ts) = self.chain.id_and_time(built).unwrap_or(([0; 32], 0));
         StorageOp::Put(
             Key::Meta,
             Record::Meta(Meta {
                 fence: self.dds.fence(),
                 next_pos: self.dds.next_pos(),
-                built: self.built,
+                built,
                 built_ckpt,
                 built_ts,
-                next_rotation: self.chain.rotation(self.built + 1),
-                built_floors: self.chain.floors(self.built).to_vec(),
+                next_rotation: self.chain.rotation(built + 1),
+                built_floors: self.chain.floors(built).to_vec(),
             }),
         )
     }

@@ -9,20 +9,20 @@ impl Replica {
     }
 
     pub(super) fn on_sync_block(&mut self, from: ValidatorId, blk: FinishedBlock) {
-        if !self.recovery.offer(from, blk, self.built) {
+        if !self.recovery.offer(from, blk, self.execution.built()) {
             return;
         }
         // Adopt every consecutive block that f+1 validators vouch for.
-        let before = self.built;
+        let before = self.execution.built();
         while let Some(blk) = self
             .recovery
-            .vouched(self.built + 1, self.membership().one_correct())
+            .vouched(self.execution.built() + 1, self.membership().one_correct())
         {
             self.adopt(blk);
         }
-        if self.built >= before + SYNC_BATCH {
+        if self.execution.built() >= before + SYNC_BATCH {
             // A full batch was adopted: keep pulling.
-            let next = self.built + 1;
+            let next = self.execution.built() + 1;
             self.outbox.ask_others(Message::SyncRequest(next));
         }
     }
@@ -48,7 +48,7 @@ impl Replica {
         });
         for (h, _) in &blk.batches {
             let id = h.id();
-            self.committed.remove(&id);
+            self.execution.forget(&id);
             let inst = InstanceId::Cmd {
                 proposer: h.proposer,
                 seq: h.seq,
@@ -122,7 +122,7 @@ impl Replica {
     /// Continue after chain block `pos`: take its position, count what f+1 validators vouch
     /// settled as decided, and drop every command we hold that is now known settled.
     pub(super) fn rejoin(&mut self, pos: ChainPosition, settled: BTreeMap<ValidatorId, Combined>) {
-        let (from, c) = (self.built, pos.index);
+        let (from, c) = (self.execution.built(), pos.index);
         if self.chain.last() >= c && self.chain.id(c).is_some_and(|k| k != pos.checkpoint) {
             // We decided another K_c than the certified chain holds: never adopt over it (the
             // engine halts when it checks the block it builds against the chain).
@@ -182,12 +182,13 @@ impl Replica {
         }
         let mut requeue: Vec<(Seq, Vec<Tx>)> = vec![];
         for (p, seq, id) in refs {
-            let lands_later = self.committed.get(&id).is_some_and(|k| k.after >= c);
+            let committed = self.execution.committed();
+            let lands_later = committed.get(&id).is_some_and(|k| k.after >= c);
             if !self.record.is_decided(&p, seq, &id) || lands_later {
                 continue;
             }
             let maybe_void = seq < crate::floors::floor_of(&pos.floors, &self.me);
-            if p == self.me && (!self.committed.contains(&id) || maybe_void) {
+            if p == self.me && (!committed.contains(&id) || maybe_void) {
                 // Ours, outcome unknown (in a skipped block, Noop, or void below c's floor):
                 // propose its transactions again; a copy already in a block is skipped by every
                 // builder.
@@ -221,8 +222,7 @@ impl Replica {
         self.persist(ops);
         self.chain.rejoin_at(&pos);
         self.dds.restore_counters(c, 0);
-        self.built = c;
-        self.last_build_ms = self.now;
+        self.execution.rejoined(c, self.now);
         self.recovery.rejoined(c);
         self.gc(c);
         let meta = self.meta();
@@ -266,9 +266,11 @@ impl Replica {
         if self.membership().n() == 1 {
             return;
         }
-        let (plan, rejoin) =
-            self.recovery
-                .resend_before_rejoin(&ctx!(self), &mut self.outbox, self.last_build_ms);
+        let (plan, rejoin) = self.recovery.resend_before_rejoin(
+            &ctx!(self),
+            &mut self.outbox,
+            self.execution.last_build_ms(),
+        );
         if let Some(r) = rejoin {
             self.rejoin(r.pos, r.settled);
         }

@@ -10,7 +10,7 @@ impl Replica {
             match (k, v) {
                 (Key::Meta, Record::Meta(m)) => {
                     self.dds.restore_counters(m.fence, m.next_pos);
-                    self.built = m.built;
+                    self.execution.restore(m.built);
                     // A rotation of another epoch (a replica seeded from the chain at an epoch
                     // boundary) does not apply: the new epoch starts with nobody suspended.
                     // Floors of another epoch do not apply either: seqs start again.
