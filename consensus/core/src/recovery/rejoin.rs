@@ -183,7 +183,7 @@ pub fn combine(
 mod tests {
     use super::*;
 
-    fn m() -> Membership {
+    fn members() -> Membership {
         Membership::new([0; 32], 0, (1..=4u8).map(|i| [i; 32]).collect())
     }
     fn s(p: u8, floor: Seq, decided: &[(Seq, u8)]) -> SettledSeqs {
@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn a_claim_lists_counted_marks_and_stops_below_what_waits_for_a_block() {
-        let m = m();
+        let m = members();
         let mut r = DecidedRecord::new(2);
         let p = [1; 32];
         for seq in [0u64, 1, 2, 3, 5, 7] {
@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn a_seq_two_claims_list_under_different_ids_is_settled_but_neither_id_is() {
-        let m = m();
+        let m = members();
         // f = 1. Proposer 4 equivocated at seq 13: validator 1 counted id 1, validator 2 id 2.
         let claims = BTreeMap::from([
             ([1; 32], vec![s(4, 10, &[(13, 1), (14, 5)])]),
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn f_byzantine_claims_cannot_raise_what_is_taken_as_settled() {
-        let m = m();
+        let m = members();
         // f = 1: validators 1 and 2 correct, 3 lies high.
         let claims = BTreeMap::from([
             ([1; 32], vec![s(1, 10, &[(12, 12)]), s(2, 4, &[])]),
@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn another_id_of_a_settled_seq_is_not_settled() {
-        let m = m();
+        let m = members();
         let claims = BTreeMap::from([
             ([1; 32], vec![s(1, 0, &[(5, 1)])]),
             ([2; 32], vec![s(1, 0, &[(5, 1)])]),
@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn malformed_claims_are_refused() {
-        let m = m();
+        let m = members();
         assert!(well_formed(&[s(1, 3, &[(4, 4)])], &m));
         assert!(!well_formed(&[s(1, 3, &[]), s(1, 4, &[])], &m));
         assert!(!well_formed(&[s(9, 3, &[])], &m));
