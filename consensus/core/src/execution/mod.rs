@@ -102,6 +102,44 @@ mod tests {
     }
 
     #[test]
+    fn the_next_block_waits_for_its_checkpoints_dependencies_and_changes_nothing() {
+        let mut w = World::new();
+        let mut e = Execution::default();
+        let c = command(2, 0, 1);
+        e.commit(c.clone(), vec![], 0);
+        let header = BatchHeader {
+            epoch: 0,
+            proposer: [1; 32],
+            seq: 0,
+            base: [0; 32],
+            kind: BatchKind::Checkpoint {
+                index: 1,
+                view: 0,
+                timestamp_ms: 7,
+                floors: vec![],
+            },
+            access: vec![],
+            txs_root: [0; 32],
+            weight: 0,
+        };
+        w.chain.decide(1, header, vec![c.header.body.dep_ref()]);
+        assert_eq!(
+            e.next_block(&w.ctx()),
+            None,
+            "its dependency is not decided here"
+        );
+        w.record.mark([2; 32], 0, c.id(), true);
+        let block = e.next_block(&w.ctx()).expect("every dependency decided");
+        assert_eq!((block.index, block.timestamp_ms), (1, 7));
+        assert_eq!(block.batches, vec![(c.header.body.clone(), c.txs.clone())]);
+        assert_eq!(
+            (e.built(), e.committed().len()),
+            (0, 1),
+            "reading changes nothing"
+        );
+    }
+
+    #[test]
     fn a_finished_block_moves_the_height_and_hands_back_our_voided_batches() {
         let me = [1; 32];
         let mut e = Execution::default();
