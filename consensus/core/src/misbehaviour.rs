@@ -6,9 +6,7 @@
 //! valid proof (the simulator checks this as S12).
 
 use crate::crypto::{Signed, Verifier};
-use crate::ctx::Ctx;
 use crate::membership::Membership;
-use crate::outbox::Outbox;
 use crate::types::*;
 use crate::validity::check_preprepare;
 use crate::wire::{FinalityVote, PrePrepareBody, ReplyBody, VoteBody};
@@ -173,14 +171,6 @@ impl Proof {
                     .then_some(pp.signer)
             }
         }
-    }
-}
-
-/// Emit a misbehaviour proof, but only one anyone can check: a proof that does not convict
-/// would be refused on chain and accuse without evidence.
-pub fn report(ctx: &Ctx, out: &mut Outbox, p: Proof) {
-    if p.check(ctx.membership, ctx.verifier, ctx.window).is_some() {
-        out.misbehaviour(p);
     }
 }
 

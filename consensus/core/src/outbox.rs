@@ -11,6 +11,7 @@
 //! the block they describe: [`Outbox::begin_write`] holds the step's storage operations back
 //! until [`Outbox::end_write`].
 
+use crate::ctx::Ctx;
 use crate::io::{Output, TimerId};
 use crate::misbehaviour::Proof;
 use crate::storage::StorageOp;
@@ -103,6 +104,15 @@ impl Outbox {
             Output::Send { .. } => self.sends.push(o),
             Output::SetTimer { .. } => self.timers.push(o),
             other => self.writes.push(other),
+        }
+    }
+
+    /// Emit a misbehaviour proof, but only one anyone can check (`Proof::check` against the
+    /// context's membership): a proof that does not convict would be refused on chain and
+    /// accuse without evidence.
+    pub fn report(&mut self, ctx: &Ctx, p: Proof) {
+        if p.check(ctx.membership, ctx.verifier, ctx.window).is_some() {
+            self.misbehaviour(p);
         }
     }
 
@@ -303,5 +313,28 @@ mod tests {
         o.misbehaviour(p.clone());
         o.misbehaviour(p);
         assert_eq!(o.take().len(), 1);
+    }
+
+    #[test]
+    fn only_a_proof_that_convicts_is_reported() {
+        use crate::crypto::{InsecureTestCrypto, Signed};
+        use crate::wire::{Phase, VoteBody};
+        let w = crate::ctx::testing::World::new();
+        let vote = |value: u8| {
+            let body = VoteBody {
+                epoch: 0,
+                inst: InstanceId::Ckpt(1),
+                view: 0,
+                phase: Phase::Prepare,
+                value: [value; 32],
+            };
+            Signed::sign(body, &[0; 32], &InsecureTestCrypto([2; 32]))
+        };
+        let mut o = Outbox::new(ME);
+        o.report(&w.ctx(), Proof::VoteEquivocation(vote(1), vote(1)));
+        assert!(o.take().is_empty(), "the same vote twice convicts nobody");
+        o.report(&w.ctx(), Proof::VoteEquivocation(vote(1), vote(2)));
+        let out = o.take();
+        assert!(matches!(&out[..], [Output::Misbehaviour(_)]), "{out:?}");
     }
 }

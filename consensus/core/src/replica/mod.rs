@@ -23,7 +23,7 @@ use crate::discovery::proposer::Proposer;
 use crate::execution::Execution;
 use crate::gc::DecidedRecord;
 use crate::membership::Membership;
-use crate::misbehaviour::{self, Proof};
+use crate::misbehaviour::Proof;
 use crate::outbox::{Outbox, WriteMark};
 use crate::recovery::catch_up::SYNC_BATCH;
 use crate::recovery::rejoin::Combined;
@@ -300,7 +300,7 @@ impl Replica {
 
     /// Emit a misbehaviour proof, once, and only if anyone can check it.
     fn report(&mut self, p: Proof) {
-        misbehaviour::report(&ctx!(self), &mut self.outbox, p);
+        self.outbox.report(&ctx!(self), p);
     }
 
     fn meta(&self) -> StorageOp {

@@ -4,7 +4,7 @@
 use super::progress::{step, Step};
 use super::*;
 use crate::discovery::collect::Proposal;
-use crate::misbehaviour::{report, Proof};
+use crate::misbehaviour::Proof;
 use crate::outbox::Outbox;
 use crate::storage::{Key, Record, StorageOp};
 use crate::validity::{self, check_preprepare};
@@ -73,7 +73,7 @@ impl SingleShot {
             // value with another proof or view-change set is a retransmission.
             if acc.body.value != pp.body.value && acc.signer == pp.signer {
                 let p = Proof::PrePrepareEquivocation(acc.clone(), pp);
-                report(ctx, out, p);
+                out.report(ctx, p);
                 self.leave_faulty_view(ctx, out, inst, view);
             }
             return events;
@@ -121,7 +121,7 @@ impl SingleShot {
                 e,
                 validity::Invalid::NotLeader | validity::Invalid::Signature
             ) {
-                report(ctx, out, Proof::InvalidProposal(pp, cmd_header));
+                out.report(ctx, Proof::InvalidProposal(pp, cmd_header));
                 self.leave_faulty_view(ctx, out, inst, view);
             }
             return events;
@@ -264,7 +264,7 @@ impl SingleShot {
             st.last_progress_ms = now;
         }
         if let Some(old) = conflict {
-            report(ctx, out, Proof::VoteEquivocation(old, v));
+            out.report(ctx, Proof::VoteEquivocation(old, v));
             return events;
         }
         if Self::vouched(ctx, &inst, &v.signer) {
