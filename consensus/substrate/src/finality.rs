@@ -1,13 +1,14 @@
 //! The finality vote tally: the signed [`FinalityVote`]s received per block height, who voted how
-//! far ahead, and what a height's votes say about the block this node built (docs/consensus.md,
-//! "The engine", Finality). Pure: the engine imports the block once the tally certifies it.
+//! far ahead, and what a height's votes say about the block this node built: its certificate
+//! once q agree, or a divergence (docs/consensus.md, "The engine", Finality). Pure: the engine
+//! imports the block with the certificate as its justification (`worker/blocks.rs`).
 //!
 //! Votes are checked at the door (a member of this epoch, above the finalized height, a valid
 //! signature) before anything is kept; only heights within [`VOTE_HORIZON`] above the
 //! finalized one are stored, and each signer's first vote per height counts (a second,
 //! different one is a finality equivocation).
 
-use crate::justification::FinalityVote;
+use crate::justification::{FinalityCertificate, FinalityVote};
 use bsmr_consensus_core::{Digest, Membership, Proof, Signed, ValidatorId, Verifier};
 use std::collections::BTreeMap;
 
@@ -31,8 +32,8 @@ pub enum VoteOutcome {
 /// What the votes for a height say about the block this node built there.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// q matching votes: these certify it.
-    Certified(Vec<Signed<FinalityVote>>),
+    /// q matching votes: their certificate (the votes for anything else left out).
+    Certified(FinalityCertificate),
     /// q validators certified another block or state root: building diverged.
     Diverged(FinalityVote),
     /// Not yet.
@@ -125,7 +126,7 @@ impl FinalityTally {
         if tally.get(mine).copied().unwrap_or(0) < q {
             return Verdict::Waiting;
         }
-        Verdict::Certified(votes.values().cloned().collect())
+        Verdict::Certified(FinalityCertificate::from_votes(*mine, votes.values()))
     }
 }
 
@@ -162,13 +163,30 @@ mod tests {
             VoteOutcome::Counted
         );
         assert_eq!(
+            t.on_vote(vote(4, 5, 9), &m, &G, 4, &v),
+            VoteOutcome::Counted
+        );
+        assert_eq!(
+            t.verdict(&mine.body, 3),
+            Verdict::Waiting,
+            "2 of q = 3 agree"
+        );
+        assert_eq!(
             t.on_vote(vote(3, 5, 7), &m, &G, 4, &v),
             VoteOutcome::Counted
         );
-        let Verdict::Certified(votes) = t.verdict(&mine.body, 3) else {
+        let Verdict::Certified(cert) = t.verdict(&mine.body, 3) else {
             panic!("certified");
         };
-        assert_eq!(votes.len(), 3);
+        let signers: Vec<ValidatorId> = cert.signatures.iter().map(|(s, _)| *s).collect();
+        assert_eq!(
+            signers,
+            [[1; 32], [2; 32], [3; 32]],
+            "4's vote is for another block"
+        );
+        assert_eq!(cert.vote, mine.body);
+        cert.verify(5, &[7; 32], &[0; 32], &m, &v)
+            .expect("a certificate outside verifiers accept");
         let other = vote(4, 5, 8);
         assert_eq!(t.verdict(&other.body, 3), Verdict::Diverged(mine.body));
     }

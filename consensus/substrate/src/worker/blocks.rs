@@ -1,6 +1,6 @@
-//! From finished blocks to final ones: build each block the core hands out on the finalized
-//! head, vote on it, import it as final once q votes agree ([`crate::finality`]), and check the
-//! blocks that arrived by sync against the core's.
+//! From finished blocks to final ones: queue each block the core hands out, build it on the
+//! finalized head, vote on it, import it as final once the tally certifies it
+//! ([`crate::finality`]), and check the blocks that arrived by sync against the core's.
 
 use super::*;
 
@@ -44,6 +44,59 @@ where
     C: EngineClient<B, BE>,
     P: TransactionPool<Block = B, Hash = H256> + 'static,
 {
+    /// The core finished block `fb`: keep it as pending (a restart builds it), note who leads
+    /// next (the leader baseline's primary) and which of our batches it holds, and queue it
+    /// for building. A block of the old epoch at or past a handover is void.
+    pub(super) fn on_block_ready(&mut self, fb: FinishedBlock) -> Result<(), String> {
+        if self
+            .handover
+            .as_ref()
+            .is_some_and(|(start, _)| fb.index >= *start)
+        {
+            log::debug!(target: LOG, "block #{} of the old epoch is void (a new epoch starts)", fb.index);
+            return Ok(());
+        }
+        self.storage
+            .add_pending(&fb)
+            .map_err(|e| format!("persisting block #{}: {e}", fb.index))?;
+        // Leader baseline: the view-0 checkpoint leader of the next block is the primary that
+        // proposes transactions (a primary that missed its turn is skipped by the rotation, so
+        // its successor stays primary).
+        self.primary = fb.next_rotation.leader(&self.membership, fb.index + 1, 0);
+        if fb.checkpoint_view > 0 {
+            log::info!(
+                target: LOG,
+                "block #{}: checkpoint decided in view {}; validators skipped for checkpoint turns: {:?}",
+                fb.index,
+                fb.checkpoint_view,
+                fb.next_rotation
+                    .skipped(&self.membership, fb.index + 1)
+                    .map(|v| hex(&v[..4]))
+                    .collect::<Vec<_>>()
+            );
+        }
+        log::debug!(target: LOG, "core finished block #{} ({} batches)", fb.index, fb.batches.len());
+        if let Some(me) = self.me() {
+            let ours = fb.batches.iter().filter(|(h, _)| h.proposer == me);
+            self.proposer
+                .block_finished(fb.index, ours.map(|(h, _)| h.id()));
+        }
+        self.fin.build_queue.insert(fb.index, fb);
+        Ok(())
+    }
+
+    /// The core rejoined from the certified chain at block `to`: the finished blocks up to it
+    /// are the chain's now.
+    pub(super) fn on_rejoined(&mut self, from: u64, to: u64) {
+        self.counters.rejoins += 1;
+        self.fin.build_queue.retain(|b, _| *b > to);
+        log::info!(
+            target: LOG,
+            "🔁 consensus state rejoined from the certified chain: block #{from} -> #{to} \
+             (position from finalized block #{to}, settled commands vouched for by f+1 validators)"
+        );
+    }
+
     /// While a built block waits for its votes: ask for its certificate at once when the
     /// network is visibly past it (a validator catching up builds blocks whose votes went out
     /// long ago), and every 2 s send our vote again, asking for the certificate once the block
@@ -301,7 +354,7 @@ where
         let Some(a) = self.fin.awaiting.as_ref() else {
             return Ok(());
         };
-        let votes = match self.fin.tally.verdict(&a.vote.body, self.membership.q()) {
+        let cert = match self.fin.tally.verdict(&a.vote.body, self.membership.q()) {
             Verdict::Waiting => return Ok(()),
             Verdict::Diverged(other) => {
                 return Err(format!(
@@ -314,10 +367,9 @@ where
                     hex(&a.vote.body.state_root)
                 ))
             }
-            Verdict::Certified(votes) => votes,
+            Verdict::Certified(cert) => cert,
         };
         let a = self.fin.awaiting.take().expect("checked above; qed");
-        let cert = FinalityCertificate::from_votes(a.vote.body, votes.iter());
         let (header, body) = a.block.clone().deconstruct();
         let hash = header.hash();
         let changes = self.built.take(&hash);

@@ -13,10 +13,11 @@
 //! Blocks that arrive by sync (a lagging or restarted node) are verified by the import queue;
 //! when the core later hands out the same index, the engine rebuilds it and checks it matches.
 //!
-//! This file is the loop; the engine's other jobs have files of their own: `communication`
-//! (peers, notifications, the fetch client and server), `proposals` (pool to core), `blocks`
-//! (build, vote, import as final), `epochs` (set changes, chain head), `misbehaviour` (reports)
-//! and `setup`.
+//! This file is the loop (wake up, feed the core, apply its outputs, arm its timers); the
+//! engine's other jobs have files of their own: `communication` (peers, notifications, the
+//! fetch client and server), `proposals` (pool to core), `blocks` (finished blocks to final
+//! ones: build, vote, import), `epochs` (set changes, chain head), `misbehaviour` (reports),
+//! `status` (what RPC and metrics show) and `setup`.
 
 use crate::aux_store::AuxStorage;
 use crate::builder::{build_block, Built};
@@ -82,6 +83,7 @@ mod epochs;
 mod misbehaviour;
 mod proposals;
 mod setup;
+mod status;
 
 use blocks::Finalizing;
 use communication::{FetchAnswer, Links, CERTIFICATE_FETCH_AFTER_MS};
@@ -382,53 +384,10 @@ where
                         .insert((self.now + after_ms, self.timer_seq), id);
                 }
                 Output::Committed { inst, value, view } => self.on_committed(inst, &value, view),
-                Output::BlockReady(fb) => {
-                    if self
-                        .handover
-                        .as_ref()
-                        .is_some_and(|(start, _)| fb.index >= *start)
-                    {
-                        log::debug!(target: LOG, "block #{} of the old epoch is void (a new epoch starts)", fb.index);
-                        continue;
-                    }
-                    self.storage
-                        .add_pending(&fb)
-                        .map_err(|e| format!("persisting block #{}: {e}", fb.index))?;
-                    // Leader baseline: the view-0 checkpoint leader of the next block is the
-                    // primary that proposes transactions (a primary that missed its turn is
-                    // skipped by the rotation, so its successor stays primary).
-                    self.primary = fb.next_rotation.leader(&self.membership, fb.index + 1, 0);
-                    if fb.checkpoint_view > 0 {
-                        log::info!(
-                            target: LOG,
-                            "block #{}: checkpoint decided in view {}; validators skipped for checkpoint turns: {:?}",
-                            fb.index,
-                            fb.checkpoint_view,
-                            fb.next_rotation
-                                .skipped(&self.membership, fb.index + 1)
-                                .map(|v| hex(&v[..4]))
-                                .collect::<Vec<_>>()
-                        );
-                    }
-                    log::debug!(target: LOG, "core finished block #{} ({} batches)", fb.index, fb.batches.len());
-                    if let Some(me) = self.me() {
-                        let ours = fb.batches.iter().filter(|(h, _)| h.proposer == me);
-                        self.proposer
-                            .block_finished(fb.index, ours.map(|(h, _)| h.id()));
-                    }
-                    self.fin.build_queue.insert(fb.index, fb);
-                }
+                Output::BlockReady(fb) => self.on_block_ready(fb)?,
                 Output::Proposed { id, txs } => self.on_proposed(id, &txs),
                 Output::Misbehaviour(proof) => self.on_misbehaviour(proof),
-                Output::Rejoined { from, to } => {
-                    self.counters.rejoins += 1;
-                    self.fin.build_queue.retain(|b, _| *b > to);
-                    log::info!(
-                        target: LOG,
-                        "🔁 consensus state rejoined from the certified chain: block #{from} -> #{to} \
-                         (position from finalized block #{to}, settled commands vouched for by f+1 validators)"
-                    );
-                }
+                Output::Rejoined { from, to } => self.on_rejoined(from, to),
             }
         }
         if let Some((adversary, rng)) = self.adversary.as_mut() {
@@ -441,49 +400,5 @@ where
 
     fn me(&self) -> Option<ValidatorId> {
         self.signer.as_ref().map(|s| s.public())
-    }
-
-    fn publish_status(&mut self) {
-        let (fin, fin_hash) = self.finalized();
-        let rotation = self.finalized_rotation(fin_hash);
-        let m = &self.membership;
-        let mut s = self.counters.clone();
-        s.epoch = m.epoch;
-        s.validators = m.validators().iter().map(|v| hex(v)).collect();
-        s.n = m.n() as u32;
-        s.f = m.f() as u32;
-        s.quorum = m.q() as u32;
-        s.local_validator = self.me().map(|v| hex(&v));
-        s.connected_validators = self
-            .link
-            .peers
-            .values()
-            .filter(|v| v.as_ref().is_some_and(|k| m.contains(k)))
-            .count() as u32;
-        s.last_finalized = fin;
-        s.signatures_verified = crate::crypto::signatures_verified();
-        s.signatures_made = crate::crypto::signatures_made();
-        let offers = crate::builder::block_offers();
-        s.block_txs_offered = offers.offered;
-        s.block_txs_refused = offers.refused;
-        s.block_txs_refused_stale = offers.stale;
-        s.block_txs_refused_future = offers.future;
-        let proposed = self.proposer.counts();
-        (s.txs_proposed_own, s.txs_proposed_others) = (proposed.own, proposed.others);
-        s.blocks_from_sync = self.fin.synced_checked;
-        if let Some((next, rotation)) = rotation {
-            s.next_checkpoint_leader = Some(hex(&rotation.leader(m, next, 0)));
-            s.skipped_checkpoint_leaders = rotation.skipped(m, next).map(|v| hex(v)).collect();
-        }
-        if let Some(r) = &self.replica {
-            let st = r.stats();
-            s.last_block = st.built;
-            s.pending_batches = r.pending_batches() as u64;
-            s.undecided_instances = r.undecided().len() as u64;
-        }
-        if let Some(mm) = &self.metrics {
-            mm.validator_peers.set(s.connected_validators as u64);
-        }
-        self.status.set(s);
     }
 }
