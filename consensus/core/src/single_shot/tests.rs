@@ -73,6 +73,13 @@ fn signed_by_leader(leader: ValidatorId, p: Proposal) -> Signed<PrePrepareBody> 
     sent[0].clone()
 }
 
+/// Validator `me`'s service, holding `batch`, with an empty outbox.
+fn holding(me: ValidatorId, batch: &SignedBatch) -> (World, SingleShot, Outbox) {
+    let mut w = World::as_validator(me);
+    w.payloads.insert(batch.clone());
+    (w, SingleShot::new(me, TIMING), Outbox::new(me))
+}
+
 fn vote(k: u8, inst: InstanceId, view: View, phase: Phase, value: Digest) -> Signed<VoteBody> {
     let body = VoteBody {
         epoch: 0,
@@ -184,10 +191,7 @@ fn a_valid_proposal_is_voted_for_then_a_quorum_prepares_commits_and_decides() {
     let (inst, value) = (proposal.inst, proposal.value.clone());
     let digest = value.digest();
     let pp = signed_by_leader(PROPOSER, proposal);
-    let mut w = World::new();
-    w.payloads.insert(batch);
-    let mut s = SingleShot::new(w.me, TIMING);
-    let mut out = Outbox::new(w.me);
+    let (w, mut s, mut out) = holding([1; 32], &batch);
     assert!(s.on_preprepare(&w.ctx(), &mut out, PROPOSER, pp).is_empty());
     assert_eq!(
         shape(&mut out),
@@ -243,10 +247,7 @@ fn an_invalid_proposal_is_reported_and_its_view_left_at_once() {
     };
     let inst = noop.inst;
     let pp = signed_by_leader(PROPOSER, noop);
-    let mut w = World::new();
-    w.payloads.insert(batch);
-    let mut s = SingleShot::new(w.me, TIMING);
-    let mut out = Outbox::new(w.me);
+    let (w, mut s, mut out) = holding([1; 32], &batch);
     assert_eq!(s.preprepare_door(&w.ctx(), &pp), Door::Open);
     assert!(s.on_preprepare(&w.ctx(), &mut out, PROPOSER, pp).is_empty());
     assert_eq!(
@@ -266,11 +267,8 @@ fn view_changes_join_at_f_plus_one_and_the_new_leader_collects_at_q() {
     let (batch, proposal) = collected();
     let inst = proposal.inst;
     // The leader of view 2 of proposer 2's commands is validator 4.
-    let mut w = World::as_validator([4; 32]);
+    let (mut w, mut s, mut out) = holding([4; 32], &batch);
     w.now = 7_000;
-    w.payloads.insert(batch.clone());
-    let mut s = SingleShot::new(w.me, TIMING);
-    let mut out = Outbox::new(w.me);
     let events = s.on_view_change(&w.ctx(), &mut out, [1; 32], view_change(1, inst, 2));
     assert!(events.is_empty());
     assert_eq!(
@@ -364,10 +362,7 @@ fn a_new_leader_re_proposes_the_highest_prepared_value() {
     let cert = cert.expect("q prepares");
     assert_eq!((cert.view, cert.votes.len()), (0, 3));
     // Validator 3 leads view 1 with 1's view change (carrying the certificate) among q.
-    let mut w = World::as_validator([3; 32]);
-    w.payloads.insert(batch);
-    let mut s = SingleShot::new(w.me, TIMING);
-    let mut out = Outbox::new(w.me);
+    let (w, mut s, mut out) = holding([3; 32], &batch);
     let mut prepared_vc = view_change(1, inst, 1).body;
     prepared_vc.prepared = Some(cert);
     let prepared_vc = Signed::sign(prepared_vc, &[0; 32], &key(1));
@@ -431,10 +426,7 @@ fn a_leader_signing_two_values_in_a_view_is_reported_and_the_view_left() {
         ..pp.body.clone()
     };
     let other = Signed::sign(other, &[0; 32], &key(2));
-    let mut w = World::new();
-    w.payloads.insert(batch);
-    let mut s = SingleShot::new(w.me, TIMING);
-    let mut out = Outbox::new(w.me);
+    let (w, mut s, mut out) = holding([1; 32], &batch);
     s.on_preprepare(&w.ctx(), &mut out, PROPOSER, pp);
     out.take();
     assert!(s
@@ -456,10 +448,7 @@ fn a_member_voting_twice_in_a_phase_is_reported_and_its_second_vote_not_counted(
     let inst = proposal.inst;
     let digest = proposal.value.digest();
     let pp = signed_by_leader(PROPOSER, proposal);
-    let mut w = World::new();
-    w.payloads.insert(batch);
-    let mut s = SingleShot::new(w.me, TIMING);
-    let mut out = Outbox::new(w.me);
+    let (w, mut s, mut out) = holding([1; 32], &batch);
     s.on_preprepare(&w.ctx(), &mut out, PROPOSER, pp);
     out.take();
     s.on_vote(&w.ctx(), &mut out, vote(3, inst, 0, Phase::Prepare, digest));
@@ -480,10 +469,7 @@ fn a_view_timer_asks_for_the_next_view_and_only_for_the_view_it_was_set_in() {
     let (batch, proposal) = collected();
     let inst = proposal.inst;
     let pp = signed_by_leader(PROPOSER, proposal);
-    let mut w = World::new();
-    w.payloads.insert(batch);
-    let mut s = SingleShot::new(w.me, TIMING);
-    let mut out = Outbox::new(w.me);
+    let (w, mut s, mut out) = holding([1; 32], &batch);
     s.on_preprepare(&w.ctx(), &mut out, PROPOSER, pp);
     out.take();
     s.on_view_timer(&w.ctx(), &mut out, inst, 1);
