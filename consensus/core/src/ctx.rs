@@ -6,10 +6,10 @@ use crate::chain::CheckpointChain;
 use crate::checkpoint::MAX_INDEX_AHEAD;
 use crate::crypto::{Signer, Verifier};
 use crate::dds::Dds;
+use crate::decided::DecidedRecord;
 use crate::discovery::headers::{Headers, Slot};
 use crate::discovery::payloads::Payloads;
 use crate::execution::blocks::Committed;
-use crate::gc::DecidedRecord;
 use crate::membership::Membership;
 use crate::types::*;
 

@@ -1,292 +1,191 @@
-//! Garbage collection bookkeeping: the compact decided record (protocol.md, "Garbage collection").
+//! Garbage collection after a block (protocol.md, "Garbage collection"): what a finished block
+//! lets the replica forget.
 //!
-//! Invariants:
-//! - an entry leaves the log only once known decided (a Noop, a losing candidate, or a command
-//!   with `after(c) < b` once block `b` is final);
-//! - per proposer, `watermark(p)` is the smallest seq for which no decided command is known; every
-//!   seq below it has a decided command. An announce at or below the watermark, or of any command
-//!   recorded as decided, is answered with `Decided`, never with a fresh reply: a replayed
-//!   announce after GC cannot make a correct replica equivocate its reply;
-//! - exact `(proposer, seq, id)` marks are kept down to the floor, and below it every reference
-//!   counts as decided. The floor is agreed state, never local progress: it is the floor of the
-//!   last block built, adopted or rejoined at ([`crate::floors`]), raised by the replica when it
-//!   takes that block. It only rises; after a restart it comes back from the block meta, and the
-//!   watermark starts from it (the marks below it are gone);
-//! - a checkpoint leader proposes `watermark - retain` as the next floor (the margin covers
-//!   commands still in flight: correct replicas reply only W seqs above a proposer's lowest
-//!   undecided one);
-//! - above the floor, decidedness is per command id: a Byzantine proposer may get two commands
-//!   with one seq decided (one Noop, one committed), so a seq is never "decided" as a whole.
+//! The rules here read the read-only [`Ctx`] and say what to collect; they change nothing.
+//! `replica/collect.rs` hands each item to the services that hold state for it, and each
+//! forgets its own (the instances, the conflict log, the batches, execution, the proposer).
+//! The decided record ([`crate::decided`]) is what makes collection safe: an entry is collected
+//! only once it is known decided, and every later message about it is answered from the record.
 
-use crate::types::{CommandId, Seq, ValidatorId};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::ctx::Ctx;
+use crate::types::{BlockIndex, CommandId, DepKind, InstanceId, Seq, Tx, ValidatorId};
+use std::collections::BTreeSet;
 
-/// The decided record.
-#[derive(Clone, Debug, Default)]
-pub struct DecidedRecord {
-    /// Exact marks; the value says whether the command counts for the watermark.
-    marks: BTreeMap<(ValidatorId, Seq, CommandId), bool>,
-    decided_seqs: BTreeMap<ValidatorId, BTreeSet<Seq>>,
-    watermark: BTreeMap<ValidatorId, Seq>,
-    floor: BTreeMap<ValidatorId, Seq>,
-    retain: u64,
+/// A command `(proposer, seq, id)` some service still holds.
+pub type CommandRef = (ValidatorId, Seq, CommandId);
+
+/// The commands below the agreed floors that are not committed, so in no block now or later:
+/// the floor decides them (every message about them is dropped), and each is collected so that
+/// no log entry below a floor pins its proposer's window. They are looked for wherever a
+/// service keeps one: the single-shot instances (`instances`), the conflict log and the
+/// batches held.
+pub fn below_floors<'a>(
+    ctx: &Ctx,
+    instances: impl Iterator<Item = &'a InstanceId>,
+) -> BTreeSet<CommandRef> {
+    let below = |p: &ValidatorId, seq: Seq, id: &CommandId| {
+        seq < ctx.record.floor(p) && !ctx.committed.contains(id)
+    };
+    let mut refs = BTreeSet::new();
+    for inst in instances {
+        if let InstanceId::Cmd { proposer, seq, id } = inst {
+            if below(proposer, *seq, id) {
+                refs.insert((*proposer, *seq, *id));
+            }
+        }
+    }
+    for e in ctx.dds.entries() {
+        if let DepKind::Txs { seq } = e.dep.kind {
+            if below(&e.dep.proposer, seq, &e.dep.id) {
+                refs.insert((e.dep.proposer, seq, e.dep.id));
+            }
+        }
+    }
+    for (id, batch) in ctx.payloads.iter() {
+        let h = &batch.header.body;
+        if !h.is_checkpoint() && below(&h.proposer, h.seq, id) {
+            refs.insert((h.proposer, h.seq, *id));
+        }
+    }
+    refs
 }
 
-impl DecidedRecord {
-    /// A record whose proposed floors stay `retain` seqs below the watermark.
-    pub fn new(retain: u64) -> Self {
-        DecidedRecord {
-            retain,
-            ..Default::default()
-        }
-    }
-    /// Next seq of `p` not known decided.
-    pub fn watermark(&self, p: &ValidatorId) -> Seq {
-        self.watermark.get(p).copied().unwrap_or(0)
-    }
-    /// Below this seq every reference of `p` counts as decided.
-    pub fn floor(&self, p: &ValidatorId) -> Seq {
-        self.floor.get(p).copied().unwrap_or(0)
-    }
-    /// The floor of `p` this replica would propose in a checkpoint: `retain` below the watermark.
-    pub fn proposed_floor(&self, p: &ValidatorId) -> Seq {
-        self.watermark(p).saturating_sub(self.retain)
-    }
-    /// Is this exact command known decided?
-    pub fn is_decided(&self, p: &ValidatorId, seq: Seq, id: &CommandId) -> bool {
-        seq < self.floor(p) || self.marks.contains_key(&(*p, seq, *id))
-    }
-    /// Has any command with this (proposer, seq) been decided?
-    pub fn seq_decided(&self, p: &ValidatorId, seq: Seq) -> bool {
-        seq < self.watermark(p)
-            || self
-                .decided_seqs
-                .get(p)
-                .map(|s| s.contains(&seq))
-                .unwrap_or(false)
-    }
-    /// Decided seqs of `p` above its watermark.
-    pub fn decided_above_watermark(&self, p: &ValidatorId) -> usize {
-        self.decided_seqs.get(p).map_or(0, |s| s.len())
-    }
-    /// Whether the exact mark of this command counts for the watermark (false if absent).
-    pub fn counts(&self, p: &ValidatorId, seq: Seq, id: &CommandId) -> bool {
-        self.marks.get(&(*p, seq, *id)).copied().unwrap_or(false)
-    }
-    /// Whether this exact command is marked decided without counting (its header unseen).
-    pub fn uncounted(&self, p: &ValidatorId, seq: Seq, id: &CommandId) -> bool {
-        self.marks.get(&(*p, seq, *id)) == Some(&false)
-    }
-    /// The marks of `p` that count (real commands, their header held), in seq order.
-    pub fn counted_marks(&self, p: &ValidatorId) -> impl Iterator<Item = (Seq, CommandId)> + '_ {
-        self.marks
-            .range((*p, 0, [0u8; 32])..=(*p, Seq::MAX, [0xff; 32]))
-            .filter(|(_, counts)| **counts)
-            .map(|((_, s, id), _)| (*s, *id))
-    }
-    /// Record a decision. `counts` says whether the command is known to be real (its header,
-    /// signed by the proposer, is held): only real commands advance the watermark, so a fake
-    /// dependency id decided Noop can never push the watermark over a real, undecided command.
-    /// Below the floor nothing is recorded.
-    pub fn mark(&mut self, p: ValidatorId, seq: Seq, id: CommandId, counts: bool) {
-        if seq < self.floor(&p) {
-            return;
-        }
-        let c = self.marks.entry((p, seq, id)).or_insert(false);
-        *c |= counts;
-        if !counts {
-            return;
-        }
-        let seqs = self.decided_seqs.entry(p).or_default();
-        seqs.insert(seq);
-        let wm = self.watermark.entry(p).or_insert(0);
-        while seqs.remove(wm) {
-            *wm += 1;
-        }
-    }
-    /// Record that some real command of `p` with this seq is decided, without knowing which id
-    /// (f+1 validators vouch for the seq, each with a counted decision there, but not all for
-    /// the same id: a Byzantine proposer's two commands). Advances the watermark like a counted
-    /// mark; is_decided stays per id.
-    pub fn mark_seq(&mut self, p: ValidatorId, seq: Seq) {
-        if seq < self.floor(&p) || seq < self.watermark(&p) {
-            return;
-        }
-        let seqs = self.decided_seqs.entry(p).or_default();
-        seqs.insert(seq);
-        let wm = self.watermark.entry(p).or_insert(0);
-        while seqs.remove(wm) {
-            *wm += 1;
-        }
-    }
-    /// Raise the floor of `p` (never lowers it): marks below are dropped and the watermark moves
-    /// up to at least the floor. Used when a block is built or adopted, on restart and when
-    /// rejoining from the chain, always with that block's agreed floor. Returns the marks pruned.
-    pub fn raise_floor(
-        &mut self,
-        p: ValidatorId,
-        floor: Seq,
-    ) -> Vec<(ValidatorId, Seq, CommandId)> {
-        let fl = self.floor.entry(p).or_insert(0);
-        if floor <= *fl {
-            return vec![];
-        }
-        let lo = (p, *fl, [0u8; 32]);
-        let hi = (p, floor, [0u8; 32]);
-        let pruned: Vec<_> = self.marks.range(lo..hi).map(|(k, _)| *k).collect();
-        for m in &pruned {
-            self.marks.remove(m);
-        }
-        *fl = floor;
-        let seqs = self.decided_seqs.entry(p).or_default();
-        let wm = self.watermark.entry(p).or_insert(0);
-        *wm = (*wm).max(floor);
-        seqs.retain(|s| *s >= *wm);
-        while seqs.remove(wm) {
-            *wm += 1;
-        }
-        pruned
-    }
-    /// The marks of `p` in the `span` seqs from its watermark on whose seq has no counted
-    /// decision: commands decided here without their header, which hold the watermark back
-    /// until some peer shows the header (see [`Message::Header`](crate::wire::Message)).
-    pub fn uncounted_from_watermark(&self, p: &ValidatorId, span: u64) -> Vec<(Seq, CommandId)> {
-        let wm = self.watermark(p);
-        let decided = self.decided_seqs.get(p);
-        self.marks
-            .range((*p, wm, [0u8; 32])..(*p, wm.saturating_add(span), [0u8; 32]))
-            .filter(|((_, s, _), _)| !decided.is_some_and(|d| d.contains(s)))
-            .map(|((_, s, id), _)| (*s, *id))
-            .collect()
-    }
-    /// The ids decided at (p, seq) that this record still marks.
-    pub fn ids_in_slot(&self, p: &ValidatorId, seq: Seq) -> impl Iterator<Item = CommandId> + '_ {
-        self.marks
-            .range((*p, seq, [0u8; 32])..=(*p, seq, [0xff; 32]))
-            .map(|((_, _, id), _)| *id)
-    }
-    /// The exact marks of `p`: (seq, id, counts for the watermark).
-    pub fn marks_of(&self, p: &ValidatorId) -> Vec<(Seq, CommandId, bool)> {
-        self.marks
-            .range((*p, 0, [0u8; 32])..=(*p, Seq::MAX, [0xff; 32]))
-            .map(|((_, s, id), c)| (*s, *id, *c))
-            .collect()
-    }
-    /// Number of exact marks held (memory check).
-    pub fn len(&self) -> usize {
-        self.marks.len()
-    }
-    /// Is the record empty?
-    pub fn is_empty(&self) -> bool {
-        self.marks.is_empty()
-    }
+/// Our own batches among `refs` (the batch held under that exact seq), whose transactions go
+/// back to the pool, lowest seq first. A copy already in a block is skipped by every builder.
+pub fn own_to_requeue(ctx: &Ctx, refs: &BTreeSet<CommandRef>) -> Vec<(Seq, Vec<Tx>)> {
+    refs.iter()
+        .filter(|(proposer, _, _)| *proposer == ctx.me)
+        .filter_map(|(_, seq, id)| {
+            let batch = ctx.payloads.get(id)?;
+            let h = &batch.header.body;
+            (h.proposer == ctx.me && h.seq == *seq).then(|| (*seq, batch.txs.clone()))
+        })
+        .collect()
+}
+
+/// What collecting one command instance removes besides its consensus state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandGarbage {
+    /// The command's id.
+    pub id: CommandId,
+    /// Whether the instance owns what is keyed by its id (the reply, the log entry, the batch,
+    /// the commit). A misnamed instance (a real id under another proposer or seq, a Byzantine
+    /// validator's invention) owns only its own consensus state.
+    pub owns_id: bool,
+    /// Our own batch record's seq, if the instance is our own real batch: an instance naming
+    /// our seq with an id we never proposed must not delete the record of the real batch at
+    /// that seq, or a restart would reuse the seq.
+    pub own_batch_seq: Option<Seq>,
+}
+
+/// What collecting command instance `inst` removes, judged now (None for a checkpoint).
+pub fn command_garbage(ctx: &Ctx, inst: &InstanceId) -> Option<CommandGarbage> {
+    let InstanceId::Cmd { id, seq, .. } = inst else {
+        return None;
+    };
+    let owns_id = !ctx.misnamed(inst);
+    let own_batch = owns_id
+        && ctx
+            .held_ref(id)
+            .is_some_and(|r| r.proposer == ctx.me && r.instance() == *inst);
+    Some(CommandGarbage {
+        id: *id,
+        owns_id,
+        own_batch_seq: own_batch.then_some(*seq),
+    })
+}
+
+/// The first block whose checkpoint, finished block and instances are kept after block `b`:
+/// `retain_blocks` back, for laggards catching up.
+pub fn keep_from(b: BlockIndex, retain_blocks: u64) -> BlockIndex {
+    b.saturating_sub(retain_blocks)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ctx::testing::{command, World};
 
-    #[test]
-    fn watermark_advances_over_gaps_only_when_filled() {
-        let mut r = DecidedRecord::new(2);
-        let p = [1; 32];
-        r.mark(p, 1, [1; 32], true);
-        r.mark(p, 0, [7; 32], false);
-        assert_eq!(
-            r.watermark(&p),
-            0,
-            "a fake id does not advance the watermark"
-        );
-        assert_eq!(r.watermark(&p), 0);
-        assert!(r.is_decided(&p, 1, &[1; 32]));
-        assert!(!r.is_decided(&p, 1, &[2; 32]));
-        r.mark(p, 0, [0; 32], true);
-        assert_eq!(r.watermark(&p), 2);
-        r.mark(p, 2, [2; 32], true);
-        assert_eq!(r.watermark(&p), 3);
-        assert_eq!(
-            r.floor(&p),
-            0,
-            "local progress alone never raises the floor"
-        );
-        assert_eq!(r.proposed_floor(&p), 1);
-        let pruned = r.raise_floor(p, r.proposed_floor(&p));
-        assert_eq!(r.floor(&p), 1);
-        assert_eq!(pruned, vec![(p, 0, [0; 32]), (p, 0, [7; 32])]);
-        assert!(
-            r.is_decided(&p, 0, &[9; 32]),
-            "below the floor everything counts as decided"
-        );
-        assert!(r.seq_decided(&p, 2));
+    fn cmd(r: &CommandRef) -> InstanceId {
+        InstanceId::Cmd {
+            proposer: r.0,
+            seq: r.1,
+            id: r.2,
+        }
     }
 
     #[test]
-    fn only_seqs_without_a_counted_decision_wait_for_a_header() {
-        let mut r = DecidedRecord::new(2);
-        let p = [1; 32];
-        r.mark(p, 0, [0; 32], true);
-        r.mark(p, 1, [7; 32], false);
-        r.mark(p, 1, [8; 32], false);
-        r.mark(p, 2, [9; 32], false);
-        r.mark(p, 2, [2; 32], true);
-        r.mark(p, 3, [3; 32], false);
-        r.mark(p, 9, [4; 32], false);
-        assert_eq!(
-            r.uncounted_from_watermark(&p, 3),
-            vec![(1, [7; 32]), (1, [8; 32]), (3, [3; 32])],
-            "seq 2 has a counted decision; seq 9 is beyond the span"
+    fn only_uncommitted_commands_below_a_floor_are_collected_and_ours_go_back_to_the_pool() {
+        let mut w = World::new();
+        let me = w.me;
+        let (ours, theirs, above, committed) = (
+            command(1, 2, 1),
+            command(2, 1, 2),
+            command(2, 5, 3),
+            command(3, 0, 4),
         );
-        r.mark(p, 1, [8; 32], true);
-        assert_eq!(r.watermark(&p), 3, "the header of one id at seq 1 suffices");
-        assert_eq!(r.uncounted_from_watermark(&p, 3), vec![(3, [3; 32])]);
+        for c in [&ours, &theirs, &above, &committed] {
+            w.payloads.insert(c.clone());
+        }
+        w.committed.insert(committed.clone(), vec![], 0);
+        w.record.raise_floor(me, 3);
+        w.record.raise_floor([2; 32], 4);
+        w.record.raise_floor([3; 32], 4);
+        // An instance for a command no service holds a batch of, below its floor.
+        let stray = InstanceId::Cmd {
+            proposer: [2; 32],
+            seq: 0,
+            id: [9; 32],
+        };
+        let refs = below_floors(&w.ctx(), [stray].iter());
+        assert_eq!(
+            refs,
+            BTreeSet::from([
+                (me, 2, ours.id()),
+                ([2; 32], 0, [9; 32]),
+                ([2; 32], 1, theirs.id()),
+            ]),
+            "not the one above its floor, not the committed one"
+        );
+        assert_eq!(
+            own_to_requeue(&w.ctx(), &refs),
+            vec![(2, ours.txs.clone())],
+            "only our own held batch goes back to the pool"
+        );
     }
 
     #[test]
-    fn a_vouched_seq_advances_the_watermark_without_deciding_an_id() {
-        let mut r = DecidedRecord::new(2);
-        let p = [1; 32];
-        r.mark(p, 0, [0; 32], true);
-        r.mark(p, 1, [7; 32], false);
-        r.mark(p, 2, [2; 32], true);
-        assert_eq!(r.watermark(&p), 1, "seq 1 holds only an uncounted mark");
-        r.mark_seq(p, 1);
-        assert_eq!(r.watermark(&p), 3);
-        assert!(
-            !r.is_decided(&p, 1, &[8; 32]),
-            "no id at seq 1 became decided"
-        );
-        assert!(r.is_decided(&p, 1, &[7; 32]));
-    }
-
-    #[test]
-    fn a_raised_floor_restores_the_watermark_and_marks_stay_per_id() {
-        let mut r = DecidedRecord::new(64);
-        let p = [1; 32];
-        r.mark(p, 0, [0; 32], true);
-        r.mark(p, 12, [12; 32], true);
-        r.mark(p, 11, [99; 32], false);
-        let pruned = r.raise_floor(p, 10);
-        assert_eq!(pruned, vec![(p, 0, [0; 32])]);
-        assert_eq!(r.floor(&p), 10);
+    fn a_real_id_under_another_name_owns_nothing_of_the_real_command() {
+        let mut w = World::new();
+        let ours = command(1, 4, 1);
+        w.payloads.insert(ours.clone());
+        let real = cmd(&(w.me, 4, ours.id()));
         assert_eq!(
-            r.watermark(&p),
-            10,
-            "seq 10 is neither below the floor nor marked"
+            command_garbage(&w.ctx(), &real),
+            Some(CommandGarbage {
+                id: ours.id(),
+                owns_id: true,
+                own_batch_seq: Some(4),
+            })
         );
-        assert!(r.is_decided(&p, 9, &[7; 32]), "below the floor");
-        assert!(
-            !r.is_decided(&p, 12, &[7; 32]),
-            "above it, a mark counts only for its id"
-        );
+        let misnamed = cmd(&([2; 32], 4, ours.id()));
         assert_eq!(
-            r.counted_marks(&p).collect::<Vec<_>>(),
-            vec![(12, [12; 32])],
-            "a fake id decided Noop does not count"
+            command_garbage(&w.ctx(), &misnamed),
+            Some(CommandGarbage {
+                id: ours.id(),
+                owns_id: false,
+                own_batch_seq: None,
+            }),
+            "a Byzantine validator's name for our batch deletes none of it"
         );
-        r.mark(p, 10, [10; 32], true);
-        r.mark(p, 11, [11; 32], true);
-        assert_eq!(r.watermark(&p), 13);
-        assert!(r.raise_floor(p, 5).is_empty(), "a floor never goes down");
-        assert_eq!(r.floor(&p), 10);
+        let invented = cmd(&(w.me, 4, [7; 32]));
+        assert_eq!(
+            command_garbage(&w.ctx(), &invented).map(|g| g.own_batch_seq),
+            Some(None),
+            "an id we never proposed at our seq keeps our batch record"
+        );
+        assert_eq!(command_garbage(&w.ctx(), &InstanceId::Ckpt(3)), None);
+        assert_eq!(keep_from(10, 4), 6);
+        assert_eq!(keep_from(2, 4), 0);
     }
 }

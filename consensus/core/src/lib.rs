@@ -26,6 +26,8 @@ pub mod ctx;
 #[cfg(feature = "std")]
 pub mod dds;
 #[cfg(feature = "std")]
+pub mod decided;
+#[cfg(feature = "std")]
 pub mod discovery;
 #[cfg(feature = "std")]
 pub mod epoch;

@@ -16,7 +16,7 @@
 //!   Byzantine claims say;
 //! - claims are bounded: one entry per member, at most [`MAX_SETTLED_MARKS`] commands each.
 
-use crate::gc::DecidedRecord;
+use crate::decided::DecidedRecord;
 use crate::membership::Membership;
 use crate::types::{CommandId, Seq, ValidatorId};
 use crate::wire::{SettledSeqs, MAX_SETTLED_MARKS};

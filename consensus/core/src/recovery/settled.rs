@@ -7,7 +7,7 @@
 //! settled at an older block).
 
 use super::rejoin::{self, Combined, Unsettled};
-use crate::gc::DecidedRecord;
+use crate::decided::DecidedRecord;
 use crate::io::ChainPosition;
 use crate::membership::Membership;
 use crate::types::*;

@@ -2,84 +2,38 @@
 //! instances up to it, and what the services keep for laggards.
 
 use super::*;
+use crate::gc;
 
 impl Replica {
-    /// Commands below the agreed floors that are not committed (so in no block, now or later)
-    /// are decided by the floor: nothing decides them any more (every message about them is
-    /// dropped). Our own go back to the pool, lowest first (a copy already in a block is skipped
-    /// by every builder), and every one is collected, so that no log entry below a floor pins
-    /// the proposer's window.
+    /// Collect every command the agreed floors decided without a block ([`gc::below_floors`]);
+    /// our own go back to the pool first.
     pub(super) fn collect_below_floors(&mut self, b: BlockIndex) {
-        let below = |r: &Self, p: &ValidatorId, seq: Seq, id: &CommandId| {
-            seq < r.record.floor(p) && !r.execution.committed().contains(id)
-        };
-        let mut refs: BTreeSet<(ValidatorId, Seq, CommandId)> = BTreeSet::new();
-        for inst in self.single_shot.instances().ids() {
-            if let InstanceId::Cmd { proposer, seq, id } = inst {
-                if below(self, proposer, *seq, id) {
-                    refs.insert((*proposer, *seq, *id));
-                }
-            }
-        }
-        for e in self.dds.entries() {
-            if let DepKind::Txs { seq } = e.dep.kind {
-                if below(self, &e.dep.proposer, seq, &e.dep.id) {
-                    refs.insert((e.dep.proposer, seq, e.dep.id));
-                }
-            }
-        }
-        for (id, batch) in self.payloads.iter() {
-            let h = &batch.header.body;
-            if !h.is_checkpoint() && below(self, &h.proposer, h.seq, id) {
-                refs.insert((h.proposer, h.seq, *id));
-            }
-        }
-        let mut requeue: Vec<(Seq, Vec<Tx>)> = vec![];
+        let refs = gc::below_floors(&self.ctx(), self.single_shot.instances().ids());
+        let requeue = gc::own_to_requeue(&self.ctx(), &refs);
         for (proposer, seq, id) in refs {
-            if proposer == self.me {
-                if let Some(batch) = self.payloads.get(&id) {
-                    let h = &batch.header.body;
-                    if h.proposer == self.me && h.seq == seq {
-                        requeue.push((seq, batch.txs.clone()));
-                    }
-                }
-            }
             self.collect_garbage_cmd(InstanceId::Cmd { proposer, seq, id }, b);
         }
         self.proposer.requeue(requeue);
     }
 
+    /// Collect command instance `inst`: each service forgets what it holds for it.
     pub(super) fn collect_garbage_cmd(&mut self, inst: InstanceId, at_block: BlockIndex) {
-        let InstanceId::Cmd { id, .. } = inst else {
+        let Some(garbage) = gc::command_garbage(&self.ctx(), &inst) else {
             return;
         };
-        // A misnamed instance owns only its own consensus state, never what is keyed by the id
-        // of the real command it borrowed.
-        let owns_id = !self.ctx().misnamed(&inst);
+        let (id, owns_id) = (garbage.id, garbage.owns_id);
         // A Noop decision keeps the command's batch too: it shows a replica that decided the
         // command without it that the command was real (docs/consensus.md, "Headers of
         // decided commands travel with their decision").
         let payloads = &self.payloads;
-        let (_, mut ops) = self
-            .single_shot
-            .instances_mut()
-            .retire(inst, at_block, |v| match v {
-                Value::Noop if owns_id => payloads.get(&id).cloned(),
-                _ => payloads.of_value(v),
-            });
+        let (_, mut ops) = self.single_shot.retire(inst, at_block, |v| match v {
+            Value::Noop if owns_id => payloads.get(&id).cloned(),
+            _ => payloads.of_value(v),
+        });
         if owns_id {
             ops.push(StorageOp::Delete(Key::Reply(id)));
-            // Our own batch record goes only with our own batch: an instance naming our seq
-            // with an id we never proposed (a Byzantine validator's invention) must not delete
-            // the record of the real batch at that seq, or a restart would reuse the seq.
-            let own_batch = self
-                .ctx()
-                .held_ref(&id)
-                .is_some_and(|r| r.proposer == self.me && r.instance() == inst);
-            if own_batch {
-                if let InstanceId::Cmd { seq, .. } = inst {
-                    ops.push(StorageOp::Delete(Key::OwnBatch(seq)));
-                }
+            if let Some(seq) = garbage.own_batch_seq {
+                ops.push(StorageOp::Delete(Key::OwnBatch(seq)));
             }
             self.dds.remove(&id);
             self.payloads.remove(&id);
@@ -89,6 +43,9 @@ impl Replica {
         self.persist(ops);
     }
 
+    /// Collect what block `b` lets go: the commands it and the blocks before it hold, the
+    /// checkpoint instances up to it (with our candidates for them), and what is kept for
+    /// laggards older than `retain_blocks`.
     pub(super) fn gc(&mut self, b: BlockIndex) {
         for inst in self.execution.committed().landed_before(b) {
             self.collect_garbage_cmd(inst, b);
@@ -98,10 +55,7 @@ impl Replica {
         for inst in self.single_shot.instances().checkpoints_upto(b) {
             let InstanceId::Ckpt(i) = inst else { continue };
             let payloads = &self.payloads;
-            let (view, deletes) = self
-                .single_shot
-                .instances_mut()
-                .retire(inst, b, |v| payloads.of_value(v));
+            let (view, deletes) = self.single_shot.retire(inst, b, |v| payloads.of_value(v));
             ops.extend(deletes);
             // Our own candidates for it, in every view it reached.
             for (v, id) in self.proposer.retire_candidates(i, view.unwrap_or(0)) {
@@ -109,7 +63,7 @@ impl Replica {
                 self.payloads.remove(&id);
             }
         }
-        let keep_from = b.saturating_sub(self.cfg.retain_blocks);
+        let keep_from = gc::keep_from(b, self.cfg.retain_blocks);
         if let Some(k) = self.chain.trim(b, keep_from) {
             let kid = k.header.id();
             self.dds.remove(&kid);
@@ -117,7 +71,7 @@ impl Replica {
             ops.push(StorageOp::Delete(Key::Reply(kid)));
         }
         self.persist(ops);
-        self.single_shot.instances_mut().trim_old(keep_from);
+        self.single_shot.trim_collected(keep_from);
         self.recovery.trim(b);
         let record = &self.record;
         self.headers.trim(b, |p| record.floor(p));

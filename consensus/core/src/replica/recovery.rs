@@ -81,7 +81,7 @@ impl Replica {
         }
     }
 
-    /// Record a decision: the mark (nothing below the floor).
+    /// Record a decision in the decided record (nothing below the floor).
     pub(super) fn record_decided(
         &mut self,
         p: ValidatorId,
@@ -89,34 +89,16 @@ impl Replica {
         id: CommandId,
         counts: bool,
     ) -> Vec<StorageOp> {
-        if seq < self.record.floor(&p) {
-            return vec![];
-        }
-        self.record.mark(p, seq, id, counts);
-        let counts = self.record.counts(&p, seq, &id);
-        vec![StorageOp::Put(
-            Key::Decided(p, seq, id),
-            Record::Marked(counts),
-        )]
+        self.record.record(p, seq, id, counts).into_iter().collect()
     }
 
-    /// Raise the decided record to a taken block's agreed floors (our own next seq never falls
-    /// below ours); returns the writes deleting the marks pruned under them (the floors
-    /// themselves are stored with the block meta).
+    /// Take a block's agreed floors: the decided record rises to them, and our own next seq
+    /// never falls below ours. Returns the writes deleting the marks pruned under them.
     pub(super) fn take_floors(&mut self, floors: &Floors) -> Vec<StorageOp> {
-        let mut ops = vec![];
-        for (p, floor) in floors {
-            let pruned = self.record.raise_floor(*p, *floor);
-            ops.extend(
-                pruned
-                    .into_iter()
-                    .map(|(p, s, i)| StorageOp::Delete(Key::Decided(p, s, i))),
-            );
-            if *p == self.me {
-                self.proposer.skip_below(*floor);
-            }
+        for (_, floor) in floors.iter().filter(|(p, _)| *p == self.me) {
+            self.proposer.skip_below(*floor);
         }
-        ops
+        self.record.take_floors(floors)
     }
 
     /// Continue after chain block `pos`: take its position, count what f+1 validators vouch

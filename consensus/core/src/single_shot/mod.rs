@@ -26,6 +26,7 @@ pub use instances::{persisted, Instances};
 
 use crate::crypto::Signed;
 use crate::ctx::Ctx;
+use crate::storage::StorageOp;
 use crate::types::*;
 use crate::wire::{SignedBatch, ViewChangeBody, VoteBody};
 use timers::Silence;
@@ -132,9 +133,21 @@ impl SingleShot {
         &self.insts
     }
 
-    /// The instances, for garbage collection to retire them.
-    pub fn instances_mut(&mut self) -> &mut Instances {
-        &mut self.insts
+    /// Garbage collection at block `at_block`: `inst`'s state goes, its decision (with the
+    /// payload `payload_of` finds for its value) is kept for laggards. Returns the view it had
+    /// reached, if live, and the deletes of everything persisted for it.
+    pub fn retire(
+        &mut self,
+        inst: InstanceId,
+        at_block: BlockIndex,
+        payload_of: impl Fn(&Value) -> Option<SignedBatch>,
+    ) -> (Option<View>, Vec<StorageOp>) {
+        self.insts.retire(inst, at_block, payload_of)
+    }
+
+    /// Forget the decisions kept for laggards of instances collected before block `keep_from`.
+    pub fn trim_collected(&mut self, keep_from: BlockIndex) {
+        self.insts.trim_old(keep_from);
     }
 
     /// The replica started at `now` (members never heard from count as heard then).
