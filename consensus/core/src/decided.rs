@@ -1,6 +1,6 @@
 //! The decided record: which commands are known decided, compactly (protocol.md, "Garbage
-//! collection"). Every rule reads it; only its own writes change it, and each write returns the
-//! storage operations that persist it.
+//! collection"). Every rule reads it and only its own methods change it; [`DecidedRecord::record`]
+//! and [`DecidedRecord::take_floors`] return the storage operations that persist what they change.
 //!
 //! Invariants:
 //! - an entry leaves the log only once known decided (a Noop, a losing candidate, or a command

@@ -69,7 +69,7 @@ pub struct CommandGarbage {
     /// The command's id.
     pub id: CommandId,
     /// Whether the instance owns what is keyed by its id (the reply, the log entry, the batch,
-    /// the commit). A misnamed instance (a real id under another proposer or seq, a Byzantine
+    /// the commit, the proposer's collection). A misnamed instance (a real id under another proposer or seq, a Byzantine
     /// validator's invention) owns only its own consensus state.
     pub owns_id: bool,
     /// Our own batch record's seq, if the instance is our own real batch: an instance naming
@@ -84,10 +84,9 @@ pub fn command_garbage(ctx: &Ctx, inst: &InstanceId) -> Option<CommandGarbage> {
         return None;
     };
     let owns_id = !ctx.misnamed(inst);
-    let own_batch = owns_id
-        && ctx
-            .held_ref(id)
-            .is_some_and(|r| r.proposer == ctx.me && r.instance() == *inst);
+    let own_batch = ctx
+        .held_ref(id)
+        .is_some_and(|r| r.proposer == ctx.me && r.instance() == *inst);
     Some(CommandGarbage {
         id: *id,
         owns_id,
@@ -118,39 +117,42 @@ mod tests {
     fn only_uncommitted_commands_below_a_floor_are_collected_and_ours_go_back_to_the_pool() {
         let mut w = World::new();
         let me = w.me;
-        let (ours, theirs, above, committed) = (
+        let (ours, theirs, at_floor, committed) = (
             command(1, 2, 1),
             command(2, 1, 2),
-            command(2, 5, 3),
+            command(2, 4, 3),
             command(3, 0, 4),
         );
-        for c in [&ours, &theirs, &above, &committed] {
+        for c in [&ours, &theirs, &at_floor, &committed] {
             w.payloads.insert(c.clone());
         }
+        // A command only the conflict log holds (we replied to it; its batch is gone).
+        let logged = command(3, 1, 5);
+        w.dds.reply(&logged.header.body, &[0; 32], &w.crypto);
         w.committed.insert(committed.clone(), vec![], 0);
         w.record.raise_floor(me, 3);
         w.record.raise_floor([2; 32], 4);
         w.record.raise_floor([3; 32], 4);
-        // An instance for a command no service holds a batch of, below its floor.
-        let stray = InstanceId::Cmd {
-            proposer: [2; 32],
-            seq: 0,
-            id: [9; 32],
-        };
-        let refs = below_floors(&w.ctx(), [stray].iter());
+        // Instances only single-shot holds: one for a command no one holds a batch of, one
+        // naming our batch's id under a seq it does not have.
+        let stray = cmd(&([2; 32], 0, [9; 32]));
+        let renamed = cmd(&(me, 1, ours.id()));
+        let refs = below_floors(&w.ctx(), [stray, renamed].iter());
         assert_eq!(
             refs,
             BTreeSet::from([
+                (me, 1, ours.id()),
                 (me, 2, ours.id()),
                 ([2; 32], 0, [9; 32]),
                 ([2; 32], 1, theirs.id()),
+                ([3; 32], 1, logged.id()),
             ]),
-            "not the one above its floor, not the committed one"
+            "not the one at its floor, not the committed one"
         );
         assert_eq!(
             own_to_requeue(&w.ctx(), &refs),
             vec![(2, ours.txs.clone())],
-            "only our own held batch goes back to the pool"
+            "only our own batch, once, under the seq it was proposed at"
         );
     }
 
@@ -183,6 +185,17 @@ mod tests {
             command_garbage(&w.ctx(), &invented).map(|g| g.own_batch_seq),
             Some(None),
             "an id we never proposed at our seq keeps our batch record"
+        );
+        let theirs = command(2, 4, 2);
+        w.payloads.insert(theirs.clone());
+        assert_eq!(
+            command_garbage(&w.ctx(), &cmd(&([2; 32], 4, theirs.id()))),
+            Some(CommandGarbage {
+                id: theirs.id(),
+                owns_id: true,
+                own_batch_seq: None,
+            }),
+            "another validator's batch at the same seq is not ours to delete"
         );
         assert_eq!(command_garbage(&w.ctx(), &InstanceId::Ckpt(3)), None);
         assert_eq!(keep_from(10, 4), 6);

@@ -6,7 +6,7 @@ use crate::gc;
 
 impl Replica {
     /// Collect every command the agreed floors decided without a block ([`gc::below_floors`]);
-    /// our own go back to the pool first.
+    /// then our own go back to the pool, lowest seq first.
     pub(super) fn collect_below_floors(&mut self, b: BlockIndex) {
         let refs = gc::below_floors(&self.ctx(), self.single_shot.instances().ids());
         let requeue = gc::own_to_requeue(&self.ctx(), &refs);
