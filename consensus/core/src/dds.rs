@@ -204,7 +204,7 @@ mod tests {
     use super::*;
     use crate::crypto::InsecureTestCrypto;
 
-    fn h(seq: u64, access: Vec<AccountId>) -> BatchHeader {
+    fn header_at(seq: u64, access: Vec<AccountId>) -> BatchHeader {
         BatchHeader {
             epoch: 0,
             proposer: [1; 32],
@@ -238,9 +238,9 @@ mod tests {
     fn replies_list_conflicts_positions_and_fences() {
         let k = InsecureTestCrypto([9; 32]);
         let mut d = Dds::default();
-        let a = h(0, vec![[1; 32]]);
-        let b = h(1, vec![[2; 32]]);
-        let c = h(2, vec![[1; 32], [2; 32]]);
+        let a = header_at(0, vec![[1; 32]]);
+        let b = header_at(1, vec![[2; 32]]);
+        let c = header_at(2, vec![[1; 32], [2; 32]]);
         let ra = d.reply(&a, &[0; 32], &k);
         let rb = d.reply(&b, &[0; 32], &k);
         let rc = d.reply(&c, &[0; 32], &k);
@@ -251,11 +251,11 @@ mod tests {
         let rk = d.reply(&k1, &[0; 32], &k);
         assert_eq!(rk.body.deps.len(), 3);
         assert_eq!(rk.body.fence, 1);
-        let g = h(3, vec![GLOBAL]);
+        let g = header_at(3, vec![GLOBAL]);
         let rg = d.reply(&g, &[0; 32], &k);
         assert_eq!(rg.body.deps.len(), 4);
         assert_eq!(rg.body.fence, 1);
-        let e = h(4, vec![[7; 32]]);
+        let e = header_at(4, vec![[7; 32]]);
         let re = d.reply(&e, &[0; 32], &k);
         assert_eq!(
             re.body.deps.len(),
@@ -264,7 +264,7 @@ mod tests {
         );
         assert!(d.remove(&a.id()));
         assert!(d.cached(&a.id()).is_none());
-        let f = h(5, vec![[1; 32]]);
+        let f = header_at(5, vec![[1; 32]]);
         assert_eq!(d.reply(&f, &[0; 32], &k).body.deps.len(), 3);
     }
 
@@ -272,11 +272,11 @@ mod tests {
     fn a_reply_names_exactly_the_conflicting_entries_in_order() {
         let k = InsecureTestCrypto([9; 32]);
         let mut d = Dds::default();
-        let a = h(0, vec![[1; 32]]);
-        let b = h(1, vec![[2; 32]]);
+        let a = header_at(0, vec![[1; 32]]);
+        let b = header_at(1, vec![[2; 32]]);
         d.reply(&a, &[0; 32], &k);
         d.reply(&b, &[0; 32], &k);
-        let c = h(2, vec![[2; 32], [3; 32]]);
+        let c = header_at(2, vec![[2; 32], [3; 32]]);
         let rc = d.reply(&c, &[0; 32], &k);
         assert_eq!(rc.body.deps, vec![b.dep_ref()]);
         assert_eq!(rc.body.cmd, c.dep_ref());
@@ -291,19 +291,19 @@ mod tests {
         let mut d = Dds::default();
         assert_eq!(d.lowest_seq(&[1; 32]), None);
         for seq in [3, 1, 2] {
-            d.reply(&h(seq, vec![[seq as u8; 32]]), &[0; 32], &k);
+            d.reply(&header_at(seq, vec![[seq as u8; 32]]), &[0; 32], &k);
         }
         d.reply(&cand(4), &[0; 32], &k);
         assert_eq!(d.lowest_seq(&[1; 32]), Some(1));
         assert_eq!(d.lowest_seq(&[2; 32]), None, "candidates have no seq");
-        assert!(d.remove(&h(1, vec![[1; 32]]).id()));
+        assert!(d.remove(&header_at(1, vec![[1; 32]]).id()));
         assert_eq!(d.lowest_seq(&[1; 32]), Some(2));
-        assert!(!d.remove(&h(1, vec![[1; 32]]).id()), "gone already");
-        d.remove(&h(2, vec![[2; 32]]).id());
-        d.remove(&h(3, vec![[3; 32]]).id());
+        assert!(!d.remove(&header_at(1, vec![[1; 32]]).id()), "gone already");
+        d.remove(&header_at(2, vec![[2; 32]]).id());
+        d.remove(&header_at(3, vec![[3; 32]]).id());
         assert_eq!(d.lowest_seq(&[1; 32]), None);
         assert_eq!(d.len(), 1);
-        let e = h(5, vec![[3; 32]]);
+        let e = header_at(5, vec![[3; 32]]);
         assert_eq!(
             d.reply(&e, &[0; 32], &k).body.deps,
             vec![cand(4).dep_ref()],
@@ -315,7 +315,7 @@ mod tests {
     fn a_restored_log_continues_positions_and_fence_and_answers_from_its_cache() {
         let k = InsecureTestCrypto([9; 32]);
         let mut before = Dds::default();
-        let a = h(0, vec![[1; 32]]);
+        let a = header_at(0, vec![[1; 32]]);
         let ra = before.reply(&a, &[0; 32], &k);
         let rk = before.reply(&cand(3), &[0; 32], &k);
         let mut after = Dds::default();
@@ -324,7 +324,7 @@ mod tests {
         after.restore_counters(5, 0);
         assert_eq!(after.cached(&a.id()), Some(&ra));
         assert_eq!((after.fence(), after.next_pos()), (5, 2));
-        let b = h(1, vec![[1; 32]]);
+        let b = header_at(1, vec![[1; 32]]);
         let rb = after.reply(&b, &[0; 32], &k);
         assert_eq!((rb.body.pos, rb.body.fence), (2, 5));
         assert_eq!(rb.body.deps, {

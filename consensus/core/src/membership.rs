@@ -100,7 +100,7 @@ impl Membership {
 mod tests {
     use super::*;
 
-    fn m(n: u8) -> Membership {
+    fn set_of(n: u8) -> Membership {
         Membership::for_tests(n)
     }
 
@@ -114,7 +114,7 @@ mod tests {
             (100, 33, 67),
             (31, 10, 21),
         ] {
-            let mm = m(n);
+            let mm = set_of(n);
             assert_eq!((mm.f(), mm.q()), (f, q), "n={n}");
         }
     }
@@ -122,7 +122,7 @@ mod tests {
     #[test]
     fn quorums_intersect_in_f_plus_one() {
         for n in 1..=60u8 {
-            let mm = m(n);
+            let mm = set_of(n);
             assert!(2 * mm.q() > mm.n() + mm.f(), "n={n}");
             assert!(
                 mm.q() <= mm.n() - mm.f(),
@@ -133,7 +133,7 @@ mod tests {
 
     #[test]
     fn leaders_rotate() {
-        let mm = m(4);
+        let mm = set_of(4);
         assert_eq!(mm.leader_cmd(&[2; 32], 0), [2; 32]);
         assert_eq!(mm.leader_cmd(&[2; 32], 3), [1; 32]);
     }

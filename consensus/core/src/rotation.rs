@@ -139,18 +139,18 @@ impl Rotation {
 mod tests {
     use super::*;
 
-    fn m(n: u8) -> Membership {
+    fn set_of(n: u8) -> Membership {
         Membership::for_tests(n)
     }
 
     #[test]
     fn plain_rotation_without_misses() {
-        let mm = m(4);
+        let mm = set_of(4);
         let r = Rotation::fresh(0);
         assert_eq!(r.leader(&mm, 5, 0), [1; 32]);
         assert_eq!(r.leader(&mm, 5, 1), [2; 32]);
         assert_eq!(r.leader(&mm, 5, 7), [0; 32]);
-        let fixed = m(4).with_fixed_checkpoint_leader();
+        let fixed = set_of(4).with_fixed_checkpoint_leader();
         assert_eq!(r.leader(&fixed, 5, 0), [0; 32]);
         assert_eq!(r.leader(&fixed, 9, 1), [1; 32]);
         assert_eq!(r.after(&mm, 5, 0), r, "a view-0 decision changes nothing");
@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn a_missed_turn_is_skipped_and_backs_off() {
-        let mm = m(4);
+        let mm = set_of(4);
         // Block 5: V1 silent, V2 leads view 1.
         let r = Rotation::fresh(0).after(&mm, 5, 1);
         assert_eq!(r.skipped(&mm, 6).collect::<Vec<_>>(), vec![&[1; 32]]);
@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn only_the_view_0_leader_is_charged() {
-        let mm = m(4);
+        let mm = set_of(4);
         // Block 5 decided in view 2: V1 missed its turn; V2 (view 1) may just have lacked a
         // quorum, as after a stall.
         let r = Rotation::fresh(0).after(&mm, 5, 2);
@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn fixed_leader_becomes_sticky_after_a_miss() {
-        let mm = m(4).with_fixed_checkpoint_leader();
+        let mm = set_of(4).with_fixed_checkpoint_leader();
         let r = Rotation::fresh(0).after(&mm, 3, 1);
         let back = 3 + FIRST_SUSPENSION_ROUNDS * 4;
         for b in 4..=back {
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn every_view_above_zero_reaches_every_validator() {
-        let mm = m(7);
+        let mm = set_of(7);
         let mut r = Rotation::fresh(0);
         for b in 1..5 {
             r = r.after(&mm, b, 1);
@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn everyone_suspended_falls_back_to_plain_rotation() {
-        let mm = m(4);
+        let mm = set_of(4);
         let all = Rotation {
             epoch: 0,
             suspended: (0..4)

@@ -126,7 +126,7 @@ impl Checker {
     }
 
     /// The validator set of `epoch` (the nearest earlier one if unknown).
-    fn m(&self, epoch: Epoch) -> &Membership {
+    fn membership_of(&self, epoch: Epoch) -> &Membership {
         self.memberships
             .range(..=epoch)
             .next_back()
@@ -202,7 +202,7 @@ impl Checker {
                 Some(b)
                     if b.id() == id
                         && b.header.signer == b.header.body.proposer
-                        && b.header.verify(&self.m(0).genesis, &*self.verifier) =>
+                        && b.header.verify(&self.membership_of(0).genesis, &*self.verifier) =>
                 {
                     let mut ids: Vec<CommandId> = deps.iter().map(|x| x.id).collect();
                     ids.sort_unstable();
@@ -290,7 +290,7 @@ impl Checker {
             return true;
         }
         let valid = validity::check_preprepare(
-            self.m(pp.body.epoch),
+            self.membership_of(pp.body.epoch),
             &*self.verifier,
             self.window,
             pp,
@@ -343,7 +343,7 @@ impl Checker {
 
     /// A correct validator emitted a misbehaviour proof.
     pub fn on_proof(&mut self, node: usize, p: &Proof) {
-        let m = self.m(p.epoch()).clone();
+        let m = self.membership_of(p.epoch()).clone();
         match p.check(&m, &*self.verifier, self.window) {
             Some(c) if self.byz.contains(&c) => *self.proofs.entry(c).or_default() += 1,
             Some(_) => {

@@ -186,7 +186,7 @@ mod tests {
     fn members() -> Membership {
         Membership::new([0; 32], 0, (1..=4u8).map(|i| [i; 32]).collect())
     }
-    fn s(p: u8, floor: Seq, decided: &[(Seq, u8)]) -> SettledSeqs {
+    fn settled(p: u8, floor: Seq, decided: &[(Seq, u8)]) -> SettledSeqs {
         SettledSeqs {
             proposer: [p; 32],
             floor,
@@ -208,12 +208,12 @@ mod tests {
         let mut waiting = Unsettled::default();
         waiting.add(p, 5, [5; 32]);
         let c = claim(&m, &r, &waiting);
-        assert_eq!(c, vec![s(1, 2, &[(2, 2), (3, 3), (7, 7)])]);
+        assert_eq!(c, vec![settled(1, 2, &[(2, 2), (3, 3), (7, 7)])]);
         let mut waiting = Unsettled::default();
         waiting.add(p, 1, [1; 32]);
         assert_eq!(
             claim(&m, &r, &waiting),
-            vec![s(1, 1, &[(2, 2), (3, 3), (5, 5), (7, 7)])],
+            vec![settled(1, 1, &[(2, 2), (3, 3), (5, 5), (7, 7)])],
             "the floor drops below a command still waiting"
         );
     }
@@ -223,8 +223,8 @@ mod tests {
         let m = members();
         // f = 1. Proposer 4 equivocated at seq 13: validator 1 counted id 1, validator 2 id 2.
         let claims = BTreeMap::from([
-            ([1; 32], vec![s(4, 10, &[(13, 1), (14, 5)])]),
-            ([2; 32], vec![s(4, 10, &[(13, 2), (14, 5)])]),
+            ([1; 32], vec![settled(4, 10, &[(13, 1), (14, 5)])]),
+            ([2; 32], vec![settled(4, 10, &[(13, 2), (14, 5)])]),
         ]);
         let c = &combine(&m, &claims)[&[4; 32]];
         assert_eq!(c.decided, vec![(14, [5; 32])]);
@@ -237,14 +237,14 @@ mod tests {
         // The proposer's own claim moves the watermark over its own seq (its command was
         // decided Noop while nobody else held its header).
         let claims = BTreeMap::from([
-            ([4; 32], vec![s(4, 10, &[(13, 1)])]),
-            ([2; 32], vec![s(4, 10, &[])]),
+            ([4; 32], vec![settled(4, 10, &[(13, 1)])]),
+            ([2; 32], vec![settled(4, 10, &[])]),
         ]);
         assert_eq!(combine(&m, &claims)[&[4; 32]].seqs, vec![13]);
         // One claim alone (possibly Byzantine) settles nothing.
         let claims = BTreeMap::from([
-            ([1; 32], vec![s(4, 10, &[(13, 1)])]),
-            ([2; 32], vec![s(4, 10, &[])]),
+            ([1; 32], vec![settled(4, 10, &[(13, 1)])]),
+            ([2; 32], vec![settled(4, 10, &[])]),
         ]);
         assert!(combine(&m, &claims)[&[4; 32]].seqs.is_empty());
     }
@@ -254,11 +254,11 @@ mod tests {
         let m = members();
         // f = 1: validators 1 and 2 correct, 3 lies high.
         let claims = BTreeMap::from([
-            ([1; 32], vec![s(1, 10, &[(12, 12)]), s(2, 4, &[])]),
-            ([2; 32], vec![s(1, 11, &[(12, 12), (13, 13)])]),
+            ([1; 32], vec![settled(1, 10, &[(12, 12)]), settled(2, 4, &[])]),
+            ([2; 32], vec![settled(1, 11, &[(12, 12), (13, 13)])]),
             (
                 [3; 32],
-                vec![s(1, 500, &[(600, 1)]), s(2, 900, &[]), s(4, 70, &[(80, 8)])],
+                vec![settled(1, 500, &[(600, 1)]), settled(2, 900, &[]), settled(4, 70, &[(80, 8)])],
             ),
         ]);
         let c = combine(&m, &claims);
@@ -272,7 +272,7 @@ mod tests {
         // Proposer 4: only the liar -> nothing settled, one command worth asking about.
         assert_eq!(c[&[4; 32]].floor, 0);
         assert!(c[&[4; 32]].decided.is_empty());
-        let one = BTreeMap::from([([3; 32], vec![s(1, 500, &[])])]);
+        let one = BTreeMap::from([([3; 32], vec![settled(1, 500, &[])])]);
         assert!(combine(&m, &one).is_empty(), "f claims are not enough");
     }
 
@@ -280,9 +280,9 @@ mod tests {
     fn another_id_of_a_settled_seq_is_not_settled() {
         let m = members();
         let claims = BTreeMap::from([
-            ([1; 32], vec![s(1, 0, &[(5, 1)])]),
-            ([2; 32], vec![s(1, 0, &[(5, 1)])]),
-            ([3; 32], vec![s(1, 0, &[(5, 2)])]),
+            ([1; 32], vec![settled(1, 0, &[(5, 1)])]),
+            ([2; 32], vec![settled(1, 0, &[(5, 1)])]),
+            ([3; 32], vec![settled(1, 0, &[(5, 2)])]),
         ]);
         let c = &combine(&m, &claims)[&[1; 32]];
         assert_eq!(c.decided, vec![(5, [1; 32])]);
@@ -296,10 +296,10 @@ mod tests {
     #[test]
     fn malformed_claims_are_refused() {
         let m = members();
-        assert!(well_formed(&[s(1, 3, &[(4, 4)])], &m));
-        assert!(!well_formed(&[s(1, 3, &[]), s(1, 4, &[])], &m));
-        assert!(!well_formed(&[s(9, 3, &[])], &m));
+        assert!(well_formed(&[settled(1, 3, &[(4, 4)])], &m));
+        assert!(!well_formed(&[settled(1, 3, &[]), settled(1, 4, &[])], &m));
+        assert!(!well_formed(&[settled(9, 3, &[])], &m));
         let many: Vec<(Seq, u8)> = (0..=MAX_SETTLED_MARKS as u64).map(|i| (i, 1)).collect();
-        assert!(!well_formed(&[s(1, 3, &many)], &m));
+        assert!(!well_formed(&[settled(1, 3, &many)], &m));
     }
 }
