@@ -202,7 +202,8 @@ impl Checker {
                 Some(b)
                     if b.id() == id
                         && b.header.signer == b.header.body.proposer
-                        && b.header.verify(&self.membership_of(0).genesis, &*self.verifier) =>
+                        && b.header
+                            .verify(&self.membership_of(0).genesis, &*self.verifier) =>
                 {
                     let mut ids: Vec<CommandId> = deps.iter().map(|x| x.id).collect();
                     ids.sort_unstable();

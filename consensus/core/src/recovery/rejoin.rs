@@ -254,11 +254,18 @@ mod tests {
         let m = members();
         // f = 1: validators 1 and 2 correct, 3 lies high.
         let claims = BTreeMap::from([
-            ([1; 32], vec![settled(1, 10, &[(12, 12)]), settled(2, 4, &[])]),
+            (
+                [1; 32],
+                vec![settled(1, 10, &[(12, 12)]), settled(2, 4, &[])],
+            ),
             ([2; 32], vec![settled(1, 11, &[(12, 12), (13, 13)])]),
             (
                 [3; 32],
-                vec![settled(1, 500, &[(600, 1)]), settled(2, 900, &[]), settled(4, 70, &[(80, 8)])],
+                vec![
+                    settled(1, 500, &[(600, 1)]),
+                    settled(2, 900, &[]),
+                    settled(4, 70, &[(80, 8)]),
+                ],
             ),
         ]);
         let c = combine(&m, &claims);
