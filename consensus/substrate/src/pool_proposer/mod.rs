@@ -6,15 +6,19 @@
 //! The rules:
 //! - leaderless: a transaction submitted to this node is proposed at once; one submitted
 //!   elsewhere by its sender's partition owner after `owner_delay_ms`, by anyone after
-//!   `anyone_delay_ms`, unless another validator announced it less than `anyone_delay_ms` ago;
+//!   `anyone_delay_ms`, unless another validator announced it less than the hold ago (below);
 //!   both delays grow by twice how long our own clients' transactions lately queued here
 //!   (under load the receiver's queue is as long; at most 30 s more);
 //!   the leader baseline's primary proposes everything, and another validator only its own
 //!   clients' transactions still pending `anyone_delay_ms` after they arrived;
 //! - a transaction a block built here included is never proposed again, whoever's it is (the
 //!   pool drops it only once it processed the block);
-//! - a proposed transaction is not proposed again for `anyone_delay_ms` (once its block is final
-//!   and it is still pending, the builder skipped it: it may go again after a short grace);
+//! - a proposed transaction is not proposed again for the hold (once its block is final and it
+//!   is still pending, the builder skipped it: it may go again after a short grace). The hold is
+//!   `anyone_delay_ms` plus twice how long proposed transactions lately took from their
+//!   proposal or announcement to a block built here (at most 30 s more): under load a batch's
+//!   way to its block grows past any fixed delay, and a copy proposed meanwhile is only refused
+//!   by the block builder, at the cost of an execution on every validator;
 //! - a sender with a transaction in one of our batches whose block is not finished gets its own
 //!   later transactions into a later batch of ours only behind a carried transaction submitted
 //!   elsewhere, passed over since our last proposal of that sender (two conflicting batches of
@@ -48,6 +52,8 @@ const OWN_BATCH_MEMORY_MS: u64 = 600_000;
 const MAX_PENDING_CORE_BATCHES: usize = 8;
 /// At most this much is added to the takeover delays for our own queueing (see `queueing`).
 const MAX_QUEUEING_ALLOWANCE_MS: u64 = 30_000;
+/// At most this much is added to the hold for the way to a block (see `to_block`).
+const MAX_TO_BLOCK_ALLOWANCE_MS: u64 = 30_000;
 
 /// The policy's settings (from the engine configuration).
 #[derive(Clone, Debug)]
@@ -121,6 +127,11 @@ pub struct PoolProposer {
     /// delays grow by it (at most [`MAX_QUEUEING_ALLOWANCE_MS`], so a Byzantine or crashed
     /// receiver's transactions are still taken over).
     queueing: u64,
+    /// How long proposed transactions (ours, or in batches others announced) lately took to
+    /// reach a block built here (ms, the mean per block, smoothed over blocks). The hold grows
+    /// by twice it, at most [`MAX_TO_BLOCK_ALLOWANCE_MS`]: a Byzantine announcer holds a
+    /// crashed receiver's transactions back for a bounded time only.
+    to_block: u64,
     /// What we proposed so far (for `bsmr_status`).
     counts: ProposalCounts,
 }
@@ -149,6 +160,7 @@ impl PoolProposer {
             inflight: BTreeMap::new(),
             done: BTreeSet::new(),
             queueing: 0,
+            to_block: 0,
             counts: ProposalCounts::default(),
         }
     }
@@ -197,8 +209,23 @@ impl PoolProposer {
         }
     }
 
-    /// Block `index` is built and included these: they are done, ours and others'.
-    pub fn included(&mut self, index: u64, included: &[H256]) {
+    /// How long a proposed transaction is not proposed again, and an announced one not taken
+    /// over: `anyone_delay_ms` plus twice the way to a block lately (see `to_block`).
+    pub fn hold_ms(&self) -> u64 {
+        self.cfg.anyone_delay_ms + 2 * self.to_block.min(MAX_TO_BLOCK_ALLOWANCE_MS / 2)
+    }
+
+    /// Block `index` is built (at `now`) and included these: they are done, ours and others'.
+    pub fn included(&mut self, index: u64, included: &[H256], now: u64) {
+        let waits: Vec<u64> = included
+            .iter()
+            .filter_map(|h| self.proposed.get(h).or_else(|| self.announced.get(h)))
+            .map(|at| now.saturating_sub(*at))
+            .collect();
+        if !waits.is_empty() {
+            let mean = waits.iter().sum::<u64>() / waits.len() as u64;
+            self.to_block = (3 * self.to_block + mean) / 4;
+        }
         if let Some(list) = self.in_block.get_mut(&index) {
             let included: BTreeSet<&H256> = included.iter().collect();
             list.retain(|h| !included.contains(h));

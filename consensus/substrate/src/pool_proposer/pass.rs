@@ -17,6 +17,7 @@ impl PoolProposer {
         turn: &Turn,
     ) -> Vec<Vec<Tx>> {
         let now = turn.now;
+        let delay = self.hold_ms();
         // A decision never seen (a batch adopted with a synced block) must not block for long.
         self.undecided
             .retain(|_, at| now.saturating_sub(*at) < INFLIGHT_HORIZON_MS);
@@ -34,11 +35,10 @@ impl PoolProposer {
             }
             for h in entry.remove() {
                 if let Some(at) = self.proposed.get_mut(&h) {
-                    *at = (now + REPROPOSE_GRACE_MS).saturating_sub(self.cfg.anyone_delay_ms);
+                    *at = (now + REPROPOSE_GRACE_MS).saturating_sub(delay);
                 }
             }
         }
-        let delay = self.cfg.anyone_delay_ms;
         self.inflight.retain(|_, (_, at)| now < *at + delay);
         let busy: BTreeSet<AccountId> = self.inflight.values().map(|(s, _)| *s).collect();
         let mut present = BTreeSet::new();
