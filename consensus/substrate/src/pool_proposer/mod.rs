@@ -7,8 +7,9 @@
 //! - leaderless: a transaction submitted to this node is proposed at once; one submitted
 //!   elsewhere by its sender's partition owner after `owner_delay_ms`, by anyone after
 //!   `anyone_delay_ms`, unless another validator announced it less than the hold ago (below);
-//!   both delays grow by twice how long our own clients' transactions lately queued here
-//!   (under load the receiver's queue is as long; at most 30 s more);
+//!   both delays grow by twice how long our own transactions lately queued here until the
+//!   core announced their batch (under load the receiver's queue is as long; at most 30 s
+//!   more);
 //!   the leader baseline's primary proposes everything, and another validator only its own
 //!   clients' transactions still pending `anyone_delay_ms` after they arrived;
 //! - a transaction a block built here included is never proposed again, whoever's it is (the
@@ -120,12 +121,14 @@ pub struct PoolProposer {
     /// lists them as ready: never proposed again (the pool drops them only once it has
     /// processed the block, which under load takes longer than any delay here).
     done: BTreeSet<H256>,
-    /// How long our own clients' transactions have lately waited here before we could propose
-    /// them (ms, smoothed over passes). Under load every validator's own transactions queue
-    /// behind its in-flight allowance about as long; taking another validator's over before
-    /// twice that would only make a copy that the block builder refuses, so the takeover
-    /// delays grow by it (at most [`MAX_QUEUEING_ALLOWANCE_MS`], so a Byzantine or crashed
-    /// receiver's transactions are still taken over).
+    /// How long our transactions have lately waited here before the core announced the batch
+    /// holding them (ms, the mean per batch, smoothed over batches): in the pool behind the
+    /// in-flight allowance, then in the core's queue for a seq inside the window. Under load
+    /// every validator's own transactions queue about as long before others see them
+    /// announced; taking another validator's over before twice that would only make a copy
+    /// that the block builder refuses, so the takeover delays grow by it (at most
+    /// [`MAX_QUEUEING_ALLOWANCE_MS`], so a Byzantine or crashed receiver's transactions are
+    /// still taken over).
     queueing: u64,
     /// How long proposed transactions (ours, or in batches others announced) lately took to
     /// reach a block built here (ms, the mean per block, smoothed over blocks). The hold grows
@@ -181,6 +184,15 @@ impl PoolProposer {
     pub fn proposed(&mut self, id: CommandId, txs: Vec<H256>, now: u64) -> bool {
         if self.own.contains_key(&id) {
             return false;
+        }
+        let waits: Vec<u64> = txs
+            .iter()
+            .filter_map(|h| self.seen.get(h))
+            .map(|(first, _)| now.saturating_sub(*first))
+            .collect();
+        if !waits.is_empty() {
+            let mean = waits.iter().sum::<u64>() / waits.len() as u64;
+            self.queueing = (3 * self.queueing + mean) / 4;
         }
         self.own.insert(id, OwnBatch { at: now, txs });
         self.undecided.insert(id, now);

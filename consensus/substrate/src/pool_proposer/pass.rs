@@ -52,8 +52,6 @@ impl PoolProposer {
         let mut passed_over: BTreeMap<AccountId, Vec<(H256, F, Vec<AccountId>)>> = BTreeMap::new();
         let mut batch: Vec<Tx> = vec![];
         let mut batches = vec![];
-        // The longest an own transaction proposed in this pass waited here.
-        let mut own_waited = 0;
         for (h, bytes) in ready {
             present.insert(h);
             let (first, info) = self
@@ -109,8 +107,6 @@ impl PoolProposer {
             for (h, bytes, access) in earlier.into_iter().chain(own) {
                 if (turn.submitted_here)(&h) {
                     self.counts.own += 1;
-                    let first = self.seen.get(&h).map_or(now, |(at, _)| *at);
-                    own_waited = own_waited.max(now.saturating_sub(first));
                 } else {
                     self.counts.others += 1;
                 }
@@ -130,7 +126,6 @@ impl PoolProposer {
         if !batch.is_empty() {
             batches.push(batch);
         }
-        self.queueing = (3 * self.queueing + own_waited) / 4;
         self.seen.retain(|h, _| present.contains(h));
         // Announcements may precede the transaction's arrival here: keep them while it is
         // pending here, or by age.

@@ -95,28 +95,37 @@ fn what_a_built_block_included_is_never_proposed_again() {
 fn takeovers_wait_longer_while_our_own_transactions_queue() {
     let mut p = PoolProposer::new(cfg(Mode::Leaderless));
     let m = members();
-    let owned = (6..=255u8)
+    let owned = (8..=255u8)
         .find(|s| PoolProposer::partition_owner(&m, &[*s; 32]) == ME && *s < 16)
-        .expect("some sender from 6 to 15 is ours to take over");
-    let here = |h: &H256| *h == tx(5, 0).0 || *h == tx(5, 1).0;
-    // Our client's sender 5: nonce 1 waits 10 s for the block of nonce 0.
-    run(&mut p, &[tx(5, 0)], 0, &here);
-    let id = [9; 32];
-    p.proposed(id, vec![tx(5, 0).0], 0);
-    assert!(run(&mut p, &[tx(5, 0), tx(5, 1)], 100, &here).is_empty());
-    p.block_finished(1, [id]);
+        .expect("some sender from 8 to 15 is ours to take over");
+    let ours = |h: &H256| h.0[0] / 16 == 5 || h.0[0] / 16 == 7;
+    // Our clients' transactions are handed to the core at once, which announces each of
+    // their batches only 10 s after they arrived (its queue for a seq inside the window was
+    // full).
+    let queued: Vec<_> = (0..4).map(|n| tx(5, n)).collect();
+    run(&mut p, &queued, 0, &ours);
+    for (i, (h, _)) in queued.iter().enumerate() {
+        p.proposed([i as u8; 32], vec![*h], 10_000);
+        p.decided(&[i as u8; 32]);
+    }
     let gossiped = tx(owned, 0);
-    assert_eq!(
-        run(&mut p, &[tx(5, 1), gossiped.clone()], 10_100, &here),
-        vec![vec![vec![5, 1]]]
-    );
-    // Without queueing, the owner takes over after 2 s; now it waits on.
+    assert!(run(&mut p, std::slice::from_ref(&gossiped), 100, &|_| false).is_empty());
+    // Without queueing, the owner takes over 2 s after it first saw it; now it waits on.
     assert!(
-        run(&mut p, std::slice::from_ref(&gossiped), 12_100, &|_| false).is_empty(),
-        "our own transactions queued 10 s: not yet"
+        run(&mut p, std::slice::from_ref(&gossiped), 10_100, &|_| false).is_empty(),
+        "our own transactions queued 10 s before their announcement: not yet"
     );
+    // Our next batches are announced the moment they are cut: the estimate shrinks, and the
+    // takeover goes.
+    let prompt: Vec<_> = (0..4).map(|n| tx(7, n)).collect();
+    let ready: Vec<_> = prompt.iter().cloned().chain([gossiped.clone()]).collect();
+    assert!(!run(&mut p, &ready, 10_200, &ours).is_empty());
+    for (i, (h, _)) in prompt.iter().enumerate() {
+        p.proposed([10 + i as u8; 32], vec![*h], 10_200);
+        p.decided(&[10 + i as u8; 32]);
+    }
     assert_eq!(
-        run(&mut p, &[gossiped], 18_100, &|_| false),
+        run(&mut p, &[gossiped], 12_100, &|_| false),
         vec![vec![vec![owned, 0]]],
         "the allowance shrinks once ours stop queueing"
     );
