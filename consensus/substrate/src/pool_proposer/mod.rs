@@ -6,20 +6,16 @@
 //! The rules:
 //! - leaderless: a transaction submitted to this node is proposed at once; one submitted
 //!   elsewhere by its sender's partition owner after `owner_delay_ms`, by anyone after
-//!   `anyone_delay_ms`, unless another validator announced it less than the hold ago (below);
-//!   both delays grow by twice how long our own transactions lately queued here until the
-//!   core announced their batch (under load the receiver's queue is as long; at most 30 s
-//!   more);
+//!   `anyone_delay_ms`, unless another validator announced it less than `anyone_delay_ms` ago;
+//!   both delays grow by twice how long our own clients' transactions lately waited here until
+//!   the core announced their batch, measured on their first proposal (under load the
+//!   receiver's queue is as long; at most 30 s more);
 //!   the leader baseline's primary proposes everything, and another validator only its own
 //!   clients' transactions still pending `anyone_delay_ms` after they arrived;
 //! - a transaction a block built here included is never proposed again, whoever's it is (the
 //!   pool drops it only once it processed the block);
-//! - a proposed transaction is not proposed again for the hold (once its block is final and it
-//!   is still pending, the builder skipped it: it may go again after a short grace). The hold is
-//!   `anyone_delay_ms` plus twice how long proposed transactions lately took from their
-//!   proposal or announcement to a block built here (at most 30 s more): under load a batch's
-//!   way to its block grows past any fixed delay, and a copy proposed meanwhile is only refused
-//!   by the block builder, at the cost of an execution on every validator;
+//! - a proposed transaction is not proposed again for `anyone_delay_ms` (once its block is final
+//!   and it is still pending, the builder skipped it: it may go again after a short grace);
 //! - a sender with a transaction in one of our batches whose block is not finished gets its own
 //!   later transactions into a later batch of ours only behind a carried transaction submitted
 //!   elsewhere, passed over since our last proposal of that sender (two conflicting batches of
@@ -53,8 +49,6 @@ const OWN_BATCH_MEMORY_MS: u64 = 600_000;
 const MAX_PENDING_CORE_BATCHES: usize = 8;
 /// At most this much is added to the takeover delays for our own queueing (see `queueing`).
 const MAX_QUEUEING_ALLOWANCE_MS: u64 = 30_000;
-/// At most this much is added to the hold for the way to a block (see `to_block`).
-const MAX_TO_BLOCK_ALLOWANCE_MS: u64 = 30_000;
 
 /// The policy's settings (from the engine configuration).
 #[derive(Clone, Debug)]
@@ -121,8 +115,9 @@ pub struct PoolProposer {
     /// lists them as ready: never proposed again (the pool drops them only once it has
     /// processed the block, which under load takes longer than any delay here).
     done: BTreeSet<H256>,
-    /// How long our transactions have lately waited here before the core announced the batch
-    /// holding them (ms, the mean per batch, smoothed over batches): in the pool behind the
+    /// How long our clients' transactions have lately waited here, from arrival to the core's
+    /// announcement of the batch first holding them (ms, the mean per batch, smoothed over
+    /// batches; taken-over, carried and re-proposed ones are not measured): in the pool behind the
     /// in-flight allowance, then in the core's queue for a seq inside the window. Under load
     /// every validator's own transactions queue about as long before others see them
     /// announced; taking another validator's over before twice that would only make a copy
@@ -130,11 +125,9 @@ pub struct PoolProposer {
     /// [`MAX_QUEUEING_ALLOWANCE_MS`], so a Byzantine or crashed receiver's transactions are
     /// still taken over).
     queueing: u64,
-    /// How long proposed transactions (ours, or in batches others announced) lately took to
-    /// reach a block built here (ms, the mean per block, smoothed over blocks). The hold grows
-    /// by twice it, at most [`MAX_TO_BLOCK_ALLOWANCE_MS`]: a Byzantine announcer holds a
-    /// crashed receiver's transactions back for a bounded time only.
-    to_block: u64,
+    /// Our clients' transactions handed to the core on their first proposal and not announced
+    /// yet: the ones `queueing` measures.
+    unannounced_own: BTreeSet<H256>,
     /// What we proposed so far (for `bsmr_status`).
     counts: ProposalCounts,
 }
@@ -163,7 +156,7 @@ impl PoolProposer {
             inflight: BTreeMap::new(),
             done: BTreeSet::new(),
             queueing: 0,
-            to_block: 0,
+            unannounced_own: BTreeSet::new(),
             counts: ProposalCounts::default(),
         }
     }
@@ -185,8 +178,11 @@ impl PoolProposer {
         if self.own.contains_key(&id) {
             return false;
         }
+        // Only our clients' transactions on their first proposal: a taken-over, carried or
+        // re-proposed one waited for other reasons, and would make the estimate feed itself.
         let waits: Vec<u64> = txs
             .iter()
+            .filter(|h| self.unannounced_own.remove(h))
             .filter_map(|h| self.seen.get(h))
             .map(|(first, _)| now.saturating_sub(*first))
             .collect();
@@ -221,23 +217,8 @@ impl PoolProposer {
         }
     }
 
-    /// How long a proposed transaction is not proposed again, and an announced one not taken
-    /// over: `anyone_delay_ms` plus twice the way to a block lately (see `to_block`).
-    pub fn hold_ms(&self) -> u64 {
-        self.cfg.anyone_delay_ms + 2 * self.to_block.min(MAX_TO_BLOCK_ALLOWANCE_MS / 2)
-    }
-
-    /// Block `index` is built (at `now`) and included these: they are done, ours and others'.
-    pub fn included(&mut self, index: u64, included: &[H256], now: u64) {
-        let waits: Vec<u64> = included
-            .iter()
-            .filter_map(|h| self.proposed.get(h).or_else(|| self.announced.get(h)))
-            .map(|at| now.saturating_sub(*at))
-            .collect();
-        if !waits.is_empty() {
-            let mean = waits.iter().sum::<u64>() / waits.len() as u64;
-            self.to_block = (3 * self.to_block + mean) / 4;
-        }
+    /// Block `index` is built and included these: they are done, ours and others'.
+    pub fn included(&mut self, index: u64, included: &[H256]) {
         if let Some(list) = self.in_block.get_mut(&index) {
             let included: BTreeSet<&H256> = included.iter().collect();
             list.retain(|h| !included.contains(h));
@@ -254,6 +235,7 @@ impl PoolProposer {
     /// A new epoch: the transactions of the old epoch's void batches go again at once.
     pub fn new_epoch(&mut self) {
         self.proposed.clear();
+        self.unannounced_own.clear();
         self.in_block.clear();
         self.inflight.clear();
     }

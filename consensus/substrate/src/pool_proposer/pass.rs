@@ -17,7 +17,6 @@ impl PoolProposer {
         turn: &Turn,
     ) -> Vec<Vec<Tx>> {
         let now = turn.now;
-        let delay = self.hold_ms();
         // A decision never seen (a batch adopted with a synced block) must not block for long.
         self.undecided
             .retain(|_, at| now.saturating_sub(*at) < INFLIGHT_HORIZON_MS);
@@ -35,10 +34,11 @@ impl PoolProposer {
             }
             for h in entry.remove() {
                 if let Some(at) = self.proposed.get_mut(&h) {
-                    *at = (now + REPROPOSE_GRACE_MS).saturating_sub(delay);
+                    *at = (now + REPROPOSE_GRACE_MS).saturating_sub(self.cfg.anyone_delay_ms);
                 }
             }
         }
+        let delay = self.cfg.anyone_delay_ms;
         self.inflight.retain(|_, (_, at)| now < *at + delay);
         let busy: BTreeSet<AccountId> = self.inflight.values().map(|(s, _)| *s).collect();
         let mut present = BTreeSet::new();
@@ -107,6 +107,9 @@ impl PoolProposer {
             for (h, bytes, access) in earlier.into_iter().chain(own) {
                 if (turn.submitted_here)(&h) {
                     self.counts.own += 1;
+                    if !self.proposed.contains_key(&h) {
+                        self.unannounced_own.insert(h);
+                    }
                 } else {
                     self.counts.others += 1;
                 }
@@ -133,6 +136,7 @@ impl PoolProposer {
             .retain(|h, at| present.contains(h) || now.saturating_sub(*at) < 2 * delay);
         self.proposed.retain(|h, _| present.contains(h));
         self.inflight.retain(|h, _| present.contains(h));
+        self.unannounced_own.retain(|h| present.contains(h));
         self.done.retain(|h| present.contains(h));
         batches
     }

@@ -49,7 +49,7 @@ impl PoolProposer {
                 let in_flight = self
                     .announced
                     .get(h)
-                    .is_some_and(|at| now < at + self.hold_ms());
+                    .is_some_and(|at| now < at + self.cfg.anyone_delay_ms);
                 (turn.submitted_here)(h)
                     || (!in_flight
                         && ((waited >= self.cfg.owner_delay_ms
@@ -60,7 +60,7 @@ impl PoolProposer {
             // transactions protocol drops what arrives while 8,192 are pending validation, and
             // sends a transaction to a peer once), so a client's transaction no batch has carried
             // `anyone_delay_ms` after it arrived is proposed by the validator it was submitted to.
-            // An announcement holds the fallback back for twice the hold only: a Byzantine
+            // An announcement holds the fallback back for twice the delay only: a Byzantine
             // member's announcement of others' transactions must not hold it back for good.
             Mode::Leader => {
                 turn.primary == turn.me
@@ -69,7 +69,7 @@ impl PoolProposer {
                         && self
                             .announced
                             .get(h)
-                            .is_none_or(|at| now >= at + 2 * self.hold_ms()))
+                            .is_none_or(|at| now >= at + 2 * self.cfg.anyone_delay_ms))
             }
         }
     }

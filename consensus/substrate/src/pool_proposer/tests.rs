@@ -79,7 +79,7 @@ fn what_a_built_block_included_is_never_proposed_again() {
     p.block_finished(1, [id]);
     // Block 1 included ours and another validator's transaction; the pool still lists
     // both as ready long after every delay (taken over, or ours proposed again, before).
-    p.included(1, &[tx(5, 0).0, tx(6, 0).0], 0);
+    p.included(1, &[tx(5, 0).0, tx(6, 0).0]);
     let ready = [tx(5, 0), tx(6, 0), tx(7, 0)];
     assert_eq!(
         run(&mut p, &ready, 60_000, &here),
@@ -306,42 +306,32 @@ fn the_baseline_primary_proposes_everything_and_others_nothing() {
 }
 
 #[test]
-fn while_blocks_come_slowly_announced_and_own_transactions_are_held_longer() {
+fn only_our_clients_first_proposals_count_as_queueing() {
     let mut p = PoolProposer::new(cfg(Mode::Leaderless));
     let m = members();
-    let theirs = (0..16u8)
-        .find(|s| *s != 5 && PoolProposer::partition_owner(&m, &[*s; 32]) != ME)
-        .expect("some sender is not ours");
-    let here = |h: &H256| *h == tx(5, 0).0;
-    assert_eq!(p.hold_ms(), 6_000, "no block yet: the configured delay");
-    // Ours proposed at 0 and another's announced at 0 reach block 1 only at 8 s: the way to a
-    // block is 8 s now, smoothed to 2 s, and the hold grows by twice that.
-    run(&mut p, &[tx(5, 0)], 0, &here);
-    p.announced_by_other([tx(theirs, 1).0], 0);
-    p.included(1, &[tx(5, 0).0, tx(theirs, 1).0], 8_000);
-    assert_eq!(p.hold_ms(), 10_000);
-    // Another's transaction announced at 10 s is not taken over 6 s later, only after the hold;
-    // our own transaction proposed at 10 s is not proposed again in between either.
-    let (ours, announced) = (tx(5, 1), tx(theirs, 0));
-    let ready = [ours.clone(), announced.clone()];
-    let all_here = |h: &H256| *h == ours.0;
-    p.announced_by_other([announced.0], 10_000);
-    assert_eq!(
-        run(&mut p, &ready, 10_000, &all_here),
-        vec![vec![vec![5, 1]]]
-    );
+    let owned: Vec<u8> = (0..16u8)
+        .filter(|s| PoolProposer::partition_owner(&m, &[*s; 32]) == ME)
+        .collect();
     assert!(
-        run(&mut p, &ready, 17_000, &all_here).is_empty(),
-        "a fixed 6 s delay would have made two copies here"
+        owned.len() >= 2,
+        "two senders below 16 are ours to take over"
     );
+    // A crashed receiver's transactions, taken over 2 s after they arrived and announced at
+    // once: they waited for the receiver, not for us, and leave the estimate at 0.
+    let first = tx(owned[0], 0);
+    run(&mut p, std::slice::from_ref(&first), 0, &|_| false);
     assert_eq!(
-        run(&mut p, &ready, 20_000, &all_here),
-        vec![vec![vec![5, 1], vec![theirs, 0]]],
-        "both go once the hold is over"
+        run(&mut p, std::slice::from_ref(&first), 2_000, &|_| false),
+        vec![vec![vec![owned[0], 0]]]
     );
-    // The allowance is bounded: however slow blocks were, at most 30 s are added.
-    for b in 2..40 {
-        p.included(b, &[tx(theirs, 0).0], 10_000_000);
-    }
-    assert_eq!(p.hold_ms(), 36_000);
+    p.proposed([1; 32], vec![first.0], 2_000);
+    p.decided(&[1; 32]);
+    assert_eq!(p.queueing, 0);
+    // So the next one is taken over 2 s after it arrived too, not later.
+    let next = tx(owned[1], 0);
+    run(&mut p, &[first.clone(), next.clone()], 2_100, &|_| false);
+    assert_eq!(
+        run(&mut p, &[first, next], 4_100, &|_| false),
+        vec![vec![vec![owned[1], 0]]]
+    );
 }

@@ -300,7 +300,7 @@ where
     /// Own transactions that block `b` included are done: only the ones it skipped may be
     /// proposed again (the pool may take longer than the grace period to drop included ones).
     pub(super) fn forget_included(&mut self, b: u64, included: &[H256]) {
-        self.proposer.included(b, included, self.now);
+        self.proposer.included(b, included);
     }
 
     pub(super) async fn vote_on(&mut self, b: u64, built: Built<B>) -> Result<(), String> {
