@@ -97,9 +97,13 @@ impl DecidedRecord {
         }
         let c = self.marks.entry((p, seq, id)).or_insert(false);
         *c |= counts;
-        if !counts {
-            return;
+        if counts {
+            self.seq_decided_now(p, seq);
         }
+    }
+    /// Some real command of `p` at `seq` is decided: the watermark moves over every seq decided
+    /// without a gap.
+    fn seq_decided_now(&mut self, p: ValidatorId, seq: Seq) {
         let seqs = self.decided_seqs.entry(p).or_default();
         seqs.insert(seq);
         let wm = self.watermark.entry(p).or_insert(0);
@@ -147,12 +151,7 @@ impl DecidedRecord {
         if seq < self.floor(&p) || seq < self.watermark(&p) {
             return;
         }
-        let seqs = self.decided_seqs.entry(p).or_default();
-        seqs.insert(seq);
-        let wm = self.watermark.entry(p).or_insert(0);
-        while seqs.remove(wm) {
-            *wm += 1;
-        }
+        self.seq_decided_now(p, seq);
     }
     /// Raise the floor of `p` (never lowers it): marks below are dropped and the watermark moves
     /// up to at least the floor. Used when a block is built or adopted, on restart and when
