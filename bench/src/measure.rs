@@ -136,6 +136,7 @@ pub(crate) async fn measure(
             refused_future_per_tx: delta(6),
             proposed_own_per_tx: delta(7),
             proposed_others_per_tx: delta(8),
+            proposed_carried_per_tx: delta(9),
         });
         let (sign_us, verify_us) = sim_scale::sr25519_costs();
         // A node restarted during the run starts its counters again: never below zero.
@@ -159,8 +160,8 @@ pub(crate) async fn measure(
 /// every 200 ms): consensus signatures checked and made, transactions offered to the runtime in
 /// block building and offers refused, blocks that came by sync first. None when a node has no
 /// bsmr engine.
-async fn engine_counts(endpoints: &[String]) -> Option<[u64; 9]> {
-    const KEYS: [&str; 9] = [
+async fn engine_counts(endpoints: &[String]) -> Option<[u64; 10]> {
+    const KEYS: [&str; 10] = [
         "signaturesVerified",
         "signaturesMade",
         "blockTxsOffered",
@@ -170,8 +171,9 @@ async fn engine_counts(endpoints: &[String]) -> Option<[u64; 9]> {
         "blockTxsRefusedFuture",
         "txsProposedOwn",
         "txsProposedOthers",
+        "txsProposedCarried",
     ];
-    let mut sum = [0u64; 9];
+    let mut sum = [0u64; 10];
     for e in endpoints {
         let client = replay::connect(e).await.ok()?;
         let s: serde_json::Value = client.request("bsmr_status", rpc_params![]).await.ok()?;

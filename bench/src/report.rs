@@ -82,6 +82,8 @@ pub struct BlockBuildingFigures {
     pub proposed_own_per_tx: f64,
     /// Transactions put in a batch by another validator (taken over or carried).
     pub proposed_others_per_tx: f64,
+    /// Of those, the ones carried in front of a later transaction of their sender.
+    pub proposed_carried_per_tx: f64,
 }
 
 /// What an injected fault did to latency.
@@ -502,8 +504,9 @@ pub fn print(s: &Summary) {
         );
         println!(
             "    proposed per finalized transaction: {:.2} by the validator a client submitted \
-             it to, {:.2} by another (taken over or carried)",
-            b.proposed_own_per_tx, b.proposed_others_per_tx
+             it to, {:.2} by another ({:.2} carried with a later transaction of their sender, \
+             the rest taken over)",
+            b.proposed_own_per_tx, b.proposed_others_per_tx, b.proposed_carried_per_tx
         );
     }
     for (why, n) in &s.dropped {

@@ -83,6 +83,10 @@ pub struct EngineStatus {
     /// Transactions this node put into its batches that were submitted elsewhere (taken over
     /// after a delay, or carried with a later transaction of their sender).
     pub txs_proposed_others: u64,
+    /// Of those, the ones carried in front of a later transaction of their sender submitted to
+    /// this node (the rest were taken over after a delay, or proposed by the baseline's
+    /// primary).
+    pub txs_proposed_carried: u64,
     /// Blocks that arrived by sync before this node built them (checked against its core's
     /// block without executing them again).
     pub blocks_from_sync: u64,

@@ -11,7 +11,9 @@
 //!   the core announced their batch, measured on their first proposal (under load the
 //!   receiver's queue is as long; at most 30 s more);
 //!   the leader baseline's primary proposes everything, and another validator only its own
-//!   clients' transactions still pending `anyone_delay_ms` after they arrived;
+//!   clients' transactions still pending `anyone_delay_ms` after they arrived, plus twice how
+//!   long its clients' transactions lately waited for the primary's announcement (the same
+//!   allowance, measured where that mode queues them);
 //! - a transaction a block built here included is never proposed again, whoever's it is (the
 //!   pool drops it only once it processed the block);
 //! - a proposed transaction is not proposed again for `anyone_delay_ms` (once its block is final
@@ -123,11 +125,17 @@ pub struct PoolProposer {
     /// announced; taking another validator's over before twice that would only make a copy
     /// that the block builder refuses, so the takeover delays grow by it (at most
     /// [`MAX_QUEUEING_ALLOWANCE_MS`], so a Byzantine or crashed receiver's transactions are
-    /// still taken over).
+    /// still taken over). The leader baseline off the primary measures instead the wait from
+    /// arrival to the first announcement by another validator (see `awaiting_primary`), and
+    /// its fallback waits twice that longer.
     queueing: u64,
     /// Our clients' transactions handed to the core on their first proposal and not announced
-    /// yet: the ones `queueing` measures.
+    /// yet: the ones `queueing` measures (leaderless, and the baseline's primary).
     unannounced_own: BTreeSet<H256>,
+    /// The leader baseline off the primary: our clients' transactions seen here and not
+    /// announced by anyone yet. `queueing` measures them at their first announcement by another
+    /// validator (the primary's queue); one our fallback proposes first is dropped unmeasured.
+    awaiting_primary: BTreeSet<H256>,
     /// What we proposed so far (for `bsmr_status`).
     counts: ProposalCounts,
 }
@@ -137,9 +145,18 @@ pub struct PoolProposer {
 pub struct ProposalCounts {
     /// Submitted to this node by a client.
     pub own: u64,
-    /// Submitted elsewhere: taken over (partition owner or anyone) or carried with a later
-    /// transaction of their sender.
-    pub others: u64,
+    /// Submitted elsewhere and proposed for their own sake: taken over by the sender's
+    /// partition owner or anyone after their delays, or by the leader baseline's primary.
+    pub taken_over: u64,
+    /// Submitted elsewhere and carried in front of a later transaction of their sender.
+    pub carried: u64,
+}
+
+impl ProposalCounts {
+    /// Submitted elsewhere, taken over or carried.
+    pub fn others(&self) -> u64 {
+        self.taken_over + self.carried
+    }
 }
 
 impl PoolProposer {
@@ -157,6 +174,7 @@ impl PoolProposer {
             done: BTreeSet::new(),
             queueing: 0,
             unannounced_own: BTreeSet::new(),
+            awaiting_primary: BTreeSet::new(),
             counts: ProposalCounts::default(),
         }
     }
@@ -168,8 +186,32 @@ impl PoolProposer {
 
     /// Another validator announced a batch with these transactions.
     pub fn announced_by_other(&mut self, txs: impl IntoIterator<Item = H256>, now: u64) {
+        let txs: Vec<H256> = txs.into_iter().collect();
+        for h in &txs {
+            self.announced.entry(*h).or_insert(now);
+        }
+        self.measure_queueing(&txs, |p, h| p.awaiting_primary.remove(h), now);
+    }
+
+    /// Folds into `queueing` the mean wait, from arrival to `now`, of those of `txs` that
+    /// `measured` picks (and forgets), if any.
+    fn measure_queueing(
+        &mut self,
+        txs: &[H256],
+        measured: impl Fn(&mut Self, &H256) -> bool,
+        now: u64,
+    ) {
+        let mut waits = vec![];
         for h in txs {
-            self.announced.entry(h).or_insert(now);
+            if measured(self, h) {
+                if let Some((first, _)) = self.seen.get(h) {
+                    waits.push(now.saturating_sub(*first));
+                }
+            }
+        }
+        if !waits.is_empty() {
+            let mean = waits.iter().sum::<u64>() / waits.len() as u64;
+            self.queueing = (3 * self.queueing + mean) / 4;
         }
     }
 
@@ -180,16 +222,7 @@ impl PoolProposer {
         }
         // Only our clients' transactions on their first proposal: a taken-over, carried or
         // re-proposed one waited for other reasons, and would make the estimate feed itself.
-        let waits: Vec<u64> = txs
-            .iter()
-            .filter(|h| self.unannounced_own.remove(h))
-            .filter_map(|h| self.seen.get(h))
-            .map(|(first, _)| now.saturating_sub(*first))
-            .collect();
-        if !waits.is_empty() {
-            let mean = waits.iter().sum::<u64>() / waits.len() as u64;
-            self.queueing = (3 * self.queueing + mean) / 4;
-        }
+        self.measure_queueing(&txs, |p, h| p.unannounced_own.remove(h), now);
         self.own.insert(id, OwnBatch { at: now, txs });
         self.undecided.insert(id, now);
         true
@@ -236,6 +269,7 @@ impl PoolProposer {
     pub fn new_epoch(&mut self) {
         self.proposed.clear();
         self.unannounced_own.clear();
+        self.awaiting_primary.clear();
         self.in_block.clear();
         self.inflight.clear();
     }

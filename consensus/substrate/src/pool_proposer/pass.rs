@@ -2,9 +2,11 @@
 //! that keep each sender's chain whole (the rules are in the parent module's doc).
 
 use super::{PoolProposer, Turn, INFLIGHT_HORIZON_MS, REPROPOSE_GRACE_MS};
+use crate::config::Mode;
 use crate::TxInfo;
 use bsmr_consensus_core::{AccountId, Tx};
 use sp_core::H256;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 impl PoolProposer {
@@ -52,13 +54,20 @@ impl PoolProposer {
         let mut passed_over: BTreeMap<AccountId, Vec<(H256, F, Vec<AccountId>)>> = BTreeMap::new();
         let mut batch: Vec<Tx> = vec![];
         let mut batches = vec![];
+        let off_primary = self.cfg.mode == Mode::Leader && turn.primary != turn.me;
         for (h, bytes) in ready {
             present.insert(h);
-            let (first, info) = self
-                .seen
-                .entry(h)
-                .or_insert_with(|| (now, classify(&bytes())))
-                .clone();
+            let (first, info) = match self.seen.entry(h) {
+                Entry::Occupied(e) => e.get().clone(),
+                Entry::Vacant(e) => {
+                    // The baseline off the primary measures how long the primary takes to
+                    // announce our clients' transactions (see `awaiting_primary`).
+                    if off_primary && (turn.submitted_here)(&h) {
+                        self.awaiting_primary.insert(h);
+                    }
+                    e.insert((now, classify(&bytes()))).clone()
+                }
+            };
             let Some(info) = info else {
                 continue;
             };
@@ -103,15 +112,21 @@ impl PoolProposer {
                 batches.push(std::mem::take(&mut batch));
                 in_earlier_batch.append(&mut in_this_batch);
             }
+            let carried = earlier.len();
             let own = std::iter::once((h, bytes, info.access));
-            for (h, bytes, access) in earlier.into_iter().chain(own) {
+            for (i, (h, bytes, access)) in earlier.into_iter().chain(own).enumerate() {
                 if (turn.submitted_here)(&h) {
                     self.counts.own += 1;
-                    if !self.proposed.contains_key(&h) {
+                    // Our fallback proposes it first: it waited for our delay, not for the
+                    // primary's queue, so it is not measured.
+                    self.awaiting_primary.remove(&h);
+                    if !off_primary && !self.proposed.contains_key(&h) {
                         self.unannounced_own.insert(h);
                     }
+                } else if i < carried {
+                    self.counts.carried += 1;
                 } else {
-                    self.counts.others += 1;
+                    self.counts.taken_over += 1;
                 }
                 self.proposed.insert(h, now);
                 self.inflight.insert(h, (info.sender, now));
@@ -137,6 +152,7 @@ impl PoolProposer {
         self.proposed.retain(|h, _| present.contains(h));
         self.inflight.retain(|h, _| present.contains(h));
         self.unannounced_own.retain(|h| present.contains(h));
+        self.awaiting_primary.retain(|h| present.contains(h));
         self.done.retain(|h| present.contains(h));
         batches
     }

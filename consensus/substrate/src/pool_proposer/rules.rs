@@ -1,5 +1,6 @@
 //! Who proposes a transaction and when: the partition owner and anyone after their delays
-//! (stretched by our own queueing), the leader baseline's primary and its fallback, and the
+//! (stretched by our own queueing), the leader baseline's primary and its fallback (stretched
+//! by the primary's queue), and the
 //! in-flight allowance that lets transactions gather.
 
 use super::{
@@ -40,12 +41,13 @@ impl PoolProposer {
     /// Whether this validator proposes transaction `h` of `sender`, first seen at `first`.
     pub(super) fn proposes(&self, h: &H256, sender: &AccountId, first: u64, turn: &Turn) -> bool {
         let now = turn.now;
+        // Takeovers and the baseline's fallback wait for the queue ahead of the proposer that
+        // should have proposed it, on top of their delays (see `queueing`).
+        let waited = now
+            .saturating_sub(first)
+            .saturating_sub(2 * self.queueing.min(MAX_QUEUEING_ALLOWANCE_MS / 2));
         match self.cfg.mode {
             Mode::Leaderless => {
-                // Takeovers wait for our own queueing on top of their delays (see `queueing`).
-                let waited = now
-                    .saturating_sub(first)
-                    .saturating_sub(2 * self.queueing.min(MAX_QUEUEING_ALLOWANCE_MS / 2));
                 let in_flight = self
                     .announced
                     .get(h)
@@ -60,12 +62,14 @@ impl PoolProposer {
             // transactions protocol drops what arrives while 8,192 are pending validation, and
             // sends a transaction to a peer once), so a client's transaction no batch has carried
             // `anyone_delay_ms` after it arrived is proposed by the validator it was submitted to.
+            // The delay grows by twice how long our clients' transactions lately waited for the
+            // primary's announcement, as a leaderless takeover grows by the receiver's queue.
             // An announcement holds the fallback back for twice the delay only: a Byzantine
             // member's announcement of others' transactions must not hold it back for good.
             Mode::Leader => {
                 turn.primary == turn.me
                     || ((turn.submitted_here)(h)
-                        && now.saturating_sub(first) >= self.cfg.anyone_delay_ms
+                        && waited >= self.cfg.anyone_delay_ms
                         && self
                             .announced
                             .get(h)

@@ -36,13 +36,24 @@ fn run(
     now: u64,
     here: &dyn Fn(&H256) -> bool,
 ) -> Vec<Vec<Vec<u8>>> {
+    run_final(p, ready, now, 0, here)
+}
+
+/// A pass with block `finalized` final.
+fn run_final(
+    p: &mut PoolProposer,
+    ready: &[(H256, Vec<u8>)],
+    now: u64,
+    finalized: u64,
+    here: &dyn Fn(&H256) -> bool,
+) -> Vec<Vec<Vec<u8>>> {
     let m = members();
     let turn = Turn {
         now,
         me: ME,
         membership: &m,
         primary: [2; 32],
-        finalized: 0,
+        finalized,
         core_pending: 0,
         submitted_here: here,
     };
@@ -66,7 +77,14 @@ fn own_submissions_go_at_once_one_batch_per_sender_and_never_twice() {
         run(&mut p, &ready, 10, &|_| true).is_empty(),
         "proposed already"
     );
-    assert_eq!(p.counts(), ProposalCounts { own: 3, others: 0 });
+    assert_eq!(
+        p.counts(),
+        ProposalCounts {
+            own: 3,
+            taken_over: 0,
+            carried: 0
+        }
+    );
 }
 
 #[test]
@@ -229,7 +247,14 @@ fn others_submissions_wait_for_their_owner_or_anyone() {
         run(&mut p, &ready, 2_000, &|_| false),
         vec![vec![vec![mine, 0]]]
     );
-    assert_eq!(p.counts(), ProposalCounts { own: 0, others: 1 });
+    assert_eq!(
+        p.counts(),
+        ProposalCounts {
+            own: 0,
+            taken_over: 1,
+            carried: 0
+        }
+    );
     p.announced_by_other([tx(theirs, 0).0], 3_000);
     assert!(
         run(&mut p, &ready, 6_000, &|_| false).is_empty(),
@@ -259,6 +284,14 @@ fn a_sender_spread_over_validators_carries_its_earlier_transactions() {
     assert!(
         run(&mut p, &ready, 10, &|h| here.contains(h)).is_empty(),
         "both carried transactions count as proposed"
+    );
+    assert_eq!(
+        p.counts(),
+        ProposalCounts {
+            own: 2,
+            taken_over: 0,
+            carried: 1
+        }
     );
 }
 
@@ -334,4 +367,78 @@ fn only_our_clients_first_proposals_count_as_queueing() {
         run(&mut p, &[first, next], 4_100, &|_| false),
         vec![vec![vec![owned[1], 0]]]
     );
+}
+
+#[test]
+fn a_skipped_own_transaction_goes_again_a_grace_after_its_block_is_final() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let ready = [tx(5, 0)];
+    assert_eq!(run(&mut p, &ready, 10_000, &|_| true).len(), 1);
+    let id = [9; 32];
+    p.proposed(id, vec![tx(5, 0).0], 10_000);
+    p.decided(&id);
+    // Block 1 holds our batch, but its builder skipped the transaction (it is still ready).
+    p.block_finished(1, [id]);
+    p.included(1, &[]);
+    assert!(
+        run_final(&mut p, &ready, 11_000, 0, &|_| true).is_empty(),
+        "its block is not final yet"
+    );
+    // Final at 11.5 s: it may go again a second later, not a whole delay after we proposed it.
+    assert!(run_final(&mut p, &ready, 11_500, 1, &|_| true).is_empty());
+    assert!(run_final(&mut p, &ready, 12_499, 1, &|_| true).is_empty());
+    assert_eq!(
+        run_final(&mut p, &ready, 12_500, 1, &|_| true),
+        vec![vec![vec![5, 0]]]
+    );
+}
+
+#[test]
+fn a_busy_sender_whose_block_never_comes_is_free_after_the_delay() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    assert_eq!(run(&mut p, &[tx(5, 0)], 0, &|_| true).len(), 1);
+    p.proposed([9; 32], vec![tx(5, 0).0], 0);
+    // Our batch is never finished into a block (lost with a void epoch, say).
+    let later = [tx(5, 0), tx(5, 1)];
+    assert!(
+        run(&mut p, &later, 5_999, &|_| true).is_empty(),
+        "busy, and nonce 0 proposed recently"
+    );
+    assert_eq!(
+        run(&mut p, &later, 6_000, &|_| true),
+        vec![vec![vec![5, 0], vec![5, 1]]],
+        "a delay later the sender is free and nonce 0 goes again, with nonce 1"
+    );
+}
+
+#[test]
+fn the_baseline_fallback_waits_for_the_primarys_queue() {
+    let mut p = PoolProposer::new(cfg(Mode::Leader));
+    let ours = |h: &H256| h.0[0] / 16 == 5 || h.0[0] / 16 == 7;
+    // Our clients' transactions, seen at once; the primary announces each 10 s later.
+    let queued: Vec<_> = (0..4).map(|n| tx(5, n)).collect();
+    assert!(run(&mut p, &queued, 0, &ours).is_empty(), "not the primary");
+    for (h, _) in &queued {
+        p.announced_by_other([*h], 10_000);
+    }
+    let q = p.queueing;
+    assert!(q > 6_000, "the primary's queue measured: {q} ms");
+    // The fallback would go 6 s after arrival; with that queue it waits twice as long more.
+    let next = tx(7, 0);
+    run(&mut p, std::slice::from_ref(&next), 10_100, &ours);
+    assert!(
+        run(&mut p, std::slice::from_ref(&next), 16_100, &ours).is_empty(),
+        "the primary's queue is long: not yet"
+    );
+    let due = 16_100 + 2 * q;
+    assert!(run(&mut p, std::slice::from_ref(&next), due - 1, &ours).is_empty());
+    assert_eq!(
+        run(&mut p, std::slice::from_ref(&next), due, &ours),
+        vec![vec![vec![7, 0]]]
+    );
+    // What the fallback proposed waited for the fallback, not for the primary: unmeasured,
+    // whether our core or then the primary announces it.
+    p.proposed([1; 32], vec![next.0], due);
+    p.announced_by_other([next.0], due + 1_000);
+    assert_eq!(p.queueing, q);
 }

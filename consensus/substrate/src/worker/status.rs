@@ -36,7 +36,8 @@ where
         s.block_txs_refused_stale = offers.stale;
         s.block_txs_refused_future = offers.future;
         let proposed = self.proposer.counts();
-        (s.txs_proposed_own, s.txs_proposed_others) = (proposed.own, proposed.others);
+        (s.txs_proposed_own, s.txs_proposed_others) = (proposed.own, proposed.others());
+        s.txs_proposed_carried = proposed.carried;
         s.blocks_from_sync = self.fin.synced_checked;
         if let Some((next, rotation)) = rotation {
             s.next_checkpoint_leader = Some(hex(&rotation.leader(m, next, 0)));
