@@ -16,8 +16,12 @@
 //!   allowance, measured where that mode queues them);
 //! - a transaction a block built here included is never proposed again, whoever's it is (the
 //!   pool drops it only once it processed the block);
-//! - a proposed transaction is not proposed again for `anyone_delay_ms` (once its block is final
-//!   and it is still pending, the builder skipped it: it may go again after a short grace);
+//! - a proposed transaction is not proposed again while the batch holding it has not been
+//!   finished into a block (the core proposes again, itself, a batch of ours that lands in no
+//!   block: decided Noop, void below a floor, skipped by a rejoin; so a copy from here would only
+//!   be refused), at most `UNFINISHED_HOLD_MS` as a safety net, and at least `anyone_delay_ms`;
+//!   once its block is final and it is still pending, the builder skipped it: it may go again
+//!   after a short grace;
 //! - a sender with a transaction in one of our batches whose block is not finished gets its own
 //!   later transactions into a later batch of ours only behind a carried transaction submitted
 //!   elsewhere, passed over since our last proposal of that sender (two conflicting batches of
@@ -43,6 +47,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// How long after its block is final a skipped own transaction may be proposed again.
 const REPROPOSE_GRACE_MS: u64 = 1_000;
+/// A transaction of ours whose batch is not finished into a block is held at most this long
+/// (only a safety net: within an epoch the core proposes again what lands in no block, and a
+/// new epoch releases everything).
+const UNFINISHED_HOLD_MS: u64 = 30_000;
 /// An own batch counts as undecided for the in-flight limit for at most this long.
 const INFLIGHT_HORIZON_MS: u64 = 5_000;
 /// How long an own batch's transactions are remembered (commit latency, status).
@@ -111,7 +119,9 @@ pub struct PoolProposer {
     undecided: BTreeMap<CommandId, u64>,
     /// Our transactions by the finished block that holds their batch.
     in_block: BTreeMap<u64, Vec<H256>>,
-    /// Our proposed transactions whose block is not finished yet, with their sender.
+    /// Our proposed transactions whose block is not finished yet, with their sender and when
+    /// (held from proposal again up to [`UNFINISHED_HOLD_MS`]; their sender counts as busy
+    /// for `anyone_delay_ms`).
     inflight: BTreeMap<H256, (AccountId, u64)>,
     /// Transactions a block built here included (any proposer's), kept while the pool still
     /// lists them as ready: never proposed again (the pool drops them only once it has

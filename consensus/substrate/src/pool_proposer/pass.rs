@@ -1,7 +1,7 @@
 //! One pass over the ready transactions: which this validator proposes now, cut into batches
 //! that keep each sender's chain whole (the rules are in the parent module's doc).
 
-use super::{PoolProposer, Turn, INFLIGHT_HORIZON_MS, REPROPOSE_GRACE_MS};
+use super::{PoolProposer, Turn, INFLIGHT_HORIZON_MS, REPROPOSE_GRACE_MS, UNFINISHED_HOLD_MS};
 use crate::config::Mode;
 use crate::TxInfo;
 use bsmr_consensus_core::{AccountId, Tx};
@@ -41,8 +41,14 @@ impl PoolProposer {
             }
         }
         let delay = self.cfg.anyone_delay_ms;
-        self.inflight.retain(|_, (_, at)| now < *at + delay);
-        let busy: BTreeSet<AccountId> = self.inflight.values().map(|(s, _)| *s).collect();
+        self.inflight
+            .retain(|_, (_, at)| now < *at + UNFINISHED_HOLD_MS);
+        let busy: BTreeSet<AccountId> = self
+            .inflight
+            .values()
+            .filter(|(_, at)| now < *at + delay)
+            .map(|(s, _)| *s)
+            .collect();
         let mut present = BTreeSet::new();
         let mut in_earlier_batch = BTreeSet::new();
         let mut in_this_batch = BTreeSet::new();
@@ -74,10 +80,13 @@ impl PoolProposer {
             if in_earlier_batch.contains(&info.sender) || held.contains(&info.sender) {
                 continue;
             }
-            // Ours already (maybe in a block the pool has not pruned yet): not carried again,
-            // and what was passed over before it is not carried past it (a carried chain is
-            // contiguous up to the transaction it goes with).
-            if self.proposed.get(&h).is_some_and(|at| now < at + delay) {
+            // Ours already (in a batch not finished into a block yet, proposed recently, or in a
+            // block the pool has not pruned yet): not carried again, and what was passed over
+            // before it is not carried past it (a carried chain is contiguous up to the
+            // transaction it goes with).
+            if self.inflight.contains_key(&h)
+                || self.proposed.get(&h).is_some_and(|at| now < at + delay)
+            {
                 passed_over.remove(&info.sender);
                 continue;
             }
