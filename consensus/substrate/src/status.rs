@@ -83,8 +83,8 @@ pub struct EngineStatus {
     /// Transactions this node put into its batches that were submitted elsewhere (taken over
     /// after a delay, or carried with a later transaction of their sender).
     pub txs_proposed_others: u64,
-    /// Of those, the ones carried in front of a later transaction of their sender submitted to
-    /// this node (the rest were taken over after a delay, or proposed by the baseline's
+    /// Of those, the ones carried in front of a later transaction of their sender that this
+    /// node proposed (the rest were taken over after a delay, or proposed by the baseline's
     /// primary).
     pub txs_proposed_carried: u64,
     /// Blocks that arrived by sync before this node built them (checked against its core's

@@ -20,8 +20,8 @@
 //!   finished into a block (the core proposes again, itself, a batch of ours that lands in no
 //!   block: decided Noop, void below a floor, skipped by a rejoin; so a copy from here would only
 //!   be refused), at most `UNFINISHED_HOLD_MS` as a safety net, and at least `anyone_delay_ms`;
-//!   once its block is final and it is still pending, the builder skipped it: it may go again
-//!   after a short grace;
+//!   once finished, until its block is final: if it is still pending then, the builder skipped
+//!   it, and it may go again after a short grace;
 //! - a sender with a transaction in one of our batches whose block is not finished gets its own
 //!   later transactions into a later batch of ours only behind a carried transaction submitted
 //!   elsewhere, passed over since our last proposal of that sender (two conflicting batches of
@@ -51,6 +51,11 @@ const REPROPOSE_GRACE_MS: u64 = 1_000;
 /// (only a safety net: within an epoch the core proposes again what lands in no block, and a
 /// new epoch releases everything).
 const UNFINISHED_HOLD_MS: u64 = 30_000;
+/// Announced transactions remembered at most: a member's announcements are noted before the
+/// core checks them, so their number is bounded here (the oldest are forgotten first).
+const MAX_ANNOUNCED: usize = 65_536;
+/// `proposed` for a transaction whose block is finished but not final yet: held until then.
+const HELD_UNTIL_FINAL: u64 = u64::MAX;
 /// An own batch counts as undecided for the in-flight limit for at most this long.
 const INFLIGHT_HORIZON_MS: u64 = 5_000;
 /// How long an own batch's transactions are remembered (commit latency, status).
@@ -111,7 +116,8 @@ pub struct PoolProposer {
     seen: BTreeMap<H256, (u64, Option<TxInfo>)>,
     /// Transactions in batches other validators announced, and when.
     announced: BTreeMap<H256, u64>,
-    /// Transactions we proposed, and when (or when they may go again, minus the delay).
+    /// Transactions we proposed, and when (or when they may go again, minus the delay;
+    /// [`HELD_UNTIL_FINAL`] once their block is finished).
     proposed: BTreeMap<H256, u64>,
     /// Our batches, by id.
     own: BTreeMap<CommandId, OwnBatch>,
@@ -120,8 +126,7 @@ pub struct PoolProposer {
     /// Our transactions by the finished block that holds their batch.
     in_block: BTreeMap<u64, Vec<H256>>,
     /// Our proposed transactions whose block is not finished yet, with their sender and when
-    /// (held from proposal again up to [`UNFINISHED_HOLD_MS`]; their sender counts as busy
-    /// for `anyone_delay_ms`).
+    /// (held, and their sender busy, up to [`UNFINISHED_HOLD_MS`] from the proposal).
     inflight: BTreeMap<H256, (AccountId, u64)>,
     /// Transactions a block built here included (any proposer's), kept while the pool still
     /// lists them as ready: never proposed again (the pool drops them only once it has
@@ -194,13 +199,33 @@ impl PoolProposer {
         self.counts
     }
 
-    /// Another validator announced a batch with these transactions.
-    pub fn announced_by_other(&mut self, txs: impl IntoIterator<Item = H256>, now: u64) {
+    /// Another validator announced a batch with these transactions; `by_primary`: the leader
+    /// baseline's primary announced its own batch (the only announcements that measure the
+    /// primary's queue: another member could otherwise stretch our fallback).
+    pub fn announced_by_other(
+        &mut self,
+        txs: impl IntoIterator<Item = H256>,
+        now: u64,
+        by_primary: bool,
+    ) {
         let txs: Vec<H256> = txs.into_iter().collect();
         for h in &txs {
             self.announced.entry(*h).or_insert(now);
         }
-        self.measure_queueing(&txs, |p, h| p.awaiting_primary.remove(h), now);
+        if self.announced.len() > MAX_ANNOUNCED {
+            self.forget_oldest_announcements();
+        }
+        if by_primary {
+            self.measure_queueing(&txs, |p, h| p.awaiting_primary.remove(h), now);
+        }
+    }
+
+    /// Keeps the newest half of [`MAX_ANNOUNCED`] announcements (by time, then hash).
+    fn forget_oldest_announcements(&mut self) {
+        let mut all: Vec<(u64, H256)> = self.announced.iter().map(|(h, at)| (*at, *h)).collect();
+        all.sort_unstable();
+        let keep = all.split_off(all.len().saturating_sub(MAX_ANNOUNCED / 2));
+        self.announced = keep.into_iter().map(|(at, h)| (h, at)).collect();
     }
 
     /// Folds into `queueing` the mean wait, from arrival to `now`, of those of `txs` that
@@ -251,6 +276,9 @@ impl PoolProposer {
             if let Some(b) = self.own.get(&id) {
                 for h in &b.txs {
                     self.inflight.remove(h);
+                    if let Some(at) = self.proposed.get_mut(h) {
+                        *at = HELD_UNTIL_FINAL;
+                    }
                 }
                 self.in_block
                     .entry(index)

@@ -43,12 +43,7 @@ impl PoolProposer {
         let delay = self.cfg.anyone_delay_ms;
         self.inflight
             .retain(|_, (_, at)| now < *at + UNFINISHED_HOLD_MS);
-        let busy: BTreeSet<AccountId> = self
-            .inflight
-            .values()
-            .filter(|(_, at)| now < *at + delay)
-            .map(|(s, _)| *s)
-            .collect();
+        let busy: BTreeSet<AccountId> = self.inflight.values().map(|(s, _)| *s).collect();
         let mut present = BTreeSet::new();
         let mut in_earlier_batch = BTreeSet::new();
         let mut in_this_batch = BTreeSet::new();
@@ -68,7 +63,8 @@ impl PoolProposer {
                 Entry::Vacant(e) => {
                     // The baseline off the primary measures how long the primary takes to
                     // announce our clients' transactions (see `awaiting_primary`).
-                    if off_primary && (turn.submitted_here)(&h) {
+                    if off_primary && (turn.submitted_here)(&h) && !self.announced.contains_key(&h)
+                    {
                         self.awaiting_primary.insert(h);
                     }
                     e.insert((now, classify(&bytes()))).clone()
@@ -85,7 +81,10 @@ impl PoolProposer {
             // before it is not carried past it (a carried chain is contiguous up to the
             // transaction it goes with).
             if self.inflight.contains_key(&h)
-                || self.proposed.get(&h).is_some_and(|at| now < at + delay)
+                || self
+                    .proposed
+                    .get(&h)
+                    .is_some_and(|at| now < at.saturating_add(delay))
             {
                 passed_over.remove(&info.sender);
                 continue;

@@ -255,7 +255,7 @@ fn others_submissions_wait_for_their_owner_or_anyone() {
             carried: 0
         }
     );
-    p.announced_by_other([tx(theirs, 0).0], 3_000);
+    p.announced_by_other([tx(theirs, 0).0], 3_000, false);
     assert!(
         run(&mut p, &ready, 6_000, &|_| false).is_empty(),
         "being ordered"
@@ -336,7 +336,7 @@ fn the_baseline_primary_proposes_everything_and_others_nothing() {
         run(&mut p, &[tx(5, 0), tx(6, 0)], 6_000, &|_| false).is_empty(),
         "not submitted here"
     );
-    p.announced_by_other([tx(6, 0).0], 5_000);
+    p.announced_by_other([tx(6, 0).0], 5_000, true);
     assert_eq!(
         run(&mut p, &[tx(5, 0), tx(6, 0)], 6_000, &|_| true),
         vec![vec![vec![5, 0]]],
@@ -387,20 +387,20 @@ fn a_skipped_own_transaction_goes_again_a_grace_after_its_block_is_final() {
     p.block_finished(1, [id]);
     p.included(1, &[]);
     assert!(
-        run_final(&mut p, &ready, 11_000, 0, &|_| true).is_empty(),
-        "its block is not final yet"
+        run_final(&mut p, &ready, 20_000, 0, &|_| true).is_empty(),
+        "its block is not final yet, however long after the proposal"
     );
-    // Final at 11.5 s: it may go again a second later, not a whole delay after we proposed it.
-    assert!(run_final(&mut p, &ready, 11_500, 1, &|_| true).is_empty());
-    assert!(run_final(&mut p, &ready, 12_499, 1, &|_| true).is_empty());
+    // Final at 20.5 s: it may go again a second later.
+    assert!(run_final(&mut p, &ready, 20_500, 1, &|_| true).is_empty());
+    assert!(run_final(&mut p, &ready, 21_499, 1, &|_| true).is_empty());
     assert_eq!(
-        run_final(&mut p, &ready, 12_500, 1, &|_| true),
+        run_final(&mut p, &ready, 21_500, 1, &|_| true),
         vec![vec![vec![5, 0]]]
     );
 }
 
 #[test]
-fn a_busy_sender_whose_block_never_comes_is_free_after_the_delay() {
+fn a_busy_sender_whose_block_never_comes_is_free_after_the_safety_net() {
     let mut p = PoolProposer::new(cfg(Mode::Leaderless));
     assert_eq!(run(&mut p, &[tx(5, 0)], 0, &|_| true).len(), 1);
     p.proposed([9; 32], vec![tx(5, 0).0], 0);
@@ -410,10 +410,14 @@ fn a_busy_sender_whose_block_never_comes_is_free_after_the_delay() {
         run(&mut p, &later, 5_999, &|_| true).is_empty(),
         "busy, and nonce 0 proposed recently"
     );
+    assert!(
+        run(&mut p, &later, 29_999, &|_| true).is_empty(),
+        "nonce 0's batch is unfinished: held, and its sender busy"
+    );
     assert_eq!(
-        run(&mut p, &later, 6_000, &|_| true),
-        vec![vec![vec![5, 1]]],
-        "a delay later the sender is free; nonce 0 is still held by its unfinished batch"
+        run(&mut p, &later, 30_000, &|_| true),
+        vec![vec![vec![5, 0], vec![5, 1]]],
+        "after the safety net both go, in one batch"
     );
 }
 
@@ -441,7 +445,7 @@ fn the_baseline_fallback_waits_for_the_primarys_queue() {
     let queued: Vec<_> = (0..4).map(|n| tx(5, n)).collect();
     assert!(run(&mut p, &queued, 0, &ours).is_empty(), "not the primary");
     for (h, _) in &queued {
-        p.announced_by_other([*h], 10_000);
+        p.announced_by_other([*h], 10_000, true);
     }
     let q = p.queueing;
     assert!(q > 6_000, "the primary's queue measured: {q} ms");
@@ -461,6 +465,37 @@ fn the_baseline_fallback_waits_for_the_primarys_queue() {
     // What the fallback proposed waited for the fallback, not for the primary: unmeasured,
     // whether our core or then the primary announces it.
     p.proposed([1; 32], vec![next.0], due);
-    p.announced_by_other([next.0], due + 1_000);
+    p.announced_by_other([next.0], due + 1_000, true);
     assert_eq!(p.queueing, q);
+}
+
+#[test]
+fn only_the_primarys_own_announcements_of_unannounced_transactions_measure_its_queue() {
+    let mut p = PoolProposer::new(cfg(Mode::Leader));
+    let ours = |h: &H256| h.0[0] / 16 == 5;
+    run(&mut p, &[tx(5, 0), tx(5, 1)], 0, &ours);
+    // Another member announces them late, to stretch our fallback: not measured.
+    p.announced_by_other([tx(5, 0).0], 5_900, false);
+    assert_eq!(p.queueing, 0);
+    // One the primary announced before we first saw it here is not measured at its
+    // re-announcement either.
+    p.announced_by_other([tx(5, 2).0], 100, true);
+    run(&mut p, &[tx(5, 0), tx(5, 1), tx(5, 2)], 200, &ours);
+    p.announced_by_other([tx(5, 2).0], 9_000, true);
+    assert_eq!(p.queueing, 0);
+    // The primary's own announcement is: 4 s after arrival.
+    p.announced_by_other([tx(5, 1).0], 4_000, true);
+    assert_eq!(p.queueing, 1_000);
+}
+
+#[test]
+fn announcements_are_bounded_newest_kept() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let hash = |i: usize| H256(sp_crypto_hashing::blake2_256(&i.to_le_bytes()));
+    for i in 0..=MAX_ANNOUNCED {
+        p.announced_by_other([hash(i)], i as u64, false);
+    }
+    assert_eq!(p.announced.len(), MAX_ANNOUNCED / 2);
+    assert!(p.announced.contains_key(&hash(MAX_ANNOUNCED)));
+    assert!(!p.announced.contains_key(&hash(0)));
 }

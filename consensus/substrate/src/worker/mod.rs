@@ -327,8 +327,11 @@ where
                     .iter()
                     .map(|t| H256(sp_crypto_hashing::blake2_256(&t.data)))
                     .collect();
+                // `from` is the member whose connection (or fetch answer) this is: only the
+                // primary's own batch measures the primary's queue.
+                let by_primary = from == self.primary && b.header.body.proposer == self.primary;
                 self.proposer
-                    .announced_by_other(hashes.iter().copied(), self.now);
+                    .announced_by_other(hashes.iter().copied(), self.now, by_primary);
                 self.adopt_announced(from, b, &hashes);
             }
         }
