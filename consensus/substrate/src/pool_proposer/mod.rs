@@ -6,14 +6,17 @@
 //! The rules:
 //! - leaderless: a transaction submitted to this node is proposed at once; one submitted
 //!   elsewhere by its sender's partition owner after `owner_delay_ms`, by anyone after
-//!   `anyone_delay_ms`, unless another validator announced it less than `anyone_delay_ms` ago;
+//!   `anyone_delay_ms`, unless another validator announced it in a batch not finished into a
+//!   block here yet (at most `UNFINISHED_HOLD_MS`), or finished less than `anyone_delay_ms` ago
+//!   (its block is built by then, and what that included is never proposed again);
 //!   both delays grow by twice how long our own clients' transactions lately waited here until
 //!   the core announced their batch, measured on their first proposal (under load the
 //!   receiver's queue is as long; at most 30 s more);
 //!   the leader baseline's primary proposes everything, and another validator only its own
 //!   clients' transactions still pending `anyone_delay_ms` after they arrived, plus twice how
 //!   long its clients' transactions lately waited for the primary's announcement (the same
-//!   allowance, measured where that mode queues them);
+//!   allowance, measured where that mode queues them), and held back by an announcement the
+//!   same way;
 //! - a transaction a block built here included is never proposed again, whoever's it is (the
 //!   pool drops it only once it processed the block);
 //! - a proposed transaction is not proposed again while the batch holding it has not been
@@ -114,7 +117,10 @@ pub struct PoolProposer {
     /// Each ready transaction: when first seen, and its classification (None: not classifiable,
     /// never proposed). Classified once, not on every pass.
     seen: BTreeMap<H256, (u64, Option<TxInfo>)>,
-    /// Transactions in batches other validators announced, and when.
+    /// Transactions in batches other validators announced, and until when that holds them
+    /// back from a takeover (or the baseline's fallback): while the batch is not finished into a
+    /// block here, at most [`UNFINISHED_HOLD_MS`] from the announcement, so that a Byzantine
+    /// member's announcement holds nothing for longer; once finished, `anyone_delay_ms` more.
     announced: BTreeMap<H256, u64>,
     /// Transactions we proposed, and when (or when they may go again, minus the delay;
     /// [`HELD_UNTIL_FINAL`] once their block is finished).
@@ -210,7 +216,7 @@ impl PoolProposer {
     ) {
         let txs: Vec<H256> = txs.into_iter().collect();
         for h in &txs {
-            self.announced.entry(*h).or_insert(now);
+            self.announced.entry(*h).or_insert(now + UNFINISHED_HOLD_MS);
         }
         if self.announced.len() > MAX_ANNOUNCED {
             self.forget_oldest_announcements();
@@ -220,12 +226,25 @@ impl PoolProposer {
         }
     }
 
-    /// Keeps the newest half of [`MAX_ANNOUNCED`] announcements (by time, then hash).
+    /// Keeps half of [`MAX_ANNOUNCED`] announcements, those holding longest (by time, then
+    /// hash).
     fn forget_oldest_announcements(&mut self) {
-        let mut all: Vec<(u64, H256)> = self.announced.iter().map(|(h, at)| (*at, *h)).collect();
+        let mut all: Vec<(u64, H256)> = self.announced.iter().map(|(h, u)| (*u, *h)).collect();
         all.sort_unstable();
         let keep = all.split_off(all.len().saturating_sub(MAX_ANNOUNCED / 2));
-        self.announced = keep.into_iter().map(|(at, h)| (h, at)).collect();
+        self.announced = keep.into_iter().map(|(u, h)| (h, u)).collect();
+    }
+
+    /// Other validators' batches with these transactions were finished into a block here: an
+    /// announcement holds them `anyone_delay_ms` more, while the block is built (what
+    /// it includes is then never proposed again; what it skipped may be taken over after).
+    pub fn others_finished(&mut self, txs: impl IntoIterator<Item = H256>, now: u64) {
+        let until = now + self.cfg.anyone_delay_ms;
+        for h in txs {
+            if let Some(u) = self.announced.get_mut(&h) {
+                *u = (*u).min(until);
+            }
+        }
     }
 
     /// Folds into `queueing` the mean wait, from arrival to `now`, of those of `txs` that

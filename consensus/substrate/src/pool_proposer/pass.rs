@@ -154,9 +154,9 @@ impl PoolProposer {
         }
         self.seen.retain(|h, _| present.contains(h));
         // Announcements may precede the transaction's arrival here: keep them while it is
-        // pending here, or by age.
+        // pending here, or while they hold.
         self.announced
-            .retain(|h, at| present.contains(h) || now.saturating_sub(*at) < 2 * delay);
+            .retain(|h, until| present.contains(h) || now < *until);
         self.proposed.retain(|h, _| present.contains(h));
         self.inflight.retain(|h, _| present.contains(h));
         self.unannounced_own.retain(|h| present.contains(h));

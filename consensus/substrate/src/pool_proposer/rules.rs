@@ -48,10 +48,7 @@ impl PoolProposer {
             .saturating_sub(2 * self.queueing.min(MAX_QUEUEING_ALLOWANCE_MS / 2));
         match self.cfg.mode {
             Mode::Leaderless => {
-                let in_flight = self
-                    .announced
-                    .get(h)
-                    .is_some_and(|at| now < at + self.cfg.anyone_delay_ms);
+                let in_flight = self.announced.get(h).is_some_and(|until| now < *until);
                 (turn.submitted_here)(h)
                     || (!in_flight
                         && ((waited >= self.cfg.owner_delay_ms
@@ -64,16 +61,12 @@ impl PoolProposer {
             // `anyone_delay_ms` after it arrived is proposed by the validator it was submitted to.
             // The delay grows by twice how long our clients' transactions lately waited for the
             // primary's announcement, as a leaderless takeover grows by the receiver's queue.
-            // An announcement holds the fallback back for twice the delay only: a Byzantine
-            // member's announcement of others' transactions must not hold it back for good.
+            // An announcement holds the fallback back as it holds a takeover (see `announced`).
             Mode::Leader => {
                 turn.primary == turn.me
                     || ((turn.submitted_here)(h)
                         && waited >= self.cfg.anyone_delay_ms
-                        && self
-                            .announced
-                            .get(h)
-                            .is_none_or(|at| now >= at + 2 * self.cfg.anyone_delay_ms))
+                        && self.announced.get(h).is_none_or(|until| now >= *until))
             }
         }
     }

@@ -257,19 +257,39 @@ fn others_submissions_wait_for_their_owner_or_anyone() {
     );
     p.announced_by_other([tx(theirs, 0).0], 3_000, false);
     assert!(
-        run(&mut p, &ready, 6_000, &|_| false).is_empty(),
-        "being ordered"
+        run(&mut p, &ready, 9_000, &|_| false).is_empty(),
+        "being ordered: their batch is not finished into a block, ours neither"
     );
-    // Still pending an anyone-delay after its announcement: it goes. Ours is in a batch not
-    // finished into a block: held (the core proposes again what lands in no block).
+    // Their batch is finished into a block at 10 s; still pending a delay later (the builder
+    // skipped it), it goes.
+    p.others_finished([tx(theirs, 0).0], 10_000);
+    assert!(run(&mut p, &ready, 15_999, &|_| false).is_empty());
     assert_eq!(
-        run(&mut p, &ready, 9_000, &|_| false),
+        run(&mut p, &ready, 16_000, &|_| false),
         vec![vec![vec![theirs, 0]]]
     );
-    // As a safety net, an unfinished batch holds it for 30 s at most.
+    // Ours is in a batch not finished into a block: held (the core proposes again what lands
+    // in no block), for 30 s at most as a safety net.
     assert!(run(&mut p, &ready, 31_999, &|_| false).is_empty());
     assert_eq!(
         run(&mut p, &ready, 32_000, &|_| false),
+        vec![vec![vec![mine, 0]]]
+    );
+}
+
+#[test]
+fn an_announcement_whose_batch_never_finishes_holds_a_takeover_30_s_at_most() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let m = members();
+    let mine = (0..16u8)
+        .find(|s| PoolProposer::partition_owner(&m, &[*s; 32]) == ME)
+        .expect("some sender below 16 is ours");
+    // A member announces it (Byzantine, say: its batch is decided Noop and never finishes).
+    p.announced_by_other([tx(mine, 0).0], 0, false);
+    assert!(run(&mut p, &[tx(mine, 0)], 0, &|_| false).is_empty());
+    assert!(run(&mut p, &[tx(mine, 0)], 29_999, &|_| false).is_empty());
+    assert_eq!(
+        run(&mut p, &[tx(mine, 0)], 30_000, &|_| false),
         vec![vec![vec![mine, 0]]]
     );
 }
