@@ -55,7 +55,7 @@ const REPROPOSE_GRACE_MS: u64 = 1_000;
 /// new epoch releases everything).
 const UNFINISHED_HOLD_MS: u64 = 30_000;
 /// Announced transactions remembered at most: a member's announcements are noted before the
-/// core checks them, so their number is bounded here (the oldest are forgotten first).
+/// core checks them, so their number is bounded here (those holding shortest go first).
 const MAX_ANNOUNCED: usize = 65_536;
 /// `proposed` for a transaction whose block is finished but not final yet: held until then.
 const HELD_UNTIL_FINAL: u64 = u64::MAX;
@@ -147,15 +147,15 @@ pub struct PoolProposer {
     /// that the block builder refuses, so the takeover delays grow by it (at most
     /// [`MAX_QUEUEING_ALLOWANCE_MS`], so a Byzantine or crashed receiver's transactions are
     /// still taken over). The leader baseline off the primary measures instead the wait from
-    /// arrival to the first announcement by another validator (see `awaiting_primary`), and
-    /// its fallback waits twice that longer.
+    /// arrival to the primary's own announcement (see `awaiting_primary`), and its fallback
+    /// waits twice that longer.
     queueing: u64,
     /// Our clients' transactions handed to the core on their first proposal and not announced
     /// yet: the ones `queueing` measures (leaderless, and the baseline's primary).
     unannounced_own: BTreeSet<H256>,
-    /// The leader baseline off the primary: our clients' transactions seen here and not
-    /// announced by anyone yet. `queueing` measures them at their first announcement by another
-    /// validator (the primary's queue); one our fallback proposes first is dropped unmeasured.
+    /// The leader baseline off the primary: our clients' transactions not announced by anyone
+    /// when first seen here. `queueing` measures them at the primary's own announcement (its
+    /// queue); one our fallback proposes first is dropped unmeasured.
     awaiting_primary: BTreeSet<H256>,
     /// What we proposed so far (for `bsmr_status`).
     counts: ProposalCounts,
@@ -239,7 +239,7 @@ impl PoolProposer {
     /// announcement holds them `anyone_delay_ms` more, while the block is built (what
     /// it includes is then never proposed again; what it skipped may be taken over after).
     pub fn others_finished(&mut self, txs: impl IntoIterator<Item = H256>, now: u64) {
-        let until = now + self.cfg.anyone_delay_ms;
+        let until = now.saturating_add(self.cfg.anyone_delay_ms);
         for h in txs {
             if let Some(u) = self.announced.get_mut(&h) {
                 *u = (*u).min(until);
@@ -277,6 +277,14 @@ impl PoolProposer {
         // Only our clients' transactions on their first proposal: a taken-over, carried or
         // re-proposed one waited for other reasons, and would make the estimate feed itself.
         self.measure_queueing(&txs, |p, h| p.unannounced_own.remove(h), now);
+        // The safety net on a held transaction runs from the announcement (the core's queue
+        // may have held the batch for long), and again from a re-proposal of a batch that
+        // landed in no block.
+        for h in &txs {
+            if let Some((_, at)) = self.inflight.get_mut(h) {
+                *at = now;
+            }
+        }
         self.own.insert(id, OwnBatch { at: now, txs });
         self.undecided.insert(id, now);
         true

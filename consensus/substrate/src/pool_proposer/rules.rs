@@ -5,6 +5,7 @@
 
 use super::{
     PoolProposer, Turn, INFLIGHT_HORIZON_MS, MAX_PENDING_CORE_BATCHES, MAX_QUEUEING_ALLOWANCE_MS,
+    UNFINISHED_HOLD_MS,
 };
 use crate::config::Mode;
 use bsmr_consensus_core::{AccountId, Membership, ValidatorId};
@@ -46,11 +47,17 @@ impl PoolProposer {
         let waited = now
             .saturating_sub(first)
             .saturating_sub(2 * self.queueing.min(MAX_QUEUEING_ALLOWANCE_MS / 2));
+        // Held by another validator's announcement (see `announced`), never for longer than
+        // the safety net from when we first saw it: a member that floods announcements to
+        // evict this one and then announces it again gains nothing.
+        let held = self
+            .announced
+            .get(h)
+            .is_some_and(|until| now < (*until).min(first.saturating_add(UNFINISHED_HOLD_MS)));
         match self.cfg.mode {
             Mode::Leaderless => {
-                let in_flight = self.announced.get(h).is_some_and(|until| now < *until);
                 (turn.submitted_here)(h)
-                    || (!in_flight
+                    || (!held
                         && ((waited >= self.cfg.owner_delay_ms
                             && Self::partition_owner(turn.membership, sender) == turn.me)
                             || waited >= self.cfg.anyone_delay_ms))
@@ -64,9 +71,7 @@ impl PoolProposer {
             // An announcement holds the fallback back as it holds a takeover (see `announced`).
             Mode::Leader => {
                 turn.primary == turn.me
-                    || ((turn.submitted_here)(h)
-                        && waited >= self.cfg.anyone_delay_ms
-                        && self.announced.get(h).is_none_or(|until| now >= *until))
+                    || ((turn.submitted_here)(h) && waited >= self.cfg.anyone_delay_ms && !held)
             }
         }
     }

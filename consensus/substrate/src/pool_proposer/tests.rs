@@ -349,18 +349,20 @@ fn the_inflight_limit_lets_transactions_gather() {
 fn the_baseline_primary_proposes_everything_and_others_nothing() {
     let mut p = PoolProposer::new(cfg(Mode::Leader));
     assert!(
-        run(&mut p, &[tx(5, 0)], 0, &|_| true).is_empty(),
+        run(&mut p, &[tx(5, 0), tx(6, 0)], 0, &|_| true).is_empty(),
         "not the primary"
     );
     assert!(
         run(&mut p, &[tx(5, 0), tx(6, 0)], 6_000, &|_| false).is_empty(),
         "not submitted here"
     );
-    p.announced_by_other([tx(6, 0).0], 5_000, true);
+    // Another member's batch holds one of them (and, not being the primary's, measures
+    // nothing).
+    p.announced_by_other([tx(6, 0).0], 5_000, false);
     assert_eq!(
         run(&mut p, &[tx(5, 0), tx(6, 0)], 6_000, &|_| true),
         vec![vec![vec![5, 0]]],
-        "a client's transaction the primary never ordered goes after the delay"
+        "a client's transaction no batch holds goes after the delay"
     );
 }
 
@@ -518,4 +520,82 @@ fn announcements_are_bounded_newest_kept() {
     assert_eq!(p.announced.len(), MAX_ANNOUNCED / 2);
     assert!(p.announced.contains_key(&hash(MAX_ANNOUNCED)));
     assert!(!p.announced.contains_key(&hash(0)));
+}
+
+#[test]
+fn an_announcement_holds_the_baseline_fallback_until_its_batch_is_finished() {
+    let mut p = PoolProposer::new(cfg(Mode::Leader));
+    run(&mut p, &[tx(5, 0)], 0, &|_| true);
+    p.announced_by_other([tx(5, 0).0], 1_000, true);
+    assert!(
+        run(&mut p, &[tx(5, 0)], 20_000, &|_| true).is_empty(),
+        "the primary's batch is being ordered"
+    );
+    // Finished into a block at 21 s; still pending a delay later (skipped), the fallback goes.
+    p.others_finished([tx(5, 0).0], 21_000);
+    assert!(run(&mut p, &[tx(5, 0)], 26_999, &|_| true).is_empty());
+    assert_eq!(
+        run(&mut p, &[tx(5, 0)], 27_000, &|_| true),
+        vec![vec![vec![5, 0]]]
+    );
+    // A finish does not hold it past the hold it cut (announced before we saw it, at 0).
+    let mut q = PoolProposer::new(cfg(Mode::Leader));
+    q.announced_by_other([tx(5, 0).0], 0, true);
+    run(&mut q, &[tx(5, 0)], 10_000, &|_| true);
+    q.others_finished([tx(5, 0).0], 29_000);
+    assert_eq!(
+        run(&mut q, &[tx(5, 0)], 30_000, &|_| true),
+        vec![vec![vec![5, 0]]]
+    );
+}
+
+#[test]
+fn evicting_an_announcement_and_sending_it_again_holds_no_longer() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let m = members();
+    let mine = (0..16u8)
+        .find(|s| PoolProposer::partition_owner(&m, &[*s; 32]) == ME)
+        .expect("some sender below 16 is ours");
+    p.announced_by_other([tx(mine, 0).0], 0, false);
+    run(&mut p, &[tx(mine, 0)], 0, &|_| false);
+    // A member floods announcements until ours is evicted, then announces it again.
+    let hash = |i: usize| H256(sp_crypto_hashing::blake2_256(&i.to_le_bytes()));
+    for i in 0..=MAX_ANNOUNCED {
+        p.announced_by_other([hash(i)], 1, false);
+    }
+    p.announced_by_other([tx(mine, 0).0], 20_000, false);
+    assert!(run(&mut p, &[tx(mine, 0)], 29_999, &|_| false).is_empty());
+    assert_eq!(
+        run(&mut p, &[tx(mine, 0)], 30_000, &|_| false),
+        vec![vec![vec![mine, 0]]],
+        "30 s after we first saw it, whatever was announced since"
+    );
+}
+
+#[test]
+fn a_new_epoch_releases_a_transaction_held_until_its_block_is_final() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    run(&mut p, &[tx(5, 0)], 0, &|_| true);
+    p.proposed([9; 32], vec![tx(5, 0).0], 0);
+    p.block_finished(1, [[9; 32]]);
+    assert!(run(&mut p, &[tx(5, 0)], 40_000, &|_| true).is_empty());
+    // Block 1 was of the old epoch, void at the handover.
+    p.new_epoch();
+    assert_eq!(
+        run(&mut p, &[tx(5, 0)], 40_001, &|_| true),
+        vec![vec![vec![5, 0]]]
+    );
+}
+
+#[test]
+fn the_safety_net_runs_from_the_announcement_not_the_hand_over() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    run(&mut p, &[tx(5, 0)], 0, &|_| true);
+    // The core's queue held the batch 20 s before announcing it.
+    p.proposed([9; 32], vec![tx(5, 0).0], 20_000);
+    assert!(run(&mut p, &[tx(5, 0)], 49_999, &|_| true).is_empty());
+    assert_eq!(
+        run(&mut p, &[tx(5, 0)], 50_000, &|_| true),
+        vec![vec![vec![5, 0]]]
+    );
 }

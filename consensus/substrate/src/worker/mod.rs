@@ -321,7 +321,9 @@ where
     /// Hand a member's message to the core, noting the transactions of announced batches.
     fn feed_peer_message(&mut self, from: ValidatorId, msg: Message) -> Result<(), String> {
         if let Message::Announce(b) = &msg {
-            if b.header.body.kind == BatchKind::Txs && Some(from) != self.me() {
+            // A relay of our own batch is not another validator's announcement.
+            let ours = [Some(from), Some(b.header.body.proposer)].contains(&self.me());
+            if b.header.body.kind == BatchKind::Txs && !ours {
                 let hashes: Vec<H256> = b
                     .txs
                     .iter()
