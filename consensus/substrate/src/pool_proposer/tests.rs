@@ -444,18 +444,21 @@ fn a_busy_sender_whose_block_never_comes_is_free_after_the_safety_net() {
 }
 
 #[test]
-fn a_transaction_in_an_unfinished_batch_is_not_proposed_again_until_a_new_epoch() {
+fn held_transactions_go_again_at_once_in_a_new_epoch() {
     let mut p = PoolProposer::new(cfg(Mode::Leaderless));
-    assert_eq!(run(&mut p, &[tx(5, 0)], 0, &|_| true).len(), 1);
+    let ready = [tx(5, 0), tx(6, 0)];
+    assert_eq!(run(&mut p, &ready, 0, &|_| true).len(), 1);
+    // One in a batch not finished into a block, one in a block not final yet: well past the
+    // re-proposal delay both are held (a copy would only be refused).
     p.proposed([9; 32], vec![tx(5, 0).0], 0);
-    // Well past the re-proposal delay: its batch may still reach a block, so a copy would
-    // only be refused.
-    assert!(run(&mut p, &[tx(5, 0)], 20_000, &|_| true).is_empty());
-    // A new epoch voids the batches of the old one: it goes again at once.
+    p.proposed([8; 32], vec![tx(6, 0).0], 0);
+    p.block_finished(1, [[8; 32]]);
+    assert!(run(&mut p, &ready, 20_000, &|_| true).is_empty());
+    // A new epoch voids the old one's batches and its blocks past the handover.
     p.new_epoch();
     assert_eq!(
-        run(&mut p, &[tx(5, 0)], 20_001, &|_| true),
-        vec![vec![vec![5, 0]]]
+        run(&mut p, &ready, 20_001, &|_| true),
+        vec![vec![vec![5, 0], vec![6, 0]]]
     );
 }
 
@@ -569,21 +572,6 @@ fn evicting_an_announcement_and_sending_it_again_holds_no_longer() {
         run(&mut p, &[tx(mine, 0)], 30_000, &|_| false),
         vec![vec![vec![mine, 0]]],
         "30 s after we first saw it, whatever was announced since"
-    );
-}
-
-#[test]
-fn a_new_epoch_releases_a_transaction_held_until_its_block_is_final() {
-    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
-    run(&mut p, &[tx(5, 0)], 0, &|_| true);
-    p.proposed([9; 32], vec![tx(5, 0).0], 0);
-    p.block_finished(1, [[9; 32]]);
-    assert!(run(&mut p, &[tx(5, 0)], 40_000, &|_| true).is_empty());
-    // Block 1 was of the old epoch, void at the handover.
-    p.new_epoch();
-    assert_eq!(
-        run(&mut p, &[tx(5, 0)], 40_001, &|_| true),
-        vec![vec![vec![5, 0]]]
     );
 }
 
