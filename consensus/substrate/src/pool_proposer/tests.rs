@@ -23,6 +23,14 @@ fn tx(s: u8, n: u8) -> (H256, Vec<u8>) {
     (H256([s * 16 + n; 32]), vec![s, n])
 }
 
+/// A sender below 16 whose partition owner is this validator.
+fn a_sender_we_own() -> u8 {
+    let m = members();
+    (0..16u8)
+        .find(|s| PoolProposer::partition_owner(&m, &[*s; 32]) == ME)
+        .expect("some sender below 16 is ours")
+}
+
 fn classify(b: &[u8]) -> Option<TxInfo> {
     Some(TxInfo {
         sender: [b[0]; 32],
@@ -280,10 +288,7 @@ fn others_submissions_wait_for_their_owner_or_anyone() {
 #[test]
 fn an_announcement_whose_batch_never_finishes_holds_a_takeover_30_s_at_most() {
     let mut p = PoolProposer::new(cfg(Mode::Leaderless));
-    let m = members();
-    let mine = (0..16u8)
-        .find(|s| PoolProposer::partition_owner(&m, &[*s; 32]) == ME)
-        .expect("some sender below 16 is ours");
+    let mine = a_sender_we_own();
     // A member announces it (Byzantine, say: its batch is decided Noop and never finishes).
     p.announced_by_other([tx(mine, 0).0], 0, false);
     assert!(run(&mut p, &[tx(mine, 0)], 0, &|_| false).is_empty());
@@ -555,10 +560,7 @@ fn an_announcement_holds_the_baseline_fallback_until_its_batch_is_finished() {
 #[test]
 fn evicting_an_announcement_and_sending_it_again_holds_no_longer() {
     let mut p = PoolProposer::new(cfg(Mode::Leaderless));
-    let m = members();
-    let mine = (0..16u8)
-        .find(|s| PoolProposer::partition_owner(&m, &[*s; 32]) == ME)
-        .expect("some sender below 16 is ours");
+    let mine = a_sender_we_own();
     p.announced_by_other([tx(mine, 0).0], 0, false);
     run(&mut p, &[tx(mine, 0)], 0, &|_| false);
     // A member floods announcements until ours is evicted, then announces it again.
