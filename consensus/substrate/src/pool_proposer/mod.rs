@@ -8,7 +8,9 @@
 //!   elsewhere by its sender's partition owner after `owner_delay_ms`, by anyone after
 //!   `anyone_delay_ms`, unless another validator announced it in a batch not finished into a
 //!   block here yet (at most `UNFINISHED_HOLD_MS`), or finished less than `anyone_delay_ms` ago
-//!   (its block is built by then, and what that included is never proposed again);
+//!   (its block is built by then, and what that included is never proposed again), and
+//!   unless an earlier transaction of its sender is held so (its receiver holds the later ones
+//!   in order, and a takeover would carry that one as a copy);
 //!   both delays grow by twice how long our own clients' transactions lately waited here until
 //!   the core announced their batch, measured on their first proposal (under load the
 //!   receiver's queue is as long; at most 30 s more);
@@ -132,7 +134,8 @@ pub struct PoolProposer {
     /// Our transactions by the finished block that holds their batch.
     in_block: BTreeMap<u64, Vec<H256>>,
     /// Our proposed transactions whose block is not finished yet, with their sender and when
-    /// (held, and their sender busy, up to [`UNFINISHED_HOLD_MS`] from the proposal).
+    /// (held, and their sender busy, up to [`UNFINISHED_HOLD_MS`] from the core's latest
+    /// announcement of a batch holding them, or from the hand-over before that).
     inflight: BTreeMap<H256, (AccountId, u64)>,
     /// Transactions a block built here included (any proposer's), kept while the pool still
     /// lists them as ready: never proposed again (the pool drops them only once it has

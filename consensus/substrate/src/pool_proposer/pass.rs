@@ -50,6 +50,8 @@ impl PoolProposer {
         // Busy senders whose own next transaction waits for their block: nothing more of
         // theirs this pass.
         let mut held = BTreeSet::new();
+        // Senders with an earlier ready transaction held by another validator's announcement.
+        let mut ordered_elsewhere = BTreeSet::new();
         // Per sender, the earlier ready transactions this pass passed over (the ready set lists
         // a sender's transactions in nonce order).
         let mut passed_over: BTreeMap<AccountId, Vec<(H256, F, Vec<AccountId>)>> = BTreeMap::new();
@@ -95,7 +97,17 @@ impl PoolProposer {
                 passed_over.remove(&info.sender);
                 continue;
             }
-            if !self.proposes(&h, &info.sender, first, turn) {
+            // A leaderless takeover waits behind an earlier transaction of its sender that another
+            // validator's batch is ordering: that receiver holds the later ones in order, and
+            // taking one over would carry the earlier one as a copy. (Our clients' own go, and
+            // carry it: they must not wait on another validator.)
+            let behind_ordered = self.cfg.mode == Mode::Leaderless
+                && ordered_elsewhere.contains(&info.sender)
+                && !(turn.submitted_here)(&h);
+            if behind_ordered || !self.proposes(&h, &info.sender, first, turn) {
+                if self.held_by_announcement(&h, first, now) {
+                    ordered_elsewhere.insert(info.sender);
+                }
                 let earlier = passed_over.entry(info.sender).or_default();
                 if earlier.len() + 1 < self.cfg.max_batch_txs {
                     earlier.push((h, bytes, info.access));

@@ -1,7 +1,7 @@
 //! Who proposes a transaction and when: the partition owner and anyone after their delays
 //! (stretched by our own queueing), the leader baseline's primary and its fallback (stretched
-//! by the primary's queue), and the
-//! in-flight allowance that lets transactions gather.
+//! by the primary's queue), both held back by announcements, and the in-flight allowance that
+//! lets transactions gather.
 
 use super::{
     PoolProposer, Turn, INFLIGHT_HORIZON_MS, MAX_PENDING_CORE_BATCHES, MAX_QUEUEING_ALLOWANCE_MS,
@@ -39,6 +39,16 @@ impl PoolProposer {
         allowance == 0 || undecided < allowance
     }
 
+    /// Whether another validator's announcement holds transaction `h`, first seen at `first`,
+    /// back from a takeover (see `announced`): never for longer than the safety net from when
+    /// we first saw it, so a member that floods announcements to evict this one and then
+    /// announces it again gains nothing.
+    pub(super) fn held_by_announcement(&self, h: &H256, first: u64, now: u64) -> bool {
+        self.announced
+            .get(h)
+            .is_some_and(|until| now < (*until).min(first.saturating_add(UNFINISHED_HOLD_MS)))
+    }
+
     /// Whether this validator proposes transaction `h` of `sender`, first seen at `first`.
     pub(super) fn proposes(&self, h: &H256, sender: &AccountId, first: u64, turn: &Turn) -> bool {
         let now = turn.now;
@@ -47,13 +57,7 @@ impl PoolProposer {
         let waited = now
             .saturating_sub(first)
             .saturating_sub(2 * self.queueing.min(MAX_QUEUEING_ALLOWANCE_MS / 2));
-        // Held by another validator's announcement (see `announced`), never for longer than
-        // the safety net from when we first saw it: a member that floods announcements to
-        // evict this one and then announces it again gains nothing.
-        let held = self
-            .announced
-            .get(h)
-            .is_some_and(|until| now < (*until).min(first.saturating_add(UNFINISHED_HOLD_MS)));
+        let held = self.held_by_announcement(h, first, now);
         match self.cfg.mode {
             Mode::Leaderless => {
                 (turn.submitted_here)(h)

@@ -589,3 +589,32 @@ fn the_safety_net_runs_from_the_announcement_not_the_hand_over() {
         vec![vec![vec![5, 0]]]
     );
 }
+
+#[test]
+fn a_takeover_waits_behind_an_earlier_transaction_another_batch_is_ordering() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let mine = a_sender_we_own();
+    let (n0, n1) = (tx(mine, 0), tx(mine, 1));
+    // Its receiver announced nonce 0; nonce 1 still waits in that receiver's queue.
+    p.announced_by_other([n0.0], 0, false);
+    let ready = [n0.clone(), n1.clone()];
+    assert!(run(&mut p, &ready, 0, &|_| false).is_empty());
+    assert!(
+        run(&mut p, &ready, 2_000, &|_| false).is_empty(),
+        "taking nonce 1 over would carry nonce 0, which is being ordered, as a copy"
+    );
+    // Nonce 0's block was built here; nonce 1, still pending, is taken over alone.
+    p.included(1, &[n0.0]);
+    assert_eq!(
+        run(&mut p, &ready, 2_100, &|_| false),
+        vec![vec![vec![mine, 1]]]
+    );
+    // Our own client's transaction does not wait: it carries the earlier one, whose copy
+    // the builder skips whichever is ordered first.
+    let mut q = PoolProposer::new(cfg(Mode::Leaderless));
+    q.announced_by_other([tx(5, 0).0], 0, false);
+    assert_eq!(
+        run(&mut q, &[tx(5, 0), tx(5, 1)], 0, &|h| *h == tx(5, 1).0),
+        vec![vec![vec![5, 0], vec![5, 1]]]
+    );
+}
