@@ -82,10 +82,7 @@ where
                 .block_finished(fb.index, ours.map(|(h, _)| h.id()));
             let others = fb.batches.iter().filter(|(h, _)| h.proposer != me);
             let txs = others.flat_map(|(_, txs)| txs);
-            self.proposer.others_finished(
-                txs.map(|t| H256(sp_crypto_hashing::blake2_256(&t.data))),
-                self.now,
-            );
+            self.proposer.others_finished(txs.map(pool_hash), self.now);
         }
         self.fin.build_queue.insert(fb.index, fb);
         Ok(())

@@ -125,6 +125,11 @@ pub struct EngineParams<B: BlockT, C, P> {
     pub _block: PhantomData<B>,
 }
 
+/// The pool's hash of a transaction a batch carries (blake2-256 of its encoding).
+fn pool_hash(t: &bsmr_consensus_core::Tx) -> H256 {
+    H256(sp_crypto_hashing::blake2_256(&t.data))
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -324,11 +329,7 @@ where
             // A relay of our own batch is not another validator's announcement.
             let ours = [Some(from), Some(b.header.body.proposer)].contains(&self.me());
             if b.header.body.kind == BatchKind::Txs && !ours {
-                let hashes: Vec<H256> = b
-                    .txs
-                    .iter()
-                    .map(|t| H256(sp_crypto_hashing::blake2_256(&t.data)))
-                    .collect();
+                let hashes: Vec<H256> = b.txs.iter().map(pool_hash).collect();
                 // `from` is the member whose connection (or fetch answer) this is: only the
                 // primary's own batch measures the primary's queue.
                 let by_primary = from == self.primary && b.header.body.proposer == self.primary;

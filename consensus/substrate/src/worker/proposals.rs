@@ -16,10 +16,7 @@ where
 {
     /// The core proposed a batch of ours: track its transactions until its block.
     pub(super) fn on_proposed(&mut self, id: CommandId, txs: &[bsmr_consensus_core::Tx]) {
-        let hashes: Vec<H256> = txs
-            .iter()
-            .map(|t| H256(sp_crypto_hashing::blake2_256(&t.data)))
-            .collect();
+        let hashes: Vec<H256> = txs.iter().map(pool_hash).collect();
         if self.proposer.proposed(id, hashes.clone(), self.now) {
             for h in hashes {
                 self.status
