@@ -222,7 +222,7 @@ impl PoolProposer {
             self.announced.entry(*h).or_insert(now + UNFINISHED_HOLD_MS);
         }
         if self.announced.len() > MAX_ANNOUNCED {
-            self.forget_oldest_announcements();
+            self.keep_longest_holding_announcements();
         }
         if by_primary {
             self.measure_queueing(&txs, |p, h| p.awaiting_primary.remove(h), now);
@@ -231,7 +231,7 @@ impl PoolProposer {
 
     /// Keeps half of [`MAX_ANNOUNCED`] announcements, those holding longest (by time, then
     /// hash).
-    fn forget_oldest_announcements(&mut self) {
+    fn keep_longest_holding_announcements(&mut self) {
         let mut all: Vec<(u64, H256)> = self.announced.iter().map(|(h, u)| (*u, *h)).collect();
         all.sort_unstable();
         let keep = all.split_off(all.len().saturating_sub(MAX_ANNOUNCED / 2));
