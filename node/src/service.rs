@@ -176,7 +176,11 @@ pub fn new_full<
             config: &config,
             net_config,
             client: client.clone(),
-            transaction_pool: transaction_pool.clone(),
+            // Transactions gossiped by peers are imported through this view, so they are not
+            // mistaken for client submissions; its periodic gossip round is bounded (client_txs.rs).
+            transaction_pool: Arc::new(sc_consensus_bsmr::PoolView::for_network(
+                transaction_pool.clone(),
+            )),
             spawn_handle: task_manager.spawn_handle(),
             spawn_essential_handle: task_manager.spawn_essential_handle(),
             import_queue,
@@ -212,13 +216,13 @@ pub fn new_full<
         );
     }
 
-    // RPC (and the tasks spawned with it) see the pool through a wrapper that records client
-    // submissions: the engine proposes those at once. The network keeps the bare pool, so
-    // transactions gossiped by peers are not mistaken for client submissions. The wrapper's
-    // import notifications (which spawn_tasks turns into gossip) also carry client
-    // transactions that became ready after arriving as future ones (client_txs.rs).
+    // RPC (and the tasks spawned with it) see the pool through a view that records client
+    // submissions: the engine proposes those at once. The view's import notifications, which
+    // spawn_tasks gossips at once, are client transactions only, also those that became ready
+    // after arriving as future ones; peers' transactions are relayed by the periodic round
+    // (client_txs.rs).
     let client_submissions = sc_consensus_bsmr::ClientSubmissions::default();
-    let rpc_pool = Arc::new(sc_consensus_bsmr::ClientTrackingPool::new(
+    let rpc_pool = Arc::new(sc_consensus_bsmr::PoolView::for_rpc(
         transaction_pool.clone(),
         client_submissions.clone(),
     ));

@@ -4,7 +4,7 @@
 //! a client" (so a client's nearest validator orders it, with no detour through a leader or a
 //! partition owner), "and by its sender's partition owner if still pending after a delay". The
 //! pool cannot tell an RPC submission from a gossiped one (both are `External`), so the node hands
-//! RPC a [`ClientTrackingPool`]: the pool itself, plus a record of every transaction submitted
+//! RPC a [`PoolView`]: the pool itself, plus a record of every transaction submitted
 //! through it. The network keeps the bare pool, so gossip is not recorded. The engine asks
 //! [`ClientSubmissions::contains`].
 //!
@@ -17,6 +17,25 @@
 //! future one at its receiver, so each nonce would wait for that round. The import notification
 //! stream the node hands to `sc_service::spawn_tasks` (which propagates what it yields) therefore
 //! carries these promotions too ([`Awaiting`]).
+//!
+//! # What this node gossips
+//! The same wrapper, in its network role ([`PoolView::for_network`]), bounds what Substrate's
+//! transactions protocol sends. The protocol (`sc-network-transactions` 0.59) sends one
+//! notification per transaction and peer (RFC 56), into a per-peer queue of 2,048
+//! notifications; a full queue closes the peer's substream (libp2p) or, with litep2p (the default
+//! backend), the whole connection, the bsmr consensus stream with it (litep2p 0.15,
+//! `protocol/notification/handle.rs`, `send_sync_notification`; polkadot-sdk issue #12111 names
+//! the same warning on Kusama). Two of its habits filled that queue under sustained overload, and
+//! every reconnection filled it again at once, so the chain halted:
+//! - every ready transaction imported, from a client or from a peer, was relayed at once to every
+//!   peer not known to have it. Between validators, which all connect to each other, relaying a
+//!   peer's transaction only repeats what its receiver already sent them. In its RPC role the
+//!   wrapper's import stream (which `spawn_tasks` gossips at once) now yields only this node's
+//!   client transactions; relays wait for the periodic round;
+//! - the periodic round (every 2.9 s) offered the whole ready pool to each peer, minus the last
+//!   10,240 transactions it knew the peer had: at a backlog of thousands, and to every peer that
+//!   had just reconnected, thousands of notifications at once. In the network role `ready` yields
+//!   at most [`GOSSIP_ROUND_LIMIT`] transactions per round.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
@@ -114,6 +133,10 @@ pub const AWAITING_FOR: Duration = Duration::from_secs(30);
 const PROMOTION_CHECK: Duration = Duration::from_millis(20);
 /// The import notification buffer (as Substrate's own).
 const NOTIFICATION_BUFFER: usize = 1_024;
+/// The most ready transactions one periodic gossip round offers each peer: a quarter of the
+/// 2,048 notifications a peer's queue holds, leaving the rest for the client transactions gossiped
+/// at once between rounds.
+pub const GOSSIP_ROUND_LIMIT: usize = 512;
 
 /// Client transactions that were not ready when submitted, until they are ready (then they are
 /// announced like a ready import) or given up. An RPC client can fill it with nonce gaps; then
@@ -175,33 +198,150 @@ impl<H: Ord + Clone> Awaiting<H> {
     }
 }
 
-/// The transaction pool as RPC sees it: every successful submission is recorded in
-/// [`ClientSubmissions`], a submission that is not ready yet is watched until it is and then
-/// yielded by the import notification stream; everything else is the wrapped pool.
-pub struct ClientTrackingPool<P: TransactionPool> {
+/// The transaction pool as RPC or the network sees it.
+///
+/// For RPC ([`PoolView::for_rpc`]): every successful submission is recorded in
+/// [`ClientSubmissions`], a submission that is not ready yet is watched until it is, and the
+/// import notification stream yields client transactions only (as they become ready). For the
+/// network ([`PoolView::for_network`]): `ready` is cut to [`GOSSIP_ROUND_LIMIT`] transactions,
+/// and transactions peers gossip are not recorded. Everything else is the wrapped pool.
+pub struct PoolView<P: TransactionPool> {
     pool: Arc<P>,
-    submissions: ClientSubmissions<TxHash<P>>,
-    awaiting: Arc<Mutex<Awaiting<TxHash<P>>>>,
+    role: Role<TxHash<P>>,
 }
 
-impl<P: TransactionPool> ClientTrackingPool<P>
+enum Role<H> {
+    Rpc {
+        submissions: ClientSubmissions<H>,
+        awaiting: Arc<Mutex<Awaiting<H>>>,
+        submitting: Submitting<H>,
+    },
+    Network,
+}
+
+impl<P: TransactionPool> PoolView<P>
 where
     TxHash<P>: Ord + Clone,
 {
-    /// Wrap `pool`; submissions go to `submissions`.
-    pub fn new(pool: Arc<P>, submissions: ClientSubmissions<TxHash<P>>) -> Self {
-        ClientTrackingPool {
+    /// The pool as RPC sees it; client submissions go to `submissions`.
+    pub fn for_rpc(pool: Arc<P>, submissions: ClientSubmissions<TxHash<P>>) -> Self {
+        PoolView {
             pool,
-            submissions,
-            awaiting: Default::default(),
+            role: Role::Rpc {
+                submissions,
+                awaiting: Default::default(),
+                submitting: Default::default(),
+            },
         }
     }
 
-    fn record(&self, hash: TxHash<P>) {
-        if self.pool.ready_transaction(&hash).is_none() {
-            lock(&self.awaiting).note(hash.clone(), Instant::now());
+    /// The pool as the network's transactions protocol sees it.
+    pub fn for_network(pool: Arc<P>) -> Self {
+        PoolView {
+            pool,
+            role: Role::Network,
         }
-        self.submissions.record(hash);
+    }
+
+    /// Submit through `submit`, recording what succeeds as a client's (RPC role). The hashes are
+    /// marked as being submitted first, so the import notification the pool sends during the
+    /// submission is already known as a client's.
+    async fn submitted<T, E>(
+        &self,
+        hashes: Vec<TxHash<P>>,
+        submit: impl std::future::Future<Output = Result<T, E>>,
+        succeeded: impl Fn(&T, usize) -> bool,
+    ) -> Result<T, E> {
+        let Role::Rpc {
+            submissions,
+            awaiting,
+            submitting,
+        } = &self.role
+        else {
+            return submit.await;
+        };
+        submitting.add(&hashes);
+        let result = submit.await;
+        if let Ok(out) = &result {
+            for (i, hash) in hashes.iter().enumerate() {
+                if succeeded(out, i) {
+                    if self.pool.ready_transaction(hash).is_none() {
+                        lock(awaiting).note(hash.clone(), Instant::now());
+                    }
+                    submissions.record(hash.clone());
+                }
+            }
+        }
+        submitting.remove(&hashes);
+        result
+    }
+}
+
+/// Client submissions in progress (a count per hash: two clients may submit the same one).
+#[derive(Clone, Debug)]
+struct Submitting<H>(Arc<Mutex<BTreeMap<H, usize>>>);
+
+impl<H> Default for Submitting<H> {
+    fn default() -> Self {
+        Submitting(Default::default())
+    }
+}
+
+impl<H: Ord + Clone> Submitting<H> {
+    fn add(&self, hashes: &[H]) {
+        let mut m = lock(&self.0);
+        for h in hashes {
+            *m.entry(h.clone()).or_default() += 1;
+        }
+    }
+
+    fn remove(&self, hashes: &[H]) {
+        let mut m = lock(&self.0);
+        for h in hashes {
+            if let Some(n) = m.get_mut(h) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(h);
+                }
+            }
+        }
+    }
+
+    fn contains(&self, hash: &H) -> bool {
+        lock(&self.0).contains_key(hash)
+    }
+}
+
+/// Whether `hash` is a client's: being submitted through RPC now, or submitted before.
+fn is_clients<H: Ord + Clone>(
+    submitting: &Submitting<H>,
+    submissions: &ClientSubmissions<H>,
+    hash: &H,
+) -> bool {
+    submitting.contains(hash) || submissions.contains(hash)
+}
+
+/// At most `left` transactions of a ready iterator (for one gossip round).
+struct FirstReady<I> {
+    inner: I,
+    left: usize,
+}
+
+impl<I: Iterator> Iterator for FirstReady<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        self.inner.next()
+    }
+}
+
+impl<T> ReadyTransactions for FirstReady<Box<dyn ReadyTransactions<Item = T> + Send>> {
+    fn report_invalid(&mut self, tx: &T) {
+        self.inner.report_invalid(tx)
     }
 }
 
@@ -211,7 +351,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 #[async_trait]
-impl<P> TransactionPool for ClientTrackingPool<P>
+impl<P> TransactionPool for PoolView<P>
 where
     P: TransactionPool + 'static,
     TxHash<P>: Ord + Clone,
@@ -227,11 +367,11 @@ where
         source: TransactionSource,
         xts: Vec<TransactionFor<Self>>,
     ) -> Result<Vec<Result<TxHash<Self>, Self::Error>>, Self::Error> {
-        let results = self.pool.submit_at(at, source, xts).await?;
-        for hash in results.iter().flatten() {
-            self.record(hash.clone());
-        }
-        Ok(results)
+        let hashes = xts.iter().map(|xt| self.pool.hash_of(xt)).collect();
+        self.submitted(hashes, self.pool.submit_at(at, source, xts), |out, i| {
+            matches!(out.get(i), Some(Ok(_)))
+        })
+        .await
     }
 
     async fn submit_one(
@@ -240,9 +380,11 @@ where
         source: TransactionSource,
         xt: TransactionFor<Self>,
     ) -> Result<TxHash<Self>, Self::Error> {
-        let hash = self.pool.submit_one(at, source, xt).await?;
-        self.record(hash.clone());
-        Ok(hash)
+        let hash = self.pool.hash_of(&xt);
+        self.submitted(vec![hash], self.pool.submit_one(at, source, xt), |_, _| {
+            true
+        })
+        .await
     }
 
     async fn submit_and_watch(
@@ -252,9 +394,12 @@ where
         xt: TransactionFor<Self>,
     ) -> Result<Pin<Box<TransactionStatusStreamFor<Self>>>, Self::Error> {
         let hash = self.pool.hash_of(&xt);
-        let stream = self.pool.submit_and_watch(at, source, xt).await?;
-        self.record(hash);
-        Ok(stream)
+        self.submitted(
+            vec![hash],
+            self.pool.submit_and_watch(at, source, xt),
+            |_, _| true,
+        )
+        .await
     }
 
     async fn ready_at(
@@ -264,8 +409,16 @@ where
         self.pool.ready_at(at).await
     }
 
+    /// The wrapped pool's ready transactions; for the network, the first
+    /// [`GOSSIP_ROUND_LIMIT`] of them (its only use there is the periodic gossip round).
     fn ready(&self) -> Box<dyn ReadyTransactions<Item = Arc<Self::InPoolTransaction>> + Send> {
-        self.pool.ready()
+        match self.role {
+            Role::Rpc { .. } => self.pool.ready(),
+            Role::Network => Box::new(FirstReady {
+                inner: self.pool.ready(),
+                left: GOSSIP_ROUND_LIMIT,
+            }),
+        }
     }
 
     async fn report_invalid(
@@ -284,16 +437,26 @@ where
         self.pool.status()
     }
 
-    /// The wrapped pool's ready imports, and client transactions as they become ready (see the
-    /// module docs). Outside a tokio runtime, the wrapped pool's stream alone.
+    /// For RPC: the wrapped pool's ready imports of client transactions, and client
+    /// transactions as they become ready (see the module docs); `spawn_tasks` gossips what it
+    /// yields at once. Otherwise, and outside a tokio runtime, the wrapped pool's stream.
     fn import_notification_stream(&self) -> ImportNotificationStream<TxHash<Self>> {
         let inner = self.pool.import_notification_stream();
+        let Role::Rpc {
+            submissions,
+            awaiting,
+            submitting,
+        } = &self.role
+        else {
+            return inner;
+        };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return inner;
         };
         let (mut sink, stream) = futures::channel::mpsc::channel(NOTIFICATION_BUFFER);
         let pool = self.pool.clone();
-        let awaiting = self.awaiting.clone();
+        let awaiting = awaiting.clone();
+        let (submissions, submitting) = (submissions.clone(), submitting.clone());
         runtime.spawn(async move {
             let mut inner = inner.fuse();
             let mut check = tokio::time::interval(PROMOTION_CHECK);
@@ -301,7 +464,8 @@ where
             loop {
                 let ready = tokio::select! {
                     imported = inner.next() => match imported {
-                        Some(hash) => vec![hash],
+                        Some(hash) if is_clients(&submitting, &submissions, &hash) => vec![hash],
+                        Some(_) => continue,
                         None => return,
                     },
                     _ = check.tick() => {
@@ -347,7 +511,7 @@ where
 }
 
 #[async_trait]
-impl<P> MaintainedTransactionPool for ClientTrackingPool<P>
+impl<P> MaintainedTransactionPool for PoolView<P>
 where
     P: MaintainedTransactionPool + 'static,
     TxHash<P>: Ord + Clone,
@@ -410,6 +574,70 @@ mod tests {
             "the oldest went"
         );
         assert_eq!(a.take_ready(|h| *h == 1, t0), vec![1]);
+    }
+
+    #[test]
+    fn a_transaction_is_a_clients_while_submitted_and_after_it_succeeded() {
+        let (submitting, submissions) = (Submitting::default(), ClientSubmissions::default());
+        submitting.add(&[1u8, 2]);
+        submitting.add(&[1]); // a second client submits 1 too
+        assert!(is_clients(&submitting, &submissions, &1));
+        assert!(is_clients(&submitting, &submissions, &2));
+        assert!(!is_clients(&submitting, &submissions, &3), "a peer's");
+        submitting.remove(&[1, 2]);
+        assert!(
+            is_clients(&submitting, &submissions, &1),
+            "the other submission of 1 is still in progress"
+        );
+        assert!(
+            !is_clients(&submitting, &submissions, &2),
+            "2 failed: not recorded"
+        );
+        submissions.record(1);
+        submitting.remove(&[1]);
+        assert!(is_clients(&submitting, &submissions, &1), "1 succeeded");
+        assert!(lock(&submitting.0).is_empty(), "nothing left behind");
+    }
+
+    /// A ready iterator over numbers that records what it is told is invalid.
+    struct Numbers(std::ops::Range<u32>, Arc<Mutex<Vec<u32>>>);
+
+    impl Iterator for Numbers {
+        type Item = u32;
+        fn next(&mut self) -> Option<u32> {
+            self.0.next()
+        }
+    }
+
+    impl ReadyTransactions for Numbers {
+        fn report_invalid(&mut self, tx: &u32) {
+            lock(&self.1).push(*tx);
+        }
+    }
+
+    #[test]
+    fn a_gossip_round_offers_at_most_the_limit() {
+        let invalid = Arc::new(Mutex::new(vec![]));
+        let ready: Box<dyn ReadyTransactions<Item = u32> + Send> =
+            Box::new(Numbers(0..5_000, invalid.clone()));
+        let mut round = FirstReady {
+            inner: ready,
+            left: GOSSIP_ROUND_LIMIT,
+        };
+        round.report_invalid(&7);
+        assert_eq!(
+            *lock(&invalid),
+            vec![7],
+            "reports reach the pool's iterator"
+        );
+        let offered: Vec<u32> = round.collect();
+        assert_eq!(offered, (0..GOSSIP_ROUND_LIMIT as u32).collect::<Vec<_>>());
+        let short: Box<dyn ReadyTransactions<Item = u32> + Send> = Box::new(Numbers(0..3, invalid));
+        let round = FirstReady {
+            inner: short,
+            left: GOSSIP_ROUND_LIMIT,
+        };
+        assert_eq!(round.count(), 3, "a small pool is offered whole");
     }
 
     #[test]

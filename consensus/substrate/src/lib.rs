@@ -13,7 +13,8 @@
 //!   blocks, certificates);
 //! - [`worker`]: the engine task (core in, network/timers/pool/blocks out);
 //! - [`builder`]: deterministic block building from a finished block;
-//! - [`client_txs`]: which transactions clients submitted to this node (they propose them);
+//! - [`client_txs`]: the pool as RPC and the network see it: which transactions clients
+//!   submitted to this node (they propose them), and what it gossips;
 //! - [`justification`]: finality votes and certificates;
 //! - [`finality_proof`]: finality proofs and certificate subscriptions for outside verifiers;
 //! - [`import`]: the import-queue verifier that checks certificates of synced blocks;
@@ -51,7 +52,7 @@ use sp_runtime::traits::Block as BlockT;
 use std::sync::Arc;
 
 pub use client::EngineClient;
-pub use client_txs::{ClientSubmissions, ClientTrackingPool};
+pub use client_txs::{ClientSubmissions, PoolView};
 pub use finality_proof::{BsmrFinality, BsmrFinalityRpcServer};
 pub use import::{BuiltBlocks, CertificateVerifier};
 pub use status::{BsmrRpcHandler, BsmrRpcServer, CommandStatus, EngineStatus, SharedStatus};
