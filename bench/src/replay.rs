@@ -9,6 +9,9 @@
 //! finality as seen by the validator it was submitted to (what that validator's client sees).
 //! Every submitted transaction ends either finalized or dropped with
 //! its reason (RPC error, or not finalized before the deadline).
+//! A node that refuses a transaction as busy (RPC error 1016, "Immediately Dropped": its pool or
+//! its backlog limit is full) is asked again, as a client would, with a growing pause, for as
+//! long as the settle window; its latency counts from the first attempt.
 
 use crate::accounts::xt_hash;
 use jsonrpsee::{
@@ -54,7 +57,15 @@ pub struct TxRecord {
     pub block: Option<u64>,
     /// Why it did not finalize.
     pub dropped: Option<String>,
+    /// How often a node refused it as busy (RPC error 1016) before accepting it (or giving up).
+    pub busy_refusals: u32,
 }
+
+/// The RPC error a node answers when its pool, or its backlog limit, is full; retriable.
+pub const BUSY: i32 = 1016;
+/// The first pause before asking a busy node again; it doubles up to [`BUSY_RETRY_MAX`].
+const BUSY_RETRY_FIRST: Duration = Duration::from_millis(100);
+const BUSY_RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// Replay outcome.
 pub struct Outcome {
@@ -238,13 +249,27 @@ pub async fn run(
         let records = records.clone();
         tasks.push(tokio::spawn(async move {
             let submitted_ms = start.elapsed().as_millis() as u64;
-            let r: Result<H256, _> = client
-                .request(
-                    "author_submitExtrinsic",
-                    rpc_params![sp_core::Bytes(p.xt.clone())],
-                )
-                .await;
-            let dropped = r.err().map(|e| format!("rejected at submission: {e}"));
+            let first = Instant::now();
+            let (mut busy_refusals, mut pause) = (0u32, BUSY_RETRY_FIRST);
+            let dropped = loop {
+                let r: Result<H256, jsonrpsee::core::ClientError> = client
+                    .request(
+                        "author_submitExtrinsic",
+                        rpc_params![sp_core::Bytes(p.xt.clone())],
+                    )
+                    .await;
+                match r {
+                    Ok(_) => break None,
+                    Err(jsonrpsee::core::ClientError::Call(e))
+                        if e.code() == BUSY && first.elapsed() < settle =>
+                    {
+                        busy_refusals += 1;
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(BUSY_RETRY_MAX);
+                    }
+                    Err(e) => break Some(format!("rejected at submission: {e}")),
+                }
+            };
             records.lock().expect("no panics while held; qed")[i] = Some(TxRecord {
                 hash: xt_hash(&p.xt),
                 endpoint,
@@ -253,6 +278,7 @@ pub async fn run(
                 finalized_ms: None,
                 block: None,
                 dropped,
+                busy_refusals,
             });
         }));
         if i + 1 == n.div_ceil(2) {

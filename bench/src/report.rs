@@ -23,6 +23,11 @@ pub struct Summary {
     pub finalized: usize,
     /// Dropped, by reason.
     pub dropped: BTreeMap<String, usize>,
+    /// Transactions a node refused as busy (RPC error 1016) at least once before accepting
+    /// them, and all such refusals (the replay asks again).
+    pub busy_refused: usize,
+    /// See `busy_refused`.
+    pub busy_refusals: u64,
     /// Submit -> finalized latency percentiles (ms): p50, p95, p99.
     pub finality_ms: [u64; 3],
     /// Submit -> in a block latency percentiles (ms).
@@ -209,6 +214,8 @@ pub fn summarize(label: &str, runtime: &str, o: &Outcome, endpoints: &[String]) 
         submitted: o.records.len(),
         finalized: fin.len(),
         dropped,
+        busy_refused: o.records.iter().filter(|r| r.busy_refusals > 0).count(),
+        busy_refusals: o.records.iter().map(|r| r.busy_refusals as u64).sum(),
         finality_ms: percentiles(finality),
         inclusion_ms: percentiles(inclusion),
         sustained_tps: if fin.len() > 1 {
@@ -231,19 +238,21 @@ pub fn write(dir: &Path, s: &Summary, o: &Outcome) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let json = serde_json::to_string_pretty(s).map_err(|e| e.to_string())?;
     std::fs::write(dir.join(format!("{}.json", s.label)), json).map_err(|e| e.to_string())?;
-    let mut csv =
-        String::from("hash,endpoint,submitted_ms,included_ms,finalized_ms,block,dropped\n");
+    let mut csv = String::from(
+        "hash,endpoint,submitted_ms,included_ms,finalized_ms,block,dropped,busy_refusals\n",
+    );
     for r in &o.records {
         let opt = |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_default();
         csv.push_str(&format!(
-            "{:?},{},{},{},{},{},{}\n",
+            "{:?},{},{},{},{},{},{},{}\n",
             r.hash,
             r.endpoint,
             r.submitted_ms,
             opt(r.included_ms),
             opt(r.finalized_ms),
             opt(r.block),
-            r.dropped.as_deref().unwrap_or("").replace(',', ";")
+            r.dropped.as_deref().unwrap_or("").replace(',', ";"),
+            r.busy_refusals
         ));
     }
     std::fs::write(dir.join(format!("{}.csv", s.label)), csv).map_err(|e| e.to_string())?;
@@ -481,6 +490,12 @@ pub fn print(s: &Summary) {
         s.finality_ms[2],
         s.sustained_tps
     );
+    if s.busy_refused > 0 {
+        println!(
+            "    refused as busy (RPC error 1016) and submitted again: {} transfers, {} refusals",
+            s.busy_refused, s.busy_refusals
+        );
+    }
     if let Some(c) = s.cpu_ms_per_tx {
         println!("    validators' CPU per finalized transaction: {c:.2} ms (all four together)");
     }
@@ -550,6 +565,7 @@ mod tests {
             finalized_ms: fin,
             block: fin.map(|_| 1),
             dropped: dropped.map(|s| s.to_string()),
+            busy_refusals: 0,
         }
     }
 
@@ -586,10 +602,12 @@ mod tests {
 
     #[test]
     fn summary_accounts_for_every_transaction() {
+        let mut busy_twice = rec(0, Some(3000), None);
+        busy_twice.busy_refusals = 2;
         let o = Outcome {
             records: vec![
                 rec(0, Some(1000), None),
-                rec(0, Some(3000), None),
+                busy_twice,
                 rec(0, None, Some("rejected at submission: x")),
             ],
             elapsed_ms: 4000,
@@ -614,6 +632,7 @@ mod tests {
         );
         assert_eq!(s.per_endpoint[0].finality_ms[2], 3000);
         assert_eq!(s.per_endpoint[1].finalized, 0);
+        assert_eq!((s.busy_refused, s.busy_refusals), (1, 2));
         let dir = std::env::temp_dir().join(format!("bsmr-bench-report-{}", std::process::id()));
         write(&dir, &s, &o).unwrap();
         assert!(std::fs::read_to_string(dir.join("t-latency-cdf.svg"))

@@ -117,6 +117,14 @@ pub struct EngineArgs {
     #[arg(long, default_value_t = 6_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
     pub anyone_delay_ms: u64,
 
+    /// Refuse client transactions (RPC error 1016 "Immediately Dropped", which clients retry)
+    /// while the transaction pool holds this many ready ones: a validator offered more than the
+    /// chain finalizes sheds the excess at its door instead of accepting transactions that would
+    /// wait ever longer. 0: no limit (the pool's own --pool-limit still applies).
+    #[arg(long, default_value_t = sc_consensus_bsmr::config::DEFAULT_RPC_BACKLOG_LIMIT as u64,
+          value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    pub rpc_backlog_limit: u64,
+
     /// Finished blocks a validator keeps (in memory) to serve peers that fell behind. A validator
     /// further behind than its peers keep rejoins from the certified chain instead, which is
     /// slower to set up; more costs memory (about 45 KB per block at 300 tx/s).
@@ -181,6 +189,7 @@ impl EngineArgs {
             retain_sync_blocks: self.retain_sync_blocks,
             owner_delay_ms: self.owner_delay_ms,
             anyone_delay_ms: self.anyone_delay_ms.max(self.owner_delay_ms),
+            rpc_backlog_limit: self.rpc_backlog_limit as usize,
             mode: match self.consensus_mode {
                 ConsensusMode::Leaderless => sc_consensus_bsmr::Mode::Leaderless,
                 ConsensusMode::Leader => sc_consensus_bsmr::Mode::Leader,

@@ -225,6 +225,7 @@ pub fn new_full<
     let rpc_pool = Arc::new(sc_consensus_bsmr::PoolView::for_rpc(
         transaction_pool.clone(),
         client_submissions.clone(),
+        engine_config.rpc_backlog_limit,
     ));
     let engine_status = sc_consensus_bsmr::SharedStatus::default();
     let rpc_builder = {

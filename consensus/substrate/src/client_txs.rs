@@ -48,9 +48,9 @@ use futures::{SinkExt, StreamExt};
 
 use async_trait::async_trait;
 use sc_transaction_pool_api::{
-    ChainEvent, ImportNotificationStream, MaintainedTransactionPool, PoolStatus, ReadyTransactions,
-    TransactionFor, TransactionPool, TransactionSource, TransactionStatusStreamFor, TxHash,
-    TxInvalidityReportMap,
+    error::Error as PoolError, ChainEvent, ImportNotificationStream, MaintainedTransactionPool,
+    PoolStatus, ReadyTransactions, TransactionFor, TransactionPool, TransactionSource,
+    TransactionStatusStreamFor, TxHash, TxInvalidityReportMap,
 };
 use sp_runtime::traits::Block as BlockT;
 
@@ -215,6 +215,7 @@ enum Role<H> {
         submissions: ClientSubmissions<H>,
         awaiting: Arc<Mutex<Awaiting<H>>>,
         submitting: Submitting<H>,
+        door: Door,
     },
     Network,
 }
@@ -223,14 +224,22 @@ impl<P: TransactionPool> PoolView<P>
 where
     TxHash<P>: Ord + Clone,
 {
-    /// The pool as RPC sees it; client submissions go to `submissions`.
-    pub fn for_rpc(pool: Arc<P>, submissions: ClientSubmissions<TxHash<P>>) -> Self {
+    /// The pool as RPC sees it; client submissions go to `submissions`. While the pool holds
+    /// `backlog_limit` ready transactions or more (0: no limit), client submissions are refused
+    /// as the pool refuses them when full (`ImmediatelyDropped`, RPC error 1016, which clients
+    /// retry).
+    pub fn for_rpc(
+        pool: Arc<P>,
+        submissions: ClientSubmissions<TxHash<P>>,
+        backlog_limit: usize,
+    ) -> Self {
         PoolView {
             pool,
             role: Role::Rpc {
                 submissions,
                 awaiting: Default::default(),
                 submitting: Default::default(),
+                door: Door::new(backlog_limit),
             },
         }
     }
@@ -246,7 +255,7 @@ where
     /// Submit through `submit`, recording what succeeds as a client's (RPC role). The hashes are
     /// marked as being submitted first, so the import notification the pool sends during the
     /// submission is already known as a client's.
-    async fn submitted<T, E>(
+    async fn submitted<T, E: From<PoolError>>(
         &self,
         hashes: Vec<TxHash<P>>,
         submit: impl std::future::Future<Output = Result<T, E>>,
@@ -256,10 +265,14 @@ where
             submissions,
             awaiting,
             submitting,
+            door,
         } = &self.role
         else {
             return submit.await;
         };
+        if !door.admits(self.pool.status().ready, Instant::now()) {
+            return Err(PoolError::ImmediatelyDropped.into());
+        }
         submitting.add(&hashes);
         let result = submit.await;
         if let Ok(out) = &result {
@@ -274,6 +287,51 @@ where
         }
         submitting.remove(&hashes);
         result
+    }
+}
+
+/// How often refusals at the door are logged (with how many there were).
+const DOOR_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Admission of client transactions: refused while the pool's ready backlog is at the limit, so
+/// a validator offered more than the chain finalizes sheds the excess at once, with an error its
+/// clients retry, instead of accepting transactions that would wait ever longer (and that other
+/// validators' takeover clocks would then propose again).
+#[derive(Debug)]
+struct Door {
+    limit: usize,
+    /// Refusals since the last log line, and when that was.
+    refused: Mutex<(u64, Option<Instant>)>,
+}
+
+impl Door {
+    fn new(limit: usize) -> Self {
+        Door {
+            limit,
+            refused: Mutex::new((0, None)),
+        }
+    }
+
+    /// Whether a client transaction may enter a pool holding `ready` ready transactions.
+    fn admits(&self, ready: usize, now: Instant) -> bool {
+        if self.limit == 0 || ready < self.limit {
+            return true;
+        }
+        let mut r = lock(&self.refused);
+        r.0 += 1;
+        if r.1
+            .is_none_or(|at| now.saturating_duration_since(at) >= DOOR_LOG_EVERY)
+        {
+            log::info!(
+                target: "bsmr",
+                "🚪 refused {} client transaction(s): the pool holds {ready} ready, at least \
+                 --rpc-backlog-limit {} (clients get error 1016 and retry)",
+                r.0,
+                self.limit
+            );
+            *r = (0, Some(now));
+        }
+        false
     }
 }
 
@@ -446,6 +504,7 @@ where
             submissions,
             awaiting,
             submitting,
+            ..
         } = &self.role
         else {
             return inner;
@@ -638,6 +697,19 @@ mod tests {
             left: GOSSIP_ROUND_LIMIT,
         };
         assert_eq!(round.count(), 3, "a small pool is offered whole");
+    }
+
+    #[test]
+    fn the_door_refuses_at_the_backlog_limit_and_not_without_one() {
+        let t0 = Instant::now();
+        let door = Door::new(100);
+        assert!(door.admits(0, t0));
+        assert!(door.admits(99, t0));
+        assert!(!door.admits(100, t0), "at the limit");
+        assert!(!door.admits(5_000, t0));
+        assert!(door.admits(99, t0), "open again once the backlog drains");
+        let open = Door::new(0);
+        assert!(open.admits(usize::MAX, t0), "0: no limit");
     }
 
     #[test]
