@@ -9,9 +9,11 @@
 //! finality as seen by the validator it was submitted to (what that validator's client sees).
 //! Every submitted transaction ends either finalized or dropped with
 //! its reason (RPC error, or not finalized before the deadline).
-//! A node that refuses a transaction as busy (RPC error 1016, "Immediately Dropped": its pool or
-//! its backlog limit is full) is asked again, as a client would, with a growing pause, for as
-//! long as the settle window; its latency counts from the first attempt.
+//! A node that refuses a transaction as busy (RPC error 1016, "Immediately Dropped": a bsmr
+//! validator's `--rpc-backlog-limit`, or a full pool) is asked again, as a client would, after a
+//! pause that doubles from 100 ms to 1 s with jitter, for as long as the settle window; its
+//! latency counts from the first attempt. (A full pool that evicted a transaction to admit
+//! another bans the evicted one for a while: asked again, it is refused as banned and dropped.)
 
 use crate::accounts::xt_hash;
 use jsonrpsee::{
@@ -57,7 +59,7 @@ pub struct TxRecord {
     pub block: Option<u64>,
     /// Why it did not finalize.
     pub dropped: Option<String>,
-    /// How often a node refused it as busy (RPC error 1016) before accepting it (or giving up).
+    /// How often a node refused it as busy (RPC error 1016), whether it was accepted later or not.
     pub busy_refusals: u32,
 }
 
@@ -189,6 +191,17 @@ async fn follow(
     Ok(())
 }
 
+/// `pause` scaled by a factor in [0.5, 1.5) drawn from the transaction's index and attempt, so
+/// transactions refused together do not all come back together.
+fn jittered(pause: Duration, index: usize, attempt: u32) -> Duration {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same jitter in every run.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (index, attempt).hash(&mut h);
+    let unit = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
+    pause.mul_f64(0.5 + unit)
+}
+
 /// Run the replay. `progress` is called with (submitted, finalized) counts; `fault` (e.g. killing
 /// a validator) runs once, right after half of the plan is submitted.
 pub async fn run(
@@ -260,11 +273,12 @@ pub async fn run(
                     .await;
                 match r {
                     Ok(_) => break None,
-                    Err(jsonrpsee::core::ClientError::Call(e))
-                        if e.code() == BUSY && first.elapsed() < settle =>
-                    {
+                    Err(jsonrpsee::core::ClientError::Call(e)) if e.code() == BUSY => {
                         busy_refusals += 1;
-                        tokio::time::sleep(pause).await;
+                        if first.elapsed() >= settle {
+                            break Some(format!("refused as busy for {} s: {e}", settle.as_secs()));
+                        }
+                        tokio::time::sleep(jittered(pause, i, busy_refusals)).await;
                         pause = (pause * 2).min(BUSY_RETRY_MAX);
                     }
                     Err(e) => break Some(format!("rejected at submission: {e}")),
@@ -484,6 +498,26 @@ fn whereabouts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_are_jittered_within_half_to_one_and_a_half_the_pause() {
+        let pause = Duration::from_millis(100);
+        let waits: Vec<Duration> = (0..1_000).map(|i| jittered(pause, i, 1)).collect();
+        assert!(waits
+            .iter()
+            .all(|w| *w >= pause / 2 && *w < pause.mul_f64(1.5)));
+        let distinct: std::collections::BTreeSet<_> = waits.iter().collect();
+        assert!(
+            distinct.len() > 900,
+            "spread, not in step: {}",
+            distinct.len()
+        );
+        assert_ne!(
+            jittered(pause, 5, 1),
+            jittered(pause, 5, 2),
+            "per attempt too"
+        );
+    }
 
     #[test]
     fn whereabouts_name_the_furthest_stage() {

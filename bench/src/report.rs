@@ -23,8 +23,8 @@ pub struct Summary {
     pub finalized: usize,
     /// Dropped, by reason.
     pub dropped: BTreeMap<String, usize>,
-    /// Transactions a node refused as busy (RPC error 1016) at least once before accepting
-    /// them, and all such refusals (the replay asks again).
+    /// Transactions a node refused as busy (RPC error 1016) at least once, and all such
+    /// refusals (the replay asks again, for as long as the settle window).
     pub busy_refused: usize,
     /// See `busy_refused`.
     pub busy_refusals: u64,
@@ -492,7 +492,7 @@ pub fn print(s: &Summary) {
     );
     if s.busy_refused > 0 {
         println!(
-            "    refused as busy (RPC error 1016) and submitted again: {} transfers, {} refusals",
+            "    refused as busy (RPC error 1016) at least once: {} transfers, {} refusals in all",
             s.busy_refused, s.busy_refusals
         );
     }

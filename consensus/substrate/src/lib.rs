@@ -13,8 +13,9 @@
 //!   blocks, certificates);
 //! - [`worker`]: the engine task (core in, network/timers/pool/blocks out);
 //! - [`builder`]: deterministic block building from a finished block;
-//! - [`client_txs`]: the pool as RPC and the network see it: which transactions clients
-//!   submitted to this node (they propose them), and what it gossips;
+//! - [`client_txs`]: which transactions clients submitted to this node (they propose them);
+//! - [`pool_view`]: the pool as RPC and the network see it: client records, admission at the
+//!   door, and bounded gossip;
 //! - [`justification`]: finality votes and certificates;
 //! - [`finality_proof`]: finality proofs and certificate subscriptions for outside verifiers;
 //! - [`import`]: the import-queue verifier that checks certificates of synced blocks;
@@ -41,6 +42,7 @@ pub mod justification;
 pub mod metrics;
 pub mod network;
 pub mod pool_proposer;
+pub mod pool_view;
 pub mod reports;
 pub mod status;
 pub mod stuck_futures;
@@ -52,9 +54,10 @@ use sp_runtime::traits::Block as BlockT;
 use std::sync::Arc;
 
 pub use client::EngineClient;
-pub use client_txs::{ClientSubmissions, PoolView};
+pub use client_txs::ClientSubmissions;
 pub use finality_proof::{BsmrFinality, BsmrFinalityRpcServer};
 pub use import::{BuiltBlocks, CertificateVerifier};
+pub use pool_view::PoolView;
 pub use status::{BsmrRpcHandler, BsmrRpcServer, CommandStatus, EngineStatus, SharedStatus};
 pub use worker::{start, EngineConfig, EngineParams, Mode};
 

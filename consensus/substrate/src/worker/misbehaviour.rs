@@ -61,9 +61,11 @@ where
                     continue;
                 }
             };
+            // Recorded before the pool sees it, so the pool's import notification already finds
+            // it a client's (the RPC view gossips only those at once).
+            self.client_submissions.record(self.pool.hash_of(&xt));
             match self.pool.submit_one(at, TransactionSource::Local, xt).await {
                 Ok(hash) => {
-                    self.client_submissions.record(hash);
                     log::info!(
                         target: LOG,
                         "📣 reported {} by {} (epoch {epoch}) on chain: transaction {hash:?}",

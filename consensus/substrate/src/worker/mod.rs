@@ -95,7 +95,7 @@ pub struct EngineParams<B: BlockT, C, P> {
     /// The transaction pool.
     pub pool: Arc<P>,
     /// Transactions clients submitted to this node (RPC sees the pool through a
-    /// [`crate::client_txs::PoolView`] that records them).
+    /// [`crate::pool_view::PoolView`] that records them).
     pub client_submissions: ClientSubmissions<H256>,
     /// The keystore (the validator key is looked up in it).
     pub keystore: KeystorePtr,

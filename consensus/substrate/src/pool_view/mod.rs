@@ -1,0 +1,454 @@
+//! The transaction pool as RPC and the network see it: one pool, two views.
+//!
+//! - For RPC ([`PoolView::for_rpc`]): every successful submission is recorded as a client's
+//!   ([`ClientSubmissions`]); a client transaction that is not ready yet is watched until it is
+//!   ([`Awaiting`]); the import notification stream, which `sc_service::spawn_tasks` gossips at
+//!   once, yields client transactions only, paced ([`gossip`]); and submissions are refused while
+//!   the backlog is at `--rpc-backlog-limit` ([`door`]).
+//! - For the network ([`PoolView::for_network`], handed to `sc_service::build_network`):
+//!   transactions peers gossip are imported without being recorded, and `ready`, whose only use
+//!   there is the periodic gossip round, yields a bounded, rotating part of the pool.
+//!
+//! Everything else is the wrapped pool. The engine itself uses the bare pool.
+
+mod door;
+pub mod gossip;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use async_trait::async_trait;
+use futures::{SinkExt, StreamExt};
+use sc_transaction_pool_api::{
+    error::Error as PoolError, ChainEvent, ImportNotificationStream, InPoolTransaction,
+    MaintainedTransactionPool, PoolStatus, ReadyTransactions, TransactionFor, TransactionPool,
+    TransactionSource, TransactionStatusStreamFor, TxHash, TxInvalidityReportMap,
+};
+use sp_runtime::traits::Block as BlockT;
+
+use crate::client_txs::{Awaiting, ClientSubmissions};
+use door::Door;
+use gossip::{Pace, Round};
+
+/// How often the watched client transactions are checked for having become ready.
+const PROMOTION_CHECK: std::time::Duration = std::time::Duration::from_millis(20);
+/// The import notification buffer (as Substrate's own).
+const NOTIFICATION_BUFFER: usize = 1_024;
+
+/// A view of the pool `P` for RPC or for the network (see the module docs).
+pub struct PoolView<P: TransactionPool> {
+    pool: Arc<P>,
+    role: Role<TxHash<P>>,
+}
+
+enum Role<H> {
+    Rpc(Rpc<H>),
+    Network(Mutex<Round<H>>),
+}
+
+/// The RPC view's state.
+struct Rpc<H> {
+    submissions: ClientSubmissions<H>,
+    awaiting: Arc<Mutex<Awaiting<H>>>,
+    submitting: Submitting<H>,
+    door: Door,
+}
+
+impl<P: TransactionPool> PoolView<P>
+where
+    TxHash<P>: Ord + Clone,
+{
+    /// The pool as RPC sees it; client submissions go to `submissions`. While the pool holds
+    /// `backlog_limit` ready transactions or more, counting client submissions in progress (0:
+    /// no limit), client submissions are refused as the pool refuses them when full
+    /// (`ImmediatelyDropped`, RPC error 1016, which clients retry).
+    pub fn for_rpc(
+        pool: Arc<P>,
+        submissions: ClientSubmissions<TxHash<P>>,
+        backlog_limit: usize,
+    ) -> Self {
+        PoolView {
+            pool,
+            role: Role::Rpc(Rpc {
+                submissions,
+                awaiting: Default::default(),
+                submitting: Default::default(),
+                door: Door::new(backlog_limit),
+            }),
+        }
+    }
+
+    /// The pool as the network's transactions protocol sees it.
+    pub fn for_network(pool: Arc<P>) -> Self {
+        PoolView {
+            pool,
+            role: Role::Network(Mutex::new(Round::default())),
+        }
+    }
+
+    fn rpc(&self) -> Option<&Rpc<TxHash<P>>> {
+        match &self.role {
+            Role::Rpc(r) => Some(r),
+            Role::Network(_) => None,
+        }
+    }
+
+    /// A client submission of `hashes` through `submit` (RPC view): refused at the door, or
+    /// marked as in progress first (so the import notification the pool sends during the
+    /// submission is already a client's), then recorded where `succeeded`. The mark goes when
+    /// this future ends or is dropped (a client that disconnects cancels it).
+    async fn submitted<T, E: From<PoolError>>(
+        &self,
+        rpc: &Rpc<TxHash<P>>,
+        hashes: Vec<TxHash<P>>,
+        submit: impl std::future::Future<Output = Result<T, E>>,
+        succeeded: impl Fn(&T, usize) -> bool,
+    ) -> Result<T, E> {
+        let resubmitted = hashes
+            .iter()
+            .all(|h| self.pool.ready_transaction(h).is_some());
+        let in_flight = rpc.submitting.len();
+        if !resubmitted
+            && !rpc
+                .door
+                .admits(in_flight, || self.pool.status().ready, Instant::now())
+        {
+            return Err(PoolError::ImmediatelyDropped.into());
+        }
+        let _marked = rpc.submitting.mark(hashes.clone());
+        let result = submit.await;
+        if let Ok(out) = &result {
+            for (i, hash) in hashes.iter().enumerate() {
+                if succeeded(out, i) {
+                    if self.pool.ready_transaction(hash).is_none() {
+                        lock(&rpc.awaiting).note(hash.clone(), Instant::now());
+                    }
+                    rpc.submissions.record(hash.clone());
+                }
+            }
+        }
+        result
+    }
+}
+
+/// Client submissions in progress (a count per hash: two clients may submit the same one).
+struct Submitting<H>(Arc<Mutex<BTreeMap<H, usize>>>);
+
+impl<H> Default for Submitting<H> {
+    fn default() -> Self {
+        Submitting(Default::default())
+    }
+}
+
+impl<H> Clone for Submitting<H> {
+    fn clone(&self) -> Self {
+        Submitting(self.0.clone())
+    }
+}
+
+/// The mark of one submission in progress; unmarked when dropped.
+struct Marked<H: Ord> {
+    submitting: Arc<Mutex<BTreeMap<H, usize>>>,
+    hashes: Vec<H>,
+}
+
+impl<H: Ord> Drop for Marked<H> {
+    fn drop(&mut self) {
+        let mut m = lock(&self.submitting);
+        for h in &self.hashes {
+            if let Some(n) = m.get_mut(h) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(h);
+                }
+            }
+        }
+    }
+}
+
+impl<H: Ord + Clone> Submitting<H> {
+    fn mark(&self, hashes: Vec<H>) -> Marked<H> {
+        let mut m = lock(&self.0);
+        for h in &hashes {
+            *m.entry(h.clone()).or_default() += 1;
+        }
+        Marked {
+            submitting: self.0.clone(),
+            hashes,
+        }
+    }
+
+    fn contains(&self, hash: &H) -> bool {
+        lock(&self.0).contains_key(hash)
+    }
+
+    fn len(&self) -> usize {
+        lock(&self.0).len()
+    }
+}
+
+/// Whether `hash` is a client's: being submitted through RPC now, or submitted before.
+fn is_clients<H: Ord + Clone>(
+    submitting: &Submitting<H>,
+    submissions: &ClientSubmissions<H>,
+    hash: &H,
+) -> bool {
+    submitting.contains(hash) || submissions.contains(hash)
+}
+
+/// One gossip round's transactions, as the pool's ready iterator type.
+struct RoundTransactions<T>(std::vec::IntoIter<T>);
+
+impl<T> Iterator for RoundTransactions<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.0.next()
+    }
+}
+
+impl<T> ReadyTransactions for RoundTransactions<T> {
+    /// The network never reports ready transactions invalid; the pool revalidates them.
+    fn report_invalid(&mut self, _tx: &T) {}
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while these locks are held; recover anyway.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[async_trait]
+impl<P> TransactionPool for PoolView<P>
+where
+    P: TransactionPool + 'static,
+    P::InPoolTransaction: Send + Sync,
+    TxHash<P>: Ord + Clone,
+{
+    type Block = P::Block;
+    type Hash = P::Hash;
+    type InPoolTransaction = P::InPoolTransaction;
+    type Error = P::Error;
+
+    async fn submit_at(
+        &self,
+        at: <Self::Block as BlockT>::Hash,
+        source: TransactionSource,
+        xts: Vec<TransactionFor<Self>>,
+    ) -> Result<Vec<Result<TxHash<Self>, Self::Error>>, Self::Error> {
+        let Some(rpc) = self.rpc() else {
+            return self.pool.submit_at(at, source, xts).await;
+        };
+        let hashes = xts.iter().map(|xt| self.pool.hash_of(xt)).collect();
+        let submit = self.pool.submit_at(at, source, xts);
+        self.submitted(rpc, hashes, submit, |out, i| {
+            matches!(out.get(i), Some(Ok(_)))
+        })
+        .await
+    }
+
+    async fn submit_one(
+        &self,
+        at: <Self::Block as BlockT>::Hash,
+        source: TransactionSource,
+        xt: TransactionFor<Self>,
+    ) -> Result<TxHash<Self>, Self::Error> {
+        let Some(rpc) = self.rpc() else {
+            return self.pool.submit_one(at, source, xt).await;
+        };
+        let hash = self.pool.hash_of(&xt);
+        let submit = self.pool.submit_one(at, source, xt);
+        self.submitted(rpc, vec![hash], submit, |_, _| true).await
+    }
+
+    async fn submit_and_watch(
+        &self,
+        at: <Self::Block as BlockT>::Hash,
+        source: TransactionSource,
+        xt: TransactionFor<Self>,
+    ) -> Result<Pin<Box<TransactionStatusStreamFor<Self>>>, Self::Error> {
+        let Some(rpc) = self.rpc() else {
+            return self.pool.submit_and_watch(at, source, xt).await;
+        };
+        let hash = self.pool.hash_of(&xt);
+        let submit = self.pool.submit_and_watch(at, source, xt);
+        self.submitted(rpc, vec![hash], submit, |_, _| true).await
+    }
+
+    async fn ready_at(
+        &self,
+        at: <Self::Block as BlockT>::Hash,
+    ) -> Box<dyn ReadyTransactions<Item = Arc<Self::InPoolTransaction>> + Send> {
+        self.pool.ready_at(at).await
+    }
+
+    /// The wrapped pool's ready transactions; for the network, one periodic gossip round's
+    /// (see [`gossip`]).
+    fn ready(&self) -> Box<dyn ReadyTransactions<Item = Arc<Self::InPoolTransaction>> + Send> {
+        match &self.role {
+            Role::Rpc(_) => self.pool.ready(),
+            Role::Network(round) => {
+                let picked = lock(round).pick(
+                    self.pool.ready(),
+                    |tx| tx.hash().clone(),
+                    |tx| tx.is_propagable(),
+                    Instant::now(),
+                );
+                Box::new(RoundTransactions(picked.into_iter()))
+            }
+        }
+    }
+
+    async fn report_invalid(
+        &self,
+        at: Option<<Self::Block as BlockT>::Hash>,
+        invalid_tx_errors: TxInvalidityReportMap<TxHash<Self>>,
+    ) -> Vec<Arc<Self::InPoolTransaction>> {
+        self.pool.report_invalid(at, invalid_tx_errors).await
+    }
+
+    fn futures(&self) -> Vec<Self::InPoolTransaction> {
+        self.pool.futures()
+    }
+
+    fn status(&self) -> PoolStatus {
+        self.pool.status()
+    }
+
+    /// For RPC: the wrapped pool's ready imports of client transactions, and client
+    /// transactions as they become ready, paced (see [`gossip`]); `spawn_tasks` gossips what it
+    /// yields at once. For the network, the wrapped pool's stream.
+    fn import_notification_stream(&self) -> ImportNotificationStream<TxHash<Self>> {
+        let inner = self.pool.import_notification_stream();
+        let Some(rpc) = self.rpc() else {
+            return inner;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            log::warn!(
+                target: crate::LOG,
+                "no tokio runtime: the RPC pool view's import stream is the pool's own, \
+                 unfiltered and unpaced"
+            );
+            return inner;
+        };
+        let (mut sink, stream) = futures::channel::mpsc::channel(NOTIFICATION_BUFFER);
+        let pool = self.pool.clone();
+        let awaiting = rpc.awaiting.clone();
+        let (submissions, submitting) = (rpc.submissions.clone(), rpc.submitting.clone());
+        runtime.spawn(async move {
+            let mut inner = inner.fuse();
+            let mut check = tokio::time::interval(PROMOTION_CHECK);
+            check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut pace = Pace::default();
+            loop {
+                let ready = tokio::select! {
+                    imported = inner.next() => match imported {
+                        Some(hash) if is_clients(&submitting, &submissions, &hash) => vec![hash],
+                        Some(_) => continue,
+                        None => return,
+                    },
+                    _ = check.tick() => {
+                        if sink.is_closed() {
+                            return;
+                        }
+                        let mut awaiting = lock(&awaiting);
+                        if awaiting.is_empty() {
+                            continue;
+                        }
+                        awaiting.take_ready(|h| pool.ready_transaction(h).is_some(), Instant::now())
+                    }
+                };
+                for hash in ready {
+                    while let Some(wait) = pace.take(Instant::now()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                    if sink.send(hash).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        stream
+    }
+
+    fn on_broadcasted(&self, propagations: HashMap<TxHash<Self>, Vec<String>>) {
+        self.pool.on_broadcasted(propagations)
+    }
+
+    fn hash_of(&self, xt: &TransactionFor<Self>) -> TxHash<Self> {
+        self.pool.hash_of(xt)
+    }
+
+    fn ready_transaction(&self, hash: &TxHash<Self>) -> Option<Arc<Self::InPoolTransaction>> {
+        self.pool.ready_transaction(hash)
+    }
+
+    async fn ready_at_with_timeout(
+        &self,
+        at: <Self::Block as BlockT>::Hash,
+        timeout: std::time::Duration,
+    ) -> Box<dyn ReadyTransactions<Item = Arc<Self::InPoolTransaction>> + Send> {
+        self.pool.ready_at_with_timeout(at, timeout).await
+    }
+}
+
+#[async_trait]
+impl<P> MaintainedTransactionPool for PoolView<P>
+where
+    P: MaintainedTransactionPool + 'static,
+    P::InPoolTransaction: Send + Sync,
+    TxHash<P>: Ord + Clone,
+{
+    async fn maintain(&self, event: ChainEvent<Self::Block>) {
+        self.pool.maintain(event).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+
+    #[test]
+    fn a_transaction_is_a_clients_while_submitted_and_after_it_succeeded() {
+        let (submitting, submissions) = (Submitting::default(), ClientSubmissions::default());
+        let both = submitting.mark(vec![1u8, 2]);
+        let second_of_1 = submitting.mark(vec![1]); // a second client submits 1 too
+        assert_eq!(submitting.len(), 2, "two hashes in flight");
+        assert!(is_clients(&submitting, &submissions, &1));
+        assert!(is_clients(&submitting, &submissions, &2));
+        assert!(!is_clients(&submitting, &submissions, &3), "a peer's");
+        drop(both);
+        assert!(
+            is_clients(&submitting, &submissions, &1),
+            "the other submission of 1 is still in progress"
+        );
+        assert!(
+            !is_clients(&submitting, &submissions, &2),
+            "2 failed: not recorded"
+        );
+        submissions.record(1);
+        drop(second_of_1);
+        assert!(is_clients(&submitting, &submissions, &1), "1 succeeded");
+        assert_eq!(submitting.len(), 0, "nothing left behind");
+    }
+
+    #[test]
+    fn a_cancelled_submission_leaves_no_mark() {
+        let submitting = Submitting::<u8>::default();
+        let never_polled = async {
+            let _marked = submitting.mark(vec![7]);
+            futures::future::pending::<()>().await;
+        };
+        let mut fut = Box::pin(never_polled);
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        assert!(submitting.contains(&7), "marked while in progress");
+        drop(fut); // the client disconnected
+        assert!(!submitting.contains(&7), "unmarked when dropped");
+    }
+}
