@@ -49,6 +49,7 @@ use crate::TxInfo;
 use bsmr_consensus_core::{AccountId, CommandId, Membership, ValidatorId};
 use sp_core::H256;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// How long after its block is final a skipped own transaction may be proposed again.
 const REPROPOSE_GRACE_MS: u64 = 1_000;
@@ -112,13 +113,27 @@ pub struct OwnBatch {
     pub txs: Vec<H256>,
 }
 
+/// A ready transaction as the passes know it.
+#[derive(Debug)]
+struct Seen {
+    /// When first seen.
+    first: u64,
+    /// Its classification (None: not classifiable, never proposed); shared, so a pass does not
+    /// copy its access list.
+    info: Option<Arc<TxInfo>>,
+    /// The last pass that saw it in the ready set.
+    pass: u64,
+}
+
 /// The proposal policy's state.
 #[derive(Debug)]
 pub struct PoolProposer {
     cfg: ProposerConfig,
-    /// Each ready transaction: when first seen, and its classification (None: not classifiable,
-    /// never proposed). Classified once, not on every pass.
-    seen: BTreeMap<H256, (u64, Option<TxInfo>)>,
+    /// Each ready transaction: when first seen, its classification (classified once, not on
+    /// every pass), and the last pass that saw it.
+    seen: BTreeMap<H256, Seen>,
+    /// Passes so far (stamps `seen`).
+    passes: u64,
     /// Transactions in batches other validators announced, and until when that holds them
     /// back from a takeover (or the baseline's fallback): while the batch is not finished into a
     /// block here, at most [`UNFINISHED_HOLD_MS`] from the announcement, so that a Byzantine
@@ -189,6 +204,7 @@ impl PoolProposer {
         PoolProposer {
             cfg,
             seen: BTreeMap::new(),
+            passes: 0,
             announced: BTreeMap::new(),
             proposed: BTreeMap::new(),
             own: BTreeMap::new(),
@@ -261,8 +277,8 @@ impl PoolProposer {
         let mut waits = vec![];
         for h in txs {
             if measured(self, h) {
-                if let Some((first, _)) = self.seen.get(h) {
-                    waits.push(now.saturating_sub(*first));
+                if let Some(seen) = self.seen.get(h) {
+                    waits.push(now.saturating_sub(seen.first));
                 }
             }
         }

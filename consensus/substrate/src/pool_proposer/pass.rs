@@ -1,13 +1,16 @@
 //! One pass over the ready transactions: which this validator proposes now, cut into batches
 //! that keep each sender's chain whole (the rules are in the parent module's doc).
 
-use super::{PoolProposer, Turn, INFLIGHT_HORIZON_MS, REPROPOSE_GRACE_MS, UNFINISHED_HOLD_MS};
+use super::{
+    PoolProposer, Seen, Turn, INFLIGHT_HORIZON_MS, REPROPOSE_GRACE_MS, UNFINISHED_HOLD_MS,
+};
 use crate::config::Mode;
 use crate::TxInfo;
 use bsmr_consensus_core::{AccountId, Tx};
 use sp_core::H256;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 impl PoolProposer {
     /// The batches to propose now from the ready transactions (hash, encoded bytes on demand),
@@ -44,7 +47,8 @@ impl PoolProposer {
         self.inflight
             .retain(|_, (_, at)| now < *at + UNFINISHED_HOLD_MS);
         let busy: BTreeSet<AccountId> = self.inflight.values().map(|(s, _)| *s).collect();
-        let mut present = BTreeSet::new();
+        self.passes += 1;
+        let pass = self.passes;
         let mut in_earlier_batch = BTreeSet::new();
         let mut in_this_batch = BTreeSet::new();
         // Busy senders whose own next transaction waits for their block: nothing more of
@@ -54,14 +58,17 @@ impl PoolProposer {
         let mut ordered_elsewhere = BTreeSet::new();
         // Per sender, the earlier ready transactions this pass passed over (the ready set lists
         // a sender's transactions in nonce order).
-        let mut passed_over: BTreeMap<AccountId, Vec<(H256, F, Vec<AccountId>)>> = BTreeMap::new();
+        let mut passed_over: BTreeMap<AccountId, Vec<(H256, F, Arc<TxInfo>)>> = BTreeMap::new();
         let mut batch: Vec<Tx> = vec![];
         let mut batches = vec![];
         let off_primary = self.cfg.mode == Mode::Leader && turn.primary != turn.me;
         for (h, bytes) in ready {
-            present.insert(h);
             let (first, info) = match self.seen.entry(h) {
-                Entry::Occupied(e) => e.get().clone(),
+                Entry::Occupied(mut e) => {
+                    let seen = e.get_mut();
+                    seen.pass = pass;
+                    (seen.first, seen.info.clone())
+                }
                 Entry::Vacant(e) => {
                     // The baseline off the primary measures how long the primary takes to
                     // announce our clients' transactions (see `awaiting_primary`).
@@ -69,7 +76,13 @@ impl PoolProposer {
                     {
                         self.awaiting_primary.insert(h);
                     }
-                    e.insert((now, classify(&bytes()))).clone()
+                    let info = classify(&bytes()).map(Arc::new);
+                    e.insert(Seen {
+                        first: now,
+                        info: info.clone(),
+                        pass,
+                    });
+                    (now, info)
                 }
             };
             let Some(info) = info else {
@@ -110,7 +123,7 @@ impl PoolProposer {
                 }
                 let earlier = passed_over.entry(info.sender).or_default();
                 if earlier.len() + 1 < self.cfg.max_batch_txs {
-                    earlier.push((h, bytes, info.access));
+                    earlier.push((h, bytes, info));
                 }
                 continue;
             }
@@ -133,8 +146,9 @@ impl PoolProposer {
                 in_earlier_batch.append(&mut in_this_batch);
             }
             let carried = earlier.len();
-            let own = std::iter::once((h, bytes, info.access));
-            for (i, (h, bytes, access)) in earlier.into_iter().chain(own).enumerate() {
+            let sender = info.sender;
+            let own = std::iter::once((h, bytes, info));
+            for (i, (h, bytes, info)) in earlier.into_iter().chain(own).enumerate() {
                 if (turn.submitted_here)(&h) {
                     self.counts.own += 1;
                     // Our fallback proposes it first: it waited for our delay, not for the
@@ -149,13 +163,13 @@ impl PoolProposer {
                     self.counts.taken_over += 1;
                 }
                 self.proposed.insert(h, now);
-                self.inflight.insert(h, (info.sender, now));
+                self.inflight.insert(h, (sender, now));
                 batch.push(Tx {
-                    access,
+                    access: info.access.clone(),
                     data: bytes(),
                 });
             }
-            in_this_batch.insert(info.sender);
+            in_this_batch.insert(sender);
             if batch.len() >= self.cfg.max_batch_txs {
                 batches.push(std::mem::take(&mut batch));
                 in_earlier_batch.append(&mut in_this_batch);
@@ -164,16 +178,18 @@ impl PoolProposer {
         if !batch.is_empty() {
             batches.push(batch);
         }
-        self.seen.retain(|h, _| present.contains(h));
+        // What this pass did not see left the ready set: forget it (`seen` then holds exactly
+        // what this pass saw).
+        self.seen.retain(|_, seen| seen.pass == pass);
+        let present = |h: &H256| self.seen.contains_key(h);
         // Announcements may precede the transaction's arrival here: keep them while it is
         // pending here, or while they hold.
-        self.announced
-            .retain(|h, until| present.contains(h) || now < *until);
-        self.proposed.retain(|h, _| present.contains(h));
-        self.inflight.retain(|h, _| present.contains(h));
-        self.unannounced_own.retain(|h| present.contains(h));
-        self.awaiting_primary.retain(|h| present.contains(h));
-        self.done.retain(|h| present.contains(h));
+        self.announced.retain(|h, until| present(h) || now < *until);
+        self.proposed.retain(|h, _| present(h));
+        self.inflight.retain(|h, _| present(h));
+        self.unannounced_own.retain(|h| present(h));
+        self.awaiting_primary.retain(|h| present(h));
+        self.done.retain(|h| present(h));
         batches
     }
 }
