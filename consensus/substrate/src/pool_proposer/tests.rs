@@ -618,3 +618,40 @@ fn a_takeover_waits_behind_an_earlier_transaction_another_batch_is_ordering() {
         vec![vec![vec![5, 0], vec![5, 1]]]
     );
 }
+
+/// A transaction that leaves the ready set is forgotten by the next pass: whether we proposed it,
+/// and when we first saw it. An announcement of it is not: it holds until it runs out.
+#[test]
+fn what_leaves_the_ready_set_is_forgotten_but_an_announcement_of_it_holds() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let m = members();
+    let not_ours: Vec<u8> = (0..16u8)
+        .filter(|s| PoolProposer::partition_owner(&m, &[*s; 32]) != ME)
+        .take(2)
+        .collect();
+    let (gone, announced) = (tx(not_ours[0], 0), tx(not_ours[1], 0));
+    let own = tx(a_sender_we_own(), 0);
+    let mine = |h: &H256| *h == own.0;
+
+    assert_eq!(run(&mut p, &[own.clone(), gone.clone()], 0, &mine).len(), 1);
+    p.announced_by_other([announced.0], 0, false);
+    assert!(run(&mut p, &[], 1_000, &mine).is_empty(), "nothing ready");
+    assert_eq!(
+        run(&mut p, &[own.clone(), gone.clone()], 1_500, &mine),
+        vec![vec![own.1.clone()]],
+        "our own transaction came back: proposed again"
+    );
+    assert!(
+        run(&mut p, &[gone.clone()], 7_000, &mine).is_empty(),
+        "first seen again at 1.5 s, not 0: no takeover 6 s after 0"
+    );
+    assert_eq!(
+        run(&mut p, &[gone.clone(), announced.clone()], 7_500, &mine),
+        vec![vec![gone.1.clone()]],
+        "taken over 6 s after it came back"
+    );
+    assert!(
+        run(&mut p, &[announced.clone()], 14_000, &mine).is_empty(),
+        "the announcement made before it arrived still holds it"
+    );
+}
