@@ -642,7 +642,7 @@ fn what_leaves_the_ready_set_is_forgotten_but_an_announcement_of_it_holds() {
         "our own transaction came back: proposed again"
     );
     assert!(
-        run(&mut p, &[gone.clone()], 7_000, &mine).is_empty(),
+        run(&mut p, std::slice::from_ref(&gone), 7_000, &mine).is_empty(),
         "first seen again at 1.5 s, not 0: no takeover 6 s after 0"
     );
     assert_eq!(
@@ -651,7 +651,7 @@ fn what_leaves_the_ready_set_is_forgotten_but_an_announcement_of_it_holds() {
         "taken over 6 s after it came back"
     );
     assert!(
-        run(&mut p, &[announced.clone()], 14_000, &mine).is_empty(),
+        run(&mut p, std::slice::from_ref(&announced), 14_000, &mine).is_empty(),
         "the announcement made before it arrived still holds it"
     );
 }
