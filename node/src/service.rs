@@ -177,7 +177,7 @@ pub fn new_full<
             net_config,
             client: client.clone(),
             // Transactions gossiped by peers are imported through this view, so they are not
-            // mistaken for client submissions; its periodic gossip round is bounded (client_txs.rs).
+            // mistaken for client submissions; its periodic gossip round is bounded (pool_view/).
             transaction_pool: Arc::new(sc_consensus_bsmr::PoolView::for_network(
                 transaction_pool.clone(),
             )),
@@ -220,7 +220,7 @@ pub fn new_full<
     // submissions: the engine proposes those at once. The view's import notifications, which
     // spawn_tasks gossips at once, are client transactions only, also those that became ready
     // after arriving as future ones; peers' transactions are relayed by the periodic round
-    // (client_txs.rs).
+    // (pool_view/).
     let client_submissions = sc_consensus_bsmr::ClientSubmissions::default();
     let rpc_pool = Arc::new(sc_consensus_bsmr::PoolView::for_rpc(
         transaction_pool.clone(),

@@ -48,7 +48,7 @@ pub struct EngineConfig {
     /// Leaderless (bsmr) or the leader-based baseline.
     pub mode: Mode,
     /// Client transactions are refused (RPC error 1016, retriable) while the pool holds this
-    /// many ready transactions; 0: no limit (`client_txs.rs`, `Door`).
+    /// many ready transactions; 0: no limit (`pool_view/door.rs`).
     pub rpc_backlog_limit: usize,
     /// TESTING ONLY: a Byzantine validator that sends a second, conflicting finality vote for
     /// every block (the process tests' misbehaviour reporter check).
