@@ -136,13 +136,14 @@ where
             core_pending,
             submitted_here: &|h| submissions.contains(h),
         };
-        // Ready transactions, then the future chains the pool will never promote (not looked
-        // for while the policy would propose nothing anyway).
-        let futures = if self.proposer.may_propose(&turn) {
-            self.pool.futures()
-        } else {
-            vec![]
-        };
+        // A pass that could propose nothing reads neither the pool (its ready iterator copies
+        // the whole ready set) nor the future queue: the stuck-future clocks run on, as they
+        // must (an empty look would forget them and restart every wait).
+        if !self.proposer.may_propose(&turn) {
+            return Ok(());
+        }
+        // Ready transactions, then the future chains the pool will never promote.
+        let futures = self.pool.futures();
         let views: Vec<Future> = futures
             .iter()
             .map(|tx| Future {
