@@ -137,6 +137,7 @@ pub(crate) async fn measure(
             proposed_own_per_tx: delta(7),
             proposed_others_per_tx: delta(8),
             proposed_carried_per_tx: delta(9),
+            blocks_executed_twice: c1[10].saturating_sub(c0[10]),
         });
         let (sign_us, verify_us) = sim_scale::sr25519_costs();
         // A node restarted during the run starts its counters again: never below zero.
@@ -160,8 +161,8 @@ pub(crate) async fn measure(
 /// every 200 ms): consensus signatures checked and made, transactions offered to the runtime in
 /// block building and offers refused, blocks that came by sync first. None when a node has no
 /// bsmr engine.
-async fn engine_counts(endpoints: &[String]) -> Option<[u64; 10]> {
-    const KEYS: [&str; 10] = [
+async fn engine_counts(endpoints: &[String]) -> Option<[u64; 11]> {
+    const KEYS: [&str; 11] = [
         "signaturesVerified",
         "signaturesMade",
         "blockTxsOffered",
@@ -172,8 +173,9 @@ async fn engine_counts(endpoints: &[String]) -> Option<[u64; 10]> {
         "txsProposedOwn",
         "txsProposedOthers",
         "txsProposedCarried",
+        "blocksExecutedTwice",
     ];
-    let mut sum = [0u64; 10];
+    let mut sum = [0u64; 11];
     for e in endpoints {
         let client = replay::connect(e).await.ok()?;
         let s: serde_json::Value = client.request("bsmr_status", rpc_params![]).await.ok()?;

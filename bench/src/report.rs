@@ -89,6 +89,9 @@ pub struct BlockBuildingFigures {
     pub proposed_others_per_tx: f64,
     /// Of those, the ones carried in front of a later transaction of their sender.
     pub proposed_carried_per_tx: f64,
+    /// Blocks a validator built that sync then imported by executing them again (all
+    /// validators).
+    pub blocks_executed_twice: u64,
 }
 
 /// What an injected fault did to latency.
@@ -510,12 +513,14 @@ pub fn print(s: &Summary) {
         println!(
             "    block building per finalized transaction: {:.2} runtime offers, {:.2} of them \
              refused ({:.2} for a used nonce, {:.2} for a nonce ahead; all validators); {} \
-             blocks came by sync before their validator built them",
+             blocks came by sync before their validator built them, {} built blocks were \
+             executed again by sync",
             b.offered_per_tx,
             b.refused_per_tx,
             b.refused_stale_per_tx,
             b.refused_future_per_tx,
-            b.blocks_from_sync
+            b.blocks_from_sync,
+            b.blocks_executed_twice
         );
         println!(
             "    proposed per finalized transaction: {:.2} by the validator a client submitted \

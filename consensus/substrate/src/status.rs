@@ -90,6 +90,8 @@ pub struct EngineStatus {
     /// Blocks that arrived by sync before this node built them (checked against its core's
     /// block without executing them again).
     pub blocks_from_sync: u64,
+    /// Blocks this node built that sync imported by executing them again.
+    pub blocks_executed_twice: u64,
     /// "leaderless" or "leader".
     pub mode: String,
     /// The validator (hex) that leads, in view 0, the checkpoint of the block after the last

@@ -20,6 +20,9 @@ pub(super) struct Finalizing<B: BlockT> {
     pub(super) early_certificate_request: u64,
     /// Blocks that arrived by sync before this node built them, checked against the core's.
     pub(super) synced_checked: u64,
+    /// Blocks this node built that sync then imported by executing them again (its copy
+    /// arrived while this node was still building, so our changes were not there yet).
+    pub(super) executed_twice: u64,
 }
 
 /// One in this many blocks that arrived by sync is also rebuilt here and compared by hash; the
@@ -202,8 +205,11 @@ where
                     ));
                 }
                 let a = self.fin.awaiting.take().expect("checked above; qed");
-                // Sync imported it by execution: our changes are not needed any more.
-                let _ = self.built.take(&ours);
+                // Sync imported it. If our changes are still here, it executed the block a
+                // second time; otherwise it imported it with them.
+                if self.built.take(&ours).is_some() {
+                    self.fin.executed_twice += 1;
+                }
                 self.after_final(a.number, ours, &a.included);
                 continue;
             }
@@ -380,7 +386,12 @@ where
         // The import queue took the changes for a certified copy that arrived by sync: once
         // that copy is in the chain there is nothing to import (an import would execute the
         // block before finding it there); if its import failed, execute it here.
-        let in_chain = changes.is_none() && self.client.hash(number).ok().flatten() == Some(hash);
+        let on_chain = self.client.hash(number).ok().flatten() == Some(hash);
+        if changes.is_some() && on_chain {
+            // Sync imported it by executing it while this node was building it.
+            self.fin.executed_twice += 1;
+        }
+        let in_chain = changes.is_none() && on_chain;
         if !in_chain {
             let mut params = BlockImportParams::new(BlockOrigin::Own, header);
             params.body = Some(body);

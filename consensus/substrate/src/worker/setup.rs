@@ -54,6 +54,7 @@ where
                 awaiting_since_ms: now,
                 early_certificate_request: 0,
                 synced_checked: 0,
+                executed_twice: 0,
             },
             link: Links {
                 network: p.network,

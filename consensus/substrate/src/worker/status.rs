@@ -39,6 +39,7 @@ where
         (s.txs_proposed_own, s.txs_proposed_others) = (proposed.own, proposed.others());
         s.txs_proposed_carried = proposed.carried;
         s.blocks_from_sync = self.fin.synced_checked;
+        s.blocks_executed_twice = self.fin.executed_twice;
         if let Some((next, rotation)) = rotation {
             s.next_checkpoint_leader = Some(hex(&rotation.leader(m, next, 0)));
             s.skipped_checkpoint_leaders = rotation.skipped(m, next).map(|v| hex(v)).collect();
