@@ -97,7 +97,13 @@ where
 /// Whoever imports first takes them; the engine imports with execution if they are gone. The
 /// import queue takes them only for a copy with our body too: a block hash commits to the
 /// extrinsics root, but sync does not check a body against it, and only execution would.
-pub struct BuiltBlocks<B: BlockT>(Arc<Mutex<Option<BuiltChanges<B>>>>);
+///
+/// A validator that lags (the quorum certified the block without it) is often still building
+/// the block, or importing it with its changes, when the certified copy arrives; executing the
+/// copy then would run the block twice. The slot says so ([`BuiltBlocks::building_on`],
+/// [`BuiltBlocks::take_to_import`]), and the import queue waits for the engine, bounded by
+/// [`MAX_WAIT_FOR_OWN_BUILD`], instead.
+pub struct BuiltBlocks<B: BlockT>(Arc<Mutex<Slot<B>>>);
 
 /// A built block's hash, its extrinsics and the storage changes executing them made.
 type BuiltChanges<B> = (
@@ -106,9 +112,29 @@ type BuiltChanges<B> = (
     sp_api::StorageChanges<B>,
 );
 
+struct Slot<B: BlockT> {
+    /// The changes of the last block built here, until someone imports with them.
+    held: Option<BuiltChanges<B>>,
+    /// The parent of the block the engine is building now.
+    building_on: Option<B::Hash>,
+    /// The block the engine is importing with its changes now.
+    importing: Option<B::Hash>,
+    /// The last block whose changes the import queue took for a copy from sync.
+    taken_by_sync: Option<B::Hash>,
+}
+
+/// How long the import queue waits for the engine to finish building or importing the block
+/// a certified copy of which sync brings, before it executes the copy itself.
+pub const MAX_WAIT_FOR_OWN_BUILD: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl<B: BlockT> Default for BuiltBlocks<B> {
     fn default() -> Self {
-        BuiltBlocks(Arc::new(Mutex::new(None)))
+        BuiltBlocks(Arc::new(Mutex::new(Slot {
+            held: None,
+            building_on: None,
+            importing: None,
+            taken_by_sync: None,
+        })))
     }
 }
 
@@ -119,14 +145,46 @@ impl<B: BlockT> Clone for BuiltBlocks<B> {
 }
 
 impl<B: BlockT> BuiltBlocks<B> {
-    /// Hold the changes of block `hash` with `body` (replacing those of an earlier block).
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot<B>> {
+        // Nothing panics while the lock is held; recover anyway.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The engine starts building a block on `parent` (`None`: it stopped without one).
+    pub fn building_on(&self, parent: Option<B::Hash>) {
+        self.slot().building_on = parent;
+    }
+
+    /// Hold the changes of block `hash` with `body` (replacing those of an earlier block); the
+    /// build is over.
     pub fn put(&self, hash: B::Hash, body: Vec<B::Extrinsic>, changes: sp_api::StorageChanges<B>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((hash, body, changes));
+        let mut slot = self.slot();
+        slot.held = Some((hash, body, changes));
+        slot.building_on = None;
     }
 
     /// The changes of block `hash`, if held and not taken yet.
     pub fn take(&self, hash: &B::Hash) -> Option<sp_api::StorageChanges<B>> {
-        self.take_if(|h, _| h == hash)
+        Self::take_if(&mut self.slot(), |h, _| h == hash)
+    }
+
+    /// The changes of block `hash` for the engine's own import of it, which lasts until
+    /// [`BuiltBlocks::imported`].
+    pub fn take_to_import(&self, hash: &B::Hash) -> Option<sp_api::StorageChanges<B>> {
+        let mut slot = self.slot();
+        let changes = Self::take_if(&mut slot, |h, _| h == hash);
+        if changes.is_some() {
+            slot.importing = Some(*hash);
+        }
+        changes
+    }
+
+    /// The engine's import of `hash` is over (done or failed).
+    pub fn imported(&self, hash: &B::Hash) {
+        let mut slot = self.slot();
+        if slot.importing.as_ref() == Some(hash) {
+            slot.importing = None;
+        }
     }
 
     /// The changes of block `hash` for a copy that carries `body`, if it is ours.
@@ -135,16 +193,31 @@ impl<B: BlockT> BuiltBlocks<B> {
         hash: &B::Hash,
         body: Option<&Vec<B::Extrinsic>>,
     ) -> Option<sp_api::StorageChanges<B>> {
-        self.take_if(|h, ours| h == hash && body == Some(ours))
+        let mut slot = self.slot();
+        let changes = Self::take_if(&mut slot, |h, ours| h == hash && body == Some(ours));
+        if changes.is_some() {
+            slot.taken_by_sync = Some(*hash);
+        }
+        changes
+    }
+
+    /// Whether the import queue took the changes of block `hash` (its import may still run).
+    pub fn taken_by_sync(&self, hash: &B::Hash) -> bool {
+        self.slot().taken_by_sync.as_ref() == Some(hash)
+    }
+
+    /// Whether the engine is building a block on `parent` or importing block `hash` now.
+    pub fn busy_with(&self, parent: &B::Hash, hash: &B::Hash) -> bool {
+        let slot = self.slot();
+        slot.building_on.as_ref() == Some(parent) || slot.importing.as_ref() == Some(hash)
     }
 
     fn take_if(
-        &self,
+        slot: &mut Slot<B>,
         ours: impl Fn(&B::Hash, &Vec<B::Extrinsic>) -> bool,
     ) -> Option<sp_api::StorageChanges<B>> {
-        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match slot.as_ref() {
-            Some((h, body, _)) if ours(h, body) => slot.take().map(|(_, _, c)| c),
+        match slot.held.as_ref() {
+            Some((h, body, _)) if ours(h, body) => slot.held.take().map(|(_, _, c)| c),
             _ => None,
         }
     }
@@ -192,12 +265,20 @@ where
             ));
         };
         verify_certificate::<B, C>(&*self.client, self.genesis, &block.header, justification)?;
-        if let Some(changes) = self
-            .built
-            .take_for(&block.header.hash(), block.body.as_ref())
-        {
+        let (hash, parent) = (block.header.hash(), *block.header.parent_hash());
+        // The engine building this block or importing it: wait for it rather than execute the
+        // block a second time (a wall-clock bound only decides which of two identical imports
+        // runs, never what the chain holds).
+        let started = std::time::Instant::now();
+        while self.built.busy_with(&parent, &hash) && started.elapsed() < MAX_WAIT_FOR_OWN_BUILD {
+            futures_timer::Delay::new(std::time::Duration::from_millis(5)).await;
+        }
+        if let Some(changes) = self.built.take_for(&hash, block.body.as_ref()) {
             // This node built the same block: import it without executing it again.
             block.state_action = StateAction::ApplyChanges(StorageChanges::Changes(changes));
+        } else if self.client.hash(number).ok().flatten() == Some(hash) {
+            // The engine imported it meanwhile: nothing to execute (the import finds it there).
+            block.state_action = StateAction::Skip;
         }
         block.finalized = true;
         block.fork_choice = Some(ForkChoiceStrategy::Custom(true));

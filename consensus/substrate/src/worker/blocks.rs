@@ -224,6 +224,8 @@ where
                 self.check_synced_block(&fb)?;
                 continue;
             }
+            // A certified copy arriving by sync meanwhile waits for this build (`put` ends it).
+            self.built.building_on(Some(fin_hash));
             let built = build_block::<B, BE, C>(
                 &*self.client,
                 &*self.classifier,
@@ -231,7 +233,10 @@ where
                 fin.try_into().map_err(|_| "overflow")?,
                 &fb,
             )
-            .map_err(|e| format!("building block #{b}: {e}"))?;
+            .map_err(|e| {
+                self.built.building_on(None);
+                format!("building block #{b}: {e}")
+            })?;
             self.vote_on(b, built).await?;
         }
     }
@@ -381,17 +386,32 @@ where
         let a = self.fin.awaiting.take().expect("checked above; qed");
         let (header, body) = a.block.clone().deconstruct();
         let hash = header.hash();
-        let changes = self.built.take(&hash);
+        let changes = self.built.take_to_import(&hash);
         let number: <B::Header as HeaderT>::Number = a.number.try_into().map_err(|_| "overflow")?;
         // The import queue took the changes for a certified copy that arrived by sync: once
         // that copy is in the chain there is nothing to import (an import would execute the
         // block before finding it there); if its import failed, execute it here.
-        let on_chain = self.client.hash(number).ok().flatten() == Some(hash);
+        let on_chain = || self.client.hash(number).ok().flatten() == Some(hash);
+        let mut on_chain_now = on_chain();
+        if changes.is_none() && !on_chain_now && self.built.taken_by_sync(&hash) {
+            // The import queue is importing the copy with our changes: let it land rather than
+            // execute the block a second time (bounded: if its import failed, execute here).
+            let started = std::time::Instant::now();
+            while !on_chain_now && started.elapsed() < crate::import::MAX_WAIT_FOR_OWN_BUILD {
+                futures_timer::Delay::new(std::time::Duration::from_millis(5)).await;
+                on_chain_now = on_chain();
+            }
+        }
+        let on_chain = on_chain_now;
         if changes.is_some() && on_chain {
             // Sync imported it by executing it while this node was building it.
             self.fin.executed_twice += 1;
         }
         let in_chain = changes.is_none() && on_chain;
+        if changes.is_none() && !in_chain && self.built.taken_by_sync(&hash) {
+            // The import queue's import with our changes did not land in time: executed again.
+            self.fin.executed_twice += 1;
+        }
         if !in_chain {
             let mut params = BlockImportParams::new(BlockOrigin::Own, header);
             params.body = Some(body);
@@ -402,7 +422,9 @@ where
             params.finalized = true;
             params.fork_choice = Some(ForkChoiceStrategy::Custom(true));
             params.justifications = Some(Justifications::from((BSMR_ENGINE_ID, cert.encode())));
-            match self.client.import_block(params).await {
+            let result = self.client.import_block(params).await;
+            self.built.imported(&hash);
+            match result {
                 Ok(ImportResult::Imported(_)) | Ok(ImportResult::AlreadyInChain) => {}
                 Ok(other) => {
                     return Err(format!(
