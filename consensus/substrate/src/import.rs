@@ -285,3 +285,58 @@ where
         Ok(block)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::BuiltBlocks;
+    use sp_core::H256;
+    use sp_runtime::OpaqueExtrinsic;
+
+    type TestBlock = sp_runtime::generic::Block<
+        sp_runtime::generic::Header<u32, sp_runtime::traits::BlakeTwo256>,
+        OpaqueExtrinsic,
+    >;
+
+    fn h(b: u8) -> H256 {
+        H256::repeat_byte(b)
+    }
+
+    #[test]
+    fn the_import_queue_sees_the_engine_busy_with_a_block_until_its_build_or_import_ends() {
+        let built = BuiltBlocks::<TestBlock>::default();
+        let (parent, block) = (h(1), h(2));
+        assert!(!built.busy_with(&parent, &block));
+        // Building on the parent: a copy of its child waits.
+        built.building_on(Some(parent));
+        assert!(built.busy_with(&parent, &block));
+        assert!(!built.busy_with(&h(9), &h(8)), "another parent does not wait");
+        // The build is over once its changes are held, and the copy takes them.
+        built.put(block, vec![], Default::default());
+        assert!(!built.busy_with(&parent, &block));
+        assert!(built.take_for(&block, Some(&vec![])).is_some());
+        assert!(built.taken_by_sync(&block));
+        assert!(built.take_to_import(&block).is_none(), "taken once");
+        // The engine importing with its changes: a copy waits until the import ends.
+        built.put(h(3), vec![], Default::default());
+        assert!(built.take_to_import(&h(3)).is_some());
+        assert!(built.busy_with(&block, &h(3)));
+        assert!(built.take_for(&h(3), Some(&vec![])).is_none());
+        built.imported(&h(3));
+        assert!(!built.busy_with(&block, &h(3)));
+        // A failed build ends it too.
+        built.building_on(Some(parent));
+        built.building_on(None);
+        assert!(!built.busy_with(&parent, &block));
+    }
+
+    #[test]
+    fn a_copy_with_another_body_does_not_take_our_changes() {
+        let built = BuiltBlocks::<TestBlock>::default();
+        built.put(h(2), vec![], Default::default());
+        let other = vec![OpaqueExtrinsic::from_bytes(&[0]).expect("one byte decodes")];
+        assert!(built.take_for(&h(2), Some(&other)).is_none());
+        assert!(built.take_for(&h(2), None).is_none());
+        assert!(!built.taken_by_sync(&h(2)));
+        assert!(built.take_for(&h(2), Some(&vec![])).is_some());
+    }
+}
