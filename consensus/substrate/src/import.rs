@@ -309,7 +309,10 @@ mod tests {
         // Building on the parent: a copy of its child waits.
         built.building_on(Some(parent));
         assert!(built.busy_with(&parent, &block));
-        assert!(!built.busy_with(&h(9), &h(8)), "another parent does not wait");
+        assert!(
+            !built.busy_with(&h(9), &h(8)),
+            "another parent does not wait"
+        );
         // The build is over once its changes are held, and the copy takes them.
         built.put(block, vec![], Default::default());
         assert!(!built.busy_with(&parent, &block));
