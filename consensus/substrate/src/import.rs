@@ -336,7 +336,8 @@ mod tests {
     fn a_copy_with_another_body_does_not_take_our_changes() {
         let built = BuiltBlocks::<TestBlock>::default();
         built.put(h(2), vec![], Default::default());
-        let other = vec![OpaqueExtrinsic::from_bytes(&[0]).expect("one byte decodes")];
+        let other =
+            vec![OpaqueExtrinsic::try_from_encoded_extrinsic(&[0]).expect("one byte decodes")];
         assert!(built.take_for(&h(2), Some(&other)).is_none());
         assert!(built.take_for(&h(2), None).is_none());
         assert!(!built.taken_by_sync(&h(2)));
