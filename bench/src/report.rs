@@ -89,8 +89,8 @@ pub struct BlockBuildingFigures {
     pub proposed_others_per_tx: f64,
     /// Of those, the ones carried in front of a later transaction of their sender.
     pub proposed_carried_per_tx: f64,
-    /// Blocks a validator built that sync then imported by executing them again (all
-    /// validators).
+    /// Blocks a validator built that were executed a second time, by sync or by the engine
+    /// (all validators; a lower bound).
     pub blocks_executed_twice: u64,
 }
 
@@ -514,7 +514,7 @@ pub fn print(s: &Summary) {
             "    block building per finalized transaction: {:.2} runtime offers, {:.2} of them \
              refused ({:.2} for a used nonce, {:.2} for a nonce ahead; all validators); {} \
              blocks came by sync before their validator built them, {} built blocks were \
-             executed again by sync",
+             executed a second time",
             b.offered_per_tx,
             b.refused_per_tx,
             b.refused_stale_per_tx,

@@ -126,6 +126,10 @@ struct Slot<B: BlockT> {
 /// How long the import queue waits for the engine to finish building or importing the block
 /// a certified copy of which sync brings, before it executes the copy itself.
 pub const MAX_WAIT_FOR_OWN_BUILD: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the engine waits for the import queue's import with the engine's changes to land
+/// before it executes its block itself (the import takes milliseconds; the engine does nothing
+/// else meanwhile).
+pub const MAX_WAIT_FOR_SYNC_IMPORT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl<B: BlockT> Default for BuiltBlocks<B> {
     fn default() -> Self {
@@ -276,8 +280,16 @@ where
         if let Some(changes) = self.built.take_for(&hash, block.body.as_ref()) {
             // This node built the same block: import it without executing it again.
             block.state_action = StateAction::ApplyChanges(StorageChanges::Changes(changes));
-        } else if self.client.hash(number).ok().flatten() == Some(hash) {
-            // The engine imported it meanwhile: nothing to execute (the import finds it there).
+        } else if !block.import_existing
+            && matches!(
+                block.state_action,
+                StateAction::Execute | StateAction::ExecuteIfPossible
+            )
+            && self.client.hash(number).ok().flatten() == Some(hash)
+        {
+            // The engine imported it meanwhile: nothing to execute (the import finds it there
+            // and answers `AlreadyInChain`). Not when sync re-imports a block on purpose (a
+            // block without state, or a state download): that import must run as asked.
             block.state_action = StateAction::Skip;
         }
         block.finalized = true;

@@ -90,7 +90,8 @@ pub struct EngineStatus {
     /// Blocks that arrived by sync before this node built them (checked against its core's
     /// block without executing them again).
     pub blocks_from_sync: u64,
-    /// Blocks this node built that sync imported by executing them again.
+    /// Blocks this node built that were executed a second time (by sync while this node built
+    /// them, or by the engine after sync's import with its changes failed; a lower bound).
     pub blocks_executed_twice: u64,
     /// "leaderless" or "leader".
     pub mode: String,

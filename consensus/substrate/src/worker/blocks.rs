@@ -20,8 +20,10 @@ pub(super) struct Finalizing<B: BlockT> {
     pub(super) early_certificate_request: u64,
     /// Blocks that arrived by sync before this node built them, checked against the core's.
     pub(super) synced_checked: u64,
-    /// Blocks this node built that sync then imported by executing them again (its copy
-    /// arrived while this node was still building, so our changes were not there yet).
+    /// Blocks this node built that were executed a second time: by sync (its copy arrived
+    /// while this node was still building, so our changes were not there yet) or by the engine
+    /// (sync's import with our changes did not land in time). A copy sync began executing just
+    /// before this node began building, and imported after it, is not counted.
     pub(super) executed_twice: u64,
 }
 
@@ -224,20 +226,24 @@ where
                 self.check_synced_block(&fb)?;
                 continue;
             }
-            // A certified copy arriving by sync meanwhile waits for this build (`put` ends it).
+            let fin_number = fin.try_into().map_err(|_| "overflow")?;
+            // A certified copy arriving by sync meanwhile waits for this build (`put`, in
+            // `vote_on`, ends it; so does any failure before it).
             self.built.building_on(Some(fin_hash));
-            let built = build_block::<B, BE, C>(
+            let voted = match build_block::<B, BE, C>(
                 &*self.client,
                 &*self.classifier,
                 fin_hash,
-                fin.try_into().map_err(|_| "overflow")?,
+                fin_number,
                 &fb,
-            )
-            .map_err(|e| {
+            ) {
+                Ok(built) => self.vote_on(b, built).await,
+                Err(e) => Err(format!("building block #{b}: {e}")),
+            };
+            if voted.is_err() {
                 self.built.building_on(None);
-                format!("building block #{b}: {e}")
-            })?;
-            self.vote_on(b, built).await?;
+            }
+            voted?;
         }
     }
 
@@ -397,7 +403,7 @@ where
             // The import queue is importing the copy with our changes: let it land rather than
             // execute the block a second time (bounded: if its import failed, execute here).
             let started = std::time::Instant::now();
-            while !on_chain_now && started.elapsed() < crate::import::MAX_WAIT_FOR_OWN_BUILD {
+            while !on_chain_now && started.elapsed() < crate::import::MAX_WAIT_FOR_SYNC_IMPORT {
                 futures_timer::Delay::new(std::time::Duration::from_millis(5)).await;
                 on_chain_now = on_chain();
             }
