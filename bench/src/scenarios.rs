@@ -257,7 +257,16 @@ async fn wait_connected(endpoints: &[String], timeout: Duration) -> Result<(), S
     let want = endpoints.len().saturating_sub(1) as u64;
     let mut clients = vec![];
     for e in endpoints {
-        clients.push(replay::connect(e).await?);
+        // A node that has just opened its RPC port can still reset the first WebSocket
+        // handshake (seen once in `make test`): ask again until the timeout.
+        let client = loop {
+            match replay::connect(e).await {
+                Ok(c) => break c,
+                Err(err) if start.elapsed() > timeout => return Err(err),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        };
+        clients.push(client);
     }
     let mut streak = 0;
     while streak < 3 {
