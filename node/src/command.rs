@@ -9,18 +9,28 @@ use bsmr_runtime::opaque::Block;
 use sc_cli::SubstrateCli;
 use sc_service::PartialComponents;
 
-/// Parse `args` like [`SubstrateCli::from_iter`], with bsmr's default transaction pool type;
+/// Parse `args` like [`SubstrateCli::from_iter`], with bsmr's defaults for the transaction pool;
 /// prints the error and exits on bad arguments.
 pub fn parse_cli<I>(args: I) -> Cli
 where
     I: IntoIterator,
     I::Item: Into<std::ffi::OsString> + Clone,
 {
-    use clap::{CommandFactory, FromArgMatches};
-    let cmd = Cli::setup_command(Cli::command())
-        .mut_arg("pool_type", |a| a.default_value(DEFAULT_POOL_TYPE));
-    let matches = cmd.try_get_matches_from(args).unwrap_or_else(|e| e.exit());
+    use clap::FromArgMatches;
+    let matches = command()
+        .try_get_matches_from(args)
+        .unwrap_or_else(|e| e.exit());
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The command line with bsmr's defaults for Substrate's pool flags.
+fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::setup_command(Cli::command())
+        .mut_arg("pool_type", |a| a.default_value(DEFAULT_POOL_TYPE))
+        .mut_arg("tx_ban_seconds", |a| {
+            a.help(TX_BAN_HELP).long_help(TX_BAN_HELP)
+        })
 }
 
 impl SubstrateCli for Cli {
@@ -66,6 +76,26 @@ impl SubstrateCli for Cli {
 /// then removed (see docs/consensus.md, "Transaction pool"). The single-state pool has no views.
 pub const DEFAULT_POOL_TYPE: &str = "single-state";
 
+/// How long the single-state pool bans a transaction unless `--tx-ban-seconds` says otherwise.
+///
+/// The pool bans every transaction a block included (so that a peer still gossiping it is not
+/// validated again) and every invalid one, in a map that stable2609's single-state pool caps
+/// at 4,096 entries: past that it drops bans in hash-map order down to 2,048, also bans it made
+/// a moment ago. With Substrate's 30 minutes the map is full after some 4,000 included
+/// transactions; from then on each block's import (its `prune`) finds a random part of the
+/// block's own transactions unbanned, validates them again (each answers `Stale`), and peers'
+/// gossip of included transactions is validated again too: at saturation that was a third of
+/// a validator's pool validations (docs/performance.md, "Bans the pool forgot"). A ban only
+/// has to outlast the moment a block's transactions leave every pool, a second or two; the
+/// map then holds about ban time x throughput + one block, under the cap up to ~800 tx/s.
+pub const LIGHT_POOL_BAN_TIME: std::time::Duration = std::time::Duration::from_secs(3);
+
+const TX_BAN_HELP: &str = "How long a transaction is banned for after a block included it or \
+     it was found invalid. bsmr's single-state pool: 3 s by default (0 with --dev), kept short \
+     because the pool remembers at most 4,096 bans and forgets them at random past that (see \
+     LIGHT_POOL_BAN_TIME in node/src/command.rs); with --pool-revalidation full, Substrate's \
+     1800 s.";
+
 /// The options of a single-state pool with light revalidation, if `--pool-revalidation light`
 /// (the default) asks for one; an error if the fork-aware pool was asked for too.
 fn light_pool(cli: &Cli) -> sc_cli::Result<Option<sc_transaction_pool::Options>> {
@@ -93,6 +123,7 @@ fn light_pool(cli: &Cli) -> sc_cli::Result<Option<sc_transaction_pool::Options>>
 /// The pool limits `--pool-limit`, `--pool-kbytes` and `--tx-ban-seconds` set, as
 /// `sc_cli`'s `TransactionPoolOptions::new_with_params` sets them (its options are private,
 /// so a pool built outside its `Builder` needs them again): the future queue gets a tenth.
+/// The ban time defaults to [`LIGHT_POOL_BAN_TIME`] rather than Substrate's 30 minutes.
 fn light_pool_options(
     p: &sc_cli::TransactionPoolParams,
     is_dev: bool,
@@ -105,7 +136,7 @@ fn light_pool_options(
     options.ban_time = match (p.tx_ban_seconds, is_dev) {
         (Some(s), _) => std::time::Duration::from_secs(s),
         (None, true) => std::time::Duration::ZERO,
-        (None, false) => std::time::Duration::from_secs(30 * 60),
+        (None, false) => LIGHT_POOL_BAN_TIME,
     };
     options
 }
@@ -271,7 +302,24 @@ mod tests {
         assert_eq!(options.ready.count, 1000);
         assert_eq!(options.ready.total_bytes, 2000 * 1024);
         assert_eq!(options.future.count, 100);
-        assert_eq!(options.ban_time, std::time::Duration::from_secs(1800));
+        assert_eq!(
+            options.ban_time, LIGHT_POOL_BAN_TIME,
+            "short, so the pool's bounded ban map is not overrun"
+        );
+        assert!(LIGHT_POOL_BAN_TIME < std::time::Duration::from_secs(10));
+        let help = command()
+            .get_arguments()
+            .find(|a| a.get_id() == "tx_ban_seconds")
+            .and_then(|a| a.get_long_help())
+            .map(|h| h.to_string())
+            .expect("--tx-ban-seconds has a help text");
+        assert!(
+            help.contains(&format!("{} s by default", LIGHT_POOL_BAN_TIME.as_secs())),
+            "--help states bsmr's default: {help}"
+        );
+        let chosen = parse_cli(["bsmr-node", "--tx-ban-seconds", "60"]);
+        let options = light_pool(&chosen).unwrap().expect("light by default");
+        assert_eq!(options.ban_time, std::time::Duration::from_secs(60));
         let dev = parse_cli(["bsmr-node", "--dev"]);
         let options = light_pool(&dev).unwrap().expect("light by default");
         assert_eq!(
