@@ -11,9 +11,11 @@
 //!   (its block is built by then, and what that included is never proposed again), and
 //!   unless an earlier transaction of its sender is held so (its receiver holds the later ones
 //!   in order, and a takeover would carry that one as a copy);
-//!   both delays grow by twice how long our own clients' transactions lately waited here until
-//!   the core announced their batch, measured on their first proposal (under load the
-//!   receiver's queue is as long; at most 30 s more);
+//!   both delays grow by twice the longest queue a receiver lately showed: how long our own
+//!   clients' transactions waited here until the core announced their batch, measured on their
+//!   first proposal, or how long another member's clients' transactions waited here until it
+//!   announced them (a takeover before that would only make a copy; at most 30 s more, and a
+//!   member's measure is below `anyone_delay_ms - owner_delay_ms`);
 //!   the leader baseline's primary proposes everything, and another validator only its own
 //!   clients' transactions still pending `anyone_delay_ms` after they arrived, plus twice how
 //!   long its clients' transactions lately waited for the primary's announcement (the same
@@ -68,8 +70,12 @@ const INFLIGHT_HORIZON_MS: u64 = 5_000;
 const OWN_BATCH_MEMORY_MS: u64 = 600_000;
 /// Client batches waiting in the core above which no more are cut.
 const MAX_PENDING_CORE_BATCHES: usize = 8;
-/// At most this much is added to the takeover delays for our own queueing (see `queueing`).
+/// At most this much is added to the takeover delays for the receivers' queueing (see
+/// [`PoolProposer::queueing_allowance`]).
 const MAX_QUEUEING_ALLOWANCE_MS: u64 = 30_000;
+/// A member's queueing estimate not renewed for this long no longer stretches the takeover
+/// clocks (see `peer_queueing`).
+const PEER_QUEUEING_MEMORY_MS: u64 = 30_000;
 
 /// The policy's settings (from the engine configuration).
 #[derive(Clone, Debug)]
@@ -104,6 +110,18 @@ pub struct Turn<'a> {
     pub submitted_here: &'a dyn Fn(&H256) -> bool,
 }
 
+/// A member's message announcing a batch of transactions.
+pub struct Announcement<'a> {
+    /// The member whose link (or fetch answer) it came over.
+    pub from: ValidatorId,
+    /// The batch's proposer, as its header says (not checked yet).
+    pub proposer: ValidatorId,
+    /// Sent over the link as announced, not answering our fetch.
+    pub live: bool,
+    /// The batch's transactions.
+    pub txs: &'a [H256],
+}
+
 /// One of this validator's batches, as the core proposed it.
 #[derive(Clone, Debug)]
 pub struct OwnBatch {
@@ -116,8 +134,12 @@ pub struct OwnBatch {
 /// A ready transaction as the passes know it.
 #[derive(Debug)]
 struct Seen {
-    /// When first seen.
+    /// When first seen (by the pass that first listed it).
     first: u64,
+    /// When the pass before that one looked at the ready set: it entered our ready set after
+    /// this (passes stop while the in-flight allowance is used, so `first` may be late), though
+    /// not necessarily the announcer's as early.
+    since: u64,
     /// Its classification (None: not classifiable, never proposed); shared, so a pass does not
     /// copy its access list.
     info: Option<Arc<TxInfo>>,
@@ -162,12 +184,26 @@ pub struct PoolProposer {
     /// in-flight allowance, then in the core's queue for a seq inside the window. Under load
     /// every validator's own transactions queue about as long before others see them
     /// announced; taking another validator's over before twice that would only make a copy
-    /// that the block builder refuses, so the takeover delays grow by it (at most
-    /// [`MAX_QUEUEING_ALLOWANCE_MS`], so a Byzantine or crashed receiver's transactions are
-    /// still taken over). The leader baseline off the primary measures instead the wait from
+    /// that the block builder refuses, so the takeover delays grow by it, or by a longer
+    /// queue another member shows (see `peer_queueing` and
+    /// [`PoolProposer::queueing_allowance`]; at most [`MAX_QUEUEING_ALLOWANCE_MS`], so a
+    /// Byzantine or crashed receiver's transactions are still taken over). The leader baseline off the primary measures instead the wait from
     /// arrival to the primary's own announcement (see `awaiting_primary`), and its fallback
     /// waits twice that longer.
     queueing: u64,
+    /// Leaderless: how long each other member's clients' transactions lately waited here before
+    /// it announced them as their receiver, and when that was last measured (see
+    /// [`PoolProposer::peer_announced`]). Clients do not spread evenly over validators: the
+    /// busiest receiver queues longest, and a takeover clock stretched by our own queue alone
+    /// let the validators with the fewest clients take over its transactions, which only made
+    /// copies (docs/performance.md, "The receivers' queues"). One entry per member, set only by
+    /// what arrives live over that member's own authenticated link.
+    peer_queueing: BTreeMap<ValidatorId, PeerQueue>,
+    /// The queueing the takeover clocks of the current pass stretch by (see
+    /// [`PoolProposer::queueing_allowance`]).
+    allowance: u64,
+    /// When a pass last looked at the ready set (stamps `Seen::since`).
+    last_look: u64,
     /// Our clients' transactions handed to the core on their first proposal and not announced
     /// yet: the ones `queueing` measures (leaderless, and the baseline's primary).
     unannounced_own: BTreeSet<H256>,
@@ -177,6 +213,15 @@ pub struct PoolProposer {
     awaiting_primary: BTreeSet<H256>,
     /// What we proposed so far (for `bsmr_status`).
     counts: ProposalCounts,
+}
+
+/// A member's queue as its announcements show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PeerQueue {
+    /// The smoothed mean wait (ms), under [`PoolProposer::measured_window`].
+    wait: u64,
+    /// When last measured.
+    at: u64,
 }
 
 /// Transactions this validator put into its batches since it started, by why.
@@ -213,6 +258,9 @@ impl PoolProposer {
             inflight: BTreeMap::new(),
             done: BTreeSet::new(),
             queueing: 0,
+            peer_queueing: BTreeMap::new(),
+            allowance: 0,
+            last_look: 0,
             unannounced_own: BTreeSet::new(),
             awaiting_primary: BTreeSet::new(),
             counts: ProposalCounts::default(),
@@ -224,10 +272,29 @@ impl PoolProposer {
         self.counts
     }
 
+    /// Member `from` sent us `proposer`'s batch with these transactions (not ours): held back
+    /// from takeovers, and what measures the receivers' queues. `live`: over its link as it
+    /// announced it, not a fetch answer (whose timing is ours).
+    pub fn member_announced(&mut self, a: Announcement, turn: &Turn) {
+        if a.live {
+            self.peer_announced(
+                (a.from, a.proposer),
+                a.txs,
+                turn.membership,
+                turn.submitted_here,
+                turn.now,
+            );
+        }
+        // Only the baseline primary's own batch over its own link measures its queue: another
+        // member could otherwise stretch our fallback.
+        let by_primary = a.live && a.from == turn.primary && a.proposer == turn.primary;
+        self.announced_by_other(a.txs.iter().copied(), turn.now, by_primary);
+    }
+
     /// Another validator announced a batch with these transactions; `by_primary`: the leader
     /// baseline's primary announced its own batch (the only announcements that measure the
-    /// primary's queue: another member could otherwise stretch our fallback).
-    pub fn announced_by_other(
+    /// primary's queue).
+    fn announced_by_other(
         &mut self,
         txs: impl IntoIterator<Item = H256>,
         now: u64,
@@ -243,6 +310,83 @@ impl PoolProposer {
         if by_primary {
             self.measure_queueing(&txs, |p, h| p.awaiting_primary.remove(h), now);
         }
+    }
+
+    /// Member `from` sent live, over its own link, an announcement of `proposer`'s batch with
+    /// these transactions (before [`Self::announced_by_other`] marks them announced). Only a
+    /// member's own batch measures it (a relay's timing is the relay's, and the proposer is
+    /// not checked yet). Leaderless: the mean wait, from our first sight to now, of those it
+    /// proposed as their receiver folds into its `peer_queueing`: transactions nobody announced
+    /// before, not submitted here (a carried copy of our client's), whose sender it does not
+    /// own (its partition-owner takeovers), and which entered our ready set less than
+    /// [`Self::measured_window`] ago. An anyone-takeover comes at least `anyone_delay_ms` after
+    /// the taker's first sight, so it counts only if it reached our ready set `owner_delay_ms`
+    /// later than the taker's; then it counts as less than the window, and ages out (a crashed
+    /// receiver's transactions taken over stretch the clock that takes them over by at most
+    /// twice the window, and only while takeovers keep coming that late). So one member,
+    /// Byzantine or not, stretches the takeover clocks by less than twice the window, and only
+    /// while it keeps announcing.
+    fn peer_announced(
+        &mut self,
+        (from, proposer): (ValidatorId, ValidatorId),
+        txs: &[H256],
+        membership: &Membership,
+        submitted_here: &dyn Fn(&H256) -> bool,
+        now: u64,
+    ) {
+        if self.cfg.mode != Mode::Leaderless || from != proposer || !membership.contains(&from) {
+            return;
+        }
+        let waits: Vec<u64> = txs
+            .iter()
+            .filter(|h| !self.announced.contains_key(h) && !submitted_here(h))
+            .filter_map(|h| self.seen.get(h))
+            .filter(|s| {
+                s.info
+                    .as_ref()
+                    .is_some_and(|i| Self::partition_owner(membership, &i.sender) != proposer)
+            })
+            .filter(|s| now.saturating_sub(s.since) < self.measured_window())
+            .map(|s| now.saturating_sub(s.first))
+            .collect();
+        if waits.is_empty() {
+            return;
+        }
+        let mean = waits.iter().sum::<u64>() / waits.len() as u64;
+        let q = self.peer_queueing.entry(proposer).or_insert(PeerQueue {
+            wait: mean,
+            at: now,
+        });
+        q.wait = if Self::fresh(q, now) {
+            (3 * q.wait + mean) / 4
+        } else {
+            mean
+        };
+        q.at = now;
+    }
+
+    /// Waits measured as a member's queue are shorter than this: `anyone_delay_ms` less
+    /// `owner_delay_ms`, the room left for an anyone-takeover to reach us later than the taker.
+    fn measured_window(&self) -> u64 {
+        self.cfg
+            .anyone_delay_ms
+            .saturating_sub(self.cfg.owner_delay_ms)
+    }
+
+    /// Whether a member's measure still stretches the clocks (not if the clock went back).
+    fn fresh(q: &PeerQueue, now: u64) -> bool {
+        q.at <= now && now - q.at < PEER_QUEUEING_MEMORY_MS
+    }
+
+    /// The queueing the takeover clocks stretch by now: the longest of ours and, leaderless,
+    /// every other member's lately measured (see `peer_queueing`). The longest, not the
+    /// (f+1)-th: the receiver whose transactions would be copied is one member, the busiest.
+    fn queueing_allowance(&self, membership: &Membership, me: &ValidatorId, now: u64) -> u64 {
+        self.peer_queueing
+            .iter()
+            .filter(|(v, q)| *v != me && membership.contains(v) && Self::fresh(q, now))
+            .map(|(_, q)| q.wait)
+            .fold(self.queueing, u64::max)
     }
 
     /// Keeps half of [`MAX_ANNOUNCED`] announcements, those holding longest (by time, then
@@ -352,6 +496,7 @@ impl PoolProposer {
     /// A new epoch: the transactions of the old epoch's void batches go again at once.
     pub fn new_epoch(&mut self) {
         self.proposed.clear();
+        self.peer_queueing.clear();
         self.unannounced_own.clear();
         self.awaiting_primary.clear();
         self.in_block.clear();

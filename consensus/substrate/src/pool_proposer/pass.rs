@@ -44,6 +44,8 @@ impl PoolProposer {
             }
         }
         let delay = self.cfg.anyone_delay_ms;
+        self.allowance = self.queueing_allowance(turn.membership, &turn.me, now);
+        let since = std::mem::replace(&mut self.last_look, now);
         self.inflight
             .retain(|_, (_, at)| now < *at + UNFINISHED_HOLD_MS);
         let busy: BTreeSet<AccountId> = self.inflight.values().map(|(s, _)| *s).collect();
@@ -79,6 +81,7 @@ impl PoolProposer {
                     let info = classify(&bytes()).map(Arc::new);
                     e.insert(Seen {
                         first: now,
+                        since,
                         info: info.clone(),
                         pass,
                     });

@@ -1,7 +1,7 @@
 //! Who proposes a transaction and when: the partition owner and anyone after their delays
-//! (stretched by our own queueing), the leader baseline's primary and its fallback (stretched
-//! by the primary's queue), both held back by announcements, and the in-flight allowance that
-//! lets transactions gather.
+//! (stretched by the receivers' queueing: ours, or another member's as its announcements show),
+//! the leader baseline's primary and its fallback (stretched by the primary's queue), both held
+//! back by announcements, and the in-flight allowance that lets transactions gather.
 
 use super::{
     PoolProposer, Turn, INFLIGHT_HORIZON_MS, MAX_PENDING_CORE_BATCHES, MAX_QUEUEING_ALLOWANCE_MS,
@@ -53,10 +53,10 @@ impl PoolProposer {
     pub(super) fn proposes(&self, h: &H256, sender: &AccountId, first: u64, turn: &Turn) -> bool {
         let now = turn.now;
         // Takeovers and the baseline's fallback wait for the queue ahead of the proposer that
-        // should have proposed it, on top of their delays (see `queueing`).
+        // should have proposed it, on top of their delays (see `queueing_allowance`).
         let waited = now
             .saturating_sub(first)
-            .saturating_sub(2 * self.queueing.min(MAX_QUEUEING_ALLOWANCE_MS / 2));
+            .saturating_sub(2 * self.allowance.min(MAX_QUEUEING_ALLOWANCE_MS / 2));
         let held = self.held_by_announcement(h, first, now);
         match self.cfg.mode {
             Mode::Leaderless => {

@@ -655,3 +655,5 @@ fn what_leaves_the_ready_set_is_forgotten_but_an_announcement_of_it_holds() {
         "the announcement made before it arrived still holds it"
     );
 }
+
+mod receivers_queues;

@@ -259,7 +259,7 @@ where
                 self.counters.fetches_answered += 1;
                 for m in messages {
                     match decode_message(&m) {
-                        Ok(msg) => self.feed_peer_message(from, msg)?,
+                        Ok(msg) => self.feed_peer_message(from, msg, false)?,
                         Err(_) => {
                             self.link.network.report_peer(peer, fetch::cost::BAD_FETCH);
                             break;
@@ -381,7 +381,7 @@ where
                     return Ok(());
                 }
                 match decode_message(&bytes) {
-                    Ok(msg) => self.feed_peer_message(from, msg)?,
+                    Ok(msg) => self.feed_peer_message(from, msg, true)?,
                     Err(_) => self.link.network.report_peer(peer, cost::MALFORMED),
                 }
             }

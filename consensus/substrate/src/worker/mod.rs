@@ -31,7 +31,7 @@ use crate::hex;
 use crate::justification::{FinalityCertificate, FinalityVote};
 use crate::metrics::Metrics;
 use crate::network::{check_hello, cost, hello, Frame, RateLimit};
-use crate::pool_proposer::{PoolProposer, ProposerConfig, Turn};
+use crate::pool_proposer::{Announcement, PoolProposer, ProposerConfig, Turn};
 use crate::reports::Reports;
 use crate::status::{CommandStatus, EngineStatus, SharedStatus};
 use crate::TxClassifier;
@@ -323,18 +323,37 @@ where
         self.process(outs)
     }
 
-    /// Hand a member's message to the core, noting the transactions of announced batches.
-    fn feed_peer_message(&mut self, from: ValidatorId, msg: Message) -> Result<(), String> {
+    /// Hand a member's message to the core, noting the transactions of announced batches;
+    /// `live`: over the member's link as sent, not answering our fetch.
+    fn feed_peer_message(
+        &mut self,
+        from: ValidatorId,
+        msg: Message,
+        live: bool,
+    ) -> Result<(), String> {
         if let Message::Announce(b) = &msg {
             // A relay of our own batch is not another validator's announcement.
             let ours = [Some(from), Some(b.header.body.proposer)].contains(&self.me());
             if b.header.body.kind == BatchKind::Txs && !ours {
                 let hashes: Vec<H256> = b.txs.iter().map(pool_hash).collect();
-                // `from` is the member whose connection (or fetch answer) this is: only the
-                // primary's own batch measures the primary's queue.
-                let by_primary = from == self.primary && b.header.body.proposer == self.primary;
-                self.proposer
-                    .announced_by_other(hashes.iter().copied(), self.now, by_primary);
+                let core_pending = self.replica.as_ref().map_or(0, |r| r.pending_batches());
+                let submissions = &self.client_submissions;
+                let turn = Turn {
+                    now: self.now,
+                    me: self.me().unwrap_or_default(),
+                    membership: &self.membership,
+                    primary: self.primary,
+                    finalized: self.finalized().0,
+                    core_pending,
+                    submitted_here: &|h| submissions.contains(h),
+                };
+                let announcement = Announcement {
+                    from,
+                    proposer: b.header.body.proposer,
+                    live,
+                    txs: &hashes,
+                };
+                self.proposer.member_announced(announcement, &turn);
                 self.adopt_announced(from, b, &hashes);
             }
         }
