@@ -290,3 +290,66 @@ fn a_receivers_queue_is_smoothed_and_restarts_when_aged() {
         "restarted, not smoothed with the old"
     );
 }
+
+/// Our client's transaction that another validator announced first (it took it over while it
+/// queued here behind our in-flight allowance) is not proposed again: no copy, and its
+/// sender's later one goes without it. The hold ends as a takeover's does: `anyone_delay_ms`
+/// after that batch is finished here without it, or 30 s after we first saw it.
+#[test]
+fn our_clients_transaction_taken_over_while_it_queued_is_not_copied() {
+    let here = |_: &H256| true;
+    let (n0, n1) = (tx(5, 0), tx(5, 1));
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    p.announced_by_other([n0.0], 0, false);
+    assert_eq!(
+        run(&mut p, &[n0.clone(), n1.clone()], 0, &here),
+        vec![vec![n1.1.clone()]],
+        "the later one alone, the taken-over one not carried"
+    );
+    // Its batch finished into a block here that skipped it: ours again 6 s later.
+    let mut q = PoolProposer::new(cfg(Mode::Leaderless));
+    q.announced_by_other([n0.0], 0, false);
+    assert!(run(&mut q, std::slice::from_ref(&n0), 0, &here).is_empty());
+    q.others_finished([n0.0], 1_000);
+    assert!(run(&mut q, std::slice::from_ref(&n0), 6_900, &here).is_empty());
+    assert_eq!(
+        run(&mut q, std::slice::from_ref(&n0), 7_000, &here),
+        vec![vec![n0.1.clone()]]
+    );
+    // Its batch never finished here: ours again 30 s after we first saw it.
+    let mut r = PoolProposer::new(cfg(Mode::Leaderless));
+    r.announced_by_other([n0.0], 0, false);
+    assert!(run(&mut r, std::slice::from_ref(&n0), 0, &here).is_empty());
+    assert!(run(&mut r, std::slice::from_ref(&n0), 29_900, &here).is_empty());
+    assert_eq!(
+        run(&mut r, std::slice::from_ref(&n0), 30_000, &here),
+        vec![vec![n0.1.clone()]]
+    );
+}
+
+/// The baseline's primary likewise does not copy what a fallback proposed while it queued
+/// there, nor carry it.
+#[test]
+fn the_baseline_primary_does_not_copy_a_fallbacks_batch() {
+    let m = members();
+    let mut p = PoolProposer::new(cfg(Mode::Leader));
+    let (n0, n1) = (tx(5, 0), tx(5, 1));
+    let turn = Turn {
+        now: 0,
+        me: ME,
+        membership: &m,
+        primary: ME,
+        finalized: 0,
+        core_pending: 0,
+        submitted_here: &|_| false,
+    };
+    p.announced_by_other([n0.0], 0, false);
+    let ready = [n0.clone(), n1.clone()];
+    let r = ready.iter().map(|(h, b)| (*h, || b.clone()));
+    let batches: Vec<Vec<Vec<u8>>> = p
+        .next_batches(r, classify, &turn)
+        .into_iter()
+        .map(|b| b.into_iter().map(|t| t.data).collect())
+        .collect();
+    assert_eq!(batches, vec![vec![n1.1.clone()]]);
+}
