@@ -4,10 +4,7 @@
 //! every map of transaction state and returns the batches to give the core.
 //!
 //! The rules:
-//! - leaderless: a transaction submitted to this node is proposed at once, unless another
-//!   validator announced it first (it took it over while it queued here: a copy would only be
-//!   refused; the announcement holds it as it holds a takeover, and it is not carried); one
-//!   submitted
+//! - leaderless: a transaction submitted to this node is proposed at once; one submitted
 //!   elsewhere by its sender's partition owner after `owner_delay_ms`, by anyone after
 //!   `anyone_delay_ms`, unless another validator announced it in a batch not finished into a
 //!   block here yet (at most `UNFINISHED_HOLD_MS`), or finished less than `anyone_delay_ms` ago
@@ -19,8 +16,7 @@
 //!   first proposal, or how long another member's clients' transactions waited here until it
 //!   announced them (a takeover before that would only make a copy; at most 30 s more, and a
 //!   member's measure is below `anyone_delay_ms - owner_delay_ms`);
-//!   the leader baseline's primary proposes everything (but what a fallback announced first,
-//!   likewise), and another validator only its own
+//!   the leader baseline's primary proposes everything, and another validator only its own
 //!   clients' transactions still pending `anyone_delay_ms` after they arrived, plus twice how
 //!   long its clients' transactions lately waited for the primary's announcement (the same
 //!   allowance, measured where that mode queues them), and held back by an announcement the

@@ -123,13 +123,6 @@ impl PoolProposer {
             if behind_ordered || !self.proposes(&h, &info.sender, first, turn) {
                 if self.held_by_announcement(&h, first, now) {
                     ordered_elsewhere.insert(info.sender);
-                    // Ours at once, taken over while it queued here: that batch orders it, and
-                    // a later one of its sender goes without it (not carried as a copy; see
-                    // `proposes`).
-                    if self.ours_at_once(&h, turn) {
-                        passed_over.remove(&info.sender);
-                        continue;
-                    }
                 }
                 let earlier = passed_over.entry(info.sender).or_default();
                 if earlier.len() + 1 < self.cfg.max_batch_txs {

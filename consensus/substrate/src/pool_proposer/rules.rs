@@ -49,15 +49,6 @@ impl PoolProposer {
             .is_some_and(|until| now < (*until).min(first.saturating_add(UNFINISHED_HOLD_MS)))
     }
 
-    /// Whether transaction `h` is ours to propose at once: our client's (leaderless), anyone's
-    /// (the baseline's primary).
-    pub(super) fn ours_at_once(&self, h: &H256, turn: &Turn) -> bool {
-        match self.cfg.mode {
-            Mode::Leaderless => (turn.submitted_here)(h),
-            Mode::Leader => turn.primary == turn.me,
-        }
-    }
-
     /// Whether this validator proposes transaction `h` of `sender`, first seen at `first`.
     pub(super) fn proposes(&self, h: &H256, sender: &AccountId, first: u64, turn: &Turn) -> bool {
         let now = turn.now;
@@ -68,18 +59,12 @@ impl PoolProposer {
             .saturating_sub(2 * self.allowance.min(MAX_QUEUEING_ALLOWANCE_MS / 2));
         let held = self.held_by_announcement(h, first, now);
         match self.cfg.mode {
-            // What is ours at once goes at once, unless another validator announced it first:
-            // under load it took it over (or the baseline's fallback proposed it) while it
-            // queued here behind our in-flight allowance, and a copy from us would only be
-            // refused at block building. The announcement holds it as it holds a takeover: until
-            // that batch is finished into a block here (then `anyone_delay_ms` more, in case its
-            // block skipped it), at most `UNFINISHED_HOLD_MS` from our first sight.
-            _ if held => false,
             Mode::Leaderless => {
                 (turn.submitted_here)(h)
-                    || (waited >= self.cfg.owner_delay_ms
-                        && Self::partition_owner(turn.membership, sender) == turn.me)
-                    || waited >= self.cfg.anyone_delay_ms
+                    || (!held
+                        && ((waited >= self.cfg.owner_delay_ms
+                            && Self::partition_owner(turn.membership, sender) == turn.me)
+                            || waited >= self.cfg.anyone_delay_ms))
             }
             // The primary proposes everything. Gossip to it is best effort (Substrate's
             // transactions protocol drops what arrives while 8,192 are pending validation, and
@@ -90,7 +75,7 @@ impl PoolProposer {
             // An announcement holds the fallback back as it holds a takeover (see `announced`).
             Mode::Leader => {
                 turn.primary == turn.me
-                    || ((turn.submitted_here)(h) && waited >= self.cfg.anyone_delay_ms)
+                    || ((turn.submitted_here)(h) && waited >= self.cfg.anyone_delay_ms && !held)
             }
         }
     }
