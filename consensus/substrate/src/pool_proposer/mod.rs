@@ -187,9 +187,9 @@ pub struct PoolProposer {
     /// that the block builder refuses, so the takeover delays grow by it, or by a longer
     /// queue another member shows (see `peer_queueing` and
     /// [`PoolProposer::queueing_allowance`]; at most [`MAX_QUEUEING_ALLOWANCE_MS`], so a
-    /// Byzantine or crashed receiver's transactions are still taken over). The leader baseline off the primary measures instead the wait from
-    /// arrival to the primary's own announcement (see `awaiting_primary`), and its fallback
-    /// waits twice that longer.
+    /// Byzantine or crashed receiver's transactions are still taken over). The leader baseline
+    /// off the primary measures instead the wait from arrival to the primary's own
+    /// announcement (see `awaiting_primary`), and its fallback waits twice that longer.
     queueing: u64,
     /// Leaderless: how long each other member's clients' transactions lately waited here before
     /// it announced them as their receiver, and when that was last measured (see
@@ -275,20 +275,20 @@ impl PoolProposer {
     /// Member `from` sent us `proposer`'s batch with these transactions (not ours): held back
     /// from takeovers, and what measures the receivers' queues. `live`: over its link as it
     /// announced it, not a fetch answer (whose timing is ours).
-    pub fn member_announced(&mut self, a: Announcement, turn: &Turn) {
+    pub fn member_announced(
+        &mut self,
+        a: Announcement,
+        (membership, primary): (&Membership, ValidatorId),
+        submitted_here: &dyn Fn(&H256) -> bool,
+        now: u64,
+    ) {
         if a.live {
-            self.peer_announced(
-                (a.from, a.proposer),
-                a.txs,
-                turn.membership,
-                turn.submitted_here,
-                turn.now,
-            );
+            self.peer_announced((a.from, a.proposer), a.txs, membership, submitted_here, now);
         }
         // Only the baseline primary's own batch over its own link measures its queue: another
         // member could otherwise stretch our fallback.
-        let by_primary = a.live && a.from == turn.primary && a.proposer == turn.primary;
-        self.announced_by_other(a.txs.iter().copied(), turn.now, by_primary);
+        let by_primary = a.live && a.from == primary && a.proposer == primary;
+        self.announced_by_other(a.txs.iter().copied(), now, by_primary);
     }
 
     /// Another validator announced a batch with these transactions; `by_primary`: the leader

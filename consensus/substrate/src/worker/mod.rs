@@ -336,24 +336,19 @@ where
             let ours = [Some(from), Some(b.header.body.proposer)].contains(&self.me());
             if b.header.body.kind == BatchKind::Txs && !ours {
                 let hashes: Vec<H256> = b.txs.iter().map(pool_hash).collect();
-                let core_pending = self.replica.as_ref().map_or(0, |r| r.pending_batches());
                 let submissions = &self.client_submissions;
-                let turn = Turn {
-                    now: self.now,
-                    me: self.me().unwrap_or_default(),
-                    membership: &self.membership,
-                    primary: self.primary,
-                    finalized: self.finalized().0,
-                    core_pending,
-                    submitted_here: &|h| submissions.contains(h),
-                };
                 let announcement = Announcement {
                     from,
                     proposer: b.header.body.proposer,
                     live,
                     txs: &hashes,
                 };
-                self.proposer.member_announced(announcement, &turn);
+                self.proposer.member_announced(
+                    announcement,
+                    (&self.membership, self.primary),
+                    &|h| submissions.contains(h),
+                    self.now,
+                );
                 self.adopt_announced(from, b, &hashes);
             }
         }

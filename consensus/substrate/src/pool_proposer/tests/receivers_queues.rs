@@ -19,23 +19,13 @@ fn deliver(
     at: u64,
     here: &dyn Fn(&H256) -> bool,
 ) {
-    let m = members();
-    let turn = Turn {
-        now: at,
-        me: ME,
-        membership: &m,
-        primary: [2; 32],
-        finalized: 0,
-        core_pending: 0,
-        submitted_here: here,
-    };
     let a = Announcement {
         from,
         proposer,
         live,
         txs,
     };
-    p.member_announced(a, &turn);
+    p.member_announced(a, (&members(), [2; 32]), here, at);
 }
 
 /// `by` announces, over its own link at `at`, its own batch with `h`.
