@@ -349,20 +349,22 @@ impl PoolProposer {
             .filter(|s| now.saturating_sub(s.since) < self.measured_window())
             .map(|s| now.saturating_sub(s.first))
             .collect();
-        if waits.is_empty() {
-            return;
+        let prev = self
+            .peer_queueing
+            .get(&proposer)
+            .filter(|q| Self::fresh(q, now))
+            .map(|q| q.wait);
+        if let Some(wait) = Self::smoothed(prev, &waits) {
+            self.peer_queueing
+                .insert(proposer, PeerQueue { wait, at: now });
         }
-        let mean = waits.iter().sum::<u64>() / waits.len() as u64;
-        let q = self.peer_queueing.entry(proposer).or_insert(PeerQueue {
-            wait: mean,
-            at: now,
-        });
-        q.wait = if Self::fresh(q, now) {
-            (3 * q.wait + mean) / 4
-        } else {
-            mean
-        };
-        q.at = now;
+    }
+
+    /// `prev` smoothed with the mean of `waits` (a quarter weight for each new mean), or that
+    /// mean with no `prev`; None without waits. Our queue and each member's are measured alike.
+    fn smoothed(prev: Option<u64>, waits: &[u64]) -> Option<u64> {
+        let mean = waits.iter().sum::<u64>().checked_div(waits.len() as u64)?;
+        Some(prev.map_or(mean, |p| (3 * p + mean) / 4))
     }
 
     /// Waits measured as a member's queue are shorter than this: `anyone_delay_ms` less
@@ -426,9 +428,8 @@ impl PoolProposer {
                 }
             }
         }
-        if !waits.is_empty() {
-            let mean = waits.iter().sum::<u64>() / waits.len() as u64;
-            self.queueing = (3 * self.queueing + mean) / 4;
+        if let Some(q) = Self::smoothed(Some(self.queueing), &waits) {
+            self.queueing = q;
         }
     }
 
