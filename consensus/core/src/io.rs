@@ -170,6 +170,16 @@ pub enum Output {
         /// Its transactions.
         txs: Vec<Tx>,
     },
+    /// Our waiting transactions `txs`, not proposed yet, were taken out of the queue because
+    /// another validator's batch `by`, checked here, carries them: they come back as a later
+    /// `Proposed` batch of ours if `by` lands in no block (decided Noop, or not landed within
+    /// [`crate::discovery::covered::COVER_HOLD_MS`]).
+    Covered {
+        /// The other validator's batch.
+        by: CommandId,
+        /// Our copies it carries.
+        txs: Vec<Tx>,
+    },
     /// A block is ready to be built.
     BlockReady(FinishedBlock),
     /// A misbehaviour proof.

@@ -80,11 +80,18 @@ pub enum Behaviour {
     /// Twins (Bano et al.): the validator's key runs two honest replicas, each talking to its
     /// own half of the others before GST and to everyone after.
     Twins,
+    /// Copies what correct validators' clients just submitted (transaction gossip brings it to
+    /// every validator) into its own batches: each of its batches goes, to each validator, with
+    /// that validator's latest client transactions instead (one seq, a different batch per
+    /// recipient), and it never collects replies for them. A correct validator takes its
+    /// waiting copies out of its queue for such a batch (`Output::Covered`), so the batch's fate
+    /// must bring them back: decided Noop, or not landed in time.
+    CoverPending,
 }
 
 impl Behaviour {
     /// Every Byzantine behaviour (not Honest).
-    pub const ALL: [Behaviour; 26] = [
+    pub const ALL: [Behaviour; 27] = [
         Behaviour::Silent,
         Behaviour::Equivocate,
         Behaviour::OmitDeps,
@@ -111,6 +118,7 @@ impl Behaviour {
         Behaviour::MisnamedDeps,
         Behaviour::Mutate,
         Behaviour::Twins,
+        Behaviour::CoverPending,
     ];
     /// CLI name.
     pub fn name(&self) -> &'static str {
@@ -142,6 +150,7 @@ impl Behaviour {
             Behaviour::MisnamedDeps => "misnamed-deps",
             Behaviour::Mutate => "mutate",
             Behaviour::Twins => "twins",
+            Behaviour::CoverPending => "cover-pending",
         }
     }
     /// Parse a CLI name.
@@ -165,9 +174,15 @@ pub struct Adversary {
     alt_batches: BTreeMap<CommandId, SignedBatch>,
     replay: Vec<SignedBatch>,
     subset: Vec<ValidatorId>,
+    /// Behaviour `cover-pending`: each validator's latest client transactions, as gossip
+    /// brought them (at most [`COPIED_TXS`] each).
+    copied: BTreeMap<ValidatorId, Vec<Tx>>,
     /// The mutation adversary's state (behaviour `mutate`).
     pub mutator: Option<Mutator>,
 }
+
+/// Client transactions of one validator that `cover-pending` keeps to copy.
+const COPIED_TXS: usize = 64;
 
 impl Adversary {
     /// A new adversary for validator `signer`.
@@ -207,6 +222,7 @@ impl Adversary {
             alt_batches: BTreeMap::new(),
             replay: Vec::new(),
             subset: others,
+            copied: BTreeMap::new(),
             mutator: (behaviour == Behaviour::Mutate).then(|| Mutator::new(signer_copy, m)),
         }
     }
@@ -288,6 +304,30 @@ impl Adversary {
         };
         self.alt_batches.insert(id, a.clone());
         a
+    }
+
+    /// Our batch `b` re-signed with `txs` instead of its own (same proposer and seq).
+    fn with_txs(&self, b: &SignedBatch, txs: Vec<Tx>) -> SignedBatch {
+        let mut h = b.header.body.clone();
+        h.access = union_access(txs.iter().map(|t| &t.access[..]));
+        h.txs_root = hash(&txs.encode());
+        h.weight = txs.iter().map(|t| t.encoded_size() as u64).sum();
+        SignedBatch {
+            header: self.sign(h),
+            txs,
+        }
+    }
+
+    /// Behaviour `cover-pending`: validator `to`'s clients submitted `txs` (gossip brought
+    /// them here).
+    pub fn observe_client(&mut self, to: ValidatorId, txs: &[Tx]) {
+        if self.behaviour != Behaviour::CoverPending || to == self.me {
+            return;
+        }
+        let kept = self.copied.entry(to).or_default();
+        kept.extend_from_slice(txs);
+        let over = kept.len().saturating_sub(COPIED_TXS);
+        kept.drain(..over);
     }
 
     fn alt_candidate(&mut self, b: &SignedBatch) -> SignedBatch {
@@ -402,6 +442,16 @@ impl Adversary {
                         out.push((to, Message::Announce(a)));
                     } else {
                         out.push((to, Message::Announce(b)));
+                    }
+                }
+                (Behaviour::CoverPending, Message::Announce(b))
+                    if b.header.body.proposer == self.me && !b.header.body.is_checkpoint() =>
+                {
+                    match self.copied.remove(&to) {
+                        Some(txs) if !txs.is_empty() => {
+                            out.push((to, Message::Announce(self.with_txs(&b, txs))))
+                        }
+                        _ => out.push((to, Message::Announce(b))),
                     }
                 }
                 (Behaviour::LieSettled, Message::Settled { epoch, at, .. }) => {

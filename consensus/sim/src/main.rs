@@ -19,10 +19,12 @@ struct Args {
     /// lower-fence, reply-equivocate, subset-announce, withhold-payload, invalid-proof,
     /// conflicting-preprepare, double-vote, withhold-votes, vc-spam, dup-checkpoint,
     /// silent-checkpoint, timestamp-ahead, replay-announce, duplicate-tx, lie-settled,
-    /// bad-floors, far-deps, outsider-deps, misnamed-deps, mutate, twins). `mutate` is
-    /// mutation fuzzing (every message, per recipient, passed on, mutated in one field and
-    /// re-signed, sent twice, replaced by a replay, or dropped); `twins` runs the key as two
-    /// honest replicas in different partitions.
+    /// bad-floors, far-deps, outsider-deps, misnamed-deps, mutate, twins, cover-pending).
+    /// `mutate` is mutation fuzzing (every message, per recipient, passed on, mutated in one
+    /// field and re-signed, sent twice, replaced by a replay, or dropped); `twins` runs the key
+    /// as two honest replicas in different partitions; `cover-pending` copies each validator's
+    /// fresh client transactions into its own batches, a different batch per recipient, and
+    /// never collects replies for them.
     #[arg(long, default_value = "honest")]
     behaviour: String,
     /// Seed (a failing run prints it; the same seed replays exactly).

@@ -1,6 +1,6 @@
 //! The seeded simulation matrix: n in {1, 4, 7, 10}, every Byzantine behaviour at f, crash and
 //! crash-restart faults; zero invariant or liveness violations allowed. A failure prints the
-//! exact CLI command that replays it. Total: 2,643 runs (with tests/fuzz.rs's 2,600 fuzz cases,
+//! exact CLI command that replays it. Total: 2,730 runs (with tests/fuzz.rs's 2,600 fuzz cases,
 //! over 5,000 seeded runs).
 use bsmr_sim::{run, Behaviour, CrashMode, SimConfig};
 use std::time::Instant;
@@ -95,7 +95,7 @@ fn n4_second_half() {
 }
 
 /// The behaviours after the first 22 scenarios (lie-settled, bad-floors, far-deps,
-/// outsider-deps, misnamed-deps, mutate, twins).
+/// outsider-deps, misnamed-deps, mutate, twins, cover-pending).
 fn rest() -> Vec<usize> {
     (22..scenarios().len()).collect()
 }

@@ -2,22 +2,42 @@
 //! window, and the next seq to use. A seq is never used twice (a restart resumes above every
 //! seq persisted or decided), and transactions of our batches that end in no block (decided
 //! Noop, void below an agreed floor, skipped by a rejoin) come back here, lowest seq first.
+//! Nothing here is signed yet, so a transaction another validator's batch carries can still
+//! be taken out (see [`crate::discovery::covered`]), once: what comes back from such a hold is
+//! never taken out again, so no member can hold one transaction twice.
 
 use crate::types::*;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 /// The own-batch queue.
 #[derive(Debug, Default)]
 pub struct OwnBatches {
     next_seq: Seq,
-    pending: VecDeque<Vec<Tx>>,
+    pending: VecDeque<Waiting>,
+}
+
+/// A batch waiting for a seq.
+#[derive(Debug)]
+struct Waiting {
+    txs: Vec<Tx>,
+    /// Back from a hold for another validator's batch: never taken out again.
+    returned: bool,
+}
+
+impl Waiting {
+    fn new(txs: Vec<Tx>) -> Self {
+        Waiting {
+            txs,
+            returned: false,
+        }
+    }
 }
 
 impl OwnBatches {
     /// Client transactions, cut into batches of at most `max_batch_txs`.
     pub fn add(&mut self, txs: &[Tx], max_batch_txs: usize) {
         for chunk in txs.chunks(max_batch_txs.max(1)) {
-            self.pending.push_back(chunk.to_vec());
+            self.pending.push_back(Waiting::new(chunk.to_vec()));
         }
     }
 
@@ -26,7 +46,7 @@ impl OwnBatches {
     pub fn requeue(&mut self, mut batches: Vec<(Seq, Vec<Tx>)>) {
         batches.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
         for (_, txs) in batches {
-            self.pending.push_front(txs);
+            self.pending.push_front(Waiting::new(txs));
         }
     }
 
@@ -35,9 +55,49 @@ impl OwnBatches {
         if self.next_seq >= window_end {
             return None;
         }
-        let txs = self.pending.pop_front()?;
+        let w = self.pending.pop_front()?;
         self.next_seq += 1;
-        Some((self.next_seq - 1, txs))
+        Some((self.next_seq - 1, w.txs))
+    }
+
+    /// Transactions taken out for another validator's batch that come back: first, as one
+    /// batch (at most that batch's size), never taken out again.
+    pub fn push_back_returned(&mut self, txs: Vec<Tx>) {
+        if !txs.is_empty() {
+            self.pending.push_front(Waiting {
+                txs,
+                returned: true,
+            });
+        }
+    }
+
+    /// Takes out of the waiting batches every transaction equal to one of `txs` (data and
+    /// access alike; one copy each, a duplicate goes too), keeping the order of the rest;
+    /// batches left empty go, and returned ones are left alone. Returns those taken, in queue
+    /// order.
+    pub fn take_out(&mut self, txs: &[Tx]) -> Vec<Tx> {
+        if self.pending.is_empty() {
+            return vec![];
+        }
+        let wanted: BTreeSet<&Tx> = txs.iter().collect();
+        let mut taken: Vec<Tx> = vec![];
+        let mut seen: BTreeSet<Tx> = BTreeSet::new();
+        for w in self.pending.iter_mut().filter(|w| !w.returned) {
+            if !w.txs.iter().any(|t| wanted.contains(t)) {
+                continue;
+            }
+            let (out, keep): (Vec<Tx>, Vec<Tx>) = std::mem::take(&mut w.txs)
+                .into_iter()
+                .partition(|t| wanted.contains(t));
+            w.txs = keep;
+            for t in out {
+                if seen.insert(t.clone()) {
+                    taken.push(t);
+                }
+            }
+        }
+        self.pending.retain(|w| !w.txs.is_empty());
+        taken
     }
 
     /// Never use a seq below `seq` (it is taken, decided or below a floor).
@@ -57,7 +117,7 @@ impl OwnBatches {
 
     /// The batches waiting, in order.
     pub fn iter(&self) -> impl Iterator<Item = &Vec<Tx>> {
-        self.pending.iter()
+        self.pending.iter().map(|w| &w.txs)
     }
 }
 
@@ -87,6 +147,36 @@ mod tests {
         o.skip_below(3);
         o.add(&[tx(5)], 2);
         assert_eq!(o.next(10).map(|(s, _)| s), Some(8), "never back");
+    }
+
+    #[test]
+    fn taking_out_keeps_the_rest_in_order_and_drops_emptied_batches() {
+        let mut o = OwnBatches::default();
+        o.add(&[tx(1), tx(2), tx(3), tx(4), tx(5)], 2);
+        o.add(&[tx(4)], 2);
+        let other_access = Tx {
+            data: vec![5],
+            access: vec![[9; 32]],
+        };
+        let taken = o.take_out(&[tx(4), tx(3), tx(7), other_access]);
+        assert_eq!(
+            taken,
+            vec![tx(3), tx(4)],
+            "queue order, one copy each; equal data and access only"
+        );
+        let left: Vec<Vec<u8>> = o
+            .iter()
+            .map(|b| b.iter().map(|t| t.data[0]).collect())
+            .collect();
+        assert_eq!(left, vec![vec![1, 2], vec![5]], "emptied batches are gone");
+        o.push_back_returned(taken);
+        assert!(
+            o.take_out(&[tx(3), tx(1)]) == vec![tx(1)],
+            "what came back is never taken out again"
+        );
+        assert_eq!(o.next(10), Some((0, vec![tx(3), tx(4)])), "it goes first");
+        o.push_back_returned(vec![]);
+        assert_eq!(o.len(), 2, "an empty batch is not queued");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use crate::crypto::Signed;
 use crate::ctx::Ctx;
 use crate::discovery::collect::{Collector, Proposal, ReplyLimits, ReplyOutcome};
+use crate::discovery::covered::Covered;
 use crate::discovery::own::OwnBatches;
 use crate::misbehaviour::Proof;
 use crate::outbox::Outbox;
@@ -37,6 +38,8 @@ pub enum Event {
 pub struct Proposer {
     /// Client batches waiting for a seq inside our window.
     own: OwnBatches,
+    /// Waiting transactions taken out because another validator's batch carries them.
+    covered: Covered,
     /// The values we collect replies for.
     collector: Collector,
     /// Our checkpoint candidates, by (block index, view).
@@ -61,19 +64,59 @@ impl Proposer {
         self.own.skip_below(seq);
     }
 
+    /// Another validator's batch `b`, checked and replied to: our waiting copies of its
+    /// transactions come out of the queue (unsigned yet, so nothing is taken back) and wait
+    /// for its fate (see [`crate::discovery::covered`]); the engine hears of them. Not for a
+    /// batch decided already (its fate is known).
+    pub fn cover(&mut self, ctx: &Ctx, b: &SignedBatch, out: &mut Outbox) {
+        let h = &b.header.body;
+        if h.proposer == ctx.me || h.is_checkpoint() || ctx.is_decided_inst(&h.dep_ref().instance())
+        {
+            return;
+        }
+        let now = ctx.now;
+        let taken = self.own.take_out(&b.txs);
+        if taken.is_empty() {
+            return;
+        }
+        out.emit(Output::Covered {
+            by: b.id(),
+            txs: taken.clone(),
+        });
+        self.covered.hold(b.id(), taken, now);
+    }
+
+    /// Another validator's batch `id` will land in no block: the copies it carried go first
+    /// again. Whether any did.
+    pub fn uncover(&mut self, id: &CommandId) -> bool {
+        let txs = self.covered.release(id);
+        let any = !txs.is_empty();
+        self.own.push_back_returned(txs);
+        any
+    }
+
+    /// Another validator's batch `id` landed in a block: the copies it carried are done.
+    pub fn cover_landed(&mut self, id: &CommandId) {
+        self.covered.landed(id);
+    }
+
     /// Client batches waiting for a seq.
     pub fn pending(&self) -> usize {
         self.own.len()
     }
 
-    /// The client batches not proposed yet, in order.
+    /// The client batches not proposed yet, in order, then the copies held because another
+    /// validator's batch carries them (a crash loses both).
     pub fn unproposed(&self) -> impl Iterator<Item = &Vec<Tx>> {
-        self.own.iter()
+        self.own.iter().chain(self.covered.iter())
     }
 
     /// Sign, persist and announce every waiting client batch our window has room for.
     pub fn propose_own(&mut self, ctx: &Ctx, out: &mut Outbox) -> Vec<Event> {
         let mut events = vec![];
+        for late in self.covered.expired(ctx.now) {
+            self.own.push_back_returned(late);
+        }
         let window_end = ctx.window_end(&ctx.me);
         while let Some((seq, txs)) = self.own.next(window_end) {
             let access = union_access(txs.iter().map(|t| &t.access[..]));

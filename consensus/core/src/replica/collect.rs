@@ -12,6 +12,8 @@ impl Replica {
         let requeue = gc::own_to_requeue(&self.ctx(), &refs);
         for (proposer, seq, id) in refs {
             self.collect_garbage_cmd(InstanceId::Cmd { proposer, seq, id }, b);
+            // Void: our copies it carried go back (the caller proposes them).
+            self.proposer.uncover(&id);
         }
         self.proposer.requeue(requeue);
     }

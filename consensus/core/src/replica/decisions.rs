@@ -119,6 +119,8 @@ impl Replica {
                 if !misnamed {
                     self.proposer.forget(&id);
                 }
+                // Our copies another validator's batch carried go back if it lands nowhere.
+                let mut uncovered = false;
                 match value {
                     Value::Deps { deps, after, .. } => {
                         let batch = self
@@ -130,11 +132,13 @@ impl Replica {
                         if after < built {
                             // Would land in no block: the S11 checker reports it.
                             self.collect_garbage_cmd(inst, built);
+                            uncovered = !misnamed && self.proposer.uncover(&id);
                         } else {
                             self.execution.commit(batch, deps, after);
                         }
                     }
                     Value::Noop => {
+                        uncovered = !misnamed && self.proposer.uncover(&id);
                         if proposer == self.me && !misnamed {
                             if let Some(b) = self.payloads.get(&id) {
                                 self.proposer.requeue(vec![(seq, b.txs.clone())]);
@@ -143,7 +147,7 @@ impl Replica {
                         self.collect_garbage_cmd(inst, self.execution.built());
                     }
                 }
-                if proposer == self.me {
+                if proposer == self.me || uncovered {
                     self.try_propose_own();
                 }
             }

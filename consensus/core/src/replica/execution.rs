@@ -64,6 +64,9 @@ impl Replica {
         self.chain
             .built(b, block.checkpoint, block.timestamp_ms, &block.floors);
         self.proposer.requeue(own_voided);
+        for (h, _) in &block.batches {
+            self.proposer.cover_landed(&h.id());
+        }
         // The decided record's floors are the agreed floors of the last block taken.
         let ops = self.take_floors(&block.floors);
         self.persist(ops);

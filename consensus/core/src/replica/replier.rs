@@ -55,6 +55,7 @@ impl Replica {
                 self.payloads.insert(b.clone());
                 self.reply_to(from, &b.header);
                 if is_command {
+                    self.proposer.cover(&ctx!(self), &b, &mut self.outbox);
                     self.arm_view_timer(inst);
                     self.resume_lead(inst);
                     self.recheck_parked(inst);

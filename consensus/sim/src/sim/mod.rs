@@ -338,6 +338,7 @@ impl Sim {
                                 if self.nodes[node].twin.is_some() {
                                     self.feed_twin(node, Input::ClientBatch(txs.clone()));
                                 }
+                                self.gossip_to_adversaries(node, &txs);
                                 self.feed(node, Input::ClientBatch(txs));
                             }
                         }
@@ -413,6 +414,17 @@ impl Sim {
         self.nodes[node].resubmit = lost;
         self.nodes[node].replica = None;
         self.nodes[node].inc += 1;
+    }
+
+    /// Client transactions submitted to `node` reach every validator by gossip: the
+    /// adversaries that copy them see them as they are submitted.
+    fn gossip_to_adversaries(&mut self, node: usize, txs: &[Tx]) {
+        let to = self.nodes[node].id;
+        for n in self.nodes.iter_mut() {
+            if let Some(a) = n.adv.as_mut() {
+                a.observe_client(to, txs);
+            }
+        }
     }
 
     /// A Byzantine validator's own periodic messages.

@@ -177,6 +177,11 @@ impl Sim {
                     }
                     switch |= handover;
                 }
+                Output::Covered { txs, .. } => {
+                    if correct {
+                        self.report.covered_txs += txs.len() as u64;
+                    }
+                }
                 Output::Misbehaviour(p) => {
                     if correct {
                         self.checker.on_proof(i, &p);

@@ -63,6 +63,9 @@ pub struct Report {
     /// Crashes that struck in the middle of a step before its last write (so that a later
     /// write of that step was lost).
     pub lost_writes: usize,
+    /// Waiting transactions correct validators took out of their queues because another
+    /// validator's checked batch carried them (`Output::Covered`).
+    pub covered_txs: u64,
     /// Twins validators that stayed in the set and got a second epoch-1 replica too.
     pub twin_epoch_switches: usize,
     /// Validator 0's blocks: (virtual ms when executed, transactions in it).

@@ -48,6 +48,7 @@
 
 use crate::config::Mode;
 use crate::TxInfo;
+use bsmr_consensus_core::discovery::covered::COVER_HOLD_MS;
 use bsmr_consensus_core::{AccountId, CommandId, Membership, ValidatorId};
 use sp_core::H256;
 use std::collections::{BTreeMap, BTreeSet};
@@ -166,6 +167,10 @@ pub struct PoolProposer {
     proposed: BTreeMap<H256, u64>,
     /// Our batches, by id.
     own: BTreeMap<CommandId, OwnBatch>,
+    /// Other validators' batches carrying our transactions that the core took out of its
+    /// queue for them (`Output::Covered`): held like our own batches' until the batch is
+    /// finished into a block (if it lands in no block, the core proposes them again itself).
+    covering: BTreeMap<CommandId, OwnBatch>,
     /// Our batches not decided yet, and when proposed.
     undecided: BTreeMap<CommandId, u64>,
     /// Our transactions by the finished block that holds their batch.
@@ -253,6 +258,7 @@ impl PoolProposer {
             announced: BTreeMap::new(),
             proposed: BTreeMap::new(),
             own: BTreeMap::new(),
+            covering: BTreeMap::new(),
             undecided: BTreeMap::new(),
             in_block: BTreeMap::new(),
             inflight: BTreeMap::new(),
@@ -454,17 +460,41 @@ impl PoolProposer {
         true
     }
 
+    /// The core took these of our transactions out of its queue for another validator's batch
+    /// `by`, which it checked and which carries them. They stay held, their senders busy, as
+    /// in a batch of ours; the safety net runs from when the core would put them back in its
+    /// queue ([`COVER_HOLD_MS`] from now), as from a hand-over. They are not measured as
+    /// queueing (we never announced them).
+    pub fn covered(&mut self, by: CommandId, txs: Vec<H256>, now: u64) {
+        let back = now.saturating_add(COVER_HOLD_MS);
+        for h in &txs {
+            self.unannounced_own.remove(h);
+            if let Some((_, at)) = self.inflight.get_mut(h) {
+                *at = back;
+            }
+        }
+        self.covering
+            .entry(by)
+            .or_insert(OwnBatch {
+                at: now,
+                txs: vec![],
+            })
+            .txs
+            .extend(txs);
+    }
+
     /// Command `id` was decided; our batch, if it is one.
     pub fn decided(&mut self, id: &CommandId) -> Option<&OwnBatch> {
         self.undecided.remove(id);
         self.own.get(id)
     }
 
-    /// Block `index` was finished with these of our batches: their senders are free again,
-    /// and their transactions may go again once the block is final if still pending.
-    pub fn block_finished(&mut self, index: u64, ours: impl IntoIterator<Item = CommandId>) {
-        for id in ours {
-            if let Some(b) = self.own.get(&id) {
+    /// Block `index` was finished with these batches: the senders of ours, and of ours that
+    /// another validator's batch carried, are free again, and those transactions may go again
+    /// once the block is final if still pending.
+    pub fn block_finished(&mut self, index: u64, batches: impl IntoIterator<Item = CommandId>) {
+        for id in batches {
+            if let Some(b) = self.own.get(&id).or_else(|| self.covering.get(&id)) {
                 for h in &b.txs {
                     self.inflight.remove(h);
                     if let Some(at) = self.proposed.get_mut(h) {
@@ -492,6 +522,8 @@ impl PoolProposer {
     pub fn finalized(&mut self, now: u64) {
         self.own
             .retain(|_, b| now.saturating_sub(b.at) < OWN_BATCH_MEMORY_MS);
+        self.covering
+            .retain(|_, b| now.saturating_sub(b.at) < OWN_BATCH_MEMORY_MS);
     }
 
     /// A new epoch: the transactions of the old epoch's void batches go again at once.
@@ -502,6 +534,7 @@ impl PoolProposer {
         self.awaiting_primary.clear();
         self.in_block.clear();
         self.inflight.clear();
+        self.covering.clear();
     }
 }
 

@@ -449,6 +449,49 @@ fn a_busy_sender_whose_block_never_comes_is_free_after_the_safety_net() {
 }
 
 #[test]
+fn ours_another_batch_carries_are_held_like_our_batchs_until_its_block_is_final() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let ready = [tx(5, 0), tx(6, 0)];
+    assert_eq!(run(&mut p, &ready, 0, &|_| true).len(), 1);
+    // The core took both out of its queue at 1 s: member 2's batch carries them.
+    let by = [7; 32];
+    p.covered(by, vec![tx(5, 0).0, tx(6, 0).0], 1_000);
+    assert!(
+        run(&mut p, &ready, 50_999, &|_| true).is_empty(),
+        "held while that batch is not finished, the safety net from the core's hold's end"
+    );
+    // Block 1 holds it; its builder included sender 6's transaction only.
+    p.block_finished(1, [by]);
+    p.included(1, &[tx(6, 0).0]);
+    let later = [tx(5, 0), tx(6, 0), tx(6, 1)];
+    assert_eq!(
+        run_final(&mut p, &later, 51_000, 0, &|_| true),
+        vec![vec![vec![6, 1]]],
+        "sender 6 is free again; sender 5's is held until its block is final"
+    );
+    assert!(run_final(&mut p, &[tx(5, 0)], 51_500, 1, &|_| true).is_empty());
+    assert!(run_final(&mut p, &[tx(5, 0)], 52_499, 1, &|_| true).is_empty());
+    assert_eq!(
+        run_final(&mut p, &[tx(5, 0)], 52_500, 1, &|_| true),
+        vec![vec![vec![5, 0]]],
+        "skipped by a final block: a grace later it goes again"
+    );
+}
+
+#[test]
+fn ours_a_batch_carries_that_never_finishes_go_again_after_the_safety_net() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    assert_eq!(run(&mut p, &[tx(5, 0)], 0, &|_| true).len(), 1);
+    p.covered([7; 32], vec![tx(5, 0).0], 5_000);
+    // The core puts it back in its queue at 25 s; the safety net runs 30 s from there.
+    assert!(run(&mut p, &[tx(5, 0)], 54_999, &|_| true).is_empty());
+    assert_eq!(
+        run(&mut p, &[tx(5, 0)], 55_000, &|_| true),
+        vec![vec![vec![5, 0]]]
+    );
+}
+
+#[test]
 fn held_transactions_go_again_at_once_in_a_new_epoch() {
     let mut p = PoolProposer::new(cfg(Mode::Leaderless));
     let ready = [tx(5, 0), tx(6, 0)];

@@ -82,9 +82,8 @@ where
         }
         log::debug!(target: LOG, "core finished block #{} ({} batches)", fb.index, fb.batches.len());
         if let Some(me) = self.me() {
-            let ours = fb.batches.iter().filter(|(h, _)| h.proposer == me);
             self.proposer
-                .block_finished(fb.index, ours.map(|(h, _)| h.id()));
+                .block_finished(fb.index, fb.batches.iter().map(|(h, _)| h.id()));
             let others = fb.batches.iter().filter(|(h, _)| h.proposer != me);
             let txs = others.flat_map(|(_, txs)| txs);
             self.proposer.others_finished(txs.map(pool_hash), self.now);

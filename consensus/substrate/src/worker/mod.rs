@@ -406,6 +406,7 @@ where
                 Output::Committed { inst, value, view } => self.on_committed(inst, &value, view),
                 Output::BlockReady(fb) => self.on_block_ready(fb)?,
                 Output::Proposed { id, txs } => self.on_proposed(id, &txs),
+                Output::Covered { by, txs } => self.on_covered(by, &txs),
                 Output::Misbehaviour(proof) => self.on_misbehaviour(proof),
                 Output::Rejoined { from, to } => self.on_rejoined(from, to),
             }

@@ -25,6 +25,13 @@ where
         }
     }
 
+    /// The core took our waiting transactions out of its queue: another validator's batch
+    /// `by`, checked there, carries them (until it lands, or back into the core's queue).
+    pub(super) fn on_covered(&mut self, by: CommandId, txs: &[bsmr_consensus_core::Tx]) {
+        let hashes: Vec<H256> = txs.iter().map(pool_hash).collect();
+        self.proposer.covered(by, hashes, self.now);
+    }
+
     pub(super) fn on_committed(&mut self, inst: InstanceId, value: &Value, view: u32) {
         let InstanceId::Cmd { id, .. } = inst else {
             return;
