@@ -137,6 +137,7 @@ pub(crate) async fn measure(
             proposed_own_per_tx: delta(7),
             proposed_others_per_tx: delta(8),
             proposed_carried_per_tx: delta(9),
+            covered_per_tx: delta(11),
             blocks_executed_twice: c1[10].saturating_sub(c0[10]),
         });
         let (sign_us, verify_us) = sim_scale::sr25519_costs();
@@ -161,8 +162,8 @@ pub(crate) async fn measure(
 /// every 200 ms): consensus signatures checked and made, transactions offered to the runtime in
 /// block building and offers refused, blocks that came by sync first. None when a node has no
 /// bsmr engine.
-async fn engine_counts(endpoints: &[String]) -> Option<[u64; 11]> {
-    const KEYS: [&str; 11] = [
+async fn engine_counts(endpoints: &[String]) -> Option<[u64; 12]> {
+    const KEYS: [&str; 12] = [
         "signaturesVerified",
         "signaturesMade",
         "blockTxsOffered",
@@ -174,8 +175,9 @@ async fn engine_counts(endpoints: &[String]) -> Option<[u64; 11]> {
         "txsProposedOthers",
         "txsProposedCarried",
         "blocksExecutedTwice",
+        "txsCovered",
     ];
-    let mut sum = [0u64; 11];
+    let mut sum = [0u64; 12];
     for e in endpoints {
         let client = replay::connect(e).await.ok()?;
         let s: serde_json::Value = client.request("bsmr_status", rpc_params![]).await.ok()?;

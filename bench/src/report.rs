@@ -89,6 +89,9 @@ pub struct BlockBuildingFigures {
     pub proposed_others_per_tx: f64,
     /// Of those, the ones carried in front of a later transaction of their sender.
     pub proposed_carried_per_tx: f64,
+    /// Of all those, the ones a validator's core took back out of its queue, unproposed,
+    /// because another validator's batch carried them.
+    pub covered_per_tx: f64,
     /// Blocks a validator built that were executed a second time, by sync or by the engine
     /// (all validators; a lower bound).
     pub blocks_executed_twice: u64,
@@ -525,8 +528,12 @@ pub fn print(s: &Summary) {
         println!(
             "    proposed per finalized transaction: {:.2} by the validator a client submitted \
              it to, {:.2} by another ({:.2} carried with a later transaction of their sender, \
-             the rest taken over)",
-            b.proposed_own_per_tx, b.proposed_others_per_tx, b.proposed_carried_per_tx
+             the rest taken over); of all these, {:.2} taken back out of the core's queue \
+             unproposed, another validator's batch carrying them",
+            b.proposed_own_per_tx,
+            b.proposed_others_per_tx,
+            b.proposed_carried_per_tx,
+            b.covered_per_tx
         );
     }
     for (why, n) in &s.dropped {

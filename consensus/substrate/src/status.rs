@@ -87,6 +87,10 @@ pub struct EngineStatus {
     /// node proposed (the rest were taken over after a delay, or proposed by the baseline's
     /// primary).
     pub txs_proposed_carried: u64,
+    /// Of all the transactions this node put into its batches, those its core took back out of
+    /// its queue before proposing them, because another validator's batch it checked carried
+    /// them (they go again only if that batch lands in no block).
+    pub txs_covered: u64,
     /// Blocks that arrived by sync before this node built them (checked against its core's
     /// block without executing them again).
     pub blocks_from_sync: u64,

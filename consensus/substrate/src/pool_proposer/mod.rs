@@ -239,6 +239,9 @@ pub struct ProposalCounts {
     pub taken_over: u64,
     /// Submitted elsewhere and carried in front of a later transaction of their sender.
     pub carried: u64,
+    /// Of all these, the ones the core took back out of its queue, unproposed, because another
+    /// validator's batch it checked carried them (see [`PoolProposer::covered`]).
+    pub covered: u64,
 }
 
 impl ProposalCounts {
@@ -467,6 +470,7 @@ impl PoolProposer {
     /// queueing (we never announced them).
     pub fn covered(&mut self, by: CommandId, txs: Vec<H256>, now: u64) {
         let back = now.saturating_add(COVER_HOLD_MS);
+        self.counts.covered += txs.len() as u64;
         for h in &txs {
             self.unannounced_own.remove(h);
             if let Some((_, at)) = self.inflight.get_mut(h) {

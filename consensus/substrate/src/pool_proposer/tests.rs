@@ -90,7 +90,8 @@ fn own_submissions_go_at_once_one_batch_per_sender_and_never_twice() {
         ProposalCounts {
             own: 3,
             taken_over: 0,
-            carried: 0
+            carried: 0,
+            covered: 0,
         }
     );
 }
@@ -260,7 +261,8 @@ fn others_submissions_wait_for_their_owner_or_anyone() {
         ProposalCounts {
             own: 0,
             taken_over: 1,
-            carried: 0
+            carried: 0,
+            covered: 0,
         }
     );
     p.announced_by_other([tx(theirs, 0).0], 3_000, false);
@@ -321,7 +323,8 @@ fn a_sender_spread_over_validators_carries_its_earlier_transactions() {
         ProposalCounts {
             own: 2,
             taken_over: 0,
-            carried: 1
+            carried: 1,
+            covered: 0,
         }
     );
 }
@@ -456,6 +459,7 @@ fn ours_another_batch_carries_are_held_like_our_batchs_until_its_block_is_final(
     // The core took both out of its queue at 1 s: member 2's batch carries them.
     let by = [7; 32];
     p.covered(by, vec![tx(5, 0).0, tx(6, 0).0], 1_000);
+    assert_eq!((p.counts().own, p.counts().covered), (2, 2));
     assert!(
         run(&mut p, &ready, 50_999, &|_| true).is_empty(),
         "held while that batch is not finished, the safety net from the core's hold's end"

@@ -38,6 +38,7 @@ where
         let proposed = self.proposer.counts();
         (s.txs_proposed_own, s.txs_proposed_others) = (proposed.own, proposed.others());
         s.txs_proposed_carried = proposed.carried;
+        s.txs_covered = proposed.covered;
         s.blocks_from_sync = self.fin.synced_checked;
         s.blocks_executed_twice = self.fin.executed_twice;
         if let Some((next, rotation)) = rotation {
