@@ -170,15 +170,17 @@ pub enum Output {
         /// Its transactions.
         txs: Vec<Tx>,
     },
-    /// Our waiting transactions `txs`, not proposed yet, were taken out of the queue because
-    /// another validator's batch `by`, checked here, carries them: they come back as a later
-    /// `Proposed` batch of ours if `by` lands in no block (decided Noop, or not landed within
+    /// Another validator's batch `by`, not decided yet, was checked here and replied to (once
+    /// per batch): the engine may hold back its own copies of the batch's transactions. `taken`
+    /// are those of our waiting transactions, not proposed yet, that it carries: taken out of
+    /// our queue, they come back as a later `Proposed` batch of ours if `by` lands in no block
+    /// (decided Noop, void, or not landed within
     /// [`crate::discovery::covered::COVER_HOLD_MS`]).
-    Covered {
+    Checked {
         /// The other validator's batch.
         by: CommandId,
-        /// Our copies it carries.
-        txs: Vec<Tx>,
+        /// Our copies it carries, taken out of our queue (often none).
+        taken: Vec<Tx>,
     },
     /// A block is ready to be built.
     BlockReady(FinishedBlock),

@@ -62,7 +62,17 @@ fn announce(r: &mut Replica, now: u64, b: SignedBatch) -> Vec<Output> {
 fn covered(out: &[Output]) -> Vec<(CommandId, Vec<Tx>)> {
     out.iter()
         .filter_map(|o| match o {
-            Output::Covered { by, txs } => Some((*by, txs.clone())),
+            Output::Checked { by, taken } if !taken.is_empty() => Some((*by, taken.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every batch the step reports checked, with how many of ours it took out.
+fn checked(out: &[Output]) -> Vec<(CommandId, usize)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Checked { by, taken } => Some((*by, taken.len())),
             _ => None,
         })
         .collect()
@@ -122,9 +132,15 @@ fn only_a_checked_batch_takes_copies_out_and_its_noop_brings_them_back_first() {
     };
     let reaccessed = batch(3, 0, vec![other_access], 3);
     let far = batch(4, 100, vec![tx(2)], 4);
-    for b in [forged, reaccessed, far] {
-        assert!(covered(&announce(&mut r, 3, b)).is_empty());
+    let reaccessed_id = reaccessed.id();
+    for b in [forged, far] {
+        assert!(checked(&announce(&mut r, 3, b)).is_empty(), "not checked");
     }
+    assert_eq!(
+        checked(&announce(&mut r, 3, reaccessed)),
+        vec![(reaccessed_id, 0)],
+        "checked, and nothing of ours in it"
+    );
     assert_eq!(waiting(&r), vec![2, 3]);
 
     // Member 2's real batch carries tx 2 (and one of its own).
@@ -143,8 +159,8 @@ fn only_a_checked_batch_takes_copies_out_and_its_noop_brings_them_back_first() {
     );
     assert_eq!(waiting(&r), vec![3, 2], "tx 2 is held behind the queue");
     assert!(
-        covered(&announce(&mut r, 5, x.clone())).is_empty(),
-        "announced again: nothing more to take"
+        checked(&announce(&mut r, 5, x.clone())).is_empty(),
+        "announced again: checked once"
     );
 
     // Decided Noop: it lands in no block, so tx 2 goes first again.

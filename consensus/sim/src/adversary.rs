@@ -84,7 +84,7 @@ pub enum Behaviour {
     /// every validator) into its own batches: each of its batches goes, to each validator, with
     /// that validator's latest client transactions instead (one seq, a different batch per
     /// recipient), and it never collects replies for them. A correct validator takes its
-    /// waiting copies out of its queue for such a batch (`Output::Covered`), so the batch's fate
+    /// waiting copies out of its queue for such a batch (`Output::Checked`), so the batch's fate
     /// must bring them back: decided Noop, or not landed in time.
     CoverPending,
 }

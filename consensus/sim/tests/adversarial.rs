@@ -166,7 +166,7 @@ fn s6_and_s8_can_fail_on_a_forged_ledger() {
 /// A Byzantine validator copies each correct validator's fresh client transactions into its own
 /// batches, a different batch per recipient, and never collects replies for them. The correct
 /// validators, whose windows are kept short so that their transactions wait, take their
-/// waiting copies out for those batches (`Output::Covered`); every transaction must still land,
+/// waiting copies out for those batches (`Output::Checked`); every transaction must still land,
 /// brought back by the batch's Noop or by the end of the hold.
 #[test]
 fn waiting_transactions_a_byzantine_batch_copied_still_land() {

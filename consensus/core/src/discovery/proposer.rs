@@ -66,8 +66,8 @@ impl Proposer {
 
     /// Another validator's batch `b`, checked and replied to: our waiting copies of its
     /// transactions come out of the queue (unsigned yet, so nothing is taken back) and wait
-    /// for its fate (see [`crate::discovery::covered`]); the engine hears of them. Not for a
-    /// batch decided already (its fate is known).
+    /// for its fate (see [`crate::discovery::covered`]); the engine hears of the batch and of
+    /// them. Not for a batch decided already (its fate is known).
     pub fn cover(&mut self, ctx: &Ctx, b: &SignedBatch, out: &mut Outbox) {
         let h = &b.header.body;
         if h.proposer == ctx.me || h.is_checkpoint() || ctx.is_decided_inst(&h.dep_ref().instance())
@@ -76,14 +76,13 @@ impl Proposer {
         }
         let now = ctx.now;
         let taken = self.own.take_out(&b.txs);
-        if taken.is_empty() {
-            return;
-        }
-        out.emit(Output::Covered {
+        out.emit(Output::Checked {
             by: b.id(),
-            txs: taken.clone(),
+            taken: taken.clone(),
         });
-        self.covered.hold(b.id(), taken, now);
+        if !taken.is_empty() {
+            self.covered.hold(b.id(), taken, now);
+        }
     }
 
     /// Another validator's batch `id` will land in no block: the copies it carried go first

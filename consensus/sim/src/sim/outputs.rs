@@ -177,9 +177,9 @@ impl Sim {
                     }
                     switch |= handover;
                 }
-                Output::Covered { txs, .. } => {
+                Output::Checked { taken, .. } => {
                     if correct {
-                        self.report.covered_txs += txs.len() as u64;
+                        self.report.covered_txs += taken.len() as u64;
                     }
                 }
                 Output::Misbehaviour(p) => {

@@ -64,7 +64,7 @@ pub struct Report {
     /// write of that step was lost).
     pub lost_writes: usize,
     /// Waiting transactions correct validators took out of their queues because another
-    /// validator's checked batch carried them (`Output::Covered`).
+    /// validator's checked batch carried them (`Output::Checked`).
     pub covered_txs: u64,
     /// Twins validators that stayed in the set and got a second epoch-1 replica too.
     pub twin_epoch_switches: usize,

@@ -168,9 +168,21 @@ pub struct PoolProposer {
     /// Our batches, by id.
     own: BTreeMap<CommandId, OwnBatch>,
     /// Other validators' batches carrying our transactions that the core took out of its
-    /// queue for them (`Output::Covered`): held like our own batches' until the batch is
+    /// queue for them (`Output::Checked`): held like our own batches' until the batch is
     /// finished into a block (if it lands in no block, the core proposes them again itself).
     covering: BTreeMap<CommandId, OwnBatch>,
+    /// Our clients' transactions, not handed to the core yet, that another validator's batch
+    /// carries which our core checked and replied to (`Output::Checked`): neither they nor
+    /// their senders' later ones go into our batches until the batch is finished into a block
+    /// here (then `anyone_delay_ms` more while the block is built: what it included is then
+    /// never proposed, what it skipped goes), until it is decided Noop (at once), or for at
+    /// most [`COVER_HOLD_MS`]. A copy from us would only be refused by the builder.
+    elsewhere: BTreeMap<H256, u64>,
+    /// The batches behind `elsewhere`, with the transactions of ours they hold.
+    elsewhere_by: BTreeMap<CommandId, Vec<H256>>,
+    /// Transactions whose hold in `elsewhere` ended: never held so again, so that no member
+    /// can hold one of our clients' transactions twice.
+    elsewhere_done: BTreeSet<H256>,
     /// Our batches not decided yet, and when proposed.
     undecided: BTreeMap<CommandId, u64>,
     /// Our transactions by the finished block that holds their batch.
@@ -262,6 +274,9 @@ impl PoolProposer {
             proposed: BTreeMap::new(),
             own: BTreeMap::new(),
             covering: BTreeMap::new(),
+            elsewhere: BTreeMap::new(),
+            elsewhere_by: BTreeMap::new(),
+            elsewhere_done: BTreeSet::new(),
             undecided: BTreeMap::new(),
             in_block: BTreeMap::new(),
             inflight: BTreeMap::new(),
@@ -410,12 +425,16 @@ impl PoolProposer {
     }
 
     /// Other validators' batches with these transactions were finished into a block here: an
-    /// announcement holds them `anyone_delay_ms` more, while the block is built (what
+    /// announcement, or a checked batch holding our clients' (`elsewhere`), holds them
+    /// `anyone_delay_ms` more, while the block is built (what
     /// it includes is then never proposed again; what it skipped may be taken over after).
     pub fn others_finished(&mut self, txs: impl IntoIterator<Item = H256>, now: u64) {
         let until = now.saturating_add(self.cfg.anyone_delay_ms);
         for h in txs {
             if let Some(u) = self.announced.get_mut(&h) {
+                *u = (*u).min(until);
+            }
+            if let Some(u) = self.elsewhere.get_mut(&h) {
                 *u = (*u).min(until);
             }
         }
@@ -487,6 +506,43 @@ impl PoolProposer {
             .extend(txs);
     }
 
+    /// Our core checked and replied to another validator's batch `by` carrying these of our
+    /// clients' transactions: held back from our batches (see `elsewhere`), unless handed to
+    /// the core already (the core took them out of its queue itself, or proposed them) or held
+    /// so before.
+    pub fn checked_elsewhere(
+        &mut self,
+        by: CommandId,
+        ours: impl IntoIterator<Item = H256>,
+        now: u64,
+    ) {
+        let until = now.saturating_add(COVER_HOLD_MS);
+        let mut held = vec![];
+        for h in ours {
+            if self.proposed.contains_key(&h)
+                || self.elsewhere_done.contains(&h)
+                || self.elsewhere.contains_key(&h)
+            {
+                continue;
+            }
+            self.elsewhere.insert(h, until);
+            held.push(h);
+        }
+        if !held.is_empty() {
+            self.elsewhere_by.entry(by).or_default().extend(held);
+        }
+    }
+
+    /// Command `id` lands in no block (decided Noop): what it held of our clients'
+    /// transactions goes at once.
+    pub fn void_elsewhere(&mut self, id: &CommandId) {
+        for h in self.elsewhere_by.remove(id).unwrap_or_default() {
+            if self.elsewhere.remove(&h).is_some() {
+                self.elsewhere_done.insert(h);
+            }
+        }
+    }
+
     /// Command `id` was decided; our batch, if it is one.
     pub fn decided(&mut self, id: &CommandId) -> Option<&OwnBatch> {
         self.undecided.remove(id);
@@ -539,6 +595,9 @@ impl PoolProposer {
         self.in_block.clear();
         self.inflight.clear();
         self.covering.clear();
+        self.elsewhere.clear();
+        self.elsewhere_by.clear();
+        self.elsewhere_done.clear();
     }
 }
 

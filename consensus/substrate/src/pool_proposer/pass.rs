@@ -44,6 +44,7 @@ impl PoolProposer {
             }
         }
         let delay = self.cfg.anyone_delay_ms;
+        self.end_elsewhere_holds(now);
         self.allowance = self.queueing_allowance(turn.membership, &turn.me, now);
         let since = std::mem::replace(&mut self.last_look, now);
         self.inflight
@@ -111,6 +112,13 @@ impl PoolProposer {
             // is and however long it waited, and its sender's earlier ones are not carried.
             if self.done.contains(&h) {
                 passed_over.remove(&info.sender);
+                continue;
+            }
+            // Our client's, carried by another validator's batch our core checked: held, and its
+            // sender's later ones with it (see `elsewhere`).
+            if self.elsewhere.contains_key(&h) {
+                passed_over.remove(&info.sender);
+                held.insert(info.sender);
                 continue;
             }
             // A leaderless takeover waits behind an earlier transaction of its sender that another
@@ -193,6 +201,27 @@ impl PoolProposer {
         self.unannounced_own.retain(|h| present(h));
         self.awaiting_primary.retain(|h| present(h));
         self.done.retain(|h| present(h));
+        self.elsewhere.retain(|h, _| present(h));
+        self.elsewhere_done.retain(|h| present(h));
+        let elsewhere = &self.elsewhere;
+        self.elsewhere_by.retain(|_, hs| {
+            hs.retain(|h| elsewhere.contains_key(h));
+            !hs.is_empty()
+        });
         batches
+    }
+
+    /// Holds in `elsewhere` that ran out end for good.
+    fn end_elsewhere_holds(&mut self, now: u64) {
+        let ended: Vec<H256> = self
+            .elsewhere
+            .iter()
+            .filter(|(_, until)| now >= **until)
+            .map(|(h, _)| *h)
+            .collect();
+        for h in ended {
+            self.elsewhere.remove(&h);
+            self.elsewhere_done.insert(h);
+        }
     }
 }

@@ -496,6 +496,70 @@ fn ours_a_batch_carries_that_never_finishes_go_again_after_the_safety_net() {
 }
 
 #[test]
+fn ours_in_another_checked_batch_wait_with_their_sender_until_it_lands_nowhere() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    // Our client's nonces 0 and 1 of sender 5 and one of sender 6 arrive; our core checked
+    // member 2's batch carrying sender 5's nonce 0 before we handed anything over.
+    let x = [7; 32];
+    p.checked_elsewhere(x, [tx(5, 0).0], 0);
+    let ready = [tx(5, 0), tx(5, 1), tx(6, 0)];
+    assert_eq!(
+        run(&mut p, &ready, 0, &|_| true),
+        vec![vec![vec![6, 0]]],
+        "sender 5 waits for that batch, its later nonce too"
+    );
+    // Decided Noop: it lands nowhere, so both go at once.
+    p.void_elsewhere(&x);
+    assert_eq!(
+        run(&mut p, &ready, 100, &|_| true),
+        vec![vec![vec![5, 0], vec![5, 1]]]
+    );
+}
+
+#[test]
+fn ours_in_another_checked_batch_are_done_once_it_lands_and_held_once_at_most() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let (x, y) = ([7; 32], [8; 32]);
+    p.checked_elsewhere(x, [tx(5, 0).0, tx(6, 0).0], 0);
+    let ready = [tx(5, 0), tx(6, 0)];
+    assert!(run(&mut p, &ready, 5_000, &|_| true).is_empty());
+    // Its block is finished at 10 s and included sender 6's only: held while it is built.
+    p.others_finished([tx(5, 0).0, tx(6, 0).0], 10_000);
+    p.included(1, &[tx(6, 0).0]);
+    assert!(run(&mut p, &ready, 15_999, &|_| true).is_empty());
+    assert_eq!(
+        run(&mut p, &ready, 16_000, &|_| true),
+        vec![vec![vec![5, 0]]],
+        "what the block skipped goes; what it included never"
+    );
+    // A transaction whose hold ran out is never held again, by any batch.
+    p.checked_elsewhere(y, [tx(5, 0).0, tx(9, 0).0], 16_001);
+    p.checked_elsewhere(y, [tx(9, 1).0], 16_001);
+    assert_eq!(
+        run(
+            &mut p,
+            &[tx(5, 0), tx(9, 0), tx(9, 1), tx(10, 0)],
+            16_002,
+            &|_| true
+        ),
+        vec![vec![vec![10, 0]]],
+        "sender 9 is held; nothing else"
+    );
+    // Nor is one we handed to the core already (tx(5, 0), proposed at 16 s).
+    p.checked_elsewhere(y, [tx(5, 0).0], 16_003);
+    assert!(!p.elsewhere.contains_key(&tx(5, 0).0));
+    // The hold runs out 20 s after the check.
+    let later = [tx(5, 0), tx(9, 0), tx(9, 1)];
+    assert!(run(&mut p, &later, 16_001 + COVER_HOLD_MS - 1, &|_| true).is_empty());
+    assert_eq!(
+        run(&mut p, &later, 16_001 + COVER_HOLD_MS, &|_| true),
+        vec![vec![vec![9, 0], vec![9, 1]]]
+    );
+    p.checked_elsewhere([11; 32], [tx(9, 0).0], 40_000);
+    assert!(p.elsewhere.is_empty(), "held once at most");
+}
+
+#[test]
 fn held_transactions_go_again_at_once_in_a_new_epoch() {
     let mut p = PoolProposer::new(cfg(Mode::Leaderless));
     let ready = [tx(5, 0), tx(6, 0)];

@@ -179,6 +179,9 @@ struct Engine<B: BlockT, BE, C, P> {
     client: Arc<C>,
     pool: Arc<P>,
     client_submissions: ClientSubmissions<H256>,
+    /// The batch announcement being fed to the core, with its transactions' pool hashes: what
+    /// `Output::Checked` for it refers to.
+    feeding: Option<(CommandId, Vec<H256>)>,
     /// The network: peers, notifications, fetch requests both ways.
     link: Links,
     classifier: Arc<dyn TxClassifier>,
@@ -350,12 +353,15 @@ where
                     self.now,
                 );
                 self.adopt_announced(from, b, &hashes);
+                self.feeding = Some((b.id(), hashes));
             }
         }
         if let Some((adversary, rng)) = self.adversary.as_mut() {
             adversary.observe(&msg, rng);
         }
-        self.feed(bsmr_consensus_core::Input::Message { from, msg })
+        let fed = self.feed(bsmr_consensus_core::Input::Message { from, msg });
+        self.feeding = None;
+        fed
     }
 
     fn fire_timers(&mut self) -> Result<(), String> {
@@ -406,7 +412,7 @@ where
                 Output::Committed { inst, value, view } => self.on_committed(inst, &value, view),
                 Output::BlockReady(fb) => self.on_block_ready(fb)?,
                 Output::Proposed { id, txs } => self.on_proposed(id, &txs),
-                Output::Covered { by, txs } => self.on_covered(by, &txs),
+                Output::Checked { by, taken } => self.on_checked(by, &taken),
                 Output::Misbehaviour(proof) => self.on_misbehaviour(proof),
                 Output::Rejoined { from, to } => self.on_rejoined(from, to),
             }

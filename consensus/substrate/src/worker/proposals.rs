@@ -25,11 +25,22 @@ where
         }
     }
 
-    /// The core took our waiting transactions out of its queue: another validator's batch
-    /// `by`, checked there, carries them (until it lands, or back into the core's queue).
-    pub(super) fn on_covered(&mut self, by: CommandId, txs: &[bsmr_consensus_core::Tx]) {
-        let hashes: Vec<H256> = txs.iter().map(pool_hash).collect();
-        self.proposer.covered(by, hashes, self.now);
+    /// The core checked and replied to another validator's batch `by` (the one being fed):
+    /// our clients' transactions it carries are held back from our batches while it may land;
+    /// `taken`, those of ours it carries that were waiting in the core's queue, were taken out
+    /// (until it lands, or back into the core's queue).
+    pub(super) fn on_checked(&mut self, by: CommandId, taken: &[bsmr_consensus_core::Tx]) {
+        if let Some((id, hashes)) = self.feeding.take() {
+            if id == by {
+                let submissions = &self.client_submissions;
+                let ours = hashes.into_iter().filter(|h| submissions.contains(h));
+                self.proposer.checked_elsewhere(by, ours, self.now);
+            }
+        }
+        if !taken.is_empty() {
+            let hashes: Vec<H256> = taken.iter().map(pool_hash).collect();
+            self.proposer.covered(by, hashes, self.now);
+        }
     }
 
     pub(super) fn on_committed(&mut self, inst: InstanceId, value: &Value, view: u32) {
@@ -38,6 +49,8 @@ where
         };
         let own = self.proposer.decided(&id).cloned();
         let Value::Deps { deps, .. } = value else {
+            // Lands in no block: what it held of our clients' goes at once.
+            self.proposer.void_elsewhere(&id);
             return;
         };
         self.counters.committed_commands += 1;

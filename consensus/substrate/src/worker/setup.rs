@@ -46,6 +46,7 @@ where
             client: p.client,
             pool: p.pool,
             client_submissions: p.client_submissions,
+            feeding: None,
             fin: Finalizing {
                 build_queue: BTreeMap::new(),
                 awaiting: None,
