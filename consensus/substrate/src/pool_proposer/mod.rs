@@ -180,9 +180,11 @@ pub struct PoolProposer {
     elsewhere: BTreeMap<H256, u64>,
     /// The batches behind `elsewhere`, with the transactions of ours they hold.
     elsewhere_by: BTreeMap<CommandId, Vec<H256>>,
-    /// Transactions whose hold in `elsewhere` ended: never held so again, so that no member
-    /// can hold one of our clients' transactions twice.
-    elsewhere_done: BTreeSet<H256>,
+    /// Transactions whose hold in `elsewhere` ended, and when: never held so again (nor a
+    /// later transaction of their sender), so that no member can hold one of our clients'
+    /// transactions twice, or a chain of them once per nonce; remembered for
+    /// [`OWN_BATCH_MEMORY_MS`], across epochs.
+    elsewhere_done: BTreeMap<H256, u64>,
     /// Our batches not decided yet, and when proposed.
     undecided: BTreeMap<CommandId, u64>,
     /// Our transactions by the finished block that holds their batch.
@@ -276,7 +278,7 @@ impl PoolProposer {
             covering: BTreeMap::new(),
             elsewhere: BTreeMap::new(),
             elsewhere_by: BTreeMap::new(),
-            elsewhere_done: BTreeSet::new(),
+            elsewhere_done: BTreeMap::new(),
             undecided: BTreeMap::new(),
             in_block: BTreeMap::new(),
             inflight: BTreeMap::new(),
@@ -520,7 +522,7 @@ impl PoolProposer {
         let mut held = vec![];
         for h in ours {
             if self.proposed.contains_key(&h)
-                || self.elsewhere_done.contains(&h)
+                || self.elsewhere_done.contains_key(&h)
                 || self.elsewhere.contains_key(&h)
             {
                 continue;
@@ -535,10 +537,10 @@ impl PoolProposer {
 
     /// Command `id` lands in no block (decided Noop): what it held of our clients'
     /// transactions goes at once.
-    pub fn void_elsewhere(&mut self, id: &CommandId) {
+    pub fn void_elsewhere(&mut self, id: &CommandId, now: u64) {
         for h in self.elsewhere_by.remove(id).unwrap_or_default() {
             if self.elsewhere.remove(&h).is_some() {
-                self.elsewhere_done.insert(h);
+                self.elsewhere_done.insert(h, now);
             }
         }
     }
@@ -597,7 +599,6 @@ impl PoolProposer {
         self.covering.clear();
         self.elsewhere.clear();
         self.elsewhere_by.clear();
-        self.elsewhere_done.clear();
     }
 }
 

@@ -2,7 +2,8 @@
 //! that keep each sender's chain whole (the rules are in the parent module's doc).
 
 use super::{
-    PoolProposer, Seen, Turn, INFLIGHT_HORIZON_MS, REPROPOSE_GRACE_MS, UNFINISHED_HOLD_MS,
+    PoolProposer, Seen, Turn, COVER_HOLD_MS, INFLIGHT_HORIZON_MS, MAX_ANNOUNCED,
+    OWN_BATCH_MEMORY_MS, REPROPOSE_GRACE_MS, UNFINISHED_HOLD_MS,
 };
 use crate::config::Mode;
 use crate::TxInfo;
@@ -59,6 +60,9 @@ impl PoolProposer {
         let mut held = BTreeSet::new();
         // Senders with an earlier ready transaction held by another validator's announcement.
         let mut ordered_elsewhere = BTreeSet::new();
+        // Senders with an earlier ready transaction that is ours already or whose hold behind a
+        // checked batch ended: their later ones are not held so (one hold per chain at most).
+        let mut released = BTreeSet::new();
         // Per sender, the earlier ready transactions this pass passed over (the ready set lists
         // a sender's transactions in nonce order).
         let mut passed_over: BTreeMap<AccountId, Vec<(H256, F, Arc<TxInfo>)>> = BTreeMap::new();
@@ -106,6 +110,7 @@ impl PoolProposer {
                     .is_some_and(|at| now < at.saturating_add(delay))
             {
                 passed_over.remove(&info.sender);
+                released.insert(info.sender);
                 continue;
             }
             // In a block already (the pool has not dropped it yet): not proposed, whoever's it
@@ -115,11 +120,21 @@ impl PoolProposer {
                 continue;
             }
             // Our client's, carried by another validator's batch our core checked: held, and its
-            // sender's later ones with it (see `elsewhere`).
+            // sender's later ones with it (see `elsewhere`), unless an earlier one of the sender
+            // is ours already or was held so (a member copying a chain one nonce at a time
+            // would otherwise hold it again and again).
+            if self.elsewhere_done.contains_key(&h) {
+                released.insert(info.sender);
+            }
             if self.elsewhere.contains_key(&h) {
-                passed_over.remove(&info.sender);
-                held.insert(info.sender);
-                continue;
+                if released.contains(&info.sender) || in_this_batch.contains(&info.sender) {
+                    self.elsewhere.remove(&h);
+                    self.elsewhere_done.insert(h, now);
+                } else {
+                    passed_over.remove(&info.sender);
+                    held.insert(info.sender);
+                    continue;
+                }
             }
             // A leaderless takeover waits behind an earlier transaction of its sender that another
             // validator's batch is ordering: that receiver holds the later ones in order, and
@@ -201,8 +216,17 @@ impl PoolProposer {
         self.unannounced_own.retain(|h| present(h));
         self.awaiting_primary.retain(|h| present(h));
         self.done.retain(|h| present(h));
-        self.elsewhere.retain(|h, _| present(h));
-        self.elsewhere_done.retain(|h| present(h));
+        // A hold whose transaction left the ready set ends for good too.
+        let gone: Vec<H256> = self
+            .elsewhere
+            .keys()
+            .filter(|h| !present(h))
+            .copied()
+            .collect();
+        for h in gone {
+            self.elsewhere.remove(&h);
+            self.elsewhere_done.insert(h, now);
+        }
         let elsewhere = &self.elsewhere;
         self.elsewhere_by.retain(|_, hs| {
             hs.retain(|h| elsewhere.contains_key(h));
@@ -211,17 +235,33 @@ impl PoolProposer {
         batches
     }
 
-    /// Holds in `elsewhere` that ran out end for good.
+    /// Holds in `elsewhere` that ran out end for good (none lasts longer than
+    /// [`COVER_HOLD_MS`] from now, should the clock go back); what ended is remembered for
+    /// [`OWN_BATCH_MEMORY_MS`], at most [`MAX_ANNOUNCED`] of it (the oldest half goes first).
     fn end_elsewhere_holds(&mut self, now: u64) {
-        let ended: Vec<H256> = self
-            .elsewhere
-            .iter()
-            .filter(|(_, until)| now >= **until)
-            .map(|(h, _)| *h)
-            .collect();
+        let latest = now.saturating_add(COVER_HOLD_MS);
+        let mut ended = vec![];
+        for (h, until) in self.elsewhere.iter_mut() {
+            *until = (*until).min(latest);
+            if now >= *until {
+                ended.push(*h);
+            }
+        }
         for h in ended {
             self.elsewhere.remove(&h);
-            self.elsewhere_done.insert(h);
+            self.elsewhere_done.insert(h, now);
+        }
+        self.elsewhere_done
+            .retain(|_, at| now.saturating_sub(*at) < OWN_BATCH_MEMORY_MS);
+        if self.elsewhere_done.len() > MAX_ANNOUNCED {
+            let mut by_age: Vec<(u64, H256)> = self
+                .elsewhere_done
+                .iter()
+                .map(|(h, at)| (*at, *h))
+                .collect();
+            by_age.sort_unstable();
+            let keep = by_age.split_off(by_age.len() / 2);
+            self.elsewhere_done = keep.into_iter().map(|(at, h)| (h, at)).collect();
         }
     }
 }

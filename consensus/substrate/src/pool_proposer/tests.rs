@@ -508,11 +508,41 @@ fn ours_in_another_checked_batch_wait_with_their_sender_until_it_lands_nowhere()
         vec![vec![vec![6, 0]]],
         "sender 5 waits for that batch, its later nonce too"
     );
-    // Decided Noop: it lands nowhere, so both go at once.
-    p.void_elsewhere(&x);
+    // Decided Noop: it lands nowhere, so both go at once, and no other batch holds them again.
+    p.void_elsewhere(&x, 100);
+    p.checked_elsewhere([8; 32], [tx(5, 0).0], 100);
+    assert!(p.elsewhere.is_empty(), "held once at most");
     assert_eq!(
         run(&mut p, &ready, 100, &|_| true),
         vec![vec![vec![5, 0], vec![5, 1]]]
+    );
+}
+
+#[test]
+fn a_chain_copied_one_nonce_at_a_time_is_held_once() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let chain = [tx(5, 0), tx(5, 1), tx(5, 2)];
+    // A member copies nonce 0, and just before that hold ends, nonce 1.
+    p.checked_elsewhere([7; 32], [tx(5, 0).0], 0);
+    assert!(run(&mut p, &chain, 0, &|_| true).is_empty());
+    p.checked_elsewhere([8; 32], [tx(5, 1).0], COVER_HOLD_MS - 1);
+    assert!(run(&mut p, &chain, COVER_HOLD_MS - 1, &|_| true).is_empty());
+    assert_eq!(
+        run(&mut p, &chain, COVER_HOLD_MS, &|_| true),
+        vec![vec![vec![5, 0], vec![5, 1]]],
+        "nonce 0's hold ended, so nonce 1's ends with it: the chain goes on"
+    );
+    // The ended holds are remembered while the pool lists them, and a new hold finds the
+    // sender released behind them.
+    assert!(p.elsewhere.is_empty());
+    let (a, b, c) = (tx(6, 0), tx(6, 1), tx(6, 2));
+    p.checked_elsewhere([9; 32], [a.0], 30_000);
+    p.void_elsewhere(&[9; 32], 30_000);
+    p.checked_elsewhere([10; 32], [b.0], 30_000);
+    assert_eq!(
+        run(&mut p, &[a, b, c], 30_000, &|_| true),
+        vec![vec![vec![6, 0], vec![6, 1]]],
+        "behind a transaction whose hold ended, a later one is not held"
     );
 }
 

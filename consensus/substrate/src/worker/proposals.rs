@@ -30,12 +30,10 @@ where
     /// `taken`, those of ours it carries that were waiting in the core's queue, were taken out
     /// (until it lands, or back into the core's queue).
     pub(super) fn on_checked(&mut self, by: CommandId, taken: &[bsmr_consensus_core::Tx]) {
-        if let Some((id, hashes)) = self.feeding.take() {
-            if id == by {
-                let submissions = &self.client_submissions;
-                let ours = hashes.into_iter().filter(|h| submissions.contains(h));
-                self.proposer.checked_elsewhere(by, ours, self.now);
-            }
+        if let Some((_, hashes)) = self.feeding.take_if(|(id, _)| *id == by) {
+            let submissions = &self.client_submissions;
+            let ours = hashes.into_iter().filter(|h| submissions.contains(h));
+            self.proposer.checked_elsewhere(by, ours, self.now);
         }
         if !taken.is_empty() {
             let hashes: Vec<H256> = taken.iter().map(pool_hash).collect();
@@ -50,7 +48,7 @@ where
         let own = self.proposer.decided(&id).cloned();
         let Value::Deps { deps, .. } = value else {
             // Lands in no block: what it held of our clients' goes at once.
-            self.proposer.void_elsewhere(&id);
+            self.proposer.void_elsewhere(&id, self.now);
             return;
         };
         self.counters.committed_commands += 1;
