@@ -5,10 +5,9 @@ mod common;
 
 use bsmr_consensus_core::crypto::Signed;
 use bsmr_consensus_core::discovery::covered::COVER_HOLD_MS;
-use bsmr_consensus_core::wire::{Decision, Phase, VoteBody};
 use bsmr_consensus_core::*;
 use codec::Encode;
-use common::{instance, members, GENESIS};
+use common::{decided_noop, instance, members, GENESIS};
 
 /// Member 1 of the four, with a window of one seq: its second client batch waits.
 fn replica() -> Replica {
@@ -81,34 +80,6 @@ fn checked(out: &[Output]) -> Vec<(CommandId, usize)> {
 /// The waiting transactions, in the order they would be proposed (the queue, then what is held).
 fn waiting(r: &Replica) -> Vec<u8> {
     r.unproposed().flatten().map(|t| t.data[0]).collect()
-}
-
-/// Members 2, 3 and 4 decided `inst` Noop (q = 3).
-fn decided_noop(inst: InstanceId) -> Message {
-    let cert = [2u8, 3, 4]
-        .iter()
-        .map(|k| {
-            Signed::sign(
-                VoteBody {
-                    epoch: 0,
-                    inst,
-                    view: 0,
-                    phase: Phase::Commit,
-                    value: Value::Noop.digest(),
-                },
-                &GENESIS,
-                &InsecureTestCrypto([*k; 32]),
-            )
-        })
-        .collect();
-    Message::Decided(
-        Decision {
-            inst,
-            value: Value::Noop,
-            cert,
-        },
-        None,
-    )
 }
 
 #[test]

@@ -4,9 +4,8 @@
 mod common;
 
 use bsmr_consensus_core::crypto::Signed;
-use bsmr_consensus_core::wire::{Decision, Phase, VoteBody};
 use bsmr_consensus_core::*;
-use common::{members, GENESIS};
+use common::{decided_noop, members, GENESIS};
 
 /// Member 1 of the four.
 fn replica() -> Replica {
@@ -32,34 +31,6 @@ fn header(key: u8, weight: u64) -> Signed<BatchHeader> {
         weight,
     };
     Signed::sign(body, &GENESIS, &InsecureTestCrypto([key; 32]))
-}
-
-/// Members 2, 3 and 4 decided `inst` Noop (q = 3): the certificate, without the payload.
-fn decided_noop(inst: InstanceId) -> Message {
-    let cert = [2u8, 3, 4]
-        .iter()
-        .map(|k| {
-            Signed::sign(
-                VoteBody {
-                    epoch: 0,
-                    inst,
-                    view: 0,
-                    phase: Phase::Commit,
-                    value: Value::Noop.digest(),
-                },
-                &GENESIS,
-                &InsecureTestCrypto([*k; 32]),
-            )
-        })
-        .collect();
-    Message::Decided(
-        Decision {
-            inst,
-            value: Value::Noop,
-            cert,
-        },
-        None,
-    )
 }
 
 fn deliver(r: &mut Replica, now: u64, from: u8, msg: Message) -> Vec<Output> {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use bsmr_consensus_core::crypto::Signed;
+use bsmr_consensus_core::wire::{Decision, Phase, VoteBody};
 use bsmr_consensus_core::*;
 use codec::Encode;
 
@@ -87,4 +88,32 @@ pub fn instance(b: &SignedBatch) -> InstanceId {
         seq: b.header.body.seq,
         id: b.id(),
     }
+}
+
+/// Members 2, 3 and 4 decided `inst` Noop (q = 3): the certificate, without the payload.
+pub fn decided_noop(inst: InstanceId) -> Message {
+    let cert = [2u8, 3, 4]
+        .iter()
+        .map(|k| {
+            Signed::sign(
+                VoteBody {
+                    epoch: 0,
+                    inst,
+                    view: 0,
+                    phase: Phase::Commit,
+                    value: Value::Noop.digest(),
+                },
+                &GENESIS,
+                &InsecureTestCrypto([*k; 32]),
+            )
+        })
+        .collect();
+    Message::Decided(
+        Decision {
+            inst,
+            value: Value::Noop,
+            cert,
+        },
+        None,
+    )
 }
