@@ -313,25 +313,46 @@ impl LocalNet {
         ))
     }
 
-    fn wait_rpc(&self, i: usize, timeout: Duration) -> Result<(), String> {
+    /// Wait until validator `i` accepts RPC connections. A node that exits first, or never
+    /// opens its port, fails the start with the end of its log in the error (the log may sit in
+    /// the run's temporary folder, which is removed with the network).
+    fn wait_rpc(&mut self, i: usize, timeout: Duration) -> Result<(), String> {
         let start = Instant::now();
         let port = self.validators[i].rpc;
-        let up = || match &self.wan {
-            // The relay in this namespace always accepts; ask inside the validator's namespace.
-            Some(w) => w.namespaces[i].is_listening(port),
-            None => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-        };
-        while !up() {
+        loop {
+            let up = match &self.wan {
+                // The relay in this namespace always accepts; ask inside the validator's namespace.
+                Some(w) => w.namespaces[i].is_listening(port),
+                None => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            };
+            if up {
+                return Ok(());
+            }
+            let exited = self.validators[i]
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                return Err(self.start_failure(i, &format!("exited ({status}) before opening RPC")));
+            }
             if start.elapsed() > timeout {
-                return Err(format!(
-                    "{} did not open RPC within {timeout:?}; see {}",
-                    self.validators[i].name,
-                    self.log_path(i).display()
-                ));
+                return Err(self.start_failure(i, &format!("did not open RPC within {timeout:?}")));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        Ok(())
+    }
+
+    /// Why validator `i` did not start, with the last lines of its log.
+    fn start_failure(&self, i: usize, what: &str) -> String {
+        let path = self.log_path(i);
+        let tail = std::fs::read_to_string(&path)
+            .map(|log| last_lines(&log, START_LOG_LINES))
+            .unwrap_or_else(|e| format!("(unreadable: {e})"));
+        format!(
+            "{} {what}; the last lines of its log ({}):\n{tail}",
+            self.validators[i].name,
+            path.display()
+        )
     }
 
     /// WebSocket endpoints of the validators that run.
@@ -373,6 +394,18 @@ impl LocalNet {
     }
 }
 
+/// How many lines of a validator's log a failed start quotes.
+const START_LOG_LINES: usize = 12;
+
+/// The last `n` lines of `text`, each indented.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| format!("  {l}\n"))
+        .collect()
+}
+
 /// The unit of `/proc/<pid>/stat`'s times (USER_HZ, fixed at 100 by the Linux ABI on the
 /// platforms this runs on).
 const USER_HZ: f64 = 100.0;
@@ -405,6 +438,36 @@ impl Drop for LocalNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_that_exits_at_start_fails_the_start_at_once_with_its_log() {
+        use std::os::unix::fs::PermissionsExt;
+        // A stand-in node: answers the key query, then refuses its flags as a real node would.
+        let dir = std::env::temp_dir().join(format!("bsmr-bench-test-exit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let node = dir.join("node");
+        std::fs::write(
+            &node,
+            "#!/bin/sh\nif [ \"$1\" = key ]; then echo 12D3KooWFake; exit 0; fi\n\
+             echo 'starting' >&2\necho 'Error: unexpected argument --bogus' >&2\nexit 2\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = LocalNet::start(&node, "test", &[], None, "t", &Isolation::default())
+            .err()
+            .expect("a node that exits cannot start a network");
+        let _ = std::fs::remove_dir_all(&dir);
+        // Seen while waiting for RPC, not after the 120 s timeout.
+        assert!(err.contains("alice exited"), "{err}");
+        assert!(err.contains("Error: unexpected argument --bogus"), "{err}");
+    }
+
+    #[test]
+    fn last_lines_keeps_the_end() {
+        assert_eq!(last_lines("a\nb\nc\n", 2), "  b\n  c\n");
+        assert_eq!(last_lines("a", 5), "  a\n");
+        assert_eq!(last_lines("", 5), "");
+    }
 
     #[test]
     fn cpu_ticks_are_utime_plus_stime_even_with_spaces_in_the_name() {
