@@ -174,13 +174,23 @@ pub enum Output {
     /// per batch): the engine may hold back its own copies of the batch's transactions. `taken`
     /// are those of our waiting transactions, not proposed yet, that it carries: taken out of
     /// our queue, they come back as a later `Proposed` batch of ours if `by` lands in no block
-    /// (decided Noop, void, or not landed within
+    /// (`LandsNowhere`, or not landed within
     /// [`crate::discovery::covered::COVER_HOLD_MS`]).
     Checked {
         /// The other validator's batch.
         by: CommandId,
         /// Our copies it carries, taken out of our queue (often none).
         taken: Vec<Tx>,
+    },
+    /// Another validator's batch this replica reported `Checked` will land in no block:
+    /// decided Noop, decided with a fence behind the built blocks, or void below the agreed
+    /// floors. Whatever the engine held back behind it (its own copies of the batch's
+    /// transactions) may go at once. Never sent for an id named under another proposer or seq
+    /// than its header's (that says nothing of the real batch), after the batch landed, or
+    /// for one checked more than `COVER_HOLD_MS` ago.
+    LandsNowhere {
+        /// The command.
+        id: CommandId,
     },
     /// A block is ready to be built.
     BlockReady(FinishedBlock),

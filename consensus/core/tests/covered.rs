@@ -77,6 +77,16 @@ fn checked(out: &[Output]) -> Vec<(CommandId, usize)> {
         .collect()
 }
 
+/// Every command the step reports as landing in no block.
+fn nowhere(out: &[Output]) -> Vec<CommandId> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::LandsNowhere { id } => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The waiting transactions, in the order they would be proposed (the queue, then what is held).
 fn waiting(r: &Replica) -> Vec<u8> {
     r.unproposed().flatten().map(|t| t.data[0]).collect()
@@ -134,6 +144,22 @@ fn only_a_checked_batch_takes_copies_out_and_its_noop_brings_them_back_first() {
         "announced again: checked once"
     );
 
+    // The same id under member 3's name is not x: its Noop says nothing of x.
+    let misnamed = InstanceId::Cmd {
+        proposer: [3; 32],
+        seq: 0,
+        id: x.id(),
+    };
+    let out = r.handle(
+        6,
+        Input::Message {
+            from: [3; 32],
+            msg: decided_noop(misnamed),
+        },
+    );
+    assert!(nowhere(&out).is_empty(), "{out:?}");
+    assert_eq!(waiting(&r), vec![3, 2], "still held");
+
     // Decided Noop: it lands in no block, so tx 2 goes first again.
     let out = r.handle(
         6,
@@ -143,6 +169,7 @@ fn only_a_checked_batch_takes_copies_out_and_its_noop_brings_them_back_first() {
         },
     );
     assert!(covered(&out).is_empty());
+    assert_eq!(nowhere(&out), vec![x.id()], "the engine hears of it");
     assert_eq!(waiting(&r), vec![2, 3], "back at the front of the queue");
 }
 

@@ -18,7 +18,8 @@
 //! - S11 every committed Txs command lands in exactly one block, the one its fence names, and K_b
 //!   in block b (the "lands at all" half is checked at the end of a run), unless it is void:
 //!   its seq is below its proposer's floor in that block, and then it lands nowhere; floors
-//!   never go down from one block to the next;
+//!   never go down from one block to the next; a command a correct validator reported as landing
+//!   nowhere (`Output::LandsNowhere`) lands in no block of its epoch;
 //! - S12 every misbehaviour proof verifies and convicts a Byzantine validator.
 
 use crate::ledger::Ledger;
@@ -60,6 +61,9 @@ pub struct Checker {
     reply_progress: BTreeMap<(Epoch, ValidatorId), (u64, BlockIndex)>,
     blocks: BTreeMap<BlockIndex, (Digest, Digest)>,
     landed: BTreeMap<CommandId, BlockIndex>,
+    /// Commands a correct validator reported as landing nowhere, by epoch (ids of an earlier
+    /// epoch can be named again in a later one, where they are other instances): which one.
+    nowhere: BTreeMap<(Epoch, CommandId), usize>,
     floors: BTreeMap<BlockIndex, Floors>,
     account_ref: BTreeMap<u32, Vec<u64>>,
     supply: u64,
@@ -94,6 +98,7 @@ impl Checker {
             reply_progress: BTreeMap::new(),
             blocks: BTreeMap::new(),
             landed: BTreeMap::new(),
+            nowhere: BTreeMap::new(),
             floors: BTreeMap::new(),
             account_ref: BTreeMap::new(),
             supply,
@@ -441,6 +446,13 @@ impl Checker {
                 Some(_) => {}
                 None => self.fail(format!("S11: uncommitted command in block {}", b.index)),
             }
+            if let Some(n) = self.nowhere.get(&(self.epoch_of_block(b.index), id)) {
+                let n = *n;
+                self.fail(format!(
+                    "S11: node {n} reported a command as landing nowhere; it landed in block {}",
+                    b.index
+                ));
+            }
             match self.landed.get(&id) {
                 Some(h2) if *h2 != b.index => self.fail(format!(
                     "S11: command landed in blocks {h2} and {}",
@@ -556,6 +568,19 @@ impl Checker {
             .filter(|c| self.is_void(c))
             .map(|c| (c.proposer, c.seq))
             .collect()
+    }
+
+    /// Correct validator `node`, in `epoch`, reported command `id` as landing in no block (S11).
+    pub fn on_lands_nowhere(&mut self, node: usize, epoch: Epoch, id: CommandId) {
+        if let Some(b) = self.landed.get(&id) {
+            if self.epoch_of_block(*b) == epoch {
+                let b = *b;
+                self.fail(format!(
+                    "S11: node {node} reported a command as landing nowhere after it landed in block {b}"
+                ));
+            }
+        }
+        self.nowhere.entry((epoch, id)).or_insert(node);
     }
 
     /// End of run: every committed Txs command whose block height is reached by every live correct

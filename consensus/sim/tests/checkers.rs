@@ -472,6 +472,32 @@ fn s11_fires_on_each_misplaced_lost_or_duplicated_command() {
     below_floor.on_block(0, &block(1, &[&a], vec![]), &ledger());
     below_floor.on_block(0, &block(2, &[&b], vec![(f.id(1), 1)]), &ledger());
     assert_fired(&below_floor, "S11");
+
+    // A correct validator reports b as landing nowhere (Output::LandsNowhere), in the same
+    // epoch: b may not land afterwards, nor have landed before.
+    let mut reported = committed();
+    reported.on_block(0, &block(1, &[&a], vec![]), &ledger());
+    reported.on_lands_nowhere(1, 0, b.id());
+    reported.on_block(0, &block(2, &[], vec![(f.id(1), 1)]), &ledger());
+    reported.final_check(2);
+    assert_clean(&reported);
+
+    let mut landed_after = committed();
+    landed_after.on_block(0, &block(1, &[&a], vec![]), &ledger());
+    landed_after.on_lands_nowhere(1, 0, b.id());
+    landed_after.on_block(0, &block(2, &[&b], vec![]), &ledger());
+    assert_fired(&landed_after, "S11");
+
+    let mut landed_before = committed();
+    landed_before.on_block(0, &block(1, &[&a], vec![]), &ledger());
+    landed_before.on_lands_nowhere(1, 0, a.id());
+    assert_fired(&landed_before, "S11");
+
+    // An id of an earlier epoch named again in a later one is another instance there.
+    let mut later_epoch = committed();
+    later_epoch.on_block(0, &block(1, &[&a], vec![]), &ledger());
+    later_epoch.on_lands_nowhere(1, 1, a.id());
+    assert_clean(&later_epoch);
 }
 
 /// The liveness check is the stated bound: with f + 1 of 4 validators silent no quorum is left,

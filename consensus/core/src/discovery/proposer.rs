@@ -11,7 +11,7 @@
 use crate::crypto::Signed;
 use crate::ctx::Ctx;
 use crate::discovery::collect::{Collector, Proposal, ReplyLimits, ReplyOutcome};
-use crate::discovery::covered::Covered;
+use crate::discovery::covered::{Covered, COVER_HOLD_MS};
 use crate::discovery::own::OwnBatches;
 use crate::misbehaviour::Proof;
 use crate::outbox::Outbox;
@@ -21,6 +21,11 @@ use crate::wire::*;
 use crate::Output;
 use codec::Encode;
 use std::collections::BTreeMap;
+
+/// Most checked batches remembered for [`Output::LandsNowhere`] (each is a valid batch of a
+/// member inside its window, so far more than correct members ever have pending); past it, a
+/// batch is not remembered and the engine's hold behind it simply runs its full time.
+const MAX_CHECKED: usize = 65_536;
 
 /// What the proposer side hands on, in the order it happened.
 #[derive(Debug)]
@@ -40,6 +45,12 @@ pub struct Proposer {
     own: OwnBatches,
     /// Waiting transactions taken out because another validator's batch carries them.
     covered: Covered,
+    /// Other validators' batches reported checked (`Output::Checked`) whose fate is not known
+    /// here yet, and when: only these are reported as landing nowhere, so that a command that
+    /// landed long ago and is named again (a replay, once its decision was collected) is never
+    /// reported so. Forgotten when they land, when they land nowhere, and after
+    /// [`COVER_HOLD_MS`] (the engine's hold behind them is over by then).
+    checked: BTreeMap<CommandId, u64>,
     /// The values we collect replies for.
     collector: Collector,
     /// Our checkpoint candidates, by (block index, view).
@@ -75,6 +86,11 @@ impl Proposer {
             return;
         }
         let now = ctx.now;
+        self.checked
+            .retain(|_, at| now.saturating_sub(*at) < COVER_HOLD_MS);
+        if self.checked.len() < MAX_CHECKED {
+            self.checked.insert(b.id(), now);
+        }
         let taken = self.own.take_out(&b.txs);
         out.emit(Output::Checked {
             by: b.id(),
@@ -85,9 +101,13 @@ impl Proposer {
         }
     }
 
-    /// Another validator's batch `id` will land in no block: the copies it carried go first
-    /// again. Whether any did.
-    pub fn uncover(&mut self, id: &CommandId) -> bool {
+    /// Command `id` will land in no block: the copies of ours it carried go first again, and
+    /// the engine hears of it (`Output::LandsNowhere`) if we reported it checked. Whether any
+    /// copy came back. Only for an id under its own header's name (see [`Ctx::misnamed`]).
+    pub fn uncover(&mut self, id: &CommandId, out: &mut Outbox) -> bool {
+        if self.checked.remove(id).is_some() {
+            out.emit(Output::LandsNowhere { id: *id });
+        }
         let txs = self.covered.release(id);
         let any = !txs.is_empty();
         self.own.push_back_returned(txs);
@@ -96,7 +116,14 @@ impl Proposer {
 
     /// Another validator's batch `id` landed in a block: the copies it carried are done.
     pub fn cover_landed(&mut self, id: &CommandId) {
+        self.checked.remove(id);
         self.covered.landed(id);
+    }
+
+    /// The replica jumped ahead over blocks it did not build: which checked batches they
+    /// carried is not known here, so none is reported as landing nowhere any more.
+    pub fn rejoined(&mut self) {
+        self.checked.clear();
     }
 
     /// Client batches waiting for a seq.

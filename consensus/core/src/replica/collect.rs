@@ -11,9 +11,15 @@ impl Replica {
         let refs = gc::below_floors(&self.ctx(), self.single_shot.instances().ids());
         let requeue = gc::own_to_requeue(&self.ctx(), &refs);
         for (proposer, seq, id) in refs {
-            self.collect_garbage_cmd(InstanceId::Cmd { proposer, seq, id }, b);
-            // Void: our copies it carried go back (the caller proposes them).
-            self.proposer.uncover(&id);
+            let inst = InstanceId::Cmd { proposer, seq, id };
+            // A real id under another member's name is not the real command: that one may
+            // still land.
+            let misnamed = self.ctx().misnamed(&inst);
+            self.collect_garbage_cmd(inst, b);
+            if !misnamed {
+                // Void: our copies it carried go back (the caller proposes them).
+                self.proposer.uncover(&id, &mut self.outbox);
+            }
         }
         self.proposer.requeue(requeue);
     }

@@ -188,6 +188,7 @@ impl Replica {
             );
         }
         self.proposer.requeue(requeue);
+        self.proposer.rejoined();
         // Checkpoint candidates up to c.
         let stale: Vec<CommandId> = self
             .dds

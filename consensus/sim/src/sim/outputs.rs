@@ -182,6 +182,11 @@ impl Sim {
                         self.report.covered_txs += taken.len() as u64;
                     }
                 }
+                Output::LandsNowhere { id } => {
+                    if correct {
+                        self.checker.on_lands_nowhere(i, epoch, id);
+                    }
+                }
                 Output::Misbehaviour(p) => {
                     if correct {
                         self.checker.on_proof(i, &p);

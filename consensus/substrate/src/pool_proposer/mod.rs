@@ -175,8 +175,8 @@ pub struct PoolProposer {
     /// carries which our core checked and replied to (`Output::Checked`): neither they nor
     /// their senders' later ones go into our batches until the batch is finished into a block
     /// here (then `anyone_delay_ms` more while the block is built: what it included is then
-    /// never proposed, what it skipped goes), until it is decided Noop (at once), or for at
-    /// most [`COVER_HOLD_MS`]. A copy from us would only be refused by the builder.
+    /// never proposed, what it skipped goes), until the core says it lands in no block (at
+    /// once), or for at most [`COVER_HOLD_MS`]. A copy from us would only be refused by the builder.
     elsewhere: BTreeMap<H256, u64>,
     /// The batches behind `elsewhere`, with the transactions of ours they hold.
     elsewhere_by: BTreeMap<CommandId, Vec<H256>>,
@@ -535,8 +535,8 @@ impl PoolProposer {
         }
     }
 
-    /// Command `id` lands in no block (decided Noop): what it held of our clients'
-    /// transactions goes at once.
+    /// Command `id` lands in no block (decided Noop, a fence behind the built blocks, or void
+    /// below the floors): what it held of our clients' transactions goes at once.
     pub fn void_elsewhere(&mut self, id: &CommandId, now: u64) {
         for h in self.elsewhere_by.remove(id).unwrap_or_default() {
             if self.elsewhere.remove(&h).is_some() {
@@ -588,8 +588,15 @@ impl PoolProposer {
             .retain(|_, b| now.saturating_sub(b.at) < OWN_BATCH_MEMORY_MS);
     }
 
-    /// A new epoch: the transactions of the old epoch's void batches go again at once.
-    pub fn new_epoch(&mut self) {
+    /// A new epoch at `now`: the old epoch's batches are void, so what they held goes again
+    /// at once, ours and others' (their announcements hold no takeover). A hold behind a
+    /// checked batch ends for good, as if it ran out: a batch of the new epoch cannot hold the
+    /// same transaction again.
+    pub fn new_epoch(&mut self, now: u64) {
+        self.announced.clear();
+        for h in std::mem::take(&mut self.elsewhere).into_keys() {
+            self.elsewhere_done.insert(h, now);
+        }
         self.proposed.clear();
         self.peer_queueing.clear();
         self.unannounced_own.clear();
@@ -597,7 +604,6 @@ impl PoolProposer {
         self.in_block.clear();
         self.inflight.clear();
         self.covering.clear();
-        self.elsewhere.clear();
         self.elsewhere_by.clear();
     }
 }

@@ -601,11 +601,41 @@ fn held_transactions_go_again_at_once_in_a_new_epoch() {
     p.block_finished(1, [[8; 32]]);
     assert!(run(&mut p, &ready, 20_000, &|_| true).is_empty());
     // A new epoch voids the old one's batches and its blocks past the handover.
-    p.new_epoch();
+    p.new_epoch(20_000);
     assert_eq!(
         run(&mut p, &ready, 20_001, &|_| true),
         vec![vec![vec![5, 0], vec![6, 0]]]
     );
+}
+
+#[test]
+fn a_new_epoch_ends_the_holds_of_the_old_ones_batches_for_good() {
+    // Another validator's announcement of a transaction whose sender we own holds our
+    // takeover; its batch is void in the new epoch, so the takeover goes at once.
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let mine = a_sender_we_own();
+    p.announced_by_other([tx(mine, 0).0], 0, false);
+    let ready = [tx(mine, 0)];
+    assert!(run(&mut p, &ready, 0, &|_| false).is_empty());
+    assert!(
+        run(&mut p, &ready, 7_000, &|_| false).is_empty(),
+        "held by the announcement"
+    );
+    p.new_epoch(7_000);
+    assert_eq!(
+        run(&mut p, &ready, 7_001, &|_| false),
+        vec![vec![vec![mine, 0]]]
+    );
+
+    // Our client's transaction held behind a checked batch goes at once, and a batch of the
+    // new epoch cannot hold it again.
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let ready = [tx(5, 0)];
+    p.checked_elsewhere([7; 32], [tx(5, 0).0], 0);
+    assert!(run(&mut p, &ready, 1, &|_| true).is_empty(), "held");
+    p.new_epoch(2);
+    p.checked_elsewhere([8; 32], [tx(5, 0).0], 2);
+    assert_eq!(run(&mut p, &ready, 3, &|_| true), vec![vec![vec![5, 0]]]);
 }
 
 #[test]

@@ -77,7 +77,7 @@ where
         self.fin.build_queue.clear();
         self.fin.tally.clear();
         // Transactions of void old-epoch batches are proposed again at once.
-        self.proposer.new_epoch();
+        self.proposer.new_epoch(self.now);
         if let Some(r) = self.replica.as_mut() {
             let outs = r.start(self.now);
             self.process(outs)?;

@@ -413,6 +413,7 @@ where
                 Output::BlockReady(fb) => self.on_block_ready(fb)?,
                 Output::Proposed { id, txs } => self.on_proposed(id, &txs),
                 Output::Checked { by, taken } => self.on_checked(by, &taken),
+                Output::LandsNowhere { id } => self.on_lands_nowhere(id),
                 Output::Misbehaviour(proof) => self.on_misbehaviour(proof),
                 Output::Rejoined { from, to } => self.on_rejoined(from, to),
             }

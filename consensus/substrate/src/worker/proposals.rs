@@ -41,14 +41,19 @@ where
         }
     }
 
+    /// Command `id` lands in no block (decided Noop, a fence behind the built blocks, void
+    /// below the floors): what it held of our clients' transactions goes at once.
+    pub(super) fn on_lands_nowhere(&mut self, id: CommandId) {
+        self.proposer.void_elsewhere(&id, self.now);
+    }
+
     pub(super) fn on_committed(&mut self, inst: InstanceId, value: &Value, view: u32) {
         let InstanceId::Cmd { id, .. } = inst else {
             return;
         };
         let own = self.proposer.decided(&id).cloned();
+        // A Noop lands in no block: the core says so (`Output::LandsNowhere`).
         let Value::Deps { deps, .. } = value else {
-            // Lands in no block: what it held of our clients' goes at once.
-            self.proposer.void_elsewhere(&id, self.now);
             return;
         };
         self.counters.committed_commands += 1;

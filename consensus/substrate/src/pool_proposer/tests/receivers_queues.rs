@@ -248,7 +248,7 @@ fn a_receivers_queue_ages_out_and_ends_with_the_epoch() {
     assert!(run(&mut p, std::slice::from_ref(&g), 22_000, &|_| false).is_empty());
     // A new epoch forgets it.
     let mut p = setup();
-    p.new_epoch();
+    p.new_epoch(3_000);
     assert!(run(&mut p, std::slice::from_ref(&g), 4_000, &|_| false).is_empty());
     assert_eq!(
         run(&mut p, std::slice::from_ref(&g), 6_000, &|_| false),
