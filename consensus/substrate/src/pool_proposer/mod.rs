@@ -535,6 +535,22 @@ impl PoolProposer {
         }
     }
 
+    /// The core rejoined from the certified chain at `now`, over blocks it did not build: it
+    /// no longer says which checked batches land nowhere, so every hold behind one ends for
+    /// good. What those blocks included has left the pool or is skipped by the builder; the
+    /// rest goes at once instead of after [`COVER_HOLD_MS`].
+    pub fn rejoined(&mut self, now: u64) {
+        self.end_holds_behind_checked(now);
+    }
+
+    /// Every hold behind a checked batch ends, and is remembered as ended.
+    fn end_holds_behind_checked(&mut self, now: u64) {
+        for h in std::mem::take(&mut self.elsewhere).into_keys() {
+            self.elsewhere_done.insert(h, now);
+        }
+        self.elsewhere_by.clear();
+    }
+
     /// Command `id` lands in no block (decided Noop, a fence behind the built blocks, or void
     /// below the floors): what it held of our clients' transactions goes at once.
     pub fn void_elsewhere(&mut self, id: &CommandId, now: u64) {
@@ -594,9 +610,7 @@ impl PoolProposer {
     /// same transaction again.
     pub fn new_epoch(&mut self, now: u64) {
         self.announced.clear();
-        for h in std::mem::take(&mut self.elsewhere).into_keys() {
-            self.elsewhere_done.insert(h, now);
-        }
+        self.end_holds_behind_checked(now);
         self.proposed.clear();
         self.peer_queueing.clear();
         self.unannounced_own.clear();
@@ -604,7 +618,6 @@ impl PoolProposer {
         self.in_block.clear();
         self.inflight.clear();
         self.covering.clear();
-        self.elsewhere_by.clear();
     }
 }
 

@@ -639,6 +639,25 @@ fn a_new_epoch_ends_the_holds_of_the_old_ones_batches_for_good() {
 }
 
 #[test]
+fn a_rejoin_ends_the_holds_behind_checked_batches_for_good() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let ready = [tx(5, 0), tx(6, 0)];
+    p.checked_elsewhere([7; 32], [tx(5, 0).0], 0);
+    assert_eq!(
+        run(&mut p, &ready, 1, &|_| true),
+        vec![vec![vec![6, 0]]],
+        "tx(5, 0) held"
+    );
+    p.rejoined(2);
+    p.checked_elsewhere([8; 32], [tx(5, 0).0], 2);
+    assert_eq!(
+        run(&mut p, &ready, 3, &|_| true),
+        vec![vec![vec![5, 0]]],
+        "goes at once, and is not held again"
+    );
+}
+
+#[test]
 fn the_baseline_fallback_waits_for_the_primarys_queue() {
     let mut p = PoolProposer::new(cfg(Mode::Leader));
     let ours = |h: &H256| h.0[0] / 16 == 5 || h.0[0] / 16 == 7;

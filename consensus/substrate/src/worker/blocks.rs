@@ -97,6 +97,7 @@ where
     pub(super) fn on_rejoined(&mut self, from: u64, to: u64) {
         self.counters.rejoins += 1;
         self.fin.build_queue.retain(|b, _| *b > to);
+        self.proposer.rejoined(self.now);
         log::info!(
             target: LOG,
             "🔁 consensus state rejoined from the certified chain: block #{from} -> #{to} \
