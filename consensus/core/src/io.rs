@@ -186,8 +186,9 @@ pub enum Output {
     /// decided Noop, decided with a fence behind the built blocks, or void below the agreed
     /// floors. Whatever the engine held back behind it (its own copies of the batch's
     /// transactions) may go at once. Never sent for an id named under another proposer or seq
-    /// than its header's (that says nothing of the real batch), after the batch landed, or
-    /// for one checked more than `COVER_HOLD_MS` ago.
+    /// than its header's (that says nothing of the real batch), after the batch landed, for a
+    /// fence behind the blocks built when it was checked, or for one checked more than
+    /// `COVER_HOLD_MS` ago.
     LandsNowhere {
         /// The command.
         id: CommandId,

@@ -22,6 +22,13 @@ use crate::Output;
 use codec::Encode;
 use std::collections::BTreeMap;
 
+/// A batch reported checked: when, and how many blocks were built then.
+#[derive(Debug, Clone, Copy)]
+struct Checked {
+    at: u64,
+    built: BlockIndex,
+}
+
 /// Most checked batches remembered for [`Output::LandsNowhere`] (each is a valid batch of a
 /// member inside its window, so far more than correct members ever have pending); past it, a
 /// batch is not remembered and the engine's hold behind it simply runs its full time.
@@ -46,11 +53,11 @@ pub struct Proposer {
     /// Waiting transactions taken out because another validator's batch carries them.
     covered: Covered,
     /// Other validators' batches reported checked (`Output::Checked`) whose fate is not known
-    /// here yet, and when: only these are reported as landing nowhere, so that a command that
-    /// landed long ago and is named again (a replay, once its decision was collected) is never
-    /// reported so. Forgotten when they land, when they land nowhere, and after
-    /// [`COVER_HOLD_MS`] (the engine's hold behind them is over by then).
-    checked: BTreeMap<CommandId, u64>,
+    /// here yet: when, and how many blocks were built then. Only these are reported as landing
+    /// nowhere, so that a command that landed long ago and is named again (a replay, once its
+    /// decision was collected) is never reported so. Forgotten when they land, when they land
+    /// nowhere, and after [`COVER_HOLD_MS`] (the engine's hold behind them is over by then).
+    checked: BTreeMap<CommandId, Checked>,
     /// The values we collect replies for.
     collector: Collector,
     /// Our checkpoint candidates, by (block index, view).
@@ -87,9 +94,10 @@ impl Proposer {
         }
         let now = ctx.now;
         self.checked
-            .retain(|_, at| now.saturating_sub(*at) < COVER_HOLD_MS);
+            .retain(|_, c| now.saturating_sub(c.at) < COVER_HOLD_MS);
         if self.checked.len() < MAX_CHECKED {
-            self.checked.insert(b.id(), now);
+            let built = ctx.built;
+            self.checked.insert(b.id(), Checked { at: now, built });
         }
         let taken = self.own.take_out(&b.txs);
         out.emit(Output::Checked {
@@ -101,11 +109,26 @@ impl Proposer {
         }
     }
 
-    /// Command `id` will land in no block: the copies of ours it carried go first again, and
-    /// the engine hears of it (`Output::LandsNowhere`) if we reported it checked. Whether any
-    /// copy came back. Only for an id under its own header's name (see [`Ctx::misnamed`]).
-    pub fn uncover(&mut self, id: &CommandId, out: &mut Outbox) -> bool {
-        if self.checked.remove(id).is_some() {
+    /// Command `id` will land in no block (decided with fence `fence` behind the built blocks,
+    /// or `None`: decided Noop or void below the floors): the copies of ours it carried go
+    /// first again, and the engine hears of it (`Output::LandsNowhere`) if we reported it
+    /// checked less than [`COVER_HOLD_MS`] ago. Whether any copy came back. Only for an id
+    /// under its own header's name (see [`Ctx::misnamed`]).
+    ///
+    /// A fence behind the blocks built when we checked it is not reported: the block it names
+    /// was built before (or skipped by a rejoin), so whether it carried the batch is not known
+    /// here (a replay of a batch that landed in a block a rejoin skipped looks just so).
+    pub fn uncover(
+        &mut self,
+        id: &CommandId,
+        fence: Option<BlockIndex>,
+        now: u64,
+        out: &mut Outbox,
+    ) -> bool {
+        let report = self.checked.remove(id).is_some_and(|c| {
+            now.saturating_sub(c.at) < COVER_HOLD_MS && fence.is_none_or(|after| after >= c.built)
+        });
+        if report {
             out.emit(Output::LandsNowhere { id: *id });
         }
         let txs = self.covered.release(id);
@@ -404,6 +427,60 @@ mod tests {
     /// Validator `who`'s reply to `b`, from an empty conflict log.
     fn reply(who: u8, b: &SignedBatch) -> Signed<ReplyBody> {
         Dds::default().reply(&b.header.body, &[0; 32], &InsecureTestCrypto([who; 32]))
+    }
+
+    /// The batches `out` reports as landing nowhere.
+    fn nowhere(out: &mut Outbox) -> Vec<CommandId> {
+        out.take()
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::LandsNowhere { id } => Some(id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lands_nowhere_is_reported_once_for_a_recent_checked_batch_not_landed_nor_fenced_early() {
+        use crate::ctx::testing::command;
+        let mut w = World::new();
+        w.built = 5;
+        let mut p = Proposer::default();
+        let mut out = Outbox::new(ME);
+        let batches: Vec<SignedBatch> = (0..6u8)
+            .map(|i| command(2 + i % 3, Seq::from(i / 3), i))
+            .collect();
+        let id = |i: usize| batches[i].id();
+        for b in &batches[..5] {
+            p.cover(&w.ctx(), b, &mut out);
+        }
+        out.take();
+        p.uncover(&id(5), None, 1, &mut out);
+        assert_eq!(nowhere(&mut out), Vec::<CommandId>::new(), "never checked");
+        // Decided Noop, or void below the floors: reported once.
+        p.uncover(&id(0), None, 1, &mut out);
+        assert_eq!(nowhere(&mut out), vec![id(0)]);
+        p.uncover(&id(0), None, 1, &mut out);
+        assert_eq!(nowhere(&mut out), Vec::<CommandId>::new(), "once");
+        // A fence at the blocks built when it was checked, or later: reported. Behind them:
+        // that block was built before the check, so whether it carried the batch is unknown.
+        p.uncover(&id(1), Some(5), 1, &mut out);
+        assert_eq!(nowhere(&mut out), vec![id(1)]);
+        p.uncover(&id(2), Some(4), 1, &mut out);
+        assert_eq!(nowhere(&mut out), Vec::<CommandId>::new());
+        // Landed: never.
+        p.cover_landed(&id(3));
+        p.uncover(&id(3), None, 1, &mut out);
+        assert_eq!(nowhere(&mut out), Vec::<CommandId>::new());
+        // Checked 20 s ago: the engine's hold is over, nothing to report.
+        p.uncover(&id(4), None, COVER_HOLD_MS, &mut out);
+        assert_eq!(nowhere(&mut out), Vec::<CommandId>::new());
+        // A rejoin forgets every check.
+        p.cover(&w.ctx(), &batches[5], &mut out);
+        p.rejoined();
+        out.take();
+        p.uncover(&id(5), None, 1, &mut out);
+        assert_eq!(nowhere(&mut out), Vec::<CommandId>::new());
     }
 
     #[test]

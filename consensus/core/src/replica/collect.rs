@@ -18,7 +18,8 @@ impl Replica {
             self.collect_garbage_cmd(inst, b);
             if !misnamed {
                 // Void: our copies it carried go back (the caller proposes them).
-                self.proposer.uncover(&id, &mut self.outbox);
+                let now = self.now;
+                self.proposer.uncover(&id, None, now, &mut self.outbox);
             }
         }
         self.proposer.requeue(requeue);

@@ -188,7 +188,9 @@ impl Replica {
             );
         }
         self.proposer.requeue(requeue);
-        self.proposer.rejoined();
+        if c > from {
+            self.proposer.rejoined();
+        }
         // Checkpoint candidates up to c.
         let stale: Vec<CommandId> = self
             .dds
