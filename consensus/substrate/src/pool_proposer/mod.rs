@@ -176,7 +176,8 @@ pub struct PoolProposer {
     /// their senders' later ones go into our batches until the batch is finished into a block
     /// here (then `anyone_delay_ms` more while the block is built: what it included is then
     /// never proposed, what it skipped goes), until the core says it lands in no block (at
-    /// once), or for at most [`COVER_HOLD_MS`]. A copy from us would only be refused by the builder.
+    /// once), or for at most [`COVER_HOLD_MS`]. A copy from us would only be refused by the
+    /// builder.
     elsewhere: BTreeMap<H256, u64>,
     /// The batches behind `elsewhere`, with the transactions of ours they hold.
     elsewhere_by: BTreeMap<CommandId, Vec<H256>>,
