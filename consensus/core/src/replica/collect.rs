@@ -18,8 +18,7 @@ impl Replica {
             self.collect_garbage_cmd(inst, b);
             if !misnamed {
                 // Void: our copies it carried go back (the caller proposes them).
-                let now = self.now;
-                self.proposer.uncover(&id, None, now, &mut self.outbox);
+                self.proposer.uncover(&id, None, self.now, &mut self.outbox);
             }
         }
         self.proposer.requeue(requeue);

@@ -132,19 +132,20 @@ impl Replica {
                         if after < built {
                             // Would land in no block: the S11 checker reports it.
                             self.collect_garbage_cmd(inst, built);
-                            let now = self.now;
                             uncovered = !misnamed
-                                && self
-                                    .proposer
-                                    .uncover(&id, Some(after), now, &mut self.outbox);
+                                && self.proposer.uncover(
+                                    &id,
+                                    Some(after),
+                                    self.now,
+                                    &mut self.outbox,
+                                );
                         } else {
                             self.execution.commit(batch, deps, after);
                         }
                     }
                     Value::Noop => {
-                        let now = self.now;
-                        uncovered =
-                            !misnamed && self.proposer.uncover(&id, None, now, &mut self.outbox);
+                        uncovered = !misnamed
+                            && self.proposer.uncover(&id, None, self.now, &mut self.outbox);
                         if proposer == self.me && !misnamed {
                             if let Some(b) = self.payloads.get(&id) {
                                 self.proposer.requeue(vec![(seq, b.txs.clone())]);

@@ -552,13 +552,19 @@ impl PoolProposer {
         self.elsewhere_by.clear();
     }
 
+    /// The hold of `h` behind a checked batch, if any, ends at `now` for good: remembered in
+    /// `elsewhere_done`, so it is never held so again.
+    fn end_hold(&mut self, h: H256, now: u64) {
+        if self.elsewhere.remove(&h).is_some() {
+            self.elsewhere_done.insert(h, now);
+        }
+    }
+
     /// Command `id` lands in no block (decided Noop, a fence behind the built blocks, or void
     /// below the floors): what it held of our clients' transactions goes at once.
     pub fn void_elsewhere(&mut self, id: &CommandId, now: u64) {
         for h in self.elsewhere_by.remove(id).unwrap_or_default() {
-            if self.elsewhere.remove(&h).is_some() {
-                self.elsewhere_done.insert(h, now);
-            }
+            self.end_hold(h, now);
         }
     }
 

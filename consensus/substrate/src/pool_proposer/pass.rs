@@ -128,8 +128,7 @@ impl PoolProposer {
             }
             if self.elsewhere.contains_key(&h) {
                 if released.contains(&info.sender) || in_this_batch.contains(&info.sender) {
-                    self.elsewhere.remove(&h);
-                    self.elsewhere_done.insert(h, now);
+                    self.end_hold(h, now);
                 } else {
                     passed_over.remove(&info.sender);
                     held.insert(info.sender);
@@ -224,8 +223,7 @@ impl PoolProposer {
             .copied()
             .collect();
         for h in gone {
-            self.elsewhere.remove(&h);
-            self.elsewhere_done.insert(h, now);
+            self.end_hold(h, now);
         }
         let elsewhere = &self.elsewhere;
         self.elsewhere_by.retain(|_, hs| {
@@ -248,8 +246,7 @@ impl PoolProposer {
             }
         }
         for h in ended {
-            self.elsewhere.remove(&h);
-            self.elsewhere_done.insert(h, now);
+            self.end_hold(h, now);
         }
         self.elsewhere_done
             .retain(|_, at| now.saturating_sub(*at) < OWN_BATCH_MEMORY_MS);
