@@ -16,6 +16,7 @@
 
 extern crate alloc;
 
+pub mod backoff;
 #[cfg(feature = "std")]
 pub mod chain;
 #[cfg(feature = "std")]

@@ -9,6 +9,7 @@
 //! the window bounds, and only then its signature. A reply whose fence is a checkpoint ahead of
 //! ours is parked until we catch up, so no quorum mixes fences we cannot judge.
 
+use crate::backoff::Backoff;
 use crate::crypto::{Signed, Verifier};
 use crate::membership::Membership;
 use crate::types::*;
@@ -28,6 +29,8 @@ struct Collect {
     view: Option<View>,
     /// The view changes that justify proposing in a view above 0.
     new_view: Vec<Signed<ViewChangeBody>>,
+    /// When to announce it again (a new reply is progress).
+    resend: Backoff,
 }
 
 /// What a reply did.
@@ -99,18 +102,48 @@ impl Collector {
             parked: vec![],
             view: None,
             new_view: vec![],
+            resend: Backoff::default(),
         });
         c.view = Some(view);
         c.new_view = new_view;
     }
 
-    /// The batches still collecting replies (announced again on every resend).
+    /// The batches still collecting replies (announced again at a restart).
     pub fn to_announce(&self) -> Vec<SignedBatch> {
         self.collects
             .values()
             .filter(|c| c.view.is_some())
             .map(|c| c.batch.clone())
             .collect()
+    }
+
+    /// The batches still collecting replies whose announcement is due again at `now` on a
+    /// retransmission tick of `period` ([`Backoff`]: a new reply restarts the wait), each with
+    /// the members of `members` that have not replied: one that replied holds the batch.
+    pub fn to_announce_again(
+        &mut self,
+        now: u64,
+        period: u64,
+        members: &[ValidatorId],
+    ) -> Vec<(SignedBatch, Vec<ValidatorId>)> {
+        let mut due = vec![];
+        for c in self.collects.values_mut().filter(|c| c.view.is_some()) {
+            let heard = (c.replies.len() + c.parked.len()) as u64;
+            if !c.resend.due(now, heard, 0, period) {
+                continue;
+            }
+            let silent: Vec<ValidatorId> = members
+                .iter()
+                .filter(|v| {
+                    !c.replies.contains_key(*v) && !c.parked.iter().any(|r| r.signer == **v)
+                })
+                .copied()
+                .collect();
+            if !silent.is_empty() {
+                due.push((c.batch.clone(), silent));
+            }
+        }
+        due
     }
 
     /// Whether `id` collects for view `view` now.
@@ -157,6 +190,11 @@ impl Collector {
             if old.body != r.body && r.verify(&m.genesis, limits.verifier) {
                 return ReplyOutcome::Equivocation(Box::new(old.clone()), Box::new(r));
             }
+            return ReplyOutcome::Dropped;
+        }
+        // One parked reply per signer: a member's signed replies with ever new fences ahead
+        // would otherwise grow the list without bound.
+        if c.parked.iter().any(|p| p.signer == r.signer) {
             return ReplyOutcome::Dropped;
         }
         if (c.replies.len() >= m.q() && c.view.is_none())
@@ -318,8 +356,45 @@ mod tests {
             c.on_reply(r.clone(), &limits(&m, &k[0])),
             ReplyOutcome::Parked
         );
+        // A second one from the same member (a fence further ahead) is not kept too.
+        let further = reply(&k[1], dep, 3);
+        assert_eq!(
+            c.on_reply(further, &limits(&m, &k[0])),
+            ReplyOutcome::Dropped
+        );
         assert_eq!(c.take_parked(), vec![r]);
         assert!(c.take_parked().is_empty());
+    }
+
+    #[test]
+    fn an_announcement_is_sent_again_to_the_silent_members_with_backoff() {
+        let (k, m) = (keys(), members());
+        let mut c = Collector::default();
+        let b = batch(&k[0], 0);
+        let dep = b.header.body.dep_ref();
+        c.open(b.clone(), dep.instance(), 0, vec![]);
+        let silent = |c: &mut Collector, now| -> Vec<Vec<u8>> {
+            c.to_announce_again(now, 1_000, m.validators())
+                .into_iter()
+                .map(|(a, to)| {
+                    assert_eq!(a, b);
+                    to.iter().map(|v| v[0]).collect()
+                })
+                .collect()
+        };
+        assert_eq!(silent(&mut c, 1_000), vec![vec![1, 2, 3, 4]]);
+        for signer in [&k[0], &k[2]] {
+            let r = reply(signer, dep, 1);
+            assert_eq!(c.on_reply(r, &limits(&m, &k[0])), ReplyOutcome::Counted);
+        }
+        let parked = reply(&k[3], dep, 2);
+        assert_eq!(c.on_reply(parked, &limits(&m, &k[0])), ReplyOutcome::Parked);
+        // New replies restart the wait: due at the next tick, to the one member still silent.
+        assert_eq!(silent(&mut c, 2_000), vec![vec![2]]);
+        assert!(silent(&mut c, 3_000).is_empty(), "then two periods");
+        assert_eq!(silent(&mut c, 4_000), vec![vec![2]]);
+        assert!(silent(&mut c, 7_999).is_empty(), "then four");
+        assert_eq!(silent(&mut c, 8_000), vec![vec![2]]);
     }
 
     #[test]

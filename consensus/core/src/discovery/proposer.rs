@@ -361,14 +361,28 @@ impl Proposer {
         self.collector.remove(id);
     }
 
-    /// Announce again every batch we still collect for (a restart, a resend period).
-    pub fn reannounce(&self, ctx: &Ctx, out: &mut Outbox, report_own: bool) {
+    /// Announce again every batch we still collect for, to everyone, and report our own
+    /// (a restart).
+    pub fn reannounce(&self, ctx: &Ctx, out: &mut Outbox) {
         for b in self.collector.to_announce() {
-            if report_own && b.header.body.proposer == ctx.me && !b.header.body.is_checkpoint() {
+            if b.header.body.proposer == ctx.me && !b.header.body.is_checkpoint() {
                 let txs = b.txs.clone();
                 out.emit(Output::Proposed { id: b.id(), txs });
             }
             out.broadcast(Message::Announce(b));
+        }
+    }
+
+    /// Announce again the batches we still collect for whose resend is due ([`Backoff`]), to
+    /// the members that have not replied (a retransmission tick of `period`).
+    ///
+    /// [`Backoff`]: crate::backoff::Backoff
+    pub fn reannounce_due(&mut self, ctx: &Ctx, out: &mut Outbox, period: u64) {
+        let members = ctx.membership.validators();
+        for (b, silent) in self.collector.to_announce_again(ctx.now, period, members) {
+            for v in silent {
+                out.send(v, Message::Announce(b.clone()));
+            }
         }
     }
 
@@ -662,7 +676,7 @@ mod tests {
 
     #[test]
     fn a_restart_reports_our_own_collecting_batches_and_a_resend_does_not() {
-        let w = World::new();
+        let mut w = World::new();
         let mut p = Proposer::default();
         let mut out = Outbox::new(ME);
         p.add_client_batch(&txs(1), 1);
@@ -674,29 +688,47 @@ mod tests {
             other
         };
         p.restore_batch(theirs.clone());
-        let outputs = |report_own| {
-            let mut out = Outbox::new(ME);
-            p.reannounce(&w.ctx(), &mut out, report_own);
-            out.take()
+        let describe = |outs: Vec<Output>| {
+            let mut d = outs
                 .into_iter()
                 .map(|o| match o {
                     Output::Proposed { id, .. } => format!("proposed {}", id == b.id()),
                     Output::Send {
-                        to: None,
+                        to,
                         msg: Message::Announce(a),
-                    } => format!("announce {}", a.id() == b.id()),
+                    } => format!("announce {} to {:?}", a.id() == b.id(), to.map(|v| v[0])),
                     other => panic!("unexpected {other:?}"),
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            d.sort();
+            d
         };
-        let mut restart = outputs(true);
-        restart.sort();
+        let mut restart = Outbox::new(ME);
+        p.reannounce(&w.ctx(), &mut restart);
         assert_eq!(
-            restart,
-            ["announce false", "announce true", "proposed true"]
+            describe(restart.take()),
+            [
+                "announce false to None",
+                "announce true to None",
+                "proposed true"
+            ]
         );
-        let mut resend = outputs(false);
-        resend.sort();
-        assert_eq!(resend, ["announce false", "announce true"]);
+        // A retransmission tick: to each other member (none replied yet), our own not reported.
+        let resend = |p: &mut Proposer, w: &World| {
+            let mut out = Outbox::new(ME);
+            p.reannounce_due(&w.ctx(), &mut out, 1_000);
+            describe(out.take())
+        };
+        w.now = 1_000;
+        let to_others: Vec<String> = [false, true]
+            .iter()
+            .flat_map(|ours| (2..=4).map(move |v| format!("announce {ours} to Some({v})")))
+            .collect();
+        assert_eq!(resend(&mut p, &w), to_others);
+        // Not again before two periods without a reply (backoff), then again.
+        w.now = 2_500;
+        assert!(resend(&mut p, &w).is_empty());
+        w.now = 3_000;
+        assert_eq!(resend(&mut p, &w), to_others);
     }
 }

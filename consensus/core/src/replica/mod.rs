@@ -237,8 +237,7 @@ impl Replica {
         self.arm_view_timer(InstanceId::Ckpt(self.chain.next()));
         self.single_shot
             .arm_undecided(&ctx!(self), &mut self.outbox);
-        self.proposer
-            .reannounce(&ctx!(self), &mut self.outbox, true);
+        self.proposer.reannounce(&ctx!(self), &mut self.outbox);
         self.drain();
         self.outbox.take()
     }

@@ -235,17 +235,26 @@ impl Replica {
     }
 
     pub(super) fn resend(&mut self) {
-        let (now, horizon) = (self.now, self.cfg.resend_ms);
+        let (now, period) = (self.now, self.cfg.resend_ms);
         self.proposer
-            .reannounce(&ctx!(self), &mut self.outbox, false);
+            .reannounce_due(&ctx!(self), &mut self.outbox, period);
         let payloads = &self.payloads;
-        let msgs =
-            self.single_shot
-                .instances()
-                .stalled_messages(now, horizon, self.chain.next(), |v| payloads.of_value(v));
-        for m in msgs {
-            if self.membership().n() > 1 {
-                self.outbox.ask_others(m);
+        let members = self.cfg.membership.validators();
+        let msgs = self.single_shot.instances_mut().stalled_messages(
+            now,
+            period,
+            self.chain.next(),
+            members,
+            |v| payloads.of_value(v),
+        );
+        if self.membership().n() > 1 {
+            let me = self.me;
+            for (to, m) in msgs {
+                match to {
+                    Some(v) if v == me => {}
+                    Some(v) => self.outbox.send(v, m),
+                    None => self.outbox.ask_others(m),
+                }
             }
         }
         if self.membership().n() == 1 {

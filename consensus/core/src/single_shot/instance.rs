@@ -49,6 +49,8 @@ pub struct Instance {
     pub parked: Vec<(ValidatorId, Signed<PrePrepareBody>)>,
     /// Virtual time of the last progress (for retransmission).
     pub last_progress_ms: u64,
+    /// When to resend our messages of the current view (progress restarts the wait).
+    pub resend: crate::backoff::Backoff,
     /// Is the recovery timer for the current view armed?
     pub timer_armed: bool,
     /// When this replica entered its current view (view 0: when it first armed a timer for it).

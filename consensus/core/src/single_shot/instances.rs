@@ -2,6 +2,7 @@
 //! blocks for laggards.
 
 use super::instance::Instance;
+
 use crate::storage::{Key, StorageOp};
 use crate::types::*;
 use crate::wire::{Decision, Message, Phase, SignedBatch};
@@ -134,37 +135,59 @@ impl Instances {
         (Some(st.view), persisted(inst, Some(st.view)))
     }
 
-    /// What to send again for the undecided instances that made no progress for `horizon`
-    /// (of checkpoints, only the current one, `next_checkpoint`): our view change while in one,
-    /// else our pre-prepare (with the payload `payload_of` finds) and votes of the current view.
+    /// What to send again, and to whom (`None`: every other member), for the undecided
+    /// instances whose resend is due at `now` on a retransmission tick of `period` (of
+    /// checkpoints, only the current one, `next_checkpoint`): our view change while in one, else
+    /// our pre-prepare (with the payload `payload_of` finds) to the members of `members` not
+    /// known to hold it, and our votes of the current view. An instance is due a period after
+    /// its last progress, then after twice as long as the wait before, up to
+    /// [`crate::backoff::Backoff::longest_wait`]: on a saturated link, resending everything stalled on every
+    /// tick multiplied the traffic that stalled it.
     pub fn stalled_messages(
-        &self,
+        &mut self,
         now: u64,
-        horizon: u64,
+        period: u64,
         next_checkpoint: BlockIndex,
+        members: &[ValidatorId],
         payload_of: impl Fn(&Value) -> Option<SignedBatch>,
-    ) -> Vec<Message> {
+    ) -> Vec<(Option<ValidatorId>, Message)> {
         let mut msgs = vec![];
-        for (inst, st) in &self.live {
-            if st.decided.is_some()
-                || now.saturating_sub(st.last_progress_ms) < horizon
-                || matches!(inst, InstanceId::Ckpt(b) if *b != next_checkpoint)
+        for (inst, st) in &mut self.live {
+            if st.decided.is_some() || matches!(inst, InstanceId::Ckpt(b) if *b != next_checkpoint)
             {
+                continue;
+            }
+            let progress = st.last_progress_ms;
+            if !st.resend.due(now, progress, progress, period) {
                 continue;
             }
             if st.in_view_change {
                 if let Some(vc) = st.my_vcs.get(&st.view) {
-                    msgs.push(Message::ViewChange(vc.clone()));
+                    msgs.push((None, Message::ViewChange(vc.clone())));
                 }
                 continue;
             }
             if let Some(pp) = st.my_preprepares.get(&st.view) {
-                let payload = payload_of(&pp.body.value);
-                msgs.push(Message::PrePrepare(pp.clone(), payload));
+                // A member that voted in this view accepted the pre-prepare: it holds both.
+                let voted = |v: &ValidatorId| {
+                    [Phase::Prepare, Phase::Commit].iter().any(|ph| {
+                        st.votes
+                            .get(&(st.view, *ph))
+                            .is_some_and(|m| m.contains_key(v))
+                    })
+                };
+                let lacking: Vec<ValidatorId> =
+                    members.iter().filter(|v| !voted(v)).copied().collect();
+                if !lacking.is_empty() {
+                    let payload = payload_of(&pp.body.value);
+                    for v in lacking {
+                        msgs.push((Some(v), Message::PrePrepare(pp.clone(), payload.clone())));
+                    }
+                }
             }
             for ph in [Phase::Prepare, Phase::Commit] {
                 if let Some(v) = st.my_votes.get(&(st.view, ph)) {
-                    msgs.push(Message::Vote(v.clone()));
+                    msgs.push((None, Message::Vote(v.clone())));
                 }
             }
         }
@@ -272,14 +295,79 @@ mod tests {
         st.my_vcs.insert(1, vc);
         s.entry(cmd(2, 1)).last_progress_ms = 500;
         s.entry(InstanceId::Ckpt(3)).my_vcs.clear();
-        let msgs = s.stalled_messages(1_000, 1_000, 1, |_| None);
+        let members = [[1; 32], [2; 32], [3; 32], [4; 32]];
+        let msgs = s.stalled_messages(1_000, 1_000, 1, &members, |_| None);
         assert_eq!(msgs.len(), 2);
-        assert!(matches!(msgs[0], Message::Vote(_)));
-        assert!(matches!(msgs[1], Message::ViewChange(_)));
+        assert!(matches!(msgs[0], (None, Message::Vote(_))));
+        assert!(matches!(msgs[1], (None, Message::ViewChange(_))));
+        let again = |s: &mut Instances, now| s.stalled_messages(now, 1_000, 1, &members, |_| None);
         assert!(
-            s.stalled_messages(999, 1_000, 1, |_| None).is_empty(),
-            "not stalled yet"
+            again(&mut s, 1_999).is_empty(),
+            "cmd(2, 1) progressed at 500"
         );
+        // Then every instance waits twice as long after each resend, up to eight periods.
+        assert_eq!(again(&mut s, 2_999).len(), 0);
+        assert_eq!(again(&mut s, 3_000).len(), 2);
+        assert_eq!(again(&mut s, 6_999).len(), 0);
+        assert_eq!(again(&mut s, 7_000).len(), 2);
+        assert_eq!(again(&mut s, 14_999).len(), 0);
+        assert_eq!(again(&mut s, 15_000).len(), 2);
+        assert_eq!(again(&mut s, 22_999).len(), 0);
+        assert_eq!(again(&mut s, 23_000).len(), 2);
+        // Progress restarts the wait at one period.
+        s.get_mut(&voting).expect("live").last_progress_ms = 23_500;
+        let msgs = again(&mut s, 24_500);
+        assert!(matches!(&msgs[..], [(None, Message::Vote(_))]), "{msgs:?}");
+    }
+
+    #[test]
+    fn a_stalled_pre_prepare_goes_only_to_members_that_did_not_vote_in_its_view() {
+        use crate::crypto::{InsecureTestCrypto, Signed};
+        use crate::wire::{PrePrepareBody, VoteBody};
+        let keys: Vec<InsecureTestCrypto> =
+            (1..=4u8).map(|i| InsecureTestCrypto([i; 32])).collect();
+        let members: Vec<ValidatorId> = (1..=4u8).map(|i| [i; 32]).collect();
+        let inst = cmd(1, 1);
+        let value = Value::Noop;
+        let pp = Signed::sign(
+            PrePrepareBody {
+                epoch: 0,
+                inst,
+                view: 0,
+                value: value.clone(),
+                proof: vec![],
+                new_view: vec![],
+            },
+            &[0; 32],
+            &keys[0],
+        );
+        let mut s = Instances::default();
+        let st = s.entry(inst);
+        st.my_preprepares.insert(0, pp);
+        for (k, ph) in [(1, Phase::Prepare), (2, Phase::Commit)] {
+            let v = Signed::sign(
+                VoteBody {
+                    epoch: 0,
+                    inst,
+                    view: 0,
+                    phase: ph,
+                    value: value.digest(),
+                },
+                &[0; 32],
+                &keys[k],
+            );
+            st.add_vote(v);
+        }
+        let to: Vec<Option<u8>> = s
+            .stalled_messages(1_000, 1_000, 1, &members, |_| None)
+            .into_iter()
+            .map(|(to, m)| {
+                assert!(matches!(m, Message::PrePrepare(..)));
+                to.map(|v| v[0])
+            })
+            .collect();
+        // Validators 2 and 3 voted; 1 (ourselves: the caller skips it) and 4 did not.
+        assert_eq!(to, vec![Some(1), Some(4)]);
     }
 
     #[test]

@@ -133,6 +133,11 @@ impl SingleShot {
         &self.insts
     }
 
+    /// The instances, to mark their resends.
+    pub fn instances_mut(&mut self) -> &mut Instances {
+        &mut self.insts
+    }
+
     /// Garbage collection at block `at_block`: `inst`'s state goes, its decision (with the
     /// payload `payload_of` finds for its value) is kept for laggards. Returns the view it had
     /// reached, if live, and the deletes of everything persisted for it.

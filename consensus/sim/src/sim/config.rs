@@ -2,6 +2,7 @@
 //! liveness check holds a run to.
 
 use super::*;
+use bsmr_consensus_core::backoff::Backoff;
 
 /// Network latency model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,8 +221,8 @@ impl SimConfig {
     /// instance and then the checkpoint that cuts it each meet at most f faulty leaders in a
     /// row; the worst of them stay live and withhold, so each pays its doubled view timer
     /// (`base * (2^(f+1) - 1)`) plus the rounds of f + 1 view changes and the deciding view
-    /// (`(f + 5) Δ`); then a block period and two retransmission periods for what was lost
-    /// before GST.
+    /// (`(f + 5) Δ`); then a block period and, for what was lost before GST, the longest wait
+    /// between two resends of a thing that made no progress plus one retransmission tick.
     pub fn liveness_bound_ms(&self) -> u64 {
         let f = self.n.saturating_sub(1) / 3;
         let t = self.core_timeouts();
@@ -230,7 +231,8 @@ impl SimConfig {
         (t.recovery_ms * back_off + rounds)
             + (t.ckpt_ms * back_off + rounds)
             + self.block_ms
-            + 2 * t.resend_ms
+            + t.resend_ms
+            + Backoff::longest_wait(t.resend_ms)
     }
 
     /// When the liveness bound has run out: from the latest of GST, the end of the load and the
