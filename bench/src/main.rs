@@ -124,7 +124,8 @@ struct NetworkArgs {
     #[arg(long, default_value_t = 1000)]
     block_time_ms: u64,
     /// Extra argument for every bsmr-node (repeat it), e.g. `--node-arg=-ltxpool=debug`; not
-    /// given to the reference chain's nodes.
+    /// given to the reference chain's nodes. `--node-arg=--prometheus-port=N` turns each node's
+    /// Prometheus endpoint on (off otherwise).
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     node_args: Vec<String>,
     /// Keep every node's log in this folder (`<label>-<mode>-<name>.log`); by default logs are

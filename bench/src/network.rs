@@ -263,8 +263,8 @@ impl LocalNet {
                 "--rpc-port",
                 &v.rpc.to_string(),
             ])
+            .args(quiet_flags(&self.extra))
             .args([
-                "--no-prometheus",
                 "--no-telemetry",
                 "--no-mdns",
                 "--rpc-max-connections",
@@ -394,6 +394,17 @@ impl LocalNet {
     }
 }
 
+/// `--no-prometheus` unless an extra argument sets up Prometheus (`--node-arg=--prometheus-port=N`:
+/// each validator has its own network namespace under `--wan`, so one port serves all four, read
+/// with `ip netns exec`).
+fn quiet_flags(extra: &[String]) -> Vec<&'static str> {
+    if extra.iter().any(|a| a.starts_with("--prometheus")) {
+        vec![]
+    } else {
+        vec!["--no-prometheus"]
+    }
+}
+
 /// How many lines of a validator's log a failed start quotes.
 const START_LOG_LINES: usize = 12;
 
@@ -438,6 +449,13 @@ impl Drop for LocalNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prometheus_stays_off_unless_an_extra_argument_asks_for_it() {
+        assert_eq!(quiet_flags(&[]), ["--no-prometheus"]);
+        assert_eq!(quiet_flags(&["-lbsmr=debug".into()]), ["--no-prometheus"]);
+        assert!(quiet_flags(&["--prometheus-port=9615".into()]).is_empty());
+    }
 
     #[test]
     fn a_node_that_exits_at_start_fails_the_start_at_once_with_its_log() {
