@@ -259,6 +259,29 @@ pub enum Message {
     Header(Signed<BatchHeader>),
 }
 
+impl Message {
+    /// A short name of the message's kind, for metrics and logs (a pre-prepare or decision that
+    /// carries its payload is named apart: it is what a thin link feels).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Announce(_) => "announce",
+            Message::Reply(_) => "reply",
+            Message::PrePrepare(_, None) => "preprepare",
+            Message::PrePrepare(_, Some(_)) => "preprepare_payload",
+            Message::Vote(_) => "vote",
+            Message::ViewChange(_) => "view_change",
+            Message::Decided(_, None) => "decided",
+            Message::Decided(_, Some(_)) => "decided_payload",
+            Message::Fetch(_) => "fetch",
+            Message::SyncRequest(_) => "sync_request",
+            Message::SyncBlock(_) => "sync_block",
+            Message::SettledRequest { .. } => "settled_request",
+            Message::Settled { .. } => "settled",
+            Message::Header(_) => "header",
+        }
+    }
+}
+
 /// What is settled at a block for one proposer: every command of `proposer` with a seq below
 /// `floor`, and every listed command, is decided, and if it committed, it is in that block or an
 /// earlier one.

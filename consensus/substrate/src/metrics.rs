@@ -1,7 +1,8 @@
 //! Prometheus metrics of the engine (all prefixed `bsmr_`).
 
 use substrate_prometheus_endpoint::{
-    register, Counter, Gauge, Histogram, HistogramOpts, PrometheusError, Registry, U64,
+    register, Counter, CounterVec, Gauge, Histogram, HistogramOpts, Opts, PrometheusError,
+    Registry, U64,
 };
 
 /// The engine's metrics.
@@ -29,6 +30,13 @@ pub struct Metrics {
     pub misbehaviour: Counter<U64>,
     /// Authenticated validator peers.
     pub validator_peers: Gauge<U64>,
+    /// Consensus messages handed to the network (notifications and fetch answers), per kind
+    /// ([`Message::kind`]), one per peer.
+    ///
+    /// [`Message::kind`]: bsmr_consensus_core::Message::kind
+    pub messages_sent: CounterVec<U64>,
+    /// Their bytes, per kind.
+    pub bytes_sent: CounterVec<U64>,
 }
 
 impl Metrics {
@@ -107,6 +115,26 @@ impl Metrics {
             )?,
             validator_peers: register(
                 Gauge::new("bsmr_validator_peers", "Authenticated validator peers")?,
+                registry,
+            )?,
+            messages_sent: register(
+                CounterVec::new(
+                    Opts::new(
+                        "bsmr_messages_sent_total",
+                        "Consensus messages handed to the network, one per peer, by kind",
+                    ),
+                    &["kind"],
+                )?,
+                registry,
+            )?,
+            bytes_sent: register(
+                CounterVec::new(
+                    Opts::new(
+                        "bsmr_message_bytes_sent_total",
+                        "Bytes of consensus messages handed to the network, by kind",
+                    ),
+                    &["kind"],
+                )?,
                 registry,
             )?,
         })

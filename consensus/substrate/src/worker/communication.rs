@@ -63,26 +63,41 @@ where
             }
             return;
         }
-        let frame = Frame::Core(encode_message(msg));
-        match to {
-            Some(v) => {
-                if let Some(peer) = self.peer_of(&v) {
-                    self.link
-                        .notifications
-                        .send_sync_notification(&peer, frame.encode_frame());
+        let bytes = Frame::Core(encode_message(msg)).encode_frame();
+        let len = bytes.len() as u64;
+        let sent = match to {
+            Some(v) => match self.peer_of(&v) {
+                Some(peer) => {
+                    self.link.notifications.send_sync_notification(&peer, bytes);
+                    1
                 }
-            }
-            None => self.broadcast(&frame),
+                None => 0,
+            },
+            None => self.broadcast_encoded(bytes),
+        };
+        if let Some(m) = &self.metrics {
+            m.messages_sent
+                .with_label_values(&[msg.kind()])
+                .inc_by(sent);
+            m.bytes_sent
+                .with_label_values(&[msg.kind()])
+                .inc_by(sent * len);
         }
     }
 
     pub(super) fn broadcast(&mut self, frame: &Frame) {
-        let bytes = frame.encode_frame();
-        for (p, _) in self.member_peers() {
+        self.broadcast_encoded(frame.encode_frame());
+    }
+
+    /// Send an encoded frame to every member peer; returns to how many.
+    fn broadcast_encoded(&mut self, bytes: Vec<u8>) -> u64 {
+        let peers = self.member_peers();
+        for (p, _) in &peers {
             self.link
                 .notifications
-                .send_sync_notification(&p, bytes.clone());
+                .send_sync_notification(p, bytes.clone());
         }
+        peers.len() as u64
     }
 
     /// Peers that said a valid Hello for a key of the current set.
@@ -206,6 +221,13 @@ where
                         && size + m.len() as u64 + 16 <= fetch::MAX_RESPONSE_SIZE
                     {
                         size += m.len() as u64 + 16;
+                        if let Some(metrics) = &self.metrics {
+                            metrics.messages_sent.with_label_values(&[msg.kind()]).inc();
+                            metrics
+                                .bytes_sent
+                                .with_label_values(&[msg.kind()])
+                                .inc_by(m.len() as u64);
+                        }
                         answer.push(m);
                     } else {
                         // What does not fit goes out as notifications.
