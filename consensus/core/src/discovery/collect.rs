@@ -9,7 +9,7 @@
 //! the window bounds, and only then its signature. A reply whose fence is a checkpoint ahead of
 //! ours is parked until we catch up, so no quorum mixes fences we cannot judge.
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, RoundTrip};
 use crate::crypto::{Signed, Verifier};
 use crate::membership::Membership;
 use crate::types::*;
@@ -31,6 +31,10 @@ struct Collect {
     new_view: Vec<Signed<ViewChangeBody>>,
     /// When to announce it again (a new reply is progress).
     resend: Backoff,
+    /// When we first announced it, if it is our own batch timed for the round trip.
+    timed_from: Option<u64>,
+    /// When its last reply was counted or parked.
+    heard_ms: Option<u64>,
 }
 
 /// What a reply did.
@@ -76,12 +80,16 @@ pub struct ReplyLimits<'a> {
     /// Whether a dependency a checkpoint candidate's reply names is within reach of our
     /// window (a correct leader takes no reply naming one beyond).
     pub within_reach: &'a dyn Fn(&DepRef) -> bool,
+    /// The time now.
+    pub now: u64,
 }
 
 /// The batches being collected for.
 #[derive(Debug, Default)]
 pub struct Collector {
     collects: BTreeMap<CommandId, Collect>,
+    /// How long our own batches take to gather a quorum of replies.
+    round_trip: RoundTrip,
 }
 
 impl Collector {
@@ -103,9 +111,30 @@ impl Collector {
             view: None,
             new_view: vec![],
             resend: Backoff::default(),
+            timed_from: None,
+            heard_ms: None,
         });
         c.view = Some(view);
         c.new_view = new_view;
+    }
+
+    /// Time `id`, just announced for the first time, to a quorum of replies: a round-trip
+    /// sample ([`RoundTrip`]).
+    pub fn time(&mut self, id: &CommandId, now: u64) {
+        if let Some(c) = self.collects.get_mut(id) {
+            c.timed_from = Some(now);
+        }
+    }
+
+    /// The first wait before announcing a batch again, or resending a stalled instance's
+    /// messages, on a retransmission tick of `period` ([`RoundTrip::first_wait`]).
+    pub fn first_wait(&self, period: u64) -> u64 {
+        self.round_trip.first_wait(period)
+    }
+
+    /// The round trip our own batches' quorums measured ([`RoundTrip`]).
+    pub fn round_trip(&self) -> RoundTrip {
+        self.round_trip
     }
 
     /// The batches still collecting replies (announced again at a restart).
@@ -127,9 +156,11 @@ impl Collector {
         members: &[ValidatorId],
     ) -> Vec<(SignedBatch, Vec<ValidatorId>)> {
         let mut due = vec![];
+        let first = self.round_trip.first_wait(period);
         for c in self.collects.values_mut().filter(|c| c.view.is_some()) {
             let heard = (c.replies.len() + c.parked.len()) as u64;
-            if !c.resend.due(now, heard, 0, period) {
+            let since = c.heard_ms.or(c.timed_from).unwrap_or(0);
+            if !c.resend.due(now, heard, since, period, first) {
                 continue;
             }
             let silent: Vec<ValidatorId> = members
@@ -205,6 +236,7 @@ impl Collector {
         {
             return ReplyOutcome::Dropped;
         }
+        c.heard_ms = Some(limits.now);
         if r.body.fence > limits.last_checkpoint + 1 {
             c.parked.push(r);
             return ReplyOutcome::Parked;
@@ -215,13 +247,16 @@ impl Collector {
 
     /// The proposal for `id` once `q` replies are counted while collecting (collection for it
     /// then ends).
-    pub fn ready(&mut self, id: &CommandId, q: usize) -> Option<Proposal> {
+    pub fn ready(&mut self, id: &CommandId, q: usize, now: u64) -> Option<Proposal> {
         let c = self.collects.get_mut(id)?;
         let view = c.view?;
         if c.replies.len() < q {
             return None;
         }
         c.view = None;
+        if let Some(t) = c.timed_from.take().filter(|_| !c.resend.resent()) {
+            self.round_trip.sample(now.saturating_sub(t));
+        }
         let proof: Vec<Signed<ReplyBody>> = c.replies.values().take(q).cloned().collect();
         let payload = (view > 0 || c.batch.header.body.is_checkpoint()).then(|| c.batch.clone());
         Some(Proposal {
@@ -284,6 +319,7 @@ mod tests {
             window: 16,
             last_checkpoint: 0,
             within_reach: &|_| true,
+            now: 0,
         }
     }
 
@@ -299,13 +335,13 @@ mod tests {
             let r = reply(signer, dep, 1);
             assert_eq!(c.on_reply(r, &limits(&m, &k[0])), ReplyOutcome::Counted);
         }
-        assert!(c.ready(&b.id(), m.q()).is_none(), "q = 3");
+        assert!(c.ready(&b.id(), m.q(), 0).is_none(), "q = 3");
         let r = reply(&k[2], dep, 1);
         assert_eq!(c.on_reply(r, &limits(&m, &k[0])), ReplyOutcome::Counted);
-        let p = c.ready(&b.id(), m.q()).expect("a quorum");
+        let p = c.ready(&b.id(), m.q(), 0).expect("a quorum");
         assert_eq!((p.inst, p.view, p.proof.len()), (dep.instance(), 0, 3));
         assert!(p.payload.is_none(), "voters hold a view-0 batch");
-        assert!(c.ready(&b.id(), m.q()).is_none(), "proposed once");
+        assert!(c.ready(&b.id(), m.q(), 0).is_none(), "proposed once");
         assert!(c.to_announce().is_empty());
     }
 
@@ -364,6 +400,46 @@ mod tests {
         );
         assert_eq!(c.take_parked(), vec![r]);
         assert!(c.take_parked().is_empty());
+    }
+
+    #[test]
+    fn a_slow_quorum_of_replies_delays_the_next_announcement_again() {
+        let (k, m) = (keys(), members());
+        let mut c = Collector::default();
+        let at = |now| ReplyLimits {
+            now,
+            ..limits(&m, &k[0])
+        };
+        // Our first batch, timed: a quorum of replies after 5 s.
+        let first = batch(&k[0], 0);
+        let dep = first.header.body.dep_ref();
+        c.open(first.clone(), dep.instance(), 0, vec![]);
+        c.time(&first.id(), 0);
+        for signer in &k[..3] {
+            assert_eq!(
+                c.on_reply(reply(signer, dep, 1), &at(5_000)),
+                ReplyOutcome::Counted
+            );
+        }
+        assert!(c.ready(&first.id(), m.q(), 5_000).is_some());
+        assert_eq!(
+            c.first_wait(1_000),
+            8_000,
+            "5 s + 4 x 2.5 s, capped at eight periods"
+        );
+        // The next one is not announced again before that wait.
+        let next = batch(&k[0], 1);
+        c.open(
+            next.clone(),
+            next.header.body.dep_ref().instance(),
+            0,
+            vec![],
+        );
+        c.time(&next.id(), 10_000);
+        assert!(c
+            .to_announce_again(17_999, 1_000, m.validators())
+            .is_empty());
+        assert_eq!(c.to_announce_again(18_000, 1_000, m.validators()).len(), 1);
     }
 
     #[test]

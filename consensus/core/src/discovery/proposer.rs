@@ -190,6 +190,7 @@ impl Proposer {
             )]);
             let inst = batch.header.body.dep_ref().instance();
             self.collector.open(batch.clone(), inst, 0, vec![]);
+            self.collector.time(&batch.id(), ctx.now);
             out.emit(Output::Proposed {
                 id: batch.id(),
                 txs: batch.txs.clone(),
@@ -315,6 +316,7 @@ impl Proposer {
             window: ctx.window,
             last_checkpoint: ctx.chain.last(),
             within_reach: &|d| ctx.within_reach(d),
+            now: ctx.now,
         };
         match self.collector.on_reply(r, &limits) {
             ReplyOutcome::Counted => self.collect(ctx, id),
@@ -329,7 +331,7 @@ impl Proposer {
     pub fn collect(&mut self, ctx: &Ctx, id: CommandId) -> Vec<Event> {
         let q = ctx.membership.q();
         self.collector
-            .ready(&id, q)
+            .ready(&id, q, ctx.now)
             .map(Event::Collected)
             .into_iter()
             .collect()
@@ -371,6 +373,17 @@ impl Proposer {
             }
             out.broadcast(Message::Announce(b));
         }
+    }
+
+    /// The first wait before a resend on a retransmission tick of `period`: the period, or the
+    /// round trip our own batches' replies took when longer ([`crate::backoff::RoundTrip`]).
+    pub fn first_wait(&self, period: u64) -> u64 {
+        self.collector.first_wait(period)
+    }
+
+    /// The round trip our own batches' quorums measured.
+    pub fn round_trip(&self) -> crate::backoff::RoundTrip {
+        self.collector.round_trip()
     }
 
     /// Announce again the batches we still collect for whose resend is due ([`Backoff`]), to

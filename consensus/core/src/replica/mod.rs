@@ -218,6 +218,13 @@ impl Replica {
         self.cfg.retain_sync_blocks
     }
 
+    /// How long our own batches lately took from announcement to a quorum of replies, as a
+    /// retransmission timeout (smoothed round trip plus four deviations; 0 before the first):
+    /// another member's batch takes about as long to reach us.
+    pub fn round_trip_timeout_ms(&self) -> u64 {
+        self.proposer.round_trip().timeout()
+    }
+
     /// Transactions waiting for a free seq in the window.
     pub fn pending_batches(&self) -> usize {
         self.proposer.pending()

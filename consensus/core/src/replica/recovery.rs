@@ -240,9 +240,10 @@ impl Replica {
             .reannounce_due(&ctx!(self), &mut self.outbox, period);
         let payloads = &self.payloads;
         let members = self.cfg.membership.validators();
+        let first = self.proposer.first_wait(period);
         let msgs = self.single_shot.instances_mut().stalled_messages(
             now,
-            period,
+            (period, first),
             self.chain.next(),
             members,
             |v| payloads.of_value(v),

@@ -139,14 +139,15 @@ impl Instances {
     /// instances whose resend is due at `now` on a retransmission tick of `period` (of
     /// checkpoints, only the current one, `next_checkpoint`): our view change while in one, else
     /// our pre-prepare (with the payload `payload_of` finds) to the members of `members` not
-    /// known to hold it, and our votes of the current view. An instance is due a period after
-    /// its last progress, then after twice as long as the wait before, up to
-    /// [`crate::backoff::Backoff::longest_wait`]: on a saturated link, resending everything stalled on every
-    /// tick multiplied the traffic that stalled it.
+    /// known to hold it, and our votes of the current view. An instance is due `first` (the
+    /// period, or the measured round trip when longer) after its last progress, then after
+    /// twice as long as the wait before, up to [`crate::backoff::Backoff::longest_wait`]: on a
+    /// saturated link, resending everything stalled on every tick multiplied the traffic that
+    /// stalled it.
     pub fn stalled_messages(
         &mut self,
         now: u64,
-        period: u64,
+        (period, first): (u64, u64),
         next_checkpoint: BlockIndex,
         members: &[ValidatorId],
         payload_of: impl Fn(&Value) -> Option<SignedBatch>,
@@ -158,7 +159,7 @@ impl Instances {
                 continue;
             }
             let progress = st.last_progress_ms;
-            if !st.resend.due(now, progress, progress, period) {
+            if !st.resend.due(now, progress, progress, period, first) {
                 continue;
             }
             if st.in_view_change {
@@ -296,11 +297,12 @@ mod tests {
         s.entry(cmd(2, 1)).last_progress_ms = 500;
         s.entry(InstanceId::Ckpt(3)).my_vcs.clear();
         let members = [[1; 32], [2; 32], [3; 32], [4; 32]];
-        let msgs = s.stalled_messages(1_000, 1_000, 1, &members, |_| None);
+        let msgs = s.stalled_messages(1_000, (1_000, 1_000), 1, &members, |_| None);
         assert_eq!(msgs.len(), 2);
         assert!(matches!(msgs[0], (None, Message::Vote(_))));
         assert!(matches!(msgs[1], (None, Message::ViewChange(_))));
-        let again = |s: &mut Instances, now| s.stalled_messages(now, 1_000, 1, &members, |_| None);
+        let again =
+            |s: &mut Instances, now| s.stalled_messages(now, (1_000, 1_000), 1, &members, |_| None);
         assert!(
             again(&mut s, 1_999).is_empty(),
             "cmd(2, 1) progressed at 500"
@@ -359,7 +361,7 @@ mod tests {
             st.add_vote(v);
         }
         let to: Vec<Option<u8>> = s
-            .stalled_messages(1_000, 1_000, 1, &members, |_| None)
+            .stalled_messages(1_000, (1_000, 1_000), 1, &members, |_| None)
             .into_iter()
             .map(|(to, m)| {
                 assert!(matches!(m, Message::PrePrepare(..)));

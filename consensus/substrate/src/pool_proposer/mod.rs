@@ -107,6 +107,11 @@ pub struct Turn<'a> {
     pub finalized: u64,
     /// Client batches waiting in the core for a seq.
     pub core_pending: usize,
+    /// How long our own batches lately took to gather a quorum of replies (the core's
+    /// retransmission timeout, 0 before it measured one): another member's batch takes about
+    /// as long to reach us, so a takeover waits for it ([`PoolProposer::queueing_allowance`]).
+    /// A quorum's time is what the f slowest members cannot lengthen.
+    pub round_trip_ms: u64,
     /// Whether a client submitted this transaction to this node.
     pub submitted_here: &'a dyn Fn(&H256) -> bool,
 }
@@ -410,12 +415,19 @@ impl PoolProposer {
     /// The queueing the takeover clocks stretch by now: the longest of ours and, leaderless,
     /// every other member's lately measured (see `peer_queueing`). The longest, not the
     /// (f+1)-th: the receiver whose transactions would be copied is one member, the busiest.
-    fn queueing_allowance(&self, membership: &Membership, me: &ValidatorId, now: u64) -> u64 {
+    ///
+    /// On a slow network, half the round trip our own batches' quorums took
+    /// (`Turn::round_trip_ms`): a takeover clock stretched by twice the allowance then waits out
+    /// the time another member's batch needs to reach us (before that, a takeover only makes a
+    /// copy, and on a thin link every copy slows every batch: docs/performance.md, "Thin links:
+    /// where the bytes go").
+    fn queueing_allowance(&self, turn: &Turn, now: u64) -> u64 {
         self.peer_queueing
             .iter()
-            .filter(|(v, q)| *v != me && membership.contains(v) && Self::fresh(q, now))
+            .filter(|(v, q)| **v != turn.me && turn.membership.contains(v) && Self::fresh(q, now))
             .map(|(_, q)| q.wait)
             .fold(self.queueing, u64::max)
+            .max(turn.round_trip_ms / 2)
     }
 
     /// Keeps half of [`MAX_ANNOUNCED`] announcements, those holding longest (by time, then

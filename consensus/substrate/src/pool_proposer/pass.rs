@@ -46,7 +46,7 @@ impl PoolProposer {
         }
         let delay = self.cfg.anyone_delay_ms;
         self.end_elsewhere_holds(now);
-        self.allowance = self.queueing_allowance(turn.membership, &turn.me, now);
+        self.allowance = self.queueing_allowance(turn, now);
         let since = std::mem::replace(&mut self.last_look, now);
         self.inflight
             .retain(|_, (_, at)| now < *at + UNFINISHED_HOLD_MS);

@@ -63,6 +63,7 @@ fn run_final(
         primary: [2; 32],
         finalized,
         core_pending: 0,
+        round_trip_ms: 0,
         submitted_here: here,
     };
     let ready = ready.iter().map(|(h, b)| (*h, || b.clone()));

@@ -149,6 +149,10 @@ where
         let now = self.now;
         let Some(me) = self.me() else { return Ok(()) };
         let core_pending = self.replica.as_ref().map_or(0, |r| r.pending_batches());
+        let round_trip_ms = self
+            .replica
+            .as_ref()
+            .map_or(0, |r| r.round_trip_timeout_ms());
         let submissions = &self.client_submissions;
         let turn = Turn {
             now,
@@ -157,6 +161,7 @@ where
             primary: self.primary,
             finalized: self.finalized().0,
             core_pending,
+            round_trip_ms,
             submitted_here: &|h| submissions.contains(h),
         };
         // A pass that could propose nothing reads neither the pool (its ready iterator copies

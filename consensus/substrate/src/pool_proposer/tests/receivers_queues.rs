@@ -174,6 +174,7 @@ fn a_pass_that_proposes_nothing_is_not_a_look() {
         primary: [2; 32],
         finalized: 0,
         core_pending: MAX_PENDING_CORE_BATCHES + 1,
+        round_trip_ms: 0,
         submitted_here: &|_| false,
     };
     let ready = std::iter::once((t.0, || t.1.clone()));
@@ -278,5 +279,73 @@ fn a_receivers_queue_is_smoothed_and_restarts_when_aged() {
         wait_of(&p, [2; 32]),
         Some(500),
         "restarted, not smoothed with the old"
+    );
+}
+
+/// A pass at `now` by a validator whose own batches lately took `round_trip_ms` to gather a
+/// quorum of replies.
+fn run_slow(
+    p: &mut PoolProposer,
+    ready: &[(H256, Vec<u8>)],
+    now: u64,
+    round_trip_ms: u64,
+) -> Vec<Vec<Vec<u8>>> {
+    let m = members();
+    let turn = Turn {
+        now,
+        me: ME,
+        membership: &m,
+        primary: [2; 32],
+        finalized: 0,
+        core_pending: 0,
+        round_trip_ms,
+        submitted_here: &|_| false,
+    };
+    let ready = ready.iter().map(|(h, b)| (*h, || b.clone()));
+    p.next_batches(ready, classify, &turn)
+        .into_iter()
+        .map(|b| b.into_iter().map(|t| t.data).collect())
+        .collect()
+}
+
+/// On a network whose round trips take 10 s, a takeover waits them out on top of its delay:
+/// the receiver's batch could not have reached us earlier, and a copy would only load the link.
+#[test]
+fn takeovers_wait_for_the_round_trip_our_own_batches_measured() {
+    let mine = sender_owned_by(ME, &[]);
+    let theirs = sender_owned_by([2; 32], &[]);
+    let ready = [tx(mine, 0), tx(theirs, 0)];
+    // A fast network (0.3 s round trips): the owner's takeover at 2.3 s, anyone's at 6.3.
+    let mut fast = PoolProposer::new(cfg(Mode::Leaderless));
+    assert!(run_slow(&mut fast, &ready, 0, 300).is_empty());
+    assert!(run_slow(&mut fast, &ready, 2_299, 300).is_empty());
+    assert_eq!(
+        run_slow(&mut fast, &ready, 2_300, 300),
+        vec![vec![vec![mine, 0]]]
+    );
+    assert_eq!(
+        run_slow(&mut fast, &ready, 6_300, 300),
+        vec![vec![vec![theirs, 0]]]
+    );
+    // Round trips of 10 s: 10 s later each.
+    let mut slow = PoolProposer::new(cfg(Mode::Leaderless));
+    assert!(run_slow(&mut slow, &ready, 0, 10_000).is_empty());
+    assert!(run_slow(&mut slow, &ready, 11_999, 10_000).is_empty());
+    assert_eq!(
+        run_slow(&mut slow, &ready, 12_000, 10_000),
+        vec![vec![vec![mine, 0]]]
+    );
+    assert!(run_slow(&mut slow, &ready, 15_999, 10_000).is_empty());
+    assert_eq!(
+        run_slow(&mut slow, &ready, 16_000, 10_000),
+        vec![vec![vec![theirs, 0]]]
+    );
+    // However slow, at most 30 s more: a silent receiver's clients are still served.
+    let mut stuck = PoolProposer::new(cfg(Mode::Leaderless));
+    assert!(run_slow(&mut stuck, &ready, 0, 600_000).is_empty());
+    assert!(run_slow(&mut stuck, &ready, 31_999, 600_000).is_empty());
+    assert_eq!(
+        run_slow(&mut stuck, &ready, 32_000, 600_000),
+        vec![vec![vec![mine, 0]]]
     );
 }
