@@ -56,6 +56,7 @@ fn pass(c: &mut Criterion) {
         primary: [1; 32],
         finalized: 0,
         core_pending: 0,
+        round_trip_ms: 0,
         submitted_here: &here,
     };
     let cfg = ProposerConfig {
