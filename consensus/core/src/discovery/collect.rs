@@ -126,12 +126,6 @@ impl Collector {
         }
     }
 
-    /// The first wait before announcing a batch again, or resending a stalled instance's
-    /// messages, on a retransmission tick of `period` ([`RoundTrip::first_wait`]).
-    pub fn first_wait(&self, period: u64) -> u64 {
-        self.round_trip.first_wait(period)
-    }
-
     /// The round trip our own batches' quorums measured ([`RoundTrip`]).
     pub fn round_trip(&self) -> RoundTrip {
         self.round_trip
@@ -423,7 +417,7 @@ mod tests {
         }
         assert!(c.ready(&first.id(), m.q(), 5_000).is_some());
         assert_eq!(
-            c.first_wait(1_000),
+            c.round_trip().first_wait(1_000),
             8_000,
             "5 s + 4 x 2.5 s, capped at eight periods"
         );

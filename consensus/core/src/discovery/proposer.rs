@@ -375,12 +375,6 @@ impl Proposer {
         }
     }
 
-    /// The first wait before a resend on a retransmission tick of `period`: the period, or the
-    /// round trip our own batches' replies took when longer ([`crate::backoff::RoundTrip`]).
-    pub fn first_wait(&self, period: u64) -> u64 {
-        self.collector.first_wait(period)
-    }
-
     /// The round trip our own batches' quorums measured.
     pub fn round_trip(&self) -> crate::backoff::RoundTrip {
         self.collector.round_trip()

@@ -240,7 +240,7 @@ impl Replica {
             .reannounce_due(&ctx!(self), &mut self.outbox, period);
         let payloads = &self.payloads;
         let members = self.cfg.membership.validators();
-        let first = self.proposer.first_wait(period);
+        let first = self.proposer.round_trip().first_wait(period);
         let msgs = self.single_shot.instances_mut().stalled_messages(
             now,
             (period, first),

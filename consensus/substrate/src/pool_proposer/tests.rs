@@ -55,6 +55,17 @@ fn run_final(
     finalized: u64,
     here: &dyn Fn(&H256) -> bool,
 ) -> Vec<Vec<Vec<u8>>> {
+    run_turn(p, ready, (now, finalized, 0), here)
+}
+
+/// A pass at `now` with block `finalized` final, by a validator whose own batches lately took
+/// `round_trip_ms` to gather a quorum of replies.
+fn run_turn(
+    p: &mut PoolProposer,
+    ready: &[(H256, Vec<u8>)],
+    (now, finalized, round_trip_ms): (u64, u64, u64),
+    here: &dyn Fn(&H256) -> bool,
+) -> Vec<Vec<Vec<u8>>> {
     let m = members();
     let turn = Turn {
         now,
@@ -63,7 +74,7 @@ fn run_final(
         primary: [2; 32],
         finalized,
         core_pending: 0,
-        round_trip_ms: 0,
+        round_trip_ms,
         submitted_here: here,
     };
     let ready = ready.iter().map(|(h, b)| (*h, || b.clone()));

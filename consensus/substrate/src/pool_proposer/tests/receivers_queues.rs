@@ -290,22 +290,7 @@ fn run_slow(
     now: u64,
     round_trip_ms: u64,
 ) -> Vec<Vec<Vec<u8>>> {
-    let m = members();
-    let turn = Turn {
-        now,
-        me: ME,
-        membership: &m,
-        primary: [2; 32],
-        finalized: 0,
-        core_pending: 0,
-        round_trip_ms,
-        submitted_here: &|_| false,
-    };
-    let ready = ready.iter().map(|(h, b)| (*h, || b.clone()));
-    p.next_batches(ready, classify, &turn)
-        .into_iter()
-        .map(|b| b.into_iter().map(|t| t.data).collect())
-        .collect()
+    run_turn(p, ready, (now, 0, round_trip_ms), &|_| false)
 }
 
 /// On a network whose round trips take 10 s, a takeover waits them out on top of its delay:
