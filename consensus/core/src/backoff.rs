@@ -1,10 +1,10 @@
 //! Exponential backoff of retransmissions. A message resent on every retransmission tick while
 //! the network is slower than the tick multiplies the traffic that slows it: on a saturated link
-//! (docs/performance.md, "Congestion") every tick queued another copy of every stalled instance's
-//! pre-prepare and payload behind the copies still waiting, and the chain stopped for good. Each
-//! resent thing therefore waits twice as long after each resend without progress, up to
-//! [`MAX_DOUBLINGS`] doublings of the period, and starts again at one period when it progresses
-//! (as TCP's retransmission timer does, RFC 6298 5.5 and 5.7).
+//! (docs/performance.md, "Thin links: where the bytes go") every tick queued another copy of
+//! every stalled instance's pre-prepare and payload behind the copies still waiting, and the
+//! chain stopped. Each resent thing therefore waits twice as long after each resend without
+//! progress, up to [`MAX_DOUBLINGS`] doublings of the period, and starts again when it
+//! progresses (as TCP's retransmission timer does, RFC 6298 5.5 and 5.7).
 //!
 //! The first wait is the retransmission period or, when the network is slower, the round trip
 //! measured ([`RoundTrip`], RFC 6298 section 2): a copy is not sent again while the first may
@@ -30,7 +30,7 @@ pub struct Backoff {
 impl Backoff {
     /// Whether a resend is due at `now` on a retransmission tick of `period`, and if so count
     /// it. `progress` changes whenever the thing progresses (the wait then starts again from
-    /// `since`, one period); otherwise the wait doubles with each resend.
+    /// `since`, at `first`); otherwise the wait doubles with each resend.
     ///
     /// `first`: the first wait ([`RoundTrip::first_wait`]; the period itself if no slower).
     pub fn due(&mut self, now: u64, progress: u64, since: u64, period: u64, first: u64) -> bool {
