@@ -77,8 +77,13 @@ impl Ctx<'_> {
     /// "|R_i| <= W entries per proposer" validity bound hold for correct replies even when
     /// decided commands wait several blocks to be collected (see docs/consensus.md).
     pub fn window_end(&self, p: &ValidatorId) -> Seq {
+        self.window_start(p) + self.window
+    }
+    /// Where `p`'s replier window starts: the lowest seq of `p` still in our log, else its
+    /// decided watermark.
+    pub fn window_start(&self, p: &ValidatorId) -> Seq {
         let wm = self.record.watermark(p);
-        self.dds.lowest_seq(p).map(|l| l.min(wm)).unwrap_or(wm) + self.window
+        self.dds.lowest_seq(p).map(|l| l.min(wm)).unwrap_or(wm)
     }
     /// The reference the header of command `id` names, if we hold that header (payload, commit
     /// or our own reply to it).

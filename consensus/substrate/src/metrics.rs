@@ -30,6 +30,12 @@ pub struct Metrics {
     pub misbehaviour: Counter<U64>,
     /// Authenticated validator peers.
     pub validator_peers: Gauge<U64>,
+    /// Bytes of own batches the congestion window lets be in flight (0: open, the seq window
+    /// alone limits).
+    pub send_window: Gauge<U64>,
+    /// The round trip our own batches lately took to a quorum of replies, as a retransmission
+    /// timeout (ms).
+    pub round_trip: Gauge<U64>,
     /// Consensus messages handed to the network (notifications and fetch answers), per kind
     /// ([`Message::kind`]), one per peer.
     ///
@@ -115,6 +121,20 @@ impl Metrics {
             )?,
             validator_peers: register(
                 Gauge::new("bsmr_validator_peers", "Authenticated validator peers")?,
+                registry,
+            )?,
+            send_window: register(
+                Gauge::new(
+                    "bsmr_send_window_bytes",
+                    "Bytes of own batches the congestion window lets be in flight (0: open)",
+                )?,
+                registry,
+            )?,
+            round_trip: register(
+                Gauge::new(
+                    "bsmr_round_trip_timeout_ms",
+                    "Own batches' round trip to a quorum of replies, as a retransmission timeout",
+                )?,
                 registry,
             )?,
             messages_sent: register(

@@ -37,6 +37,13 @@ pub struct EngineStatus {
     pub fast_commits: u64,
     /// Batches waiting for a free slot in this proposer's window.
     pub pending_batches: u64,
+    /// Bytes of own batches the congestion window lets be in flight; `None` while it is open
+    /// (only the seq window limits): it narrows when our batches' round trips show queueing
+    /// (docs/consensus.md, "Pacing own batches").
+    pub send_window_bytes: Option<u64>,
+    /// Our own batches' round trip to a quorum of replies, as a retransmission timeout (ms; 0
+    /// before the first).
+    pub round_trip_timeout_ms: u64,
     /// Undecided consensus instances this replica tracks.
     pub undecided_instances: u64,
     /// Last block index the core finished.

@@ -241,26 +241,40 @@ impl Collector {
 
     /// The proposal for `id` once `q` replies are counted while collecting (collection for it
     /// then ends).
-    pub fn ready(&mut self, id: &CommandId, q: usize, now: u64) -> Option<Proposal> {
+    /// With it, the round trip it measured and the batch's weight, if it was timed and not
+    /// resent (Karn's rule).
+    pub fn ready(
+        &mut self,
+        id: &CommandId,
+        q: usize,
+        now: u64,
+    ) -> Option<(Proposal, Option<(u64, u64)>)> {
         let c = self.collects.get_mut(id)?;
         let view = c.view?;
         if c.replies.len() < q {
             return None;
         }
         c.view = None;
-        if let Some(t) = c.timed_from.take().filter(|_| !c.resend.resent()) {
-            self.round_trip.sample(now.saturating_sub(t));
+        let sample = c
+            .timed_from
+            .take()
+            .filter(|_| !c.resend.resent())
+            .map(|t| now.saturating_sub(t));
+        if let Some(rtt) = sample {
+            self.round_trip.sample(rtt);
         }
+        let sample = sample.map(|rtt| (rtt, c.batch.header.body.weight));
         let proof: Vec<Signed<ReplyBody>> = c.replies.values().take(q).cloned().collect();
         let payload = (view > 0 || c.batch.header.body.is_checkpoint()).then(|| c.batch.clone());
-        Some(Proposal {
+        let proposal = Proposal {
             inst: c.inst,
             view,
             value: value_from_replies(&c.dep, &proof),
             proof,
             new_view: c.new_view.clone(),
             payload,
-        })
+        };
+        Some((proposal, sample))
     }
 }
 
@@ -332,7 +346,7 @@ mod tests {
         assert!(c.ready(&b.id(), m.q(), 0).is_none(), "q = 3");
         let r = reply(&k[2], dep, 1);
         assert_eq!(c.on_reply(r, &limits(&m, &k[0])), ReplyOutcome::Counted);
-        let p = c.ready(&b.id(), m.q(), 0).expect("a quorum");
+        let (p, _) = c.ready(&b.id(), m.q(), 0).expect("a quorum");
         assert_eq!((p.inst, p.view, p.proof.len()), (dep.instance(), 0, 3));
         assert!(p.payload.is_none(), "voters hold a view-0 batch");
         assert!(c.ready(&b.id(), m.q(), 0).is_none(), "proposed once");

@@ -9,6 +9,13 @@
 use crate::types::*;
 use std::collections::{BTreeSet, VecDeque};
 
+/// The bytes of `txs` (a batch header's weight).
+pub fn weight(txs: &[Tx]) -> u64 {
+    txs.iter()
+        .map(|t| codec::Encode::encoded_size(t) as u64)
+        .sum()
+}
+
 /// The own-batch queue.
 #[derive(Debug, Default)]
 pub struct OwnBatches {
@@ -50,12 +57,42 @@ impl OwnBatches {
         }
     }
 
-    /// The next batch to propose and its seq, if one waits and the seq is below `window_end`.
-    pub fn next(&mut self, window_end: Seq) -> Option<(Seq, Vec<Tx>)> {
+    /// The next batch to propose and its seq, if one waits and the seq is below `window_end`:
+    /// the first waiting batch, if its bytes fit in `room` or `first_goes` (nothing of ours is in
+    /// flight), with the ones after it merged in while the whole stays within `max_batch_txs`
+    /// and `room` (batches wait only while the window is full, so a slower network carries
+    /// fewer, larger batches; a batch back from a hold is never merged, so that nothing is
+    /// taken out of it again).
+    pub fn next(
+        &mut self,
+        window_end: Seq,
+        max_batch_txs: usize,
+        room: u64,
+        first_goes: bool,
+    ) -> Option<(Seq, Vec<Tx>)> {
         if self.next_seq >= window_end {
             return None;
         }
-        let w = self.pending.pop_front()?;
+        let first = self.pending.front()?;
+        let mut bytes = weight(&first.txs);
+        if bytes > room && !first_goes {
+            return None;
+        }
+        let mut w = self.pending.pop_front().expect("a front; qed");
+        if !w.returned {
+            while let Some(more) = self.pending.front() {
+                let more_bytes = weight(&more.txs);
+                if more.returned
+                    || w.txs.len() + more.txs.len() > max_batch_txs
+                    || bytes + more_bytes > room
+                {
+                    break;
+                }
+                bytes += more_bytes;
+                let more = self.pending.pop_front().expect("a front; qed");
+                w.txs.extend(more.txs);
+            }
+        }
         self.next_seq += 1;
         Some((self.next_seq - 1, w.txs))
     }
@@ -137,16 +174,24 @@ mod tests {
         let mut o = OwnBatches::default();
         o.add(&[tx(1), tx(2), tx(3)], 2);
         assert_eq!(o.len(), 2);
-        assert_eq!(o.next(1), Some((0, vec![tx(1), tx(2)])));
-        assert_eq!(o.next(1), None, "seq 1 is outside the window");
-        assert_eq!(o.next(2), Some((1, vec![tx(3)])));
-        assert_eq!(o.next(10), None, "nothing waits");
+        assert_eq!(o.next(1, 2, u64::MAX, true), Some((0, vec![tx(1), tx(2)])));
+        assert_eq!(
+            o.next(1, 2, u64::MAX, true),
+            None,
+            "seq 1 is outside the window"
+        );
+        assert_eq!(o.next(2, 2, u64::MAX, true), Some((1, vec![tx(3)])));
+        assert_eq!(o.next(10, 2, u64::MAX, true), None, "nothing waits");
         o.skip_below(7);
         o.add(&[tx(4)], 2);
-        assert_eq!(o.next(10), Some((7, vec![tx(4)])));
+        assert_eq!(o.next(10, 2, u64::MAX, true), Some((7, vec![tx(4)])));
         o.skip_below(3);
         o.add(&[tx(5)], 2);
-        assert_eq!(o.next(10).map(|(s, _)| s), Some(8), "never back");
+        assert_eq!(
+            o.next(10, 2, u64::MAX, true).map(|(s, _)| s),
+            Some(8),
+            "never back"
+        );
     }
 
     #[test]
@@ -174,9 +219,36 @@ mod tests {
             o.take_out(&[tx(3), tx(1)]) == vec![tx(1)],
             "what came back is never taken out again"
         );
-        assert_eq!(o.next(10), Some((0, vec![tx(3), tx(4)])), "it goes first");
+        assert_eq!(
+            o.next(10, 2, u64::MAX, true),
+            Some((0, vec![tx(3), tx(4)])),
+            "it goes first"
+        );
         o.push_back_returned(vec![]);
         assert_eq!(o.len(), 2, "an empty batch is not queued");
+    }
+
+    #[test]
+    fn waiting_batches_merge_up_to_the_batch_size_but_a_returned_one_stays_alone() {
+        let mut o = OwnBatches::default();
+        o.add(&[tx(1), tx(2)], 2);
+        o.add(&[tx(3)], 2);
+        o.add(&[tx(4), tx(5)], 2);
+        assert_eq!(
+            o.next(10, 3, u64::MAX, true),
+            Some((0, vec![tx(1), tx(2), tx(3)])),
+            "two batches fit in three"
+        );
+        assert_eq!(o.next(10, 3, u64::MAX, true), Some((1, vec![tx(4), tx(5)])));
+        o.add(&[tx(6)], 2);
+        o.push_back_returned(vec![tx(7)]);
+        o.add(&[tx(8)], 2);
+        assert_eq!(
+            o.next(10, 8, u64::MAX, true),
+            Some((2, vec![tx(7)])),
+            "returned: alone"
+        );
+        assert_eq!(o.next(10, 8, u64::MAX, true), Some((3, vec![tx(6), tx(8)])));
     }
 
     #[test]

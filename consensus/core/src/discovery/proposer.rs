@@ -13,6 +13,7 @@ use crate::ctx::Ctx;
 use crate::discovery::collect::{Collector, Proposal, ReplyLimits, ReplyOutcome};
 use crate::discovery::covered::{Covered, COVER_HOLD_MS};
 use crate::discovery::own::OwnBatches;
+use crate::discovery::pacing::Pacing;
 use crate::misbehaviour::Proof;
 use crate::outbox::Outbox;
 use crate::storage::{Key, Record, StorageOp};
@@ -60,6 +61,11 @@ pub struct Proposer {
     checked: BTreeMap<CommandId, Checked>,
     /// The values we collect replies for.
     collector: Collector,
+    /// How much of our own batches may be in flight ([`Pacing`]).
+    pacing: Pacing,
+    /// Our batches proposed and still in our log (at or above our window's start), by seq:
+    /// their bytes.
+    in_flight: BTreeMap<Seq, u64>,
     /// Our checkpoint candidates, by (block index, view).
     candidates: BTreeMap<(BlockIndex, View), CommandId>,
     /// A block is due: announce the next candidate once we lead its view 0.
@@ -67,6 +73,15 @@ pub struct Proposer {
 }
 
 impl Proposer {
+    /// A proposer whose pacing counts a round trip longer than the lowest by more than
+    /// `queueing_target_ms` as congestion ([`Pacing`]).
+    pub fn new(queueing_target_ms: u64) -> Self {
+        Proposer {
+            pacing: Pacing::new(queueing_target_ms),
+            ..Default::default()
+        }
+    }
+
     /// Client transactions to propose, cut into batches of at most `max_batch_txs`.
     pub fn add_client_batch(&mut self, txs: &[Tx], max_batch_txs: usize) {
         self.own.add(txs, max_batch_txs);
@@ -160,16 +175,27 @@ impl Proposer {
         self.own.iter().chain(self.covered.iter())
     }
 
-    /// Sign, persist and announce every waiting client batch our window has room for.
-    pub fn propose_own(&mut self, ctx: &Ctx, out: &mut Outbox) -> Vec<Event> {
+    /// Sign, persist and announce every waiting client batch our window, as paced
+    /// ([`Pacing`]), has room for; waiting batches merge up to `max_batch_txs` transactions.
+    pub fn propose_own(&mut self, ctx: &Ctx, out: &mut Outbox, max_batch_txs: usize) -> Vec<Event> {
         let mut events = vec![];
         for late in self.covered.expired(ctx.now) {
             self.own.push_back_returned(late);
         }
-        let window_end = ctx.window_end(&ctx.me);
-        while let Some((seq, txs)) = self.own.next(window_end) {
+        let start = ctx.window_start(&ctx.me);
+        let window_end = start + ctx.window;
+        loop {
+            let in_flight = self.in_flight_bytes(start);
+            let room = self.pacing.room(in_flight);
+            let Some((seq, txs)) = self
+                .own
+                .next(window_end, max_batch_txs, room, in_flight == 0)
+            else {
+                break;
+            };
             let access = union_access(txs.iter().map(|t| &t.access[..]));
-            let weight = txs.iter().map(|t| t.encoded_size() as u64).sum();
+            let weight = crate::discovery::own::weight(&txs);
+            self.in_flight.insert(seq, weight);
             let header = BatchHeader {
                 epoch: ctx.membership.epoch,
                 proposer: ctx.me,
@@ -330,11 +356,14 @@ impl Proposer {
     /// The proposal for `id` if a quorum replied while we collect for it.
     pub fn collect(&mut self, ctx: &Ctx, id: CommandId) -> Vec<Event> {
         let q = ctx.membership.q();
-        self.collector
-            .ready(&id, q, ctx.now)
-            .map(Event::Collected)
-            .into_iter()
-            .collect()
+        let Some((proposal, round_trip)) = self.collector.ready(&id, q, ctx.now) else {
+            return vec![];
+        };
+        if let Some((rtt, bytes)) = round_trip {
+            let in_flight = self.in_flight_bytes(ctx.window_start(&ctx.me));
+            self.pacing.on_round_trip(rtt, bytes, ctx.now, in_flight);
+        }
+        vec![Event::Collected(proposal)]
     }
 
     /// Replies parked for fences ahead of our checkpoints: judge them again once the
@@ -380,13 +409,32 @@ impl Proposer {
         self.collector.round_trip()
     }
 
+    /// How many bytes of our own batches may be in flight now (`None`: as many as the seq
+    /// window allows; [`Pacing`]).
+    pub fn send_window(&self) -> Option<u64> {
+        self.pacing.window()
+    }
+
+    /// Bytes of our batches in flight: proposed and still in our log (a seq at or above
+    /// `start`, our window's start); forgets the others.
+    fn in_flight_bytes(&mut self, start: Seq) -> u64 {
+        self.in_flight = self.in_flight.split_off(&start);
+        self.in_flight.values().sum()
+    }
+
     /// Announce again the batches we still collect for whose resend is due ([`Backoff`]), to
     /// the members that have not replied (a retransmission tick of `period`).
     ///
     /// [`Backoff`]: crate::backoff::Backoff
     pub fn reannounce_due(&mut self, ctx: &Ctx, out: &mut Outbox, period: u64) {
         let members = ctx.membership.validators();
+        let rto = self.round_trip().first_wait(period);
         for (b, silent) in self.collector.to_announce_again(ctx.now, period, members) {
+            let h = &b.header.body;
+            if h.proposer == ctx.me && !h.is_checkpoint() {
+                let in_flight = self.in_flight_bytes(ctx.window_start(&ctx.me));
+                self.pacing.on_resend(ctx.now, rto, in_flight);
+            }
             for v in silent {
                 out.send(v, Message::Announce(b.clone()));
             }
@@ -395,7 +443,9 @@ impl Proposer {
 
     /// Restore: our batch `batch` was persisted and is not decided; collect for it again.
     pub fn restore_batch(&mut self, batch: SignedBatch) {
-        let inst = batch.header.body.dep_ref().instance();
+        let h = &batch.header.body;
+        self.in_flight.insert(h.seq, h.weight);
+        let inst = h.dep_ref().instance();
         self.collector.open(batch, inst, 0, vec![]);
     }
 
@@ -510,7 +560,7 @@ mod tests {
         let mut p = Proposer::default();
         let mut out = Outbox::new(ME);
         p.add_client_batch(&txs(3), 2);
-        let events = p.propose_own(&w.ctx(), &mut out);
+        let events = p.propose_own(&w.ctx(), &mut out, 2);
         let batches = signed(&events);
         assert_eq!(batches.len(), 2);
         for (seq, b) in batches.iter().enumerate() {
@@ -556,7 +606,7 @@ mod tests {
         let mut p = Proposer::default();
         let mut out = Outbox::new(ME);
         p.add_client_batch(&txs(20), 1);
-        let proposed = signed(&p.propose_own(&w.ctx(), &mut out));
+        let proposed = signed(&p.propose_own(&w.ctx(), &mut out, 1));
         assert_eq!(proposed.len(), 16, "W = 16 above watermark 0");
         assert_eq!(p.pending(), 4);
         p.requeue(vec![(3, txs(1))]);
@@ -569,7 +619,7 @@ mod tests {
         let mut p = Proposer::default();
         let mut out = Outbox::new(ME);
         p.add_client_batch(&txs(1), 1);
-        let b = signed(&p.propose_own(&w.ctx(), &mut out)).remove(0);
+        let b = signed(&p.propose_own(&w.ctx(), &mut out, 512)).remove(0);
         assert!(p.on_reply(&w.ctx(), reply(1, &b)).is_empty());
         assert!(p.on_reply(&w.ctx(), reply(2, &b)).is_empty());
         let mut changed = reply(2, &b).body;
@@ -603,7 +653,7 @@ mod tests {
         let mut p = Proposer::default();
         let mut out = Outbox::new(ME);
         p.add_client_batch(&txs(1), 1);
-        let b = signed(&p.propose_own(&w.ctx(), &mut out)).remove(0);
+        let b = signed(&p.propose_own(&w.ctx(), &mut out, 512)).remove(0);
         let mut other = b.clone();
         other.header.body.seq = 7;
         assert!(p.on_reply(&w.ctx(), reply(2, &other)).is_empty());
@@ -687,7 +737,7 @@ mod tests {
         let mut p = Proposer::default();
         let mut out = Outbox::new(ME);
         p.add_client_batch(&txs(1), 1);
-        let b = signed(&p.propose_own(&w.ctx(), &mut out)).remove(0);
+        let b = signed(&p.propose_own(&w.ctx(), &mut out, 512)).remove(0);
         out.take();
         let theirs = {
             let mut other = b.clone();

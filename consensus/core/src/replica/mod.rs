@@ -122,6 +122,8 @@ impl Replica {
             },
         );
         let recovery = Recovery::new(cfg.resend_ms, cfg.retain_sync_blocks);
+        // Queueing of a quarter of a view timer is congestion: well before the timers fire.
+        let proposer = Proposer::new(cfg.recovery_timeout_ms / 4);
         let mut r = Replica {
             cfg,
             signer,
@@ -133,7 +135,7 @@ impl Replica {
             single_shot,
             payloads: Payloads::default(),
             headers: Headers::default(),
-            proposer: Proposer::default(),
+            proposer,
             chain,
             execution: Execution::default(),
             recovery,
@@ -223,6 +225,13 @@ impl Replica {
     /// another member's batch takes about as long to reach us.
     pub fn round_trip_timeout_ms(&self) -> u64 {
         self.proposer.round_trip().timeout()
+    }
+
+    /// Bytes of our own batches in flight at most now (`None`: as many as the seq window
+    /// allows), narrowed while our batches' round trips show queueing
+    /// ([`crate::discovery::pacing`]).
+    pub fn send_window(&self) -> Option<u64> {
+        self.proposer.send_window()
     }
 
     /// Transactions waiting for a free seq in the window.

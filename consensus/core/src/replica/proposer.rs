@@ -7,7 +7,9 @@ use crate::discovery::proposer::Event;
 
 impl Replica {
     pub(super) fn try_propose_own(&mut self) {
-        let events = self.proposer.propose_own(&ctx!(self), &mut self.outbox);
+        let events =
+            self.proposer
+                .propose_own(&ctx!(self), &mut self.outbox, self.cfg.max_batch_txs);
         self.route_discovery(events);
     }
 

@@ -37,7 +37,7 @@ fn collected() -> (SignedBatch, Proposal) {
         data: vec![1],
     };
     p.add_client_batch(&[tx], 1);
-    let batch = match &p.propose_own(&w.ctx(), &mut out)[..] {
+    let batch = match &p.propose_own(&w.ctx(), &mut out, 512)[..] {
         [proposer::Event::Signed(b)] => b.clone(),
         other => panic!("{other:?}"),
     };

@@ -543,6 +543,11 @@ impl Sim {
         self.report.cpu_used_us = self.nodes.iter().map(|n| n.usage.cpu_used_us).collect();
         self.report.bytes_sent = self.nodes.iter().map(|n| n.usage.bytes_sent).collect();
         self.report.uplink_dropped = self.nodes.iter().map(|n| n.usage.dropped).collect();
+        for n in &self.nodes {
+            for (kind, bytes) in &n.usage.bytes_by_kind {
+                *self.report.bytes_by_kind.entry(kind).or_default() += bytes;
+            }
+        }
         let live = self.live_correct();
         let heights: Vec<u64> = live.iter().map(|i| self.nodes[*i].ledger.height).collect();
         self.report.min_height = heights.iter().copied().min().unwrap_or(0);

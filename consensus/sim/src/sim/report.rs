@@ -78,6 +78,8 @@ pub struct Report {
     pub bytes_sent: Vec<u64>,
     /// Messages each node's full uplink queue dropped, by node index.
     pub uplink_dropped: Vec<u64>,
+    /// Bytes all nodes sent, by message kind (with the resource model's uplink only).
+    pub bytes_by_kind: BTreeMap<&'static str, u64>,
 }
 
 impl Report {

@@ -21,6 +21,8 @@ pub(super) struct Usage {
     pub bytes_sent: u64,
     /// Messages dropped at a full uplink queue.
     pub dropped: u64,
+    /// Bytes sent so far by message kind ([`Message::kind`]).
+    pub bytes_by_kind: BTreeMap<&'static str, u64>,
 }
 
 /// The most sending time a node's uplink queues: a message that would wait longer is dropped.
@@ -91,6 +93,7 @@ impl Sim {
         let bytes = codec::Encode::encoded_size(msg) as u64;
         u.uplink_free_us = start + bytes * 1_000_000 / r.uplink_bytes_per_s;
         u.bytes_sent += bytes;
+        *u.bytes_by_kind.entry(msg.kind()).or_default() += bytes;
         Some(u.uplink_free_us)
     }
 }

@@ -49,10 +49,14 @@ where
             let st = r.stats();
             s.last_block = st.built;
             s.pending_batches = r.pending_batches() as u64;
+            s.send_window_bytes = r.send_window();
+            s.round_trip_timeout_ms = r.round_trip_timeout_ms();
             s.undecided_instances = r.undecided().len() as u64;
         }
         if let Some(mm) = &self.metrics {
             mm.validator_peers.set(s.connected_validators as u64);
+            mm.send_window.set(s.send_window_bytes.unwrap_or(0));
+            mm.round_trip.set(s.round_trip_timeout_ms);
         }
         self.status.set(s);
     }
