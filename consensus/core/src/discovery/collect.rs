@@ -35,6 +35,20 @@ struct Collect {
     timed_from: Option<u64>,
     /// When its last reply was counted or parked.
     heard_ms: Option<u64>,
+    /// A timed batch: when each member's first reply arrived (members only, so bounded).
+    heard_from: BTreeMap<ValidatorId, u64>,
+}
+
+/// What a quorum of replies to one of our own batches measured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumTiming {
+    /// The round trip to the quorum, unless the batch was announced again (Karn's rule).
+    pub round_trip: Option<u64>,
+    /// Each member other than us whose reply counted: how long after our first announcement it
+    /// arrived (over a resend too: what matters is when we held it).
+    pub replies: Vec<(ValidatorId, u64)>,
+    /// The batch's bytes.
+    pub bytes: u64,
 }
 
 /// What a reply did.
@@ -113,6 +127,7 @@ impl Collector {
             resend: Backoff::default(),
             timed_from: None,
             heard_ms: None,
+            heard_from: BTreeMap::new(),
         });
         c.view = Some(view);
         c.new_view = new_view;
@@ -231,6 +246,9 @@ impl Collector {
             return ReplyOutcome::Dropped;
         }
         c.heard_ms = Some(limits.now);
+        if c.timed_from.is_some() {
+            c.heard_from.entry(r.signer).or_insert(limits.now);
+        }
         if r.body.fence > limits.last_checkpoint + 1 {
             c.parked.push(r);
             return ReplyOutcome::Parked;
@@ -240,30 +258,38 @@ impl Collector {
     }
 
     /// The proposal for `id` once `q` replies are counted while collecting (collection for it
-    /// then ends).
-    /// With it, the round trip it measured and the batch's weight, if it was timed and not
-    /// resent (Karn's rule).
+    /// then ends), with what the replies measured if it is our own batch, timed.
     pub fn ready(
         &mut self,
         id: &CommandId,
         q: usize,
         now: u64,
-    ) -> Option<(Proposal, Option<(u64, u64)>)> {
+    ) -> Option<(Proposal, Option<QuorumTiming>)> {
         let c = self.collects.get_mut(id)?;
         let view = c.view?;
         if c.replies.len() < q {
             return None;
         }
         c.view = None;
-        let sample = c
-            .timed_from
-            .take()
-            .filter(|_| !c.resend.resent())
-            .map(|t| now.saturating_sub(t));
-        if let Some(rtt) = sample {
+        let timing = c.timed_from.take().map(|t| {
+            let round_trip = (!c.resend.resent()).then(|| now.saturating_sub(t));
+            let proposer = c.batch.header.body.proposer;
+            let replies = c
+                .replies
+                .keys()
+                .filter(|v| **v != proposer)
+                .filter_map(|v| c.heard_from.get(v).map(|at| (*v, at.saturating_sub(t))))
+                .collect();
+            QuorumTiming {
+                round_trip,
+                replies,
+                bytes: c.batch.header.body.weight,
+            }
+        });
+        c.heard_from.clear();
+        if let Some(rtt) = timing.as_ref().and_then(|t| t.round_trip) {
             self.round_trip.sample(rtt);
         }
-        let sample = sample.map(|rtt| (rtt, c.batch.header.body.weight));
         let proof: Vec<Signed<ReplyBody>> = c.replies.values().take(q).cloned().collect();
         let payload = (view > 0 || c.batch.header.body.is_checkpoint()).then(|| c.batch.clone());
         let proposal = Proposal {
@@ -274,7 +300,7 @@ impl Collector {
             new_view: c.new_view.clone(),
             payload,
         };
-        Some((proposal, sample))
+        Some((proposal, timing))
     }
 }
 

@@ -356,12 +356,14 @@ impl Proposer {
     /// The proposal for `id` if a quorum replied while we collect for it.
     pub fn collect(&mut self, ctx: &Ctx, id: CommandId) -> Vec<Event> {
         let q = ctx.membership.q();
-        let Some((proposal, round_trip)) = self.collector.ready(&id, q, ctx.now) else {
+        let Some((proposal, timing)) = self.collector.ready(&id, q, ctx.now) else {
             return vec![];
         };
-        if let Some((rtt, bytes)) = round_trip {
+        if let Some(t) = timing {
             let in_flight = self.in_flight_bytes(ctx.window_start(&ctx.me));
-            self.pacing.on_round_trip(rtt, bytes, ctx.now, in_flight);
+            let f = ctx.membership.f();
+            self.pacing
+                .on_quorum(&t.replies, f, t.bytes, ctx.now, in_flight);
         }
         vec![Event::Collected(proposal)]
     }
@@ -416,7 +418,8 @@ impl Proposer {
     }
 
     /// Bytes of our batches in flight: proposed and still in our log (a seq at or above
-    /// `start`, our window's start); forgets the others.
+    /// `start`, our window's start, as the seq window counts them: a batch leaves once its
+    /// block is built, and the checkpoint that cuts it is traffic too); forgets the others.
     fn in_flight_bytes(&mut self, start: Seq) -> u64 {
         self.in_flight = self.in_flight.split_off(&start);
         self.in_flight.values().sum()
@@ -428,13 +431,7 @@ impl Proposer {
     /// [`Backoff`]: crate::backoff::Backoff
     pub fn reannounce_due(&mut self, ctx: &Ctx, out: &mut Outbox, period: u64) {
         let members = ctx.membership.validators();
-        let rto = self.round_trip().first_wait(period);
         for (b, silent) in self.collector.to_announce_again(ctx.now, period, members) {
-            let h = &b.header.body;
-            if h.proposer == ctx.me && !h.is_checkpoint() {
-                let in_flight = self.in_flight_bytes(ctx.window_start(&ctx.me));
-                self.pacing.on_resend(ctx.now, rto, in_flight);
-            }
             for v in silent {
                 out.send(v, Message::Announce(b.clone()));
             }
@@ -473,6 +470,7 @@ mod tests {
     use crate::crypto::InsecureTestCrypto;
     use crate::ctx::testing::World;
     use crate::dds::Dds;
+    use crate::discovery::pacing::MIN_WINDOW_BYTES;
 
     const ME: ValidatorId = [1; 32];
 
@@ -598,6 +596,61 @@ mod tests {
             ]
         );
         assert_eq!(p.pending(), 0);
+    }
+
+    /// `n` client transactions of about 1 KiB each.
+    fn big_txs(n: u8) -> Vec<Tx> {
+        (0..n)
+            .map(|i| Tx {
+                access: vec![[i; 32]],
+                data: vec![i; 1_000],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn queued_replies_narrow_the_send_window_and_waiting_batches_merge_into_its_room() {
+        let mut w = World::new();
+        let mut p = Proposer::new(500);
+        let mut out = Outbox::new(ME);
+        let quorum = |p: &mut Proposer, w: &World, b: &SignedBatch| {
+            let events: Vec<Event> = (2..=4)
+                .flat_map(|who| p.on_reply(&w.ctx(), reply(who, b)))
+                .collect();
+            assert!(events.iter().any(|e| matches!(e, Event::Collected(_))));
+        };
+        // Each member replies in 100 ms: its base.
+        p.add_client_batch(&big_txs(1), 512);
+        let b0 = signed(&p.propose_own(&w.ctx(), &mut out, 512)).remove(0);
+        w.now = 100;
+        quorum(&mut p, &w, &b0);
+        assert_eq!(p.send_window(), None, "no queueing: open");
+        // The next batch's replies come 2 s late: the window closes to its floor (half of the
+        // 2 KiB in flight is less).
+        p.add_client_batch(&big_txs(1), 512);
+        let b1 = signed(&p.propose_own(&w.ctx(), &mut out, 512)).remove(0);
+        w.now = 2_200;
+        quorum(&mut p, &w, &b1);
+        assert_eq!(p.send_window(), Some(MIN_WINDOW_BYTES));
+        // Twenty 1 KiB client batches wait: the next batch takes what fits in the 6 KiB of room
+        // left, the rest waits.
+        for _ in 0..20 {
+            p.add_client_batch(&big_txs(1), 512);
+        }
+        let more = signed(&p.propose_own(&w.ctx(), &mut out, 512));
+        assert_eq!(more.len(), 1, "one batch");
+        let in_flight = b0.header.body.weight + b1.header.body.weight;
+        assert!(more[0].header.body.weight <= MIN_WINDOW_BYTES - in_flight);
+        assert!(
+            more[0].txs.len() > 1,
+            "merged: {} transactions",
+            more[0].txs.len()
+        );
+        assert_eq!(p.pending(), 20 - more[0].txs.len());
+        assert!(
+            signed(&p.propose_own(&w.ctx(), &mut out, 512)).is_empty(),
+            "no room"
+        );
     }
 
     #[test]

@@ -41,13 +41,23 @@ impl Replica {
 
     pub(super) fn on_reply(&mut self, r: Signed<ReplyBody>) {
         let events = self.proposer.on_reply(&ctx!(self), r);
-        self.route_discovery(events);
+        self.route_collected(events);
     }
 
     /// Propose for `id` once a quorum replied.
     pub(super) fn try_collect(&mut self, id: CommandId) {
         let events = self.proposer.collect(&ctx!(self), id);
+        self.route_collected(events);
+    }
+
+    /// Route what a reply made; a quorum may have widened our send window, so waiting batches
+    /// of ours may go now.
+    fn route_collected(&mut self, events: Vec<Event>) {
+        let quorum = events.iter().any(|e| matches!(e, Event::Collected(_)));
         self.route_discovery(events);
+        if quorum && self.proposer.pending() > 0 {
+            self.try_propose_own();
+        }
     }
 
     /// Hand each of the proposer side's events to the service that takes it, in order.
