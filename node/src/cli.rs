@@ -125,6 +125,15 @@ pub struct EngineArgs {
           value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     pub rpc_backlog_limit: u64,
 
+    /// Pace this validator's own batches when the replies to them come this many milliseconds
+    /// later than each peer's usual: a congestion window over the bytes in flight halves, and
+    /// waiting transactions go out in fewer, larger batches, so a link offered more than it
+    /// carries queues in the pool instead of on the wire. 0 turns pacing off (only the
+    /// protocol's window of 16 batches limits).
+    #[arg(long, default_value_t = bsmr_consensus_core::discovery::pacing::DEFAULT_TARGET_MS,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub pacing_target_ms: u64,
+
     /// Finished blocks a validator keeps (in memory) to serve peers that fell behind. A validator
     /// further behind than its peers keep rejoins from the certified chain instead, which is
     /// slower to set up; more costs memory (about 45 KB per block at 300 tx/s).
@@ -190,6 +199,7 @@ impl EngineArgs {
             owner_delay_ms: self.owner_delay_ms,
             anyone_delay_ms: self.anyone_delay_ms.max(self.owner_delay_ms),
             rpc_backlog_limit: self.rpc_backlog_limit as usize,
+            pacing_target_ms: self.pacing_target_ms,
             mode: match self.consensus_mode {
                 ConsensusMode::Leaderless => sc_consensus_bsmr::Mode::Leaderless,
                 ConsensusMode::Leader => sc_consensus_bsmr::Mode::Leader,

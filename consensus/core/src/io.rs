@@ -38,6 +38,9 @@ pub struct Config {
     pub max_batch_txs: usize,
     /// Finished blocks kept to serve laggards' sync requests.
     pub retain_sync_blocks: u64,
+    /// Queueing delay (ms) of our batches' replies above which our own batches are paced
+    /// (`discovery/pacing.rs`); 0: never paced, the seq window alone limits.
+    pub pacing_target_ms: u64,
 }
 
 impl Config {
@@ -53,6 +56,7 @@ impl Config {
             retain_blocks: 32,
             max_batch_txs: 4096,
             retain_sync_blocks: DEFAULT_RETAIN_SYNC_BLOCKS,
+            pacing_target_ms: crate::discovery::pacing::DEFAULT_TARGET_MS,
         }
     }
 

@@ -45,6 +45,9 @@ pub struct EngineConfig {
     /// ... and by any validator once pending this long; also how long a proposer waits before
     /// proposing a still-pending transaction again.
     pub anyone_delay_ms: u64,
+    /// Queueing delay (ms) of the replies to our batches above which our own batches are paced
+    /// by a congestion window (docs/consensus.md, "Pacing own batches"); 0: never paced.
+    pub pacing_target_ms: u64,
     /// Leaderless (bsmr) or the leader-based baseline.
     pub mode: Mode,
     /// Client transactions are refused (RPC error 1016, retriable) while the pool holds this
@@ -74,6 +77,7 @@ impl Default for EngineConfig {
             retain_sync_blocks: bsmr_consensus_core::replica::DEFAULT_RETAIN_SYNC_BLOCKS,
             owner_delay_ms: 2_000,
             anyone_delay_ms: 6_000,
+            pacing_target_ms: bsmr_consensus_core::discovery::pacing::DEFAULT_TARGET_MS,
             mode: Mode::Leaderless,
             rpc_backlog_limit: DEFAULT_RPC_BACKLOG_LIMIT,
             equivocate_finality_votes: false,

@@ -132,6 +132,7 @@ where
     let mut core_cfg = CoreConfig::new(membership.clone());
     core_cfg.max_batch_txs = engine.max_batch_txs;
     core_cfg.retain_sync_blocks = engine.retain_sync_blocks;
+    core_cfg.pacing_target_ms = engine.pacing_target_ms;
     // With the 4 s default alone, block times above ~3 s made view changes on most blocks and
     // suspended correct validators; 2 s covers the checkpoint consensus over a WAN.
     core_cfg.fit_block_time(engine.block_time_ms, 2_000);

@@ -38,7 +38,8 @@ pub const GROWTH_UNIT: u64 = 4 * 1024;
 /// of the current and the previous bucket, so a path that got slower for good is learned within
 /// two buckets (RFC 6817 keeps minutes of base-delay history for the same reason).
 const BASE_BUCKET_MS: u64 = 60_000;
-/// The queueing target with the core's default view timer (a quarter of it).
+/// The default queueing target: a quarter of the core's default command view timer (3 s), so
+/// queues are kept well short of what would fire a view change.
 pub const DEFAULT_TARGET_MS: u64 = 750;
 
 /// The congestion window of our own batches.
@@ -47,7 +48,7 @@ pub struct Pacing {
     /// The window (bytes); `None` until the first congestion signal: only the seq window
     /// limits until then.
     window: Option<u64>,
-    /// Queueing delay above the base round trip that counts as congestion (ms).
+    /// Queueing delay above a member's base that counts as congestion (ms); 0: never paced.
     target_ms: u64,
     /// Each member's base: the lowest reply time it showed lately.
     bases: BTreeMap<ValidatorId, Base>,
@@ -85,12 +86,12 @@ impl Default for Pacing {
 }
 
 impl Pacing {
-    /// A window that counts a round trip longer than the base by more than `target_ms` as
-    /// congestion.
+    /// A window that counts a queueing delay above `target_ms` as congestion (0: a window that
+    /// never closes).
     pub fn new(target_ms: u64) -> Self {
         Pacing {
             window: None,
-            target_ms: target_ms.max(1),
+            target_ms,
             bases: BTreeMap::new(),
             hold_until: 0,
         }
@@ -125,6 +126,9 @@ impl Pacing {
         now: u64,
         in_flight: u64,
     ) {
+        if self.target_ms == 0 {
+            return;
+        }
         let mut delays: Vec<u64> = replies
             .iter()
             .map(|(v, rtt)| {
@@ -271,6 +275,14 @@ mod tests {
             Some(50 * KB),
             "at most f small delays cannot hide it"
         );
+    }
+
+    #[test]
+    fn a_zero_target_never_paces() {
+        let mut p = Pacing::new(0);
+        p.on_quorum(&replies([100, 100, 100]), F, KB, 0, KB);
+        p.on_quorum(&replies([9_000, 9_000, 9_000]), F, KB, 1_000, KB);
+        assert_eq!(p.window(), None);
     }
 
     #[test]

@@ -73,8 +73,8 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    /// A proposer whose pacing counts a round trip longer than the lowest by more than
-    /// `queueing_target_ms` as congestion ([`Pacing`]).
+    /// A proposer whose pacing counts a queueing delay of replies above `queueing_target_ms` as
+    /// congestion (0: never paced; [`Pacing`]).
     pub fn new(queueing_target_ms: u64) -> Self {
         Proposer {
             pacing: Pacing::new(queueing_target_ms),

@@ -122,8 +122,7 @@ impl Replica {
             },
         );
         let recovery = Recovery::new(cfg.resend_ms, cfg.retain_sync_blocks);
-        // Queueing of a quarter of a view timer is congestion: well before the timers fire.
-        let proposer = Proposer::new(cfg.recovery_timeout_ms / 4);
+        let proposer = Proposer::new(cfg.pacing_target_ms);
         let mut r = Replica {
             cfg,
             signer,
