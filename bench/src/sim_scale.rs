@@ -47,6 +47,10 @@ pub(crate) struct ScaleArgs {
     /// Each validator's uplink in Mbit/s (0: unlimited).
     #[arg(long, default_value_t = 100)]
     uplink_mbit: u64,
+    /// The core's pacing target in ms, as the node's --pacing-target-ms (0: own batches never
+    /// paced).
+    #[arg(long, default_value_t = bsmr_consensus_core::discovery::pacing::DEFAULT_TARGET_MS)]
+    pacing_target_ms: u64,
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -149,6 +153,7 @@ pub(crate) fn scale_mode(a: &ScaleArgs) -> Result<(), String> {
             cfg.leader_based = leader_based;
             // The engine's batch limit (a primary cuts its pool into batches of this many).
             cfg.max_batch_txs = 512;
+            cfg.pacing_target_ms = a.pacing_target_ms;
             cfg.resources = Some(res);
             let started = Instant::now();
             let r = bsmr_sim::run(cfg.clone());

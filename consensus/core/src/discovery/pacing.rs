@@ -38,9 +38,11 @@ pub const GROWTH_UNIT: u64 = 4 * 1024;
 /// of the current and the previous bucket, so a path that got slower for good is learned within
 /// two buckets (RFC 6817 keeps minutes of base-delay history for the same reason).
 const BASE_BUCKET_MS: u64 = 60_000;
-/// The default queueing target: a quarter of the core's default command view timer (3 s), so
-/// queues are kept well short of what would fire a view change.
-pub const DEFAULT_TARGET_MS: u64 = 750;
+/// The default queueing target: half the core's default command view timer (3 s), so queues
+/// are kept short of what would fire a view change. A quarter (750 ms) paces thin links twice as
+/// well but reads the reply queueing of CPU-bound validators as congestion too
+/// (docs/performance.md, "Pacing on thin links").
+pub const DEFAULT_TARGET_MS: u64 = 1_500;
 
 /// The congestion window of our own batches.
 #[derive(Clone, Debug, PartialEq, Eq)]

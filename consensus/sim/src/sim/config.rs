@@ -149,6 +149,8 @@ pub struct SimConfig {
     pub set_change: SetChange,
     /// Transactions per batch at most (the core cuts larger client batches).
     pub max_batch_txs: usize,
+    /// The core's pacing target (`Config::pacing_target_ms`; 0: own batches never paced).
+    pub pacing_target_ms: u64,
     /// Each node's CPU and uplink, modelled (`None`: a node handles every event at once and
     /// sends at no cost, as the correctness runs assume).
     pub resources: Option<Resources>,
@@ -289,6 +291,7 @@ impl SimConfig {
             epoch_change_at: None,
             set_change: SetChange::Remove,
             max_batch_txs: Config::new(Membership::new([0; 32], 0, vec![[0; 32]])).max_batch_txs,
+            pacing_target_ms: bsmr_consensus_core::discovery::pacing::DEFAULT_TARGET_MS,
             resources: None,
         }
     }

@@ -30,6 +30,7 @@ impl Sim {
         core_cfg.window = cfg.window;
         core_cfg.retain_sync_blocks = cfg.retain_sync_blocks;
         core_cfg.max_batch_txs = cfg.max_batch_txs;
+        core_cfg.pacing_target_ms = cfg.pacing_target_ms;
         let t = cfg.core_timeouts();
         core_cfg.recovery_timeout_ms = t.recovery_ms;
         core_cfg.ckpt_timeout_ms = t.ckpt_ms;
