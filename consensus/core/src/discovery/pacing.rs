@@ -77,6 +77,11 @@ impl Base {
         } else {
             self.current = self.current.min(rtt);
         }
+        self.value()
+    }
+
+    /// The base: the lower of the two buckets' lowest.
+    fn value(&self) -> u64 {
         self.previous.map_or(self.current, |p| p.min(self.current))
     }
 }
@@ -112,9 +117,7 @@ impl Pacing {
 
     /// The lowest reply time member `v` lately showed (ms), if any.
     pub fn base(&self, v: &ValidatorId) -> Option<u64> {
-        self.bases
-            .get(v)
-            .map(|b| b.previous.map_or(b.current, |p| p.min(b.current)))
+        self.bases.get(v).map(Base::value)
     }
 
     /// A quorum replied to one of our batches, of `bytes`: `replies` holds each other member's
