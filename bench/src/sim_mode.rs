@@ -22,12 +22,8 @@ pub(crate) fn sim_mode(
     let mut rows = vec![];
     for leader_based in list {
         let mode = if leader_based { "leader" } else { "leaderless" };
-        let mut cfg = bsmr_sim::SimConfig::small(validators, seed);
+        let mut cfg = bsmr_sim::SimConfig::reliable(validators, seed);
         // Good conditions: the figures are about latency, not recovery.
-        cfg.gst_ms = 0;
-        cfg.loss = 0.0;
-        cfg.dup = 0.0;
-        cfg.partition = false;
         cfg.load_ms = load_secs * 1000;
         cfg.end_ms = cfg.load_ms + 30_000;
         cfg.leader_based = leader_based;

@@ -137,11 +137,7 @@ pub(crate) fn scale_mode(a: &ScaleArgs) -> Result<(), String> {
         for &leader_based in &modes {
             let mode = if leader_based { "leader" } else { "leaderless" };
             let batches_per_s = (1000 / a.batch_interval_ms).max(1);
-            let mut cfg = bsmr_sim::SimConfig::small(n, a.seed);
-            cfg.gst_ms = 0;
-            cfg.loss = 0.0;
-            cfg.dup = 0.0;
-            cfg.partition = false;
+            let mut cfg = bsmr_sim::SimConfig::reliable(n, a.seed);
             cfg.hot = 0.0;
             cfg.global = 0.0;
             cfg.accounts = a.accounts;

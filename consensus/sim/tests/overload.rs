@@ -7,11 +7,7 @@ use bsmr_sim::{run, sim::Resources, Report, SimConfig};
 /// four times what the links carry (the same run finalized 6,400 of 16,000 in 540 s, its links
 /// full of resends and view changes, before own batches were paced).
 fn burst(seed: u64) -> Report {
-    let mut c = SimConfig::small(4, seed);
-    c.gst_ms = 0;
-    c.loss = 0.0;
-    c.dup = 0.0;
-    c.partition = false;
+    let mut c = SimConfig::reliable(4, seed);
     c.load_ms = 20_000;
     c.end_ms = 300_000;
     c.batch_interval_ms = 100;

@@ -6,12 +6,8 @@ use bsmr_sim::{run, CrashMode, NetKind, SimConfig};
 
 #[test]
 fn a_crashed_validator_stops_costing_view_changes() {
-    let mut c = SimConfig::small(4, 11);
+    let mut c = SimConfig::reliable(4, 11);
     c.net = NetKind::Lan;
-    c.loss = 0.0;
-    c.dup = 0.0;
-    c.partition = false;
-    c.gst_ms = 0;
     c.load_ms = 40_000;
     c.end_ms = 80_000;
     c.block_ms = 200;

@@ -295,4 +295,16 @@ impl SimConfig {
             resources: None,
         }
     }
+
+    /// A small run on a network that behaves from the start: no GST, loss, duplication or
+    /// partition. For runs about throughput, resources or timers rather than recovery.
+    pub fn reliable(n: usize, seed: u64) -> Self {
+        SimConfig {
+            gst_ms: 0,
+            loss: 0.0,
+            dup: 0.0,
+            partition: false,
+            ..SimConfig::small(n, seed)
+        }
+    }
 }

@@ -103,11 +103,7 @@ mod tests {
     use super::*;
 
     fn run_with(resources: Option<Resources>, leader_based: bool) -> Report {
-        let mut c = SimConfig::small(4, 7);
-        c.gst_ms = 0;
-        c.loss = 0.0;
-        c.dup = 0.0;
-        c.partition = false;
+        let mut c = SimConfig::reliable(4, 7);
         c.load_ms = 2_000;
         c.end_ms = 20_000;
         c.leader_based = leader_based;
