@@ -21,7 +21,8 @@ pub(crate) struct ScaleArgs {
     /// clients offer their share; the leader baseline's validators forward it to the primary).
     #[arg(long, default_value_t = 4_000)]
     offered: u64,
-    /// Seconds of client load (virtual time); throughput is measured over its last 80%.
+    /// Seconds of client load (virtual time); throughput is measured over its last 80%, between
+    /// the first and the last of validator 0's blocks in that span.
     #[arg(long, default_value_t = 4)]
     load_secs: u64,
     /// How often each validator's clients hand it a batch (ms).

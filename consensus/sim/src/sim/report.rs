@@ -84,15 +84,27 @@ pub struct Report {
 
 impl Report {
     /// Transactions per second validator 0 executed in blocks from `from_ms` to `to_ms`
-    /// (virtual time): the sustained throughput over that span.
+    /// (virtual time): the sustained throughput over that span. Measured between the span's
+    /// first and last block (the transactions of every block after the first, over the time
+    /// between them), so that a large block just inside or outside the span does not move the
+    /// figure; with fewer than two blocks in the span, over the whole span.
     pub fn sustained_tps(&self, from_ms: u64, to_ms: u64) -> f64 {
-        let txs: u64 = self
+        let inside: Vec<(u64, u64)> = self
             .block_txs
             .iter()
+            .copied()
             .filter(|(at, _)| (from_ms..to_ms).contains(at))
-            .map(|(_, t)| t)
-            .sum();
-        txs as f64 * 1000.0 / to_ms.saturating_sub(from_ms).max(1) as f64
+            .collect();
+        match (inside.first(), inside.last()) {
+            (Some(&(first, _)), Some(&(last, _))) if last > first => {
+                let txs: u64 = inside[1..].iter().map(|(_, t)| t).sum();
+                txs as f64 * 1000.0 / (last - first) as f64
+            }
+            _ => {
+                let txs: u64 = inside.iter().map(|(_, t)| t).sum();
+                txs as f64 * 1000.0 / to_ms.saturating_sub(from_ms).max(1) as f64
+            }
+        }
     }
     /// Percentile of a sample.
     pub fn pct(v: &[u64], p: f64) -> u64 {
@@ -102,5 +114,33 @@ impl Report {
         let mut s = v.to_vec();
         s.sort_unstable();
         s[((s.len() - 1) as f64 * p) as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks(block_txs: Vec<(u64, u64)>) -> Report {
+        Report {
+            block_txs,
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn sustained_throughput_does_not_jump_with_a_block_at_the_span_edge() {
+        // 1,000 transactions a second, in one block a second.
+        let r = blocks((1..=6).map(|s| (s * 1000, 1000)).collect());
+        // The span [900, 3100) holds three blocks in 2.2 s: counting them over the span says
+        // 1,364; between its first and last block it is the rate they came at.
+        assert_eq!(r.sustained_tps(900, 3100), 1000.0);
+        assert_eq!(r.sustained_tps(500, 5500), 1000.0);
+        // A burst: the block at 4 s carries 4,000.
+        let r = blocks(vec![(1000, 1000), (2000, 1000), (4000, 4000)]);
+        assert_eq!(r.sustained_tps(0, 10_000), 5000.0 / 3.0);
+        // One block in the span: over the span.
+        assert_eq!(r.sustained_tps(3000, 5000), 2000.0);
+        assert_eq!(r.sustained_tps(5000, 6000), 0.0);
     }
 }
