@@ -238,6 +238,10 @@ pub struct PoolProposer {
     awaiting_primary: BTreeSet<H256>,
     /// What we proposed so far (for `bsmr_status`).
     counts: ProposalCounts,
+    /// Another member's batch whose announcement the core is being fed now, with its
+    /// transactions: what an `Output::Checked` for it refers to (see
+    /// [`PoolProposer::core_checked`]).
+    feeding: Option<(CommandId, Vec<H256>)>,
 }
 
 /// A member's queue as its announcements show it.
@@ -296,6 +300,7 @@ impl PoolProposer {
             unannounced_own: BTreeSet::new(),
             awaiting_primary: BTreeSet::new(),
             counts: ProposalCounts::default(),
+            feeding: None,
         }
     }
 
@@ -519,6 +524,40 @@ impl PoolProposer {
             })
             .txs
             .extend(txs);
+    }
+
+    /// The core is being fed another member's announcement of batch `id`, carrying `txs`: an
+    /// `Output::Checked` for `id` before [`PoolProposer::fed`] refers to them.
+    pub fn feeding(&mut self, id: CommandId, txs: Vec<H256>) {
+        self.feeding = Some((id, txs));
+    }
+
+    /// The announcement is fed: no later `Output::Checked` refers to its transactions.
+    pub fn fed(&mut self) {
+        self.feeding = None;
+    }
+
+    /// The core checked and replied to another validator's batch `by` (`Output::Checked`). If
+    /// it is the batch being fed (the core reports it while handling that announcement), our
+    /// clients' transactions it carries (`submitted_here`) are held back from our batches while
+    /// it may land ([`PoolProposer::checked_elsewhere`]); a report for any other batch holds
+    /// nothing, since only the announcement's own transactions are known to be in it. `taken`:
+    /// ours it carries that were waiting in the core's queue, taken out of it
+    /// ([`PoolProposer::covered`]).
+    pub fn core_checked(
+        &mut self,
+        by: CommandId,
+        taken: Vec<H256>,
+        submitted_here: &dyn Fn(&H256) -> bool,
+        now: u64,
+    ) {
+        if let Some((_, txs)) = self.feeding.take_if(|(id, _)| *id == by) {
+            let ours: Vec<H256> = txs.into_iter().filter(|h| submitted_here(h)).collect();
+            self.checked_elsewhere(by, ours, now);
+        }
+        if !taken.is_empty() {
+            self.covered(by, taken, now);
+        }
     }
 
     /// Our core checked and replied to another validator's batch `by` carrying these of our

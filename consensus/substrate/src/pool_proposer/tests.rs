@@ -531,6 +531,39 @@ fn ours_in_another_checked_batch_wait_with_their_sender_until_it_lands_nowhere()
 }
 
 #[test]
+fn a_checked_report_holds_only_ours_and_only_for_the_announcement_being_fed() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let (x, y) = ([7; 32], [8; 32]);
+    // Member 2's batch x carries our client's transaction of sender 5 and another node's of
+    // sender 6.
+    let ours = |h: &H256| *h == tx(5, 0).0;
+    let ready = [tx(5, 0), tx(6, 0)];
+    p.feeding(x, vec![tx(5, 0).0, tx(6, 0).0]);
+    // A report for another batch while x is fed refers to nothing we know is in it.
+    p.core_checked(y, vec![], &ours, 0);
+    assert!(p.elsewhere.is_empty());
+    p.core_checked(x, vec![], &ours, 0);
+    p.fed();
+    assert_eq!(
+        p.elsewhere.keys().copied().collect::<Vec<_>>(),
+        vec![tx(5, 0).0]
+    );
+    assert_eq!(
+        run(&mut p, &ready, 0, &ours),
+        vec![] as Vec<Vec<Vec<u8>>>,
+        "ours waits for x; sender 6's is not ours to propose yet"
+    );
+    // Once fed, a late report of x again holds nothing more.
+    p.feeding(y, vec![tx(9, 0).0]);
+    p.fed();
+    p.core_checked(y, vec![], &|_| true, 0);
+    assert_eq!(p.elsewhere.len(), 1);
+    // x lands nowhere: ours goes at once.
+    p.void_elsewhere(&x, 50);
+    assert_eq!(run(&mut p, &ready, 50, &ours), vec![vec![vec![5, 0]]]);
+}
+
+#[test]
 fn a_chain_copied_one_nonce_at_a_time_is_held_once() {
     let mut p = PoolProposer::new(cfg(Mode::Leaderless));
     let chain = [tx(5, 0), tx(5, 1), tx(5, 2)];

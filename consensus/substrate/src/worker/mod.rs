@@ -179,9 +179,6 @@ struct Engine<B: BlockT, BE, C, P> {
     client: Arc<C>,
     pool: Arc<P>,
     client_submissions: ClientSubmissions<H256>,
-    /// The batch announcement being fed to the core, with its transactions' pool hashes: what
-    /// `Output::Checked` for it refers to.
-    feeding: Option<(CommandId, Vec<H256>)>,
     /// The network: peers, notifications, fetch requests both ways.
     link: Links,
     classifier: Arc<dyn TxClassifier>,
@@ -353,14 +350,14 @@ where
                     self.now,
                 );
                 self.adopt_announced(from, b, &hashes);
-                self.feeding = Some((b.id(), hashes));
+                self.proposer.feeding(b.id(), hashes);
             }
         }
         if let Some((adversary, rng)) = self.adversary.as_mut() {
             adversary.observe(&msg, rng);
         }
         let fed = self.feed(bsmr_consensus_core::Input::Message { from, msg });
-        self.feeding = None;
+        self.proposer.fed();
         fed
     }
 

@@ -25,20 +25,13 @@ where
         }
     }
 
-    /// The core checked and replied to another validator's batch `by` (the one being fed):
-    /// our clients' transactions it carries are held back from our batches while it may land;
-    /// `taken`, those of ours it carries that were waiting in the core's queue, were taken out
-    /// (until it lands, or back into the core's queue).
+    /// The core checked and replied to another validator's batch `by`: the proposal policy
+    /// holds what of ours it carries ([`PoolProposer::core_checked`]).
     pub(super) fn on_checked(&mut self, by: CommandId, taken: &[bsmr_consensus_core::Tx]) {
-        if let Some((_, hashes)) = self.feeding.take_if(|(id, _)| *id == by) {
-            let submissions = &self.client_submissions;
-            let ours = hashes.into_iter().filter(|h| submissions.contains(h));
-            self.proposer.checked_elsewhere(by, ours, self.now);
-        }
-        if !taken.is_empty() {
-            let hashes: Vec<H256> = taken.iter().map(pool_hash).collect();
-            self.proposer.covered(by, hashes, self.now);
-        }
+        let taken: Vec<H256> = taken.iter().map(pool_hash).collect();
+        let submissions = &self.client_submissions;
+        self.proposer
+            .core_checked(by, taken, &|h| submissions.contains(h), self.now);
     }
 
     /// Command `id` lands in no block (decided Noop, a fence behind the built blocks, void

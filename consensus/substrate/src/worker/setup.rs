@@ -46,7 +46,6 @@ where
             client: p.client,
             pool: p.pool,
             client_submissions: p.client_submissions,
-            feeding: None,
             fin: Finalizing {
                 build_queue: BTreeMap::new(),
                 awaiting: None,
