@@ -284,8 +284,12 @@ mod tests {
     use bsmr_consensus_core::storage::Meta;
     use parking_lot::Mutex;
 
+    /// An in-memory aux store that also records the size of every value written.
     #[derive(Default)]
-    struct MemAux(Mutex<BTreeMap<Vec<u8>, Vec<u8>>>);
+    struct MemAux {
+        map: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+        written: Mutex<Vec<usize>>,
+    }
 
     impl AuxStore for MemAux {
         fn insert_aux<
@@ -299,8 +303,10 @@ mod tests {
             insert: I,
             delete: D,
         ) -> sp_blockchain::Result<()> {
-            let mut m = self.0.lock();
+            let mut m = self.map.lock();
+            let mut written = self.written.lock();
             for (k, v) in insert {
+                written.push(v.len());
                 m.insert(k.to_vec(), v.to_vec());
             }
             for k in delete {
@@ -309,7 +315,7 @@ mod tests {
             Ok(())
         }
         fn get_aux(&self, key: &[u8]) -> sp_blockchain::Result<Option<Vec<u8>>> {
-            Ok(self.0.lock().get(key).cloned())
+            Ok(self.map.lock().get(key).cloned())
         }
     }
 
@@ -398,7 +404,7 @@ mod tests {
 
     /// Bytes of index values (keys with `/index`) in `aux`.
     fn index_bytes(aux: &MemAux) -> usize {
-        let m = aux.0.lock();
+        let m = aux.map.lock();
         m.iter()
             .filter(|(k, _)| k.windows(6).any(|w| w == b"/index"))
             .map(|(_, v)| v.len())
@@ -407,13 +413,13 @@ mod tests {
 
     #[test]
     fn a_write_rewrites_only_the_index_buckets_it_touches() {
-        let aux = Arc::new(CountingAux::default());
+        let aux = Arc::new(MemAux::default());
         let mut s = AuxStorage::open(aux.clone(), 0).unwrap();
         let ops: Vec<StorageOp> = (0..4096)
             .map(|i| StorageOp::Put(Key::OwnBatch(i), Record::Marked(true)))
             .collect();
         s.apply(&ops).unwrap();
-        let whole = index_bytes(&aux.inner);
+        let whole = index_bytes(&aux);
         assert!(whole > 4096 * 8, "the index lists every key: {whole} bytes");
         aux.written.lock().clear();
         s.apply(&[StorageOp::Put(Key::OwnBatch(9999), Record::Marked(true))])
@@ -452,35 +458,5 @@ mod tests {
         let reopened = AuxStorage::open(aux, 2).unwrap();
         let loaded: Vec<Key> = reopened.load().into_iter().map(|(k, _)| k).collect();
         assert_eq!(loaded, keys);
-    }
-
-    /// An aux store that records the size of every value written.
-    #[derive(Default)]
-    struct CountingAux {
-        inner: MemAux,
-        written: Mutex<Vec<usize>>,
-    }
-
-    impl AuxStore for CountingAux {
-        fn insert_aux<
-            'a,
-            'b: 'a,
-            'c: 'a,
-            I: IntoIterator<Item = &'a (&'c [u8], &'c [u8])>,
-            D: IntoIterator<Item = &'a &'b [u8]>,
-        >(
-            &self,
-            insert: I,
-            delete: D,
-        ) -> sp_blockchain::Result<()> {
-            let insert: Vec<&(&[u8], &[u8])> = insert.into_iter().collect();
-            self.written
-                .lock()
-                .extend(insert.iter().map(|(_, v)| v.len()));
-            self.inner.insert_aux(insert, delete)
-        }
-        fn get_aux(&self, key: &[u8]) -> sp_blockchain::Result<Option<Vec<u8>>> {
-            self.inner.get_aux(key)
-        }
     }
 }
