@@ -5,7 +5,7 @@
 //! hash of the key (`bsmr/core/<epoch>/index/<bucket>`). A write rewrites only the buckets of
 //! the keys it touches, in the same atomic write as the records: one index value rewritten
 //! whole on every write cost a validator about 9 MB/s of disk writes at 300 tx/s
-//! (docs/performance.md, "The consensus state's index"). Blocks the core handed out but the
+//! (docs/performance.md, "What leaderless costs more below saturation"). Blocks the core handed out but the
 //! chain does not have yet are kept under `bsmr/pending/<b>` until imported, so a crash between
 //! "block ready" and import loses nothing. The engine sends nothing that depends on a write
 //! before [`AuxStorage::apply`] returns (persist before send); how durable a returned write is
@@ -49,19 +49,16 @@ impl<A: AuxStore> AuxStorage<A> {
         let mut index: BTreeMap<u8, BTreeSet<Key>> = BTreeMap::new();
         for bucket in 0..INDEX_BUCKETS {
             let key = bucket_key(epoch, bucket as u8);
-            if let Some(keys) = read_keys(&*aux, &key)? {
+            if let Some(keys) = read_list::<Key, _>(&*aux, &key)? {
                 index.insert(bucket as u8, keys.into_iter().collect());
             }
         }
         let legacy = legacy_index_key(epoch);
-        let legacy_keys = read_keys(&*aux, &legacy)?;
-        let pending = match aux.get_aux(PENDING_INDEX)? {
-            Some(bytes) => Vec::<u64>::decode(&mut &bytes[..])
-                .map_err(|_| AuxError::Corrupt("bsmr/pending/index".into()))?
-                .into_iter()
-                .collect(),
-            None => BTreeSet::new(),
-        };
+        let legacy_keys = read_list::<Key, _>(&*aux, &legacy)?;
+        let pending = read_list::<u64, _>(&*aux, PENDING_INDEX)?
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         let mut storage = AuxStorage {
             aux,
             epoch,
@@ -256,10 +253,10 @@ fn bucket(k: &Key) -> u8 {
     sp_crypto_hashing::twox_64(&k.encode())[0]
 }
 
-/// The keys listed under `key`, if any.
-fn read_keys<A: AuxStore>(aux: &A, key: &[u8]) -> Result<Option<Vec<Key>>, AuxError> {
+/// The list stored under `key` (an index), if any.
+fn read_list<T: Decode, A: AuxStore>(aux: &A, key: &[u8]) -> Result<Option<Vec<T>>, AuxError> {
     match aux.get_aux(key)? {
-        Some(bytes) => Vec::<Key>::decode(&mut &bytes[..])
+        Some(bytes) => Vec::<T>::decode(&mut &bytes[..])
             .map(Some)
             .map_err(|_| AuxError::Corrupt(String::from_utf8_lossy(key).into())),
         None => Ok(None),

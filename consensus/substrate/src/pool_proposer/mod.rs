@@ -552,7 +552,7 @@ impl PoolProposer {
         now: u64,
     ) {
         if let Some((_, txs)) = self.feeding.take_if(|(id, _)| *id == by) {
-            let ours: Vec<H256> = txs.into_iter().filter(|h| submitted_here(h)).collect();
+            let ours = txs.into_iter().filter(|h| submitted_here(h));
             self.checked_elsewhere(by, ours, now);
         }
         if !taken.is_empty() {
