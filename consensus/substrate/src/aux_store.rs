@@ -5,8 +5,9 @@
 //! hash of the key (`bsmr/core/<epoch>/index/<bucket>`). A write rewrites only the buckets of
 //! the keys it touches, in the same atomic write as the records: one index value rewritten
 //! whole on every write cost a validator about 9 MB/s of disk writes at 300 tx/s
-//! (docs/performance.md, "What leaderless costs more below saturation"). Blocks the core handed out but the
-//! chain does not have yet are kept under `bsmr/pending/<b>` until imported, so a crash between
+//! (docs/performance.md, "What leaderless costs more below saturation"). A set is stored as
+//! SCALE encodes it, the same bytes as a sorted `Vec`. Blocks the core handed out but the chain
+//! does not have yet are kept under `bsmr/pending/<b>` until imported, so a crash between
 //! "block ready" and import loses nothing. The engine sends nothing that depends on a write
 //! before [`AuxStorage::apply`] returns (persist before send); how durable a returned write is
 //! is the database's: ParityDb queues a commit and writes its log on a background thread.
@@ -101,10 +102,7 @@ impl<A: AuxStore> AuxStorage<A> {
         touched
             .iter()
             .map(|b| {
-                let keys = self
-                    .index
-                    .get(b)
-                    .map(|keys| keys.iter().cloned().collect::<Vec<_>>().encode());
+                let keys = self.index.get(b).map(Encode::encode);
                 (bucket_key(self.epoch, *b), keys)
             })
             .collect()
@@ -136,10 +134,7 @@ impl<A: AuxStore> AuxStorage<A> {
         self.pending.insert(block.index);
         let mut w = BTreeMap::new();
         w.insert(pending_key(block.index), Some(block.encode()));
-        w.insert(
-            PENDING_INDEX.to_vec(),
-            Some(self.pending.iter().copied().collect::<Vec<_>>().encode()),
-        );
+        w.insert(PENDING_INDEX.to_vec(), Some(self.pending.encode()));
         self.write(w)
     }
 
@@ -164,10 +159,7 @@ impl<A: AuxStore> AuxStorage<A> {
             self.pending.remove(&b);
             w.insert(pending_key(b), None);
         }
-        w.insert(
-            PENDING_INDEX.to_vec(),
-            Some(self.pending.iter().copied().collect::<Vec<_>>().encode()),
-        );
+        w.insert(PENDING_INDEX.to_vec(), Some(self.pending.encode()));
         self.write(w)
     }
 
