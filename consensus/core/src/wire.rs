@@ -12,6 +12,9 @@ use crate::types::*;
 use alloc::vec::Vec;
 use codec::{Decode, DecodeLimit, Encode};
 
+pub mod preprepare;
+pub use preprepare::MAX_PROOF_DEP_REFS;
+
 /// Maximum encoded size of one message.
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 /// Maximum SCALE nesting depth.
@@ -127,8 +130,9 @@ impl Signable for ViewChangeBody {
 }
 
 /// A leader's proposal in a view. View 0 carries the reply proof; later views carry the q view
-/// changes (NewView) and, when not re-proposing a prepared value, a reply proof too.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug, Encode, Decode)]
+/// changes (NewView) and, when not re-proposing a prepared value, a reply proof too. Encoded with
+/// each dependency of the proof once ([`preprepare`]).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub struct PrePrepareBody {
     /// Epoch.
     pub epoch: Epoch,
