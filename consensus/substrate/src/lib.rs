@@ -8,7 +8,7 @@
 //! imports the block as final with q votes as its justification.
 //!
 //! How the pieces fit:
-//! - [`network`]: the `/{genesis}/bsmr/1` notification protocol, peer authentication, rate limits;
+//! - [`network`]: the `/{genesis}/bsmr/2` notification protocol, peer authentication, rate limits;
 //! - [`fetch`]: the `/{genesis}/bsmr/fetch/1` request-response protocol (payloads, finished
 //!   blocks, certificates);
 //! - [`worker`]: the engine task (core in, network/timers/pool/blocks out);

@@ -1,4 +1,4 @@
-//! The `/{genesis}/bsmr/1` notification protocol: framing, peer authentication, rate limits.
+//! The `/{genesis}/bsmr/2` notification protocol: framing, peer authentication, rate limits.
 //!
 //! Every notification is one tag byte and a SCALE payload:
 //! - `0` [`Hello`]: sent first on every opened substream by a validator, a signature of its
@@ -40,9 +40,9 @@ pub mod cost {
         ReputationChange::new(-(1 << 14), "bsmr: bad finality vote");
 }
 
-/// `/{genesis hash hex}/bsmr/1`.
+/// `/{genesis hash hex}/bsmr/2` (2: a pre-prepare names each dependency of its proof once).
 pub fn protocol_name(genesis: &[u8]) -> ProtocolName {
-    chain_protocol(genesis, "1")
+    chain_protocol(genesis, "2")
 }
 
 /// `/{genesis hash hex}/bsmr/{suffix}`: bsmr's protocols are named per chain.
@@ -230,6 +230,6 @@ mod tests {
 
     #[test]
     fn protocol_name_names_the_chain() {
-        assert_eq!(&*protocol_name(&[0xab, 0x01]), "/ab01/bsmr/1");
+        assert_eq!(&*protocol_name(&[0xab, 0x01]), "/ab01/bsmr/2");
     }
 }
