@@ -5,7 +5,7 @@
 //!   every node has the same block hash and state root at every height, every block carries a
 //!   BSMR certificate, and no balance is created (sum of balances == total issuance);
 //! - a validator killed with SIGKILL does not stop the other three; restarted without block-sync
-//!   peers, it catches up through the `/bsmr/fetch/1` request-response protocol alone (finished
+//!   peers, it catches up through the `/bsmr/fetch/2` request-response protocol alone (finished
 //!   blocks for its core, then the certificates of the blocks it builds);
 //! - a full node started late syncs from genesis, verifying every certificate;
 //! - a Byzantine validator's conflicting finality votes are caught, reported with an unsigned

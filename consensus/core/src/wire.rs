@@ -3,7 +3,8 @@
 //! Every transferable item (batch header, reply, vote, view change, pre-prepare) is signed on
 //! its own (see [`crate::crypto`]); the envelope [`Message`] relies on authenticated links for
 //! the sender and is therefore unsigned. [`decode_message`] never panics and never allocates
-//! more than a constant factor of its input: the input length is capped at
+//! more than a constant factor of its input (about 80: a pre-prepare's proof names each
+//! dependency by a one-byte index, [`preprepare`]): the input length is capped at
 //! [`MAX_MESSAGE_BYTES`], nesting depth at [`MAX_DEPTH`], and all bytes must be consumed.
 
 use crate::crypto::{Signable, Signed};

@@ -1,4 +1,4 @@
-//! The `/{genesis}/bsmr/fetch/1` request-response protocol: payload and certificate fetch.
+//! The `/{genesis}/bsmr/fetch/2` request-response protocol: payload and certificate fetch.
 //!
 //! Notifications carry what every validator must see; a fetch is one validator asking one peer
 //! for something it missed, and wants exactly one answer:
@@ -41,9 +41,9 @@ pub mod cost {
         ReputationChange::new(-(1 << 14), "bsmr: bad certificate");
 }
 
-/// `/{genesis hash hex}/bsmr/fetch/1`.
+/// `/{genesis hash hex}/bsmr/fetch/2` (2: answers carry pre-prepares in their new encoding).
 pub fn protocol_name(genesis: &[u8]) -> ProtocolName {
-    crate::network::chain_protocol(genesis, "fetch/1")
+    crate::network::chain_protocol(genesis, "fetch/2")
 }
 
 /// What a peer asks for.
@@ -146,6 +146,6 @@ mod tests {
     #[test]
     fn protocol_names_differ_per_chain() {
         assert_ne!(protocol_name(&[1; 32]), protocol_name(&[2; 32]));
-        assert!(protocol_name(&[0; 32]).ends_with("/bsmr/fetch/1"));
+        assert!(protocol_name(&[0; 32]).ends_with("/bsmr/fetch/2"));
     }
 }

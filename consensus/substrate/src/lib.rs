@@ -9,7 +9,7 @@
 //!
 //! How the pieces fit:
 //! - [`network`]: the `/{genesis}/bsmr/2` notification protocol, peer authentication, rate limits;
-//! - [`fetch`]: the `/{genesis}/bsmr/fetch/1` request-response protocol (payloads, finished
+//! - [`fetch`]: the `/{genesis}/bsmr/fetch/2` request-response protocol (payloads, finished
 //!   blocks, certificates);
 //! - [`worker`]: the engine task (core in, network/timers/pool/blocks out);
 //! - [`builder`]: deterministic block building from a finished block;

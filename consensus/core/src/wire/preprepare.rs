@@ -1,7 +1,7 @@
 //! The pre-prepare's encoding. Its proof is q signed replies, and each reply lists the
 //! instance's dependencies (up to W per proposer): derived SCALE would repeat every dependency in
 //! every reply, O(n^2) references per pre-prepare and O(n^3) bytes for its broadcast, which is
-//! what filled the uplinks of a 31-validator set in the simulator (docs/performance.md, "The
+//! what filled the uplinks of a 31-validator set in the simulator (docs/consensus.md, "The
 //! pre-prepare's proof, once per dependency").
 //!
 //! Here the dependencies the replies name go once, sorted, in a table, and each reply lists
@@ -19,9 +19,13 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use codec::{Compact, Decode, Encode, Error, Input, Output};
 
-/// Most dependency references one pre-prepare's replies may name together: 100 validators'
-/// quorum of 67 replies, each naming W = 16 batches of every proposer, is 107,200.
-pub const MAX_PROOF_DEP_REFS: usize = 1 << 17;
+/// Most dependency references one pre-prepare's replies may name together. A reply may name W
+/// batches of every proposer and [`crate::validity::MAX_CKPT_REFS`] candidates, so the runtime's
+/// largest set, 128 validators, makes quorums of 86 replies naming 86 x (128 x 16 + 64) =
+/// 181,632. Each reference takes at least one byte of input and decodes into one `DepRef`, so
+/// a body never decodes into more than about 80 bytes per byte of its encoding, nor, whatever it
+/// claims, into more than about 21 MB.
+pub const MAX_PROOF_DEP_REFS: usize = 1 << 18;
 
 impl Encode for PrePrepareBody {
     fn encode_to<T: Output + ?Sized>(&self, dest: &mut T) {
@@ -236,17 +240,44 @@ mod tests {
         let decoded = PrePrepareBody::decode(&mut &ok[..]).expect("well formed");
         assert_eq!(decoded.proof[0].body.deps, vec![b, a, b]);
         assert_eq!(decoded.encode(), ok, "the canonical form");
-        for (why, bytes) in [
-            ("unsorted table", raw(&[b, a], &[0, 1])),
-            ("repeated entry", raw(&[a, a], &[0, 1])),
-            ("entry no reply names", raw(&[a, b], &[0])),
-            ("index outside the table", raw(&[a, b], &[0, 1, 2])),
+        for (why, bytes, error) in [
+            ("unsorted table", raw(&[b, a], &[0, 1]), "not sorted"),
+            ("repeated entry", raw(&[a, a], &[0, 1]), "not sorted"),
+            ("entry no reply names", raw(&[a, b], &[0]), "no reply names"),
+            (
+                "index outside the table",
+                raw(&[a, b], &[0, 1, 2]),
+                "outside",
+            ),
         ] {
-            assert!(
-                PrePrepareBody::decode(&mut &bytes[..]).is_err(),
-                "{why} must not decode"
-            );
+            let err = PrePrepareBody::decode(&mut &bytes[..]).expect_err(why);
+            assert!(err.to_string().contains(error), "{why}: {err}");
         }
+        // A table without replies names nothing.
+        let mut empty = Vec::new();
+        let b0 = body(vec![]);
+        (b0.epoch, b0.inst, b0.view, &b0.value, vec![a]).encode_to(&mut empty);
+        (Compact(0u32), Vec::<Signed<ViewChangeBody>>::new()).encode_to(&mut empty);
+        let err = PrePrepareBody::decode(&mut &empty[..]).unwrap_err();
+        assert!(err.to_string().contains("no reply names"), "{err}");
+        // A body without a proof has an empty table.
+        assert_eq!(PrePrepareBody::decode(&mut &b0.encode()[..]), Ok(b0));
+    }
+
+    #[test]
+    fn the_bound_counts_the_references_of_all_replies_together() {
+        let d = dep(1, 1);
+        let per = MAX_PROOF_DEP_REFS / 4;
+        let at_bound = body((1..=4).map(|i| reply(i, vec![d; per])).collect());
+        let bytes = at_bound.encode();
+        assert_eq!(
+            PrePrepareBody::decode(&mut &bytes[..]),
+            Ok(at_bound),
+            "exactly the bound"
+        );
+        let over = body((1..=5).map(|i| reply(i, vec![d; per])).collect());
+        let err = PrePrepareBody::decode(&mut &over.encode()[..]).unwrap_err();
+        assert!(err.to_string().contains("too many"), "{err}");
     }
 
     #[test]
