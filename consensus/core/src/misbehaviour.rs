@@ -243,6 +243,61 @@ mod tests {
     }
 
     #[test]
+    fn a_pre_prepare_equivocation_with_reply_proofs_decodes_from_a_report_and_convicts() {
+        // Two view-0 pre-prepares of leader 1 for one instance, each with a quorum of replies
+        // that share dependencies (encoded once per body, wire/preprepare.rs).
+        let m = Membership::new([0; 32], 0, vec![[1; 32], [2; 32], [3; 32], [4; 32]]);
+        let dep = |p: u8, seq| DepRef {
+            proposer: [p; 32],
+            kind: DepKind::Txs { seq },
+            id: [p + seq as u8; 32],
+        };
+        let cmd = dep(1, 9);
+        let reply = |k: u8, deps: Vec<DepRef>| {
+            Signed::sign(
+                crate::wire::ReplyBody {
+                    epoch: 0,
+                    cmd,
+                    pos: 1,
+                    deps,
+                    fence: 0,
+                },
+                &m.genesis,
+                &InsecureTestCrypto([k; 32]),
+            )
+        };
+        let pp = |after: u64| {
+            let shared = vec![dep(2, 0), dep(3, 0), dep(4, 1)];
+            Signed::sign(
+                PrePrepareBody {
+                    epoch: 0,
+                    inst: cmd.instance(),
+                    view: 0,
+                    value: Value::Deps {
+                        cmd: cmd.id,
+                        deps: shared.clone(),
+                        after,
+                    },
+                    proof: (1..=3).map(|k| reply(k, shared.clone())).collect(),
+                    new_view: vec![],
+                },
+                &m.genesis,
+                &InsecureTestCrypto([1; 32]),
+            )
+        };
+        let proof = Proof::PrePrepareEquivocation(pp(0), pp(1));
+        let decoded = Proof::decode_untrusted(&proof.encode()).expect("a report decodes");
+        assert_eq!(decoded, proof);
+        let k = InsecureTestCrypto([0; 32]);
+        assert_eq!(decoded.check(&m, &k, 8), Some([1; 32]));
+        assert_eq!(
+            Proof::PrePrepareEquivocation(pp(0), pp(0)).check(&m, &k, 8),
+            None,
+            "one pre-prepare twice is no equivocation"
+        );
+    }
+
+    #[test]
     fn finality_equivocation_needs_one_height_and_two_bodies() {
         let m = Membership::new([0; 32], 0, vec![[1; 32], [2; 32], [3; 32], [4; 32]]);
         let k = InsecureTestCrypto([2; 32]);
