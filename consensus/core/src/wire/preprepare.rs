@@ -184,12 +184,10 @@ mod tests {
             reply(3, vec![]),
             reply(4, odd),
         ]);
-        let bytes = b.encode();
-        assert_eq!(PrePrepareBody::decode(&mut &bytes[..]), Ok(b.clone()));
-        for r in &b.proof {
-            let back = PrePrepareBody::decode(&mut &bytes[..]).unwrap();
-            let same = back.proof.iter().find(|x| x.signer == r.signer).unwrap();
-            assert!(same.verify(&[0; 32], &InsecureTestCrypto([0; 32])));
+        let back = PrePrepareBody::decode(&mut &b.encode()[..]).expect("decodes");
+        assert_eq!(back, b);
+        for r in &back.proof {
+            assert!(r.verify(&[0; 32], &InsecureTestCrypto([0; 32])));
         }
         let leader = InsecureTestCrypto([1; 32]);
         let m = Message::PrePrepare(Signed::sign(b, &[0; 32], &leader), None);
