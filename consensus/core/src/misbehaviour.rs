@@ -5,11 +5,11 @@
 //! against a membership and returns the culprit. A correct validator is never the subject of a
 //! valid proof (the simulator checks this as S12).
 
-use crate::crypto::{Signed, Verifier};
+use crate::crypto::{signing_digest, Signable, Signed, Verifier};
 use crate::membership::Membership;
 use crate::types::*;
 use crate::validity::check_preprepare;
-use crate::wire::{FinalityVote, PrePrepareBody, ReplyBody, VoteBody};
+use crate::wire::{preprepare, FinalityVote, PrePrepareBody, ReplyBody, VoteBody};
 use codec::{Decode, Encode};
 
 /// A misbehaviour proof.
@@ -40,6 +40,123 @@ fn slot(h: &BatchHeader) -> (Epoch, ValidatorId, Seq, Option<(BlockIndex, View)>
         BatchKind::Checkpoint { index, view, .. } => (h.epoch, h.proposer, 0, Some((index, view))),
     }
 }
+
+/// A proof reported from outside (on chain, by anyone, unsigned), read as far as it can be
+/// without expanding a pre-prepare.
+///
+/// A pre-prepare's reply proof names each dependency once and its replies index into that table
+/// (`wire/preprepare.rs`), so decoding it can take up to about 80 times its encoded size in
+/// memory. Over the network only a member can send one; a report is open to anyone. So the
+/// pre-prepares of a report are walked in place, and [`ReportedProof::expand`] checks each one's
+/// signature over its bytes, by a member, before the proof is decoded: an unsigned report costs
+/// at most two signature checks and no expansion.
+#[derive(Debug)]
+pub struct ReportedProof<'a> {
+    bytes: &'a [u8],
+    epoch: Epoch,
+    accused: ValidatorId,
+    /// The reported pre-prepares, unexpanded (none for other kinds of proof).
+    preprepares: Vec<RawPrePrepare<'a>>,
+}
+
+/// A signed pre-prepare as it was encoded: the body's bytes, not decoded.
+#[derive(Debug)]
+struct RawPrePrepare<'a> {
+    epoch: Epoch,
+    body: &'a [u8],
+    signer: ValidatorId,
+    sig: Signature,
+}
+
+/// Why a report was refused before it was checked.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReportRefusal {
+    /// Longer than [`MAX_PROOF_LEN`], or not a proof's encoding.
+    Malformed,
+    /// A pre-prepare in it is not signed by a member of the set given.
+    NotSigned,
+}
+
+impl<'a> RawPrePrepare<'a> {
+    fn read(input: &mut &'a [u8]) -> Option<Self> {
+        let start = *input;
+        let epoch = preprepare::skip_body(input).ok()?;
+        let body = &start[..start.len() - input.len()];
+        Some(RawPrePrepare {
+            epoch,
+            body,
+            signer: ValidatorId::decode(input).ok()?,
+            sig: Signature::decode(input).ok()?,
+        })
+    }
+
+    fn signed_by_member(&self, m: &Membership, verifier: &dyn Verifier) -> bool {
+        let d = signing_digest(&m.genesis, self.epoch, PrePrepareBody::TAG, self.body);
+        m.contains(&self.signer) && verifier.verify(&self.signer, &d, &self.sig)
+    }
+}
+
+impl<'a> ReportedProof<'a> {
+    /// Read a reported proof's kind, epoch and accused. Proofs without a pre-prepare are
+    /// decoded whole here (derived SCALE, about their own size); pre-prepares are only walked.
+    pub fn read(bytes: &'a [u8]) -> Result<Self, ReportRefusal> {
+        if bytes.len() > MAX_PROOF_LEN {
+            return Err(ReportRefusal::Malformed);
+        }
+        let mut input = bytes;
+        let kind = u8::decode(&mut input).map_err(|_| ReportRefusal::Malformed)?;
+        let count = match kind {
+            PRE_PREPARE_EQUIVOCATION => 2,
+            INVALID_PROPOSAL => 1,
+            _ => 0,
+        };
+        let preprepares = (0..count)
+            .map(|_| RawPrePrepare::read(&mut input))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(ReportRefusal::Malformed)?;
+        let (epoch, accused) = match preprepares.first() {
+            Some(p) => (p.epoch, p.signer),
+            None => {
+                let p = Proof::decode_untrusted(bytes).ok_or(ReportRefusal::Malformed)?;
+                (p.epoch(), p.accused())
+            }
+        };
+        Ok(ReportedProof {
+            bytes,
+            epoch,
+            accused,
+            preprepares,
+        })
+    }
+
+    /// The epoch the proof claims (of its first statement).
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// The validator the proof accuses (the signer of its first statement).
+    pub fn accused(&self) -> ValidatorId {
+        self.accused
+    }
+
+    /// Decode the proof, after checking that every pre-prepare in it is signed by a member of
+    /// `m`. [`Proof::check`] still judges what this returns.
+    pub fn expand(&self, m: &Membership, verifier: &dyn Verifier) -> Result<Proof, ReportRefusal> {
+        if !self
+            .preprepares
+            .iter()
+            .all(|p| p.signed_by_member(m, verifier))
+        {
+            return Err(ReportRefusal::NotSigned);
+        }
+        Proof::decode_untrusted(self.bytes).ok_or(ReportRefusal::Malformed)
+    }
+}
+
+/// The first byte of [`Proof::PrePrepareEquivocation`] and [`Proof::InvalidProposal`] (derived
+/// SCALE: the variant's position; a test ties them to the enum).
+const PRE_PREPARE_EQUIVOCATION: u8 = 3;
+const INVALID_PROPOSAL: u8 = 4;
 
 impl Proof {
     /// The epoch of the (first) statement: the validator set the proof must be checked against.
@@ -242,58 +359,152 @@ mod tests {
         assert_eq!(Proof::InvalidProposal(pp, None).check(&m, &k, 8), None);
     }
 
-    #[test]
-    fn a_pre_prepare_equivocation_with_reply_proofs_decodes_from_a_report_and_convicts() {
-        // Two view-0 pre-prepares of leader 1 for one instance, each with a quorum of replies
-        // that share dependencies (encoded once per body, wire/preprepare.rs).
-        let m = Membership::new([0; 32], 0, vec![[1; 32], [2; 32], [3; 32], [4; 32]]);
-        let dep = |p: u8, seq| DepRef {
+    fn members() -> Membership {
+        Membership::new([0; 32], 0, vec![[1; 32], [2; 32], [3; 32], [4; 32]])
+    }
+
+    fn dep(p: u8, seq: u64) -> DepRef {
+        DepRef {
             proposer: [p; 32],
             kind: DepKind::Txs { seq },
             id: [p + seq as u8; 32],
-        };
+        }
+    }
+
+    /// A view-0 pre-prepare body of leader 1 whose three replies share dependencies (encoded
+    /// once per body, wire/preprepare.rs); `after` tells two of them apart.
+    fn preprepare_body(m: &Membership, after: u64) -> PrePrepareBody {
         let cmd = dep(1, 9);
-        let reply = |k: u8, deps: Vec<DepRef>| {
+        let shared = vec![dep(2, 0), dep(3, 0), dep(4, 1)];
+        let reply = |k: u8| {
             Signed::sign(
                 crate::wire::ReplyBody {
                     epoch: 0,
                     cmd,
                     pos: 1,
-                    deps,
+                    deps: shared.clone(),
                     fence: 0,
                 },
                 &m.genesis,
                 &InsecureTestCrypto([k; 32]),
             )
         };
-        let pp = |after: u64| {
-            let shared = vec![dep(2, 0), dep(3, 0), dep(4, 1)];
-            Signed::sign(
-                PrePrepareBody {
-                    epoch: 0,
-                    inst: cmd.instance(),
-                    view: 0,
-                    value: Value::Deps {
-                        cmd: cmd.id,
-                        deps: shared.clone(),
-                        after,
-                    },
-                    proof: (1..=3).map(|k| reply(k, shared.clone())).collect(),
-                    new_view: vec![],
-                },
-                &m.genesis,
-                &InsecureTestCrypto([1; 32]),
-            )
-        };
+        PrePrepareBody {
+            epoch: 0,
+            inst: cmd.instance(),
+            view: 0,
+            value: Value::Deps {
+                cmd: cmd.id,
+                deps: shared.clone(),
+                after,
+            },
+            proof: (1..=3).map(reply).collect(),
+            new_view: vec![],
+        }
+    }
+
+    fn leader_signs(m: &Membership, body: PrePrepareBody) -> Signed<PrePrepareBody> {
+        Signed::sign(body, &m.genesis, &InsecureTestCrypto([1; 32]))
+    }
+
+    #[test]
+    fn a_pre_prepare_equivocation_with_reply_proofs_decodes_from_a_report_and_convicts() {
+        let m = members();
+        let pp = |after| leader_signs(&m, preprepare_body(&m, after));
         let proof = Proof::PrePrepareEquivocation(pp(0), pp(1));
-        let decoded = Proof::decode_untrusted(&proof.encode()).expect("a report decodes");
+        let bytes = proof.encode();
+        let decoded = Proof::decode_untrusted(&bytes).expect("a report decodes");
         assert_eq!(decoded, proof);
         let k = InsecureTestCrypto([0; 32]);
         assert_eq!(decoded.check(&m, &k, 8), Some([1; 32]));
+        // The runtime's path: read without expanding, then expand once the leader's signatures
+        // are checked.
+        let reported = ReportedProof::read(&bytes).expect("a report reads");
+        assert_eq!((reported.epoch(), reported.accused()), (0, [1; 32]));
+        assert_eq!(reported.expand(&m, &k), Ok(proof));
         assert_eq!(
             Proof::PrePrepareEquivocation(pp(0), pp(0)).check(&m, &k, 8),
             None,
             "one pre-prepare twice is no equivocation"
+        );
+    }
+
+    #[test]
+    fn a_reported_pre_prepare_is_expanded_only_once_a_member_signed_it() {
+        let m = members();
+        let k = InsecureTestCrypto([0; 32]);
+        let honest = leader_signs(&m, preprepare_body(&m, 1));
+        // The kinds that carry pre-prepares are found by their first byte.
+        assert_eq!(
+            Proof::PrePrepareEquivocation(honest.clone(), honest.clone()).encode()[0],
+            PRE_PREPARE_EQUIVOCATION
+        );
+        assert_eq!(
+            Proof::InvalidProposal(honest.clone(), None).encode()[0],
+            INVALID_PROPOSAL
+        );
+
+        // A body the decoder refuses (its table's two first entries swapped, so not sorted),
+        // reported with the leader's signature over exactly those bytes, or with a forged one.
+        let body = preprepare_body(&m, 0);
+        let mut raw = body.encode();
+        let table_at = (body.epoch, body.inst, body.view, &body.value)
+            .encode()
+            .len()
+            + 1;
+        let (a, b) = (dep(2, 0).encode(), dep(3, 0).encode());
+        assert_eq!(&raw[table_at..table_at + a.len()], &a[..]);
+        raw[table_at..table_at + b.len()].copy_from_slice(&b);
+        raw[table_at + b.len()..table_at + b.len() + a.len()].copy_from_slice(&a);
+        let report = |signer: u8, over: &[u8]| {
+            let d = signing_digest(&m.genesis, 0, PrePrepareBody::TAG, over);
+            let mut bytes = vec![PRE_PREPARE_EQUIVOCATION];
+            bytes.extend_from_slice(&raw);
+            bytes.extend_from_slice(&[1; 32]);
+            bytes.extend_from_slice(&InsecureTestCrypto([signer; 32]).sign(&d));
+            honest.encode_to(&mut bytes);
+            bytes
+        };
+        let signed = report(1, &raw);
+        let reported = ReportedProof::read(&signed).expect("walked without the strict checks");
+        assert_eq!(
+            reported.expand(&m, &k),
+            Err(ReportRefusal::Malformed),
+            "signed, so decoded, and the decoder refuses it"
+        );
+        for (why, bytes) in [
+            ("another member's key", report(2, &raw)),
+            ("signed over other bytes", report(1, &body.encode())),
+        ] {
+            let reported = ReportedProof::read(&bytes).expect("reads");
+            assert_eq!(
+                reported.expand(&m, &k),
+                Err(ReportRefusal::NotSigned),
+                "{why}: refused before decoding"
+            );
+        }
+
+        // A leader outside the set given is not a member's signature either.
+        let outsider = Signed::sign(
+            preprepare_body(&m, 0),
+            &m.genesis,
+            &InsecureTestCrypto([9; 32]),
+        );
+        let bytes = Proof::InvalidProposal(outsider, None).encode();
+        let reported = ReportedProof::read(&bytes).expect("reads");
+        assert_eq!(reported.accused(), [9; 32]);
+        assert_eq!(reported.expand(&m, &k), Err(ReportRefusal::NotSigned));
+
+        // Truncated, trailing or oversized reports do not read.
+        let whole = Proof::PrePrepareEquivocation(honest.clone(), honest).encode();
+        assert!(ReportedProof::read(&whole[..whole.len() - 1]).is_err());
+        let mut trailing = whole.clone();
+        trailing.push(0);
+        let reported = ReportedProof::read(&trailing).expect("the pre-prepares read");
+        assert_eq!(reported.expand(&m, &k), Err(ReportRefusal::Malformed));
+        assert_eq!(
+            ReportedProof::read(&vec![PRE_PREPARE_EQUIVOCATION; MAX_PROOF_LEN + 1]).err(),
+            Some(ReportRefusal::Malformed)
         );
     }
 
@@ -315,7 +526,15 @@ mod tests {
         };
         let proof = Proof::FinalityEquivocation(v(7, 1), v(7, 2));
         assert_eq!(proof.check(&m, &k, 8), Some([2; 32]));
-        assert_eq!(Proof::decode_untrusted(&proof.encode()), Some(proof));
+        assert_eq!(
+            Proof::decode_untrusted(&proof.encode()),
+            Some(proof.clone())
+        );
+        // Without a pre-prepare a report is decoded when read.
+        let bytes = proof.encode();
+        let reported = ReportedProof::read(&bytes).expect("reads");
+        assert_eq!((reported.epoch(), reported.accused()), (0, [2; 32]));
+        assert_eq!(reported.expand(&m, &k), Ok(proof));
         // Votes for two heights are what a correct validator sends.
         assert_eq!(
             Proof::FinalityEquivocation(v(7, 1), v(8, 2)).check(&m, &k, 8),

@@ -128,13 +128,16 @@ pub enum MemberChange<Key> {
 pub mod pallet {
     use super::{MemberChange, MisbehaviourKind, RuntimeVerifier, WeightInfo, SIGNED_ITEM_MIN_LEN};
     use alloc::vec::Vec;
-    use bsmr_consensus_core::{misbehaviour::MAX_PROOF_LEN, validity::DEFAULT_WINDOW, Proof};
+    use bsmr_consensus_core::{
+        misbehaviour::{ReportedProof, MAX_PROOF_LEN},
+        validity::DEFAULT_WINDOW,
+    };
     use bsmr_primitives::{AuthorityId, EpochIndex, ValidatorSet};
     use frame_support::pallet_prelude::*;
     use frame_system::pallet_prelude::*;
     use sp_runtime::traits::Zero;
 
-    /// An encoded [`Proof`], bounded by the core's limit for untrusted proofs.
+    /// An encoded [`bsmr_consensus_core::Proof`], bounded by the core's limit for untrusted proofs.
     pub type ProofBytes = BoundedVec<u8, ConstU32<{ MAX_PROOF_LEN as u32 }>>;
 
     /// A member: its account and its consensus key.
@@ -401,8 +404,8 @@ pub mod pallet {
         }
 
         /// Report a member's misbehaviour with a self-contained proof (an encoded
-        /// [`Proof`] of the current epoch). Unsigned: the proof is its own authorization, and
-        /// it is checked again here when the block executes.
+        /// [`bsmr_consensus_core::Proof`] of the current epoch). Unsigned: the proof is its own
+        /// authorization, and it is checked again here when the block executes.
         #[pallet::call_index(4)]
         #[pallet::weight(Pallet::<T>::report_weight(proof.len() as u32))]
         pub fn report_misbehaviour(origin: OriginFor<T>, proof: ProofBytes) -> DispatchResult {
@@ -458,12 +461,14 @@ pub mod pallet {
         pub fn convict(
             proof: &[u8],
         ) -> Result<(EpochIndex, AuthorityId, MisbehaviourKind), Error<T>> {
-            let proof = Proof::decode_untrusted(proof).ok_or(Error::<T>::InvalidProof)?;
+            // Read without expanding a pre-prepare: its reply proof may decode into about 80
+            // times its size, which only a member's signature earns (`ReportedProof`).
+            let reported = ReportedProof::read(proof).map_err(|_| Error::<T>::InvalidProof)?;
             let epoch = CurrentEpoch::<T>::get();
-            ensure!(proof.epoch() == epoch, Error::<T>::StaleProof);
+            ensure!(reported.epoch() == epoch, Error::<T>::StaleProof);
             // Cheap checks before any signature: a duplicate report (an equivocator can vary its
             // proofs without limit) costs one storage read.
-            let accused = AuthorityId::from(sp_core::sr25519::Public::from_raw(proof.accused()));
+            let accused = AuthorityId::from(sp_core::sr25519::Public::from_raw(reported.accused()));
             ensure!(
                 !Offences::<T>::contains_key(epoch, &accused),
                 Error::<T>::AlreadyReported
@@ -479,6 +484,9 @@ pub mod pallet {
                 .try_into()
                 .map_err(|_| Error::<T>::InvalidProof)?;
             let set = bsmr_consensus_core::Membership::new(genesis, epoch, keys);
+            let proof = reported
+                .expand(&set, &RuntimeVerifier)
+                .map_err(|_| Error::<T>::InvalidProof)?;
             let offender = proof
                 .check(&set, &RuntimeVerifier, DEFAULT_WINDOW)
                 .ok_or(Error::<T>::InvalidProof)?;

@@ -292,8 +292,8 @@ mod misbehaviour {
     use super::*;
     use crate::{MisbehaviourKind, Offences};
     use bsmr_consensus_core::{
-        wire::{FinalityVote, Phase, VoteBody},
-        InstanceId, Proof, Signed, Signer,
+        wire::{FinalityVote, Phase, PrePrepareBody, ReplyBody, VoteBody},
+        DepKind, DepRef, InstanceId, Proof, Signed, Signer, Value,
     };
     use codec::Encode;
     use frame_support::pallet_prelude::*;
@@ -406,6 +406,63 @@ mod misbehaviour {
         });
     }
 
+    /// A view-0 pre-prepare of validator 1 for its batch 9, whose reply (by validator 2) names
+    /// `dep` `times` times; `after` tells two of them apart.
+    fn preprepare(after: u64, times: usize) -> PrePrepareBody {
+        let dep = |p: u8, seq| DepRef {
+            proposer: pair(p).public().0,
+            kind: DepKind::Txs { seq },
+            id: [p + seq as u8; 32],
+        };
+        let cmd = dep(1, 9);
+        let reply = ReplyBody {
+            epoch: 0,
+            cmd,
+            pos: 1,
+            deps: vec![dep(2, 0); times],
+            fence: 0,
+        };
+        PrePrepareBody {
+            epoch: 0,
+            inst: cmd.instance(),
+            view: 0,
+            value: Value::Deps {
+                cmd: cmd.id,
+                deps: vec![dep(2, 0)],
+                after,
+            },
+            proof: vec![Signed::sign(reply, &genesis(), &KeySigner(pair(2)))],
+            new_view: vec![],
+        }
+    }
+
+    #[test]
+    fn a_pre_prepare_equivocation_convicts_and_a_forged_one_is_refused_before_it_expands() {
+        ext().execute_with(|| {
+            let leader = |body| Signed::sign(body, &genesis(), &KeySigner(pair(1)));
+            let proof =
+                Proof::PrePrepareEquivocation(leader(preprepare(0, 3)), leader(preprepare(1, 3)));
+            assert!(validate(&proof).is_ok());
+            assert_ok!(report(&proof));
+            assert_eq!(
+                Offences::<Test>::get(0, bsmr_primitives::AuthorityId::from(pair(1).public())),
+                Some(MisbehaviourKind::PrePrepareEquivocation)
+            );
+
+            // About 200 kB whose one reply names one dependency 200,000 times: decoded, 16 MB.
+            // Signed by validator 3 in validator 4's name, it is refused on its signature, read
+            // from the bytes, before any of it is expanded.
+            let mut forged = Signed::sign(preprepare(0, 200_000), &genesis(), &KeySigner(pair(3)));
+            forged.signer = pair(4).public().0;
+            let mut honest = Signed::sign(preprepare(1, 1), &genesis(), &KeySigner(pair(3)));
+            honest.signer = pair(4).public().0;
+            let big = Proof::PrePrepareEquivocation(forged, honest);
+            assert!(big.encode().len() > 200_000);
+            assert_eq!(validate(&big), Err(InvalidTransaction::BadProof.into()));
+            assert_noop!(report(&big), Error::<Test>::InvalidProof);
+        });
+    }
+
     #[test]
     fn what_a_correct_validator_signs_convicts_nobody() {
         ext().execute_with(|| {
@@ -473,7 +530,8 @@ mod misbehaviour {
 #[test]
 fn the_state_check_fails_on_each_broken_invariant() {
     use frame_support::BoundedVec;
-    let broken: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Breaks = (&'static str, Box<dyn Fn()>);
+    let broken: Vec<Breaks> = vec![
         (
             "unsorted members",
             Box::new(|| {

@@ -126,6 +126,43 @@ impl Decode for PrePrepareBody {
     }
 }
 
+/// Walk one encoded body in place, without building its proof: the grammar
+/// [`PrePrepareBody::decode`] reads, with its bound on references, but no reply is expanded and
+/// the strictness checks are left to the decoding that follows. Returns the body's epoch (its
+/// first field) and leaves `input` just after the body, so a reported pre-prepare's signature can
+/// be checked over the body's bytes before anything expands them
+/// ([`crate::misbehaviour::ReportedProof`]).
+pub(crate) fn skip_body(input: &mut &[u8]) -> Result<Epoch, Error> {
+    let epoch = Epoch::decode(input)?;
+    InstanceId::decode(input)?;
+    View::decode(input)?;
+    Value::decode(input)?;
+    let table = Compact::<u32>::decode(input)?.0;
+    for _ in 0..table {
+        DepRef::decode(input)?;
+    }
+    let mut refs = 0usize;
+    let replies = Compact::<u32>::decode(input)?.0;
+    for _ in 0..replies {
+        Epoch::decode(input)?;
+        DepRef::decode(input)?;
+        u64::decode(input)?;
+        let count = Compact::<u32>::decode(input)?.0 as usize;
+        refs = refs.saturating_add(count);
+        if refs > MAX_PROOF_DEP_REFS {
+            return Err("pre-prepare: proof names too many dependencies".into());
+        }
+        for _ in 0..count {
+            Compact::<u32>::decode(input)?;
+        }
+        BlockIndex::decode(input)?;
+        ValidatorId::decode(input)?;
+        Signature::decode(input)?;
+    }
+    Vec::<Signed<ViewChangeBody>>::decode(input)?;
+    Ok(epoch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
