@@ -10,6 +10,7 @@ use crate::membership::Membership;
 use crate::types::*;
 use crate::validity::check_preprepare;
 use crate::wire::{preprepare, FinalityVote, PrePrepareBody, ReplyBody, VoteBody};
+use alloc::vec::Vec;
 use codec::{Decode, Encode};
 
 /// A misbehaviour proof.
