@@ -52,6 +52,8 @@ pub mod rotation;
 pub mod single_shot;
 #[cfg(feature = "std")]
 pub mod storage;
+#[cfg(test)]
+mod testkit;
 pub mod types;
 pub mod validity;
 pub mod wire;

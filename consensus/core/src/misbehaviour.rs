@@ -296,6 +296,7 @@ impl Proof {
 mod tests {
     use super::*;
     use crate::crypto::{InsecureTestCrypto, Signer};
+    use crate::testkit::txs_dep as dep;
     use crate::wire::ViewChangeBody;
 
     #[test]
@@ -362,14 +363,6 @@ mod tests {
 
     fn members() -> Membership {
         Membership::new([0; 32], 0, vec![[1; 32], [2; 32], [3; 32], [4; 32]])
-    }
-
-    fn dep(p: u8, seq: u64) -> DepRef {
-        DepRef {
-            proposer: [p; 32],
-            kind: DepKind::Txs { seq },
-            id: [p + seq as u8; 32],
-        }
     }
 
     /// A view-0 pre-prepare body of leader 1 whose three replies share dependencies (encoded

@@ -333,6 +333,7 @@ pub fn check_preprepare(
 mod tests {
     use super::*;
     use crate::crypto::InsecureTestCrypto;
+    use crate::testkit::txs_dep as dep;
 
     fn setup() -> (Membership, Vec<InsecureTestCrypto>) {
         let keys: Vec<InsecureTestCrypto> =
@@ -341,14 +342,6 @@ mod tests {
             Membership::new([9; 32], 0, keys.iter().map(|k| k.0).collect()),
             keys,
         )
-    }
-
-    fn dep(p: u8, seq: u64) -> DepRef {
-        DepRef {
-            proposer: [p; 32],
-            kind: DepKind::Txs { seq },
-            id: [p.wrapping_add(seq as u8); 32],
-        }
     }
 
     fn reply(

@@ -167,15 +167,8 @@ pub(crate) fn skip_body(input: &mut &[u8]) -> Result<Epoch, Error> {
 mod tests {
     use super::*;
     use crate::crypto::InsecureTestCrypto;
+    use crate::testkit::txs_dep as dep;
     use crate::wire::{decode_message, encode_message, Message};
-
-    fn dep(proposer: u8, seq: Seq) -> DepRef {
-        DepRef {
-            proposer: [proposer; 32],
-            kind: DepKind::Txs { seq },
-            id: [proposer ^ seq as u8; 32],
-        }
-    }
 
     fn reply(by: u8, deps: Vec<DepRef>) -> Signed<ReplyBody> {
         let body = ReplyBody {
