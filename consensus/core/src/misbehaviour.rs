@@ -13,22 +13,29 @@ use crate::wire::{preprepare, FinalityVote, PrePrepareBody, ReplyBody, VoteBody}
 use alloc::vec::Vec;
 use codec::{Decode, Encode};
 
-/// A misbehaviour proof.
+/// A misbehaviour proof. Its variants' indices are fixed: reports travel on chain, and
+/// [`ReportedProof`] finds the pre-prepares in a report by them.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
 pub enum Proof {
     /// Two different batch headers in one slot: same (epoch, proposer, seq) for Txs, or same
     /// (epoch, index, view) for checkpoint candidates.
+    #[codec(index = 0)]
     BatchEquivocation(Signed<BatchHeader>, Signed<BatchHeader>),
     /// Two different replies of one validator to one command.
+    #[codec(index = 1)]
     ReplyEquivocation(Signed<ReplyBody>, Signed<ReplyBody>),
     /// Two votes with the same instance, view and phase on different values.
+    #[codec(index = 2)]
     VoteEquivocation(Signed<VoteBody>, Signed<VoteBody>),
     /// Two different pre-prepares of one leader in one (instance, view).
+    #[codec(index = 3)]
     PrePrepareEquivocation(Signed<PrePrepareBody>, Signed<PrePrepareBody>),
     /// A signed pre-prepare whose self-contained check fails. The optional header is the command
     /// the value names (needed to check a checkpoint proposal).
+    #[codec(index = 4)]
     InvalidProposal(Signed<PrePrepareBody>, Option<Signed<BatchHeader>>),
     /// Two different finality votes of one validator for one height.
+    #[codec(index = 5)]
     FinalityEquivocation(Signed<FinalityVote>, Signed<FinalityVote>),
 }
 
@@ -48,9 +55,11 @@ fn slot(h: &BatchHeader) -> (Epoch, ValidatorId, Seq, Option<(BlockIndex, View)>
 /// A pre-prepare's reply proof names each dependency once and its replies index into that table
 /// (`wire/preprepare.rs`), so decoding it can take up to about 80 times its encoded size in
 /// memory. Over the network only a member can send one; a report is open to anyone. So the
-/// pre-prepares of a report are walked in place, and [`ReportedProof::expand`] checks each one's
-/// signature over its bytes, by a member, before the proof is decoded: an unsigned report costs
-/// at most two signature checks and no expansion.
+/// pre-prepares of a report are walked in place (every check of decoding, nothing built), and
+/// only a report that can convict is expanded: [`ReportedProof::read`] refuses a pre-prepare
+/// equivocation whose two statements differ in signer or slot or agree in value, and anything
+/// after the proof; [`ReportedProof::expand`] checks each pre-prepare's signature, by a member,
+/// over the bytes walked, before the proof is decoded.
 #[derive(Debug)]
 pub struct ReportedProof<'a> {
     bytes: &'a [u8],
@@ -60,11 +69,10 @@ pub struct ReportedProof<'a> {
     preprepares: Vec<RawPrePrepare<'a>>,
 }
 
-/// A signed pre-prepare as it was encoded: the body's bytes, not decoded.
+/// A signed pre-prepare as it was encoded: the body walked, not decoded.
 #[derive(Debug)]
 struct RawPrePrepare<'a> {
-    epoch: Epoch,
-    body: &'a [u8],
+    body: preprepare::WalkedBody<'a>,
     signer: ValidatorId,
     sig: Signature,
 }
@@ -72,53 +80,67 @@ struct RawPrePrepare<'a> {
 /// Why a report was refused before it was checked.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ReportRefusal {
-    /// Longer than [`MAX_PROOF_LEN`], or not a proof's encoding.
+    /// Longer than [`MAX_PROOF_LEN`], or not exactly a proof's encoding.
     Malformed,
+    /// Two pre-prepares that cannot convict: different signers, epochs, instances or views, or
+    /// one value.
+    NoOffence,
     /// A pre-prepare in it is not signed by a member of the set given.
     NotSigned,
 }
 
 impl<'a> RawPrePrepare<'a> {
-    fn read(input: &mut &'a [u8]) -> Option<Self> {
-        let start = *input;
-        let epoch = preprepare::skip_body(input).ok()?;
-        let body = &start[..start.len() - input.len()];
-        Some(RawPrePrepare {
-            epoch,
+    fn read(input: &mut &'a [u8]) -> Result<Self, ReportRefusal> {
+        let body = preprepare::walk_body(input).map_err(|_| ReportRefusal::Malformed)?;
+        Ok(RawPrePrepare {
             body,
-            signer: ValidatorId::decode(input).ok()?,
-            sig: Signature::decode(input).ok()?,
+            signer: ValidatorId::decode(input).map_err(|_| ReportRefusal::Malformed)?,
+            sig: Signature::decode(input).map_err(|_| ReportRefusal::Malformed)?,
         })
     }
 
     fn signed_by_member(&self, m: &Membership, verifier: &dyn Verifier) -> bool {
-        let d = signing_digest(&m.genesis, self.epoch, PrePrepareBody::TAG, self.body);
+        let b = &self.body;
+        let d = signing_digest(&m.genesis, b.epoch, PrePrepareBody::TAG, b.bytes);
         m.contains(&self.signer) && verifier.verify(&self.signer, &d, &self.sig)
     }
 }
 
 impl<'a> ReportedProof<'a> {
-    /// Read a reported proof's kind, epoch and accused. Proofs without a pre-prepare are
-    /// decoded whole here (derived SCALE, about their own size); pre-prepares are only walked.
+    /// Read a report's kind, epoch and accused. A proof without a pre-prepare is decoded whole
+    /// here (derived SCALE, about its own size); pre-prepares are only walked.
     pub fn read(bytes: &'a [u8]) -> Result<Self, ReportRefusal> {
+        use ReportRefusal::*;
         if bytes.len() > MAX_PROOF_LEN {
-            return Err(ReportRefusal::Malformed);
+            return Err(Malformed);
         }
         let mut input = bytes;
-        let kind = u8::decode(&mut input).map_err(|_| ReportRefusal::Malformed)?;
-        let count = match kind {
-            PRE_PREPARE_EQUIVOCATION => 2,
-            INVALID_PROPOSAL => 1,
-            _ => 0,
+        let preprepares = match u8::decode(&mut input).map_err(|_| Malformed)? {
+            PRE_PREPARE_EQUIVOCATION => {
+                let a = RawPrePrepare::read(&mut input)?;
+                let b = RawPrePrepare::read(&mut input)?;
+                // What `Proof::check` asks of the pair, on the encodings (SCALE is canonical).
+                let (x, y) = (&a.body, &b.body);
+                if a.signer != b.signer
+                    || (x.epoch, x.slot) != (y.epoch, y.slot)
+                    || x.value == y.value
+                {
+                    return Err(NoOffence);
+                }
+                alloc::vec![a, b]
+            }
+            INVALID_PROPOSAL => {
+                let pp = RawPrePrepare::read(&mut input)?;
+                Option::<Signed<BatchHeader>>::decode(&mut input).map_err(|_| Malformed)?;
+                alloc::vec![pp]
+            }
+            _ => Vec::new(),
         };
-        let preprepares = (0..count)
-            .map(|_| RawPrePrepare::read(&mut input))
-            .collect::<Option<Vec<_>>>()
-            .ok_or(ReportRefusal::Malformed)?;
         let (epoch, accused) = match preprepares.first() {
-            Some(p) => (p.epoch, p.signer),
+            Some(p) if input.is_empty() => (p.body.epoch, p.signer),
+            Some(_) => return Err(Malformed),
             None => {
-                let p = Proof::decode_untrusted(bytes).ok_or(ReportRefusal::Malformed)?;
+                let p = Proof::decode_untrusted(bytes).ok_or(Malformed)?;
                 (p.epoch(), p.accused())
             }
         };
@@ -154,8 +176,7 @@ impl<'a> ReportedProof<'a> {
     }
 }
 
-/// The first byte of [`Proof::PrePrepareEquivocation`] and [`Proof::InvalidProposal`] (derived
-/// SCALE: the variant's position; a test ties them to the enum).
+/// The indices of [`Proof::PrePrepareEquivocation`] and [`Proof::InvalidProposal`].
 const PRE_PREPARE_EQUIVOCATION: u8 = 3;
 const INVALID_PROPOSAL: u8 = 4;
 
@@ -427,19 +448,77 @@ mod tests {
     fn a_reported_pre_prepare_is_expanded_only_once_a_member_signed_it() {
         let m = members();
         let k = InsecureTestCrypto([0; 32]);
-        let honest = leader_signs(&m, preprepare_body(&m, 1));
+        let pp = |after| leader_signs(&m, preprepare_body(&m, after));
         // The kinds that carry pre-prepares are found by their first byte.
         assert_eq!(
-            Proof::PrePrepareEquivocation(honest.clone(), honest.clone()).encode()[0],
+            Proof::PrePrepareEquivocation(pp(0), pp(1)).encode()[0],
             PRE_PREPARE_EQUIVOCATION
         );
         assert_eq!(
-            Proof::InvalidProposal(honest.clone(), None).encode()[0],
+            Proof::InvalidProposal(pp(0), None).encode()[0],
             INVALID_PROPOSAL
         );
 
-        // A body the decoder refuses (its table's two first entries swapped, so not sorted),
-        // reported with the leader's signature over exactly those bytes, or with a forged one.
+        // Either statement signed with another member's key, or by a key outside the set.
+        let mut forged = pp(1);
+        forged.sig = InsecureTestCrypto([2; 32]).sign(&[7; 32]);
+        let outsider = |after| {
+            Signed::sign(
+                preprepare_body(&m, after),
+                &m.genesis,
+                &InsecureTestCrypto([9; 32]),
+            )
+        };
+        for (why, proof) in [
+            (
+                "first forged",
+                Proof::PrePrepareEquivocation(forged.clone(), pp(0)),
+            ),
+            (
+                "second forged",
+                Proof::PrePrepareEquivocation(pp(0), forged.clone()),
+            ),
+            ("proposal forged", Proof::InvalidProposal(forged, None)),
+            (
+                "not a member",
+                Proof::PrePrepareEquivocation(outsider(0), outsider(1)),
+            ),
+        ] {
+            let bytes = proof.encode();
+            let reported = ReportedProof::read(&bytes).expect("reads");
+            assert_eq!(
+                reported.expand(&m, &k),
+                Err(ReportRefusal::NotSigned),
+                "{why}"
+            );
+        }
+
+        // Pairs that cannot convict are refused when read, signed or not.
+        let other_view = {
+            let mut b = preprepare_body(&m, 1);
+            b.view = 1;
+            leader_signs(&m, b)
+        };
+        let other_leader = Signed::sign(
+            preprepare_body(&m, 1),
+            &m.genesis,
+            &InsecureTestCrypto([2; 32]),
+        );
+        for (why, a, b) in [
+            ("one value", pp(0), pp(0)),
+            ("two views", pp(0), other_view),
+            ("two signers", pp(0), other_leader),
+        ] {
+            let bytes = Proof::PrePrepareEquivocation(a, b).encode();
+            assert_eq!(
+                ReportedProof::read(&bytes).err(),
+                Some(ReportRefusal::NoOffence),
+                "{why}"
+            );
+        }
+
+        // A body the decoder refuses (its table's first two entries swapped) is refused when
+        // walked, before its signature, even one over exactly those bytes.
         let body = preprepare_body(&m, 0);
         let mut raw = body.encode();
         let table_at = (body.epoch, body.inst, body.view, &body.value)
@@ -450,54 +529,47 @@ mod tests {
         assert_eq!(&raw[table_at..table_at + a.len()], &a[..]);
         raw[table_at..table_at + b.len()].copy_from_slice(&b);
         raw[table_at + b.len()..table_at + b.len() + a.len()].copy_from_slice(&a);
-        let report = |signer: u8, over: &[u8]| {
-            let d = signing_digest(&m.genesis, 0, PrePrepareBody::TAG, over);
-            let mut bytes = vec![PRE_PREPARE_EQUIVOCATION];
-            bytes.extend_from_slice(&raw);
-            bytes.extend_from_slice(&[1; 32]);
-            bytes.extend_from_slice(&InsecureTestCrypto([signer; 32]).sign(&d));
-            honest.encode_to(&mut bytes);
-            bytes
-        };
-        let signed = report(1, &raw);
-        let reported = ReportedProof::read(&signed).expect("walked without the strict checks");
+        let d = signing_digest(&m.genesis, 0, PrePrepareBody::TAG, &raw);
+        let mut bytes = vec![INVALID_PROPOSAL];
+        bytes.extend_from_slice(&raw);
+        bytes.extend_from_slice(&[1; 32]);
+        bytes.extend_from_slice(&InsecureTestCrypto([1; 32]).sign(&d));
+        None::<Signed<BatchHeader>>.encode_to(&mut bytes);
         assert_eq!(
-            reported.expand(&m, &k),
-            Err(ReportRefusal::Malformed),
-            "signed, so decoded, and the decoder refuses it"
+            ReportedProof::read(&bytes).err(),
+            Some(ReportRefusal::Malformed)
         );
-        for (why, bytes) in [
-            ("another member's key", report(2, &raw)),
-            ("signed over other bytes", report(1, &body.encode())),
-        ] {
-            let reported = ReportedProof::read(&bytes).expect("reads");
-            assert_eq!(
-                reported.expand(&m, &k),
-                Err(ReportRefusal::NotSigned),
-                "{why}: refused before decoding"
-            );
-        }
 
-        // A leader outside the set given is not a member's signature either.
-        let outsider = Signed::sign(
-            preprepare_body(&m, 0),
-            &m.genesis,
-            &InsecureTestCrypto([9; 32]),
-        );
-        let bytes = Proof::InvalidProposal(outsider, None).encode();
-        let reported = ReportedProof::read(&bytes).expect("reads");
-        assert_eq!(reported.accused(), [9; 32]);
-        assert_eq!(reported.expand(&m, &k), Err(ReportRefusal::NotSigned));
-
-        // Truncated, trailing or oversized reports do not read.
-        let whole = Proof::PrePrepareEquivocation(honest.clone(), honest).encode();
+        // Truncated or trailing reports do not read.
+        let whole = Proof::PrePrepareEquivocation(pp(0), pp(1)).encode();
         assert!(ReportedProof::read(&whole[..whole.len() - 1]).is_err());
         let mut trailing = whole.clone();
         trailing.push(0);
-        let reported = ReportedProof::read(&trailing).expect("the pre-prepares read");
-        assert_eq!(reported.expand(&m, &k), Err(ReportRefusal::Malformed));
         assert_eq!(
-            ReportedProof::read(&vec![PRE_PREPARE_EQUIVOCATION; MAX_PROOF_LEN + 1]).err(),
+            ReportedProof::read(&trailing).err(),
+            Some(ReportRefusal::Malformed)
+        );
+        let mut trailing = Proof::InvalidProposal(pp(0), None).encode();
+        trailing.push(0);
+        assert_eq!(
+            ReportedProof::read(&trailing).err(),
+            Some(ReportRefusal::Malformed)
+        );
+
+        // A pre-prepare whose replies name as many references as one may (2^18, a byte each)
+        // is longer than a report may be: refused for its length alone.
+        let mut big = preprepare_body(&m, 0);
+        big.proof.truncate(1);
+        big.proof[0].body.deps = vec![dep(2, 0); crate::wire::MAX_PROOF_DEP_REFS];
+        let big = Proof::InvalidProposal(leader_signs(&m, big), None).encode();
+        assert!(big.len() > MAX_PROOF_LEN);
+        let mut input = &big[1..];
+        assert!(
+            RawPrePrepare::read(&mut input).is_ok(),
+            "the body alone walks"
+        );
+        assert_eq!(
+            ReportedProof::read(&big).err(),
             Some(ReportRefusal::Malformed)
         );
     }

@@ -490,8 +490,8 @@ pub mod pallet {
             let offender = proof
                 .check(&set, &RuntimeVerifier, DEFAULT_WINDOW)
                 .ok_or(Error::<T>::InvalidProof)?;
-            // `check` convicts the accused or nobody.
-            debug_assert_eq!(offender, proof.accused());
+            // `check` convicts the accused or nobody; the record is keyed by the accused.
+            ensure!(offender == reported.accused(), Error::<T>::InvalidProof);
             Ok((epoch, accused, MisbehaviourKind::from(&proof)))
         }
 

@@ -437,7 +437,7 @@ mod misbehaviour {
     }
 
     #[test]
-    fn a_pre_prepare_equivocation_convicts_and_a_forged_one_is_refused_before_it_expands() {
+    fn a_pre_prepare_equivocation_convicts_and_a_large_forged_one_is_refused() {
         ext().execute_with(|| {
             let leader = |body| Signed::sign(body, &genesis(), &KeySigner(pair(1)));
             let proof =
@@ -449,14 +449,16 @@ mod misbehaviour {
                 Some(MisbehaviourKind::PrePrepareEquivocation)
             );
 
-            // About 200 kB whose one reply names one dependency 200,000 times: decoded, 16 MB.
-            // Signed by validator 3 in validator 4's name, it is refused on its signature, read
-            // from the bytes, before any of it is expanded.
-            let mut forged = Signed::sign(preprepare(0, 200_000), &genesis(), &KeySigner(pair(3)));
-            forged.signer = pair(4).public().0;
-            let mut honest = Signed::sign(preprepare(1, 1), &genesis(), &KeySigner(pair(3)));
-            honest.signer = pair(4).public().0;
-            let big = Proof::PrePrepareEquivocation(forged, honest);
+            // About 200 kB whose one reply names one dependency 200,000 times (16 MB decoded),
+            // signed by validator 3 in validator 4's name: refused on its signature (the core's
+            // `ReportedProof` tests show that this comes before decoding).
+            let forged = |after, times| {
+                let mut pp =
+                    Signed::sign(preprepare(after, times), &genesis(), &KeySigner(pair(3)));
+                pp.signer = pair(4).public().0;
+                pp
+            };
+            let big = Proof::PrePrepareEquivocation(forged(0, 200_000), forged(1, 1));
             assert!(big.encode().len() > 200_000);
             assert_eq!(validate(&big), Err(InvalidTransaction::BadProof.into()));
             assert_noop!(report(&big), Error::<Test>::InvalidProof);

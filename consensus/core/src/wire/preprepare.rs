@@ -70,50 +70,9 @@ impl Decode for PrePrepareBody {
         let inst = InstanceId::decode(input)?;
         let view = View::decode(input)?;
         let value = Value::decode(input)?;
-        let table = Vec::<DepRef>::decode(input)?;
-        if !table.windows(2).all(|w| w[0] < w[1]) {
-            return Err("pre-prepare: dependency table not sorted or repeats".into());
-        }
-        let mut named = alloc::vec![false; table.len()];
-        let mut refs = 0usize;
-        let replies = Compact::<u32>::decode(input)?.0;
-        let mut proof = Vec::new();
-        for _ in 0..replies {
-            let epoch = Epoch::decode(input)?;
-            let cmd = DepRef::decode(input)?;
-            let pos = u64::decode(input)?;
-            let count = Compact::<u32>::decode(input)?.0 as usize;
-            refs = refs.saturating_add(count);
-            if refs > MAX_PROOF_DEP_REFS {
-                return Err("pre-prepare: proof names too many dependencies".into());
-            }
-            let mut deps = Vec::new();
-            for _ in 0..count {
-                let i = Compact::<u32>::decode(input)?.0 as usize;
-                let d = table
-                    .get(i)
-                    .ok_or("pre-prepare: dependency index outside the table")?;
-                named[i] = true;
-                deps.push(*d);
-            }
-            let fence = BlockIndex::decode(input)?;
-            let signer = ValidatorId::decode(input)?;
-            let sig = Signature::decode(input)?;
-            proof.push(Signed {
-                body: ReplyBody {
-                    epoch,
-                    cmd,
-                    pos,
-                    deps,
-                    fence,
-                },
-                signer,
-                sig,
-            });
-        }
-        if named.contains(&false) {
-            return Err("pre-prepare: a table entry no reply names".into());
-        }
+        let mut table = Table::read(input)?;
+        let proof = read_replies(input, &mut table, true)?;
+        table.all_named()?;
         let new_view = Vec::<Signed<ViewChangeBody>>::decode(input)?;
         Ok(PrePrepareBody {
             epoch,
@@ -126,41 +85,136 @@ impl Decode for PrePrepareBody {
     }
 }
 
-/// Walk one encoded body in place, without building its proof: the grammar
-/// [`PrePrepareBody::decode`] reads, with its bound on references, but no reply is expanded and
-/// the strictness checks are left to the decoding that follows. Returns the body's epoch (its
-/// first field) and leaves `input` just after the body, so a reported pre-prepare's signature can
-/// be checked over the body's bytes before anything expands them
-/// ([`crate::misbehaviour::ReportedProof`]).
-pub(crate) fn skip_body(input: &mut &[u8]) -> Result<Epoch, Error> {
-    let epoch = Epoch::decode(input)?;
-    InstanceId::decode(input)?;
-    View::decode(input)?;
-    Value::decode(input)?;
-    let table = Compact::<u32>::decode(input)?.0;
-    for _ in 0..table {
-        DepRef::decode(input)?;
+/// One body's dependency table as it is read: sorted without repeats, the entries the replies
+/// have named so far, and how many references they named together.
+struct Table {
+    entries: Vec<DepRef>,
+    named: Vec<bool>,
+    refs: usize,
+}
+
+impl Table {
+    fn read<I: Input>(input: &mut I) -> Result<Self, Error> {
+        let entries = Vec::<DepRef>::decode(input)?;
+        if !entries.windows(2).all(|w| w[0] < w[1]) {
+            return Err("pre-prepare: dependency table not sorted or repeats".into());
+        }
+        Ok(Table {
+            named: alloc::vec![false; entries.len()],
+            entries,
+            refs: 0,
+        })
     }
-    let mut refs = 0usize;
-    let replies = Compact::<u32>::decode(input)?.0;
-    for _ in 0..replies {
-        Epoch::decode(input)?;
-        DepRef::decode(input)?;
-        u64::decode(input)?;
-        let count = Compact::<u32>::decode(input)?.0 as usize;
-        refs = refs.saturating_add(count);
-        if refs > MAX_PROOF_DEP_REFS {
+
+    /// A reply names `count` references: refused, before any is read, past the bound for all
+    /// replies together.
+    fn expect(&mut self, count: usize) -> Result<(), Error> {
+        self.refs = self.refs.saturating_add(count);
+        if self.refs > MAX_PROOF_DEP_REFS {
             return Err("pre-prepare: proof names too many dependencies".into());
         }
-        for _ in 0..count {
-            Compact::<u32>::decode(input)?;
-        }
-        BlockIndex::decode(input)?;
-        ValidatorId::decode(input)?;
-        Signature::decode(input)?;
+        Ok(())
     }
+
+    /// The entry the next index names.
+    fn entry<I: Input>(&mut self, input: &mut I) -> Result<DepRef, Error> {
+        let i = Compact::<u32>::decode(input)?.0 as usize;
+        let d = self
+            .entries
+            .get(i)
+            .ok_or("pre-prepare: dependency index outside the table")?;
+        self.named[i] = true;
+        Ok(*d)
+    }
+
+    fn all_named(&self) -> Result<(), Error> {
+        if self.named.contains(&false) {
+            return Err("pre-prepare: a table entry no reply names".into());
+        }
+        Ok(())
+    }
+}
+
+/// Read a body's replies against its table. With `build` false nothing is kept: the same
+/// grammar and checks, for a body that must not be expanded yet ([`walk_body`]).
+fn read_replies<I: Input>(
+    input: &mut I,
+    table: &mut Table,
+    build: bool,
+) -> Result<Vec<Signed<ReplyBody>>, Error> {
+    let replies = Compact::<u32>::decode(input)?.0;
+    let mut proof = Vec::new();
+    for _ in 0..replies {
+        let epoch = Epoch::decode(input)?;
+        let cmd = DepRef::decode(input)?;
+        let pos = u64::decode(input)?;
+        let count = Compact::<u32>::decode(input)?.0 as usize;
+        table.expect(count)?;
+        let mut deps = Vec::new();
+        for _ in 0..count {
+            let d = table.entry(input)?;
+            if build {
+                deps.push(d);
+            }
+        }
+        let fence = BlockIndex::decode(input)?;
+        let signer = ValidatorId::decode(input)?;
+        let sig = Signature::decode(input)?;
+        if build {
+            proof.push(Signed {
+                body: ReplyBody {
+                    epoch,
+                    cmd,
+                    pos,
+                    deps,
+                    fence,
+                },
+                signer,
+                sig,
+            });
+        }
+    }
+    Ok(proof)
+}
+
+/// Where a walked body's fields lie in its encoding.
+#[derive(Debug)]
+pub(crate) struct WalkedBody<'a> {
+    /// The body's epoch (its first field).
+    pub epoch: Epoch,
+    /// Its instance and view, as encoded.
+    pub slot: &'a [u8],
+    /// Its value, as encoded.
+    pub value: &'a [u8],
+    /// The whole body, as encoded.
+    pub bytes: &'a [u8],
+}
+
+/// Walk one encoded body in place without building its proof: everything
+/// [`PrePrepareBody::decode`] checks (so a body walked is a body that decodes, to these very
+/// bytes), but no reply is kept. A reported pre-prepare's signature is checked over the bytes
+/// walked before anything expands them ([`crate::misbehaviour::ReportedProof`]).
+pub(crate) fn walk_body<'a>(input: &mut &'a [u8]) -> Result<WalkedBody<'a>, Error> {
+    let start = *input;
+    let taken = |input: &&'a [u8], from: &'a [u8]| &from[..from.len() - input.len()];
+    let epoch = Epoch::decode(input)?;
+    let at = *input;
+    InstanceId::decode(input)?;
+    View::decode(input)?;
+    let slot = taken(input, at);
+    let at = *input;
+    Value::decode(input)?;
+    let value = taken(input, at);
+    let mut table = Table::read(input)?;
+    read_replies(input, &mut table, false)?;
+    table.all_named()?;
     Vec::<Signed<ViewChangeBody>>::decode(input)?;
-    Ok(epoch)
+    Ok(WalkedBody {
+        epoch,
+        slot,
+        value,
+        bytes: taken(input, start),
+    })
 }
 
 #[cfg(test)]
@@ -230,6 +284,41 @@ mod tests {
     }
 
     #[test]
+    fn a_walk_checks_what_decoding_checks_and_ends_where_it_ends() {
+        // 124 table entries (indices from 64 take two bytes), a NewView, and a byte after.
+        let deps = all_deps(31, 4);
+        let mut b = body(vec![reply(1, deps.clone()), reply(2, deps[60..].to_vec())]);
+        b.value = Value::Deps {
+            cmd: [7; 32],
+            deps: deps.clone(),
+            after: 3,
+        };
+        b.new_view = vec![Signed::sign(
+            ViewChangeBody {
+                epoch: 1,
+                inst: b.inst,
+                new_view: 0,
+                prepared: None,
+                has_payload: true,
+            },
+            &[0; 32],
+            &InsecureTestCrypto([3; 32]),
+        )];
+        let mut bytes = b.encode();
+        bytes.push(0xab);
+        let mut input = &bytes[..];
+        let walked = walk_body(&mut input).expect("walks");
+        assert_eq!(input, &[0xab], "ends where the body ends");
+        assert_eq!(walked.bytes, &b.encode()[..]);
+        assert_eq!(walked.epoch, b.epoch);
+        assert_eq!(walked.slot, &(b.inst, b.view).encode()[..]);
+        assert_eq!(walked.value, &b.value.encode()[..]);
+        let mut input = &bytes[..];
+        assert_eq!(PrePrepareBody::decode(&mut input), Ok(b));
+        assert_eq!(input, &[0xab], "as decoding does");
+    }
+
+    #[test]
     fn each_dependency_of_a_quorum_goes_once() {
         // n = 31: a quorum of 21 replies naming the same 31 x 16 dependencies.
         let deps = all_deps(31, 16);
@@ -280,6 +369,8 @@ mod tests {
         ] {
             let err = PrePrepareBody::decode(&mut &bytes[..]).expect_err(why);
             assert!(err.to_string().contains(error), "{why}: {err}");
+            let err = walk_body(&mut &bytes[..]).expect_err(why);
+            assert!(err.to_string().contains(error), "walked, {why}: {err}");
         }
         // A table without replies names nothing.
         let mut empty = Vec::new();
@@ -288,6 +379,8 @@ mod tests {
         (Compact(0u32), Vec::<Signed<ViewChangeBody>>::new()).encode_to(&mut empty);
         let err = PrePrepareBody::decode(&mut &empty[..]).unwrap_err();
         assert!(err.to_string().contains("no reply names"), "{err}");
+        let err = walk_body(&mut &empty[..]).unwrap_err();
+        assert!(err.to_string().contains("no reply names"), "walked: {err}");
         // A body without a proof has an empty table.
         assert_eq!(PrePrepareBody::decode(&mut &b0.encode()[..]), Ok(b0));
     }
@@ -303,9 +396,15 @@ mod tests {
             Ok(at_bound),
             "exactly the bound"
         );
-        let over = body((1..=5).map(|i| reply(i, vec![d; per])).collect());
-        let err = PrePrepareBody::decode(&mut &over.encode()[..]).unwrap_err();
+        assert!(
+            walk_body(&mut &bytes[..]).is_ok(),
+            "walked, exactly the bound"
+        );
+        let over = body((1..=5).map(|i| reply(i, vec![d; per])).collect()).encode();
+        let err = PrePrepareBody::decode(&mut &over[..]).unwrap_err();
         assert!(err.to_string().contains("too many"), "{err}");
+        let err = walk_body(&mut &over[..]).unwrap_err();
+        assert!(err.to_string().contains("too many"), "walked: {err}");
     }
 
     #[test]
