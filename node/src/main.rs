@@ -12,6 +12,13 @@ mod command;
 mod rpc;
 mod service;
 
+/// jemalloc, as Polkadot's node uses (polkadot-sdk `polkadot/src/main.rs`): under load glibc's
+/// malloc and the page faults and TLB shootdowns of its trimming took about a sixth of a
+/// validator's CPU (docs/performance.md, "The allocator").
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> sc_cli::Result<()> {
     command::run()
 }

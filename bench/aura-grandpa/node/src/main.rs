@@ -10,6 +10,11 @@
 mod chain_spec;
 mod service;
 
+/// The same allocator as bsmr-node's, so the comparison is of consensus, not of malloc.
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use aura_grandpa_runtime::opaque::Block;
 use sc_cli::SubstrateCli;
 
