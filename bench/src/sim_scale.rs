@@ -61,6 +61,12 @@ pub(crate) struct ScaleArgs {
     out: PathBuf,
 }
 
+/// Transactions in each validator's client batch so that `n` validators, each handed a batch
+/// every `interval_ms`, are offered `offered` a second in all (at least one per batch).
+fn txs_per_batch(offered: u64, n: usize, interval_ms: u64) -> usize {
+    (offered.saturating_mul(interval_ms) / 1000 / n as u64).max(1) as usize
+}
+
 /// Time sr25519 signing and checking on this machine: (sign µs, verify µs), each the mean of
 /// 2,000 operations on distinct messages.
 /// sr25519 sign and verify times on this machine (µs each), measured once, on first use: the
@@ -138,13 +144,12 @@ pub(crate) fn scale_mode(a: &ScaleArgs) -> Result<(), String> {
     for &n in &a.validators {
         for &leader_based in &modes {
             let mode = if leader_based { "leader" } else { "leaderless" };
-            let batches_per_s = (1000 / a.batch_interval_ms).max(1);
             let mut cfg = bsmr_sim::SimConfig::reliable(n, a.seed);
             cfg.hot = 0.0;
             cfg.global = 0.0;
             cfg.accounts = a.accounts;
             cfg.batch_interval_ms = a.batch_interval_ms;
-            cfg.txs_per_batch = (a.offered / n as u64 / batches_per_s).max(1) as usize;
+            cfg.txs_per_batch = txs_per_batch(a.offered, n, a.batch_interval_ms);
             cfg.load_ms = a.load_secs * 1000;
             cfg.end_ms = cfg.load_ms + 10_000;
             cfg.max_events = 200_000_000;
@@ -248,3 +253,18 @@ pub(crate) fn scale_mode(a: &ScaleArgs) -> Result<(), String> {
 }
 
 use bsmr_sim::sim::Report;
+
+#[cfg(test)]
+mod tests {
+    use super::txs_per_batch;
+
+    #[test]
+    fn the_offered_load_holds_for_any_batch_interval() {
+        // 4,000 tx/s over 100 validators is 40 a second each: 20 per batch every 500 ms, 160
+        // every 4 s (an interval above one second once offered a quarter of this).
+        assert_eq!(txs_per_batch(4_000, 100, 500), 20);
+        assert_eq!(txs_per_batch(4_000, 100, 4_000), 160);
+        assert_eq!(txs_per_batch(16_000, 31, 300), 154);
+        assert_eq!(txs_per_batch(10, 100, 100), 1);
+    }
+}
