@@ -201,7 +201,7 @@ pub(crate) mod testing {
         };
         SignedBatch {
             header: Signed::sign(header, &[0; 32], &InsecureTestCrypto([p; 32])),
-            txs,
+            txs: txs.into(),
         }
     }
 

@@ -58,7 +58,7 @@ pub fn own_to_requeue(ctx: &Ctx, refs: &BTreeSet<CommandRef>) -> Vec<(Seq, Vec<T
         .filter_map(|(_, seq, id)| {
             let batch = ctx.payloads.get(id)?;
             let h = &batch.header.body;
-            (h.proposer == ctx.me && h.seq == *seq).then(|| (*seq, batch.txs.clone()))
+            (h.proposer == ctx.me && h.seq == *seq).then(|| (*seq, batch.txs.to_vec()))
         })
         .collect()
 }
@@ -151,7 +151,7 @@ mod tests {
         );
         assert_eq!(
             own_to_requeue(&w.ctx(), &refs),
-            vec![(2, ours.txs.clone())],
+            vec![(2, ours.txs.to_vec())],
             "only our own batch, once, under the seq it was proposed at"
         );
     }

@@ -172,7 +172,7 @@ pub enum Output {
         /// The batch id.
         id: CommandId,
         /// Its transactions.
-        txs: Vec<Tx>,
+        txs: Txs,
     },
     /// Another validator's batch `by`, not decided yet, was checked here and replied to (once
     /// per batch): the engine may hold back its own copies of the batch's transactions. `taken`

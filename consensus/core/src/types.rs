@@ -45,6 +45,13 @@ pub struct Tx {
     pub data: Vec<u8>,
 }
 
+/// A batch's transactions, shared by everything that holds the batch. A batch is immutable once
+/// its header is signed, so the copies a replica keeps (the batch, the message it came in, its
+/// stored record, the block it ends in) share one list instead of each owning a copy: cloning a
+/// batch costs a reference count, not an allocation per transaction. The wire encoding is the
+/// list's own.
+pub type Txs = alloc::sync::Arc<Vec<Tx>>;
+
 /// What a batch carries.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug, Encode, Decode)]
 pub enum BatchKind {

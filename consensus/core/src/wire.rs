@@ -27,7 +27,7 @@ pub struct SignedBatch {
     /// Signed header.
     pub header: Signed<BatchHeader>,
     /// Transactions (empty for checkpoint candidates).
-    pub txs: Vec<Tx>,
+    pub txs: Txs,
 }
 
 impl SignedBatch {
@@ -208,7 +208,7 @@ pub struct FinishedBlock {
     /// counts as decided).
     pub floors: Floors,
     /// Txs batches in canonical order: (command id, header, transactions).
-    pub batches: Vec<(BatchHeader, Vec<Tx>)>,
+    pub batches: Vec<(BatchHeader, Txs)>,
 }
 
 impl FinishedBlock {

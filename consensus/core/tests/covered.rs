@@ -43,7 +43,7 @@ fn batch(proposer: u8, seq: Seq, txs: Vec<Tx>, key: u8) -> SignedBatch {
     };
     SignedBatch {
         header: Signed::sign(header, &GENESIS, &InsecureTestCrypto([key; 32])),
-        txs,
+        txs: txs.into(),
     }
 }
 

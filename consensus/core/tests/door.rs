@@ -169,7 +169,7 @@ fn a_held_batch_is_not_replaced_by_a_tampered_copy() {
     };
     let good = SignedBatch {
         header: Signed::sign(header, &GENESIS, &InsecureTestCrypto([2; 32])),
-        txs,
+        txs: txs.into(),
     };
     let announce = |from: u8, b: SignedBatch| Input::Message {
         from: [from; 32],
@@ -184,7 +184,7 @@ fn a_held_batch_is_not_replaced_by_a_tampered_copy() {
         }
     )));
     let mut tampered = good.clone();
-    tampered.txs[0].data = vec![66];
+    Txs::make_mut(&mut tampered.txs)[0].data = vec![66];
     tampered.header.sig = [0; 64];
     for from in [3, 2] {
         let _ = r.handle(20, announce(from, tampered.clone()));

@@ -287,7 +287,7 @@ impl Adversary {
         if let Some(a) = self.alt_batches.get(&id) {
             return a.clone();
         }
-        let mut txs = b.txs.clone();
+        let mut txs = b.txs.to_vec();
         if let Some(t) = txs.first_mut() {
             if let Ok(mut tr) = Transfer::decode(&mut &t.data[..]) {
                 tr.amount += 1;
@@ -300,7 +300,7 @@ impl Adversary {
         h.txs_root = hash(&txs.encode());
         let a = SignedBatch {
             header: self.sign(h),
-            txs,
+            txs: txs.into(),
         };
         self.alt_batches.insert(id, a.clone());
         a
@@ -314,7 +314,7 @@ impl Adversary {
         h.weight = txs.iter().map(|t| t.encoded_size() as u64).sum();
         SignedBatch {
             header: self.sign(h),
-            txs,
+            txs: txs.into(),
         }
     }
 
@@ -341,7 +341,7 @@ impl Adversary {
         }
         let a = SignedBatch {
             header: self.sign(h),
-            txs: vec![],
+            txs: Default::default(),
         };
         self.alt_batches.insert(id, a.clone());
         a
@@ -361,7 +361,7 @@ impl Adversary {
         }
         SignedBatch {
             header: self.sign(h),
-            txs: vec![],
+            txs: Default::default(),
         }
     }
 

@@ -103,7 +103,7 @@ impl Ledger {
         self.height = b.index;
         self.time_ms = (self.time_ms + 1).max(b.timestamp_ms);
         for (_, txs) in &b.batches {
-            for tx in txs {
+            for tx in txs.iter() {
                 let Ok(t) = Transfer::decode(&mut &tx.data[..]) else {
                     continue;
                 };

@@ -62,7 +62,7 @@ impl Forge {
         };
         SignedBatch {
             header: Signed::sign(header, &self.m.genesis, &self.signers[signer]),
-            txs: vec![],
+            txs: Default::default(),
         }
     }
 

@@ -381,7 +381,7 @@ mod tests {
                 data: xt(b).encode(),
                 access: vec![],
             })
-            .collect();
+            .collect::<Vec<_>>();
         let header = BatchHeader {
             epoch: 0,
             proposer: [1; 32],
@@ -399,7 +399,7 @@ mod tests {
             checkpoint_view: 0,
             next_rotation: Default::default(),
             floors: vec![],
-            batches: vec![(header, txs)],
+            batches: vec![(header, txs.into())],
         }
     }
 

@@ -331,7 +331,7 @@ mod tests {
         };
         SignedBatch {
             header: Signed::sign(header, &[0; 32], proposer),
-            txs,
+            txs: txs.into(),
         }
     }
 

@@ -131,7 +131,7 @@ mod tests {
         };
         SignedBatch {
             header: Signed::sign(h, &[0; 32], &InsecureTestCrypto([p; 32])),
-            txs: vec![],
+            txs: Txs::default(),
         }
     }
 

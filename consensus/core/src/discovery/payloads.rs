@@ -113,7 +113,7 @@ mod tests {
         };
         SignedBatch {
             header: Signed::sign(header, &[0; 32], &InsecureTestCrypto([signer; 32])),
-            txs,
+            txs: txs.into(),
         }
     }
 
@@ -135,7 +135,7 @@ mod tests {
         assert!(!check(&batch(1, 1, vec![])), "empty");
         assert!(!check(&batch(1, 1, vec![tx(); 5])), "over the batch size");
         let mut wrong_root = good.clone();
-        wrong_root.txs.push(tx());
+        Txs::make_mut(&mut wrong_root.txs).push(tx());
         assert!(!check(&wrong_root), "contents that do not match the header");
         let mut p = Payloads::default();
         assert!(!p.accept(&wrong_root, check));
@@ -156,7 +156,7 @@ mod tests {
         let good = batch(1, 1, vec![tx()]);
         p.insert(good.clone());
         let mut tampered = good.clone();
-        tampered.txs[0].data = vec![66];
+        Txs::make_mut(&mut tampered.txs)[0].data = vec![66];
         tampered.header.sig = [0; 64];
         assert_eq!(
             tampered.id(),

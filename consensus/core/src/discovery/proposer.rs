@@ -208,7 +208,7 @@ impl Proposer {
             };
             let batch = SignedBatch {
                 header: Signed::sign(header, &ctx.genesis(), ctx.signer),
-                txs,
+                txs: Txs::new(txs),
             };
             out.persist(vec![StorageOp::Put(
                 Key::OwnBatch(seq),
@@ -299,7 +299,7 @@ impl Proposer {
                 };
                 let c = SignedBatch {
                     header: Signed::sign(header, &ctx.genesis(), ctx.signer),
-                    txs: vec![],
+                    txs: Txs::default(),
                 };
                 out.persist(vec![StorageOp::Put(
                     Key::OwnCandidate(b, view),
@@ -569,8 +569,8 @@ mod tests {
             );
             assert!(b.header.verify(&[0; 32], &w.crypto));
         }
-        assert_eq!(batches[0].txs, txs(2));
-        assert_eq!(batches[1].txs, txs(3)[2..].to_vec());
+        assert_eq!(*batches[0].txs, txs(2));
+        assert_eq!(*batches[1].txs, txs(3)[2..].to_vec());
         let shape: Vec<String> = out
             .take()
             .into_iter()

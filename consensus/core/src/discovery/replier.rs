@@ -127,7 +127,7 @@ mod tests {
         let who = header.proposer;
         SignedBatch {
             header: Signed::sign(header, &[0; 32], &InsecureTestCrypto(who)),
-            txs,
+            txs: txs.into(),
         }
     }
 

@@ -95,7 +95,7 @@ impl Committed {
             .values()
             .map(|c| (&c.batch.header.body, c))
             .filter(|(h, c)| h.proposer == *me && h.seq < own_floor && c.after + 1 == b)
-            .map(|(h, c)| (h.seq, c.batch.txs.clone()))
+            .map(|(h, c)| (h.seq, c.batch.txs.to_vec()))
             .collect()
     }
 
@@ -185,7 +185,7 @@ mod tests {
         };
         SignedBatch {
             header: Signed::sign(header, &[0; 32], &InsecureTestCrypto([p; 32])),
-            txs,
+            txs: txs.into(),
         }
     }
 

@@ -155,7 +155,7 @@ mod tests {
         let voided = e.finished(&block, &me, 4_200);
         assert_eq!(
             voided,
-            vec![(0, ours.txs.clone())],
+            vec![(0, ours.txs.to_vec())],
             "ours below our floor with fence 0; not another's, not one fenced later"
         );
         assert_eq!((e.built(), e.last_build_ms()), (1, 4_200));

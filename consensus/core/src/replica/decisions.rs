@@ -148,7 +148,7 @@ impl Replica {
                             && self.proposer.uncover(&id, None, self.now, &mut self.outbox);
                         if proposer == self.me && !misnamed {
                             if let Some(b) = self.payloads.get(&id) {
-                                self.proposer.requeue(vec![(seq, b.txs.clone())]);
+                                self.proposer.requeue(vec![(seq, b.txs.to_vec())]);
                             }
                         }
                         self.collect_garbage_cmd(inst, self.execution.built());

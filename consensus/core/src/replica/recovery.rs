@@ -175,7 +175,7 @@ impl Replica {
                 // propose its transactions again; a copy already in a block is skipped by every
                 // builder.
                 if let Some(b) = self.payloads.get(&id) {
-                    requeue.push((seq, b.txs.clone()));
+                    requeue.push((seq, b.txs.to_vec()));
                 }
             }
             self.collect_garbage_cmd(

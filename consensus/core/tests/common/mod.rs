@@ -36,7 +36,7 @@ pub fn candidate(floors: Vec<(ValidatorId, Seq)>) -> SignedBatch {
     };
     SignedBatch {
         header: Signed::sign(header, &GENESIS, &InsecureTestCrypto(leader)),
-        txs,
+        txs: txs.into(),
     }
 }
 
@@ -58,7 +58,7 @@ pub fn batch(proposer: u8) -> SignedBatch {
     };
     SignedBatch {
         header: Signed::sign(header, &GENESIS, &InsecureTestCrypto([proposer; 32])),
-        txs,
+        txs: txs.into(),
     }
 }
 

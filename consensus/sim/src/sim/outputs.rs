@@ -51,7 +51,7 @@ impl Sim {
                         lost_write = true;
                         for op in ops {
                             if let StorageOp::Put(Key::OwnBatch(_), Record::Batch(b)) = op {
-                                unwritten.push(b.txs);
+                                unwritten.push(b.txs.to_vec());
                             }
                         }
                     }
@@ -92,7 +92,7 @@ impl Sim {
                 Output::Proposed { id, txs } => {
                     if correct {
                         self.first_proposed.entry(id).or_insert(self.now_us);
-                        for tx in &txs {
+                        for tx in txs.iter() {
                             if let Ok(t) = Transfer::decode(&mut &tx.data[..]) {
                                 self.proposed_at.entry(t.id).or_insert(self.now_us);
                             }
@@ -245,7 +245,7 @@ impl Sim {
     /// Record the latency of the transactions of `b` that clients submitted at validator `i`.
     pub(super) fn note_client_latency(&mut self, i: usize, b: &FinishedBlock) {
         for (_, txs) in &b.batches {
-            for tx in txs {
+            for tx in txs.iter() {
                 let Ok(t) = Transfer::decode(&mut &tx.data[..]) else {
                     continue;
                 };

@@ -85,7 +85,7 @@ where
             self.proposer
                 .block_finished(fb.index, fb.batches.iter().map(|(h, _)| h.id()));
             let others = fb.batches.iter().filter(|(h, _)| h.proposer != me);
-            let txs = others.flat_map(|(_, txs)| txs);
+            let txs = others.flat_map(|(_, txs)| txs.iter());
             self.proposer.others_finished(txs.map(pool_hash), self.now);
         }
         self.fin.build_queue.insert(fb.index, fb);
