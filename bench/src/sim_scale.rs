@@ -261,7 +261,7 @@ mod tests {
     #[test]
     fn the_offered_load_holds_for_any_batch_interval() {
         // 4,000 tx/s over 100 validators is 40 a second each: 20 per batch every 500 ms, 160
-        // every 4 s (an interval above one second once offered a quarter of this).
+        // every 4 s; an interval that does not divide a second still offers the whole load.
         assert_eq!(txs_per_batch(4_000, 100, 500), 20);
         assert_eq!(txs_per_batch(4_000, 100, 4_000), 160);
         assert_eq!(txs_per_batch(16_000, 31, 300), 154);
