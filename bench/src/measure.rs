@@ -140,6 +140,11 @@ pub(crate) async fn measure(
             covered_per_tx: delta(11),
             blocks_executed_twice: c1[10].saturating_sub(c0[10]),
         });
+        summary.pool_imports = Some(report::PoolImportFigures {
+            from_peers_per_tx: delta(12),
+            adopted_per_tx: delta(13),
+            gossiped_at_once_per_tx: delta(14),
+        });
         let (sign_us, verify_us) = sim_scale::sr25519_costs();
         // A node restarted during the run starts its counters again: never below zero.
         let (verified_per_tx, made_per_tx) =
@@ -162,8 +167,8 @@ pub(crate) async fn measure(
 /// every 200 ms): consensus signatures checked and made, transactions offered to the runtime in
 /// block building and offers refused, blocks that came by sync first. None when a node has no
 /// bsmr engine.
-async fn engine_counts(endpoints: &[String]) -> Option<[u64; 12]> {
-    const KEYS: [&str; 12] = [
+async fn engine_counts(endpoints: &[String]) -> Option<[u64; 15]> {
+    const KEYS: [&str; 15] = [
         "signaturesVerified",
         "signaturesMade",
         "blockTxsOffered",
@@ -176,8 +181,11 @@ async fn engine_counts(endpoints: &[String]) -> Option<[u64; 12]> {
         "txsProposedCarried",
         "blocksExecutedTwice",
         "txsCovered",
+        "txsFromPeers",
+        "txsAdopted",
+        "clientTxsGossiped",
     ];
-    let mut sum = [0u64; 12];
+    let mut sum = [0u64; 15];
     for e in endpoints {
         let client = replay::connect(e).await.ok()?;
         let s: serde_json::Value = client.request("bsmr_status", rpc_params![]).await.ok()?;

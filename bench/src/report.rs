@@ -52,6 +52,8 @@ pub struct Summary {
     pub signatures: Option<SignatureFigures>,
     /// What building blocks cost per finalized transaction (all validators together).
     pub block_building: Option<BlockBuildingFigures>,
+    /// How transactions reached the pools besides their clients (bsmr nodes only).
+    pub pool_imports: Option<PoolImportFigures>,
 }
 
 /// The consensus share of the sr25519 work (transaction signatures are the runtime's).
@@ -95,6 +97,18 @@ pub struct BlockBuildingFigures {
     /// Blocks a validator built that were executed a second time, by sync or by the engine
     /// (all validators; a lower bound).
     pub blocks_executed_twice: u64,
+}
+
+/// Pool imports per finalized transaction besides the client's (all validators together): each
+/// one is a pool validation, a runtime call with a signature check.
+#[derive(Clone, Debug, Serialize)]
+pub struct PoolImportFigures {
+    /// Transactions peers gossiped that a pool imported.
+    pub from_peers_per_tx: f64,
+    /// Transactions of another validator's batch a pool imported (for a later nonce waiting).
+    pub adopted_per_tx: f64,
+    /// Client transactions a validator gossiped at once.
+    pub gossiped_at_once_per_tx: f64,
 }
 
 /// What an injected fault did to latency.
@@ -236,6 +250,7 @@ pub fn summarize(label: &str, runtime: &str, o: &Outcome, endpoints: &[String]) 
         cpu_ms_per_tx: None,
         signatures: None,
         block_building: None,
+        pool_imports: None,
     }
 }
 
@@ -534,6 +549,14 @@ pub fn print(s: &Summary) {
             b.proposed_others_per_tx,
             b.proposed_carried_per_tx,
             b.covered_per_tx
+        );
+    }
+    if let Some(p) = &s.pool_imports {
+        println!(
+            "    pool imports per finalized transaction besides the client's: {:.2} gossiped by \
+             peers, {:.2} adopted from batches (all validators); {:.2} client transactions \
+             gossiped at once",
+            p.from_peers_per_tx, p.adopted_per_tx, p.gossiped_at_once_per_tx
         );
     }
     for (why, n) in &s.dropped {

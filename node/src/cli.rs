@@ -117,6 +117,15 @@ pub struct EngineArgs {
     #[arg(long, default_value_t = 6_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
     pub anyone_delay_ms: u64,
 
+    /// A leaderless validator proposes its clients' transactions itself, and its batches carry
+    /// them to every validator; it gossips one only if it is not ordered yet (its batch decided,
+    /// or its block finished) this many milliseconds after it arrived, for a takeover should
+    /// this validator fail to propose it or crash first. A crash inside the hold loses what was
+    /// not gossiped. 0 gossips at once, as RPC nodes and the leader baseline always do.
+    #[arg(long, default_value_t = sc_consensus_bsmr::config::DEFAULT_GOSSIP_HOLD_MS,
+          value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub gossip_hold_ms: u64,
+
     /// Refuse client transactions (RPC error 1016 "Immediately Dropped", which clients retry)
     /// while the transaction pool holds this many ready ones: a validator offered more than the
     /// chain finalizes sheds the excess at its door instead of accepting transactions that would
@@ -198,6 +207,7 @@ impl EngineArgs {
             retain_sync_blocks: self.retain_sync_blocks,
             owner_delay_ms: self.owner_delay_ms,
             anyone_delay_ms: self.anyone_delay_ms.max(self.owner_delay_ms),
+            gossip_hold_ms: self.gossip_hold_ms,
             rpc_backlog_limit: self.rpc_backlog_limit as usize,
             pacing_target_ms: self.pacing_target_ms,
             mode: match self.consensus_mode {

@@ -171,6 +171,9 @@ pub fn new_full<
         sc_consensus_bsmr::fetch_config::<Block, N>(genesis.as_ref());
     net_config.add_request_response_protocol(fetch_protocol);
 
+    // Client submissions, recorded by the RPC pool view below; both views hold them back from
+    // gossip while the engine's gossip hold says so.
+    let client_submissions = sc_consensus_bsmr::ClientSubmissions::default();
     let (network, system_rpc_tx, tx_handler_controller, sync_service, _bitswap) =
         sc_service::build_network(sc_service::BuildNetworkParams {
             config: &config,
@@ -180,6 +183,7 @@ pub fn new_full<
             // mistaken for client submissions; its periodic gossip round is bounded (pool_view/).
             transaction_pool: Arc::new(sc_consensus_bsmr::PoolView::for_network(
                 transaction_pool.clone(),
+                client_submissions.clone(),
             )),
             spawn_handle: task_manager.spawn_handle(),
             spawn_essential_handle: task_manager.spawn_essential_handle(),
@@ -221,7 +225,6 @@ pub fn new_full<
     // spawn_tasks gossips at once, are client transactions only, also those that became ready
     // after arriving as future ones; peers' transactions are relayed by the periodic round
     // (pool_view/).
-    let client_submissions = sc_consensus_bsmr::ClientSubmissions::default();
     let rpc_pool = Arc::new(sc_consensus_bsmr::PoolView::for_rpc(
         transaction_pool.clone(),
         client_submissions.clone(),

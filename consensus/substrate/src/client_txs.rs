@@ -8,6 +8,16 @@
 //! ([`ClientSubmissions`]); the network gets another view of the pool, which records nothing. The
 //! engine asks [`ClientSubmissions::contains`].
 //!
+//! A leaderless validator proposes its clients' transactions itself, and its batch carries them to
+//! every validator; gossiping them as well made every other validator's pool validate each one
+//! (a runtime call and a signature check per transaction and validator) for nothing. So while a
+//! gossip hold is set ([`ClientSubmissions::set_gossip_hold`]), a client's transaction is
+//! gossiped only if it is not ordered by the end of the hold (a batch of ours carrying it
+//! decided, or a block holding it finished; [`ClientSubmissions::held_from_gossip`]): takeovers
+//! (a receiver that fails to propose it, or crashes before its batch is decided) still get it,
+//! one hold later. A crash inside the hold loses what was not gossiped (docs/consensus.md,
+//! "Gossip a batch carries").
+//!
 //! A client's transaction that was a future one (its nonce ahead of the pool) is watched until
 //! it becomes ready ([`Awaiting`]), so the RPC view can gossip it then. Substrate gossips a
 //! transaction at once only when it is ready on import (`sc-transaction-pool` 48,
@@ -18,8 +28,11 @@
 //! wait for that round.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, VecDeque},
-    sync::{Arc, Mutex},
+    collections::{BTreeMap, VecDeque},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -27,17 +40,30 @@ use std::{
 /// RPC nodes that never propose, and far more than a pool holds.
 pub const REMEMBERED_SUBMISSIONS: usize = 65_536;
 
-/// The hashes of transactions clients submitted to this node (bounded, oldest forgotten first).
+/// The hashes of transactions clients submitted to this node (bounded, oldest forgotten first),
+/// with what gossip needs to know of them.
 #[derive(Clone, Debug)]
 pub struct ClientSubmissions<H> {
     inner: Arc<Mutex<Remembered<H>>>,
+    /// The gossip hold in milliseconds (0: gossip at once), shared by every clone.
+    hold_ms: Arc<AtomicU64>,
     capacity: usize,
 }
 
 #[derive(Debug)]
 struct Remembered<H> {
-    set: BTreeSet<H>,
+    by_hash: BTreeMap<H, Submission>,
     order: VecDeque<H>,
+}
+
+/// One client submission.
+#[derive(Debug)]
+struct Submission {
+    /// When it was recorded (the start of its gossip hold).
+    at: Instant,
+    /// Whether it is ordered: a batch of ours carrying it was decided, or a block holding it was
+    /// finished (it is never gossiped then).
+    ordered: bool,
 }
 
 impl<H: Ord + Clone> Default for ClientSubmissions<H> {
@@ -51,35 +77,85 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
     pub fn with_capacity(capacity: usize) -> Self {
         ClientSubmissions {
             inner: Arc::new(Mutex::new(Remembered {
-                set: BTreeSet::new(),
+                by_hash: BTreeMap::new(),
                 order: VecDeque::new(),
             })),
+            hold_ms: Default::default(),
             capacity: capacity.max(1),
         }
     }
 
-    /// Note that a client submitted `hash` here.
+    /// Note that a client submitted `hash` here (now).
     pub fn record(&self, hash: H) {
+        self.record_at(hash, Instant::now())
+    }
+
+    /// Note that a client submitted `hash` here at `at`; a second record changes nothing.
+    pub fn record_at(&self, hash: H, at: Instant) {
         let mut r = self.lock();
-        if !r.set.insert(hash.clone()) {
+        if r.by_hash.contains_key(&hash) {
             return;
         }
+        r.by_hash
+            .insert(hash.clone(), Submission { at, ordered: false });
         r.order.push_back(hash);
         while r.order.len() > self.capacity {
             if let Some(old) = r.order.pop_front() {
-                r.set.remove(&old);
+                r.by_hash.remove(&old);
             }
         }
     }
 
     /// Whether a client submitted `hash` here (and it is not yet forgotten).
     pub fn contains(&self, hash: &H) -> bool {
-        self.lock().set.contains(hash)
+        self.lock().by_hash.contains_key(hash)
+    }
+
+    /// Note that `hashes` are ordered: a batch of ours carrying them was decided, or a block
+    /// holding them was finished (a hash that is not a client's is ignored).
+    pub fn mark_ordered(&self, hashes: &[H]) {
+        let mut r = self.lock();
+        for hash in hashes {
+            if let Some(s) = r.by_hash.get_mut(hash) {
+                s.ordered = true;
+            }
+        }
+    }
+
+    /// Whether `hash` is ordered (see [`Self::mark_ordered`]).
+    pub fn ordered(&self, hash: &H) -> bool {
+        self.lock().by_hash.get(hash).is_some_and(|s| s.ordered)
+    }
+
+    /// Hold clients' transactions back from gossip for `hold` (zero: gossip them at once). The
+    /// engine sets it: a leaderless validator's batches carry its clients' transactions, an RPC
+    /// node and the baseline's validators need gossip to reach a proposer.
+    pub fn set_gossip_hold(&self, hold: Duration) {
+        let ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX);
+        self.hold_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The gossip hold now.
+    pub fn gossip_hold(&self) -> Duration {
+        Duration::from_millis(self.hold_ms.load(Ordering::Relaxed))
+    }
+
+    /// Whether `hash` must not be gossiped at `now`: a client's transaction, while a hold is
+    /// set, that is ordered or whose hold has not ended. Anything else may be gossiped.
+    pub fn held_from_gossip(&self, hash: &H, now: Instant) -> bool {
+        let hold = self.gossip_hold();
+        if hold.is_zero() {
+            return false;
+        }
+        self.lock()
+            .by_hash
+            .get(hash)
+            .is_some_and(|s| s.ordered || now.saturating_duration_since(s.at) < hold)
     }
 
     /// How many hashes are remembered.
     pub fn len(&self) -> usize {
-        self.lock().set.len()
+        self.lock().by_hash.len()
     }
 
     /// Whether nothing is remembered.
@@ -162,6 +238,7 @@ impl<H: Ord + Clone> Awaiting<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn records_and_forgets_oldest_first() {
@@ -212,6 +289,33 @@ mod tests {
             "the oldest went"
         );
         assert_eq!(a.take_ready(|h| *h == 1, t0), vec![1]);
+    }
+
+    #[test]
+    fn a_hold_keeps_a_clients_transaction_from_gossip_until_it_ends_or_for_good_once_ordered() {
+        let t0 = Instant::now();
+        let hold = Duration::from_millis(1_000);
+        let s = ClientSubmissions::<u32>::default();
+        s.record_at(1, t0);
+        s.record_at(2, t0);
+        assert!(!s.held_from_gossip(&1, t0), "no hold set: gossip at once");
+        s.clone().set_gossip_hold(hold);
+        assert_eq!(s.gossip_hold(), hold, "clones share the hold");
+        assert!(s.held_from_gossip(&1, t0 + hold / 2), "inside the hold");
+        assert!(!s.held_from_gossip(&1, t0 + hold), "the hold ended");
+        assert!(!s.ordered(&2));
+        s.mark_ordered(&[2, 3]); // 3 is not a client's: nothing to mark
+        assert!(s.ordered(&2) && !s.ordered(&3));
+        assert!(
+            s.held_from_gossip(&2, t0 + hold * 10),
+            "ordered: never gossiped"
+        );
+        assert!(!s.held_from_gossip(&3, t0), "not a client's: gossiped");
+        s.set_gossip_hold(Duration::ZERO);
+        assert!(
+            !s.held_from_gossip(&2, t0),
+            "no hold: even an ordered one goes"
+        );
     }
 
     #[test]

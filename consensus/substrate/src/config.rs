@@ -45,6 +45,11 @@ pub struct EngineConfig {
     /// ... and by any validator once pending this long; also how long a proposer waits before
     /// proposing a still-pending transaction again.
     pub anyone_delay_ms: u64,
+    /// A leaderless validator gossips a client's transaction only if it is not ordered (a batch
+    /// of ours carrying it decided, or a block holding it finished) this long after it arrived
+    /// (ms; 0: at once). Its batches carry its clients' transactions to every validator; gossip
+    /// serves takeovers.
+    pub gossip_hold_ms: u64,
     /// Queueing delay (ms) of the replies to our batches above which our own batches are paced
     /// by a congestion window (docs/consensus.md, "Pacing own batches"); 0: never paced.
     pub pacing_target_ms: u64,
@@ -67,6 +72,11 @@ pub struct EngineConfig {
 /// 30 s caps of the proposal policy (docs/performance.md, "Admission at the door").
 pub const DEFAULT_RPC_BACKLOG_LIMIT: usize = 4_096;
 
+/// The default `gossip_hold_ms`: about what a client's transaction takes to be ordered at
+/// saturation on this project's test machine, and half the takeover delay (docs/performance.md, "Gossip a batch
+/// carries").
+pub const DEFAULT_GOSSIP_HOLD_MS: u64 = 1_000;
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
@@ -77,6 +87,7 @@ impl Default for EngineConfig {
             retain_sync_blocks: bsmr_consensus_core::replica::DEFAULT_RETAIN_SYNC_BLOCKS,
             owner_delay_ms: 2_000,
             anyone_delay_ms: 6_000,
+            gossip_hold_ms: DEFAULT_GOSSIP_HOLD_MS,
             pacing_target_ms: bsmr_consensus_core::discovery::pacing::DEFAULT_TARGET_MS,
             mode: Mode::Leaderless,
             rpc_backlog_limit: DEFAULT_RPC_BACKLOG_LIMIT,

@@ -98,6 +98,14 @@ pub struct EngineStatus {
     /// its queue before proposing them, because another validator's batch it checked carried
     /// them (they go again only if that batch lands in no block).
     pub txs_covered: u64,
+    /// Transactions peers gossiped that this node's pool imported (each one validated).
+    pub txs_from_peers: u64,
+    /// Transactions of other validators' batches this node's pool imported, so that a later
+    /// nonce of their sender waiting here becomes ready (each one validated).
+    pub txs_adopted: u64,
+    /// Client transactions this node gossiped at once (a leaderless validator: only those no
+    /// batch carried by the end of the gossip hold).
+    pub client_txs_gossiped: u64,
     /// Blocks that arrived by sync before this node built them (checked against its core's
     /// block without executing them again).
     pub blocks_from_sync: u64,

@@ -9,15 +9,22 @@
 //!   transactions peers gossip are imported without being recorded, and `ready`, whose only use
 //!   there is the periodic gossip round, yields a bounded, rotating part of the pool.
 //!
+//! Both views keep a client's transaction from gossip while the engine's gossip hold says so
+//! ([`ClientSubmissions::held_from_gossip`]): a leaderless validator's batches carry its clients'
+//! transactions to every validator, so gossip would only make their pools validate them again.
+//!
 //! Everything else is the wrapped pool. The engine itself uses the bare pool.
 
 mod door;
 pub mod gossip;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, VecDeque},
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
     time::Instant,
 };
 
@@ -38,6 +45,25 @@ use gossip::{Pace, Round};
 const PROMOTION_CHECK: std::time::Duration = std::time::Duration::from_millis(20);
 /// The import notification buffer (as Substrate's own).
 const NOTIFICATION_BUFFER: usize = 1_024;
+/// Client transactions held back from gossip at most at once; beyond, they are gossiped at once
+/// (the door bounds a validator's backlog far below this).
+const MAX_HELD: usize = 16_384;
+
+/// Transactions peers gossiped that this process's pool imported, for `bsmr_status`.
+static FROM_PEERS: AtomicU64 = AtomicU64::new(0);
+/// Client transactions this process gossiped at once (on import, on becoming ready, or when
+/// their hold ended before they were ordered), for `bsmr_status`.
+static GOSSIPED_AT_ONCE: AtomicU64 = AtomicU64::new(0);
+
+/// Transactions peers gossiped that this process's pool imported (each one a pool validation).
+pub fn imported_from_peers() -> u64 {
+    FROM_PEERS.load(Ordering::Relaxed)
+}
+
+/// Client transactions this process gossiped at once.
+pub fn gossiped_at_once() -> u64 {
+    GOSSIPED_AT_ONCE.load(Ordering::Relaxed)
+}
 
 /// A view of the pool `P` for RPC or for the network (see the module docs).
 pub struct PoolView<P: TransactionPool> {
@@ -47,7 +73,10 @@ pub struct PoolView<P: TransactionPool> {
 
 enum Role<H> {
     Rpc(Rpc<H>),
-    Network(Mutex<Round<H>>),
+    Network {
+        round: Mutex<Round<H>>,
+        submissions: ClientSubmissions<H>,
+    },
 }
 
 /// The RPC view's state.
@@ -82,18 +111,22 @@ where
         }
     }
 
-    /// The pool as the network's transactions protocol sees it.
-    pub fn for_network(pool: Arc<P>) -> Self {
+    /// The pool as the network's transactions protocol sees it; `submissions` are the RPC
+    /// view's (their gossip hold applies to the periodic round too).
+    pub fn for_network(pool: Arc<P>, submissions: ClientSubmissions<TxHash<P>>) -> Self {
         PoolView {
             pool,
-            role: Role::Network(Mutex::new(Round::default())),
+            role: Role::Network {
+                round: Mutex::new(Round::default()),
+                submissions,
+            },
         }
     }
 
     fn rpc(&self) -> Option<&Rpc<TxHash<P>>> {
         match &self.role {
             Role::Rpc(r) => Some(r),
-            Role::Network(_) => None,
+            Role::Network { .. } => None,
         }
     }
 
@@ -240,7 +273,10 @@ where
         xts: Vec<TransactionFor<Self>>,
     ) -> Result<Vec<Result<TxHash<Self>, Self::Error>>, Self::Error> {
         let Some(rpc) = self.rpc() else {
-            return self.pool.submit_at(at, source, xts).await;
+            let out = self.pool.submit_at(at, source, xts).await?;
+            let imported = out.iter().filter(|r| r.is_ok()).count();
+            FROM_PEERS.fetch_add(imported as u64, Ordering::Relaxed);
+            return Ok(out);
         };
         let hashes = xts.iter().map(|xt| self.pool.hash_of(xt)).collect();
         let submit = self.pool.submit_at(at, source, xts);
@@ -257,7 +293,9 @@ where
         xt: TransactionFor<Self>,
     ) -> Result<TxHash<Self>, Self::Error> {
         let Some(rpc) = self.rpc() else {
-            return self.pool.submit_one(at, source, xt).await;
+            let hash = self.pool.submit_one(at, source, xt).await?;
+            FROM_PEERS.fetch_add(1, Ordering::Relaxed);
+            return Ok(hash);
         };
         let hash = self.pool.hash_of(&xt);
         let submit = self.pool.submit_one(at, source, xt);
@@ -290,12 +328,13 @@ where
     fn ready(&self) -> Box<dyn ReadyTransactions<Item = Arc<Self::InPoolTransaction>> + Send> {
         match &self.role {
             Role::Rpc(_) => self.pool.ready(),
-            Role::Network(round) => {
+            Role::Network { round, submissions } => {
+                let now = Instant::now();
                 let picked = lock(round).pick(
                     self.pool.ready(),
                     |tx| tx.hash().clone(),
-                    |tx| tx.is_propagable(),
-                    Instant::now(),
+                    |tx| tx.is_propagable() && !submissions.held_from_gossip(tx.hash(), now),
+                    now,
                 );
                 Box::new(RoundTransactions(picked.into_iter()))
             }
@@ -319,8 +358,9 @@ where
     }
 
     /// For RPC: the wrapped pool's ready imports of client transactions, and client
-    /// transactions as they become ready, paced (see [`gossip`]); `spawn_tasks` gossips what it
-    /// yields at once. For the network, the wrapped pool's stream.
+    /// transactions as they become ready, each after its gossip hold if one is set and only if
+    /// it is not ordered by then, paced (see [`gossip`]); `spawn_tasks` gossips what it yields
+    /// at once. For the network, the wrapped pool's stream.
     fn import_notification_stream(&self) -> ImportNotificationStream<TxHash<Self>> {
         let inner = self.pool.import_notification_stream();
         let Some(rpc) = self.rpc() else {
@@ -343,10 +383,14 @@ where
             let mut check = tokio::time::interval(PROMOTION_CHECK);
             check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut pace = Pace::default();
+            // Client transactions in their gossip hold, by when it ends (in that order).
+            let mut held: VecDeque<(Instant, TxHash<P>)> = VecDeque::new();
             loop {
-                let ready = tokio::select! {
+                let (fresh, mut due) = tokio::select! {
                     imported = inner.next() => match imported {
-                        Some(hash) if is_clients(&submitting, &submissions, &hash) => vec![hash],
+                        Some(hash) if is_clients(&submitting, &submissions, &hash) => {
+                            (vec![hash], vec![])
+                        }
                         Some(_) => continue,
                         None => return,
                     },
@@ -354,20 +398,41 @@ where
                         if sink.is_closed() {
                             return;
                         }
-                        let mut awaiting = lock(&awaiting);
-                        if awaiting.is_empty() {
-                            continue;
+                        let now = Instant::now();
+                        let mut due = vec![];
+                        while held.front().is_some_and(|(until, _)| *until <= now) {
+                            let (_, hash) = held.pop_front().expect("checked above; qed");
+                            if !submissions.ordered(&hash)
+                                && pool.ready_transaction(&hash).is_some()
+                            {
+                                due.push(hash);
+                            }
                         }
-                        awaiting.take_ready(|h| pool.ready_transaction(h).is_some(), Instant::now())
+                        let mut awaiting = lock(&awaiting);
+                        let fresh = if awaiting.is_empty() {
+                            vec![]
+                        } else {
+                            awaiting.take_ready(|h| pool.ready_transaction(h).is_some(), now)
+                        };
+                        (fresh, due)
                     }
                 };
-                for hash in ready {
+                let hold = submissions.gossip_hold();
+                for hash in fresh {
+                    if hold.is_zero() || held.len() >= MAX_HELD {
+                        due.push(hash);
+                    } else {
+                        held.push_back((Instant::now() + hold, hash));
+                    }
+                }
+                for hash in due {
                     while let Some(wait) = pace.take(Instant::now()) {
                         tokio::time::sleep(wait).await;
                     }
                     if sink.send(hash).await.is_err() {
                         return;
                     }
+                    GOSSIPED_AT_ONCE.fetch_add(1, Ordering::Relaxed);
                 }
             }
         });

@@ -81,6 +81,13 @@ where
             );
         }
         log::debug!(target: LOG, "core finished block #{} ({} batches)", fb.index, fb.batches.len());
+        // Ordered into a block: our clients' transactions in it need no gossip.
+        let ordered: Vec<H256> = fb
+            .batches
+            .iter()
+            .flat_map(|(_, txs)| txs.iter().map(pool_hash))
+            .collect();
+        self.client_submissions.mark_ordered(&ordered);
         if let Some(me) = self.me() {
             self.proposer
                 .block_finished(fb.index, fb.batches.iter().map(|(h, _)| h.id()));

@@ -37,9 +37,9 @@ use crate::status::{CommandStatus, EngineStatus, SharedStatus};
 use crate::TxClassifier;
 use bsmr_consensus_core::epoch as consensus_epoch;
 use bsmr_consensus_core::{
-    decode_message, encode_message, BatchKind, CommandId, Digest, FinishedBlock, InstanceId,
-    Membership, Message, Output, Proof, Replica, Rotation, Signed, Signer, TimerId, ValidatorId,
-    Value,
+    decode_message, encode_message, AccountId, BatchKind, CommandId, Digest, FinishedBlock,
+    InstanceId, Membership, Message, Output, Proof, Replica, Rotation, Signed, Signer, TimerId,
+    ValidatorId, Value,
 };
 use bsmr_primitives::{BsmrApi, BSMR_ENGINE_ID};
 use bsmr_sim::adversary::Adversary;
@@ -211,6 +211,9 @@ struct Engine<B: BlockT, BE, C, P> {
     stuck_futures: crate::stuck_futures::StuckFutures,
     /// Submissions of other members' batches to our pool in flight.
     adoptions: Arc<std::sync::atomic::AtomicUsize>,
+    /// The senders of the pool's future transactions and when they were read (adoption takes
+    /// only their transactions).
+    waiting_senders: (u64, std::collections::BTreeSet<AccountId>),
     /// The rotation read from the last finalized header (status only).
     rotation_cache: Option<(H256, Option<(u64, Rotation)>)>,
     next_batch_ms: u64,

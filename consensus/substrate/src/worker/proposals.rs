@@ -67,6 +67,8 @@ where
                 m.commit_latency
                     .observe(self.now.saturating_sub(own.at) as f64 / 1000.0);
             }
+            // Decided with its value: its transactions are ordered, whatever becomes of us.
+            self.client_submissions.mark_ordered(&own.txs);
             for h in own.txs {
                 self.status
                     .set_tx(h, CommandStatus::Committed { batch: hex(&id) });
@@ -76,17 +78,21 @@ where
 
     // ------------------------------------------------------------------ transactions
 
-    /// The transactions of another validator's batch that our pool lacks go into it (validated
-    /// by the pool like gossip, on its own task). A sender's later nonce submitted here becomes
-    /// ready as soon as the earlier one, submitted elsewhere, is proposed there: Substrate's
-    /// transactions protocol sends a transaction promoted from the future queue only at its
-    /// next 2.9 s tick, so a client alternating one sender between two validators otherwise
-    /// moved about one nonce per tick. Only a member's own batch, of at most a batch's size,
-    /// and at most [`MAX_ADOPTIONS`] submissions in flight: the message is not checked yet, so
-    /// a Byzantine member must not be able to queue unbounded validation work (beyond the cap
-    /// its batches are not adopted; gossip still brings their transactions).
+    /// The transactions of another validator's batch whose senders have a future transaction
+    /// in our pool, and that our pool lacks, go into it (validated by the pool like gossip, on
+    /// its own task). A sender's later nonce submitted here becomes ready as soon as the earlier
+    /// one, submitted elsewhere, is proposed there: a leaderless validator does not gossip what
+    /// its batches carry, and Substrate's transactions protocol sends a transaction promoted
+    /// from the future queue only at its next 2.9 s tick, so a client alternating one sender
+    /// between two validators would otherwise move about one nonce per block or tick. Other
+    /// senders' transactions are not adopted: the batch carries them to every validator, and
+    /// validating each one in every pool was a runtime call and a signature check per validator
+    /// for nothing (docs/performance.md, "Gossip a batch carries"). Only a member's own batch,
+    /// of at most a batch's size, and at most [`MAX_ADOPTIONS`] submissions in flight: the
+    /// message is not checked yet, so a Byzantine member must not be able to queue unbounded
+    /// validation work (beyond the cap its batches are not adopted).
     pub(super) fn adopt_announced(
-        &self,
+        &mut self,
         from: ValidatorId,
         batch: &bsmr_consensus_core::SignedBatch,
         hashes: &[H256],
@@ -101,9 +107,19 @@ where
         if self.adoptions.load(Ordering::Relaxed) >= MAX_ADOPTIONS {
             return;
         }
+        let waiting = self.waiting_senders();
+        if waiting.is_empty() {
+            return;
+        }
+        let classifier = &self.classifier;
         let xts: Vec<B::Extrinsic> = txs
             .iter()
             .zip(hashes)
+            .filter(|(t, _)| {
+                classifier
+                    .classify(&t.data)
+                    .is_some_and(|info| waiting.contains(&info.sender))
+            })
             .filter(|(_, h)| self.pool.ready_transaction(h).is_none())
             .filter_map(|(t, _)| codec::Decode::decode(&mut &t.data[..]).ok())
             .collect();
@@ -115,9 +131,33 @@ where
         let adoptions = self.adoptions.clone();
         adoptions.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            let _ = pool.submit_at(at, TransactionSource::External, xts).await;
+            if let Ok(out) = pool.submit_at(at, TransactionSource::External, xts).await {
+                let imported = out.iter().filter(|r| r.is_ok()).count() as u64;
+                ADOPTED.fetch_add(imported, Ordering::Relaxed);
+            }
             adoptions.fetch_sub(1, Ordering::Relaxed);
         });
+    }
+
+    /// The senders of the pool's future transactions, read again at most every
+    /// [`WAITING_SENDERS_FOR_MS`] (an empty future queue costs nothing to read).
+    fn waiting_senders(&mut self) -> std::collections::BTreeSet<AccountId> {
+        let (at, senders) = &self.waiting_senders;
+        if self.now < at.saturating_add(WAITING_SENDERS_FOR_MS) {
+            return senders.clone();
+        }
+        let senders: std::collections::BTreeSet<AccountId> = if self.pool.status().future == 0 {
+            Default::default()
+        } else {
+            self.pool
+                .futures()
+                .iter()
+                .filter_map(|tx| self.classifier.classify(&tx.data().encode()))
+                .map(|info| info.sender)
+                .collect()
+        };
+        self.waiting_senders = (self.now, senders.clone());
+        senders
     }
 
     /// Remove from the pool future transactions whose nonce is used: a copy of an included
@@ -140,6 +180,17 @@ where
 
     pub(super) fn propose_from_pool(&mut self) -> Result<(), String> {
         let now = self.now;
+        // A leaderless member's batches carry its clients' transactions: gossip only what they
+        // have not carried after the hold. Others gossip at once: an RPC node is no proposer,
+        // and the baseline's transactions must reach its primary.
+        let proposes_own = self.cfg.mode == Mode::Leaderless
+            && self.me().is_some_and(|me| self.membership.contains(&me));
+        self.client_submissions
+            .set_gossip_hold(Duration::from_millis(if proposes_own {
+                self.cfg.gossip_hold_ms
+            } else {
+                0
+            }));
         let Some(me) = self.me() else { return Ok(()) };
         let core_pending = self.replica.as_ref().map_or(0, |r| r.pending_batches());
         let round_trip_ms = self
@@ -244,6 +295,15 @@ where
 
 /// Submissions of other members' batches to our pool at most in flight at once.
 pub(super) const MAX_ADOPTIONS: usize = 4;
+/// How long the senders of the pool's future transactions are taken as read.
+const WAITING_SENDERS_FOR_MS: u64 = 50;
+/// Transactions of other validators' batches this process's pool imported, for `bsmr_status`.
+static ADOPTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Transactions of other validators' batches this process's pool imported (adoption).
+pub(crate) fn adopted() -> u64 {
+    ADOPTED.load(Ordering::Relaxed)
+}
 /// Waiting future chains checked against the latest state at most per proposal pass.
 const MAX_STUCK_CHECKS: usize = 16;
 

@@ -91,6 +91,7 @@ where
             }),
             stuck_futures: Default::default(),
             adoptions: Default::default(),
+            waiting_senders: Default::default(),
             rotation_cache: None,
             next_batch_ms: now + p.config.batch_interval_ms,
             next_ckpt_ms: now + p.config.block_time_ms,

@@ -39,6 +39,9 @@ where
         (s.txs_proposed_own, s.txs_proposed_others) = (proposed.own, proposed.others());
         s.txs_proposed_carried = proposed.carried;
         s.txs_covered = proposed.covered;
+        s.txs_from_peers = crate::pool_view::imported_from_peers();
+        s.txs_adopted = super::proposals::adopted();
+        s.client_txs_gossiped = crate::pool_view::gossiped_at_once();
         s.blocks_from_sync = self.fin.synced_checked;
         s.blocks_executed_twice = self.fin.executed_twice;
         if let Some((next, rotation)) = rotation {
