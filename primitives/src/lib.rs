@@ -6,6 +6,7 @@
 //!   consensus messages with.
 //! - [`ValidatorSet`] and the [`BsmrApi`] runtime API through which the engine reads the membership
 //!   set, its epoch and the next scheduled set, and builds misbehaviour reports.
+//! - [`BsmrBlockBuilderApi`]: a block's transactions applied many to one runtime call.
 //! - [`fault_tolerance`] and [`quorum_size`]: the thresholds of the protocol (Profile A, n >= 3f+1).
 
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -105,6 +106,20 @@ sp_api::decl_runtime_apis! {
         /// core on chain, or `None` if the bytes are too long to be one. The proof is checked
         /// when the extrinsic is validated, not here.
         fn misbehaviour_report(proof: Vec<u8>) -> Option<<Block as sp_runtime::traits::Block>::Extrinsic>;
+    }
+
+    /// Block building, many transactions to one runtime call. Each runtime call gets a fresh
+    /// wasm instance whose memory is reset when the call ends, which cost more than applying a
+    /// transfer; every validator builds every block, so one call per transaction was that cost
+    /// once per validator and transaction (docs/performance.md, "Many transactions to one
+    /// runtime call").
+    pub trait BsmrBlockBuilderApi {
+        /// Apply `extrinsics` in order, each as `BlockBuilder::apply_extrinsic` and each in its
+        /// own storage transaction, kept when it applied and rolled back when it was refused:
+        /// the same state and answers as one `apply_extrinsic` call each, in one call.
+        fn apply_extrinsics(
+            extrinsics: Vec<<Block as sp_runtime::traits::Block>::Extrinsic>,
+        ) -> Vec<sp_runtime::ApplyExtrinsicResult>;
     }
 }
 

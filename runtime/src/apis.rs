@@ -116,6 +116,28 @@ impl_runtime_apis! {
         }
     }
 
+    impl bsmr_primitives::BsmrBlockBuilderApi<Block> for Runtime {
+        fn apply_extrinsics(
+            extrinsics: Vec<<Block as BlockT>::Extrinsic>,
+        ) -> Vec<ApplyExtrinsicResult> {
+            extrinsics
+                .into_iter()
+                .map(|xt| {
+                    // What the client's block builder does around each `apply_extrinsic`:
+                    // keep the changes of an applied one, drop those of a refused one.
+                    sp_io::storage::start_transaction();
+                    let result = Executive::apply_extrinsic(xt);
+                    if result.is_ok() {
+                        sp_io::storage::commit_transaction();
+                    } else {
+                        sp_io::storage::rollback_transaction();
+                    }
+                    result
+                })
+                .collect()
+        }
+    }
+
     impl frame_system_rpc_runtime_api::AccountNonceApi<Block, AccountId, Nonce> for Runtime {
         fn account_nonce(account: AccountId) -> Nonce {
             System::account_nonce(account)

@@ -13,15 +13,23 @@
 //!   offered again). A skipped transaction stays in the pools and is proposed again.
 //!
 //! Nothing here reads the wall clock, the local pool or any other node-local state.
+//!
+//! The block is built on the runtime API directly ([`BlockInProgress`]), as
+//! `sc_block_builder::BlockBuilder` builds one, except that a pass over the transactions applies
+//! up to [`APPLY_CHUNK`] of them in one runtime call where the runtime offers
+//! `BsmrBlockBuilderApi`: each runtime call gets a fresh wasm instance, whose setup and reset
+//! cost more than applying a transfer. The state and the answers are those of one call each.
 
 use crate::TxClassifier;
 use bsmr_consensus_core::{AccountId, FinishedBlock, Floors, Rotation};
+use bsmr_primitives::BsmrBlockBuilderApi;
 use bsmr_primitives::BSMR_ENGINE_ID;
 use codec::{Decode, Encode};
-use sc_block_builder::{BlockBuilderBuilder, BuiltBlock};
+use sc_block_builder::BuiltBlock;
 use sc_client_api::{backend::Backend, StorageProvider};
-use sp_api::{CallApiAt, ProvideRuntimeApi};
+use sp_api::{ApiExt, ApiRef, CallApiAt, Core, ProvideRuntimeApi, TransactionOutcome};
 use sp_block_builder::BlockBuilder as BlockBuilderApi;
+use sp_core::traits::CallContext;
 use sp_runtime::{
     traits::{Block as BlockT, Hash as HashT, Header as HeaderT, NumberFor},
     Digest, DigestItem,
@@ -130,6 +138,14 @@ pub fn offer_of(pushed: Result<(), sp_blockchain::Error>) -> Offer {
     }
 }
 
+/// [`apply_in_order_with`], offering one transaction at a time.
+pub fn apply_in_order<H: Copy, S: Ord + Clone, X>(
+    txs: Vec<(H, S, X)>,
+    mut apply: impl FnMut(&X) -> Offer,
+) -> (Vec<H>, Vec<H>) {
+    apply_in_order_with(txs, |xs| xs.iter().map(|x| apply(x)).collect())
+}
+
 /// Offer every transaction to `apply` in order; then, while a pass applies at least one and
 /// for at most [`RETRY_PASSES`] passes, offer again, in the same order, the ones refused for
 /// now: [`Offer::Again`] ones after any pass, [`Offer::AfterSender`] ones only once one of their
@@ -144,9 +160,13 @@ pub fn offer_of(pushed: Result<(), sp_blockchain::Error>) -> Offer {
 /// of a sender that did not move. Deterministic: the result depends only on the order, the
 /// senders and what `apply` answers. Bounded: a refused transaction costs at most
 /// `RETRY_PASSES + 1` offers.
-pub fn apply_in_order<H: Copy, S: Ord + Clone, X>(
+///
+/// `apply` takes transactions to apply in turn and answers each. The first pass offers all of
+/// them, so it is one call; a retry's offers depend on what applied earlier in the same pass,
+/// so each is a call of its own.
+pub fn apply_in_order_with<H: Copy, S: Ord + Clone, X>(
     txs: Vec<(H, S, X)>,
-    mut apply: impl FnMut(&X) -> Offer,
+    mut apply: impl FnMut(&[&X]) -> Vec<Offer>,
 ) -> (Vec<H>, Vec<H>) {
     let mut included = vec![];
     let mut never = vec![];
@@ -156,15 +176,34 @@ pub fn apply_in_order<H: Copy, S: Ord + Clone, X>(
         .map(|(h, s, x)| (h, s, x, Offer::Again))
         .collect();
     let mut advanced: BTreeSet<S> = BTreeSet::new();
-    for _ in 0..=RETRY_PASSES {
+    for pass in 0..=RETRY_PASSES {
         let mut applied = false;
         let mut moved = BTreeSet::new();
+        // The first pass's answers, in order, from one call.
+        let mut first: std::vec::IntoIter<Offer> = if pass == 0 {
+            let all: Vec<&X> = waiting.iter().map(|(_, _, x, _)| x).collect();
+            let answers = apply(&all);
+            assert_eq!(
+                answers.len(),
+                all.len(),
+                "one answer per transaction offered"
+            );
+            answers.into_iter()
+        } else {
+            Vec::new().into_iter()
+        };
         waiting.retain_mut(|(hash, sender, xt, last)| {
-            if *last == Offer::AfterSender && !advanced.contains(sender) && !moved.contains(sender)
+            if pass > 0
+                && *last == Offer::AfterSender
+                && !advanced.contains(sender)
+                && !moved.contains(sender)
             {
                 return true;
             }
-            *last = apply(xt);
+            *last = match first.next() {
+                Some(answer) => answer,
+                None => apply(&[&*xt])[0],
+            };
             match *last {
                 Offer::Applied => {
                     included.push(*hash);
@@ -189,6 +228,10 @@ pub fn apply_in_order<H: Copy, S: Ord + Clone, X>(
     (included, never)
 }
 
+/// Transactions applied in one runtime call at most: a bound on one call's work and on the
+/// wasm heap it uses, far above what makes the call's own cost small.
+pub const APPLY_CHUNK: usize = 64;
+
 /// Build `fb` on `parent` (number `parent_number`).
 pub fn build_block<B, BE, C>(
     client: &C,
@@ -201,7 +244,7 @@ where
     B: BlockT,
     BE: Backend<B>,
     C: ProvideRuntimeApi<B> + CallApiAt<B> + StorageProvider<B, BE>,
-    C::Api: BlockBuilderApi<B>,
+    C::Api: BlockBuilderApi<B> + BsmrBlockBuilderApi<B>,
 {
     let prev_ts = chain_timestamp::<B, BE, C>(client, parent)?;
     let timestamp = fb.timestamp_ms.max(prev_ts + 1);
@@ -211,11 +254,7 @@ where
             (fb.index, fb.checkpoint, &fb.next_rotation, &fb.floors).encode(),
         )],
     };
-    let mut bb = BlockBuilderBuilder::new(client)
-        .on_parent_block(parent)
-        .with_parent_block_number(parent_number)
-        .with_inherent_digests(digest)
-        .build()
+    let mut bb = BlockInProgress::<B, C>::start(client, parent, parent_number, digest)
         .map_err(|e| format!("starting block #{}: {e}", fb.index))?;
     let mut data = sp_inherents::InherentData::new();
     data.put_data(sp_timestamp::INHERENT_IDENTIFIER, &timestamp)
@@ -224,22 +263,25 @@ where
         .create_inherents(data)
         .map_err(|e| format!("creating inherents for #{}: {e}", fb.index))?;
     for xt in inherents {
-        bb.push(xt)
-            .map_err(|e| format!("applying an inherent of #{}: {e}", fb.index))?;
+        if bb.apply(&[&xt])[0] != Offer::Applied {
+            return Err(format!("an inherent of #{} was refused", fb.index));
+        }
     }
     let (candidates, mut skipped) = offered::<B>(classifier, fb);
-    let (included, refused) = apply_in_order(candidates, |xt| {
-        let offer = offer_of(bb.push(xt.clone()));
-        OFFERED.fetch_add(1, Ordering::Relaxed);
-        if offer != Offer::Applied {
-            REFUSED.fetch_add(1, Ordering::Relaxed);
+    let (included, refused) = apply_in_order_with(candidates, |xts| {
+        let offers = bb.apply(xts);
+        for offer in &offers {
+            OFFERED.fetch_add(1, Ordering::Relaxed);
+            if *offer != Offer::Applied {
+                REFUSED.fetch_add(1, Ordering::Relaxed);
+            }
+            match offer {
+                Offer::Never => REFUSED_STALE.fetch_add(1, Ordering::Relaxed),
+                Offer::AfterSender => REFUSED_FUTURE.fetch_add(1, Ordering::Relaxed),
+                Offer::Applied | Offer::Again => 0,
+            };
         }
-        match offer {
-            Offer::Never => REFUSED_STALE.fetch_add(1, Ordering::Relaxed),
-            Offer::AfterSender => REFUSED_FUTURE.fetch_add(1, Ordering::Relaxed),
-            Offer::Applied | Offer::Again => 0,
-        };
-        offer
+        offers
     });
     skipped.extend(refused);
     let built = bb
@@ -250,6 +292,153 @@ where
         included,
         skipped,
     })
+}
+
+/// A block being built on the runtime API, as `sc_block_builder::BlockBuilder` (0.52,
+/// `src/lib.rs`) builds one: the header's number, parent and digest, `initialize_block` in the
+/// on-chain call context, every extrinsic applied in its own storage transaction (kept if it
+/// applied), `finalize_block`, and the storage changes against the parent's state. It differs
+/// only in [`Self::apply`], which hands the runtime many extrinsics per call.
+struct BlockInProgress<'a, B: BlockT, C: ProvideRuntimeApi<B> + 'a> {
+    api: ApiRef<'a, C::Api>,
+    client: &'a C,
+    parent: B::Hash,
+    extrinsics: Vec<B::Extrinsic>,
+    /// Whether the runtime applies many extrinsics per call (`BsmrBlockBuilderApi`).
+    many_per_call: bool,
+}
+
+impl<'a, B, C> BlockInProgress<'a, B, C>
+where
+    B: BlockT,
+    C: ProvideRuntimeApi<B> + CallApiAt<B> + 'a,
+    C::Api: BlockBuilderApi<B> + BsmrBlockBuilderApi<B>,
+{
+    fn start(
+        client: &'a C,
+        parent: B::Hash,
+        parent_number: NumberFor<B>,
+        digest: Digest,
+    ) -> Result<Self, sp_blockchain::Error> {
+        let header = <B::Header as HeaderT>::new(
+            parent_number + sp_runtime::traits::One::one(),
+            Default::default(),
+            Default::default(),
+            parent,
+            digest,
+        );
+        let mut api = client.runtime_api();
+        api.set_call_context(CallContext::Onchain { import: false });
+        let core = api.api_version::<dyn Core<B>>(parent)?.unwrap_or(0);
+        let block_builder = api
+            .api_version::<dyn BlockBuilderApi<B>>(parent)?
+            .unwrap_or(0);
+        if core < 5 || block_builder < 6 {
+            return Err(sp_blockchain::Error::VersionInvalid(format!(
+                "the runtime's Core (version {core}) or BlockBuilder (version {block_builder}) \
+                 API is older than this builder (5 and 6)"
+            )));
+        }
+        api.initialize_block(parent, &header)?;
+        let many_per_call = api.has_api::<dyn BsmrBlockBuilderApi<B>>(parent)?;
+        Ok(BlockInProgress {
+            api,
+            client,
+            parent,
+            extrinsics: vec![],
+            many_per_call,
+        })
+    }
+
+    /// The inherents for `data` (their creation changes no state).
+    fn create_inherents(
+        &mut self,
+        data: sp_inherents::InherentData,
+    ) -> Result<Vec<B::Extrinsic>, sp_blockchain::Error> {
+        let parent = self.parent;
+        Ok(self.api.execute_in_transaction(move |api| {
+            TransactionOutcome::Rollback(api.inherent_extrinsics(parent, data))
+        })?)
+    }
+
+    /// Apply `xts` in order, each kept if the runtime applied it: [`APPLY_CHUNK`] per runtime
+    /// call where the runtime can, else one per call. A call of many that fails (it changed
+    /// nothing then) is made again one extrinsic per call.
+    fn apply(&mut self, xts: &[&B::Extrinsic]) -> Vec<Offer> {
+        if !self.many_per_call {
+            return xts.iter().map(|xt| self.apply_one(xt)).collect();
+        }
+        let mut offers = Vec::with_capacity(xts.len());
+        for chunk in xts.chunks(APPLY_CHUNK) {
+            if chunk.len() == 1 {
+                offers.push(self.apply_one(chunk[0]));
+                continue;
+            }
+            let parent = self.parent;
+            let owned: Vec<B::Extrinsic> = chunk.iter().map(|xt| (*xt).clone()).collect();
+            let answered =
+                self.api
+                    .execute_in_transaction(|api| match api.apply_extrinsics(parent, owned) {
+                        Ok(results) if results.len() == chunk.len() => {
+                            TransactionOutcome::Commit(Some(results))
+                        }
+                        _ => TransactionOutcome::Rollback(None),
+                    });
+            let Some(results) = answered else {
+                log::warn!(
+                    target: crate::LOG,
+                    "applying {} extrinsics in one runtime call failed; applying them one by one",
+                    chunk.len()
+                );
+                offers.extend(chunk.iter().map(|xt| self.apply_one(xt)));
+                continue;
+            };
+            for (xt, result) in chunk.iter().zip(results) {
+                offers.push(offer_of(match result {
+                    Ok(_) => {
+                        self.extrinsics.push((*xt).clone());
+                        Ok(())
+                    }
+                    Err(validity) => {
+                        Err(sp_blockchain::ApplyExtrinsicFailed::Validity(validity).into())
+                    }
+                }));
+            }
+        }
+        offers
+    }
+
+    /// Apply `xt` in a runtime call of its own, as `BlockBuilder::push` does.
+    fn apply_one(&mut self, xt: &B::Extrinsic) -> Offer {
+        let parent = self.parent;
+        let extrinsics = &mut self.extrinsics;
+        offer_of(self.api.execute_in_transaction(
+            |api| match api.apply_extrinsic(parent, xt.clone()) {
+                Ok(Ok(_)) => {
+                    extrinsics.push(xt.clone());
+                    TransactionOutcome::Commit(Ok(()))
+                }
+                Ok(Err(validity)) => TransactionOutcome::Rollback(Err(
+                    sp_blockchain::ApplyExtrinsicFailed::Validity(validity).into(),
+                )),
+                Err(e) => TransactionOutcome::Rollback(Err(sp_blockchain::Error::from(e))),
+            },
+        ))
+    }
+
+    /// `finalize_block`, and the block with its storage changes.
+    fn build(self) -> Result<BuiltBlock<B>, sp_blockchain::Error> {
+        let header = self.api.finalize_block(self.parent)?;
+        let state = self.client.state_at(self.parent)?;
+        let storage_changes = self
+            .api
+            .into_storage_changes(&state, self.parent)
+            .map_err(sp_blockchain::Error::StorageChanges)?;
+        Ok(BuiltBlock {
+            block: B::new(header, self.extrinsics),
+            storage_changes,
+        })
+    }
 }
 
 /// The transactions `fb` offers to the runtime, in block order, with their senders (each
@@ -450,6 +639,34 @@ mod tests {
 
     fn txs(list: &[T]) -> Vec<(T, u8, T)> {
         list.iter().map(|t| (*t, t.0, *t)).collect()
+    }
+
+    #[test]
+    fn the_first_pass_is_one_call_and_answers_as_one_call_each() {
+        let orders: [&[T]; 4] = [
+            &[(1, 1), (2, 0), (1, 0), (1, 3), (1, 2)],
+            &[(1, 5), (1, 0), (1, 7)],
+            &[(1, 3), (1, 2), (1, 1), (1, 0), (2, 1), (2, 0)],
+            &[(1, 0), (1, 2), (1, 0), (1, 1)],
+        ];
+        for order in orders {
+            let mut calls = vec![];
+            let mut apply = ledger();
+            let many = apply_in_order_with(txs(order), |xs| {
+                calls.push(xs.len());
+                xs.iter().map(|x| apply(x)).collect()
+            });
+            assert_eq!(many, apply_in_order(txs(order), ledger()), "{order:?}");
+            assert_eq!(
+                calls[0],
+                order.len(),
+                "{order:?}: the first pass in one call"
+            );
+            assert!(
+                calls[1..].iter().all(|n| *n == 1),
+                "{order:?}: retries one at a time: {calls:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What the engine needs from the node's client, named once: the runtime API (block building,
-//! transaction validation and the bsmr API), state, aux storage, blocks and import. Every full client has it.
+//! many transactions per call, transaction validation and the bsmr API), state, aux storage, blocks and import. Every full client has it.
 
-use bsmr_primitives::BsmrApi;
+use bsmr_primitives::{BsmrApi, BsmrBlockBuilderApi};
 use sc_client_api::{backend::Backend, AuxStore, BlockBackend, StorageProvider};
 use sc_consensus::BlockImport;
 use sp_api::{CallApiAt, ProvideRuntimeApi};
@@ -14,8 +14,10 @@ use sp_transaction_pool::runtime_api::TaggedTransactionQueue;
 /// Everything the engine needs from the client (runtime API with block building and the bsmr
 /// API, state, aux storage, blocks, import), written once; every full client implements it.
 pub trait EngineClient<B: BlockT, BE: Backend<B>>:
-    ProvideRuntimeApi<B, Api: BlockBuilderApi<B> + BsmrApi<B> + TaggedTransactionQueue<B>>
-    + CallApiAt<B>
+    ProvideRuntimeApi<
+        B,
+        Api: BlockBuilderApi<B> + BsmrBlockBuilderApi<B> + BsmrApi<B> + TaggedTransactionQueue<B>,
+    > + CallApiAt<B>
     + HeaderBackend<B>
     + StorageProvider<B, BE>
     + AuxStore
@@ -31,8 +33,13 @@ impl<B, BE, C> EngineClient<B, BE> for C
 where
     B: BlockT,
     BE: Backend<B>,
-    C: ProvideRuntimeApi<B, Api: BlockBuilderApi<B> + BsmrApi<B> + TaggedTransactionQueue<B>>
-        + CallApiAt<B>
+    C: ProvideRuntimeApi<
+            B,
+            Api: BlockBuilderApi<B>
+                     + BsmrBlockBuilderApi<B>
+                     + BsmrApi<B>
+                     + TaggedTransactionQueue<B>,
+        > + CallApiAt<B>
         + HeaderBackend<B>
         + StorageProvider<B, BE>
         + AuxStore
