@@ -920,6 +920,84 @@ fn a_validator_under_mutation_fuzzing_cannot_stop_or_split_the_correct_ones() {
     net.wait_finalized(&[0, 1, 2], height + 3, Duration::from_secs(120));
 }
 
+/// A leaderless validator holds its clients' transactions back from gossip
+/// (`--gossip-hold-ms`) and gossips only those not ordered when the hold ends. Alice, Bob and
+/// Charlie hold for 30 s: their batches order what their clients send long before, so they
+/// gossip none of it. Dave holds for 1 s and takes part in no consensus (`--unsafe-byzantine
+/// silent`), so nothing submitted to him is ever ordered: after the hold he gossips it, and the
+/// others take it over and propose it themselves.
+#[test]
+fn a_receiver_gossips_only_what_its_batches_did_not_order_within_the_hold() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut net = Net::with_args(
+        "hold",
+        &["--owner-delay-ms", "500", "--anyone-delay-ms", "1000"],
+    );
+    for i in 0..3 {
+        net.start_with(i, Some(NAMES[i]), &["--gossip-hold-ms", "30000"]);
+    }
+    net.start_with(
+        3,
+        Some("dave"),
+        &["--unsafe-byzantine", "silent", "--gossip-hold-ms", "1000"],
+    );
+    net.wait_finalized(&[0, 1, 2], 2, Duration::from_secs(120));
+    let genesis = net.genesis();
+    let users: Vec<sr25519::Pair> = (200..208).map(user).collect();
+    fund_from_alice(&net, &users, genesis);
+    let counts = |net: &Net, key: &str| -> Vec<u64> {
+        (0..4)
+            .map(|i| status_of(net, i)[key].as_u64().unwrap_or(0))
+            .collect()
+    };
+    let (gossiped, from_peers) = (
+        counts(&net, "clientTxsGossiped"),
+        counts(&net, "txsFromPeers"),
+    );
+    // Each user sends nonce 0 to Dave and, once that is final, nonce 1 to Alice, Bob or
+    // Charlie.
+    let alice = Sr25519Keyring::Alice.to_account_id();
+    for u in &users {
+        net.submit(3, signed_transfer(u, alice.clone(), 1_000_000, 0, genesis));
+    }
+    let expect: Vec<(AccountId32, u32)> = users.iter().map(|u| (account_of(u), 1)).collect();
+    wait_nonces(&net, &[0, 1, 2], &expect, Duration::from_secs(120));
+    for (j, u) in users.iter().enumerate() {
+        net.submit(
+            j % 3,
+            signed_transfer(u, alice.clone(), 1_000_000, 1, genesis),
+        );
+    }
+    let expect: Vec<(AccountId32, u32)> = users.iter().map(|u| (account_of(u), 2)).collect();
+    wait_nonces(&net, &[0, 1, 2], &expect, Duration::from_secs(120));
+    // `bsmr_status` is refreshed every 200 ms.
+    eventually(
+        Duration::from_secs(10),
+        || {
+            let (g, p) = (
+                counts(&net, "clientTxsGossiped"),
+                counts(&net, "txsFromPeers"),
+            );
+            let received: u64 = (0..3).map(|i| p[i] - from_peers[i]).sum();
+            g[3] - gossiped[3] >= users.len() as u64 && received >= users.len() as u64
+        },
+        || {
+            format!(
+                "dave gossiped {:?} (before: {gossiped:?}), the others imported {:?} from peers \
+                 (before: {from_peers:?})",
+                counts(&net, "clientTxsGossiped"),
+                counts(&net, "txsFromPeers")
+            )
+        },
+    );
+    assert_eq!(
+        counts(&net, "clientTxsGossiped")[..3],
+        gossiped[..3],
+        "the correct validators' batches ordered their clients' transactions: none gossiped"
+    );
+    net.assert_no_panic_or_halt(0..3);
+}
+
 /// Dave is down for longer than his peers keep finished blocks (`--retain-sync-blocks 16`, 250 ms
 /// blocks, 60+ blocks missed): Substrate sync brings his chain up to date, and his consensus
 /// state rejoins from the certified chain (the finalized head's position plus what f+1 peers
