@@ -184,6 +184,7 @@ pub fn new_full<
             transaction_pool: Arc::new(sc_consensus_bsmr::PoolView::for_network(
                 transaction_pool.clone(),
                 client_submissions.clone(),
+                Arc::new(crate::classifier::RuntimeClassifier),
             )),
             spawn_handle: task_manager.spawn_handle(),
             spawn_essential_handle: task_manager.spawn_essential_handle(),
@@ -229,6 +230,7 @@ pub fn new_full<
         transaction_pool.clone(),
         client_submissions.clone(),
         engine_config.rpc_backlog_limit,
+        Arc::new(crate::classifier::RuntimeClassifier),
     ));
     let engine_status = sc_consensus_bsmr::SharedStatus::default();
     let rpc_builder = {

@@ -18,6 +18,12 @@
 //! one hold later. A crash inside the hold loses what was not gossiped (docs/consensus.md,
 //! "Gossip a batch carries").
 //!
+//! A sender seen in another member's batch is spread over validators (a client behind a
+//! load-balanced RPC address): its next nonce may be waiting in that validator's pool for the
+//! one submitted here. Its transactions are gossiped at once, as every Substrate node does
+//! ([`ClientSubmissions::note_elsewhere`]): the batch hop (propose, announce, adopt) would cost
+//! each nonce a batch interval or more.
+//!
 //! A client's transaction that was a future one (its nonce ahead of the pool) is watched until
 //! it becomes ready ([`Awaiting`]), so the RPC view can gossip it then. Substrate gossips a
 //! transaction at once only when it is ready on import (`sc-transaction-pool` 48,
@@ -27,6 +33,7 @@
 //! over two validators makes every other nonce a future one at its receiver, so each nonce would
 //! wait for that round.
 
+use bsmr_consensus_core::AccountId;
 use std::{
     collections::{BTreeMap, VecDeque},
     sync::{
@@ -40,11 +47,18 @@ use std::{
 /// RPC nodes that never propose, and far more than a pool holds.
 pub const REMEMBERED_SUBMISSIONS: usize = 65_536;
 
+/// A sender seen in another member's batch counts as spread over validators for this long.
+pub const SPREAD_FOR: Duration = Duration::from_secs(10);
+/// Senders remembered as spread at most (all are forgotten beyond, then seen again).
+pub const MAX_SPREAD: usize = 16_384;
+
 /// The hashes of transactions clients submitted to this node (bounded, oldest forgotten first),
 /// with what gossip needs to know of them.
 #[derive(Clone, Debug)]
 pub struct ClientSubmissions<H> {
     inner: Arc<Mutex<Remembered<H>>>,
+    /// Senders seen in other members' batches, and when last.
+    spread: Arc<Mutex<BTreeMap<AccountId, Instant>>>,
     /// The gossip hold in milliseconds (0: gossip at once), shared by every clone.
     hold_ms: Arc<AtomicU64>,
     capacity: usize,
@@ -80,6 +94,7 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
                 by_hash: BTreeMap::new(),
                 order: VecDeque::new(),
             })),
+            spread: Default::default(),
             hold_ms: Default::default(),
             capacity: capacity.max(1),
         }
@@ -122,6 +137,18 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
         }
     }
 
+    /// Note that `hashes` are not ordered after all: a batch of ours carrying them lands in no
+    /// block, or the block holding them skipped them. The periodic gossip round may take them
+    /// again (their hold has ended, or ends as it would have).
+    pub fn mark_unordered(&self, hashes: &[H]) {
+        let mut r = self.lock();
+        for hash in hashes {
+            if let Some(s) = r.by_hash.get_mut(hash) {
+                s.ordered = false;
+            }
+        }
+    }
+
     /// Whether `hash` is ordered (see [`Self::mark_ordered`]).
     pub fn ordered(&self, hash: &H) -> bool {
         self.lock().by_hash.get(hash).is_some_and(|s| s.ordered)
@@ -141,16 +168,45 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
     }
 
     /// Whether `hash` must not be gossiped at `now`: a client's transaction, while a hold is
-    /// set, that is ordered or whose hold has not ended. Anything else may be gossiped.
-    pub fn held_from_gossip(&self, hash: &H, now: Instant) -> bool {
+    /// set, whose sender (`sender`, asked only then) is not spread, and that is ordered or whose
+    /// hold has not ended. Anything else may be gossiped: a spread sender's transactions always
+    /// are, since a later nonce at another validator may be waiting for this one.
+    pub fn held_from_gossip(
+        &self,
+        hash: &H,
+        now: Instant,
+        sender: impl FnOnce() -> Option<AccountId>,
+    ) -> bool {
         let hold = self.gossip_hold();
         if hold.is_zero() {
             return false;
         }
-        self.lock()
-            .by_hash
-            .get(hash)
-            .is_some_and(|s| s.ordered || now.saturating_duration_since(s.at) < hold)
+        let Some((ordered, at)) = self.lock().by_hash.get(hash).map(|s| (s.ordered, s.at)) else {
+            return false;
+        };
+        (ordered || now.saturating_duration_since(at) < hold)
+            && !sender().is_some_and(|s| self.spread(&s, now))
+    }
+
+    /// Note that other members' batches carry transactions of `senders` (at `now`).
+    pub fn note_elsewhere(&self, senders: impl IntoIterator<Item = AccountId>, now: Instant) {
+        let mut spread = lock_any(&self.spread);
+        for s in senders {
+            spread.insert(s, now);
+        }
+        if spread.len() > MAX_SPREAD {
+            spread.retain(|_, at| now.saturating_duration_since(*at) < SPREAD_FOR);
+            if spread.len() > MAX_SPREAD {
+                spread.clear();
+            }
+        }
+    }
+
+    /// Whether `sender` was seen in another member's batch within [`SPREAD_FOR`] of `now`.
+    pub fn spread(&self, sender: &AccountId, now: Instant) -> bool {
+        lock_any(&self.spread)
+            .get(sender)
+            .is_some_and(|at| now.saturating_duration_since(*at) < SPREAD_FOR)
     }
 
     /// How many hashes are remembered.
@@ -167,6 +223,11 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
         // Nothing panics while the lock is held, so it cannot be poisoned; recover anyway.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn lock_any<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while these locks are held; recover anyway.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Client transactions awaiting at most this many at once (the oldest are given up first).
@@ -298,22 +359,53 @@ mod tests {
         let s = ClientSubmissions::<u32>::default();
         s.record_at(1, t0);
         s.record_at(2, t0);
-        assert!(!s.held_from_gossip(&1, t0), "no hold set: gossip at once");
+        let none = || None;
+        assert!(
+            !s.held_from_gossip(&1, t0, none),
+            "no hold set: gossip at once"
+        );
         s.clone().set_gossip_hold(hold);
         assert_eq!(s.gossip_hold(), hold, "clones share the hold");
-        assert!(s.held_from_gossip(&1, t0 + hold / 2), "inside the hold");
-        assert!(!s.held_from_gossip(&1, t0 + hold), "the hold ended");
+        assert!(
+            s.held_from_gossip(&1, t0 + hold / 2, none),
+            "inside the hold"
+        );
+        assert!(!s.held_from_gossip(&1, t0 + hold, none), "the hold ended");
+        let sender = [7u8; 32];
+        s.note_elsewhere([sender], t0);
+        assert!(
+            !s.held_from_gossip(&1, t0 + hold / 2, || Some(sender)),
+            "a spread sender's: gossiped at once"
+        );
+        s.record_at(4, t0 + SPREAD_FOR);
+        assert!(
+            s.held_from_gossip(&4, t0 + SPREAD_FOR + hold / 2, || Some(sender)),
+            "its sender seen elsewhere too long ago: held"
+        );
         assert!(!s.ordered(&2));
         s.mark_ordered(&[2, 3]); // 3 is not a client's: nothing to mark
         assert!(s.ordered(&2) && !s.ordered(&3));
         assert!(
-            s.held_from_gossip(&2, t0 + hold * 10),
+            s.held_from_gossip(&2, t0 + hold * 10, none),
             "ordered: never gossiped"
         );
-        assert!(!s.held_from_gossip(&3, t0), "not a client's: gossiped");
+        assert!(
+            !s.held_from_gossip(&2, t0 + hold * 5, || Some(sender)),
+            "unless its sender is spread"
+        );
+        assert!(
+            !s.held_from_gossip(&3, t0, none),
+            "not a client's: gossiped"
+        );
+        s.mark_unordered(&[2]);
+        assert!(
+            !s.held_from_gossip(&2, t0 + hold, none) && s.held_from_gossip(&2, t0, none),
+            "not ordered after all: held as before, then gossiped"
+        );
+        s.mark_ordered(&[2]);
         s.set_gossip_hold(Duration::ZERO);
         assert!(
-            !s.held_from_gossip(&2, t0),
+            !s.held_from_gossip(&2, t0, none),
             "no hold: even an ordered one goes"
         );
     }

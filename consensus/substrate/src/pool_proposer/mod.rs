@@ -619,6 +619,11 @@ impl PoolProposer {
         }
     }
 
+    /// The transactions of our batch `id`, if it is one we remember.
+    pub fn own_txs(&self, id: &CommandId) -> Option<&[H256]> {
+        self.own.get(id).map(|b| &b.txs[..])
+    }
+
     /// Command `id` was decided; our batch, if it is one.
     pub fn decided(&mut self, id: &CommandId) -> Option<&OwnBatch> {
         self.undecided.remove(id);

@@ -38,6 +38,8 @@ use sc_transaction_pool_api::{
 use sp_runtime::traits::Block as BlockT;
 
 use crate::client_txs::{Awaiting, ClientSubmissions};
+use crate::TxClassifier;
+use codec::Encode;
 use door::Door;
 use gossip::{Pace, Round};
 
@@ -69,6 +71,8 @@ pub fn gossiped_at_once() -> u64 {
 pub struct PoolView<P: TransactionPool> {
     pool: Arc<P>,
     role: Role<TxHash<P>>,
+    /// Who sent a transaction (a spread sender's are not held back from gossip).
+    classifier: Arc<dyn TxClassifier>,
 }
 
 enum Role<H> {
@@ -99,9 +103,11 @@ where
         pool: Arc<P>,
         submissions: ClientSubmissions<TxHash<P>>,
         backlog_limit: usize,
+        classifier: Arc<dyn TxClassifier>,
     ) -> Self {
         PoolView {
             pool,
+            classifier,
             role: Role::Rpc(Rpc {
                 submissions,
                 awaiting: Default::default(),
@@ -113,9 +119,14 @@ where
 
     /// The pool as the network's transactions protocol sees it; `submissions` are the RPC
     /// view's (their gossip hold applies to the periodic round too).
-    pub fn for_network(pool: Arc<P>, submissions: ClientSubmissions<TxHash<P>>) -> Self {
+    pub fn for_network(
+        pool: Arc<P>,
+        submissions: ClientSubmissions<TxHash<P>>,
+        classifier: Arc<dyn TxClassifier>,
+    ) -> Self {
         PoolView {
             pool,
+            classifier,
             role: Role::Network {
                 round: Mutex::new(Round::default()),
                 submissions,
@@ -330,10 +341,18 @@ where
             Role::Rpc(_) => self.pool.ready(),
             Role::Network { round, submissions } => {
                 let now = Instant::now();
+                let sender = |tx: &Arc<P::InPoolTransaction>| {
+                    self.classifier
+                        .classify(&tx.data().encode())
+                        .map(|info| info.sender)
+                };
                 let picked = lock(round).pick(
                     self.pool.ready(),
                     |tx| tx.hash().clone(),
-                    |tx| tx.is_propagable() && !submissions.held_from_gossip(tx.hash(), now),
+                    |tx| {
+                        tx.is_propagable()
+                            && !submissions.held_from_gossip(tx.hash(), now, || sender(tx))
+                    },
                     now,
                 );
                 Box::new(RoundTransactions(picked.into_iter()))
@@ -378,6 +397,7 @@ where
         let pool = self.pool.clone();
         let awaiting = rpc.awaiting.clone();
         let (submissions, submitting) = (rpc.submissions.clone(), rpc.submitting.clone());
+        let classifier = self.classifier.clone();
         runtime.spawn(async move {
             let mut inner = inner.fuse();
             let mut check = tokio::time::interval(PROMOTION_CHECK);
@@ -418,8 +438,16 @@ where
                     }
                 };
                 let hold = submissions.gossip_hold();
+                let now = Instant::now();
+                let spread = |hash: &TxHash<P>| {
+                    pool.ready_transaction(hash)
+                        .and_then(|tx| classifier.classify(&tx.data().encode()))
+                        .is_some_and(|info| submissions.spread(&info.sender, now))
+                };
                 for hash in fresh {
-                    if hold.is_zero() || held.len() >= MAX_HELD {
+                    let at_once = hold.is_zero() || held.len() >= MAX_HELD || spread(&hash);
+                    log::trace!(target: "bsmr::gossip", "client transaction {hash:?}: gossiped {}", if at_once { "at once" } else { "after the hold unless ordered" });
+                    if at_once {
                         due.push(hash);
                     } else {
                         held.push_back((Instant::now() + hold, hash));

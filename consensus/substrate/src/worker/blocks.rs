@@ -59,6 +59,12 @@ where
             .is_some_and(|(start, _)| fb.index >= *start)
         {
             log::debug!(target: LOG, "block #{} of the old epoch is void (a new epoch starts)", fb.index);
+            let void: Vec<H256> = fb
+                .batches
+                .iter()
+                .flat_map(|(_, txs)| txs.iter().map(pool_hash))
+                .collect();
+            self.client_submissions.mark_unordered(&void);
             return Ok(());
         }
         self.storage
@@ -81,7 +87,8 @@ where
             );
         }
         log::debug!(target: LOG, "core finished block #{} ({} batches)", fb.index, fb.batches.len());
-        // Ordered into a block: our clients' transactions in it need no gossip.
+        // Ordered into a block (another validator's batch may carry our clients' transactions):
+        // they need no gossip, unless the block skips them (`vote_on`, the synced path).
         let ordered: Vec<H256> = fb
             .batches
             .iter()
@@ -294,6 +301,14 @@ where
             }
             let included = crate::builder::included_in_body::<B>(&*self.classifier, fb, &body)
                 .map_err(diverged)?;
+            let kept: std::collections::BTreeSet<&H256> = included.iter().collect();
+            let skipped: Vec<H256> = fb
+                .batches
+                .iter()
+                .flat_map(|(_, txs)| txs.iter().map(pool_hash))
+                .filter(|h| !kept.contains(h))
+                .collect();
+            self.client_submissions.mark_unordered(&skipped);
             // The first synced block after a start is rebuilt, then every REBUILD_SYNCED_EVERY-th.
             let rebuild = self.fin.synced_checked.is_multiple_of(REBUILD_SYNCED_EVERY);
             self.fin.synced_checked += 1;
@@ -350,6 +365,7 @@ where
         let signed = Signed::sign(vote, &self.genesis, &*signer);
         log::debug!(target: LOG, "built #{b} {} ({} txs, {} skipped)", block.hash(), built.included.len(), built.skipped.len());
         self.forget_included(b, &built.included);
+        self.client_submissions.mark_unordered(&built.skipped);
         self.fin.tally.own_vote(signed.clone());
         self.broadcast(&Frame::Finality(signed.clone()));
         if self.cfg.equivocate_finality_votes {

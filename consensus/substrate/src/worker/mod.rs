@@ -211,9 +211,9 @@ struct Engine<B: BlockT, BE, C, P> {
     stuck_futures: crate::stuck_futures::StuckFutures,
     /// Submissions of other members' batches to our pool in flight.
     adoptions: Arc<std::sync::atomic::AtomicUsize>,
-    /// The senders of the pool's future transactions and when they were read (adoption takes
-    /// only their transactions).
-    waiting_senders: (u64, std::collections::BTreeSet<AccountId>),
+    /// The senders of the pool's future transactions, when they were read and the future
+    /// queue's size then (adoption takes only their transactions).
+    waiting_senders: (u64, usize, std::collections::BTreeSet<AccountId>),
     /// The rotation read from the last finalized header (status only).
     rotation_cache: Option<(H256, Option<(u64, Rotation)>)>,
     next_batch_ms: u64,

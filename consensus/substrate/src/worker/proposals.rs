@@ -37,6 +37,9 @@ where
     /// Command `id` lands in no block (decided Noop, a fence behind the built blocks, void
     /// below the floors): what it held of our clients' transactions goes at once.
     pub(super) fn on_lands_nowhere(&mut self, id: CommandId) {
+        if let Some(txs) = self.proposer.own_txs(&id) {
+            self.client_submissions.mark_unordered(txs);
+        }
         self.proposer.void_elsewhere(&id, self.now);
     }
 
@@ -78,19 +81,19 @@ where
 
     // ------------------------------------------------------------------ transactions
 
-    /// The transactions of another validator's batch whose senders have a future transaction
-    /// in our pool, and that our pool lacks, go into it (validated by the pool like gossip, on
-    /// its own task). A sender's later nonce submitted here becomes ready as soon as the earlier
-    /// one, submitted elsewhere, is proposed there: a leaderless validator does not gossip what
-    /// its batches carry, and Substrate's transactions protocol sends a transaction promoted
-    /// from the future queue only at its next 2.9 s tick, so a client alternating one sender
-    /// between two validators would otherwise move about one nonce per block or tick. Other
-    /// senders' transactions are not adopted: the batch carries them to every validator, and
-    /// validating each one in every pool was a runtime call and a signature check per validator
-    /// for nothing (docs/performance.md, "Gossip a batch carries"). Only a member's own batch,
-    /// of at most a batch's size, and at most [`MAX_ADOPTIONS`] submissions in flight: the
-    /// message is not checked yet, so a Byzantine member must not be able to queue unbounded
-    /// validation work (beyond the cap its batches are not adopted).
+    /// Another member announced its batch. The senders of its transactions not submitted here
+    /// count as spread over validators: their client transactions here are gossiped at once
+    /// (`client_txs.rs`). And its transactions whose senders have a future transaction in our
+    /// pool, and that our pool lacks, go into it (validated by the pool like gossip, on its own
+    /// task): a sender's later nonce submitted here then becomes ready as soon as the earlier
+    /// one, submitted elsewhere, is proposed there. Other senders' transactions are not
+    /// adopted: the batch carries them to every validator, and validating each one in every
+    /// pool was a runtime call and a signature check per validator for nothing
+    /// (docs/performance.md, "Gossip a batch carries"). Only a member's own batch, of at most a
+    /// batch's size, and at most [`MAX_ADOPTIONS`] submissions in flight: the message is not
+    /// checked yet, so a Byzantine member must not be able to queue unbounded validation work.
+    /// A client can keep a sender waiting (a nonce gap) to have its senders' transactions
+    /// adopted, which is what every batch cost before.
     pub(super) fn adopt_announced(
         &mut self,
         from: ValidatorId,
@@ -104,6 +107,19 @@ where
         {
             return;
         }
+        // A copy of one of our own clients' transactions (a takeover, or one carried in front
+        // of a later nonce) says nothing: the sender's transactions reach other validators only
+        // if the batch also carries one that was not submitted here.
+        let (classifier, submissions) = (&self.classifier, &self.client_submissions);
+        let senders: Vec<(usize, AccountId)> = txs
+            .iter()
+            .zip(hashes)
+            .enumerate()
+            .filter(|(_, (_, h))| !submissions.contains(h))
+            .filter_map(|(i, (tx, _))| classifier.classify(&tx.data).map(|info| (i, info.sender)))
+            .collect();
+        log::trace!(target: "bsmr::gossip", "senders in {}'s batch: {:?}", hex(&from[..4]), senders.iter().map(|(_, s)| hex(&s[..4])).collect::<Vec<_>>());
+        submissions.note_elsewhere(senders.iter().map(|(_, s)| *s), std::time::Instant::now());
         if self.adoptions.load(Ordering::Relaxed) >= MAX_ADOPTIONS {
             return;
         }
@@ -111,17 +127,12 @@ where
         if waiting.is_empty() {
             return;
         }
-        let classifier = &self.classifier;
-        let xts: Vec<B::Extrinsic> = txs
+        let xts: Vec<B::Extrinsic> = senders
             .iter()
-            .zip(hashes)
-            .filter(|(t, _)| {
-                classifier
-                    .classify(&t.data)
-                    .is_some_and(|info| waiting.contains(&info.sender))
+            .filter(|(i, sender)| {
+                waiting.contains(sender) && self.pool.ready_transaction(&hashes[*i]).is_none()
             })
-            .filter(|(_, h)| self.pool.ready_transaction(h).is_none())
-            .filter_map(|(t, _)| codec::Decode::decode(&mut &t.data[..]).ok())
+            .filter_map(|(i, _)| codec::Decode::decode(&mut &txs[*i].data[..]).ok())
             .collect();
         if xts.is_empty() {
             return;
@@ -139,14 +150,21 @@ where
         });
     }
 
-    /// The senders of the pool's future transactions, read again at most every
-    /// [`WAITING_SENDERS_FOR_MS`] (an empty future queue costs nothing to read).
+    /// The senders of the pool's future transactions. They are read again after
+    /// [`WAITING_SENDERS_FOR_MS`] if the future queue's size changed, else after
+    /// [`WAITING_SENDERS_STEADY_MS`] (an empty future queue costs nothing to read).
     fn waiting_senders(&mut self) -> std::collections::BTreeSet<AccountId> {
-        let (at, senders) = &self.waiting_senders;
-        if self.now < at.saturating_add(WAITING_SENDERS_FOR_MS) {
+        let future = self.pool.status().future;
+        let (at, count, senders) = &self.waiting_senders;
+        let fresh_for = if *count == future {
+            WAITING_SENDERS_STEADY_MS
+        } else {
+            WAITING_SENDERS_FOR_MS
+        };
+        if self.now < at.saturating_add(fresh_for) {
             return senders.clone();
         }
-        let senders: std::collections::BTreeSet<AccountId> = if self.pool.status().future == 0 {
+        let senders: std::collections::BTreeSet<AccountId> = if future == 0 {
             Default::default()
         } else {
             self.pool
@@ -156,7 +174,7 @@ where
                 .map(|info| info.sender)
                 .collect()
         };
-        self.waiting_senders = (self.now, senders.clone());
+        self.waiting_senders = (self.now, future, senders.clone());
         senders
     }
 
@@ -295,8 +313,11 @@ where
 
 /// Submissions of other members' batches to our pool at most in flight at once.
 pub(super) const MAX_ADOPTIONS: usize = 4;
-/// How long the senders of the pool's future transactions are taken as read.
+/// How long the senders of the pool's future transactions are taken as read while the future
+/// queue's size changes ...
 const WAITING_SENDERS_FOR_MS: u64 = 50;
+/// ... and while it stays the same.
+const WAITING_SENDERS_STEADY_MS: u64 = 500;
 /// Transactions of other validators' batches this process's pool imported, for `bsmr_status`.
 static ADOPTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
