@@ -59,12 +59,7 @@ where
             .is_some_and(|(start, _)| fb.index >= *start)
         {
             log::debug!(target: LOG, "block #{} of the old epoch is void (a new epoch starts)", fb.index);
-            let void: Vec<H256> = fb
-                .batches
-                .iter()
-                .flat_map(|(_, txs)| txs.iter().map(pool_hash))
-                .collect();
-            self.client_submissions.mark_unordered(&void);
+            self.client_submissions.mark_unordered(&pool_hashes(&fb));
             return Ok(());
         }
         self.storage
@@ -89,12 +84,7 @@ where
         log::debug!(target: LOG, "core finished block #{} ({} batches)", fb.index, fb.batches.len());
         // Ordered into a block (another validator's batch may carry our clients' transactions):
         // they need no gossip, unless the block skips them (`vote_on`, the synced path).
-        let ordered: Vec<H256> = fb
-            .batches
-            .iter()
-            .flat_map(|(_, txs)| txs.iter().map(pool_hash))
-            .collect();
-        self.client_submissions.mark_ordered(&ordered);
+        self.client_submissions.mark_ordered(&pool_hashes(&fb));
         if let Some(me) = self.me() {
             self.proposer
                 .block_finished(fb.index, fb.batches.iter().map(|(h, _)| h.id()));
@@ -302,12 +292,8 @@ where
             let included = crate::builder::included_in_body::<B>(&*self.classifier, fb, &body)
                 .map_err(diverged)?;
             let kept: std::collections::BTreeSet<&H256> = included.iter().collect();
-            let skipped: Vec<H256> = fb
-                .batches
-                .iter()
-                .flat_map(|(_, txs)| txs.iter().map(pool_hash))
-                .filter(|h| !kept.contains(h))
-                .collect();
+            let mut skipped = pool_hashes(fb);
+            skipped.retain(|h| !kept.contains(h));
             self.client_submissions.mark_unordered(&skipped);
             // The first synced block after a start is rebuilt, then every REBUILD_SYNCED_EVERY-th.
             let rebuild = self.fin.synced_checked.is_multiple_of(REBUILD_SYNCED_EVERY);
@@ -498,4 +484,12 @@ where
         }
         self.proposer.finalized(self.now);
     }
+}
+
+/// The pool hashes of every transaction `fb`'s batches carry, in block order.
+fn pool_hashes(fb: &FinishedBlock) -> Vec<H256> {
+    fb.batches
+        .iter()
+        .flat_map(|(_, txs)| txs.iter().map(pool_hash))
+        .collect()
 }
