@@ -130,3 +130,124 @@ fn report_weights_grow_with_the_proof_and_the_largest_fits_a_block() {
         two_votes.ref_time() < 40 * frame_support::weights::constants::WEIGHT_REF_TIME_PER_MILLIS
     );
 }
+
+/// `BsmrBlockBuilderApi::apply_extrinsics` leaves the state, and gives the answers, that one
+/// `apply_extrinsic` call per extrinsic gives, each in a storage transaction kept only if it
+/// applied (what `sc-block-builder` does): applied, stale, future, unpayable and failing
+/// transfers, in one block.
+#[test]
+fn many_extrinsics_in_one_call_leave_the_state_of_one_call_each() {
+    use crate::{signing::signed_transfer, Block, Executive, Header, UncheckedExtrinsic};
+    use codec::Decode;
+    use sp_core::{Pair, H256};
+    use sp_runtime::{traits::Header as _, ApplyExtrinsicResult, StateVersion};
+
+    // frame_system's genesis stores this as block 0's hash; signatures commit to it.
+    let genesis = H256::repeat_byte(69);
+    let (alice, bob, charlie) = (
+        Sr25519Keyring::Alice,
+        Sr25519Keyring::Bob,
+        Sr25519Keyring::Charlie,
+    );
+    let nobody = sp_core::sr25519::Pair::from_string("//Nobody", None).unwrap();
+    let xt = |bytes: Vec<u8>| UncheckedExtrinsic::decode(&mut &bytes[..]).unwrap();
+    let xts = vec![
+        xt(signed_transfer(
+            &alice.pair(),
+            bob.to_account_id(),
+            1_000,
+            0,
+            genesis,
+        )),
+        // The same again: its nonce is used now.
+        xt(signed_transfer(
+            &alice.pair(),
+            bob.to_account_id(),
+            1_000,
+            0,
+            genesis,
+        )),
+        // Ahead of Alice's nonce, then the one before it.
+        xt(signed_transfer(
+            &alice.pair(),
+            charlie.to_account_id(),
+            7,
+            2,
+            genesis,
+        )),
+        xt(signed_transfer(
+            &alice.pair(),
+            charlie.to_account_id(),
+            7,
+            1,
+            genesis,
+        )),
+        // No funds for the fee.
+        xt(signed_transfer(
+            &nobody,
+            alice.to_account_id(),
+            1,
+            0,
+            genesis,
+        )),
+        // More than Bob has: included, the transfer fails, the fee is paid.
+        xt(signed_transfer(
+            &bob.pair(),
+            alice.to_account_id(),
+            ENDOWMENT * 2,
+            0,
+            genesis,
+        )),
+        xt(signed_transfer(
+            &alice.pair(),
+            charlie.to_account_id(),
+            7,
+            2,
+            genesis,
+        )),
+    ];
+    let header = Header::new(
+        1,
+        Default::default(),
+        Default::default(),
+        genesis,
+        Default::default(),
+    );
+    let run = |many: bool| -> (Vec<ApplyExtrinsicResult>, Vec<u8>) {
+        let mut ext = genesis_ext(LOCAL_PRESET);
+        ext.execute_with(|| {
+            Executive::initialize_block(&header);
+            let results = if many {
+                <Runtime as bsmr_primitives::runtime_decl_for_bsmr_block_builder_api::BsmrBlockBuilderApi<Block>>::apply_extrinsics(
+                    xts.clone(),
+                )
+            } else {
+                xts.iter()
+                    .map(|xt| {
+                        sp_io::storage::start_transaction();
+                        let r = Executive::apply_extrinsic(xt.clone());
+                        if r.is_ok() {
+                            sp_io::storage::commit_transaction();
+                        } else {
+                            sp_io::storage::rollback_transaction();
+                        }
+                        r
+                    })
+                    .collect()
+            };
+            (results, sp_io::storage::root(StateVersion::V1))
+        })
+    };
+    let (one_each, root_one_each) = run(false);
+    let (many, root_many) = run(true);
+    assert_eq!(many, one_each);
+    assert_eq!(root_many, root_one_each);
+    // The block holds what it should: the first, fourth, sixth and last applied; the second
+    // (stale), third (future at its turn) and fifth (no funds) refused.
+    let applied: Vec<bool> = one_each.iter().map(|r| r.is_ok()).collect();
+    assert_eq!(applied, [true, false, false, true, false, true, true]);
+    assert!(
+        one_each[5].as_ref().unwrap().is_err(),
+        "Bob's transfer fails"
+    );
+}

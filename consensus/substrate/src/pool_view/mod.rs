@@ -377,9 +377,9 @@ where
     }
 
     /// For RPC: the wrapped pool's ready imports of client transactions, and client
-    /// transactions as they become ready, each after its gossip hold if one is set and only if
-    /// it is not ordered by then, paced (see [`gossip`]); `spawn_tasks` gossips what it yields
-    /// at once. For the network, the wrapped pool's stream.
+    /// transactions as they become ready: a spread sender's at once, others after the gossip
+    /// hold if one is set and only if not ordered by then; paced (see [`gossip`]).
+    /// `spawn_tasks` gossips what it yields at once. For the network, the wrapped pool's stream.
     fn import_notification_stream(&self) -> ImportNotificationStream<TxHash<Self>> {
         let inner = self.pool.import_notification_stream();
         let Some(rpc) = self.rpc() else {

@@ -198,9 +198,9 @@ where
 
     pub(super) fn propose_from_pool(&mut self) -> Result<(), String> {
         let now = self.now;
-        // A leaderless member's batches carry its clients' transactions: gossip only what they
-        // have not carried after the hold. Others gossip at once: an RPC node is no proposer,
-        // and the baseline's transactions must reach its primary.
+        // A leaderless member's batches carry its clients' transactions: gossip only what is not
+        // ordered after the hold (`client_txs.rs`). Others gossip at once: an RPC node is no
+        // proposer, and the baseline's transactions must reach its primary.
         let proposes_own = self.cfg.mode == Mode::Leaderless
             && self.me().is_some_and(|me| self.membership.contains(&me));
         self.client_submissions
