@@ -190,7 +190,7 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
 
     /// Note that other members' batches carry transactions of `senders` (at `now`).
     pub fn note_elsewhere(&self, senders: impl IntoIterator<Item = AccountId>, now: Instant) {
-        let mut spread = lock_any(&self.spread);
+        let mut spread = crate::pool_view::lock(&self.spread);
         for s in senders {
             spread.insert(s, now);
         }
@@ -204,7 +204,7 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
 
     /// Whether `sender` was seen in another member's batch within [`SPREAD_FOR`] of `now`.
     pub fn spread(&self, sender: &AccountId, now: Instant) -> bool {
-        lock_any(&self.spread)
+        crate::pool_view::lock(&self.spread)
             .get(sender)
             .is_some_and(|at| now.saturating_duration_since(*at) < SPREAD_FOR)
     }
@@ -223,11 +223,6 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
         // Nothing panics while the lock is held, so it cannot be poisoned; recover anyway.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-fn lock_any<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Nothing panics while these locks are held; recover anyway.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Client transactions awaiting at most this many at once (the oldest are given up first).
