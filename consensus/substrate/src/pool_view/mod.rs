@@ -260,6 +260,14 @@ impl<T> ReadyTransactions for RoundTransactions<T> {
     fn report_invalid(&mut self, _tx: &T) {}
 }
 
+/// The sender of a pool transaction, as the runtime's classifier reads it.
+pub(crate) fn sender_of(
+    classifier: &dyn TxClassifier,
+    xt: &impl Encode,
+) -> Option<bsmr_consensus_core::AccountId> {
+    classifier.classify(&xt.encode()).map(|info| info.sender)
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Nothing panics while these locks are held; recover anyway.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -341,17 +349,14 @@ where
             Role::Rpc(_) => self.pool.ready(),
             Role::Network { round, submissions } => {
                 let now = Instant::now();
-                let sender = |tx: &Arc<P::InPoolTransaction>| {
-                    self.classifier
-                        .classify(&tx.data().encode())
-                        .map(|info| info.sender)
-                };
                 let picked = lock(round).pick(
                     self.pool.ready(),
                     |tx| tx.hash().clone(),
                     |tx| {
                         tx.is_propagable()
-                            && !submissions.held_from_gossip(tx.hash(), now, || sender(tx))
+                            && !submissions.held_from_gossip(tx.hash(), now, || {
+                                sender_of(&*self.classifier, tx.data())
+                            })
                     },
                     now,
                 );
@@ -441,8 +446,8 @@ where
                 let now = Instant::now();
                 let spread = |hash: &TxHash<P>| {
                     pool.ready_transaction(hash)
-                        .and_then(|tx| classifier.classify(&tx.data().encode()))
-                        .is_some_and(|info| submissions.spread(&info.sender, now))
+                        .and_then(|tx| sender_of(&*classifier, tx.data()))
+                        .is_some_and(|sender| submissions.spread(&sender, now))
                 };
                 for hash in fresh {
                     let at_once = hold.is_zero() || held.len() >= MAX_HELD || spread(&hash);

@@ -170,8 +170,7 @@ where
             self.pool
                 .futures()
                 .iter()
-                .filter_map(|tx| self.classifier.classify(&tx.data().encode()))
-                .map(|info| info.sender)
+                .filter_map(|tx| crate::pool_view::sender_of(&*self.classifier, tx.data()))
                 .collect()
         };
         self.waiting_senders = (self.now, future, senders.clone());
