@@ -18,6 +18,13 @@
 //! one hold later. A crash inside the hold loses what was not gossiped (docs/consensus.md,
 //! "Gossip a batch carries").
 //!
+//! The hold stretches with how long this node's clients' transactions lately took to be ordered
+//! ([`ClientSubmissions::gossip_hold`]): under a load beyond what the chain finalizes every
+//! transaction queues here past a fixed hold, and gossiping it then only made every other pool
+//! validate what our next batches carry, taking the CPU the queue was waiting for
+//! (docs/performance.md, "A gossip hold that follows the queue"). The crash window grows with it,
+//! by at most [`MAX_HOLD_STRETCH`].
+//!
 //! A sender seen in another member's batch is spread over validators (a client behind a
 //! load-balanced RPC address): its next nonce may be waiting in that validator's pool for the
 //! one submitted here. Its transactions are gossiped at once, as every Substrate node does
@@ -51,6 +58,9 @@ pub const REMEMBERED_SUBMISSIONS: usize = 65_536;
 pub const SPREAD_FOR: Duration = Duration::from_secs(10);
 /// Senders remembered as spread at most (all are forgotten beyond, then seen again).
 pub const MAX_SPREAD: usize = 16_384;
+/// The gossip hold stretches by at most this much for the time transactions take to be ordered
+/// here: it bounds how long a crash may lose a client's transaction that nothing ordered yet.
+pub const MAX_HOLD_STRETCH: Duration = Duration::from_secs(10);
 
 /// The hashes of transactions clients submitted to this node (bounded, oldest forgotten first),
 /// with what gossip needs to know of them.
@@ -61,6 +71,9 @@ pub struct ClientSubmissions<H> {
     spread: Arc<Mutex<BTreeMap<AccountId, Instant>>>,
     /// The gossip hold in milliseconds (0: gossip at once), shared by every clone.
     hold_ms: Arc<AtomicU64>,
+    /// How long our clients' transactions lately took from arrival to being ordered (ms, the
+    /// mean per [`Self::mark_ordered`] call, smoothed), what the hold stretches by.
+    ordering_ms: Arc<AtomicU64>,
     capacity: usize,
 }
 
@@ -78,6 +91,8 @@ struct Submission {
     /// Whether it is ordered: a batch of ours carrying it was decided, or a block holding it was
     /// finished (it is never gossiped then).
     ordered: bool,
+    /// Whether its time to be ordered was measured (only the first time counts).
+    measured: bool,
 }
 
 impl<H: Ord + Clone> Default for ClientSubmissions<H> {
@@ -96,6 +111,7 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
             })),
             spread: Default::default(),
             hold_ms: Default::default(),
+            ordering_ms: Default::default(),
             capacity: capacity.max(1),
         }
     }
@@ -111,8 +127,12 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
         if r.by_hash.contains_key(&hash) {
             return;
         }
-        r.by_hash
-            .insert(hash.clone(), Submission { at, ordered: false });
+        let fresh = Submission {
+            at,
+            ordered: false,
+            measured: false,
+        };
+        r.by_hash.insert(hash.clone(), fresh);
         r.order.push_back(hash);
         while r.order.len() > self.capacity {
             if let Some(old) = r.order.pop_front() {
@@ -126,14 +146,32 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
         self.lock().by_hash.contains_key(hash)
     }
 
-    /// Note that `hashes` are ordered: a batch of ours carrying them was decided, or a block
-    /// holding them was finished (a hash that is not a client's is ignored).
+    /// Note that `hashes` are ordered (now): a batch of ours carrying them was decided, or a
+    /// block holding them was finished (a hash that is not a client's is ignored).
     pub fn mark_ordered(&self, hashes: &[H]) {
+        self.mark_ordered_at(hashes, Instant::now())
+    }
+
+    /// [`Self::mark_ordered`] at `now`. The mean time from arrival to now of those ordered for
+    /// the first time enters the smoothed time to order with a quarter weight.
+    pub fn mark_ordered_at(&self, hashes: &[H], now: Instant) {
         let mut r = self.lock();
+        let (mut sum, mut count) = (0u64, 0u64);
         for hash in hashes {
             if let Some(s) = r.by_hash.get_mut(hash) {
                 s.ordered = true;
+                if !s.measured {
+                    s.measured = true;
+                    let waited = now.saturating_duration_since(s.at).as_millis();
+                    sum = sum.saturating_add(u64::try_from(waited).unwrap_or(u64::MAX));
+                    count += 1;
+                }
             }
+        }
+        if let Some(mean) = sum.checked_div(count) {
+            let prev = self.ordering_ms.load(Ordering::Relaxed);
+            let smoothed = prev.saturating_mul(3).saturating_add(mean) / 4;
+            self.ordering_ms.store(smoothed, Ordering::Relaxed);
         }
     }
 
@@ -162,9 +200,17 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
         self.hold_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// The gossip hold now.
+    /// The gossip hold now: the one set, stretched by twice the time our clients' transactions
+    /// lately took to be ordered (at most [`MAX_HOLD_STRETCH`] more); zero if none is set. A
+    /// transaction that waits here for a batch of ours is in no other pool, and no member
+    /// takes it over before twice its receiver's queue (`pool_proposer`'s allowance) anyway.
     pub fn gossip_hold(&self) -> Duration {
-        Duration::from_millis(self.hold_ms.load(Ordering::Relaxed))
+        let set = self.hold_ms.load(Ordering::Relaxed);
+        if set == 0 {
+            return Duration::ZERO;
+        }
+        let ordering = Duration::from_millis(self.ordering_ms.load(Ordering::Relaxed));
+        Duration::from_millis(set) + (ordering * 2).min(MAX_HOLD_STRETCH)
     }
 
     /// Whether `hash` must not be gossiped at `now`: a client's transaction, while a hold is
@@ -186,6 +232,16 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
         };
         (ordered || now.saturating_duration_since(at) < hold)
             && !sender().is_some_and(|s| self.spread(&s, now))
+    }
+
+    /// When the hold of `hash`, a client's, ends with the hold in force now (None if it is not
+    /// a client's, or no hold is set).
+    pub fn hold_end(&self, hash: &H) -> Option<Instant> {
+        let hold = self.gossip_hold();
+        if hold.is_zero() {
+            return None;
+        }
+        self.lock().by_hash.get(hash).map(|s| s.at + hold)
     }
 
     /// Note that other members' batches carry transactions of `senders` (at `now`).
@@ -403,6 +459,54 @@ mod tests {
             !s.held_from_gossip(&2, t0, none),
             "no hold: even an ordered one goes"
         );
+    }
+
+    #[test]
+    fn the_hold_stretches_with_the_time_to_order_up_to_its_cap() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let hold = ms(1_000);
+        let none = || None;
+        let s = ClientSubmissions::<u32>::default();
+        s.set_gossip_hold(hold);
+        for h in 1..=5 {
+            s.record_at(h, t0);
+        }
+        assert_eq!(s.gossip_hold(), hold, "nothing ordered yet");
+        // Two ordered 1.6 s after arrival: a quarter of that enters the smoothed time to
+        // order, and the hold stretches by twice it.
+        s.mark_ordered_at(&[1, 2], t0 + ms(1_600));
+        assert_eq!(s.gossip_hold(), hold + ms(800));
+        s.mark_ordered_at(&[1, 2, 99], t0 + ms(60_000));
+        assert_eq!(
+            s.gossip_hold(),
+            hold + ms(800),
+            "each transaction counts once; others' not at all"
+        );
+        // One ordered after 40 s: (3 * 400 + 40,000) / 4, twice that beyond the cap.
+        s.mark_ordered_at(&[3], t0 + ms(40_000));
+        assert_eq!(s.gossip_hold(), hold + MAX_HOLD_STRETCH);
+        assert!(s.held_from_gossip(&5, t0 + hold + MAX_HOLD_STRETCH / 2, none));
+        assert!(!s.held_from_gossip(&5, t0 + hold + MAX_HOLD_STRETCH, none));
+        assert_eq!(s.hold_end(&5), Some(t0 + hold + MAX_HOLD_STRETCH));
+        assert_eq!(s.hold_end(&99), None, "not a client's");
+        // Transactions ordered as they arrive shrink it again.
+        for h in 10..20 {
+            s.record_at(h, t0 + ms(40_000));
+            s.mark_ordered_at(&[h], t0 + ms(40_000));
+        }
+        assert!(
+            s.gossip_hold() < hold + MAX_HOLD_STRETCH / 4,
+            "{:?}",
+            s.gossip_hold()
+        );
+        s.set_gossip_hold(Duration::ZERO);
+        assert_eq!(
+            s.gossip_hold(),
+            Duration::ZERO,
+            "no hold: no stretch either"
+        );
+        assert_eq!(s.hold_end(&5), None);
     }
 
     #[test]

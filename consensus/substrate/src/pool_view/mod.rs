@@ -19,7 +19,7 @@ mod door;
 pub mod gossip;
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap},
     pin::Pin,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -408,8 +408,8 @@ where
             let mut check = tokio::time::interval(PROMOTION_CHECK);
             check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut pace = Pace::default();
-            // Client transactions in their gossip hold, by when it ends (in that order).
-            let mut held: VecDeque<(Instant, TxHash<P>)> = VecDeque::new();
+            // Client transactions in their gossip hold, by when it ends.
+            let mut held: BTreeSet<(Instant, TxHash<P>)> = BTreeSet::new();
             loop {
                 let (fresh, mut due) = tokio::select! {
                     imported = inner.next() => match imported {
@@ -425,12 +425,22 @@ where
                         }
                         let now = Instant::now();
                         let mut due = vec![];
-                        while held.front().is_some_and(|(until, _)| *until <= now) {
-                            let (_, hash) = held.pop_front().expect("checked above; qed");
-                            if !submissions.ordered(&hash)
-                                && pool.ready_transaction(&hash).is_some()
-                            {
+                        while held.first().is_some_and(|(until, _)| *until <= now) {
+                            let (_, hash) = held.pop_first().expect("checked above; qed");
+                            let Some(tx) = pool.ready_transaction(&hash) else { continue };
+                            let sender = || sender_of(&*classifier, tx.data());
+                            if !submissions.held_from_gossip(&hash, now, sender) {
                                 due.push(hash);
+                            } else if !submissions.ordered(&hash) {
+                                // The hold grew since it arrived (it follows the time to
+                                // order): wait for its new end. An ordered one is dropped; the
+                                // periodic round offers it if it is unordered again.
+                                match submissions.hold_end(&hash) {
+                                    Some(end) if end > now => {
+                                        held.insert((end, hash));
+                                    }
+                                    _ => due.push(hash),
+                                }
                             }
                         }
                         let mut awaiting = lock(&awaiting);
@@ -455,7 +465,7 @@ where
                     if at_once {
                         due.push(hash);
                     } else {
-                        held.push_back((Instant::now() + hold, hash));
+                        held.insert((Instant::now() + hold, hash));
                     }
                 }
                 for hash in due {
