@@ -18,12 +18,12 @@
 //! one hold later. A crash inside the hold loses what was not gossiped (docs/consensus.md,
 //! "Gossip a batch carries").
 //!
-//! The hold stretches with how long this node's clients' transactions lately took to be ordered
-//! ([`ClientSubmissions::gossip_hold`]): under a load beyond what the chain finalizes every
-//! transaction queues here past a fixed hold, and gossiping it then only made every other pool
-//! validate what our next batches carry, taking the CPU the queue was waiting for
-//! (docs/performance.md, "A gossip hold that follows the queue"). The crash window grows with it,
-//! by at most [`MAX_HOLD_STRETCH`].
+//! The hold stretches with how long this node's clients' transactions lately took until a batch
+//! of ours carrying them was decided ([`ClientSubmissions::gossip_hold`]): under a load beyond
+//! what the chain finalizes every transaction queues here past a fixed hold, and gossiping it
+//! then only made every other pool validate what our next batches carry, taking the CPU the
+//! queue was waiting for (docs/performance.md, "A gossip hold that follows the queue"). The crash
+//! window grows with it, and so does a takeover's start, by at most [`MAX_HOLD_STRETCH`].
 //!
 //! A sender seen in another member's batch is spread over validators (a client behind a
 //! load-balanced RPC address): its next nonce may be waiting in that validator's pool for the
@@ -61,6 +61,12 @@ pub const MAX_SPREAD: usize = 16_384;
 /// The gossip hold stretches by at most this much for the time transactions take to be ordered
 /// here: it bounds how long a crash may lose a client's transaction that nothing ordered yet.
 pub const MAX_HOLD_STRETCH: Duration = Duration::from_secs(10);
+/// One transaction's time to order counts as at most this much (a client can make one wait as
+/// long as it likes: a nonce gap, or resubmitting one it sent long ago).
+const MAX_ORDERING_SAMPLE_MS: u64 = 5_000;
+/// Each measured transaction moves the smoothed time to order by this fraction of the
+/// difference: a batch of hundreds follows the queue at once, one client's few barely move it.
+const ORDERING_WEIGHT: u64 = 64;
 
 /// The hashes of transactions clients submitted to this node (bounded, oldest forgotten first),
 /// with what gossip needs to know of them.
@@ -71,8 +77,9 @@ pub struct ClientSubmissions<H> {
     spread: Arc<Mutex<BTreeMap<AccountId, Instant>>>,
     /// The gossip hold in milliseconds (0: gossip at once), shared by every clone.
     hold_ms: Arc<AtomicU64>,
-    /// How long our clients' transactions lately took from arrival to being ordered (ms, the
-    /// mean per [`Self::mark_ordered`] call, smoothed), what the hold stretches by.
+    /// How long our clients' transactions lately took from arrival to the decision of a batch of
+    /// ours carrying them (ms, smoothed per transaction; [`Self::mark_decided_at`]), what the
+    /// hold stretches by.
     ordering_ms: Arc<AtomicU64>,
     capacity: usize,
 }
@@ -91,7 +98,7 @@ struct Submission {
     /// Whether it is ordered: a batch of ours carrying it was decided, or a block holding it was
     /// finished (it is never gossiped then).
     ordered: bool,
-    /// Whether its time to be ordered was measured (only the first time counts).
+    /// Whether its time to a decision was measured (only the first time counts).
     measured: bool,
 }
 
@@ -146,33 +153,45 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
         self.lock().by_hash.contains_key(hash)
     }
 
-    /// Note that `hashes` are ordered (now): a batch of ours carrying them was decided, or a
-    /// block holding them was finished (a hash that is not a client's is ignored).
+    /// Note that `hashes` are ordered: a block holding them was finished (a hash that is not a
+    /// client's is ignored). Not measured: our clients' transactions that only a block orders
+    /// were carried by another member's batch, a takeover after our gossip, and their wait
+    /// would feed the stretch that delayed them.
     pub fn mark_ordered(&self, hashes: &[H]) {
-        self.mark_ordered_at(hashes, Instant::now())
+        let mut r = self.lock();
+        for hash in hashes {
+            if let Some(s) = r.by_hash.get_mut(hash) {
+                s.ordered = true;
+            }
+        }
     }
 
-    /// [`Self::mark_ordered`] at `now`. The mean time from arrival to now of those ordered for
-    /// the first time enters the smoothed time to order with a quarter weight.
-    pub fn mark_ordered_at(&self, hashes: &[H], now: Instant) {
+    /// Note that a batch of ours carrying `hashes` was decided with its value (now): they are
+    /// ordered, and measure the time to order.
+    pub fn mark_decided(&self, hashes: &[H]) {
+        self.mark_decided_at(hashes, Instant::now())
+    }
+
+    /// [`Self::mark_decided`] at `now`. Each transaction measured for the first time moves the
+    /// smoothed time to order by 1/[`ORDERING_WEIGHT`] of its wait from arrival to `now`, counted
+    /// as at most [`MAX_ORDERING_SAMPLE_MS`].
+    pub fn mark_decided_at(&self, hashes: &[H], now: Instant) {
         let mut r = self.lock();
-        let (mut sum, mut count) = (0u64, 0u64);
+        let mut smoothed = self.ordering_ms.load(Ordering::Relaxed);
         for hash in hashes {
             if let Some(s) = r.by_hash.get_mut(hash) {
                 s.ordered = true;
                 if !s.measured {
                     s.measured = true;
                     let waited = now.saturating_duration_since(s.at).as_millis();
-                    sum = sum.saturating_add(u64::try_from(waited).unwrap_or(u64::MAX));
-                    count += 1;
+                    let sample = u64::try_from(waited)
+                        .unwrap_or(u64::MAX)
+                        .min(MAX_ORDERING_SAMPLE_MS);
+                    smoothed = (smoothed * (ORDERING_WEIGHT - 1) + sample) / ORDERING_WEIGHT;
                 }
             }
         }
-        if let Some(mean) = sum.checked_div(count) {
-            let prev = self.ordering_ms.load(Ordering::Relaxed);
-            let smoothed = prev.saturating_mul(3).saturating_add(mean) / 4;
-            self.ordering_ms.store(smoothed, Ordering::Relaxed);
-        }
+        self.ordering_ms.store(smoothed, Ordering::Relaxed);
     }
 
     /// Note that `hashes` are not ordered after all: a batch of ours carrying them lands in no
@@ -201,9 +220,12 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
     }
 
     /// The gossip hold now: the one set, stretched by twice the time our clients' transactions
-    /// lately took to be ordered (at most [`MAX_HOLD_STRETCH`] more); zero if none is set. A
-    /// transaction that waits here for a batch of ours is in no other pool, and no member
-    /// takes it over before twice its receiver's queue (`pool_proposer`'s allowance) anyway.
+    /// lately took until a batch of ours carrying them was decided (at most
+    /// [`MAX_HOLD_STRETCH`] more); zero if none is set. A transaction that waits here for a
+    /// batch of ours is in no other pool; gossiping it sooner only lets a takeover start sooner
+    /// (its clock starts when a peer first has it), which matters only if this node never gets
+    /// it ordered: it crashes, or its batches stop being decided (then the stretch stays as last
+    /// measured, and a takeover starts up to [`MAX_HOLD_STRETCH`] later).
     pub fn gossip_hold(&self) -> Duration {
         let set = self.hold_ms.load(Ordering::Relaxed);
         if set == 0 {
@@ -462,51 +484,66 @@ mod tests {
     }
 
     #[test]
-    fn the_hold_stretches_with_the_time_to_order_up_to_its_cap() {
+    fn the_hold_stretches_with_the_time_to_a_decision_up_to_its_cap() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let hold = ms(1_000);
         let none = || None;
         let s = ClientSubmissions::<u32>::default();
         s.set_gossip_hold(hold);
-        for h in 1..=5 {
+        for h in 1..=1_000 {
             s.record_at(h, t0);
         }
-        assert_eq!(s.gossip_hold(), hold, "nothing ordered yet");
-        // Two ordered 1.6 s after arrival: a quarter of that enters the smoothed time to
-        // order, and the hold stretches by twice it.
-        s.mark_ordered_at(&[1, 2], t0 + ms(1_600));
-        assert_eq!(s.gossip_hold(), hold + ms(800));
-        s.mark_ordered_at(&[1, 2, 99], t0 + ms(60_000));
+        assert_eq!(s.gossip_hold(), hold, "nothing decided yet");
+        s.mark_ordered(&[1]);
         assert_eq!(
             s.gossip_hold(),
-            hold + ms(800),
+            hold,
+            "a finished block orders without measuring (a takeover's wait)"
+        );
+        // A batch of 64 decided 1.6 s after they arrived: each moves the smoothed time by a
+        // 64th of the difference, so it is near 1.6 * (1 - (63/64)^64) s.
+        let batch: Vec<u32> = (2..66).collect();
+        s.mark_decided_at(&batch, t0 + ms(1_600));
+        let stretch = s.gossip_hold() - hold;
+        assert!(stretch > ms(1_900) && stretch < ms(2_100), "{stretch:?}");
+        s.mark_decided_at(&[2, 3, 5_000], t0 + ms(60_000));
+        assert_eq!(
+            s.gossip_hold() - hold,
+            stretch,
             "each transaction counts once; others' not at all"
         );
-        // One ordered after 40 s: (3 * 400 + 40,000) / 4, twice that beyond the cap.
-        s.mark_ordered_at(&[3], t0 + ms(40_000));
-        assert_eq!(s.gossip_hold(), hold + MAX_HOLD_STRETCH);
-        assert!(s.held_from_gossip(&5, t0 + hold + MAX_HOLD_STRETCH / 2, none));
-        assert!(!s.held_from_gossip(&5, t0 + hold + MAX_HOLD_STRETCH, none));
-        assert_eq!(s.hold_end(&5), Some(t0 + hold + MAX_HOLD_STRETCH));
-        assert_eq!(s.hold_end(&99), None, "not a client's");
-        // Transactions ordered as they arrive shrink it again.
-        for h in 10..20 {
-            s.record_at(h, t0 + ms(40_000));
-            s.mark_ordered_at(&[h], t0 + ms(40_000));
-        }
+        // One client's transaction held back 60 s (a nonce gap) counts as 5 s, a 64th of it.
+        s.mark_decided_at(&[66], t0 + ms(60_000));
+        let one = s.gossip_hold() - hold - stretch;
+        assert!(one > ms(0) && one < ms(200), "{one:?}");
+        // A queue of 40 s for hundreds: counted as 5 s each, twice that is the cap.
+        let many: Vec<u32> = (67..900).collect();
+        s.mark_decided_at(&many, t0 + ms(40_000));
+        let long = s.gossip_hold();
         assert!(
-            s.gossip_hold() < hold + MAX_HOLD_STRETCH / 4,
-            "{:?}",
-            s.gossip_hold()
+            long > hold + MAX_HOLD_STRETCH * 9 / 10 && long <= hold + MAX_HOLD_STRETCH,
+            "{long:?}"
         );
+        assert!(s.held_from_gossip(&950, t0 + long - ms(1), none));
+        assert!(!s.held_from_gossip(&950, t0 + long, none));
+        assert_eq!(s.hold_end(&950), Some(t0 + long));
+        assert_eq!(s.hold_end(&5_000), None, "not a client's");
+        // Batches decided as their transactions arrive shrink it again.
+        let t1 = t0 + ms(40_000);
+        let prompt: Vec<u32> = (2_000..2_300).collect();
+        for h in &prompt {
+            s.record_at(*h, t1);
+        }
+        s.mark_decided_at(&prompt, t1);
+        assert!(s.gossip_hold() < hold + ms(500), "{:?}", s.gossip_hold());
         s.set_gossip_hold(Duration::ZERO);
         assert_eq!(
             s.gossip_hold(),
             Duration::ZERO,
             "no hold: no stretch either"
         );
-        assert_eq!(s.hold_end(&5), None);
+        assert_eq!(s.hold_end(&950), None);
     }
 
     #[test]

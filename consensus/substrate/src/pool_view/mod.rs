@@ -47,9 +47,12 @@ use gossip::{Pace, Round};
 const PROMOTION_CHECK: std::time::Duration = std::time::Duration::from_millis(20);
 /// The import notification buffer (as Substrate's own).
 const NOTIFICATION_BUFFER: usize = 1_024;
-/// Client transactions held back from gossip at most at once; beyond, they are gossiped at once
-/// (the door bounds a validator's backlog far below this).
+/// Client transactions held back from gossip at most at once; beyond, they are gossiped at once.
+/// The hold lasts up to 11 s under load (`client_txs.rs`), so ordered ones are let go early
+/// while the set is half full ([`PURGE_HELD_EVERY`]).
 const MAX_HELD: usize = 16_384;
+/// How often, at most, the held set drops what is ordered or no longer in the pool.
+const PURGE_HELD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Transactions peers gossiped that this process's pool imported, for `bsmr_status`.
 static FROM_PEERS: AtomicU64 = AtomicU64::new(0);
@@ -410,6 +413,7 @@ where
             let mut pace = Pace::default();
             // Client transactions in their gossip hold, by when it ends.
             let mut held: BTreeSet<(Instant, TxHash<P>)> = BTreeSet::new();
+            let mut purged = Instant::now();
             loop {
                 let (fresh, mut due) = tokio::select! {
                     imported = inner.next() => match imported {
@@ -424,6 +428,14 @@ where
                             return;
                         }
                         let now = Instant::now();
+                        if held.len() > MAX_HELD / 2
+                            && now.saturating_duration_since(purged) >= PURGE_HELD_EVERY
+                        {
+                            purged = now;
+                            held.retain(|(_, h)| {
+                                !submissions.ordered(h) && pool.ready_transaction(h).is_some()
+                            });
+                        }
                         let mut due = vec![];
                         while held.first().is_some_and(|(until, _)| *until <= now) {
                             let (_, hash) = held.pop_first().expect("checked above; qed");
@@ -465,7 +477,8 @@ where
                     if at_once {
                         due.push(hash);
                     } else {
-                        held.insert((Instant::now() + hold, hash));
+                        let end = submissions.hold_end(&hash).unwrap_or(now + hold);
+                        held.insert((end, hash));
                     }
                 }
                 for hash in due {

@@ -70,8 +70,9 @@ where
                 m.commit_latency
                     .observe(self.now.saturating_sub(own.at) as f64 / 1000.0);
             }
-            // Decided with its value: its transactions are ordered, whatever becomes of us.
-            self.client_submissions.mark_ordered(&own.txs);
+            // Decided with its value: its transactions are ordered, whatever becomes of us; the
+            // time they took measures the gossip hold's stretch.
+            self.client_submissions.mark_decided(&own.txs);
             for h in own.txs {
                 self.status
                     .set_tx(h, CommandStatus::Committed { batch: hex(&id) });
