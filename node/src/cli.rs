@@ -121,7 +121,8 @@ pub struct EngineArgs {
     /// them to every validator; it gossips one only if it is not ordered yet (its batch decided,
     /// or its block finished) this many milliseconds after it arrived, for a takeover should
     /// this validator fail to propose it or crash first. Under load the hold grows by twice the
-    /// time its clients' transactions lately took to be ordered, by at most 10 s. A crash inside
+    /// time its clients' transactions lately took until its batch carrying them was decided, by
+    /// at most 10 s. A crash inside
     /// the hold loses what was not gossiped. 0 gossips at once, as RPC nodes and the leader
     /// baseline always do.
     #[arg(long, default_value_t = sc_consensus_bsmr::config::DEFAULT_GOSSIP_HOLD_MS,
