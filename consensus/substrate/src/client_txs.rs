@@ -158,12 +158,7 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
     /// were carried by another member's batch, a takeover after our gossip, and their wait
     /// would feed the stretch that delayed them.
     pub fn mark_ordered(&self, hashes: &[H]) {
-        let mut r = self.lock();
-        for hash in hashes {
-            if let Some(s) = r.by_hash.get_mut(hash) {
-                s.ordered = true;
-            }
-        }
+        self.mark(hashes, None)
     }
 
     /// Note that a batch of ours carrying `hashes` was decided with its value (now): they are
@@ -176,20 +171,28 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
     /// smoothed time to order by 1/[`ORDERING_WEIGHT`] of its wait from arrival to `now`, counted
     /// as at most [`MAX_ORDERING_SAMPLE_MS`].
     pub fn mark_decided_at(&self, hashes: &[H], now: Instant) {
+        self.mark(hashes, Some(now))
+    }
+
+    /// Marks `hashes` ordered; with `decided_at`, measures those not measured yet (see
+    /// [`Self::mark_decided_at`]).
+    fn mark(&self, hashes: &[H], decided_at: Option<Instant>) {
         let mut r = self.lock();
         let mut smoothed = self.ordering_ms.load(Ordering::Relaxed);
         for hash in hashes {
-            if let Some(s) = r.by_hash.get_mut(hash) {
-                s.ordered = true;
-                if !s.measured {
-                    s.measured = true;
-                    let waited = now.saturating_duration_since(s.at).as_millis();
-                    let sample = u64::try_from(waited)
-                        .unwrap_or(u64::MAX)
-                        .min(MAX_ORDERING_SAMPLE_MS);
-                    smoothed = (smoothed * (ORDERING_WEIGHT - 1) + sample) / ORDERING_WEIGHT;
-                }
-            }
+            let Some(s) = r.by_hash.get_mut(hash) else {
+                continue;
+            };
+            s.ordered = true;
+            let Some(now) = decided_at.filter(|_| !s.measured) else {
+                continue;
+            };
+            s.measured = true;
+            let waited = now.saturating_duration_since(s.at).as_millis();
+            let sample = u64::try_from(waited)
+                .unwrap_or(u64::MAX)
+                .min(MAX_ORDERING_SAMPLE_MS);
+            smoothed = (smoothed * (ORDERING_WEIGHT - 1) + sample) / ORDERING_WEIGHT;
         }
         self.ordering_ms.store(smoothed, Ordering::Relaxed);
     }
