@@ -37,6 +37,38 @@ pub fn quota_us(cores: f64) -> Result<u64, String> {
     Ok(((cores * PERIOD_US as f64).round() as u64).max(1_000))
 }
 
+/// The prefix of every group a bench makes: `bsmr-bench-<pid>-...` (see `network.rs`).
+pub const GROUP_PREFIX: &str = "bsmr-bench-";
+
+/// Delete the groups earlier benches left behind (those of a process that is gone, e.g. killed
+/// by a signal before its groups were dropped), as `wan::remove_stale_namespaces` does for
+/// namespaces. Their nodes die with the bench, so the groups are empty.
+pub fn remove_stale_groups() {
+    remove_stale_groups_in(Path::new(CPU_CONTROLLER))
+}
+
+/// [`remove_stale_groups`] under `root`: `bsmr-bench-<pid>-*` folders whose process is gone.
+fn remove_stale_groups_in(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(GROUP_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            // Fails, harmlessly, for a group that still holds a process.
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
+}
+
 /// One cgroup with a CPU quota, removed when dropped (once its processes are gone).
 pub struct CpuQuota {
     dir: PathBuf,
@@ -102,6 +134,31 @@ mod tests {
         assert!(quota_us(0.0).is_err());
         assert!(quota_us(-1.0).is_err());
         assert!(quota_us(f64::NAN).unwrap_err().contains("positive"));
+    }
+
+    #[test]
+    fn groups_of_benches_that_are_gone_are_removed_and_no_others() {
+        let root = std::env::temp_dir().join(format!("bsmr-cgroup-sweep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let mut exited = std::process::Command::new("true").spawn().unwrap();
+        let gone = exited.id();
+        exited.wait().unwrap();
+        let me = std::process::id();
+        let stale = root.join(format!("{GROUP_PREFIX}{gone}-leaderless-alice"));
+        let live = root.join(format!("{GROUP_PREFIX}{me}-leader-bob"));
+        let other = root.join(format!("not-a-bench-{gone}"));
+        let garbled = root.join(format!("{GROUP_PREFIX}x{gone}-dave"));
+        for d in [&stale, &live, &other, &garbled] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        remove_stale_groups_in(&root);
+        assert!(!stale.exists(), "the group of a process that is gone goes");
+        assert!(live.exists(), "a running bench's group stays");
+        assert!(
+            other.exists() && garbled.exists(),
+            "what is not a bench's group stays"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     /// As root with the controller mounted, a busy process in a 0.2-core group is throttled;

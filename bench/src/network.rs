@@ -111,6 +111,9 @@ impl LocalNet {
         let dir = std::env::temp_dir().join(format!("bsmr-bench-{}-{mode}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        if cpu_quota.is_some() {
+            crate::cgroup::remove_stale_groups();
+        }
         let mut validators = vec![];
         let mut ports = BTreeSet::new();
         for (i, name) in NAMES.iter().enumerate() {
@@ -140,7 +143,8 @@ impl LocalNet {
                 child: None,
                 quota: cpu_quota
                     .map(|cores| {
-                        let group = format!("bsmr-bench-{}-{mode}-{name}", std::process::id());
+                        let prefix = crate::cgroup::GROUP_PREFIX;
+                        let group = format!("{prefix}{}-{mode}-{name}", std::process::id());
                         crate::cgroup::CpuQuota::create(&group, cores)
                     })
                     .transpose()?,
