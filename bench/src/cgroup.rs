@@ -54,15 +54,8 @@ fn remove_stale_groups_in(root: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(GROUP_PREFIX))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        let name = name.to_str().unwrap_or("");
+        if crate::wan::left_by_a_gone_process(name, GROUP_PREFIX) {
             // Fails, harmlessly, for a group that still holds a process.
             let _ = std::fs::remove_dir(entry.path());
         }

@@ -157,17 +157,19 @@ pub fn remove_stale_namespaces() {
     };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        let Some(pid) = name
-            .strip_prefix("bsmr")
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if left_by_a_gone_process(name, "bsmr") {
             let _ = Command::new("ip").args(["netns", "del", name]).output();
         }
     }
+}
+
+/// Whether `name` is `<prefix><pid>-...` and process `pid` is gone: what a bench that was killed
+/// before it could clean up left behind.
+pub fn left_by_a_gone_process(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
