@@ -301,8 +301,7 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Remembered<H>> {
-        // Nothing panics while the lock is held, so it cannot be poisoned; recover anyway.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::pool_view::lock(&self.inner)
     }
 }
 
