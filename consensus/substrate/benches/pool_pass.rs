@@ -58,6 +58,7 @@ fn pass(c: &mut Criterion) {
         core_pending: 0,
         round_trip_ms: 0,
         submitted_here: &here,
+        waited_here: &|_| None,
     };
     let cfg = ProposerConfig {
         mode: Mode::Leaderless,

@@ -67,6 +67,10 @@ const MAX_ORDERING_SAMPLE_MS: u64 = 5_000;
 /// Each measured transaction moves the smoothed time to order by this fraction of the
 /// difference: a batch of hundreds follows the queue at once, one client's few barely move it.
 const ORDERING_WEIGHT: u64 = 64;
+/// The stretch is in force only while a batch of ours was decided within this long: an idle
+/// node, or one whose batches stopped being decided, holds for the plain hold, and its next
+/// measure starts afresh. Under load our batches are decided many times a second.
+pub const STRETCH_LAPSES_AFTER: Duration = Duration::from_secs(5);
 
 /// The hashes of transactions clients submitted to this node (bounded, oldest forgotten first),
 /// with what gossip needs to know of them.
@@ -88,6 +92,8 @@ pub struct ClientSubmissions<H> {
 struct Remembered<H> {
     by_hash: BTreeMap<H, Submission>,
     order: VecDeque<H>,
+    /// When a batch of ours carrying our clients' transactions was last decided.
+    last_decision: Option<Instant>,
 }
 
 /// One client submission.
@@ -115,6 +121,7 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
             inner: Arc::new(Mutex::new(Remembered {
                 by_hash: BTreeMap::new(),
                 order: VecDeque::new(),
+                last_decision: None,
             })),
             spread: Default::default(),
             hold_ms: Default::default(),
@@ -153,6 +160,15 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
         self.lock().by_hash.contains_key(hash)
     }
 
+    /// How long before `now` a client submitted `hash` here, if one did (and it is not yet
+    /// forgotten).
+    pub fn waited(&self, hash: &H, now: Instant) -> Option<Duration> {
+        self.lock()
+            .by_hash
+            .get(hash)
+            .map(|s| now.saturating_duration_since(s.at))
+    }
+
     /// Note that `hashes` are ordered: a block holding them was finished (a hash that is not a
     /// client's is ignored). Not measured: our clients' transactions that only a block orders
     /// were carried by another member's batch, a takeover after our gossip, and their wait
@@ -179,20 +195,33 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
     fn mark(&self, hashes: &[H], decided_at: Option<Instant>) {
         let mut r = self.lock();
         let mut smoothed = self.ordering_ms.load(Ordering::Relaxed);
+        // After a lapse the last measure is of another load: the first decision starts afresh.
+        let mut lapsed = decided_at.is_some_and(|now| !Self::decided_lately(r.last_decision, now));
+        let mut decided_any = false;
         for hash in hashes {
             let Some(s) = r.by_hash.get_mut(hash) else {
                 continue;
             };
             s.ordered = true;
-            let Some(now) = decided_at.filter(|_| !s.measured) else {
+            let Some(now) = decided_at else {
                 continue;
             };
+            decided_any = true;
+            if std::mem::take(&mut lapsed) {
+                smoothed = 0;
+            }
+            if s.measured {
+                continue;
+            }
             s.measured = true;
             let waited = now.saturating_duration_since(s.at).as_millis();
             let sample = u64::try_from(waited)
                 .unwrap_or(u64::MAX)
                 .min(MAX_ORDERING_SAMPLE_MS);
             smoothed = (smoothed * (ORDERING_WEIGHT - 1) + sample) / ORDERING_WEIGHT;
+        }
+        if let Some(now) = decided_at.filter(|_| decided_any) {
+            r.last_decision = Some(r.last_decision.map_or(now, |at| at.max(now)));
         }
         self.ordering_ms.store(smoothed, Ordering::Relaxed);
     }
@@ -222,20 +251,35 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
         self.hold_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// The gossip hold now: the one set, stretched by twice the time our clients' transactions
-    /// lately took until a batch of ours carrying them was decided (at most
-    /// [`MAX_HOLD_STRETCH`] more); zero if none is set. A transaction that waits here for a
-    /// batch of ours is in no other pool; gossiping it sooner only lets a takeover start sooner
-    /// (its clock starts when a peer first has it), which matters only if this node never gets
-    /// it ordered: it crashes, or its batches stop being decided (then the stretch stays as last
-    /// measured, and a takeover starts up to [`MAX_HOLD_STRETCH`] later).
+    /// Whether a batch of ours decided at `last` keeps the stretch in force at `now`.
+    fn decided_lately(last: Option<Instant>, now: Instant) -> bool {
+        last.is_some_and(|at| now.saturating_duration_since(at) < STRETCH_LAPSES_AFTER)
+    }
+
+    /// The gossip hold now (see [`Self::gossip_hold_at`]).
     pub fn gossip_hold(&self) -> Duration {
+        self.gossip_hold_at(Instant::now())
+    }
+
+    /// The gossip hold at `now`: the one set, stretched by twice the time our clients'
+    /// transactions lately took until a batch of ours carrying them was decided (at most
+    /// [`MAX_HOLD_STRETCH`] more), while a batch of ours was decided within
+    /// [`STRETCH_LAPSES_AFTER`]; zero if none is set. A transaction that waits here for a batch
+    /// of ours is in no other pool; gossiping it sooner only lets a takeover start sooner (its
+    /// clock starts when a peer first has it), which matters only if this node never gets it
+    /// ordered: it crashes (a takeover then starts up to [`MAX_HOLD_STRETCH`] later), or its
+    /// batches stop being decided (the stretch lapses [`STRETCH_LAPSES_AFTER`] after the last).
+    pub fn gossip_hold_at(&self, now: Instant) -> Duration {
         let set = self.hold_ms.load(Ordering::Relaxed);
         if set == 0 {
             return Duration::ZERO;
         }
+        let set = Duration::from_millis(set);
+        if !Self::decided_lately(self.lock().last_decision, now) {
+            return set;
+        }
         let ordering = Duration::from_millis(self.ordering_ms.load(Ordering::Relaxed));
-        Duration::from_millis(set) + (ordering * 2).min(MAX_HOLD_STRETCH)
+        set + (ordering * 2).min(MAX_HOLD_STRETCH)
     }
 
     /// Whether `hash` must not be gossiped at `now`: a client's transaction, while a hold is
@@ -248,7 +292,7 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
         now: Instant,
         sender: impl FnOnce() -> Option<AccountId>,
     ) -> bool {
-        let hold = self.gossip_hold();
+        let hold = self.gossip_hold_at(now);
         if hold.is_zero() {
             return false;
         }
@@ -259,10 +303,10 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
             && !sender().is_some_and(|s| self.spread(&s, now))
     }
 
-    /// When the hold of `hash`, a client's, ends with the hold in force now (None if it is not
-    /// a client's, or no hold is set).
-    pub fn hold_end(&self, hash: &H) -> Option<Instant> {
-        let hold = self.gossip_hold();
+    /// When the hold of `hash`, a client's, ends with the hold in force at `now` (None if it is
+    /// not a client's, or no hold is set).
+    pub fn hold_end(&self, hash: &H, now: Instant) -> Option<Instant> {
+        let hold = self.gossip_hold_at(now);
         if hold.is_zero() {
             return None;
         }
@@ -487,19 +531,23 @@ mod tests {
 
     #[test]
     fn the_hold_stretches_with_the_time_to_a_decision_up_to_its_cap() {
-        let t0 = Instant::now();
         let ms = Duration::from_millis;
+        let long_ago = Instant::now();
+        let t0 = long_ago + ms(100_000);
         let hold = ms(1_000);
         let none = || None;
         let s = ClientSubmissions::<u32>::default();
         s.set_gossip_hold(hold);
-        for h in 1..=1_000 {
+        for h in 1..=65 {
             s.record_at(h, t0);
         }
-        assert_eq!(s.gossip_hold(), hold, "nothing decided yet");
+        for h in 66..900 {
+            s.record_at(h, long_ago);
+        }
+        assert_eq!(s.gossip_hold_at(t0), hold, "nothing decided yet");
         s.mark_ordered(&[1]);
         assert_eq!(
-            s.gossip_hold(),
+            s.gossip_hold_at(t0),
             hold,
             "a finished block orders without measuring (a takeover's wait)"
         );
@@ -507,53 +555,82 @@ mod tests {
         // 64th of the difference, so it is near 1.6 * (1 - (63/64)^64) s.
         let batch: Vec<u32> = (2..66).collect();
         s.mark_decided_at(&batch, t0 + ms(1_600));
-        let stretch = s.gossip_hold() - hold;
+        let stretch = s.gossip_hold_at(t0 + ms(1_600)) - hold;
         assert!(stretch > ms(1_900) && stretch < ms(2_100), "{stretch:?}");
-        s.mark_decided_at(&[2, 3, 5_000], t0 + ms(60_000));
+        s.mark_decided_at(&[2, 3, 5_000], t0 + ms(2_000));
         assert_eq!(
-            s.gossip_hold() - hold,
+            s.gossip_hold_at(t0 + ms(2_000)) - hold,
             stretch,
             "each transaction counts once; others' not at all"
         );
-        // One client's transaction held back 60 s (a nonce gap) counts as 5 s, a 64th of it.
-        s.mark_decided_at(&[66], t0 + ms(60_000));
-        let one = s.gossip_hold() - hold - stretch;
+        // One client's transaction held back 100 s (a nonce gap) counts as 5 s, a 64th of it.
+        s.mark_decided_at(&[66], t0 + ms(2_000));
+        let one = s.gossip_hold_at(t0 + ms(2_000)) - hold - stretch;
         assert!(one > ms(0) && one < ms(200), "{one:?}");
-        // A queue of 40 s for hundreds: counted as 5 s each, twice that is the cap.
+        // A queue of 100 s for hundreds: counted as 5 s each, twice that is the cap.
         let many: Vec<u32> = (67..900).collect();
-        s.mark_decided_at(&many, t0 + ms(40_000));
-        let long = s.gossip_hold();
+        let t = t0 + ms(3_000);
+        s.mark_decided_at(&many, t);
+        let long = s.gossip_hold_at(t);
         assert!(
             long > hold + MAX_HOLD_STRETCH * 9 / 10 && long <= hold + MAX_HOLD_STRETCH,
             "{long:?}"
         );
-        assert!(s.held_from_gossip(&950, t0 + long - ms(1), none));
-        assert!(!s.held_from_gossip(&950, t0 + long, none));
-        assert_eq!(s.hold_end(&950), Some(t0 + long));
-        assert_eq!(s.hold_end(&5_000), None, "not a client's");
-        // Batches decided as their transactions arrive shrink it again.
-        let t1 = t0 + ms(40_000);
-        let prompt: Vec<u32> = (2_000..2_300).collect();
+        let arrived = t - long + ms(500);
+        s.record_at(950, arrived);
+        assert!(s.held_from_gossip(&950, t, none));
+        assert!(!s.held_from_gossip(&950, t + ms(500), none));
+        assert_eq!(s.hold_end(&950, t), Some(arrived + long));
+        assert_eq!(s.hold_end(&5_000, t), None, "not a client's");
+        // A few decided as they arrive move it by a little each.
+        let t = t0 + ms(4_000);
+        let prompt: Vec<u32> = (2_000..2_010).collect();
         for h in &prompt {
-            s.record_at(*h, t1);
+            s.record_at(*h, t);
         }
-        s.mark_decided_at(&prompt, t1);
-        assert!(s.gossip_hold() < hold + ms(500), "{:?}", s.gossip_hold());
+        s.mark_decided_at(&prompt, t);
+        let shorter = s.gossip_hold_at(t);
+        assert!(
+            shorter < long && shorter > hold + (long - hold) * 8 / 10,
+            "{shorter:?}"
+        );
+        // No batch of ours decided for a while (idle, or stuck): the plain hold, and the next
+        // decision measures afresh.
+        let idle = t + STRETCH_LAPSES_AFTER;
+        assert_eq!(s.gossip_hold_at(idle - ms(1)), shorter);
+        assert_eq!(s.gossip_hold_at(idle), hold, "the stretch lapsed");
+        s.record_at(951, idle);
+        assert!(s.held_from_gossip(&951, idle + hold - ms(1), none));
+        assert!(!s.held_from_gossip(&951, idle + hold, none));
+        let later: Vec<u32> = (3_000..3_300).collect();
+        for h in &later {
+            s.record_at(*h, idle + ms(1_000));
+        }
+        s.mark_decided_at(&later, idle + ms(1_000));
+        assert_eq!(
+            s.gossip_hold_at(idle + ms(1_000)),
+            hold,
+            "measured afresh: decided as they arrived"
+        );
         s.set_gossip_hold(Duration::ZERO);
         assert_eq!(
-            s.gossip_hold(),
+            s.gossip_hold_at(idle + ms(1_000)),
             Duration::ZERO,
             "no hold: no stretch either"
         );
-        assert_eq!(s.hold_end(&950), None);
+        assert_eq!(s.hold_end(&951, idle), None);
     }
 
     #[test]
     fn clones_share_one_record() {
         let s = ClientSubmissions::<u32>::default();
         let t = s.clone();
-        t.record(7);
+        let at = Instant::now();
+        t.record_at(7, at);
         assert!(s.contains(&7));
         assert!(!s.is_empty());
+        let later = at + Duration::from_millis(1_500);
+        assert_eq!(s.waited(&7, later), Some(Duration::from_millis(1_500)));
+        assert_eq!(s.waited(&8, later), None, "not a client's");
     }
 }

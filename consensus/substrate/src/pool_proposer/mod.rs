@@ -114,6 +114,10 @@ pub struct Turn<'a> {
     pub round_trip_ms: u64,
     /// Whether a client submitted this transaction to this node.
     pub submitted_here: &'a dyn Fn(&H256) -> bool,
+    /// How long ago (ms) a client submitted this transaction to this node, if one did: our
+    /// clients' queueing is measured from their arrival, not from a pass's first sight of them
+    /// (passes do not look at the pool while the in-flight allowance is used).
+    pub waited_here: &'a dyn Fn(&H256) -> Option<u64>,
 }
 
 /// A member's message announcing a batch of transactions.
@@ -142,6 +146,11 @@ pub struct OwnBatch {
 struct Seen {
     /// When first seen (by the pass that first listed it).
     first: u64,
+    /// What our queueing is measured from: for a client's transaction here, when it arrived
+    /// (`Turn::waited_here`) or `since` if later (a future one entered the ready set only when
+    /// its nonce gap closed, so a client cannot make its wait look longer than the queue's);
+    /// otherwise `first`.
+    arrived: u64,
     /// When the pass before that one looked at the ready set: it entered our ready set after
     /// this (passes stop while the in-flight allowance is used, so `first` may be late), though
     /// not necessarily the announcer's as early.
@@ -460,7 +469,7 @@ impl PoolProposer {
         }
     }
 
-    /// Folds into `queueing` the mean wait, from arrival to `now`, of those of `txs` that
+    /// Folds into `queueing` the mean wait, from arrival here to `now`, of those of `txs` that
     /// `measured` picks (and forgets), if any.
     fn measure_queueing(
         &mut self,
@@ -472,7 +481,7 @@ impl PoolProposer {
         for h in txs {
             if measured(self, h) {
                 if let Some(seen) = self.seen.get(h) {
-                    waits.push(now.saturating_sub(seen.first));
+                    waits.push(now.saturating_sub(seen.arrived));
                 }
             }
         }

@@ -84,8 +84,13 @@ impl PoolProposer {
                         self.awaiting_primary.insert(h);
                     }
                     let info = classify(&bytes()).map(Arc::new);
+                    // It entered the ready set after the last look and after its client
+                    // submitted it here (a future one, much later).
+                    let arrived = (turn.waited_here)(&h)
+                        .map_or(now, |waited| now.saturating_sub(waited).max(since));
                     e.insert(Seen {
                         first: now,
+                        arrived,
                         since,
                         info: info.clone(),
                         pass,

@@ -76,6 +76,7 @@ fn run_turn(
         core_pending: 0,
         round_trip_ms,
         submitted_here: here,
+        waited_here: &|_| None,
     };
     let ready = ready.iter().map(|(h, b)| (*h, || b.clone()));
     p.next_batches(ready, classify, &turn)
@@ -700,6 +701,48 @@ fn a_rejoin_ends_the_holds_behind_checked_batches_for_good() {
         vec![vec![vec![5, 0]]],
         "goes at once, and is not held again"
     );
+}
+
+/// Passes do not look at the pool while the in-flight allowance is used, so a pass may first
+/// see our client's transaction long after it arrived: its queueing counts from the arrival.
+#[test]
+fn our_clients_queueing_counts_from_their_arrival_not_a_pass_first_sight() {
+    let mut p = PoolProposer::new(cfg(Mode::Leaderless));
+    let m = members();
+    let (ours, other) = (tx(5, 0), tx(6, 0));
+    let turn = Turn {
+        now: 5_000,
+        me: ME,
+        membership: &m,
+        primary: [2; 32],
+        finalized: 0,
+        core_pending: 0,
+        round_trip_ms: 0,
+        submitted_here: &|h| *h == ours.0,
+        // Ours arrived 3 s before this pass; `other` is no client's here.
+        waited_here: &|h| (*h == ours.0).then_some(3_000),
+    };
+    let ready = [&ours, &other].map(|(h, b)| (*h, || b.clone()));
+    let batches = p.next_batches(ready, classify, &turn);
+    assert_eq!(batches.len(), 1, "ours goes at once, the other is not due");
+    p.proposed([1; 32], vec![ours.0], 5_200);
+    assert_eq!(
+        p.queueing,
+        (3_000 + 200) / 4,
+        "3.2 s from arrival to announcement, a quarter weight on 0"
+    );
+    // A client's future transaction, submitted 60 s ago, not ready at a look 500 ms before this
+    // pass: it counts from that look, not from its submission.
+    let mut q = PoolProposer::new(cfg(Mode::Leaderless));
+    run(&mut q, &[], 4_500, &|_| false);
+    let turn = Turn {
+        waited_here: &|h| (*h == ours.0).then_some(60_000),
+        ..turn
+    };
+    let ready = std::iter::once((ours.0, || ours.1.clone()));
+    assert_eq!(q.next_batches(ready, classify, &turn).len(), 1);
+    q.proposed([1; 32], vec![ours.0], 5_200);
+    assert_eq!(q.queueing, 700 / 4);
 }
 
 #[test]

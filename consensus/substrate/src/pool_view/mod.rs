@@ -53,6 +53,9 @@ const NOTIFICATION_BUFFER: usize = 1_024;
 const MAX_HELD: usize = 16_384;
 /// How often, at most, the held set drops what is ordered or no longer in the pool.
 const PURGE_HELD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// When the hold in force falls this much below the longest the held set was keyed with (the
+/// stretch lapsed, or shrank), every held transaction's end is brought forward to it.
+const REKEY_HELD_WHEN_SHORTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Transactions peers gossiped that this process's pool imported, for `bsmr_status`.
 static FROM_PEERS: AtomicU64 = AtomicU64::new(0);
@@ -271,6 +274,17 @@ pub(crate) fn sender_of(
     classifier.classify(&xt.encode()).map(|info| info.sender)
 }
 
+/// `held` with each end brought forward to `end_now` if that is sooner (a transaction
+/// `end_now` does not know keeps its end).
+fn sooner_ends<H: Ord>(
+    held: BTreeSet<(Instant, H)>,
+    end_now: impl Fn(&H) -> Option<Instant>,
+) -> BTreeSet<(Instant, H)> {
+    held.into_iter()
+        .map(|(end, h)| (end_now(&h).map_or(end, |e| e.min(end)), h))
+        .collect()
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Nothing panics while these locks are held; recover anyway.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -413,6 +427,8 @@ where
             let mut pace = Pace::default();
             // Client transactions in their gossip hold, by when it ends.
             let mut held: BTreeSet<(Instant, TxHash<P>)> = BTreeSet::new();
+            // The longest hold the held set's ends were computed with since it was last keyed.
+            let mut keyed_for = std::time::Duration::ZERO;
             let mut purged = Instant::now();
             loop {
                 let (fresh, mut due) = tokio::select! {
@@ -436,6 +452,12 @@ where
                                 !submissions.ordered(h) && pool.ready_transaction(h).is_some()
                             });
                         }
+                        let hold_now = submissions.gossip_hold_at(now);
+                        if hold_now + REKEY_HELD_WHEN_SHORTER <= keyed_for {
+                            held = sooner_ends(held, |h| submissions.hold_end(h, now));
+                            keyed_for = hold_now;
+                        }
+                        keyed_for = keyed_for.max(hold_now);
                         let mut due = vec![];
                         while held.first().is_some_and(|(until, _)| *until <= now) {
                             let (_, hash) = held.pop_first().expect("checked above; qed");
@@ -447,7 +469,7 @@ where
                                 // The hold grew since it arrived (it follows the time to
                                 // order): wait for its new end. An ordered one is dropped; the
                                 // periodic round offers it if it is unordered again.
-                                match submissions.hold_end(&hash) {
+                                match submissions.hold_end(&hash, now) {
                                     Some(end) if end > now => {
                                         held.insert((end, hash));
                                     }
@@ -464,8 +486,8 @@ where
                         (fresh, due)
                     }
                 };
-                let hold = submissions.gossip_hold();
                 let now = Instant::now();
+                let hold = submissions.gossip_hold_at(now);
                 let spread = |hash: &TxHash<P>| {
                     pool.ready_transaction(hash)
                         .and_then(|tx| sender_of(&*classifier, tx.data()))
@@ -477,7 +499,8 @@ where
                     if at_once {
                         due.push(hash);
                     } else {
-                        let end = submissions.hold_end(&hash).unwrap_or(now + hold);
+                        let end = submissions.hold_end(&hash, now).unwrap_or(now + hold);
+                        keyed_for = keyed_for.max(hold);
                         held.insert((end, hash));
                     }
                 }
@@ -532,6 +555,24 @@ where
 mod tests {
     use super::*;
     use std::future::Future;
+
+    #[test]
+    fn a_shorter_hold_brings_held_ends_forward_and_never_back() {
+        let t = Instant::now();
+        let s = std::time::Duration::from_secs;
+        let held: BTreeSet<(Instant, u8)> = [(t + s(10), 1), (t + s(2), 2), (t + s(9), 3)].into();
+        let now_ends = |h: &u8| match h {
+            1 => Some(t + s(3)),
+            2 => Some(t + s(5)),
+            _ => None,
+        };
+        let rekeyed: Vec<(Instant, u8)> = sooner_ends(held, now_ends).into_iter().collect();
+        assert_eq!(
+            rekeyed,
+            vec![(t + s(2), 2), (t + s(3), 1), (t + s(9), 3)],
+            "1 sooner now; 2 keeps its sooner end; 3 is unknown and keeps its own"
+        );
+    }
 
     #[test]
     fn a_transaction_is_a_clients_while_submitted_and_after_it_succeeded() {

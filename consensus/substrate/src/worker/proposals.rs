@@ -216,6 +216,11 @@ where
             .as_ref()
             .map_or(0, |r| r.round_trip_timeout_ms());
         let submissions = &self.client_submissions;
+        let arrivals_now = std::time::Instant::now();
+        let waited_here = |h: &H256| {
+            let waited = submissions.waited(h, arrivals_now)?;
+            Some(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX))
+        };
         let turn = Turn {
             now,
             me,
@@ -225,6 +230,7 @@ where
             core_pending,
             round_trip_ms,
             submitted_here: &|h| submissions.contains(h),
+            waited_here: &waited_here,
         };
         // A pass that could propose nothing reads neither the pool (its ready iterator copies
         // the whole ready set) nor the future queue: the stuck-future clocks run on, as they

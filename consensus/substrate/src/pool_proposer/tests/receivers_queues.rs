@@ -176,6 +176,7 @@ fn a_pass_that_proposes_nothing_is_not_a_look() {
         core_pending: MAX_PENDING_CORE_BATCHES + 1,
         round_trip_ms: 0,
         submitted_here: &|_| false,
+        waited_here: &|_| None,
     };
     let ready = std::iter::once((t.0, || t.1.clone()));
     assert!(p.next_batches(ready, classify, &full).is_empty());
