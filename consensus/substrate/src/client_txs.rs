@@ -85,6 +85,10 @@ pub struct ClientSubmissions<H> {
     /// ours carrying them (ms, smoothed per transaction; [`Self::mark_decided_at`]), what the
     /// hold stretches by.
     ordering_ms: Arc<AtomicU64>,
+    /// When a batch of ours carrying our clients' transactions was last decided: milliseconds
+    /// after `epoch`, plus one (0: never). Read without the lock by every gossip check.
+    last_decision: Arc<AtomicU64>,
+    epoch: Instant,
     capacity: usize,
 }
 
@@ -92,8 +96,6 @@ pub struct ClientSubmissions<H> {
 struct Remembered<H> {
     by_hash: BTreeMap<H, Submission>,
     order: VecDeque<H>,
-    /// When a batch of ours carrying our clients' transactions was last decided.
-    last_decision: Option<Instant>,
 }
 
 /// One client submission.
@@ -121,11 +123,12 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
             inner: Arc::new(Mutex::new(Remembered {
                 by_hash: BTreeMap::new(),
                 order: VecDeque::new(),
-                last_decision: None,
             })),
             spread: Default::default(),
             hold_ms: Default::default(),
             ordering_ms: Default::default(),
+            last_decision: Default::default(),
+            epoch: Instant::now(),
             capacity: capacity.max(1),
         }
     }
@@ -196,7 +199,7 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
         let mut r = self.lock();
         let mut smoothed = self.ordering_ms.load(Ordering::Relaxed);
         // After a lapse the last measure is of another load: the first decision starts afresh.
-        let mut lapsed = decided_at.is_some_and(|now| !Self::decided_lately(r.last_decision, now));
+        let mut lapsed = decided_at.is_some_and(|now| !self.decided_lately(now));
         let mut decided_any = false;
         for hash in hashes {
             let Some(s) = r.by_hash.get_mut(hash) else {
@@ -220,10 +223,12 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
                 .min(MAX_ORDERING_SAMPLE_MS);
             smoothed = (smoothed * (ORDERING_WEIGHT - 1) + sample) / ORDERING_WEIGHT;
         }
-        if let Some(now) = decided_at.filter(|_| decided_any) {
-            r.last_decision = Some(r.last_decision.map_or(now, |at| at.max(now)));
-        }
         self.ordering_ms.store(smoothed, Ordering::Relaxed);
+        if let Some(now) = decided_at.filter(|_| decided_any) {
+            let ms = now.saturating_duration_since(self.epoch).as_millis();
+            let stamp = u64::try_from(ms).unwrap_or(u64::MAX - 1) + 1;
+            self.last_decision.fetch_max(stamp, Ordering::Relaxed);
+        }
     }
 
     /// Note that `hashes` are not ordered after all: a batch of ours carrying them lands in no
@@ -251,9 +256,15 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
         self.hold_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// Whether a batch of ours decided at `last` keeps the stretch in force at `now`.
-    fn decided_lately(last: Option<Instant>, now: Instant) -> bool {
-        last.is_some_and(|at| now.saturating_duration_since(at) < STRETCH_LAPSES_AFTER)
+    /// Whether a batch of ours was decided within [`STRETCH_LAPSES_AFTER`] before `now`.
+    fn decided_lately(&self, now: Instant) -> bool {
+        match self.last_decision.load(Ordering::Relaxed) {
+            0 => false,
+            stamp => {
+                let at = self.epoch + Duration::from_millis(stamp - 1);
+                now.saturating_duration_since(at) < STRETCH_LAPSES_AFTER
+            }
+        }
     }
 
     /// The gossip hold now (see [`Self::gossip_hold_at`]).
@@ -275,7 +286,7 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
             return Duration::ZERO;
         }
         let set = Duration::from_millis(set);
-        if !Self::decided_lately(self.lock().last_decision, now) {
+        if !self.decided_lately(now) {
             return set;
         }
         let ordering = Duration::from_millis(self.ordering_ms.load(Ordering::Relaxed));
@@ -602,6 +613,14 @@ mod tests {
         s.record_at(951, idle);
         assert!(s.held_from_gossip(&951, idle + hold - ms(1), none));
         assert!(!s.held_from_gossip(&951, idle + hold, none));
+        s.record_at(952, idle);
+        s.mark_ordered(&[952]);
+        s.mark_decided_at(&[99_999], idle);
+        assert_eq!(
+            s.gossip_hold_at(idle),
+            hold,
+            "neither a finished block nor a decision of no client's transaction renews it"
+        );
         let later: Vec<u32> = (3_000..3_300).collect();
         for h in &later {
             s.record_at(*h, idle + ms(1_000));

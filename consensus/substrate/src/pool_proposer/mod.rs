@@ -481,7 +481,11 @@ impl PoolProposer {
         for h in txs {
             if measured(self, h) {
                 if let Some(seen) = self.seen.get(h) {
-                    waits.push(now.saturating_sub(seen.arrived));
+                    // One wait counts as at most the allowance's cap.
+                    waits.push(
+                        now.saturating_sub(seen.arrived)
+                            .min(MAX_QUEUEING_ALLOWANCE_MS),
+                    );
                 }
             }
         }

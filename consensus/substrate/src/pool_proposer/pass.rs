@@ -48,6 +48,7 @@ impl PoolProposer {
         self.end_elsewhere_holds(now);
         self.allowance = self.queueing_allowance(turn, now);
         let since = std::mem::replace(&mut self.last_look, now);
+        let first_look = self.passes == 0;
         self.inflight
             .retain(|_, (_, at)| now < *at + UNFINISHED_HOLD_MS);
         let busy: BTreeSet<AccountId> = self.inflight.values().map(|(s, _)| *s).collect();
@@ -85,8 +86,10 @@ impl PoolProposer {
                     }
                     let info = classify(&bytes()).map(Arc::new);
                     // It entered the ready set after the last look and after its client
-                    // submitted it here (a future one, much later).
+                    // submitted it here (a future one, much later). The first look has no
+                    // look before it: counted from now.
                     let arrived = (turn.waited_here)(&h)
+                        .filter(|_| !first_look)
                         .map_or(now, |waited| now.saturating_sub(waited).max(since));
                     e.insert(Seen {
                         first: now,

@@ -710,6 +710,8 @@ fn our_clients_queueing_counts_from_their_arrival_not_a_pass_first_sight() {
     let mut p = PoolProposer::new(cfg(Mode::Leaderless));
     let m = members();
     let (ours, other) = (tx(5, 0), tx(6, 0));
+    // A first look, long before (the first one counts what it finds from now).
+    run(&mut p, &[], 1_000, &|_| false);
     let turn = Turn {
         now: 5_000,
         me: ME,
@@ -743,6 +745,12 @@ fn our_clients_queueing_counts_from_their_arrival_not_a_pass_first_sight() {
     assert_eq!(q.next_batches(ready, classify, &turn).len(), 1);
     q.proposed([1; 32], vec![ours.0], 5_200);
     assert_eq!(q.queueing, 700 / 4);
+    // With no look before (a node that just started), from the first look.
+    let mut r = PoolProposer::new(cfg(Mode::Leaderless));
+    let ready = std::iter::once((ours.0, || ours.1.clone()));
+    assert_eq!(r.next_batches(ready, classify, &turn).len(), 1);
+    r.proposed([1; 32], vec![ours.0], 5_200);
+    assert_eq!(r.queueing, 200 / 4);
 }
 
 #[test]

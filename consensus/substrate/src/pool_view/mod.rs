@@ -17,9 +17,10 @@
 
 mod door;
 pub mod gossip;
+mod held;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, HashMap},
     pin::Pin,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -42,21 +43,12 @@ use crate::TxClassifier;
 use codec::Encode;
 use door::Door;
 use gossip::{Pace, Round};
+use held::{Held, Outbox};
 
 /// How often the watched client transactions are checked for having become ready.
 const PROMOTION_CHECK: std::time::Duration = std::time::Duration::from_millis(20);
 /// The import notification buffer (as Substrate's own).
 const NOTIFICATION_BUFFER: usize = 1_024;
-/// Client transactions held back from gossip at most at once; beyond, they are gossiped at once.
-/// The hold lasts up to 11 s under load (`client_txs.rs`), so ordered ones are let go early
-/// while the set is half full ([`PURGE_HELD_EVERY`]).
-const MAX_HELD: usize = 16_384;
-/// How often, at most, the held set drops what is ordered or no longer in the pool.
-const PURGE_HELD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-/// When the hold in force falls this much below the longest the held set was keyed with (the
-/// stretch lapsed, or shrank), every held transaction's end is brought forward to it.
-const REKEY_HELD_WHEN_SHORTER: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// Transactions peers gossiped that this process's pool imported, for `bsmr_status`.
 static FROM_PEERS: AtomicU64 = AtomicU64::new(0);
 /// Client transactions this process gossiped at once (on import, on becoming ready, or when
@@ -274,17 +266,6 @@ pub(crate) fn sender_of(
     classifier.classify(&xt.encode()).map(|info| info.sender)
 }
 
-/// `held` with each end brought forward to `end_now` if that is sooner (a transaction
-/// `end_now` does not know keeps its end).
-fn sooner_ends<H: Ord>(
-    held: BTreeSet<(Instant, H)>,
-    end_now: impl Fn(&H) -> Option<Instant>,
-) -> BTreeSet<(Instant, H)> {
-    held.into_iter()
-        .map(|(end, h)| (end_now(&h).map_or(end, |e| e.min(end)), h))
-        .collect()
-}
-
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Nothing panics while these locks are held; recover anyway.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -425,13 +406,10 @@ where
             let mut check = tokio::time::interval(PROMOTION_CHECK);
             check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut pace = Pace::default();
-            // Client transactions in their gossip hold, by when it ends.
-            let mut held: BTreeSet<(Instant, TxHash<P>)> = BTreeSet::new();
-            // The longest hold the held set's ends were computed with since it was last keyed.
-            let mut keyed_for = std::time::Duration::ZERO;
-            let mut purged = Instant::now();
+            let mut held = Held::new(Instant::now());
+            let mut outbox = Outbox::default();
             loop {
-                let (fresh, mut due) = tokio::select! {
+                let (fresh, due) = tokio::select! {
                     imported = inner.next() => match imported {
                         Some(hash) if is_clients(&submitting, &submissions, &hash) => {
                             (vec![hash], vec![])
@@ -444,23 +422,14 @@ where
                             return;
                         }
                         let now = Instant::now();
-                        if held.len() > MAX_HELD / 2
-                            && now.saturating_duration_since(purged) >= PURGE_HELD_EVERY
-                        {
-                            purged = now;
-                            held.retain(|(_, h)| {
-                                !submissions.ordered(h) && pool.ready_transaction(h).is_some()
-                            });
-                        }
-                        let hold_now = submissions.gossip_hold_at(now);
-                        if hold_now + REKEY_HELD_WHEN_SHORTER <= keyed_for {
-                            held = sooner_ends(held, |h| submissions.hold_end(h, now));
-                            keyed_for = hold_now;
-                        }
-                        keyed_for = keyed_for.max(hold_now);
+                        held.follow(
+                            now,
+                            submissions.gossip_hold_at(now),
+                            |h| !submissions.ordered(h) && pool.ready_transaction(h).is_some(),
+                            |h| submissions.hold_end(h, now),
+                        );
                         let mut due = vec![];
-                        while held.first().is_some_and(|(until, _)| *until <= now) {
-                            let (_, hash) = held.pop_first().expect("checked above; qed");
+                        while let Some(hash) = held.pop_due(now) {
                             let Some(tx) = pool.ready_transaction(&hash) else { continue };
                             let sender = || sender_of(&*classifier, tx.data());
                             if !submissions.held_from_gossip(&hash, now, sender) {
@@ -471,7 +440,7 @@ where
                                 // periodic round offers it if it is unordered again.
                                 match submissions.hold_end(&hash, now) {
                                     Some(end) if end > now => {
-                                        held.insert((end, hash));
+                                        held.hold(hash, end, submissions.gossip_hold_at(now));
                                     }
                                     _ => due.push(hash),
                                 }
@@ -493,21 +462,27 @@ where
                         .and_then(|tx| sender_of(&*classifier, tx.data()))
                         .is_some_and(|sender| submissions.spread(&sender, now))
                 };
+                let mut left = 0;
+                for hash in due {
+                    left += usize::from(!outbox.push(hash, true));
+                }
                 for hash in fresh {
-                    let at_once = hold.is_zero() || held.len() >= MAX_HELD || spread(&hash);
+                    let at_once = hold.is_zero() || held.is_full() || spread(&hash);
                     log::trace!(target: "bsmr::gossip", "client transaction {hash:?}: gossiped {}", if at_once { "at once" } else { "after the hold unless ordered" });
                     if at_once {
-                        due.push(hash);
+                        left += usize::from(!outbox.push(hash, false));
                     } else {
                         let end = submissions.hold_end(&hash, now).unwrap_or(now + hold);
-                        keyed_for = keyed_for.max(hold);
-                        held.insert((end, hash));
+                        held.hold(hash, end, hold);
                     }
                 }
-                for hash in due {
-                    while let Some(wait) = pace.take(Instant::now()) {
-                        tokio::time::sleep(wait).await;
-                    }
+                if left > 0 {
+                    log::debug!(target: "bsmr::gossip", "{left} client transactions left to the periodic gossip round: {} wait for the pace", outbox.len());
+                }
+                // What the pace allows now; the rest goes at the next tick or import.
+                while let Some(hash) =
+                    outbox.next(|h| submissions.ordered(h), || pace.take(Instant::now()).is_none())
+                {
                     if sink.send(hash).await.is_err() {
                         return;
                     }
@@ -555,24 +530,6 @@ where
 mod tests {
     use super::*;
     use std::future::Future;
-
-    #[test]
-    fn a_shorter_hold_brings_held_ends_forward_and_never_back() {
-        let t = Instant::now();
-        let s = std::time::Duration::from_secs;
-        let held: BTreeSet<(Instant, u8)> = [(t + s(10), 1), (t + s(2), 2), (t + s(9), 3)].into();
-        let now_ends = |h: &u8| match h {
-            1 => Some(t + s(3)),
-            2 => Some(t + s(5)),
-            _ => None,
-        };
-        let rekeyed: Vec<(Instant, u8)> = sooner_ends(held, now_ends).into_iter().collect();
-        assert_eq!(
-            rekeyed,
-            vec![(t + s(2), 2), (t + s(3), 1), (t + s(9), 3)],
-            "1 sooner now; 2 keeps its sooner end; 3 is unknown and keeps its own"
-        );
-    }
 
     #[test]
     fn a_transaction_is_a_clients_while_submitted_and_after_it_succeeded() {
