@@ -122,9 +122,9 @@ pub struct EngineArgs {
     /// or its block finished) this many milliseconds after it arrived, for a takeover should
     /// this validator fail to propose it or crash first. Under load the hold grows by twice the
     /// time its clients' transactions lately took until its batch carrying them was decided, by
-    /// at most 10 s. A crash inside
-    /// the hold loses what was not gossiped. 0 gossips at once, as RPC nodes and the leader
-    /// baseline always do.
+    /// at most 10 s, while one of its batches was decided in the last 5 s (an idle or stuck
+    /// validator holds for this plain hold). A crash inside the hold loses what was not
+    /// gossiped. 0 gossips at once, as RPC nodes and the leader baseline always do.
     #[arg(long, default_value_t = sc_consensus_bsmr::config::DEFAULT_GOSSIP_HOLD_MS,
           value_parser = clap::value_parser!(u64).range(0..=600_000))]
     pub gossip_hold_ms: u64,

@@ -47,7 +47,8 @@ pub struct EngineConfig {
     pub anyone_delay_ms: u64,
     /// A leaderless validator gossips a client's transaction only if it is not ordered (a batch
     /// of ours carrying it decided, or a block holding it finished) this long after it arrived
-    /// (ms; 0: at once), stretched under load by the time to order (`client_txs.rs`). Its
+    /// (ms; 0: at once), stretched under load by the time to order while our batches keep
+    /// being decided (`client_txs.rs`). Its
     /// batches carry its clients' transactions to every validator; gossip serves takeovers.
     pub gossip_hold_ms: u64,
     /// Queueing delay (ms) of the replies to our batches above which our own batches are paced
