@@ -58,6 +58,27 @@ fn run_final(
     run_turn(p, ready, (now, finalized, 0), here)
 }
 
+/// A turn of this validator ([`ME`]; member 2 is the baseline's primary) at `now`, nothing
+/// final, the core's queue empty, no round trip measured, `here` what clients submitted here
+/// (no arrival times known).
+fn turn_at<'a>(m: &'a Membership, now: u64, here: &'a dyn Fn(&H256) -> bool) -> Turn<'a> {
+    Turn {
+        now,
+        me: ME,
+        membership: m,
+        primary: [2; 32],
+        finalized: 0,
+        core_pending: 0,
+        round_trip_ms: 0,
+        submitted_here: here,
+        waited_here: &no_arrival,
+    }
+}
+
+fn no_arrival(_: &H256) -> Option<u64> {
+    None
+}
+
 /// A pass at `now` with block `finalized` final, by a validator whose own batches lately took
 /// `round_trip_ms` to gather a quorum of replies.
 fn run_turn(
@@ -68,15 +89,9 @@ fn run_turn(
 ) -> Vec<Vec<Vec<u8>>> {
     let m = members();
     let turn = Turn {
-        now,
-        me: ME,
-        membership: &m,
-        primary: [2; 32],
         finalized,
-        core_pending: 0,
         round_trip_ms,
-        submitted_here: here,
-        waited_here: &|_| None,
+        ..turn_at(&m, now, here)
     };
     let ready = ready.iter().map(|(h, b)| (*h, || b.clone()));
     p.next_batches(ready, classify, &turn)
@@ -712,17 +727,11 @@ fn our_clients_queueing_counts_from_their_arrival_not_a_pass_first_sight() {
     let (ours, other) = (tx(5, 0), tx(6, 0));
     // A first look, long before (the first one counts what it finds from now).
     run(&mut p, &[], 1_000, &|_| false);
+    let here = |h: &H256| *h == ours.0;
     let turn = Turn {
-        now: 5_000,
-        me: ME,
-        membership: &m,
-        primary: [2; 32],
-        finalized: 0,
-        core_pending: 0,
-        round_trip_ms: 0,
-        submitted_here: &|h| *h == ours.0,
         // Ours arrived 3 s before this pass; `other` is no client's here.
         waited_here: &|h| (*h == ours.0).then_some(3_000),
+        ..turn_at(&m, 5_000, &here)
     };
     let ready = [&ours, &other].map(|(h, b)| (*h, || b.clone()));
     let batches = p.next_batches(ready, classify, &turn);

@@ -167,16 +167,10 @@ fn a_pass_that_proposes_nothing_is_not_a_look() {
     let t = tx(sender_owned_by([4; 32], &[]), 0);
     assert!(run(&mut p, &[], 100, &|_| false).is_empty());
     let m = members();
+    let nothing_here = |_: &H256| false;
     let full = Turn {
-        now: 3_000,
-        me: ME,
-        membership: &m,
-        primary: [2; 32],
-        finalized: 0,
         core_pending: MAX_PENDING_CORE_BATCHES + 1,
-        round_trip_ms: 0,
-        submitted_here: &|_| false,
-        waited_here: &|_| None,
+        ..turn_at(&m, 3_000, &nothing_here)
     };
     let ready = std::iter::once((t.0, || t.1.clone()));
     assert!(p.next_batches(ready, classify, &full).is_empty());
