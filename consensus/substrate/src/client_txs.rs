@@ -19,7 +19,7 @@
 //! "Gossip a batch carries").
 //!
 //! The hold stretches with how long this node's clients' transactions lately took until a batch
-//! of ours carrying them was decided ([`ClientSubmissions::gossip_hold`]): under a load beyond
+//! of ours carrying them was decided ([`ClientSubmissions::gossip_hold_at`]): under a load beyond
 //! what the chain finalizes every transaction queues here past a fixed hold, and gossiping it
 //! then only made every other pool validate what our next batches carry, taking the CPU the
 //! queue was waiting for (docs/performance.md, "A gossip hold that follows the queue"). The crash
@@ -267,11 +267,6 @@ impl<H: Ord + Clone> ClientSubmissions<H> {
         }
     }
 
-    /// The gossip hold now (see [`Self::gossip_hold_at`]).
-    pub fn gossip_hold(&self) -> Duration {
-        self.gossip_hold_at(Instant::now())
-    }
-
     /// The gossip hold at `now`: the one set, stretched by twice the time our clients'
     /// transactions lately took until a batch of ours carrying them was decided (at most
     /// [`MAX_HOLD_STRETCH`] more), while a batch of ours was decided within
@@ -495,7 +490,7 @@ mod tests {
             "no hold set: gossip at once"
         );
         s.clone().set_gossip_hold(hold);
-        assert_eq!(s.gossip_hold(), hold, "clones share the hold");
+        assert_eq!(s.gossip_hold_at(t0), hold, "clones share the hold");
         assert!(
             s.held_from_gossip(&1, t0 + hold / 2, none),
             "inside the hold"
