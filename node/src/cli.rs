@@ -68,7 +68,9 @@ pub struct Cli {
     /// of them are queued and re-checked a quarter at a time every 200 ms). bsmr cuts blocks
     /// several times a second, so under load `full` re-checks each pending transaction several
     /// times before its block (12% more CPU per transfer at saturation, docs/performance.md).
-    /// `light` needs the single-state pool (bsmr's default `--pool-type`).
+    /// `light` needs the single-state pool (bsmr's default `--pool-type`); that pool also prunes
+    /// a new block's transactions it does not hold by the nonce in their bytes instead of
+    /// validating each again (`full` keeps Substrate's pool as it is).
     #[arg(long, value_enum, default_value_t = PoolRevalidation::Light)]
     pub pool_revalidation: PoolRevalidation,
 }

@@ -9,6 +9,7 @@ mod chain_spec;
 mod classifier;
 mod cli;
 mod command;
+mod pool_api;
 mod rpc;
 mod service;
 

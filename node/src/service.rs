@@ -92,10 +92,20 @@ pub fn new_partial_with(
         ),
         Some(options) => {
             let spawner = task_manager.spawn_essential_handle();
-            let api = Arc::new(sc_transaction_pool::FullChainApi::new(
-                client.clone(),
-                config.prometheus_registry(),
-                &spawner,
+            // A block's transactions the pool does not hold are pruned by the tags in their
+            // bytes, not validated again (`pool_api.rs`).
+            let versions = client.clone();
+            let api = Arc::new(crate::pool_api::InBlockTags::new(
+                sc_transaction_pool::FullChainApi::new(
+                    client.clone(),
+                    config.prometheus_registry(),
+                    &spawner,
+                ),
+                move |at| {
+                    versions
+                        .runtime_version_at(at, sp_core::traits::CallContext::Offchain)
+                        .is_ok_and(|v| crate::pool_api::is_this_runtime(&v))
+                },
             ));
             let chain = sc_client_api::UsageProvider::usage_info(&*client).chain;
             let pool = sc_transaction_pool::BasicPool::with_revalidation_type(
@@ -109,7 +119,9 @@ pub fn new_partial_with(
                 chain.best_hash,
                 chain.finalized_hash,
             );
-            Arc::new(sc_transaction_pool::TransactionPoolWrapper(Box::new(pool)))
+            Arc::new(sc_transaction_pool::TransactionPoolWrapper(Box::new(
+                crate::pool_api::LightPool(pool),
+            )))
         }
     };
 

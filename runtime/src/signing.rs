@@ -72,3 +72,28 @@ pub fn signed_transfer(
     });
     signed_call(from, call, nonce, genesis)
 }
+
+/// The tags the runtime's transaction validation says a signed extrinsic `provides`, read from
+/// its bytes without executing or verifying it: `CheckNonce` is the only extension of
+/// [`TxExtension`] that provides tags, and it provides `(signer, nonce)`.
+///
+/// For a transaction already in a block this is what validating it at the block's parent would
+/// say (every included signed extrinsic used its nonce), which is all the transaction pool
+/// needs from such a validation: the tags to prune its own copies by. `None` for anything but
+/// a signed extrinsic of this runtime (undecodable, trailing bytes, bare), whose tags only the
+/// runtime can tell.
+pub fn provided_tags(encoded: &[u8]) -> Option<Vec<Vec<u8>>> {
+    use codec::DecodeLimit;
+    let mut input = encoded;
+    let xt =
+        UncheckedExtrinsic::decode_with_depth_limit(frame_support::MAX_EXTRINSIC_DEPTH, &mut input)
+            .ok()?;
+    if !input.is_empty() {
+        return None;
+    }
+    let sp_runtime::generic::Preamble::Signed(MultiAddress::Id(who), _, ext) = xt.preamble else {
+        return None;
+    };
+    let nonce: crate::Nonce = ext.5 .0;
+    Some(vec![(who, nonce).encode()])
+}

@@ -251,3 +251,47 @@ fn many_extrinsics_in_one_call_leave_the_state_of_one_call_each() {
         "Bob's transfer fails"
     );
 }
+
+/// What `signing::provided_tags` reads from a transaction's bytes is what the runtime's own
+/// validation provides, for a transaction valid now and for one that waits on an earlier nonce
+/// (a block's later transactions of one sender, validated at the block's parent). Anything the
+/// bytes cannot tell (bare, trailing bytes, garbage) is left to the runtime.
+#[test]
+fn provided_tags_are_what_the_runtimes_validation_provides() {
+    use crate::{signing::provided_tags, signing::signed_transfer, Executive};
+    use crate::{MembershipCall, RuntimeCall, UncheckedExtrinsic};
+    use codec::{Decode, Encode};
+    use sp_core::H256;
+    use sp_runtime::transaction_validity::TransactionSource;
+
+    let genesis = H256::repeat_byte(69);
+    let (alice, bob) = (Sr25519Keyring::Alice, Sr25519Keyring::Bob);
+    genesis_ext(LOCAL_PRESET).execute_with(|| {
+        for nonce in [0, 3] {
+            let bytes = signed_transfer(&alice.pair(), bob.to_account_id(), 1_000, nonce, genesis);
+            let xt = UncheckedExtrinsic::decode(&mut &bytes[..]).unwrap();
+            let valid = Executive::validate_transaction(TransactionSource::InBlock, xt, genesis)
+                .expect("a funded sender's transfer is valid");
+            assert_eq!(valid.provides.len(), 1);
+            assert_eq!(provided_tags(&bytes), Some(valid.provides), "nonce {nonce}");
+            assert_eq!(valid.requires.is_empty(), nonce == 0);
+        }
+    });
+    let transfer = signed_transfer(&alice.pair(), bob.to_account_id(), 1_000, 0, genesis);
+    let mut trailing = transfer.clone();
+    trailing.push(0);
+    let report = UncheckedExtrinsic::new_bare(RuntimeCall::Membership(
+        MembershipCall::report_misbehaviour {
+            proof: vec![1, 2, 3].try_into().unwrap(),
+        },
+    ))
+    .encode();
+    for bytes in [
+        trailing,
+        report,
+        vec![],
+        transfer[..transfer.len() - 1].to_vec(),
+    ] {
+        assert_eq!(provided_tags(&bytes), None);
+    }
+}
