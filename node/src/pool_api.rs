@@ -5,16 +5,17 @@
 //! takes each included transaction's `provides` tags from its own copy, and validates every
 //! transaction it does not hold at the block's parent to learn them
 //! (`sc-transaction-pool` 48, `graph/pool.rs`, `Pool::prune`, source `InBlock`). A leaderless
-//! validator holds only its own clients' transactions (a batch carries the others'; nothing
-//! gossips them), so that was one runtime call and one signature check per transaction of
-//! every other validator's clients, at every block, on every validator: about three per
-//! finalized transfer across four validators, the same count the leader baseline pays to
-//! import gossip into every pool. The block was executed, so each of its signed transactions
-//! used its nonce, and the tag pruning needs, `(signer, nonce)`, is in the transaction's bytes
-//! ([`bsmr_runtime::signing::provided_tags`], tested against the runtime's validation).
+//! validator's pool holds mostly its own clients' transactions (a batch carries the others',
+//! which are gossiped only when the gossip hold runs out), so that was one runtime call and one
+//! signature check for nearly every transaction of other validators' clients, at every block,
+//! on every validator: up to three per finalized transfer across four validators, about what
+//! the leader baseline pays to import gossip into every pool. The block was executed, so each
+//! of its signed transactions used its nonce, and the tag pruning needs, `(signer, nonce)`, is
+//! in the transaction's bytes ([`bsmr_runtime::signing::provided_tags`], tested against the
+//! runtime's validation).
 //!
-//! Every other call, and an `InBlock` validation of anything but a signed transaction of this
-//! runtime, goes to the wrapped API unchanged.
+//! Every other call goes to the wrapped API unchanged, and so does an `InBlock` validation at
+//! a runtime this node was not built with or of anything but a signed transaction.
 
 use crate::service::FullClient;
 use async_trait::async_trait;
